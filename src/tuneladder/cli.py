@@ -1,0 +1,117 @@
+"""The ``tuneladder`` command: debugging one trial, and looking at a ladder."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tuneladder", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    trial = commands.add_parser("trial", help="train one configuration, one line per epoch")
+    trial.add_argument("--config", default="config/config.yaml", type=Path)
+    trial.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="lr=1e-3 sets train.lr; coarse.trials=5 a path",
+    )
+    trial.add_argument("--seed", type=int, default=0, help="the trial's training seed")
+    trial.add_argument("--out", type=Path, required=True, help="directory for the trial's files")
+    trial.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="prepared data (default: results/data if present, else prepared into OUT)",
+    )
+
+    args = parser.parse_args(argv)
+    from tuneladder.config import ConfigError
+    from tuneladder.tasks import TaskError
+
+    try:
+        if args.command == "trial":
+            return _trial(args)
+    except (ConfigError, TaskError, FileNotFoundError) as err:
+        print(f"tuneladder: error: {err}", file=sys.stderr)
+        return 2
+    return 1
+
+
+def _trial(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    from tuneladder.config import load_config
+    from tuneladder.tasks import load_task
+
+    config = load_config(args.config, args.overrides)
+    task = load_task(config["task"]["name"], config["task"]["options"])
+    data_dir = args.data
+    if data_dir is None:
+        default = Path("results/data")
+        data_dir = default if (default / "meta.json").is_file() else args.out / "data"
+    if not (data_dir / "meta.json").is_file():
+        from tuneladder.data import prepare
+
+        prepare(task, data_dir, seed=config["seed"])
+
+    import torch
+
+    from tuneladder.data import load_train_val
+    from tuneladder.device import resolve_device
+    from tuneladder.runner import run_trial
+    from tuneladder.trials import base_params, make_trial_config
+
+    torch.set_num_threads(config["threads"])
+    device = resolve_device(config["device"])
+    data = load_train_val(data_dir).to(device)
+    trial_config = make_trial_config(
+        base_params(config["train"], task.default_model),
+        {},
+        epochs=config["train"]["epochs"],
+        seed=args.seed,
+    )
+    metric = config["metric"]
+    print(
+        f"setup {time.perf_counter() - started:.2f}s  device {device}  "
+        f"{len(data.train)} train / {len(data.val)} val",
+        flush=True,
+    )
+
+    def show(row: dict[str, float]) -> None:
+        print(
+            f"epoch {row['epoch']:>3}  train_loss {row['train_loss']:.4f}  "
+            f"val_loss {row['val_loss']:.4f}  val_{metric['name']} {row['val_metric']:.4f}  "
+            f"lr {row['lr']:.2e}  {row['epoch_seconds']:.2f}s",
+            flush=True,
+        )
+
+    result = run_trial(
+        trial_config,
+        data,
+        task.build_model,
+        args.out,
+        metric=metric["name"],
+        mode=metric["mode"],
+        device=device,
+        precision=config["precision"],
+        threads=config["threads"],
+        trial={"rung": "debug", "index": 0, "name": "debug"},
+        checkpoint_every_s=config["checkpoint_every_s"],
+        on_epoch=show,
+    )
+    print(
+        f"{result['status']}: best val_{metric['name']} {result['best_val_metric']} at epoch "
+        f"{result['best_epoch']}; files in {args.out}"
+    )
+    if result["reason"]:
+        print(f"reason: {result['reason']}")
+    return 0 if result["status"] == "ok" else 1

@@ -1,0 +1,273 @@
+"""Load, validate and complete an experiment config.
+
+The schema in ``schemas/config.schema.yaml`` is the single description of the
+config: the workflow validates against the same file. Every error is one line
+that names the key path, the bad value and what is allowed, raised before any
+training starts.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import math
+import re
+from collections.abc import Iterable, Mapping
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "BUDGETS",
+    "ConfigError",
+    "SCHEMA_PATH",
+    "apply_overrides",
+    "load_config",
+    "resolve_config",
+]
+
+SCHEMA_PATH = Path(str(resources.files("tuneladder") / "schemas" / "config.schema.yaml"))
+
+# Trial counts per preset, after the methodology's time budgets: a quick project
+# runs 10-20 trials, a standard one 50-100, a thorough one a few hundred.
+BUDGETS: dict[str, dict[str, dict[str, int]]] = {
+    "quick": {
+        "coarse": {"trials": 10},
+        "fine": {"trials": 6},
+        "seeds": {"finalists": 2, "seeds": 3},
+    },
+    "standard": {
+        "coarse": {"trials": 30},
+        "fine": {"trials": 20},
+        "seeds": {"finalists": 3, "seeds": 5},
+    },
+    "thorough": {
+        "coarse": {"trials": 150},
+        "fine": {"trials": 100},
+        "seeds": {"finalists": 5, "seeds": 5},
+    },
+}
+
+METRIC_MODES = {"accuracy": "max", "r2": "max", "loss": "min", "rmse": "min", "mae": "min"}
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; the message is one line naming the key."""
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """Read a YAML config, apply ``key=value`` overrides and resolve it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        first = str(err).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML ({first})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: must hold a mapping of keys, got {type(raw).__name__}")
+    return resolve_config(apply_overrides(raw, overrides))
+
+
+def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Apply ``--set`` style overrides.
+
+    A dotted key is a config path (``coarse.trials=5``); a bare key is a fixed
+    hyperparameter (``lr=1e-3`` sets ``train.lr``). Values are parsed as YAML, so
+    numbers and booleans keep their types.
+    """
+    config = copy.deepcopy(dict(raw))
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override must look like key=value, got {item!r}")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ConfigError(f"override {key}: value {text!r} is not valid YAML") from None
+        parts = key.split(".") if "." in key else ["train", key]
+        node = config
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {key}: {part} is not a mapping")
+        node[parts[-1]] = value
+    return config
+
+
+def resolve_config(raw: Mapping[str, Any], *, check_task: bool = True) -> dict[str, Any]:
+    """Validate ``raw``, apply the budget preset and fill defaults.
+
+    Returns a new dict; ``raw`` is not changed. With ``check_task`` the task is
+    loaded (not its data) so that unknown hyperparameter names are caught here.
+    """
+    config = _numbers_from_exponents(copy.deepcopy(dict(raw)))
+    _validate(config, fill_defaults=False)
+    _apply_budget(config)
+    _validate(config, fill_defaults=True)
+    _check_cross_fields(config)
+    if check_task:
+        _check_against_task(config)
+    return config
+
+
+# YAML 1.1 (PyYAML, and Snakemake's loader) reads 3e-4 as a string: it wants 3.0e-4.
+_EXPONENT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
+def _numbers_from_exponents(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {key: _numbers_from_exponents(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_numbers_from_exponents(value) for value in node]
+    if isinstance(node, str) and _EXPONENT.match(node):
+        return float(node)
+    return node
+
+
+def _apply_budget(config: dict[str, Any]) -> None:
+    preset = BUDGETS[config.get("budget", "standard")]
+    for section, counts in preset.items():
+        node = config.setdefault(section, {})
+        for key, value in counts.items():
+            node.setdefault(key, value)
+
+
+@cache
+def _schema() -> dict[str, Any]:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+@cache
+def _validator_classes() -> tuple[type, type]:
+    from jsonschema import Draft202012Validator, validators
+
+    def set_defaults(validator, properties, instance, schema):  # noqa: ANN001
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from Draft202012Validator.VALIDATORS["properties"](
+            validator, properties, instance, schema
+        )
+
+    filling = validators.extend(Draft202012Validator, {"properties": set_defaults})
+    return Draft202012Validator, filling
+
+
+def _validate(config: dict[str, Any], *, fill_defaults: bool) -> None:
+    from jsonschema.exceptions import best_match
+
+    plain, filling = _validator_classes()
+    validator = (filling if fill_defaults else plain)(_schema())
+    error = best_match(validator.iter_errors(config))
+    if error is not None:
+        raise ConfigError(_describe(error))
+
+
+def _describe(error: Any) -> str:
+    """Turn a jsonschema error into one line a user can act on."""
+    path = ".".join(str(p) for p in error.absolute_path) or "config"
+    value = error.instance
+    kind, expected = error.validator, error.validator_value
+    if kind == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(value) - set(allowed))
+        key = unknown[0] if unknown else "?"
+        where = f"{path}.{key}" if path != "config" else key
+        return f"unknown key {where}{_did_you_mean(key, allowed)}"
+    if kind == "required":
+        return f"{path}: missing required key {error.message.split()[0]}"
+    if kind == "type":
+        return f"{path} must be of type {expected}, got {value!r}"
+    if kind == "enum":
+        return f"{path} must be one of {', '.join(map(str, expected))}, got {value!r}"
+    if kind == "const":
+        return f"{path} must be {expected!r}, got {value!r}"
+    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        sign = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
+        return f"{path} must be {sign[kind]} {expected}, got {value!r}"
+    if kind == "pattern":
+        return f"{path} must match {expected} (letters, digits, _ . -), got {value!r}"
+    return f"{path}: {error.message}"
+
+
+def _did_you_mean(key: str, allowed: Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else f" (allowed: {', '.join(allowed)})"
+
+
+def _check_cross_fields(config: dict[str, Any]) -> None:
+    name = config["experiment"]
+    if ".." in name:
+        raise ConfigError(f"experiment must not contain '..', got {name!r}")
+    metric = config["metric"]
+    metric.setdefault("mode", METRIC_MODES[metric["name"]])
+    for section in ("coarse", "fine"):
+        config[section].setdefault("epochs", config["train"]["epochs"])
+    config["seeds"].setdefault("epochs", config["train"]["epochs"])
+    for key, spec in config["space"].items():
+        _check_distribution(f"space.{key}", spec)
+    top_k, coarse = config["select"]["top_k"], config["coarse"]["trials"]
+    if top_k > coarse:
+        raise ConfigError(f"select.top_k must be <= coarse.trials ({coarse}), got {top_k}")
+    lr_range = config["lr_range"]
+    if lr_range["start"] >= lr_range["end"]:
+        raise ConfigError(
+            f"lr_range.start must be < lr_range.end, got {lr_range['start']} >= {lr_range['end']}"
+        )
+
+
+def _check_distribution(path: str, spec: Any) -> None:
+    if spec == "auto":
+        if path != "space.lr":
+            raise ConfigError(f"{path}: 'auto' is only available for space.lr")
+        return
+    dist = spec["dist"]
+    if dist == "choice":
+        extra = sorted(set(spec) - {"dist", "values"})
+        if extra:
+            raise ConfigError(f"{path}.{extra[0]} is not used by dist choice (use values)")
+        values = spec.get("values")
+        if not values:
+            raise ConfigError(f"{path}.values must list at least one value, got {values!r}")
+        return
+    extra = sorted(set(spec) - {"dist", "low", "high", "log"})
+    if extra or ("log" in spec and dist != "int"):
+        bad = extra[0] if extra else "log"
+        raise ConfigError(f"{path}.{bad} is not used by dist {dist}")
+    for bound in ("low", "high"):
+        if bound not in spec:
+            raise ConfigError(f"{path}.{bound} is required for dist {dist}")
+        if not math.isfinite(spec[bound]):
+            raise ConfigError(f"{path}.{bound} must be finite, got {spec[bound]}")
+    low, high = spec["low"], spec["high"]
+    if dist == "int" and not (float(low).is_integer() and float(high).is_integer()):
+        raise ConfigError(f"{path}: int bounds must be whole numbers, got {low=}, {high=}")
+    if low > high:
+        raise ConfigError(f"{path}.low must be <= {path}.high, got {low=}, {high=}")
+    if (dist == "loguniform" or spec.get("log")) and low <= 0:
+        raise ConfigError(f"{path}.low must be > 0 for a log scale, got {low}")
+
+
+def _check_against_task(config: dict[str, Any]) -> None:
+    from tuneladder.hparams import TRAIN_FIELDS
+    from tuneladder.tasks import load_task
+
+    task = load_task(config["task"]["name"], config["task"]["options"])
+    allowed = sorted(TRAIN_FIELDS | task.model_params)
+    for section in ("train", "space"):
+        for key in config[section]:
+            if key not in allowed:
+                raise ConfigError(
+                    f"unknown hyperparameter {section}.{key}{_did_you_mean(key, allowed)}"
+                )
+    if config["metric"]["name"] not in task.metrics:
+        raise ConfigError(
+            f"metric.name must be one of {', '.join(task.metrics)} for a {task.kind} task,"
+            f" got {config['metric']['name']!r}"
+        )

@@ -1,0 +1,110 @@
+"""Device choice, precision, memory peaks, and which GPU a worker may use.
+
+Snakemake's ``gpu`` resource limits how many GPU jobs run at once but does not
+say which GPU a job gets. A worker therefore claims a free index with an
+exclusive file lock before CUDA initialises; the kernel drops the lock when the
+process ends, however it ends, so a crash never blocks an index. A scheduler
+that already set ``CUDA_VISIBLE_DEVICES`` (SLURM does) has decided: nothing is
+claimed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import resource
+import tempfile
+import time
+from pathlib import Path
+from typing import IO
+
+import torch
+
+__all__ = [
+    "GpuClaim",
+    "autocast",
+    "claim_gpu",
+    "peak_memory_mb",
+    "reset_peak_memory",
+    "resolve_device",
+]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is CUDA when available; asking for CUDA without one is an error, not a fallback."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device: cuda was asked for but torch sees no CUDA device")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
+    return torch.device(name)
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA when asked; a no-op context everywhere else."""
+    if precision == "bf16" and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Max allocated on CUDA; on CPU the process's peak resident set (it spans trials)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+class GpuClaim:
+    """A held GPU index; the lock lives as long as this object's file stays open."""
+
+    def __init__(self, *, index: int | None, handle: IO[str] | None) -> None:
+        self.index = index
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+def claim_gpu(
+    n_gpus: int,
+    *,
+    lock_dir: str | Path | None = None,
+    timeout_s: float = 3600.0,
+    poll_s: float = 0.2,
+) -> GpuClaim:
+    """Claim a free GPU index and set ``CUDA_VISIBLE_DEVICES`` to it.
+
+    Call before anything touches CUDA. Returns a claim holding no index when the
+    scheduler already chose (``CUDA_VISIBLE_DEVICES`` set) or ``n_gpus`` is 0.
+    """
+    if os.environ.get("CUDA_VISIBLE_DEVICES") is not None or n_gpus <= 0:
+        return GpuClaim(index=None, handle=None)
+    lock_dir = Path(lock_dir or Path(tempfile.gettempdir()) / f"tuneladder-gpus-{os.getuid()}")
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        for index in range(n_gpus):
+            handle = open(lock_dir / f"gpu{index}.lock", "a+")  # noqa: SIM115 - held while claimed
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            os.environ["CUDA_VISIBLE_DEVICES"] = str(index)
+            return GpuClaim(index=index, handle=handle)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no free GPU among {n_gpus} after {timeout_s:.0f} s ({lock_dir})")
+        time.sleep(poll_s)

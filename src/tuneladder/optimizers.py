@@ -1,0 +1,37 @@
+"""Optimizers by name, as the config writes them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+
+from tuneladder.hparams import TrialConfig
+
+__all__ = ["OPTIMIZERS", "make_optimizer"]
+
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "radam")
+
+
+def make_optimizer(
+    params: Iterable[torch.nn.Parameter], config: TrialConfig
+) -> torch.optim.Optimizer:
+    """``momentum`` is SGD with ``config.momentum`` (and Nesterov if asked); ``sgd`` has none.
+
+    Adam applies weight decay as L2 in the gradient; AdamW decouples it, which is
+    why AdamW is the default.
+    """
+    name, lr, wd = config.optimizer, config.lr, config.weight_decay
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, weight_decay=wd)
+    if name == "momentum":
+        return torch.optim.SGD(
+            params, lr=lr, weight_decay=wd, momentum=config.momentum, nesterov=config.nesterov
+        )
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    if name == "radam":
+        return torch.optim.RAdam(params, lr=lr, weight_decay=wd)
+    raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")

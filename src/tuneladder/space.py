@@ -1,0 +1,123 @@
+"""Search spaces on Optuna's distributions, and index-addressable samplers.
+
+The config of trial ``i`` is a pure function of (space, sampler, i, seed): it
+does not depend on how many trials the sweep has, nor on which worker runs it.
+That is why the samplers here map a per-index point of the unit cube onto the
+distributions instead of driving an Optuna study: Optuna's ``QMCSampler``
+samples its first trial independently and categorical parameters at random,
+and its ``RandomSampler`` draws from one stream shared by all trials.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+    distribution_to_json,
+    json_to_distribution,
+)
+
+__all__ = [
+    "SAMPLERS",
+    "Space",
+    "sample",
+    "space_from_config",
+    "space_from_json",
+    "space_to_json",
+]
+
+Space = dict[str, BaseDistribution]
+SAMPLERS = ("random", "sobol")
+
+
+def space_from_config(
+    spec: Mapping[str, Any], *, lr_range: tuple[float, float] | None = None
+) -> Space:
+    """Turn the config's ``space`` section into Optuna distributions.
+
+    ``lr: auto`` needs ``lr_range`` (from the LR range test).
+    """
+    space: Space = {}
+    for name, entry in sorted(spec.items()):
+        if entry == "auto":
+            if lr_range is None:
+                raise ValueError(f"space.{name} is 'auto' but no LR range test result was given")
+            low, high = lr_range
+            space[name] = FloatDistribution(low, high, log=True)
+        elif entry["dist"] == "loguniform":
+            space[name] = FloatDistribution(float(entry["low"]), float(entry["high"]), log=True)
+        elif entry["dist"] == "uniform":
+            space[name] = FloatDistribution(float(entry["low"]), float(entry["high"]))
+        elif entry["dist"] == "int":
+            low, high = int(entry["low"]), int(entry["high"])
+            space[name] = IntDistribution(low, high, log=bool(entry.get("log", False)))
+        elif entry["dist"] == "choice":
+            space[name] = CategoricalDistribution(list(entry["values"]))
+        else:
+            raise ValueError(f"space.{name}.dist is unknown: {entry['dist']!r}")
+    return space
+
+
+def space_to_json(space: Space) -> dict[str, str]:
+    return {name: distribution_to_json(dist) for name, dist in space.items()}
+
+
+def space_from_json(data: Mapping[str, str]) -> Space:
+    return {name: json_to_distribution(text) for name, text in data.items()}
+
+
+def sample(space: Space, *, sampler: str, index: int, seed: int) -> dict[str, Any]:
+    """The parameters of trial ``index``: same inputs, same output, always."""
+    if index < 0:
+        raise ValueError(f"index must be >= 0, got {index=}")
+    names = sorted(space)
+    point = _unit_point(sampler, dims=len(names), index=index, seed=seed)
+    return {name: _from_unit(space[name], u) for name, u in zip(names, point, strict=True)}
+
+
+def _unit_point(sampler: str, *, dims: int, index: int, seed: int) -> np.ndarray:
+    if dims == 0:
+        return np.empty(0)
+    if sampler == "random":
+        return np.random.default_rng([seed, index]).random(dims)
+    if sampler == "sobol":
+        from scipy.stats import qmc
+
+        engine = qmc.Sobol(d=dims, scramble=True, seed=np.random.default_rng(seed))
+        engine.fast_forward(index)
+        return engine.random(1)[0]
+    raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+
+
+def _from_unit(dist: BaseDistribution, u: float) -> Any:
+    u = min(max(float(u), 0.0), math.nextafter(1.0, 0.0))
+    if isinstance(dist, CategoricalDistribution):
+        return dist.choices[int(u * len(dist.choices))]
+    if isinstance(dist, IntDistribution):
+        if dist.log:
+            # log-uniform over [low, high + 1), floored: every integer is reachable
+            lo, hi = math.log(dist.low), math.log(dist.high + 1)
+            return int(min(math.floor(math.exp(lo + u * (hi - lo))), dist.high))
+        return int(dist.low + math.floor(u * (dist.high - dist.low + 1)))
+    if isinstance(dist, FloatDistribution):
+        if dist.log:
+            lo, hi = math.log(dist.low), math.log(dist.high)
+            return float(math.exp(lo + u * (hi - lo)))
+        return float(dist.low + u * (dist.high - dist.low))
+    raise TypeError(f"unsupported distribution {type(dist).__name__}")
+
+
+def is_log(dist: BaseDistribution) -> bool:
+    """Whether a parameter is best compared on a log axis."""
+    return isinstance(dist, FloatDistribution | IntDistribution) and bool(dist.log)
+
+
+def choices(dist: BaseDistribution) -> Sequence[Any]:
+    return dist.choices if isinstance(dist, CategoricalDistribution) else ()

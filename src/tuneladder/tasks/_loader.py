@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tuneladder.tasks._base import Task
+
+__all__ = ["TaskError", "load_task"]
+
+_PLUGIN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+class TaskError(ValueError):
+    """A task that cannot be loaded; the message names task.name or the file."""
+
+
+def load_task(name: str, options: Mapping[str, Any] | None = None) -> Task:
+    """Resolve ``task.name`` to a Task. Loads no data: that is the prepare rung's job."""
+    options = dict(options or {})
+    if name == "digits":
+        from tuneladder.tasks.digits import make_task
+    elif name == "csv":
+        from tuneladder.tasks.tabular import make_task
+    elif _PLUGIN.match(name):
+        make_task = _import_factory(name)
+    else:
+        raise TaskError(
+            f"task.name must be digits, csv or 'package.module:function', got {name!r}"
+        )
+    try:
+        task = make_task(options)
+    except (TypeError, ValueError, KeyError) as err:
+        raise TaskError(f"task {name!r}: {err}") from None
+    if not isinstance(task, Task):
+        raise TaskError(
+            f"task {name!r}: the function returned {type(task).__name__}, expected a"
+            " tuneladder.tasks.Task"
+        )
+    return task
+
+
+def _import_factory(name: str) -> Any:
+    module_name, _, func_name = name.partition(":")
+    # Plugin modules live in the user's project, like `python -m` would find them.
+    cwd = str(Path.cwd())
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as err:  # a plugin may fail in any way while importing
+        raise TaskError(
+            f"task.name {name!r}: cannot import {module_name!r} ({type(err).__name__}: {err})"
+        ) from None
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise TaskError(f"task.name {name!r}: {module_name} has no function {func_name!r}")
+    return func

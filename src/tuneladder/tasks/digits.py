@@ -1,0 +1,53 @@
+"""scikit-learn's bundled 8x8 handwritten digits: 1,797 images, 10 classes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from tuneladder.tasks._base import DataInfo, Task
+from tuneladder.tasks.models import MLP, ConvNet
+
+__all__ = ["build_model", "make_task"]
+
+DEFAULT_MODEL = {"arch": "mlp", "width": 128, "num_layers": 2, "channels": 16, "dropout": 0.1}
+
+
+def make_task(options: Mapping[str, Any]) -> Task:
+    unknown = set(options) - {"split"}
+    if unknown:
+        raise ValueError(f"unknown option task.options.{sorted(unknown)[0]} (digits takes split)")
+    split = tuple(options.get("split", (0.6, 0.2, 0.2)))
+    return Task(
+        name="digits",
+        kind="classification",
+        load_arrays=_load_arrays,
+        build_model=build_model,
+        default_model=DEFAULT_MODEL,
+        split=split,
+    )
+
+
+def _load_arrays() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits  # the prepare rung only: keeps trials light
+
+    digits = load_digits()
+    x = (digits.images / 16.0).astype(np.float32)[:, None, :, :]
+    return x, digits.target.astype(np.int64)
+
+
+def build_model(hp: Mapping[str, Any], info: DataInfo) -> nn.Module:
+    """``arch`` picks the family; ``channels`` is read by the CNN only."""
+    common = {
+        "width": int(hp["width"]),
+        "num_layers": int(hp["num_layers"]),
+        "dropout": float(hp["dropout"]),
+    }
+    if hp["arch"] == "mlp":
+        return MLP(info.input_shape, info.n_outputs, **common)
+    if hp["arch"] == "cnn":
+        return ConvNet(info.input_shape, info.n_outputs, channels=int(hp["channels"]), **common)
+    raise ValueError(f"arch must be mlp or cnn, got {hp['arch']!r}")
