@@ -29,7 +29,7 @@ def package_versions() -> dict[str, str]:
 
 @cache
 def git_commit(cwd: str | None = None) -> str | None:
-    """The workspace's commit, with ``-dirty`` when it has uncommitted changes; None outside git."""
+    """The workspace's commit, ``-dirty`` with uncommitted changes; None outside git."""
     where = Path(cwd or os.getcwd())
     try:
         head = subprocess.run(

@@ -111,7 +111,7 @@ def train(
     on_epoch: EpochCallback | None = None,
     keep_best_state: bool = False,
 ) -> Outcome:
-    """Train ``config`` on ``data.train``, select on ``data.val``; never raises for training errors."""
+    """Train on ``data.train``, select on ``data.val``; training errors become a status."""
     outcome = Outcome()
     try:
         _train(

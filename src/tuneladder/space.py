@@ -91,7 +91,8 @@ def _unit_point(sampler: str, *, dims: int, index: int, seed: int) -> np.ndarray
         from scipy.stats import qmc
 
         engine = qmc.Sobol(d=dims, scramble=True, seed=np.random.default_rng(seed))
-        engine.fast_forward(index)
+        if index:
+            engine.fast_forward(index)
         return engine.random(1)[0]
     raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
 

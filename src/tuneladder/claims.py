@@ -1,0 +1,107 @@
+"""Claim files: how worker jobs share one rung's trials without a coordinator.
+
+A claim is created with ``O_CREAT | O_EXCL``, which is atomic on local disks
+and on NFS (v3 and later), so two workers never run the same trial. A claim is
+stale when its process is gone (same host) or its heartbeat (the file's mtime,
+touched every epoch) is older than ``stale_s`` (any host). Taking over a stale
+claim happens under a lock on the rung's claim folder, so two workers cannot
+both take over the same one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["ClaimBook"]
+
+
+class ClaimBook:
+    """The claims of one rung, seen from one worker process."""
+
+    def __init__(self, directory: str | Path, *, stale_s: float = 600.0) -> None:
+        if stale_s <= 0:
+            raise ValueError(f"stale_s must be > 0, got {stale_s=}")
+        self._dir = Path(directory)
+        self._dir.mkdir(parents=True, exist_ok=True)
+        self._stale_s = stale_s
+        self._host = socket.gethostname()
+        self._pid = os.getpid()
+
+    def path(self, name: str) -> Path:
+        return self._dir / f"{name}.claim"
+
+    def try_claim(self, name: str) -> bool:
+        """True when this process now holds ``name``."""
+        if self._create(name):
+            return True
+        with self._folder_lock():
+            if not self.is_stale(name):
+                return False
+            self.path(name).unlink(missing_ok=True)
+            return self._create(name)
+
+    def heartbeat(self, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(self.path(name))
+
+    def release(self, name: str) -> None:
+        path = self.path(name)
+        if self.holder(name) == (self._host, self._pid):
+            path.unlink(missing_ok=True)
+
+    def holder(self, name: str) -> tuple[str, int] | None:
+        try:
+            data = json.loads(self.path(name).read_text())
+            return data["host"], int(data["pid"])
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return None
+
+    def is_stale(self, name: str) -> bool:
+        path = self.path(name)
+        try:
+            age = time.time() - path.stat().st_mtime
+        except FileNotFoundError:
+            return True
+        if age > self._stale_s:
+            return True
+        holder = self.holder(name)
+        if holder is None:
+            # being written this instant, or torn by a crash: only age can tell
+            return age > 5.0
+        host, pid = holder
+        return host == self._host and not _alive(pid)
+
+    def _create(self, name: str) -> bool:
+        try:
+            fd = os.open(self.path(name), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"host": self._host, "pid": self._pid, "since": time.time()}, handle)
+        return True
+
+    @contextlib.contextmanager
+    def _folder_lock(self) -> Iterator[None]:
+        with open(self._dir / ".lock", "a") as handle:
+            fcntl.lockf(handle, fcntl.LOCK_EX)  # lockf: POSIX locks, which NFS carries
+            try:
+                yield
+            finally:
+                fcntl.lockf(handle, fcntl.LOCK_UN)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,75 @@
+"""Gather a rung's trial results into one table, refusing an incomplete rung.
+
+Trial files are not Snakemake outputs (a killed worker must not take finished
+trials with it), so this is where a rung is checked for completeness.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tuneladder.hparams import TrialConfig
+from tuneladder.io import read_json
+from tuneladder.runner import trial_key
+
+__all__ = ["IncompleteRung", "collect_rung", "ROW_FIELDS"]
+
+ROW_FIELDS = (
+    "status",
+    "reason",
+    "best_val_metric",
+    "best_val_loss",
+    "best_epoch",
+    "epochs_run",
+    "stopped_early",
+    "train_seconds",
+    "total_seconds",
+    "peak_memory_mb",
+    "seed",
+    "device",
+    "host",
+    "slurm_job_id",
+    "first_loss",
+    "final_train_loss",
+    "final_val_loss",
+)
+
+
+class IncompleteRung(RuntimeError):
+    """Some trials of a rung have no complete result."""
+
+
+def collect_rung(
+    plan: Mapping[str, Any], rung_dir: str | Path, *, data_fingerprint: str, metric: str
+) -> list[dict[str, Any]]:
+    """One row per planned trial: its name, dir, params and headline numbers."""
+    rung_dir = Path(rung_dir)
+    rows, missing = [], []
+    for entry in plan["trials"]:
+        config = TrialConfig.from_json(entry["config"])
+        path = rung_dir / entry["dir"] / "result.json"
+        result = read_json(path) if path.is_file() else None
+        if result is None or result.get("key") != trial_key(config, data_fingerprint, metric):
+            missing.append(entry["name"])
+            continue
+        row = {
+            "rung": plan["rung"],
+            "name": entry["name"],
+            "index": entry["index"],
+            "dir": str(rung_dir / entry["dir"]),
+            "params": result["params"],
+        }
+        row.update({k: result.get(k) for k in ROW_FIELDS})
+        for extra in ("group", "seed_index"):
+            if extra in entry:
+                row[extra] = entry[extra]
+        rows.append(row)
+    if missing:
+        shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+        raise IncompleteRung(
+            f"{plan['rung']}: {len(missing)} of {len(plan['trials'])} trials have no complete"
+            f" result ({shown}); a worker was stopped early. Run snakemake again to finish them."
+        )
+    return rows

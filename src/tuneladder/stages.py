@@ -1,0 +1,421 @@
+"""One function per rung: load the inputs, call the library, save the outputs.
+
+The workflow's scripts call these with paths and config values taken from
+``snakemake.input``/``params``/``output``; nothing here knows about Snakemake,
+so every rung can also be run and tested from plain Python.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from tuneladder.io import read_json, write_json
+
+__all__ = [
+    "collect_stage",
+    "final_stage",
+    "logged",
+    "lr_range_stage",
+    "overfit_stage",
+    "plan_fine_stage",
+    "plan_coarse_stage",
+    "plan_seeds_stage",
+    "prepare_stage",
+    "select_stage",
+    "worker_stage",
+]
+
+log = logging.getLogger("tuneladder")
+
+
+class StageError(RuntimeError):
+    """A rung that must stop the ladder, with a message meant for the user."""
+
+
+@contextlib.contextmanager
+def logged(log_path: str | Path) -> Iterator[None]:
+    """Send logging and stderr to the rule's log; a StageError also reaches the terminal."""
+    log_path = Path(log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as handle:
+        handler = logging.StreamHandler(handle)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        root = logging.getLogger()
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        saved, sys.stderr = sys.stderr, handle
+        try:
+            yield
+        except StageError as err:
+            log.error("%s", err)
+            print(f"tuneladder: {err}", file=sys.__stderr__)
+            raise SystemExit(1) from None
+        except Exception:
+            log.exception("stage failed")
+            raise
+        finally:
+            sys.stderr = saved
+            root.removeHandler(handler)
+
+
+def _runtime(device: str, threads: int, gpus: int = 0) -> Any:
+    """Claim a GPU (before CUDA starts), set torch's threads, and resolve the device."""
+    from tuneladder.device import claim_gpu
+
+    if device in ("auto", "cuda") and gpus > 0:
+        claim = claim_gpu(gpus)
+        if claim.index is not None:
+            log.info("claimed GPU %d of %d", claim.index, gpus)
+    import torch
+
+    from tuneladder.device import resolve_device
+
+    torch.set_num_threads(threads)
+    return resolve_device(device)
+
+
+def _task(task: Mapping[str, Any]) -> Any:
+    from tuneladder.tasks import load_task
+
+    return load_task(task["name"], task.get("options", {}))
+
+
+def prepare_stage(*, task: Mapping[str, Any], seed: int, out_dir: str | Path) -> None:
+    from tuneladder.data import prepare
+
+    meta = prepare(_task(task), out_dir, seed=seed)
+    log.info("prepared %s: %s", meta["task"], meta["sizes"])
+
+
+def _base_config(task_obj: Any, train: Mapping[str, Any], seed: int) -> Any:
+    from tuneladder.trials import base_params, derive_seed, make_trial_config
+
+    return make_trial_config(
+        base_params(train, task_obj.default_model),
+        {},
+        epochs=train["epochs"],
+        seed=derive_seed(seed, "sanity", 0),
+    )
+
+
+def overfit_stage(
+    *,
+    data_dir: str | Path,
+    task: Mapping[str, Any],
+    train: Mapping[str, Any],
+    seed: int,
+    overfit: Mapping[str, Any],
+    device: str,
+    threads: int,
+    out: str | Path,
+) -> None:
+    from tuneladder.data import load_train_val
+    from tuneladder.overfit import failure_message, overfit_check
+
+    torch_device = _runtime(device, threads)
+    task_obj = _task(task)
+    data = load_train_val(data_dir).to(torch_device)
+    report = overfit_check(
+        _base_config(task_obj, train, seed),
+        data,
+        task_obj.build_model,
+        subset=overfit["subset"],
+        max_steps=overfit["max_steps"],
+        lr=overfit["lr"],
+        loss_threshold=overfit["loss_threshold"],
+        device=torch_device,
+    )
+    report["enforced"] = overfit["enforce"]
+    log.info(
+        "overfit check %s: loss %.4g after %d steps",
+        "passed" if report["passed"] else "FAILED",
+        report["final_loss"],
+        report["steps"],
+    )
+    if not report["passed"]:
+        if overfit["enforce"]:
+            raise StageError(failure_message(report))
+        log.warning("%s (not enforced)", failure_message(report))
+    write_json(out, report)
+
+
+def lr_range_stage(
+    *,
+    data_dir: str | Path,
+    task: Mapping[str, Any],
+    train: Mapping[str, Any],
+    seed: int,
+    lr_range: Mapping[str, Any],
+    device: str,
+    threads: int,
+    out: str | Path,
+) -> None:
+    from tuneladder.data import load_train_val
+    from tuneladder.lr_range import lr_range_test
+
+    torch_device = _runtime(device, threads)
+    task_obj = _task(task)
+    data = load_train_val(data_dir).to(torch_device)
+    result = lr_range_test(
+        _base_config(task_obj, train, seed),
+        data,
+        task_obj.build_model,
+        start=lr_range["start"],
+        end=lr_range["end"],
+        steps=lr_range["steps"],
+        smoothing=lr_range["smoothing"],
+        diverge_factor=lr_range["diverge_factor"],
+        device=torch_device,
+    )
+    log.info(
+        "LR range test: suggestion %.3g, range %s, divergence at %s",
+        result["suggestion"],
+        result["range"],
+        result["divergence_lr"],
+    )
+    write_json(out, result)
+
+
+def plan_coarse_stage(
+    *,
+    space: Mapping[str, Any],
+    lr_range: str | Path | None,
+    task: Mapping[str, Any],
+    train: Mapping[str, Any],
+    sweep: Mapping[str, Any],
+    seed: int,
+    out: str | Path,
+) -> None:
+    from tuneladder.plan import plan_sweep
+    from tuneladder.space import space_from_config
+    from tuneladder.trials import base_params
+
+    lr_bounds = tuple(read_json(lr_range)["range"]) if lr_range else None
+    dists = space_from_config(space, lr_range=lr_bounds)
+    base = base_params(train, _task(task).default_model)
+    plan = plan_sweep(
+        "coarse",
+        dists,
+        sampler=sweep["sampler"],
+        trials=sweep["trials"],
+        epochs=sweep["epochs"],
+        base=base,
+        ladder_seed=seed,
+    )
+    write_json(out, plan)
+
+
+def plan_fine_stage(
+    *,
+    space_json: str | Path,
+    task: Mapping[str, Any],
+    train: Mapping[str, Any],
+    sweep: Mapping[str, Any],
+    seed: int,
+    out: str | Path,
+) -> None:
+    from tuneladder.plan import plan_sweep
+    from tuneladder.space import space_from_json
+    from tuneladder.trials import base_params
+
+    dists = space_from_json(read_json(space_json)["space"])
+    base = base_params(train, _task(task).default_model)
+    plan = plan_sweep(
+        "fine",
+        dists,
+        sampler=sweep["sampler"],
+        trials=sweep["trials"],
+        epochs=sweep["epochs"],
+        base=base,
+        ladder_seed=seed,
+    )
+    write_json(out, plan)
+
+
+def worker_stage(
+    *,
+    plan: str | Path,
+    data_dir: str | Path,
+    task: Mapping[str, Any],
+    worker: int,
+    workers: int,
+    metric: Mapping[str, str],
+    device: str,
+    precision: str,
+    threads: int,
+    gpus: int,
+    checkpoint_every_s: float,
+    stale_claim_s: float,
+    out: str | Path,
+) -> None:
+    from tuneladder.data import load_train_val
+    from tuneladder.worker import run_worker
+
+    torch_device = _runtime(device, threads, gpus)
+    plan_data = read_json(plan)
+    data = load_train_val(data_dir).to(torch_device)
+    report = run_worker(
+        plan_data,
+        Path(plan).parent,
+        data,
+        _task(task).build_model,
+        worker=worker,
+        workers=workers,
+        metric=metric["name"],
+        mode=metric["mode"],
+        device=torch_device,
+        precision=precision,
+        threads=threads,
+        checkpoint_every_s=checkpoint_every_s,
+        stale_claim_s=stale_claim_s,
+        save_model=plan_data["rung"] == "seeds",
+    )
+    report.update(
+        device=str(torch_device),
+        pid=os.getpid(),
+        cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
+    )
+    log.info(
+        "worker %d/%d: ran %d, reused %d",
+        worker,
+        workers,
+        len(report["ran"]),
+        len(report["reused"]),
+    )
+    write_json(out, report)
+
+
+def collect_stage(
+    *, plan: str | Path, data_dir: str | Path, metric: Mapping[str, str], out: str | Path
+) -> None:
+    from tuneladder.collect import IncompleteRung, collect_rung
+
+    meta = read_json(Path(data_dir) / "meta.json")
+    try:
+        rows = collect_rung(
+            read_json(plan),
+            Path(plan).parent,
+            data_fingerprint=meta["fingerprint"],
+            metric=metric["name"],
+        )
+    except IncompleteRung as err:
+        raise StageError(str(err)) from None
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    log.info("collected %d trials: %s", len(rows), counts)
+    write_json(out, {"metric": dict(metric), "counts": counts, "trials": rows})
+
+
+def select_stage(
+    *,
+    coarse: str | Path,
+    plan: str | Path,
+    top_k: int,
+    mode: str,
+    topk_out: str | Path,
+    space_out: str | Path,
+) -> None:
+    from tuneladder.selection import narrow_space, top_distinct
+    from tuneladder.space import space_from_json, space_to_json
+
+    rows = read_json(coarse)["trials"]
+    top = top_distinct(rows, top_k, mode)
+    if not top:
+        raise StageError(
+            "coarse sweep: no trial finished ok, so there is nothing to narrow"
+            " around; see results/coarse/results.json for the reasons"
+        )
+    space = space_from_json(read_json(plan)["space"])
+    sampled = [{**row, "params": {k: row["params"][k] for k in space}} for row in top]
+    fine = narrow_space(space, sampled)
+    write_json(topk_out, {"top_k": top_k, "mode": mode, "trials": top})
+    write_json(
+        space_out,
+        {
+            "from": "coarse top-k",
+            "top_k": len(top),
+            "coarse_space": space_to_json(space),
+            "space": space_to_json(fine),
+        },
+    )
+
+
+def plan_seeds_stage(
+    *,
+    coarse: str | Path,
+    fine: str | Path,
+    task: Mapping[str, Any],
+    train: Mapping[str, Any],
+    seeds: Mapping[str, Any],
+    seed: int,
+    mode: str,
+    out: str | Path,
+) -> None:
+    from tuneladder.plan import plan_seeds
+    from tuneladder.selection import top_distinct
+    from tuneladder.trials import base_params
+
+    rows = read_json(coarse)["trials"] + read_json(fine)["trials"]
+    finalists = top_distinct(rows, seeds["finalists"], mode)
+    if not finalists:
+        raise StageError("no coarse or fine trial finished ok: no finalists to rerun")
+    picked = [
+        {
+            "rung": r["rung"],
+            "name": r["name"],
+            "best_val_metric": r["best_val_metric"],
+            "params": _tunable(r["params"]),
+        }
+        for r in finalists
+    ]
+    baseline = base_params(train, _task(task).default_model)
+    plan = plan_seeds(
+        picked, seeds=seeds["seeds"], epochs=seeds["epochs"], baseline=baseline, ladder_seed=seed
+    )
+    write_json(out, plan)
+
+
+def _tunable(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's hyperparameters without its own epochs and seed, which reruns replace."""
+    return {k: v for k, v in params.items() if k not in ("epochs", "seed")}
+
+
+def final_stage(
+    *,
+    seeds: str | Path,
+    data_dir: str | Path,
+    task: Mapping[str, Any],
+    metric: Mapping[str, str],
+    device: str,
+    threads: int,
+    experiment: str,
+    out_dir: str | Path,
+) -> None:
+    from tuneladder.data import load_info
+    from tuneladder.final import finalize
+
+    torch_device = _runtime(device, threads)
+    summary = finalize(
+        read_json(seeds)["trials"],
+        data_dir,
+        _task(task).build_model,
+        load_info(data_dir),
+        out_dir,
+        metric=metric["name"],
+        mode=metric["mode"],
+        device=torch_device,
+        experiment=experiment,
+    )
+    log.info(
+        "chosen %s: val %.4f, test %s",
+        summary["best_group"],
+        summary["val_mean"],
+        summary["test_mean"],
+    )

@@ -1,0 +1,147 @@
+"""A worker job: claim trials of a rung one at a time and train them in one process.
+
+Start-up (importing torch, building the data on the device) is paid once per
+worker instead of once per trial. Worker ``w`` of ``W`` first takes its own
+stripe (trials ``w, w+W, ...``), then, when ``steal`` is on, anything left
+unclaimed, so the load balances itself. Which worker runs a trial changes
+nothing in its result: the trial's config and seed come from the plan.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tuneladder.claims import ClaimBook
+from tuneladder.data import TrainVal
+from tuneladder.hparams import TrialConfig
+from tuneladder.io import read_json
+from tuneladder.runner import BuildModel, run_trial, trial_key
+
+__all__ = ["is_complete", "run_worker", "worker_order"]
+
+log = logging.getLogger(__name__)
+
+
+def worker_order(n_trials: int, *, worker: int, workers: int, steal: bool) -> list[int]:
+    """Own stripe first, then (when stealing) the others' stripes, from their far end."""
+    if not 0 <= worker < workers:
+        raise ValueError(f"worker must be in [0, {workers}), got {worker=}")
+    own = list(range(worker, n_trials, workers))
+    if not steal:
+        return own
+    # start stealing at the end of the list: the owners start at the front
+    others = [i for i in reversed(range(n_trials)) if i % workers != worker]
+    return own + others
+
+
+def is_complete(trial_dir: Path, key: str) -> bool:
+    """A trial is complete when its result.json was written for exactly this key."""
+    path = trial_dir / "result.json"
+    if not path.is_file():
+        return False
+    try:
+        return read_json(path).get("key") == key
+    except (ValueError, OSError):
+        return False
+
+
+def run_worker(
+    plan: Mapping[str, Any],
+    rung_dir: str | Path,
+    data: TrainVal,
+    build_model: BuildModel,
+    *,
+    worker: int,
+    workers: int,
+    metric: str,
+    mode: str,
+    device: torch.device,
+    precision: str = "fp32",
+    threads: int = 1,
+    checkpoint_every_s: float = 60.0,
+    stale_claim_s: float = 600.0,
+    save_model: bool = False,
+) -> dict[str, Any]:
+    """Run until no trial of the plan is left to claim; return what this worker did."""
+    rung_dir = Path(rung_dir)
+    entries: Sequence[Mapping[str, Any]] = plan["trials"]
+    claims = ClaimBook(rung_dir / "claims", stale_s=stale_claim_s)
+    steal = workers < len(entries)
+    ran: list[str] = []
+    reused: list[str] = []
+    started = time.perf_counter()
+    for i in worker_order(len(entries), worker=worker, workers=workers, steal=steal):
+        entry = entries[i]
+        name, trial_dir = entry["name"], rung_dir / entry["dir"]
+        config = TrialConfig.from_json(entry["config"])
+        key = trial_key(config, data.fingerprint, metric)
+        if is_complete(trial_dir, key):
+            reused.append(name)
+            continue
+        if not claims.try_claim(name):
+            continue
+        try:
+            if is_complete(trial_dir, key):  # finished by another worker meanwhile
+                continue
+            (trial_dir / "result.json").unlink(missing_ok=True)  # a stale result of another key
+            (trial_dir / "model.pt").unlink(missing_ok=True)
+
+            def beat(
+                row: Mapping[str, float], name: str = name, epochs: int = config.epochs
+            ) -> None:
+                claims.heartbeat(name)
+                log.info(
+                    "%s %s epoch %d/%d val_metric %.4f (%.2fs)",
+                    plan["rung"],
+                    name,
+                    row["epoch"] + 1,
+                    config.epochs,
+                    row["val_metric"],
+                    row["epoch_seconds"],
+                )
+
+            result = run_trial(
+                config,
+                data,
+                build_model,
+                trial_dir,
+                metric=metric,
+                mode=mode,
+                device=device,
+                precision=precision,
+                threads=threads,
+                trial={
+                    "rung": plan["rung"],
+                    "index": entry["index"],
+                    "name": name,
+                    "worker": worker,
+                },
+                checkpoint_every_s=checkpoint_every_s,
+                save_model=save_model,
+                on_epoch=beat,
+            )
+            ran.append(name)
+            log.info(
+                "%s %s %s best %s in %.1fs",
+                plan["rung"],
+                name,
+                result["status"],
+                result["best_val_metric"],
+                result["total_seconds"],
+            )
+        finally:
+            claims.release(name)
+    return {
+        "rung": plan["rung"],
+        "worker": worker,
+        "workers": workers,
+        "ran": ran,
+        "reused": reused,
+        "seconds": time.perf_counter() - started,
+    }

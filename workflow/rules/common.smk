@@ -1,0 +1,90 @@
+import sys
+
+from snakemake.utils import validate
+
+from tuneladder.config import SCHEMA_PATH, ConfigError, resolve_config
+from tuneladder.tasks import TaskError
+
+try:
+    config = resolve_config(config)
+except (ConfigError, TaskError) as err:
+    sys.exit(f"tuneladder: config error: {err}")
+validate(config, str(SCHEMA_PATH))
+
+RESULTS = "results"
+RUNGS = ("coarse", "fine", "seeds")
+DATA = multiext(f"{RESULTS}/data/", "train.pt", "val.pt", "test.pt", "meta.json")
+
+
+wildcard_constraints:
+    rung="|".join(RUNGS),
+    w=r"\d+",
+    n=r"\d+",
+
+
+def _global_resource(name, default=None):
+    value = getattr(workflow.global_resources.get(name), "value", None)
+    return default if value is None else value
+
+
+def gpu_count():
+    """GPUs this run may use: the --resources gpu=N limit (0 when not given)."""
+    value = _global_resource("gpu", 0)
+    return int(value) if isinstance(value, int) else 0
+
+
+def uses_gpu():
+    return config["device"] == "cuda" or (config["device"] == "auto" and gpu_count() > 0)
+
+
+def rung_trials(rung):
+    if rung == "seeds":
+        return (config["seeds"]["finalists"] + 1) * config["seeds"]["seeds"]
+    return config[rung]["trials"]
+
+
+def rung_workers(rung):
+    """Worker jobs of a sweep rung: the parallel slots, or what the config says."""
+    trials = rung_trials(rung)
+    wanted = config["workers"]
+    if wanted == "per-trial":
+        return trials
+    if isinstance(wanted, int):
+        return max(1, min(wanted, trials))
+    if workflow.local_exec:
+        cores = _global_resource("_cores") or 1
+        slots = max(1, int(cores) // config["threads"])
+    else:
+        slots = _global_resource("_nodes") or 1
+    if uses_gpu():
+        slots = min(slots, max(gpu_count(), 1))
+    return max(1, min(int(slots), trials))
+
+
+def worker_markers(wildcards):
+    n = rung_workers(wildcards.rung)
+    return [f"{RESULTS}/{wildcards.rung}/workers/{w}-of-{n}.json" for w in range(n)]
+
+
+def runtime_params():
+    return {
+        "device": config["device"],
+        "precision": config["precision"],
+        "gpus": gpu_count(),
+        "checkpoint_every_s": config["checkpoint_every_s"],
+        "stale_claim_s": config["stale_claim_s"],
+    }
+
+
+def lr_range_input(wildcards):
+    """The coarse plan reads the LR range test only when the space says lr: auto."""
+    if config["space"].get("lr") == "auto":
+        return {"lr_range": f"{RESULTS}/sanity/lr_range.json"}
+    return {}
+
+
+def all_targets():
+    return [
+        f"{RESULTS}/sanity/overfit.json",
+        f"{RESULTS}/final/summary.json",
+    ]

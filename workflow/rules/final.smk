@@ -1,0 +1,22 @@
+# The only rule that reads the test split.
+rule final:
+    input:
+        DATA,
+        seeds=f"{RESULTS}/seeds/results.json",
+    output:
+        summary=f"{RESULTS}/final/summary.json",
+        markdown=f"{RESULTS}/final/summary.md",
+        config=f"{RESULTS}/final/best_config.json",
+        model=f"{RESULTS}/final/model.pt",
+    params:
+        task=config["task"],
+        metric=config["metric"],
+        device=config["device"],
+        experiment=config["experiment"],
+    threads: config["threads"]
+    resources:
+        gpu=1 if uses_gpu() else 0,
+    log:
+        f"{RESULTS}/logs/final.log",
+    script:
+        "../scripts/final.py"

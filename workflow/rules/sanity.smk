@@ -1,0 +1,39 @@
+rule overfit_check:
+    input:
+        DATA,
+    output:
+        f"{RESULTS}/sanity/overfit.json",
+    params:
+        task=config["task"],
+        train=config["train"],
+        seed=config["seed"],
+        overfit=config["overfit"],
+        device=config["device"],
+    threads: config["threads"]
+    resources:
+        gpu=1 if uses_gpu() else 0,
+    log:
+        f"{RESULTS}/logs/overfit_check.log",
+    script:
+        "../scripts/overfit_check.py"
+
+
+rule lr_range_test:
+    input:
+        DATA,
+        overfit=f"{RESULTS}/sanity/overfit.json",
+    output:
+        f"{RESULTS}/sanity/lr_range.json",
+    params:
+        task=config["task"],
+        train=config["train"],
+        seed=config["seed"],
+        lr_range=config["lr_range"],
+        device=config["device"],
+    threads: config["threads"]
+    resources:
+        gpu=1 if uses_gpu() else 0,
+    log:
+        f"{RESULTS}/logs/lr_range_test.log",
+    script:
+        "../scripts/lr_range_test.py"

@@ -1,0 +1,32 @@
+rule select_top_k:
+    input:
+        coarse=f"{RESULTS}/coarse/results.json",
+        plan=f"{RESULTS}/coarse/plan.json",
+    output:
+        topk=f"{RESULTS}/coarse/topk.json",
+        space=f"{RESULTS}/fine/space.json",
+    params:
+        top_k=config["select"]["top_k"],
+        mode=config["metric"]["mode"],
+    log:
+        f"{RESULTS}/logs/select_top_k.log",
+    script:
+        "../scripts/select_top_k.py"
+
+
+rule plan_seeds:
+    input:
+        coarse=f"{RESULTS}/coarse/results.json",
+        fine=f"{RESULTS}/fine/results.json",
+    output:
+        f"{RESULTS}/seeds/plan.json",
+    params:
+        task=config["task"],
+        train=config["train"],
+        seeds=config["seeds"],
+        seed=config["seed"],
+        mode=config["metric"]["mode"],
+    log:
+        f"{RESULTS}/logs/plan_seeds.log",
+    script:
+        "../scripts/plan_seeds.py"

@@ -1,0 +1,68 @@
+rule plan_coarse:
+    input:
+        unpack(lr_range_input),
+        overfit=f"{RESULTS}/sanity/overfit.json",
+    output:
+        f"{RESULTS}/coarse/plan.json",
+    params:
+        space=config["space"],
+        task=config["task"],
+        train=config["train"],
+        sweep=config["coarse"],
+        seed=config["seed"],
+    log:
+        f"{RESULTS}/logs/plan_coarse.log",
+    script:
+        "../scripts/plan_coarse.py"
+
+
+rule plan_fine:
+    input:
+        space=f"{RESULTS}/fine/space.json",
+    output:
+        f"{RESULTS}/fine/plan.json",
+    params:
+        task=config["task"],
+        train=config["train"],
+        sweep=config["fine"],
+        seed=config["seed"],
+    log:
+        f"{RESULTS}/logs/plan_fine.log",
+    script:
+        "../scripts/plan_fine.py"
+
+
+# A worker claims trials of its rung one at a time; trial files are not outputs,
+# so a killed worker never takes finished trials with it.
+rule sweep_worker:
+    input:
+        DATA,
+        plan=f"{RESULTS}/{{rung}}/plan.json",
+    output:
+        f"{RESULTS}/{{rung}}/workers/{{w}}-of-{{n}}.json",
+    params:
+        task=config["task"],
+        metric=config["metric"],
+        runtime=runtime_params(),
+    threads: config["threads"]
+    resources:
+        gpu=1 if uses_gpu() else 0,
+    log:
+        f"{RESULTS}/logs/{{rung}}/worker-{{w}}-of-{{n}}.log",
+    script:
+        "../scripts/sweep_worker.py"
+
+
+rule collect_rung:
+    input:
+        DATA,
+        worker_markers,
+        plan=f"{RESULTS}/{{rung}}/plan.json",
+    output:
+        f"{RESULTS}/{{rung}}/results.json",
+    params:
+        metric=config["metric"],
+    log:
+        f"{RESULTS}/logs/{{rung}}/collect.log",
+    script:
+        "../scripts/collect_rung.py"

@@ -1,0 +1,13 @@
+from tuneladder.stages import logged, plan_seeds_stage
+
+with logged(snakemake.log[0]):
+    plan_seeds_stage(
+        coarse=snakemake.input.coarse,
+        fine=snakemake.input.fine,
+        task=snakemake.params.task,
+        train=snakemake.params.train,
+        seeds=snakemake.params.seeds,
+        seed=snakemake.params.seed,
+        mode=snakemake.params.mode,
+        out=snakemake.output[0],
+    )
