@@ -86,7 +86,7 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[st
         if not sep or not key:
             raise ConfigError(f"override must look like key=value, got {item!r}")
         try:
-            value = yaml.safe_load(text)
+            value = _numbers_from_exponents(yaml.safe_load(text))
         except yaml.YAMLError:
             raise ConfigError(f"override {key}: value {text!r} is not valid YAML") from None
         parts = key.split(".") if "." in key else ["train", key]
@@ -251,14 +251,17 @@ def _check_distribution(path: str, spec: Any) -> None:
     if low > high:
         raise ConfigError(f"{path}.low must be <= {path}.high, got {low=}, {high=}")
     if (dist == "loguniform" or spec.get("log")) and low <= 0:
-        raise ConfigError(f"{path}.low must be > 0 for a log scale, got {low}")
+        raise ConfigError(f"{path}.low must be > 0, got {low} (the scale is logarithmic)")
 
 
 def _check_against_task(config: dict[str, Any]) -> None:
     from tuneladder.hparams import TRAIN_FIELDS
-    from tuneladder.tasks import load_task
+    from tuneladder.tasks import TaskError, load_task
 
-    task = load_task(config["task"]["name"], config["task"]["options"])
+    try:
+        task = load_task(config["task"]["name"], config["task"]["options"])
+    except TaskError as err:
+        raise ConfigError(str(err)) from None
     allowed = sorted(TRAIN_FIELDS | task.model_params)
     for section in ("train", "space"):
         for key in config[section]:

@@ -45,14 +45,17 @@ def choose(groups: Mapping[str, Sequence[Mapping[str, Any]]], mode: str) -> list
         ranked.append(
             {
                 "group": name,
-                "params": rows[0]["params"],
+                "params": {k: v for k, v in rows[0]["params"].items() if k != "seed"},
                 "val": val,
                 "failed_seeds": len(rows) - len(ok),
             }
         )
     sign = -1.0 if mode == "max" else 1.0
     ranked = [r for r in ranked if r["val"]["n"] > 0]
-    ranked.sort(key=lambda r: (sign * r["val"]["mean"], r["val"]["std"] or 0.0, r["group"]))
+    # means equal to 12 digits are a tie (float sums of the same values differ in the last bit)
+    ranked.sort(
+        key=lambda r: (round(sign * r["val"]["mean"], 12), r["val"]["std"] or 0.0, r["group"])
+    )
     if not ranked:
         raise RuntimeError("no finalist finished a single seed: see results/seeds/*/result.json")
     return ranked

@@ -5,9 +5,12 @@ Rule for the coarse range when the space says ``lr: auto`` (docs/lr-range.md):
 * smooth the per-step loss with a bias-corrected exponential moving average;
 * stop once the smoothed loss exceeds ``diverge_factor`` x its minimum (or is
   not finite): that LR is the divergence point;
-* the suggestion is the LR of steepest descent of the smoothed loss against
-  log(LR), searched between 10% of the steps (early steps are noise) and the
-  minimum of the smoothed loss;
+* the suggestion is read off a zero-lag smoothing of the same curve (the EMA
+  run forwards, then backwards): a one-sided EMA lags by (1 - a) / a steps,
+  which at the defaults is most of a decade of LR. It is the LR of steepest
+  descent against log(LR), measured as a slope over +-4% of the steps (one-step
+  differences are mostly noise), searched from 10% of the steps (early steps
+  are noise) up to the curve's minimum;
 * the range is ``[suggestion / 10, min(suggestion x 10, LR at the minimum)]``,
   and at least one decade wide (its low end moves down when needed).
 """
@@ -27,9 +30,10 @@ from tuneladder.metrics import loss_fn
 from tuneladder.optimizers import make_optimizer
 from tuneladder.runner import BuildModel
 
-__all__ = ["analyse", "coarse_range", "lr_range_test", "smooth"]
+__all__ = ["analyse", "coarse_range", "lr_range_test", "smooth", "smooth_zero_lag"]
 
 SKIP_FRACTION = 0.1
+SLOPE_FRACTION = 0.04
 
 
 def lr_range_test(
@@ -107,32 +111,44 @@ def smooth(losses: np.ndarray, smoothing: float) -> np.ndarray:
     return out
 
 
+def smooth_zero_lag(losses: np.ndarray, smoothing: float) -> np.ndarray:
+    """The bias-corrected EMA run forwards and then backwards: no shift along the LR axis."""
+    return smooth(smooth(np.asarray(losses, dtype=float), smoothing)[::-1], smoothing)[::-1]
+
+
 def analyse(
     lrs: np.ndarray, losses: np.ndarray, *, smoothing: float, diverge_factor: float
 ) -> dict[str, Any]:
     """Suggestion, minimum, divergence point and coarse range from a recorded curve."""
     lrs = np.asarray(lrs, dtype=float)
-    smoothed = smooth(np.asarray(losses, dtype=float), smoothing)
-    finite = np.isfinite(smoothed)
-    lowest = int(np.nanargmin(np.where(finite, smoothed, np.nan)))
-    diverged = np.flatnonzero(
-        ~finite
-        | (smoothed > diverge_factor * np.minimum.accumulate(np.where(finite, smoothed, np.inf)))
-    )
+    losses = np.asarray(losses, dtype=float)
+    online = smooth(losses, smoothing)
+    finite = np.isfinite(online)
+    running_min = np.minimum.accumulate(np.where(finite, online, np.inf))
+    diverged = np.flatnonzero(~finite | (online > diverge_factor * running_min))
     divergence_lr = float(lrs[diverged[0]]) if len(diverged) else None
+    # read the suggestion off the finite part before divergence, without lag
+    usable = int(diverged[0]) if len(diverged) else len(lrs)
+    usable = max(usable, 1)
+    centred = smooth_zero_lag(losses[:usable], smoothing)
+    lowest = int(np.argmin(centred))
     first = min(int(SKIP_FRACTION * len(lrs)), max(lowest - 1, 0))
-    window = slice(first, lowest + 1)
-    if lowest - first >= 2:
-        slope = np.gradient(smoothed[window], np.log10(lrs[window]))
-        steepest = first + int(np.argmin(slope))
-    else:  # the loss only rose: the smallest LR tried is the best guess
-        steepest = first
+    half = max(1, int(SLOPE_FRACTION * len(lrs)))
+    log_lr = np.log10(lrs[:usable])
+    best_slope, steepest = np.inf, first
+    for i in range(first, lowest + 1):
+        lo, hi = max(i - half, 0), min(i + half, usable - 1)
+        if hi > lo:
+            slope = (centred[hi] - centred[lo]) / (log_lr[hi] - log_lr[lo])
+            if slope < best_slope:
+                best_slope, steepest = slope, i
     suggestion = float(lrs[steepest])
     low, high = coarse_range(suggestion, float(lrs[lowest]))
     return {
         "lrs": lrs.tolist(),
         "losses": [float(v) for v in losses],
-        "smoothed": [float(v) for v in smoothed],
+        "smoothed": [float(v) for v in online],
+        "smoothed_zero_lag": [float(v) for v in centred],
         "suggestion": suggestion,
         "min_loss_lr": float(lrs[lowest]),
         "divergence_lr": divergence_lr,

@@ -32,12 +32,9 @@ def rank_trials(rows: Sequence[Mapping[str, Any]], mode: str) -> list[Mapping[st
     def key(row: Mapping[str, Any]) -> tuple[int, float, str, int]:
         value = row.get("best_val_metric")
         ok = row["status"] == "ok" and value is not None and math.isfinite(value)
-        return (
-            STATUS_ORDER.get(row["status"], 3) if not ok else 0,
-            sign * value if ok else 0.0,
-            row.get("rung", ""),
-            int(row.get("index", 0)),
-        )
+        # an "ok" trial without a finite metric ranks with the diverged ones
+        group = 0 if ok else max(STATUS_ORDER.get(row["status"], 3), 1)
+        return group, sign * value if ok else 0.0, row.get("rung", ""), int(row.get("index", 0))
 
     return sorted(rows, key=key)
 

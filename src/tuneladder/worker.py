@@ -40,6 +40,24 @@ def worker_order(n_trials: int, *, worker: int, workers: int, steal: bool) -> li
     return own + others
 
 
+def _progress(claims: ClaimBook, rung: str, name: str, epochs: int) -> Any:
+    """Per epoch: refresh the claim's heartbeat and log a line."""
+
+    def on_epoch(row: Mapping[str, float]) -> None:
+        claims.heartbeat(name)
+        log.info(
+            "%s %s epoch %d/%d val_metric %.4f (%.2fs)",
+            rung,
+            name,
+            row["epoch"] + 1,
+            epochs,
+            row["val_metric"],
+            row["epoch_seconds"],
+        )
+
+    return on_epoch
+
+
 def is_complete(trial_dir: Path, key: str) -> bool:
     """A trial is complete when its result.json was written for exactly this key."""
     path = trial_dir / "result.json"
@@ -92,20 +110,6 @@ def run_worker(
             (trial_dir / "result.json").unlink(missing_ok=True)  # a stale result of another key
             (trial_dir / "model.pt").unlink(missing_ok=True)
 
-            def beat(
-                row: Mapping[str, float], name: str = name, epochs: int = config.epochs
-            ) -> None:
-                claims.heartbeat(name)
-                log.info(
-                    "%s %s epoch %d/%d val_metric %.4f (%.2fs)",
-                    plan["rung"],
-                    name,
-                    row["epoch"] + 1,
-                    config.epochs,
-                    row["val_metric"],
-                    row["epoch_seconds"],
-                )
-
             result = run_trial(
                 config,
                 data,
@@ -124,7 +128,7 @@ def run_worker(
                 },
                 checkpoint_every_s=checkpoint_every_s,
                 save_model=save_model,
-                on_epoch=beat,
+                on_epoch=_progress(claims, plan["rung"], name, config.epochs),
             )
             ran.append(name)
             log.info(

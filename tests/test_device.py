@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tuneladder.device import autocast, claim_gpu, peak_memory_mb, resolve_device
+
+HOLDER = textwrap.dedent(
+    """
+    import os, sys, time
+    from tuneladder.device import claim_gpu
+    os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+    claim = claim_gpu(int(sys.argv[1]), lock_dir=sys.argv[2], timeout_s=60, poll_s=0.01)
+    with open(sys.argv[3], "a") as log:
+        log.write(f"start {claim.index} {time.monotonic()}\\n")
+    time.sleep(float(sys.argv[4]))
+    with open(sys.argv[3], "a") as log:
+        log.write(f"end {claim.index} {time.monotonic()}\\n")
+    """
+)
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    return env
+
+
+def test_many_processes_never_share_a_fake_gpu(tmp_path: Path) -> None:
+    log = tmp_path / "log.txt"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", HOLDER, "2", str(tmp_path / "locks"), str(log), "0.3"],
+            env=_env(),
+        )
+        for _ in range(6)
+    ]
+    for p in procs:
+        assert p.wait(timeout=120) == 0
+    events = []
+    for line in log.read_text().split("\n"):
+        if line:
+            kind, index, at = line.split()
+            events.append((float(at), kind, int(index)))
+    holders: dict[int, int] = {0: 0, 1: 0}
+    for _, kind, index in sorted(events, key=lambda e: (e[0], e[1] == "start")):
+        holders[index] += 1 if kind == "start" else -1
+        assert holders[index] <= 1, "two processes held one GPU index"
+    assert len(events) == 12  # everyone got a GPU eventually: no deadlock
+
+
+def test_a_killed_holder_frees_its_index(tmp_path: Path) -> None:
+    log = tmp_path / "log.txt"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, "1", str(tmp_path), str(log), "60"], env=_env()
+    )
+    deadline = time.monotonic() + 30
+    while not log.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    waiter = subprocess.run(
+        [sys.executable, "-c", HOLDER, "1", str(tmp_path), str(log), "0"], env=_env(), timeout=60
+    )
+    assert waiter.returncode == 0
+    assert log.read_text().count("start 0") == 2
+
+
+def test_scheduler_assignment_is_respected(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    claim = claim_gpu(4, lock_dir=tmp_path)
+    assert claim.index is None and os.environ["CUDA_VISIBLE_DEVICES"] == "3"
+    assert not list(tmp_path.iterdir())
+
+
+def test_claim_sets_visible_devices(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    claim = claim_gpu(2, lock_dir=tmp_path)
+    try:
+        assert claim.index == 0 and os.environ["CUDA_VISIBLE_DEVICES"] == "0"
+    finally:
+        claim.release()
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+
+
+def test_cpu_device_precision_and_memory() -> None:
+    cpu = resolve_device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with autocast(cpu, "bf16"):  # bf16 autocast is a CUDA feature: a no-op on CPU
+        assert torch.ones(2).dtype == torch.float32
+    assert peak_memory_mb(cpu) > 10
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA device"):
+            resolve_device("cuda")

@@ -1,0 +1,236 @@
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from tuneladder.hparams import TrialConfig
+from tuneladder.io import read_json
+from tuneladder.runner import HISTORY_COLUMNS, Checkpoint, run_trial, train, trial_key
+
+CPU = torch.device("cpu")
+MLP = {"arch": "mlp", "width": 32, "num_layers": 1, "channels": 8, "dropout": 0.1}
+
+
+def config(**changes) -> TrialConfig:
+    base = {"epochs": 3, "seed": 0, "lr": 3e-3, "batch_size": 128, "model": MLP}
+    return TrialConfig(**{**base, **changes})
+
+
+def history(path: Path) -> list[dict[str, str]]:
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_trial_writes_config_history_and_result(tmp_path: Path, digits, digits_task) -> None:
+    result = run_trial(
+        config(),
+        digits,
+        digits_task.build_model,
+        tmp_path,
+        metric="accuracy",
+        mode="max",
+        device=CPU,
+        trial={"rung": "coarse", "index": 2},
+    )
+    assert {p.name for p in tmp_path.iterdir()} == {"config.json", "history.csv", "result.json"}
+    saved = read_json(tmp_path / "result.json")
+    assert saved == result
+    assert saved["status"] == "ok" and saved["epochs_run"] == 3
+    assert saved["best_val_metric"] > 0.8  # an MLP learns digits in three epochs
+    assert saved["trial"] == {"rung": "coarse", "index": 2}
+    for key in (
+        "seed",
+        "device",
+        "versions",
+        "git_commit",
+        "host",
+        "total_seconds",
+        "best_epoch",
+        "peak_memory_mb",
+        "config",
+    ):
+        assert key in saved
+    assert saved["versions"]["torch"] == torch.__version__
+    assert saved["config"]["model"] == MLP
+    rows = history(tmp_path / "history.csv")
+    assert list(rows[0]) == list(HISTORY_COLUMNS) and len(rows) == 3
+    assert all(float(r["grad_norm"]) > 0 and float(r["weight_norm"]) > 0 for r in rows)
+    assert TrialConfig.from_json(read_json(tmp_path / "config.json")) == config()
+
+
+def test_same_config_and_seed_give_identical_history(digits, digits_task) -> None:
+    timing = {"epoch_seconds", "peak_memory_mb"}
+
+    def run(seed: int):
+        outcome = train(
+            config(seed=seed, model={**MLP, "dropout": 0.3}),
+            digits,
+            digits_task.build_model,
+            metric="accuracy",
+            mode="max",
+            device=CPU,
+        )
+        return [{k: v for k, v in row.items() if k not in timing} for row in outcome.history]
+
+    assert run(1) == run(1)
+    assert run(1) != run(2)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam", "adamw", "radam"])
+def test_every_optimizer_trains(digits, digits_task, optimizer: str) -> None:
+    lr = {"sgd": 0.3, "momentum": 0.05, "radam": 1e-2}.get(optimizer, 3e-3)
+    cfg = config(optimizer=optimizer, lr=lr, nesterov=optimizer == "momentum", batch_size=32)
+    outcome = train(
+        cfg, digits, digits_task.build_model, metric="accuracy", mode="max", device=CPU
+    )
+    assert outcome.status == "ok"
+    assert outcome.history[-1]["train_loss"] < outcome.history[0]["train_loss"]
+    assert outcome.best_val_metric > 0.5
+
+
+@pytest.mark.parametrize(
+    "schedule", ["constant", "step", "exponential", "cosine", "onecycle", "warmup_cosine"]
+)
+def test_schedules_shape_the_recorded_lr(digits, digits_task, schedule: str) -> None:
+    outcome = train(
+        config(schedule=schedule, epochs=4, step_epochs=2, warmup_epochs=1),
+        digits,
+        digits_task.build_model,
+        metric="accuracy",
+        mode="max",
+        device=CPU,
+    )
+    lrs = [row["lr"] for row in outcome.history]
+    if schedule == "constant":
+        assert lrs == [3e-3] * 4
+    else:
+        assert lrs[-1] < 3e-3
+
+
+def test_nan_loss_is_diverged_not_an_exception(digits, digits_task) -> None:
+    outcome = train(
+        config(lr=1e6, optimizer="sgd", epochs=5),
+        digits,
+        digits_task.build_model,
+        metric="accuracy",
+        mode="max",
+        device=CPU,
+    )
+    assert outcome.status == "diverged"
+    assert "first loss" in outcome.reason or "nan" in outcome.reason.lower()
+    assert len(outcome.history) < 5
+
+
+def test_exception_in_training_is_failed_with_the_error(tmp_path, digits) -> None:
+    def broken(hp, info):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    result = run_trial(
+        config(), digits, broken, tmp_path, metric="accuracy", mode="max", device=CPU
+    )
+    assert result["status"] == "failed"
+    assert "out of memory" in result["reason"]
+    assert read_json(tmp_path / "result.json")["status"] == "failed"
+
+
+def test_early_stopping_on_the_val_metric(digits, digits_task) -> None:
+    # an LR of zero learns nothing: the val metric never improves after epoch 0
+    outcome = train(
+        config(lr=1e-12, epochs=20, patience=2),
+        digits,
+        digits_task.build_model,
+        metric="loss",
+        mode="min",
+        device=CPU,
+    )
+    assert outcome.stopped_early
+    assert len(outcome.history) <= 20
+
+
+def test_gradient_clipping_bounds_the_update(digits, digits_task) -> None:
+    # plain SGD moves the weights by lr * |clipped grad| <= lr * clip per step
+    cfg = config(grad_clip=1e-3, optimizer="sgd", lr=0.5, weight_decay=0.0)
+    torch.manual_seed(cfg.seed)
+    start = torch.linalg.vector_norm(
+        torch.stack(
+            [
+                p.detach().norm()
+                for p in digits_task.build_model(cfg.model, digits.info).parameters()
+            ]
+        )
+    )
+    steps = cfg.epochs * -(-len(digits.train) // cfg.batch_size)
+    bound = steps * cfg.lr * cfg.grad_clip
+    clipped = train(
+        cfg, digits, digits_task.build_model, metric="accuracy", mode="max", device=CPU
+    )
+    free = train(
+        TrialConfig(**{**cfg.to_json(), "grad_clip": None}),
+        digits,
+        digits_task.build_model,
+        metric="accuracy",
+        mode="max",
+        device=CPU,
+    )
+    assert abs(clipped.history[-1]["weight_norm"] - float(start)) <= bound + 1e-6
+    assert abs(free.history[-1]["weight_norm"] - float(start)) > bound
+    assert clipped.history[0]["grad_norm"] > cfg.grad_clip  # recorded before clipping
+
+
+def test_resume_from_checkpoint_continues_the_same_history(tmp_path, digits, digits_task):
+    cfg = config(epochs=6, model={**MLP, "dropout": 0.3})
+    full = train(cfg, digits, digits_task.build_model, metric="accuracy", mode="max", device=CPU)
+
+    key = trial_key(cfg, digits.fingerprint, "accuracy")
+    checkpoint = Checkpoint(tmp_path / "checkpoint.pt", key, every_s=0)
+    stop_after = 3
+
+    def interrupt(row):
+        if row["epoch"] == stop_after - 1:
+            raise KeyboardInterrupt  # like a kill between epochs
+
+    with pytest.raises(KeyboardInterrupt):
+        train(
+            cfg,
+            digits,
+            digits_task.build_model,
+            metric="accuracy",
+            mode="max",
+            device=CPU,
+            checkpoint=checkpoint,
+            on_epoch=interrupt,
+        )
+    # the checkpoint is written after the callback, so the last one is from epoch 1
+    resumed = train(
+        cfg,
+        digits,
+        digits_task.build_model,
+        metric="accuracy",
+        mode="max",
+        device=CPU,
+        checkpoint=checkpoint,
+    )
+    assert resumed.resumed_from_epoch == 2
+    drop = {"epoch_seconds", "peak_memory_mb"}
+    strip = [
+        [{k: v for k, v in r.items() if k not in drop} for r in o.history] for o in (full, resumed)
+    ]
+    assert strip[0] == strip[1]
+
+
+def test_checkpoint_of_another_config_is_ignored(tmp_path, digits, digits_task) -> None:
+    cfg = config(epochs=2)
+    Checkpoint(tmp_path / "c.pt", "other-key", 0).save({"history": []})
+    outcome = train(
+        cfg,
+        digits,
+        digits_task.build_model,
+        metric="accuracy",
+        mode="max",
+        device=CPU,
+        checkpoint=Checkpoint(tmp_path / "c.pt", "mine", 0),
+    )
+    assert outcome.resumed_from_epoch is None and len(outcome.history) == 2

@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import REPO
+from tuneladder.data import TrainVal, load_test, load_train_val, prepare, split_indices
+from tuneladder.io import read_json
+from tuneladder.tasks import Task, TaskError, load_task
+
+
+def test_digits_split_is_60_20_20_stratified_and_seeded(digits_dir: Path) -> None:
+    meta = read_json(digits_dir / "meta.json")
+    assert meta["sizes"]["train"] + meta["sizes"]["val"] + meta["sizes"]["test"] == 1797
+    assert abs(meta["sizes"]["train"] / 1797 - 0.6) < 0.01
+    assert abs(meta["sizes"]["test"] / 1797 - 0.2) < 0.01
+    data = load_train_val(digits_dir)
+    counts = torch.bincount(data.train.y, minlength=10).float() / len(data.train)
+    assert counts.min() > 0.09 and counts.max() < 0.11  # stratified
+    assert data.info.input_shape == (1, 8, 8) and data.info.n_outputs == 10
+
+
+def test_split_is_fixed_for_a_seed_and_disjoint() -> None:
+    y = np.repeat(np.arange(3), 50)
+    a = split_indices(y, (0.6, 0.2, 0.2), seed=1, stratify=True)
+    b = split_indices(y, (0.6, 0.2, 0.2), seed=1, stratify=True)
+    c = split_indices(y, (0.6, 0.2, 0.2), seed=2, stratify=True)
+    assert all(np.array_equal(p, q) for p, q in zip(a, b, strict=True))
+    assert not np.array_equal(a[0], c[0])
+    everything = np.concatenate(a)
+    assert len(everything) == len(set(everything)) == 150
+
+
+def test_tuning_code_cannot_reach_the_test_split(digits_dir: Path) -> None:
+    data = load_train_val(digits_dir)
+    assert isinstance(data, TrainVal)
+    assert not hasattr(data, "test")
+    test = load_test(digits_dir)
+    assert len(test) == read_json(digits_dir / "meta.json")["sizes"]["test"]
+
+
+@pytest.mark.parametrize("arch", ["mlp", "cnn"])
+def test_digits_models_take_width_depth_dropout(digits, arch: str) -> None:
+    task = load_task("digits")
+    hp = {**task.default_model, "arch": arch, "num_layers": 3, "width": 48, "dropout": 0.3}
+    model = task.build_model(hp, digits.info)
+    out = model(digits.train.x[:5])
+    assert out.shape == (5, 10)
+    assert any(isinstance(m, torch.nn.Dropout) and m.p == 0.3 for m in model.modules())
+    if arch == "cnn":
+        assert any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+
+
+def test_csv_task_standardises_with_train_statistics_only(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(5.0, 3.0, size=(200, 3))
+    path = tmp_path / "table.csv"
+    lines = ["a,b,c,label"] + [f"{r[0]},{r[1]},{r[2]},{int(r[0] > 5)}" for r in x]
+    path.write_text("\n".join(lines) + "\n")
+    task = load_task("csv", {"path": str(path), "target": "label"})
+    meta = prepare(task, tmp_path / "data", seed=0)
+    data = load_train_val(tmp_path / "data")
+    assert torch.allclose(data.train.x.mean(0), torch.zeros(3), atol=1e-5)
+    assert torch.allclose(data.train.x.std(0, unbiased=False), torch.ones(3), atol=1e-4)
+    assert not torch.allclose(data.val.x.mean(0), torch.zeros(3), atol=1e-5)
+    assert len(meta["standardize"]["mean"]) == 3
+
+
+def test_csv_regression_and_parquet(tmp_path: Path) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"x": np.linspace(0, 1, 50), "y": np.linspace(0, 2, 50)})
+    frame.to_parquet(tmp_path / "t.parquet")
+    task = load_task(
+        "csv", {"path": str(tmp_path / "t.parquet"), "target": "y", "kind": "regression"}
+    )
+    prepare(task, tmp_path / "data", seed=0)
+    data = load_train_val(tmp_path / "data")
+    assert data.info.kind == "regression" and data.train.y.shape[1] == 1
+    assert "rmse" in task.metrics
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "data file not found"),
+        ("", "cannot read"),
+        ("a,b\n1,2\n", "no target column 'label'"),
+        ("a,label\nx,1\ny,0\n", "feature column 'a' is not numeric"),
+        ("a,label\n1,1\n,0\n", "feature column 'a' has missing values"),
+        ("a,label\n1,1\n2,1\n", "single class"),
+    ],
+)
+def test_csv_problems_name_the_file_and_column(tmp_path: Path, content, message: str) -> None:
+    path = tmp_path / "bad.csv"
+    if content is not None:
+        path.write_text(content)
+    task = load_task("csv", {"path": str(path), "target": "label"})
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        prepare(task, tmp_path / "data", seed=0)
+
+
+def test_plugin_example_task_loads_and_trains(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(REPO)
+    task = load_task("examples.sine_task:make_task", {"samples": 200})
+    assert task.kind == "regression" and "activation" in task.model_params
+    prepare(task, tmp_path / "data", seed=0)
+    data = load_train_val(tmp_path / "data")
+    model = task.build_model(task.default_model, data.info)
+    assert model(data.train.x[:4]).shape == (4, 1)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("no_such_module_xyz:make", "cannot import 'no_such_module_xyz'"),
+        ("json:make_task", "json has no function 'make_task'"),
+        ("json:dumps", "task 'json:dumps'"),
+        ("os.path:basename", "task 'os.path:basename'"),
+    ],
+)
+def test_bad_plugin_tasks_are_named(name: str, message: str) -> None:
+    with pytest.raises(TaskError, match=message):
+        load_task(name, {})
+
+
+def test_plugin_returning_the_wrong_thing(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "wrong_plugin.py").write_text("def make(options):\n    return 42\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TaskError, match="returned int, expected a tuneladder.tasks.Task"):
+        load_task("wrong_plugin:make", {})
+
+
+def test_task_checks_its_kind() -> None:
+    with pytest.raises(ValueError, match="kind must be one of"):
+        Task(
+            name="x",
+            kind="ranking",
+            load_arrays=lambda: (None, None),
+            build_model=lambda hp, info: None,
+        )
