@@ -12,6 +12,9 @@ each reads the curve. torch-lr-finder's suggestion is taken by its own
 
 ``--batches shuffled`` gives torch-lr-finder an ordinary shuffled DataLoader instead
 (same data and batch size, different batches), to see how much batch noise moves it.
+``--reference K`` (default 16, 0 to skip) also averages our raw loss curves over K seeds
+per arch and reads the steepest descent off that mean curve, with no smoothing lag, and
+again after a forward EMA like torch-lr-finder's: a yardstick for both suggestions.
 
 torch-lr-finder is a benchmark-only dependency, not one of the project's.
 """
@@ -36,7 +39,7 @@ import torch
 
 from tuneladder.config import load_config
 from tuneladder.data import TrainVal, load_train_val, prepare
-from tuneladder.lr_range import analyse, lr_range_test
+from tuneladder.lr_range import SKIP_FRACTION, analyse, lr_range_test, smooth
 from tuneladder.metrics import loss_fn
 from tuneladder.optimizers import make_optimizer
 from tuneladder.stages import _base_config
@@ -157,16 +160,47 @@ def _raw_from_theirs(smoothed: list[float], smoothing: float) -> np.ndarray:
     return raw
 
 
-def compare(seeds: list[int], batches: str = "same") -> list[dict[str, Any]]:
+def _steepest(lrs: np.ndarray, curve: np.ndarray) -> float:
+    """Plain steepest descent against log10(LR), from 10% of the steps to the minimum."""
+    lowest = int(np.argmin(curve))
+    first = min(int(SKIP_FRACTION * len(curve)), max(lowest - 1, 0))
+    slope = np.gradient(curve, np.log10(lrs))
+    return float(lrs[first + int(np.argmin(slope[first : lowest + 1]))])
+
+
+def reference(
+    data: TrainVal, task: Any, train: dict[str, Any], settings: dict[str, Any], arch: str, k: int
+) -> dict[str, Any]:
+    """Average the raw loss curves of ``k`` seeds (init and batch order): the mean curve is
+    smooth enough to read without an EMA, so its steepest descent carries no smoothing lag."""
+    curves = []
+    for seed in range(k):
+        config = _config(task, train, seed, arch)
+        run = lr_range_test(config, data, task.build_model, device=torch.device("cpu"), **settings)
+        curves.append(np.array(run["losses"]))
+    n = min(len(c) for c in curves) - 1  # drop the step that stopped the shortest run
+    lrs = np.array(run["lrs"][:n])
+    mean = np.mean([c[:n] for c in curves], axis=0)
+    return {
+        "arch": arch,
+        "seeds": k,
+        "steps": n,
+        "steepest_of_mean": _steepest(lrs, mean),
+        "steepest_of_mean_after_ema": _steepest(lrs, smooth(mean, settings["smoothing"])),
+    }
+
+
+def _settings() -> tuple[dict[str, Any], dict[str, Any]]:
     cfg = load_config(ROOT / "config" / "config.yaml")
     sweep = cfg["lr_range"]
-    settings = {
-        "start": sweep["start"],
-        "end": sweep["end"],
-        "steps": sweep["steps"],
-        "smoothing": sweep["smoothing"],
-        "diverge_factor": sweep["diverge_factor"],
-    }
+    keys = ("start", "end", "steps", "smoothing", "diverge_factor")
+    return cfg, {key: sweep[key] for key in keys}
+
+
+def compare(
+    seeds: list[int], batches: str = "same", reference_seeds: int = 0
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    cfg, settings = _settings()
     task = load_task("digits")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -214,7 +248,12 @@ def compare(seeds: list[int], batches: str = "same") -> list[dict[str, Any]]:
                         "theirs_seconds": theirs["seconds"],
                     }
                 )
-    return rows
+        refs = [
+            reference(data, task, cfg["train"], settings, arch, reference_seeds)
+            for arch in ARCHS
+            if reference_seeds > 0
+        ]
+    return rows, refs
 
 
 def _g(value: float | None) -> str:
@@ -274,6 +313,13 @@ def main(argv: list[str] | None = None) -> int:
         help="same: torch-lr-finder sees our exact batch sequence (default); "
         "shuffled: an ordinary DataLoader(shuffle=True, drop_last=True) with its own seed",
     )
+    parser.add_argument(
+        "--reference",
+        type=int,
+        default=16,
+        metavar="K",
+        help="also read the steepest descent off the mean raw curve of K seeds (0: skip)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="also write the rows as JSON")
     args = parser.parse_args(argv)
     try:
@@ -283,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     torch.set_num_threads(1)
     started = time.perf_counter()
-    rows = compare(args.seeds, args.batches)
+    rows, refs = compare(args.seeds, args.batches, args.reference)
     print(table(rows))
     print(
         "\nours, theirs: suggested LR; steps: steps run (ours/theirs); raw gap: largest"
@@ -298,9 +344,15 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows
     )
     print(f"our rule on their recorded curve gives their suggestion in {same_rule}/{len(rows)}")
+    for ref in refs:
+        print(
+            f"{ref['arch']}: mean raw curve of {ref['seeds']} seeds: steepest descent at"
+            f" {_g(ref['steepest_of_mean'])}, {_g(ref['steepest_of_mean_after_ema'])} after a"
+            " forward EMA"
+        )
     print(f"({time.perf_counter() - started:.1f} s)")
     if args.out:
-        args.out.write_text(json.dumps(rows, indent=2) + "\n")
+        args.out.write_text(json.dumps({"rows": rows, "reference": refs}, indent=2) + "\n")
     return 0
 
 

@@ -34,7 +34,9 @@ def gpu_count():
 
 
 def uses_gpu():
-    return config["device"] == "cuda" or (config["device"] == "auto" and gpu_count() > 0)
+    return config["device"] == "cuda" or (
+        config["device"] == "auto" and gpu_count() > 0
+    )
 
 
 def rung_trials(rung):
@@ -74,6 +76,10 @@ def runtime_params():
         "checkpoint_every_s": config["checkpoint_every_s"],
         "stale_claim_s": config["stale_claim_s"],
     }
+
+
+# For --software-deployment-method conda; paths are relative to the rule files.
+CONDA_ENV = "../../envs/tuneladder-{}.yaml".format("cuda" if uses_gpu() else "cpu")
 
 
 def lr_range_input(wildcards):

@@ -8,15 +8,17 @@ rule final:
         markdown=f"{RESULTS}/final/summary.md",
         config=f"{RESULTS}/final/best_config.json",
         model=f"{RESULTS}/final/model.pt",
+    log:
+        f"{RESULTS}/logs/final.log",
+    conda:
+        CONDA_ENV
+    threads: config["threads"]
+    resources:
+        gpu=1 if uses_gpu() else 0,
     params:
         task=config["task"],
         metric=config["metric"],
         device=config["device"],
         experiment=config["experiment"],
-    threads: config["threads"]
-    resources:
-        gpu=1 if uses_gpu() else 0,
-    log:
-        f"{RESULTS}/logs/final.log",
     script:
         "../scripts/final.py"

@@ -1,10 +1,12 @@
 rule prepare:
     output:
         DATA,
+    log:
+        f"{RESULTS}/logs/prepare.log",
+    conda:
+        CONDA_ENV
     params:
         task=config["task"],
         seed=config["seed"],
-    log:
-        f"{RESULTS}/logs/prepare.log",
     script:
         "../scripts/prepare.py"

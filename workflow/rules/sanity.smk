@@ -3,17 +3,19 @@ rule overfit_check:
         DATA,
     output:
         f"{RESULTS}/sanity/overfit.json",
+    log:
+        f"{RESULTS}/logs/overfit_check.log",
+    conda:
+        CONDA_ENV
+    threads: config["threads"]
+    resources:
+        gpu=1 if uses_gpu() else 0,
     params:
         task=config["task"],
         train=config["train"],
         seed=config["seed"],
         overfit=config["overfit"],
         device=config["device"],
-    threads: config["threads"]
-    resources:
-        gpu=1 if uses_gpu() else 0,
-    log:
-        f"{RESULTS}/logs/overfit_check.log",
     script:
         "../scripts/overfit_check.py"
 
@@ -24,16 +26,18 @@ rule lr_range_test:
         overfit=f"{RESULTS}/sanity/overfit.json",
     output:
         f"{RESULTS}/sanity/lr_range.json",
+    log:
+        f"{RESULTS}/logs/lr_range_test.log",
+    conda:
+        CONDA_ENV
+    threads: config["threads"]
+    resources:
+        gpu=1 if uses_gpu() else 0,
     params:
         task=config["task"],
         train=config["train"],
         seed=config["seed"],
         lr_range=config["lr_range"],
         device=config["device"],
-    threads: config["threads"]
-    resources:
-        gpu=1 if uses_gpu() else 0,
-    log:
-        f"{RESULTS}/logs/lr_range_test.log",
     script:
         "../scripts/lr_range_test.py"

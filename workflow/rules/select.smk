@@ -5,11 +5,13 @@ rule select_top_k:
     output:
         topk=f"{RESULTS}/coarse/topk.json",
         space=f"{RESULTS}/fine/space.json",
+    log:
+        f"{RESULTS}/logs/select_top_k.log",
+    conda:
+        CONDA_ENV
     params:
         top_k=config["select"]["top_k"],
         mode=config["metric"]["mode"],
-    log:
-        f"{RESULTS}/logs/select_top_k.log",
     script:
         "../scripts/select_top_k.py"
 
@@ -20,13 +22,15 @@ rule plan_seeds:
         fine=f"{RESULTS}/fine/results.json",
     output:
         f"{RESULTS}/seeds/plan.json",
+    log:
+        f"{RESULTS}/logs/plan_seeds.log",
+    conda:
+        CONDA_ENV
     params:
         task=config["task"],
         train=config["train"],
         seeds=config["seeds"],
         seed=config["seed"],
         mode=config["metric"]["mode"],
-    log:
-        f"{RESULTS}/logs/plan_seeds.log",
     script:
         "../scripts/plan_seeds.py"

@@ -4,14 +4,16 @@ rule plan_coarse:
         overfit=f"{RESULTS}/sanity/overfit.json",
     output:
         f"{RESULTS}/coarse/plan.json",
+    log:
+        f"{RESULTS}/logs/plan_coarse.log",
+    conda:
+        CONDA_ENV
     params:
         space=config["space"],
         task=config["task"],
         train=config["train"],
         sweep=config["coarse"],
         seed=config["seed"],
-    log:
-        f"{RESULTS}/logs/plan_coarse.log",
     script:
         "../scripts/plan_coarse.py"
 
@@ -21,13 +23,15 @@ rule plan_fine:
         space=f"{RESULTS}/fine/space.json",
     output:
         f"{RESULTS}/fine/plan.json",
+    log:
+        f"{RESULTS}/logs/plan_fine.log",
+    conda:
+        CONDA_ENV
     params:
         task=config["task"],
         train=config["train"],
         sweep=config["fine"],
         seed=config["seed"],
-    log:
-        f"{RESULTS}/logs/plan_fine.log",
     script:
         "../scripts/plan_fine.py"
 
@@ -40,15 +44,17 @@ rule sweep_worker:
         plan=f"{RESULTS}/{{rung}}/plan.json",
     output:
         f"{RESULTS}/{{rung}}/workers/{{w}}-of-{{n}}.json",
+    log:
+        f"{RESULTS}/logs/{{rung}}/worker-{{w}}-of-{{n}}.log",
+    conda:
+        CONDA_ENV
+    threads: config["threads"]
+    resources:
+        gpu=1 if uses_gpu() else 0,
     params:
         task=config["task"],
         metric=config["metric"],
         runtime=runtime_params(),
-    threads: config["threads"]
-    resources:
-        gpu=1 if uses_gpu() else 0,
-    log:
-        f"{RESULTS}/logs/{{rung}}/worker-{{w}}-of-{{n}}.log",
     script:
         "../scripts/sweep_worker.py"
 
@@ -60,9 +66,11 @@ rule collect_rung:
         plan=f"{RESULTS}/{{rung}}/plan.json",
     output:
         f"{RESULTS}/{{rung}}/results.json",
-    params:
-        metric=config["metric"],
     log:
         f"{RESULTS}/logs/{{rung}}/collect.log",
+    conda:
+        CONDA_ENV
+    params:
+        metric=config["metric"],
     script:
         "../scripts/collect_rung.py"

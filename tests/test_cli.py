@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from helpers import REPO
+
+TUNELADDER = str(Path(sys.executable).parent / "tuneladder")
+
+
+def test_trial_command_prints_one_line_per_epoch(tmp_path: Path, digits_dir: Path) -> None:
+    proc = subprocess.run(
+        [TUNELADDER, "trial", "--config", str(REPO / "config" / "config.yaml"), "--set",
+         "lr=1e-3", "--set", "epochs=3", "--set", "arch=mlp", "--seed", "0", "--out",
+         str(tmp_path / "trial"), "--data", str(digits_dir)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    epochs = [line for line in proc.stdout.splitlines() if line.startswith("epoch")]
+    assert len(epochs) == 3 and "val_accuracy" in epochs[0]
+    result = json.loads((tmp_path / "trial" / "result.json").read_text())
+    assert result["config"]["lr"] == 1e-3 and result["status"] == "ok"
+
+
+def test_trial_command_reports_a_bad_override_in_one_line(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [TUNELADDER, "trial", "--config", str(REPO / "config" / "config.yaml"), "--set",
+         "lr=-1", "--out", str(tmp_path)], capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "tuneladder: error: train.lr must be > 0, got -1"
+
+
+def test_trial_path_imports_no_pandas_matplotlib_or_sklearn() -> None:
+    code = (
+        "import sys\n"
+        "import tuneladder.worker, tuneladder.runner, tuneladder.data, tuneladder.tasks.digits\n"
+        "import tuneladder.stages, tuneladder.device\n"
+        "heavy = [m for m in ('pandas', 'matplotlib', 'sklearn', 'optuna', 'scipy')"
+        " if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert proc.stdout.strip() == ""
