@@ -8,7 +8,8 @@ each reads the curve. torch-lr-finder's suggestion is taken by its own
 ``LRFinder.plot(suggest_lr=True)`` (drawn on an off-screen figure).
 
     pip install torch-lr-finder
-    python bench/lr_range_compare.py [--seeds 0 1 2] [--batches same|shuffled] [--out F.json]
+    python bench/lr_range_compare.py [--seeds 0 1 2] [--batches same|shuffled]
+                                     [--reference K] [--out rows.json]
 
 ``--batches shuffled`` gives torch-lr-finder an ordinary shuffled DataLoader instead
 (same data and batch size, different batches), to see how much batch noise moves it.
@@ -227,6 +228,11 @@ def compare(
                     smoothing=settings["smoothing"],
                     diverge_factor=settings["diverge_factor"],
                 )["suggestion"]
+                # a one-sided reading of their curve: steepest one-step slope of the forward
+                # EMA, from 10% of the steps to its minimum (no lag correction)
+                one_sided = _steepest(
+                    np.array(theirs["lrs"]), smooth(raw_theirs, settings["smoothing"])
+                )
                 ratio = ours["suggestion"] / theirs["suggestion"] if theirs["suggestion"] else None
                 rows.append(
                     {
@@ -237,6 +243,7 @@ def compare(
                         "theirs": theirs["suggestion"],
                         "ratio": ratio,
                         "ours_rule_on_their_curve": ours_on_theirs,
+                        "one_sided_on_their_curve": one_sided,
                         "range": ours["range"],
                         "min_loss_lr": ours["min_loss_lr"],
                         "divergence_lr": ours["divergence_lr"],
@@ -320,7 +327,9 @@ def main(argv: list[str] | None = None) -> int:
         metavar="K",
         help="also read the steepest descent off the mean raw curve of K seeds (0: skip)",
     )
-    parser.add_argument("--out", type=Path, default=None, help="also write the rows as JSON")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="also write rows and reference as JSON"
+    )
     args = parser.parse_args(argv)
     try:
         import torch_lr_finder  # noqa: F401
@@ -344,6 +353,14 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows
     )
     print(f"our rule on their recorded curve gives their suggestion in {same_rule}/{len(rows)}")
+    one_sided = sum(
+        r["theirs"] is not None and math.isclose(r["one_sided_on_their_curve"], r["theirs"])
+        for r in rows
+    )
+    print(
+        "steepest one-step slope of the forward EMA of their curve (10% of the steps to its"
+        f" minimum) gives their suggestion in {one_sided}/{len(rows)}"
+    )
     for ref in refs:
         print(
             f"{ref['arch']}: mean raw curve of {ref['seeds']} seeds: steepest descent at"

@@ -12,10 +12,27 @@ TUNELADDER = str(Path(sys.executable).parent / "tuneladder")
 
 def test_trial_command_prints_one_line_per_epoch(tmp_path: Path, digits_dir: Path) -> None:
     proc = subprocess.run(
-        [TUNELADDER, "trial", "--config", str(REPO / "config" / "config.yaml"), "--set",
-         "lr=1e-3", "--set", "epochs=3", "--set", "arch=mlp", "--seed", "0", "--out",
-         str(tmp_path / "trial"), "--data", str(digits_dir)],
-        capture_output=True, text=True, timeout=300,
+        [
+            TUNELADDER,
+            "trial",
+            "--config",
+            str(REPO / "config" / "config.yaml"),
+            "--set",
+            "lr=1e-3",
+            "--set",
+            "epochs=3",
+            "--set",
+            "arch=mlp",
+            "--seed",
+            "0",
+            "--out",
+            str(tmp_path / "trial"),
+            "--data",
+            str(digits_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     epochs = [line for line in proc.stdout.splitlines() if line.startswith("epoch")]
@@ -26,8 +43,19 @@ def test_trial_command_prints_one_line_per_epoch(tmp_path: Path, digits_dir: Pat
 
 def test_trial_command_reports_a_bad_override_in_one_line(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [TUNELADDER, "trial", "--config", str(REPO / "config" / "config.yaml"), "--set",
-         "lr=-1", "--out", str(tmp_path)], capture_output=True, text=True, timeout=120,
+        [
+            TUNELADDER,
+            "trial",
+            "--config",
+            str(REPO / "config" / "config.yaml"),
+            "--set",
+            "lr=-1",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == "tuneladder: error: train.lr must be > 0, got -1"
@@ -42,6 +70,5 @@ def test_trial_path_imports_no_pandas_matplotlib_or_sklearn() -> None:
         " if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == ""

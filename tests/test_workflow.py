@@ -19,12 +19,27 @@ SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     command = [
-        SNAKEMAKE, "--snakefile", str(REPO / "workflow" / "Snakefile"), "--directory",
-        str(workdir), "--configfile", str(workdir / "config.yaml"), "--workflow-profile",
-        str(REPO / "profiles" / "default"), "--cores", "2", *args,
+        SNAKEMAKE,
+        "--snakefile",
+        str(REPO / "workflow" / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--workflow-profile",
+        str(REPO / "profiles" / "default"),
+        "--cores",
+        "2",
+        *args,
     ]
-    proc = subprocess.run(command, capture_output=True, text=True, cwd=workdir,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"}, timeout=900)
+    proc = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        timeout=900,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc
@@ -36,7 +51,7 @@ def write_config(workdir: Path, **overrides) -> None:
 
 
 def planned_jobs(output: str) -> dict[str, int]:
-    table = output[output.index("Job stats:"):]
+    table = output[output.index("Job stats:") :]
     jobs = {m[0]: int(m[1]) for m in re.findall(r"^(\w+)\s+(\d+)$", table, re.M)}
     jobs.pop("total", None)
     return jobs
@@ -69,13 +84,33 @@ def test_every_rung_leaves_its_outputs(ladder: Path) -> None:
     assert set(fine_space["space"]) == set(tiny_config()["space"])
     assert len(read_json(results / "fine" / "results.json")["trials"]) == 3
     seeds = read_json(results / "seeds" / "results.json")["trials"]
-    assert sorted(r["name"] for r in seeds) == ["0-0", "0-1", "1-0", "1-1", "default-0",
-                                                  "default-1"]
-    assert all((results / "seeds" / r["name"] / "model.pt").is_file() for r in seeds
-               if r["status"] == "ok")
+    assert sorted(r["name"] for r in seeds) == [
+        "0-0",
+        "0-1",
+        "1-0",
+        "1-1",
+        "default-0",
+        "default-1",
+    ]
+    assert all(
+        (results / "seeds" / r["name"] / "model.pt").is_file()
+        for r in seeds
+        if r["status"] == "ok"
+    )
     summary = read_json(results / "final" / "summary.json")
-    for key in ("best_config", "metric", "mode", "val_mean", "val_std", "val_ci95", "test_mean",
-                "test_std", "baseline", "p_value_vs_runner_up", "distinguishable_from_runner_up"):
+    for key in (
+        "best_config",
+        "metric",
+        "mode",
+        "val_mean",
+        "val_std",
+        "val_ci95",
+        "test_mean",
+        "test_std",
+        "baseline",
+        "p_value_vs_runner_up",
+        "distinguishable_from_runner_up",
+    ):
         assert key in summary
     assert 0.5 < summary["test_mean"] <= 1.0
     assert summary["baseline"]["test"]["n"] == 2
@@ -97,8 +132,14 @@ def test_more_fine_trials_rerun_only_fine_and_after(ladder: Path) -> None:
     before = {p: p.stat().st_mtime_ns for p in results.rglob("*.json")}
     write_config(ladder, fine={"trials": 4, "epochs": 2})
     planned = planned_jobs(snakemake(ladder, "-n").stdout)
-    assert set(planned) == {"plan_fine", "sweep_worker", "collect_rung", "plan_seeds", "final",
-                            "all"}
+    assert set(planned) == {
+        "plan_fine",
+        "sweep_worker",
+        "collect_rung",
+        "plan_seeds",
+        "final",
+        "all",
+    }
     snakemake(ladder)
     after = {p: p.stat().st_mtime_ns for p in results.rglob("*.json")}
     unchanged = [p for p in before if after.get(p) == before[p]]

@@ -6,13 +6,13 @@ Rule for the coarse range when the space says ``lr: auto`` (docs/lr-range.md):
 * stop once the smoothed loss exceeds ``diverge_factor`` x its minimum (or is
   not finite): that LR is the divergence point;
 * the suggestion is read off a zero-lag smoothing of the same curve (the EMA
-  run forwards, then backwards): a one-sided EMA lags by (1 - a) / a steps,
-  which at the defaults is most of a decade of LR. It is the LR of steepest
+  run forwards, then backwards), because a one-sided EMA trails the curve and
+  shifts the steepest point towards higher LRs. It is the LR of steepest
   descent against log(LR), measured as a slope over +-4% of the steps (one-step
   differences are mostly noise), searched from 10% of the steps (early steps
   are noise) up to the curve's minimum;
-* the range is ``[suggestion / 10, min(suggestion x 10, LR at the minimum)]``,
-  and at least one decade wide (its low end moves down when needed).
+* the range is ``[suggestion / 10, min(suggestion x 10, LR at the minimum)]``;
+  as the suggestion never lies past the minimum, it spans at least a decade.
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ def lr_range_test(
     device: torch.device,
 ) -> dict[str, Any]:
     """Run the sweep on the training split and return the curve and the derived range."""
+    if not 0 < smoothing <= 1:
+        raise ValueError(f"smoothing must be in (0, 1], got {smoothing=}")
     if not 0 < start < end:
         raise ValueError(f"need 0 < start < end, got {start=}, {end=}")
     kind = data.info.kind

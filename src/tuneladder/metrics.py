@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["batch_sums", "loss_fn", "summarize"]
+__all__ = ["batch_stats", "loss_fn", "n_stats", "summarize"]
 
 
 def loss_fn(kind: str, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -20,31 +20,31 @@ def loss_fn(kind: str, output: torch.Tensor, target: torch.Tensor) -> torch.Tens
     return F.mse_loss(output.float(), target)
 
 
-def batch_sums(
-    kind: str, output: torch.Tensor, target: torch.Tensor, loss: torch.Tensor
-) -> torch.Tensor:
-    """Device-side sums for one batch (row counts are known on the host).
+def batch_stats(kind: str, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Device-side sums for one batch, besides the loss (row counts are known on the host).
 
-    Classification: loss*rows, correct. Regression: loss*rows, squared error,
-    absolute error, sum of targets, sum of squared targets.
+    Classification: correct predictions. Regression: squared error, absolute
+    error, sum of targets, sum of squared targets.
     """
-    loss_sum = loss.detach().float() * len(target)
+    output = output.detach()
     if kind == "classification":
-        correct = (output.detach().argmax(dim=1) == target).sum().float()
-        return torch.stack([loss_sum, correct])
-    error = output.detach().float() - target
+        return (output.argmax(dim=1) == target).sum().unsqueeze(0)
+    error = output.float() - target
     t = target.float()
-    return torch.stack([loss_sum, error.pow(2).sum(), error.abs().sum(), t.sum(), t.pow(2).sum()])
+    return torch.stack([error.pow(2).sum(), error.abs().sum(), t.sum(), t.pow(2).sum()])
+
+
+def n_stats(kind: str) -> int:
+    return 1 if kind == "classification" else 4
 
 
 def summarize(
-    kind: str, sums: list[float], rows: int, values_per_row: int = 1
+    kind: str, loss_sum: float, stats: list[float], rows: int, values_per_row: int = 1
 ) -> dict[str, float]:
     """Turn accumulated sums into the task's metrics."""
     if kind == "classification":
-        loss_sum, correct = sums
-        return {"loss": loss_sum / rows, "accuracy": correct / rows}
-    loss_sum, sse, sae, s1, s2 = sums
+        return {"loss": loss_sum / rows, "accuracy": stats[0] / rows}
+    sse, sae, s1, s2 = stats
     count = rows * values_per_row
     variance = s2 / count - (s1 / count) ** 2
     return {

@@ -17,7 +17,7 @@ import torch
 
 from tuneladder.data import Split, TrainVal
 from tuneladder.hparams import TrialConfig
-from tuneladder.metrics import batch_sums, loss_fn, summarize
+from tuneladder.metrics import batch_stats, loss_fn, summarize
 from tuneladder.optimizers import make_optimizer
 from tuneladder.runner import BuildModel
 
@@ -65,7 +65,12 @@ def overfit_check(
         loss.backward()
         optimizer.step()
         if step % CHECK_EVERY == 0 or step == 1 or step == max_steps:
-            stats = summarize(kind, batch_sums(kind, output, tiny.y, loss).tolist(), len(tiny))
+            stats = summarize(
+                kind,
+                loss.item() * len(tiny),
+                batch_stats(kind, output, tiny.y).tolist(),
+                len(tiny),
+            )
             point = {"step": step, "loss": stats["loss"]}
             if kind == "classification":
                 point["accuracy"] = stats["accuracy"]

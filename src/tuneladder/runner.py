@@ -23,7 +23,7 @@ from tuneladder.device import autocast, peak_memory_mb, reset_peak_memory
 from tuneladder.env import provenance
 from tuneladder.hparams import TrialConfig, config_hash
 from tuneladder.io import write_csv, write_json, write_torch
-from tuneladder.metrics import batch_sums, loss_fn, summarize
+from tuneladder.metrics import batch_stats, loss_fn, n_stats, summarize
 from tuneladder.optimizers import make_optimizer
 from tuneladder.schedules import lr_multiplier
 from tuneladder.tasks import DataInfo
@@ -160,21 +160,27 @@ def _train(
     torch.manual_seed(config.seed)
     model = build_model(config.model, data.info).to(device)
     optimizer = make_optimizer(model.parameters(), config)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lr_multiplier(
-            config.schedule,
-            total_steps=config.epochs * steps_per_epoch,
-            steps_per_epoch=steps_per_epoch,
-            gamma=config.gamma,
-            step_epochs=config.step_epochs,
-            warmup_epochs=config.warmup_epochs,
-        ),
-    )
+    # a constant schedule needs no scheduler: one Python call per step saved
+    scheduler = None
+    if config.schedule != "constant":
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer,
+            lr_multiplier(
+                config.schedule,
+                total_steps=config.epochs * steps_per_epoch,
+                steps_per_epoch=steps_per_epoch,
+                gamma=config.gamma,
+                step_epochs=config.step_epochs,
+                warmup_epochs=config.warmup_epochs,
+            ),
+        )
+    params = [p for p in model.parameters() if p.requires_grad]
+    # without clipping, the gradient norm is sampled on about 8 steps an epoch: it is
+    # a diagnostic, and measuring it every step costs a tenth of a small model's time
+    norm_every = 1 if config.grad_clip else max(1, steps_per_epoch // 8)
     shuffle = torch.Generator(device=device)
     shuffle.manual_seed(config.seed)
     amp = autocast(device, precision)
-    max_norm = config.grad_clip or math.inf
     better = (lambda a, b: a > b) if mode == "max" else (lambda a, b: a < b)
     epochs_since_best = 0
     first_loss: torch.Tensor | None = None
@@ -184,7 +190,8 @@ def _train(
     if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
+        if scheduler is not None:
+            scheduler.load_state_dict(saved["scheduler"])
         shuffle.set_state(saved["shuffle"])
         torch.set_rng_state(saved["rng"])
         if device.type == "cuda" and saved.get("cuda_rng") is not None:
@@ -200,35 +207,45 @@ def _train(
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
         model.train()
-        sums = torch.zeros(2 if kind == "classification" else 5, device=device)
+        loss_sum = torch.zeros((), device=device)
+        stats = torch.zeros(n_stats(kind), device=device)
         grad_norm_sum = torch.zeros((), device=device)
         order = torch.randperm(n, generator=shuffle, device=device)[:usable]
-        for idx in order.split(batch_size):
+        for step, idx in enumerate(order.split(batch_size)):
             xb, yb = train_x[idx], train_y[idx]
             with amp:
                 output = model(xb)
             loss = loss_fn(kind, output, yb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            # returns the pre-clip norm, which is what we record; inf means "measure only"
-            grad_norm_sum += nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+            if config.grad_clip:
+                # the norm before clipping is what we record
+                grad_norm_sum += nn.utils.clip_grad_norm_(params, config.grad_clip)
+            elif step % norm_every == 0:
+                grad_norm_sum += _grad_norm(params)
             optimizer.step()
-            scheduler.step()
-            sums += batch_sums(kind, output, yb, loss)
+            if scheduler is not None:
+                scheduler.step()
+            loss_sum.add_(loss.detach(), alpha=len(idx))
+            stats.add_(batch_stats(kind, output, yb))
             if first_loss is None:
                 first_loss = loss.detach().float()
+        norm_steps = len(range(0, steps_per_epoch, norm_every))
         model.eval()
-        val_sums = evaluate(model, data.val, kind, amp)
-        weight_norm = torch.linalg.vector_norm(
-            torch.stack([p.detach().float().norm() for p in model.parameters()])
-        )
+        val_loss, val_stats = evaluate(model, data.val, kind, amp)
+        weight_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(params)))
         # the one host sync of the epoch
-        host = torch.cat([sums, val_sums, torch.stack([grad_norm_sum, weight_norm, first_loss])])
-        values = host.tolist()
-        k = len(sums)
-        train_m = summarize(kind, values[:k], usable, _width(train_y))
-        val_m = summarize(kind, values[k : 2 * k], len(data.val), _width(data.val.y))
-        grad_norm, weight_norm_value, first = values[2 * k :]
+        host = torch.cat(
+            [
+                torch.stack([loss_sum, val_loss, grad_norm_sum, weight_norm, first_loss]),
+                stats,
+                val_stats,
+            ]
+        ).tolist()
+        loss_total, val_loss_total, grad_norm, weight_norm_value, first = host[:5]
+        k = len(stats)
+        train_m = summarize(kind, loss_total, host[5 : 5 + k], usable, _width(train_y))
+        val_m = summarize(kind, val_loss_total, host[5 + k :], len(data.val), _width(data.val.y))
         row = {
             "epoch": epoch,
             "train_loss": train_m["loss"],
@@ -236,7 +253,7 @@ def _train(
             "val_loss": val_m["loss"],
             "val_metric": val_m[metric],
             "lr": optimizer.param_groups[0]["lr"],
-            "grad_norm": grad_norm / steps_per_epoch,
+            "grad_norm": grad_norm / (steps_per_epoch if config.grad_clip else norm_steps),
             "weight_norm": weight_norm_value,
             "epoch_seconds": time.perf_counter() - started,
             "peak_memory_mb": peak_memory_mb(device),
@@ -266,7 +283,7 @@ def _train(
                 {
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
                     "shuffle": shuffle.get_state(),
                     "rng": torch.get_rng_state(),
                     "cuda_rng": torch.cuda.get_rng_state(device)
@@ -301,27 +318,35 @@ def _divergence(row: Mapping[str, float], first_loss: float, factor: float) -> s
     return None
 
 
-def evaluate(model: nn.Module, split: Split, kind: str, amp: Any = None) -> torch.Tensor:
-    """Sums of loss and metric over a split, on the device (see :mod:`tuneladder.metrics`)."""
+def _grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
+    grads = [p.grad for p in params if p.grad is not None]
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+
+
+def evaluate(
+    model: nn.Module, split: Split, kind: str, amp: Any = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed loss and metric sums over a split, on the device (see :mod:`tuneladder.metrics`)."""
     amp = amp if amp is not None else contextlib.nullcontext()
     was_training = model.training
     model.eval()
-    total = None
+    loss_sum = torch.zeros((), device=split.x.device)
+    stats = torch.zeros(n_stats(kind), device=split.x.device)
     with torch.inference_mode():
         for start in range(0, len(split), EVAL_BATCH):
             xb, yb = split.x[start : start + EVAL_BATCH], split.y[start : start + EVAL_BATCH]
             with amp:
                 output = model(xb)
-            sums = batch_sums(kind, output, yb, loss_fn(kind, output, yb))
-            total = sums if total is None else total + sums
+            loss_sum += loss_fn(kind, output, yb) * len(yb)
+            stats += batch_stats(kind, output, yb)
     model.train(was_training)
-    assert total is not None
-    return total
+    return loss_sum, stats
 
 
 def evaluate_metrics(model: nn.Module, split: Split, kind: str) -> dict[str, float]:
     """Metrics of a model on a split, as numbers."""
-    return summarize(kind, evaluate(model, split, kind).tolist(), len(split), _width(split.y))
+    loss_sum, stats = evaluate(model, split, kind)
+    return summarize(kind, loss_sum.item(), stats.tolist(), len(split), _width(split.y))
 
 
 def run_trial(
