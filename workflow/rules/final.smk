@@ -10,6 +10,8 @@ rule final:
         model=f"{RESULTS}/final/model.pt",
     log:
         f"{RESULTS}/logs/final.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/final.tsv"
     conda:
         CONDA_ENV
     threads: config["threads"]

@@ -3,6 +3,8 @@ rule prepare:
         DATA,
     log:
         f"{RESULTS}/logs/prepare.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/prepare.tsv"
     conda:
         CONDA_ENV
     params:

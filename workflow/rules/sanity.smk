@@ -5,6 +5,8 @@ rule overfit_check:
         f"{RESULTS}/sanity/overfit.json",
     log:
         f"{RESULTS}/logs/overfit_check.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/overfit_check.tsv"
     conda:
         CONDA_ENV
     threads: config["threads"]
@@ -28,6 +30,8 @@ rule lr_range_test:
         f"{RESULTS}/sanity/lr_range.json",
     log:
         f"{RESULTS}/logs/lr_range_test.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/lr_range_test.tsv"
     conda:
         CONDA_ENV
     threads: config["threads"]

@@ -7,6 +7,8 @@ rule select_top_k:
         space=f"{RESULTS}/fine/space.json",
     log:
         f"{RESULTS}/logs/select_top_k.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/select_top_k.tsv"
     conda:
         CONDA_ENV
     params:
@@ -24,6 +26,8 @@ rule plan_seeds:
         f"{RESULTS}/seeds/plan.json",
     log:
         f"{RESULTS}/logs/plan_seeds.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/plan_seeds.tsv"
     conda:
         CONDA_ENV
     params:

@@ -6,6 +6,8 @@ rule plan_coarse:
         f"{RESULTS}/coarse/plan.json",
     log:
         f"{RESULTS}/logs/plan_coarse.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/plan_coarse.tsv"
     conda:
         CONDA_ENV
     params:
@@ -25,6 +27,8 @@ rule plan_fine:
         f"{RESULTS}/fine/plan.json",
     log:
         f"{RESULTS}/logs/plan_fine.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/plan_fine.tsv"
     conda:
         CONDA_ENV
     params:
@@ -46,6 +50,8 @@ rule sweep_worker:
         f"{RESULTS}/{{rung}}/workers/{{w}}-of-{{n}}.json",
     log:
         f"{RESULTS}/logs/{{rung}}/worker-{{w}}-of-{{n}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{rung}}/worker-{{w}}-of-{{n}}.tsv"
     conda:
         CONDA_ENV
     threads: config["threads"]
@@ -68,6 +74,8 @@ rule collect_rung:
         f"{RESULTS}/{{rung}}/results.json",
     log:
         f"{RESULTS}/logs/{{rung}}/collect.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{rung}}/collect.tsv"
     conda:
         CONDA_ENV
     params:
