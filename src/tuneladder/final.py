@@ -21,7 +21,15 @@ from tuneladder.runner import BuildModel, evaluate_metrics
 from tuneladder.stats import describe, welch_p_value
 from tuneladder.tasks import DataInfo
 
-__all__ = ["BASELINE", "choose", "finalize", "group_rows", "summary_markdown"]
+__all__ = [
+    "BASELINE",
+    "best_so_far",
+    "choose",
+    "finalize",
+    "group_rows",
+    "summary_markdown",
+    "write_views",
+]
 
 BASELINE = "default"
 ALPHA = 0.05
@@ -128,6 +136,7 @@ def finalize(
         "test_values": best_test,
         "seeds": best["val"]["n"],
         "best_seed_trial": top_seed["name"] if top_seed else None,
+        "best_seed_dir": top_seed["dir"] if top_seed else None,
         "runner_up": runner_up
         and {"group": runner_up["group"], "val": runner_up["val"], "params": runner_up["params"]},
         "p_value_vs_runner_up": p_value,
@@ -186,3 +195,60 @@ def summary_markdown(s: Mapping[str, Any]) -> str:
     lines += ["", "Hyperparameters:", ""]
     lines += [f"- {k}: {v}" for k, v in sorted(s["best_config"].items())]
     return "\n".join(lines) + "\n"
+
+
+def best_so_far(rows: Sequence[Mapping[str, Any]], mode: str) -> list[dict[str, Any]]:
+    """Coarse then fine trials in index order, with the best val metric seen so far."""
+    order = {"coarse": 0, "fine": 1}
+    ranked = sorted(rows, key=lambda r: (order.get(r["rung"], 2), int(r["index"])))
+    sign = 1.0 if mode == "max" else -1.0
+    best: float | None = None
+    out = []
+    for number, row in enumerate(ranked, start=1):
+        value = row["best_val_metric"] if row["status"] == "ok" else None
+        if value is not None and (best is None or sign * value > sign * best):
+            best = value
+        out.append(
+            {
+                "trial": number,
+                "rung": row["rung"],
+                "name": row["name"],
+                "val_metric": value,
+                "best_so_far": best,
+            }
+        )
+    return out
+
+
+def write_views(
+    summary: Mapping[str, Any], sweep_rows: Sequence[Mapping[str, Any]], out_dir: str | Path
+) -> None:
+    """Small files for DVC: headline metrics, best-so-far and the chosen seed's curves."""
+    from tuneladder.io import write_csv
+
+    out_dir = Path(out_dir)
+    counts = {
+        status: sum(r["status"] == status for r in sweep_rows)
+        for status in ("ok", "diverged", "failed")
+    }
+    base = summary["baseline"]
+    metrics = {
+        "metric": summary["metric"],
+        "val_mean": summary["val_mean"],
+        "val_std": summary["val_std"],
+        "test_mean": summary["test_mean"],
+        "test_std": summary["test_std"],
+        "baseline_val_mean": base["val"]["mean"],
+        "baseline_test_mean": base["test"]["mean"],
+        "distinguishable_from_runner_up": summary["distinguishable_from_runner_up"],
+        "trials": len(sweep_rows),
+        **{f"trials_{k}": v for k, v in counts.items()},
+    }
+    write_json(out_dir / "metrics.json", metrics)
+    write_csv(
+        out_dir / "best_so_far.csv",
+        ("trial", "rung", "name", "val_metric", "best_so_far"),
+        best_so_far(sweep_rows, summary["mode"]),
+    )
+    history = Path(summary["best_seed_dir"]) / "history.csv"
+    write_text(out_dir / "history.csv", history.read_text())

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from tuneladder.io import read_json, write_json
+from tuneladder.io import read_json, write_csv, write_json
 
 __all__ = [
     "collect_stage",
@@ -173,6 +173,19 @@ def lr_range_stage(
         diverge_factor=lr_range["diverge_factor"],
         device=torch_device,
     )
+    # a plain table of the curve, for `dvc plots`
+    zero_lag = result["smoothed_zero_lag"]
+    curve = zip(result["lrs"], result["losses"], result["smoothed"], strict=True)
+    rows = [
+        {
+            "lr": lr,
+            "loss": loss,
+            "smoothed": sm,
+            "smoothed_zero_lag": zero_lag[i] if i < len(zero_lag) else None,
+        }
+        for i, (lr, loss, sm) in enumerate(curve)
+    ]
+    write_csv(Path(out).with_suffix(".csv"), ("lr", "loss", "smoothed", "smoothed_zero_lag"), rows)
     log.info(
         "LR range test: suggestion %.3g, range %s, divergence at %s",
         result["suggestion"],
@@ -238,6 +251,34 @@ def plan_fine_stage(
     write_json(out, plan)
 
 
+def _tracker(tracking: Mapping[str, Any] | None) -> Any:
+    """The ladder's MLflow tracker, or None when tracking is off or the store is unreachable."""
+    if not tracking:
+        return None
+    from tuneladder.tracking import open_ladder
+
+    try:
+        return open_ladder(**tracking)
+    except Exception as err:  # the result files stay the source of truth
+        log.warning("MLflow: tracking store unavailable, trials are not mirrored: %s", err)
+        return None
+
+
+def _trial_logger(tracking: Mapping[str, Any] | None) -> Any:
+    """``on_result`` for workers: mirror a trial into MLflow; never fail the trial over it."""
+    tracker = _tracker(tracking)
+    if tracker is None:
+        return None
+
+    def on_result(result: Mapping[str, Any], trial_dir: Path) -> None:
+        try:
+            tracker.log_trial(result, trial_dir)
+        except Exception as err:  # the result files stay the source of truth
+            log.warning("MLflow: could not log %s: %s", trial_dir, err)
+
+    return on_result
+
+
 def worker_stage(
     *,
     plan: str | Path,
@@ -253,6 +294,7 @@ def worker_stage(
     checkpoint_every_s: float,
     stale_claim_s: float,
     out: str | Path,
+    tracking: Mapping[str, Any] | None = None,
 ) -> None:
     from tuneladder.data import load_train_val
     from tuneladder.worker import run_worker
@@ -275,6 +317,7 @@ def worker_stage(
         checkpoint_every_s=checkpoint_every_s,
         stale_claim_s=stale_claim_s,
         save_model=plan_data["rung"] == "seeds",
+        on_result=_trial_logger(tracking),
     )
     report.update(
         device=str(torch_device),
@@ -390,6 +433,7 @@ def _tunable(params: Mapping[str, Any]) -> dict[str, Any]:
 def final_stage(
     *,
     seeds: str | Path,
+    sweeps: list[str | Path],
     data_dir: str | Path,
     task: Mapping[str, Any],
     metric: Mapping[str, str],
@@ -397,25 +441,60 @@ def final_stage(
     threads: int,
     experiment: str,
     out_dir: str | Path,
+    tracking: Mapping[str, Any] | None = None,
 ) -> None:
     from tuneladder.data import load_info
-    from tuneladder.final import finalize
+    from tuneladder.final import finalize, write_views
 
     torch_device = _runtime(device, threads)
+    task_obj = _task(task)
+    info = load_info(data_dir)
     summary = finalize(
         read_json(seeds)["trials"],
         data_dir,
-        _task(task).build_model,
-        load_info(data_dir),
+        task_obj.build_model,
+        info,
         out_dir,
         metric=metric["name"],
         mode=metric["mode"],
         device=torch_device,
         experiment=experiment,
     )
+    sweep_rows = [row for path in sweeps for row in read_json(path)["trials"]]
+    write_views(summary, sweep_rows, out_dir)
     log.info(
         "chosen %s: val %.4f, test %s",
         summary["best_group"],
         summary["val_mean"],
         summary["test_mean"],
     )
+    if tracking:
+        _log_final(tracking, summary, out_dir, task_obj, info, data_dir)
+
+
+def _log_final(
+    tracking: Mapping[str, Any],
+    summary: Mapping[str, Any],
+    out_dir: str | Path,
+    task_obj: Any,
+    info: Any,
+    data_dir: str | Path,
+) -> None:
+    import torch
+
+    from tuneladder.data import load_train_val
+    from tuneladder.hparams import TrialConfig
+
+    out_dir = Path(out_dir)
+    tracker = _tracker(tracking)
+    if tracker is None:
+        return
+    try:
+        config = TrialConfig.from_json(read_json(out_dir / "best_config.json"))
+        model = task_obj.build_model(config.model, info)
+        model.load_state_dict(torch.load(out_dir / "model.pt", weights_only=True))
+        example = load_train_val(data_dir).val.x[:2].numpy()  # never the test split
+        run_id = tracker.log_final(summary, out_dir, model, example)
+        log.info("MLflow: final model logged in run %s", run_id)
+    except Exception as err:  # the files in final/ stay the source of truth
+        log.warning("MLflow: could not log the final model: %s", err)

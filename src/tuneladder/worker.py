@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +85,14 @@ def run_worker(
     checkpoint_every_s: float = 60.0,
     stale_claim_s: float = 600.0,
     save_model: bool = False,
+    on_result: Callable[[Mapping[str, Any], Path], None] | None = None,
 ) -> dict[str, Any]:
-    """Run until no trial of the plan is left to claim; return what this worker did."""
+    """Run until no trial of the plan is left to claim; return what this worker did.
+
+    ``on_result(result, trial_dir)`` sees every trial this worker finishes, and
+    every finished one it finds of its own stripe (so a tracking store that
+    missed a trial catches up on a rerun).
+    """
     rung_dir = Path(rung_dir)
     entries: Sequence[Mapping[str, Any]] = plan["trials"]
     claims = ClaimBook(rung_dir / "claims", stale_s=stale_claim_s)
@@ -101,6 +107,8 @@ def run_worker(
         key = trial_key(config, data.fingerprint, metric)
         if is_complete(trial_dir, key):
             reused.append(name)
+            if on_result is not None and int(entry["index"]) % workers == worker:
+                on_result(read_json(trial_dir / "result.json"), trial_dir)
             continue
         if not claims.try_claim(name):
             continue
@@ -131,6 +139,8 @@ def run_worker(
                 on_epoch=_progress(claims, plan["rung"], name, config.epochs),
             )
             ran.append(name)
+            if on_result is not None:
+                on_result(result, trial_dir)
             log.info(
                 "%s %s %s best %s in %.1fs",
                 plan["rung"],

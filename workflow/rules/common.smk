@@ -82,6 +82,17 @@ def runtime_params():
 CONDA_ENV = "../../envs/tuneladder-{}.yaml".format("cuda" if uses_gpu() else "cpu")
 
 
+def tracking_params():
+    """Where jobs mirror results into MLflow (None: not at all); the store is set up lazily."""
+    if not config["mlflow"]["enabled"]:
+        return None
+    return {
+        "tracking_uri": config["mlflow"]["tracking_uri"],
+        "experiment": config["experiment"],
+        "results": RESULTS,
+    }
+
+
 def lr_range_input(wildcards):
     """The coarse plan reads the LR range test only when the space says lr: auto."""
     if config["space"].get("lr") == "auto":
@@ -92,5 +103,6 @@ def lr_range_input(wildcards):
 def all_targets():
     return [
         f"{RESULTS}/sanity/overfit.json",
+        f"{RESULTS}/sanity/lr_range.csv",
         f"{RESULTS}/final/summary.json",
     ]

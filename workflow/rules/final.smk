@@ -3,11 +3,15 @@ rule final:
     input:
         DATA,
         seeds=f"{RESULTS}/seeds/results.json",
+        sweeps=[f"{RESULTS}/coarse/results.json", f"{RESULTS}/fine/results.json"],
     output:
         summary=f"{RESULTS}/final/summary.json",
         markdown=f"{RESULTS}/final/summary.md",
         config=f"{RESULTS}/final/best_config.json",
         model=f"{RESULTS}/final/model.pt",
+        metrics=f"{RESULTS}/final/metrics.json",
+        best_so_far=f"{RESULTS}/final/best_so_far.csv",
+        history=f"{RESULTS}/final/history.csv",
     log:
         f"{RESULTS}/logs/final.log",
     benchmark:
@@ -22,5 +26,6 @@ rule final:
         metric=config["metric"],
         device=config["device"],
         experiment=config["experiment"],
+        tracking=tracking_params(),
     script:
         "../scripts/final.py"

@@ -27,7 +27,8 @@ rule lr_range_test:
         DATA,
         overfit=f"{RESULTS}/sanity/overfit.json",
     output:
-        f"{RESULTS}/sanity/lr_range.json",
+        json=f"{RESULTS}/sanity/lr_range.json",
+        csv=f"{RESULTS}/sanity/lr_range.csv",
     log:
         f"{RESULTS}/logs/lr_range_test.log",
     benchmark:

@@ -61,6 +61,7 @@ rule sweep_worker:
         task=config["task"],
         metric=config["metric"],
         runtime=runtime_params(),
+        tracking=tracking_params(),
     script:
         "../scripts/sweep_worker.py"
 

@@ -11,5 +11,5 @@ with logged(snakemake.log[0]):
         lr_range=snakemake.params.lr_range,
         device=snakemake.params.device,
         threads=snakemake.threads,
-        out=snakemake.output[0],
+        out=snakemake.output.json,
     )

@@ -12,5 +12,6 @@ with logged(snakemake.log[0]):
         metric=snakemake.params.metric,
         threads=snakemake.threads,
         out=snakemake.output[0],
+        tracking=snakemake.params.tracking,
         **snakemake.params.runtime,
     )

@@ -1,0 +1,277 @@
+"""MLflow as a view of the result files: one run per trial, under one parent per ladder.
+
+The files under ``results/`` stay the source of truth; this module mirrors them
+into MLflow and can be rerun at any time without creating duplicates: a trial's
+run carries a tag made of its rung, name and result key, and a trial whose tag
+is already in the experiment is not logged again. With a SQLite store, writers
+take a file lock, so many workers finishing at once lose no record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import fcntl
+import logging
+import math
+import os
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Tracker", "ladder_run", "open_ladder", "resolve_uri"]
+
+log = logging.getLogger(__name__)
+
+TRIAL_TAG = "tuneladder.trial"
+ROLE_TAG = "tuneladder.role"
+HISTORY_METRICS = (
+    "train_loss",
+    "val_loss",
+    "lr",
+    "grad_norm",
+    "weight_norm",
+    "epoch_seconds",
+    "peak_memory_mb",
+)
+BATCH = 900  # MLflow takes at most 1000 metrics per log_batch
+
+
+def resolve_uri(configured: str | None, results_dir: str | Path) -> str:
+    """The config's URI, else ``MLFLOW_TRACKING_URI``, else SQLite under ``results/``."""
+    if configured:
+        return configured
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{Path(results_dir).resolve() / 'mlflow.db'}"
+
+
+def _lock_path(uri: str, fallback_dir: Path) -> Path | None:
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///") + ".lock")
+    if uri.startswith("file:") or "://" not in uri:
+        return fallback_dir / ".mlflow.lock"
+    return None  # a tracking server serialises its own writes
+
+
+@contextlib.contextmanager
+def _locked(path: Path | None) -> Iterator[None]:
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.lockf(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.lockf(handle, fcntl.LOCK_UN)
+
+
+def ladder_run(
+    *, uri: str, experiment: str, lock_dir: str | Path, tags: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Find or create the experiment and the ladder's parent run (safe to call concurrently)."""
+    from mlflow.tracking import MlflowClient
+
+    with _locked(_lock_path(uri, Path(lock_dir))):
+        client = MlflowClient(tracking_uri=uri)
+        found = client.get_experiment_by_name(experiment)
+        experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+        parents = client.search_runs(
+            [experiment_id], filter_string=f"tags.`{ROLE_TAG}` = 'ladder'", max_results=1
+        )
+        if parents:
+            parent_id = parents[0].info.run_id
+        else:
+            run = client.create_run(
+                experiment_id,
+                run_name=f"{experiment}-ladder",
+                tags={ROLE_TAG: "ladder", **dict(tags or {})},
+            )
+            parent_id = run.info.run_id
+    return {
+        "tracking_uri": uri,
+        "experiment": experiment,
+        "experiment_id": experiment_id,
+        "parent_run_id": parent_id,
+    }
+
+
+def open_ladder(*, tracking_uri: str | None, experiment: str, results: str | Path) -> Tracker:
+    """The tracker of a ladder whose files are under ``results``; sets the store up if new."""
+    from tuneladder.env import git_commit
+
+    uri = resolve_uri(tracking_uri, results)
+    ids = ladder_run(
+        uri=uri,
+        experiment=experiment,
+        lock_dir=results,
+        tags={"tuneladder.git_commit": str(git_commit())},
+    )
+    return Tracker(
+        tracking_uri=uri,
+        experiment_id=ids["experiment_id"],
+        parent_run_id=ids["parent_run_id"],
+        lock_dir=results,
+    )
+
+
+class Tracker:
+    """Logs trials of one ladder as child runs of its parent run."""
+
+    def __init__(
+        self, *, tracking_uri: str, experiment_id: str, parent_run_id: str, lock_dir: str | Path
+    ) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self._client = MlflowClient(tracking_uri=tracking_uri)
+        self._experiment_id = experiment_id
+        self._parent = parent_run_id
+        self._lock = _lock_path(tracking_uri, Path(lock_dir))
+
+    @property
+    def parent_run_id(self) -> str:
+        return self._parent
+
+    def find(self, tag: str) -> str | None:
+        runs = self._client.search_runs(
+            [self._experiment_id], filter_string=f"tags.`{TRIAL_TAG}` = '{tag}'", max_results=1
+        )
+        return runs[0].info.run_id if runs else None
+
+    def log_trial(self, result: Mapping[str, Any], trial_dir: str | Path) -> str:
+        """Mirror one finished trial; returns its run id (the existing one when logged before)."""
+        from mlflow.entities import Param, RunTag
+        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+        trial_dir = Path(trial_dir)
+        info = result["trial"]
+        tag = f"{info['rung']}/{info['name']}/{result['key']}"
+        with _locked(self._lock):
+            existing = self.find(tag)
+            if existing:
+                return existing
+            started = int(result["started_at"] * 1000)
+            run = self._client.create_run(
+                self._experiment_id,
+                run_name=f"{info['rung']}-{info['name']}",
+                start_time=started,
+                tags={
+                    MLFLOW_PARENT_RUN_ID: self._parent,
+                    TRIAL_TAG: tag,
+                    ROLE_TAG: "trial",
+                    "tuneladder.rung": info["rung"],
+                    "tuneladder.index": str(info.get("index")),
+                    "tuneladder.seed": str(result["seed"]),
+                    "tuneladder.status": result["status"],
+                    "tuneladder.device": result["device"],
+                    "tuneladder.git_commit": str(result.get("git_commit")),
+                    "tuneladder.reason": str(result.get("reason") or "")[:4000],
+                },
+            )
+            run_id = run.info.run_id
+            params = [Param(k, str(v)) for k, v in sorted(result["params"].items())]
+            metrics = self._metrics(result, trial_dir, started)
+            for i in range(0, max(len(params), 1), 100):
+                self._client.log_batch(run_id, params=params[i : i + 100])
+            for i in range(0, len(metrics), BATCH):
+                self._client.log_batch(run_id, metrics=metrics[i : i + BATCH])
+            self._client.log_batch(
+                run_id, tags=[RunTag("tuneladder.config_hash", result["config_hash"])]
+            )
+            for name in ("config.json", "history.csv", "result.json"):
+                if (trial_dir / name).is_file():
+                    self._client.log_artifact(run_id, str(trial_dir / name))
+            end = started + int(result["total_seconds"] * 1000)
+            status = "FINISHED" if result["status"] == "ok" else "FAILED"
+            self._client.set_terminated(run_id, status=status, end_time=end)
+        return run_id
+
+    def _metrics(self, result: Mapping[str, Any], trial_dir: Path, started: int) -> list[Any]:
+        from mlflow.entities import Metric
+
+        name = result["metric"]["name"]
+        out = []
+        history = trial_dir / "history.csv"
+        if history.is_file():
+            with open(history) as handle:
+                for row in csv.DictReader(handle):
+                    step = int(row["epoch"])
+                    values = {k: row[k] for k in HISTORY_METRICS}
+                    values[f"train_{name}"] = row["train_metric"]
+                    values[f"val_{name}"] = row["val_metric"]
+                    for key, text in values.items():
+                        if text not in ("", None):
+                            out.append(Metric(key, float(text), started, step))
+        for key in (
+            "best_val_metric",
+            "best_val_loss",
+            "best_epoch",
+            "total_seconds",
+            "train_seconds",
+            "peak_memory_mb",
+        ):
+            value = result.get(key)
+            if isinstance(value, int | float) and math.isfinite(value):
+                out.append(Metric(key, float(value), started, 0))
+        return out
+
+    def log_final(
+        self, summary: Mapping[str, Any], out_dir: str | Path, model: Any, example: Any
+    ) -> str:
+        """The chosen config and its numbers on the parent run; the model as an MLflow model."""
+        import mlflow
+        import mlflow.pytorch
+        from mlflow.entities import Metric
+
+        out_dir = Path(out_dir)
+        tag = f"final/{summary['best_group']}/{summary.get('best_seed_trial')}"
+        with _locked(self._lock):
+            existing = self.find(tag)
+            if existing:
+                return existing
+            numbers = {
+                "val_mean": summary["val_mean"],
+                "val_std": summary["val_std"],
+                "test_mean": summary["test_mean"],
+                "test_std": summary["test_std"],
+                "baseline_val_mean": summary["baseline"]["val"]["mean"],
+                "baseline_test_mean": summary["baseline"]["test"]["mean"],
+            }
+            finite = {
+                k: float(v)
+                for k, v in numbers.items()
+                if isinstance(v, int | float) and math.isfinite(v)
+            }
+            now = int(time.time() * 1000)
+            self._client.log_batch(
+                self._parent, metrics=[Metric(k, v, now, 0) for k, v in finite.items()]
+            )
+            for name in ("summary.json", "summary.md", "best_config.json"):
+                if (out_dir / name).is_file():
+                    self._client.log_artifact(self._parent, str(out_dir / name))
+            mlflow.set_tracking_uri(self._client.tracking_uri)
+            with mlflow.start_run(
+                experiment_id=self._experiment_id,
+                run_name="final-model",
+                tags={"mlflow.parentRunId": self._parent, TRIAL_TAG: tag, ROLE_TAG: "final"},
+            ) as run:
+                mlflow.log_params({k: str(v) for k, v in summary["best_config"].items()})
+                mlflow.log_metrics(finite)
+                # torch.export's graph (pt2) needs an example input; it also gives the signature
+                mlflow.pytorch.log_model(
+                    model.eval(),
+                    name="model",
+                    input_example=example,
+                    pip_requirements=[f"torch=={_torch_version()}"],
+                )
+                run_id = run.info.run_id
+        return run_id
+
+
+def _torch_version() -> str:
+    import torch
+
+    return torch.__version__.split("+")[0]

@@ -1,0 +1,116 @@
+"""MLflow mirrors the result files: real MLflow, real SQLite."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from tuneladder.hparams import TrialConfig
+from tuneladder.io import write_json
+from tuneladder.runner import run_trial
+from tuneladder.tracking import ladder_run, open_ladder, resolve_uri
+
+LOG_ONE = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    from tuneladder.tracking import open_ladder
+    trial_dir = Path(sys.argv[2])
+    result = json.loads((trial_dir / "result.json").read_text())
+    tracker = open_ladder(tracking_uri=sys.argv[1], experiment="race", results=sys.argv[3])
+    tracker.log_trial(result, trial_dir)
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def trials(tmp_path_factory: pytest.TempPathFactory, digits_dir: Path) -> list[Path]:
+    """Eight finished trials (one real one, copied under eight names)."""
+    from tuneladder.data import load_train_val
+    from tuneladder.tasks import load_task
+
+    root = tmp_path_factory.mktemp("trials")
+    task = load_task("digits")
+    config = TrialConfig(epochs=2, model={**task.default_model, "width": 16})
+    first = root / "0"
+    run_trial(
+        config,
+        load_train_val(digits_dir),
+        task.build_model,
+        first,
+        metric="accuracy",
+        mode="max",
+        device=torch.device("cpu"),
+        trial={"rung": "coarse", "index": 0, "name": "0"},
+    )
+    dirs = [first]
+    for i in range(1, 8):
+        copy = root / str(i)
+        shutil.copytree(first, copy)
+        result = json.loads((copy / "result.json").read_text())
+        result["trial"] = {"rung": "coarse", "index": i, "name": str(i)}
+        write_json(copy / "result.json", result)
+        dirs.append(copy)
+    return dirs
+
+
+def run_count(uri: str, experiment: str) -> int:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    found = client.get_experiment_by_name(experiment)
+    return len(client.search_runs([found.experiment_id], max_results=1000))
+
+
+def test_eight_trials_finishing_at_once_lose_no_record(tmp_path: Path, trials) -> None:
+    # a fresh store: the eight processes also race to create it and the parent run
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", LOG_ONE, uri, str(d), str(tmp_path)])
+        for d in trials
+    ]
+    assert all(p.wait(timeout=300) == 0 for p in procs)
+    assert run_count(uri, "race") == 1 + 8  # the parent and every trial
+
+    tracker = open_ladder(tracking_uri=uri, experiment="race", results=tmp_path)
+    for d in trials:  # a rerun of the ladder logs nothing new
+        tracker.log_trial(json.loads((d / "result.json").read_text()), d)
+    assert run_count(uri, "race") == 9
+
+
+def test_a_trial_run_holds_params_curves_tags_and_files(tmp_path: Path, trials) -> None:
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    ids = ladder_run(uri=uri, experiment="one", lock_dir=tmp_path)
+    result = json.loads((trials[0] / "result.json").read_text())
+    tracker = open_ladder(tracking_uri=uri, experiment="one", results=tmp_path)
+    assert tracker.parent_run_id == ids["parent_run_id"]
+    run_id = tracker.log_trial(result, trials[0])
+    client = MlflowClient(tracking_uri=uri)
+    run = client.get_run(run_id)
+    assert run.data.tags["mlflow.parentRunId"] == ids["parent_run_id"]
+    assert run.data.tags["tuneladder.rung"] == "coarse"
+    assert run.data.tags["tuneladder.seed"] == str(result["seed"])
+    assert run.data.tags["tuneladder.status"] == "ok"
+    assert run.data.params["lr"] == str(result["params"]["lr"])
+    assert run.data.params["width"] == "16"
+    assert [m.step for m in client.get_metric_history(run_id, "val_accuracy")] == [0, 1]
+    assert run.data.metrics["best_val_metric"] == pytest.approx(result["best_val_metric"])
+    artifacts = {a.path for a in client.list_artifacts(run_id)}
+    assert {"config.json", "history.csv", "result.json"} <= artifacts
+
+
+def test_tracking_uri_precedence(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert resolve_uri(None, tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
+    assert resolve_uri(None, tmp_path) == "http://tracking.example:5000"
+    assert resolve_uri("sqlite:///x.db", tmp_path) == "sqlite:///x.db"
