@@ -1,0 +1,149 @@
+"""The report rung: one self-contained HTML page, its numbers as JSON, and its figures as PNGs.
+
+``report_stage`` loads a finished ladder (``_load``), computes every number and
+verdict (``_analysis``, ``_importance``, assembled by ``_summary``), draws the
+figures (``_figures``) and renders the page (``_html``). docs/report.md says
+what each section shows and states the rules.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuneladder.io import atomic_open, write_json, write_text
+from tuneladder.report._html import SECTIONS
+
+if TYPE_CHECKING:
+    from tuneladder.report._load import RunData
+
+__all__ = ["FIGURE_NAMES", "SECTIONS", "draw_figures", "report_stage"]
+
+log = logging.getLogger("tuneladder")
+
+FIGURE_NAMES = (
+    "ladder",
+    "overfit",
+    "lr_range",
+    "learning_curves",
+    "hyperparameters",
+    "parallel",
+    "importance",
+    "seeds",
+    "best_so_far",
+)
+
+
+def draw_figures(run: RunData, summary: Mapping[str, Any]) -> dict[str, bytes]:
+    """Every figure of the page as PNG bytes, keyed by :data:`FIGURE_NAMES`."""
+    from optuna.distributions import FloatDistribution
+
+    from tuneladder.report import _figures as figs
+    from tuneladder.report._summary import curve_panels
+
+    metric, mode = summary["metric"]["name"], summary["metric"]["mode"]
+    sweep = run.sweep_rows()
+    space = run.coarse_space
+    classes = summary["failures"]["classes"]
+    panels = []
+    for p in curve_panels(sweep, classes, mode):
+        row = p["row"]
+        value = row["best_val_metric"]
+        title = f"{p['role']}: {row['rung']} #{row['name']}"
+        if value is not None:
+            title += f" ({metric} {value:.3g})"
+        panels.append({"title": title, "history": row["history"], "note": row.get("reason")})
+    coarse_lr = space.get("lr")
+    lr_bounds = (
+        (coarse_lr.low, coarse_lr.high) if isinstance(coarse_lr, FloatDistribution) else None
+    )
+    drawn = {
+        "ladder": figs.ladder_figure(summary["ladder"]["rungs"]),
+        "overfit": figs.overfit_figure(run.overfit),
+        "lr_range": figs.lr_range_figure(run.lr_range, lr_bounds),
+        "learning_curves": figs.curves_figure(panels),
+        "hyperparameters": figs.hyperparameters_figure(
+            sweep,
+            [c["mode"] for c in classes],
+            space,
+            chosen=summary["headline"]["params"],
+            metric=metric,
+        ),
+        "parallel": figs.parallel_figure(sweep, space, metric=metric, mode=mode),
+        "importance": figs.importance_figure(summary["importance"]),
+        "seeds": figs.seeds_figure(summary["seeds"]["groups"], metric=metric),
+        "best_so_far": figs.best_so_far_figure(
+            sweep,
+            summary["diminishing_returns"]["best_so_far"],
+            window=summary["diminishing_returns"]["window"],
+            metric=metric,
+        ),
+    }
+    return {name: figs.png_bytes(drawn[name]) for name in FIGURE_NAMES}
+
+
+def _command(configfiles: Sequence[str]) -> str:
+    return " ".join(["snakemake", "--cores", "all", *(f"--configfile {f}" for f in configfiles)])
+
+
+def report_stage(
+    *,
+    results_dir: str | Path,
+    out_dir: str | Path,
+    seed: int,
+    config: Mapping[str, Any],
+    configfiles: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Write ``index.html``, ``summary.json`` and ``figures/*.png`` into ``out_dir``.
+
+    Args:
+        results_dir: the finished ladder's ``results/``.
+        out_dir: where the report goes (``results/report``).
+        seed: seeds fANOVA's forest.
+        config: the resolved experiment config, shown and hashed on the page.
+        configfiles: the config files of the run, for the reproducing command.
+
+    Returns:
+        The summary, as written to ``summary.json``.
+    """
+    from importlib import metadata
+
+    import tuneladder
+    from tuneladder.env import git_commit, package_versions
+    from tuneladder.report._html import render
+    from tuneladder.report._load import load_run
+    from tuneladder.report._summary import build_summary, finite_or_none
+
+    out_dir = Path(out_dir)
+    run = load_run(results_dir)
+    versions = dict(package_versions())
+    for name in ("matplotlib", "scikit-learn", "scipy"):
+        versions[name] = metadata.version(name)
+    source = Path(tuneladder.__file__).resolve().parent
+    summary = build_summary(
+        run,
+        seed=seed,
+        config=config,
+        command=_command(configfiles),
+        versions=versions,
+        source_commit=git_commit(str(source)),
+    )
+    figures = draw_figures(run, summary)
+    summary["figures"] = {name: f"figures/{name}.png" for name in figures}
+    summary = finite_or_none(summary)
+    for name, png in figures.items():
+        with atomic_open(out_dir / "figures" / f"{name}.png", "wb") as handle:
+            handle.write(png)
+    write_json(out_dir / "summary.json", summary)
+    write_text(out_dir / "index.html", render(summary, figures))
+    log.info(
+        "report: %d sections, %d figures; %s",
+        len(SECTIONS),
+        len(figures),
+        "; ".join(
+            f"{i['question']} {'yes' if i['answer'] else 'no'}" for i in summary["checklist"]
+        ),
+    )
+    return summary

@@ -1,0 +1,608 @@
+"""The report's numbers and verdicts, as pure functions of trial rows (no IO, no plotting).
+
+Every rule the report applies is here, with its threshold as a module constant,
+so that a unit test can state it on hand-made rows and ``docs/report.md`` can
+quote it. A *row* is a rung's ``results.json`` row (``status``,
+``best_val_metric``, ``params`` ...); where a rule reads the epochs, it takes
+the trial's history as a list of dicts with ``train_loss`` and ``val_loss``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+from tuneladder.hparams import TRAIN_FIELDS
+
+__all__ = [
+    "DR_THRESHOLD",
+    "DR_WINDOW",
+    "FAILURE_MODES",
+    "MIN_SEEDS",
+    "OVERFIT_RISE",
+    "SLOW_DROP",
+    "SLOW_GAP",
+    "VAL_TEST_DROP",
+    "best_so_far",
+    "checklist",
+    "classify",
+    "classify_trials",
+    "describe_distribution",
+    "diminishing_returns",
+    "failure_ranges",
+    "improvement",
+    "model_size_keys",
+    "ok_value",
+    "pitfalls",
+    "top_rows",
+    "top_ranges",
+    "trends",
+    "varied",
+]
+
+# Overfitting: the last val loss is this fraction above its minimum, while train loss fell.
+OVERFIT_RISE = 0.10
+# Too slow: still learning at the end (best epoch is the last, train loss fell by more than
+# SLOW_DROP over the last quarter of the epochs) and behind the best trial by more than SLOW_GAP.
+SLOW_DROP = 0.10
+SLOW_GAP = 0.05
+# Diminishing returns (methodology): the last DR_WINDOW trials improved the best by < DR_THRESHOLD.
+DR_WINDOW = 10
+DR_THRESHOLD = 0.01
+# Seeds per finalist the methodology asks for (3-5) before variance counts as checked.
+MIN_SEEDS = 3
+# A numeric parameter searched linearly over this ratio (two decades) wants a log scale.
+LOG_RATIO = 100.0
+# Validation overfitting is suspected when test trails val by more than this (and the noise).
+VAL_TEST_DROP = 0.02
+MULTIPLICATIVE = frozenset({"lr", "weight_decay"})
+# Model hyperparameters whose name says they set the model's size or shape.
+SIZE_WORDS = ("width", "layer", "channel", "hidden", "depth", "dim", "unit", "arch", "head")
+
+FAILURE_MODES = ("diverged", "failed", "too slow", "overfitting")
+
+
+def _sign(mode: str) -> float:
+    if mode not in ("max", "min"):
+        raise ValueError(f"mode must be 'max' or 'min', got {mode=}")
+    return 1.0 if mode == "max" else -1.0
+
+
+def ok_value(row: Mapping[str, Any]) -> float | None:
+    """The best val metric of an ok trial with a finite one, else None."""
+    value = row.get("best_val_metric")
+    if row.get("status") != "ok" or value is None or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def improvement(before: float, after: float, mode: str) -> float:
+    """Relative improvement from ``before`` to ``after`` (positive is better)."""
+    diff = _sign(mode) * (after - before)
+    if before == 0:
+        return 0.0 if diff == 0 else math.copysign(math.inf, diff)
+    return diff / abs(before)
+
+
+# --- failure modes -------------------------------------------------------------------
+
+
+def classify(
+    row: Mapping[str, Any],
+    history: Sequence[Mapping[str, float]],
+    *,
+    best: float | None,
+    mode: str,
+) -> tuple[str, str]:
+    """A trial's failure mode and why: ``ok``, or one of :data:`FAILURE_MODES`.
+
+    Rules, first match wins:
+
+    * ``diverged`` / ``failed``: the trial's status (non-finite or exploding loss;
+      an exception).
+    * ``overfitting``: the last epoch's val loss is more than ``OVERFIT_RISE``
+      above the lowest val loss, and the train loss at the last epoch is below its
+      value at that lowest-val-loss epoch (train keeps falling, val climbs back).
+    * ``too slow``: still learning when the epochs ran out (the best val metric is
+      at the last epoch, and train loss fell by more than ``SLOW_DROP`` over the
+      last quarter of the epochs, at least one epoch), and the best val metric
+      trails ``best`` (the best ok trial) by more than ``SLOW_GAP``, relatively.
+
+    Fewer than two epochs give no curve to judge: such an ok trial stays ``ok``.
+    """
+    status = row.get("status")
+    if status in ("diverged", "failed"):
+        return status, str(row.get("reason") or status)
+    if status != "ok":
+        return "failed", f"status {status!r}"
+    losses = [(h["train_loss"], h["val_loss"]) for h in history]
+    if len(losses) < 2 or not all(math.isfinite(a) and math.isfinite(b) for a, b in losses):
+        return "ok", "fewer than two finite epochs"
+    train, val = zip(*losses, strict=True)
+    low = min(range(len(val)), key=val.__getitem__)
+    rise = (val[-1] - val[low]) / abs(val[low]) if val[low] else float(val[-1] > val[low])
+    if rise > OVERFIT_RISE and train[-1] < train[low]:
+        return "overfitting", (
+            f"val loss {val[-1]:.4g} at the last epoch is {rise:.0%} above its minimum"
+            f" {val[low]:.4g} (epoch {low}) while train loss fell from {train[low]:.4g}"
+            f" to {train[-1]:.4g}"
+        )
+    value = ok_value(row)
+    back = max(1, len(train) // 4)
+    drop = (train[-back - 1] - train[-1]) / abs(train[-back - 1]) if train[-back - 1] else 0.0
+    at_end = row.get("best_epoch") == len(train) - 1
+    if at_end and drop > SLOW_DROP and value is not None and best is not None:
+        gap = -improvement(best, value, mode)
+        if gap > SLOW_GAP:
+            return "too slow", (
+                f"best val metric at the last epoch, train loss still falling"
+                f" ({drop:.0%} over the last {back} epoch{'s' if back > 1 else ''}),"
+                f" and {gap:.0%} behind the best trial"
+            )
+    return "ok", "no failure rule matched"
+
+
+def classify_trials(
+    rows: Sequence[Mapping[str, Any]],
+    histories: Sequence[Sequence[Mapping[str, float]]],
+    mode: str,
+) -> list[dict[str, Any]]:
+    """:func:`classify` for every row, judged against the best ok row among them."""
+    values = [v for v in map(ok_value, rows) if v is not None]
+    best = max(values, key=lambda v: _sign(mode) * v) if values else None
+    out = []
+    for row, history in zip(rows, histories, strict=True):
+        label, why = classify(row, history, best=best, mode=mode)
+        out.append({"rung": row.get("rung"), "name": row.get("name"), "mode": label, "why": why})
+    return out
+
+
+def failure_ranges(
+    rows: Sequence[Mapping[str, Any]],
+    labels: Sequence[str],
+    params: Sequence[str],
+) -> dict[str, dict[str, Any]]:
+    """Per failure mode: how many trials, and per parameter the values where it occurs.
+
+    Numbers give ``{"min", "max"}``; anything else the sorted distinct values.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for mode in FAILURE_MODES:
+        hit = [row for row, label in zip(rows, labels, strict=True) if label == mode]
+        out[mode] = {"count": len(hit), "ranges": _ranges(hit, params) if hit else {}}
+    return out
+
+
+def _ranges(rows: Sequence[Mapping[str, Any]], params: Sequence[str]) -> dict[str, Any]:
+    ranges: dict[str, Any] = {}
+    for name in params:
+        values = [row["params"][name] for row in rows if name in row["params"]]
+        if values and all(_is_number(v) for v in values):
+            ranges[name] = {"min": min(values), "max": max(values)}
+        elif values:
+            ranges[name] = {"values": sorted({str(v) for v in values})}
+    return ranges
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# --- diminishing returns --------------------------------------------------------------
+
+
+def best_so_far(rows: Sequence[Mapping[str, Any]], mode: str) -> list[float | None]:
+    """The best ok val metric after each trial, in order (None before the first ok one)."""
+    sign, best, out = _sign(mode), None, []
+    for row in rows:
+        value = ok_value(row)
+        if value is not None and (best is None or sign * value > sign * best):
+            best = value
+        out.append(best)
+    return out
+
+
+def diminishing_returns(
+    rows: Sequence[Mapping[str, Any]],
+    mode: str,
+    *,
+    window: int = DR_WINDOW,
+    threshold: float = DR_THRESHOLD,
+) -> dict[str, Any]:
+    """The methodology's stopping rule: the last ``window`` trials improved the best by less
+    than ``threshold`` (relative), counting failed trials as trials that improved nothing.
+
+    ``reached`` is None when there are not more than ``window`` trials to judge.
+    """
+    curve = best_so_far(rows, mode)
+    n = len(rows)
+    out: dict[str, Any] = {
+        "window": window,
+        "threshold": threshold,
+        "trials": n,
+        "best_so_far": curve,
+        "best": curve[-1] if curve else None,
+        "best_before_window": None,
+        "improvement": None,
+        "reached": None,
+    }
+    if n <= window:
+        out["verdict"] = (
+            f"not enough trials to judge: {n} trials, the rule needs more than {window}"
+        )
+        return out
+    before, after = curve[n - window - 1], curve[-1]
+    out["best_before_window"] = before
+    if before is None:
+        out["reached"] = False
+        out["verdict"] = f"no: the first ok trial came in the last {window}"
+        return out
+    gain = improvement(before, after, mode)
+    out["improvement"] = gain
+    out["reached"] = gain < threshold
+    out["verdict"] = (
+        f"{'yes' if out['reached'] else 'no'}: the last {window} trials improved the best"
+        f" val metric from {before:.4g} to {after:.4g} ({gain:+.2%};"
+        f" the rule asks for less than {threshold:.0%})"
+    )
+    return out
+
+
+# --- parameters ------------------------------------------------------------------------
+
+
+def describe_distribution(dist: BaseDistribution) -> dict[str, Any]:
+    """A distribution as plain JSON: type, bounds or choices, and whether it is log."""
+    if isinstance(dist, CategoricalDistribution):
+        return {"type": "choice", "choices": list(dist.choices), "log": False}
+    if isinstance(dist, FloatDistribution | IntDistribution):
+        kind = "int" if isinstance(dist, IntDistribution) else "float"
+        return {"type": kind, "low": dist.low, "high": dist.high, "log": bool(dist.log)}
+    raise TypeError(f"unsupported distribution {type(dist).__name__}")
+
+
+def top_rows(rows: Sequence[Mapping[str, Any]], n: int, mode: str) -> list[Mapping[str, Any]]:
+    """The ``n`` best ok rows, best first (ties keep their order)."""
+    ok = [row for row in rows if ok_value(row) is not None]
+    return sorted(ok, key=lambda row: -_sign(mode) * ok_value(row))[:n]  # type: ignore[operator]
+
+
+def top_ranges(
+    top: Sequence[Mapping[str, Any]], space: Mapping[str, BaseDistribution]
+) -> dict[str, dict[str, Any]]:
+    """What the top rows have in common: per parameter their span, as a share of the searched
+    span (in log space for log parameters), or the categorical values they use."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, dist in space.items():
+        values = [row["params"][name] for row in top if name in row["params"]]
+        if not values:
+            continue
+        if isinstance(dist, CategoricalDistribution):
+            used = [c for c in dist.choices if c in values]
+            out[name] = {"values": used, "of": list(dist.choices), "share": None}
+            continue
+        assert isinstance(dist, FloatDistribution | IntDistribution)
+        to = math.log10 if dist.log else float
+        full = to(dist.high) - to(dist.low)
+        share = (to(max(values)) - to(min(values))) / full if full > 0 else 0.0
+        out[name] = {"min": min(values), "max": max(values), "share": share}
+    return out
+
+
+def trends(
+    rows: Sequence[Mapping[str, Any]], space: Mapping[str, BaseDistribution], mode: str
+) -> dict[str, dict[str, Any]]:
+    """Per parameter, how the val metric moves with it over the ok rows.
+
+    Numbers: Spearman's rank correlation, signed so that positive means "larger is
+    better" (``clear`` at ``|rho| >= 0.5``, ``weak`` from 0.3). Categories: the mean
+    val metric per value, and the best value.
+    """
+    from scipy.stats import spearmanr
+
+    ok = [row for row in rows if ok_value(row) is not None]
+    out: dict[str, dict[str, Any]] = {}
+    for name, dist in space.items():
+        pairs = [(row["params"][name], ok_value(row)) for row in ok if name in row["params"]]
+        if isinstance(dist, CategoricalDistribution):
+            means = {}
+            for choice in dist.choices:
+                hit = [v for p, v in pairs if p == choice]
+                if hit:
+                    means[str(choice)] = sum(hit) / len(hit)  # type: ignore[arg-type]
+            best = max(means, key=lambda c: _sign(mode) * means[c]) if means else None
+            out[name] = {"kind": "choice", "means": means, "best": best, "n": len(pairs)}
+            continue
+        xs = [float(p) for p, _ in pairs]
+        ys = [float(v) for _, v in pairs]  # type: ignore[arg-type]
+        rho = None
+        if len(pairs) >= 3 and len(set(xs)) > 1 and len(set(ys)) > 1:
+            rho = _sign(mode) * float(spearmanr(xs, ys).statistic)
+        strength = (
+            "n/a"
+            if rho is None
+            else "clear"
+            if abs(rho) >= 0.5
+            else "weak"
+            if abs(rho) >= 0.3
+            else "none"
+        )
+        out[name] = {"kind": "number", "rho": rho, "strength": strength, "n": len(pairs)}
+    return out
+
+
+def varied(rows: Iterable[Mapping[str, Any]], name: str) -> list[Any]:
+    """The distinct values a parameter took across rows, in first-seen order."""
+    seen: list[Any] = []
+    for row in rows:
+        value = row["params"].get(name)
+        if name in row["params"] and value not in seen:
+            seen.append(value)
+    return seen
+
+
+def model_size_keys(params: Iterable[str]) -> list[str]:
+    """Model hyperparameters (not training ones) whose name says they set size or shape."""
+    return [
+        name
+        for name in params
+        if name not in TRAIN_FIELDS
+        and name != "seed"
+        and any(word in name.lower() for word in SIZE_WORDS)
+    ]
+
+
+# --- checklist and pitfalls -------------------------------------------------------------
+
+
+def _item(question: str, answer: bool | None, evidence: str) -> dict[str, Any]:
+    return {"question": question, "answer": answer, "evidence": evidence}
+
+
+def _seed_counts(seed_rows: Sequence[Mapping[str, Any]]) -> dict[str, tuple[int, int]]:
+    """Per seeds group: (ok runs, all runs)."""
+    counts: dict[str, tuple[int, int]] = {}
+    for row in seed_rows:
+        ok, total = counts.get(row["group"], (0, 0))
+        counts[row["group"]] = (ok + (row["status"] == "ok"), total + 1)
+    return counts
+
+
+def _maybe(value: float | None) -> str:
+    return "none seen" if value is None else f"{value:.3g}"
+
+
+def _values_text(name: str, values: Sequence[Any]) -> str:
+    shown = ", ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in values[:6])
+    more = f" and {len(values) - 6} more" if len(values) > 6 else ""
+    return f"{name} took {len(values)} value{'s' if len(values) != 1 else ''} ({shown}{more})"
+
+
+def _varied_item(
+    question: str, rows: Sequence[Mapping[str, Any]], names: Sequence[str], what: str
+) -> dict[str, Any]:
+    present = [name for name in names if any(name in row["params"] for row in rows)]
+    if not present:
+        return _item(question, False, f"no {what} hyperparameter in the trials")
+    seen = {name: varied(rows, name) for name in present}
+    moved = [name for name in present if len(seen[name]) > 1]
+    evidence = "; ".join(_values_text(name, seen[name]) for name in present)
+    return _item(question, bool(moved), evidence + " across the coarse and fine trials")
+
+
+def checklist(
+    *,
+    sweep_rows: Sequence[Mapping[str, Any]],
+    seed_rows: Sequence[Mapping[str, Any]],
+    chosen_group: str,
+    space: Sequence[str],
+    lr_range: Mapping[str, Any] | None,
+    logs: Mapping[str, Any],
+    diminishing: Mapping[str, Any],
+    baseline_group: str = "default",
+) -> list[dict[str, Any]]:
+    """The methodology's summary checklist, each question answered from this run's data.
+
+    ``logs`` is the audit of the trial files (``planned``, ``complete``, ``missing``,
+    ``git_commits``); ``diminishing`` the result of :func:`diminishing_returns`.
+    """
+    items = []
+    chosen = [row for row in seed_rows if row["group"] == chosen_group]
+    chosen_ok = sum(row["status"] == "ok" for row in chosen)
+    diverged = sum(row["status"] == "diverged" for row in sweep_rows)
+    if lr_range is None:
+        items.append(
+            _item(
+                "Have I found a learning rate that gives stable training?",
+                False,
+                "the LR range test did not run",
+            )
+        )
+    else:
+        lr = chosen[0]["params"].get("lr") if chosen else None
+        stable = bool(chosen) and chosen_ok == len(chosen)
+        lo, hi = lr_range["range"]
+        items.append(
+            _item(
+                "Have I found a learning rate that gives stable training?",
+                stable,
+                f"the LR range test suggested {lr_range['suggestion']:.3g} (range"
+                f" [{lo:.3g}, {hi:.3g}], divergence at {_maybe(lr_range['divergence_lr'])});"
+                f" the chosen lr {_maybe(lr)} trained ok in"
+                f" {chosen_ok} of {len(chosen)} seed runs; {diverged} of {len(sweep_rows)}"
+                " sweep trials diverged",
+            )
+        )
+    schedules = varied(list(sweep_rows) + list(seed_rows), "schedule")
+    in_space = "schedule" in space
+    items.append(
+        _item(
+            "Have I tried a learning rate schedule?",
+            in_space or len(schedules) > 1,
+            f"schedule {'is' if in_space else 'is not'} in the search space; the trials used "
+            + ", ".join(map(str, schedules)),
+        )
+    )
+    params = sorted({name for row in sweep_rows for name in row["params"]})
+    items.append(
+        _varied_item(
+            "Have I explored different model sizes?",
+            sweep_rows,
+            model_size_keys(params),
+            "model-size",
+        )
+    )
+    items.append(
+        _varied_item(
+            "Have I tested different batch sizes?", sweep_rows, ["batch_size"], "batch-size"
+        )
+    )
+    items.append(
+        _varied_item(
+            "Have I tuned regularization (weight decay, dropout)?",
+            sweep_rows,
+            ["weight_decay", "dropout"],
+            "regularisation",
+        )
+    )
+    counts = {g: c for g, c in _seed_counts(seed_rows).items() if g != baseline_group}
+    enough = bool(counts) and all(ok >= MIN_SEEDS for ok, _ in counts.values())
+    items.append(
+        _item(
+            "Have I run top configs with multiple seeds to check variance?",
+            enough,
+            f"{len(counts)} finalists, ok seed runs each: "
+            + ", ".join(f"{g}: {ok} of {total}" for g, (ok, total) in sorted(counts.items()))
+            + f"; the methodology asks for {MIN_SEEDS}-5 seeds",
+        )
+    )
+    commits = sorted({str(c) for c in logs.get("git_commits", [])})
+    items.append(
+        _item(
+            "Have I logged all experiments for reproducibility?",
+            not logs["missing"],
+            f"{logs['complete']} of {logs['planned']} planned trials have config.json,"
+            " history.csv and a result.json with seed, config hash and package versions"
+            + (f"; missing: {', '.join(logs['missing'][:5])}" if logs["missing"] else "")
+            + f"; git commit{'s' if len(commits) > 1 else ''}: {', '.join(commits) or 'none'}",
+        )
+    )
+    items.append(
+        _item(
+            "Am I seeing diminishing returns from further tuning?",
+            bool(diminishing["reached"]),
+            diminishing["verdict"],
+        )
+    )
+    return items
+
+
+def pitfalls(
+    *,
+    overfit: Mapping[str, Any],
+    space: Mapping[str, BaseDistribution],
+    chosen_params: Mapping[str, Any],
+    baseline_params: Mapping[str, Any] | None,
+    checklist_items: Sequence[Mapping[str, Any]],
+    val: Mapping[str, Any],
+    test: Mapping[str, Any],
+    p_value: float | None,
+    mode: str,
+) -> list[dict[str, Any]]:
+    """The methodology's common pitfalls, each with whether this run avoided it.
+
+    ``answer`` is True (avoided), False (fallen into) or None (a judgement the
+    evidence leaves to the reader). ``val``/``test`` are the chosen config's
+    ``{"mean", "std"}`` over seeds; validation overfitting is suspected when test
+    trails val by more than ``VAL_TEST_DROP`` (relative) and by more than two seed
+    standard deviations.
+    """
+    by_question = {item["question"]: item for item in checklist_items}
+    items = [
+        _item(
+            "Tuning too early (before verifying the model can overfit)?",
+            bool(overfit.get("passed")),
+            f"the overfit check {'passed' if overfit.get('passed') else 'did not pass'}: loss"
+            f" {overfit.get('final_loss', math.nan):.3g} on {overfit.get('subset')} samples"
+            f" after {overfit.get('steps')} steps (threshold {overfit.get('loss_threshold')});"
+            " the sweep rungs depend on it in the workflow, so they ran after it",
+        )
+    ]
+    linear = []
+    for name, dist in space.items():
+        if isinstance(dist, FloatDistribution | IntDistribution) and not dist.log:
+            wide = dist.low > 0 and dist.high / dist.low >= LOG_RATIO
+            if name in MULTIPLICATIVE or wide:
+                linear.append(f"{name} [{dist.low:.3g}, {dist.high:.3g}]")
+    logs = [name for name, dist in space.items() if getattr(dist, "log", False)]
+    items.append(
+        _item(
+            "Not using log scale for multiplicative parameters?",
+            not linear,
+            f"searched on a log scale: {', '.join(logs) or 'none'}"
+            + (f"; searched linearly but should not be: {', '.join(linear)}" if linear else ""),
+        )
+    )
+    differ = []
+    if baseline_params is not None:
+        differ = sorted(
+            name
+            for name, value in chosen_params.items()
+            if name not in ("seed", "epochs") and baseline_params.get(name) != value
+        )
+    items.append(
+        _item(
+            "Changing multiple things at once?",
+            None,
+            f"random search varies all {len(space)} searched parameters at once by design; the"
+            " scatter plots and fANOVA separate their effects statistically. The chosen config"
+            f" differs from the untuned default in {len(differ)} parameter"
+            f"{'s' if len(differ) != 1 else ''} ({', '.join(differ) or 'none'}); run a targeted"
+            " one-at-a-time comparison to attribute the gain to one of them",
+        )
+    )
+    seeds_item = by_question["Have I run top configs with multiple seeds to check variance?"]
+    p_text = "n/a" if p_value is None else f"{p_value:.3g}"
+    items.append(
+        _item(
+            "Ignoring variance (one seed per config)?",
+            seeds_item["answer"],
+            seeds_item["evidence"]
+            + f"; Welch t-test of the chosen vs the runner-up: p = {p_text}",
+        )
+    )
+    gap, avoided = None, True
+    if val.get("mean") is not None and test.get("mean") is not None:
+        gap = test["mean"] - val["mean"]
+        noise = 2 * max(val.get("std") or 0.0, test.get("std") or 0.0)
+        drop = -improvement(val["mean"], test["mean"], mode)
+        avoided = not (drop > VAL_TEST_DROP and abs(gap) > noise)
+    items.append(
+        _item(
+            "Overfitting to the validation set?",
+            avoided,
+            "selection used only the val split; the test split was read once, by the final rule,"
+            " for the chosen config's seed models and the default's; chosen val"
+            f" {_mean_text(val)} vs test {_mean_text(test)}"
+            + ("" if gap is None else f" (test - val = {gap:+.4g})")
+            + ("" if avoided else "; test trails val by more than 2% and 2 seed std: suspect"),
+        )
+    )
+    logged = by_question["Have I logged all experiments for reproducibility?"]
+    items.append(_item("Not tracking enough?", logged["answer"], logged["evidence"]))
+    return items
+
+
+def _mean_text(stats: Mapping[str, Any]) -> str:
+    if stats.get("mean") is None:
+        return "n/a"
+    std = stats.get("std")
+    return f"{stats['mean']:.4g}" + ("" if std is None else f" ± {std:.2g}")

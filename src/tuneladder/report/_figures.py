@@ -1,0 +1,426 @@
+"""The report's figures, drawn with matplotlib's object API on the Agg canvas.
+
+No pyplot: figures are built as ``Figure`` objects on a ``FigureCanvasAgg``,
+so no global state or display backend is involved, and each function takes
+plain data (rows, dicts, lists) and returns a figure.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, NullFormatter
+from matplotlib.transforms import blended_transform_factory
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+__all__ = [
+    "best_so_far_figure",
+    "curves_figure",
+    "hyperparameters_figure",
+    "importance_figure",
+    "ladder_figure",
+    "lr_range_figure",
+    "overfit_figure",
+    "parallel_figure",
+    "png_bytes",
+    "seeds_figure",
+]
+
+RUNG_STYLE = {
+    "coarse": {"color": "#1f77b4", "marker": "o", "label": "coarse"},
+    "fine": {"color": "#ff7f0e", "marker": "^", "label": "fine"},
+}
+FAILURE_COLOR = "#d62728"
+
+
+def _figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def png_bytes(fig: Figure) -> bytes:
+    """The figure as PNG bytes, without a software tag (same data, same file)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _empty(fig: Figure, text: str) -> Figure:
+    ax = fig.add_subplot()
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
+    ax.set_axis_off()
+    return fig
+
+
+def ladder_figure(rungs: Sequence[Mapping[str, Any]]) -> Figure:
+    """Wall-clock seconds per rung (from Snakemake's benchmarks), in ladder order."""
+    fig = _figure(7, 0.4 * len(rungs) + 1.2)
+    ax = fig.add_subplot()
+    labels = [r["label"] for r in rungs]
+    seconds = [r["seconds"] or 0.0 for r in rungs]
+    ax.barh(labels, seconds, color="#4c72b0")
+    for i, value in enumerate(seconds):
+        ax.text(value, i, f" {value:.1f} s", va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("wall-clock seconds (parallel workers: the slowest)")
+    ax.set_xlim(0, max(seconds, default=1.0) * 1.2 or 1.0)
+    return fig
+
+
+def overfit_figure(overfit: Mapping[str, Any]) -> Figure:
+    """The overfit check's training loss per step, with its threshold."""
+    fig = _figure(7, 3.2)
+    curve = overfit.get("curve") or []
+    if not curve:
+        return _empty(fig, "the overfit check recorded no curve")
+    ax = fig.add_subplot()
+    steps = [p["step"] for p in curve]
+    ax.plot(steps, [p["loss"] for p in curve], color="#4c72b0", label="train loss (subset)")
+    ax.axhline(overfit["loss_threshold"], color="grey", ls="--", label="pass threshold")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    if "accuracy" in curve[0]:
+        acc = ax.twinx()
+        acc.plot(steps, [p["accuracy"] for p in curve], color="#55a868", label="accuracy")
+        acc.set_ylabel("accuracy")
+        acc.set_ylim(0, 1.05)
+        acc.legend(loc="center right", fontsize=8)
+    verdict = "passed" if overfit.get("passed") else "FAILED"
+    ax.set_title(f"overfit check {verdict}: {overfit.get('subset')} samples", fontsize=10)
+    ax.legend(loc="upper right", fontsize=8)
+    return fig
+
+
+def lr_range_figure(
+    lr_range: Mapping[str, Any] | None, coarse_lr: tuple[float, float] | None
+) -> Figure:
+    """The LR range curve with the suggestion, minimum, divergence point and ranges marked."""
+    fig = _figure(7, 3.6)
+    if not lr_range:
+        return _empty(fig, "the LR range test did not run")
+    ax = fig.add_subplot()
+    lrs = np.asarray(lr_range["lrs"])
+    raw = np.asarray(lr_range["losses"])
+    smooth = np.asarray(lr_range["smoothed"])
+    ax.plot(lrs[: len(raw)], raw, color="#c0c0c0", lw=0.8, label="loss per step")
+    ax.plot(lrs[: len(smooth)], smooth, color="#4c72b0", label="smoothed (EMA)")
+    centred = np.asarray(lr_range.get("smoothed_zero_lag") or [])
+    if len(centred):
+        ax.plot(lrs[: len(centred)], centred, color="#8172b2", ls=":", label="zero-lag smoothing")
+    low, high = lr_range["range"]
+    ax.axvspan(low, high, color="#55a868", alpha=0.15, label="derived range")
+    if coarse_lr is not None and tuple(coarse_lr) != (low, high):
+        ax.axvline(coarse_lr[0], color="#55a868", ls="--", lw=1)
+        ax.axvline(coarse_lr[1], color="#55a868", ls="--", lw=1, label="coarse lr range used")
+    ax.axvline(lr_range["suggestion"], color="#c44e52", label="suggestion")
+    ax.axvline(lr_range["min_loss_lr"], color="#dd8452", ls="-.", label="minimum loss")
+    if lr_range.get("divergence_lr") is not None:
+        ax.axvline(lr_range["divergence_lr"], color="black", ls="--", label="divergence")
+    finite = smooth[np.isfinite(smooth)]
+    if len(finite):
+        top = max(float(finite[0]), float(np.min(finite))) * 1.5
+        ax.set_ylim(max(0.0, float(np.min(finite)) * 0.8), top)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    ax.legend(fontsize=7, loc="upper left")
+    return fig
+
+
+def curves_figure(panels: Sequence[Mapping[str, Any]]) -> Figure:
+    """Train and val loss per epoch, one panel per trial (``title``, ``history``, ``note``)."""
+    cols = 3
+    rows = max(1, math.ceil(len(panels) / cols))
+    fig = _figure(10, 2.6 * rows)
+    if not panels:
+        return _empty(fig, "no trials")
+    for i, panel in enumerate(panels):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        history = panel["history"]
+        ax.set_title(panel["title"], fontsize=9)
+        if not history:
+            ax.text(0.5, 0.5, panel.get("note") or "no epochs recorded", ha="center", wrap=True)
+            ax.set_axis_off()
+            continue
+        epochs = [h["epoch"] for h in history]
+        ax.plot(epochs, [h["train_loss"] for h in history], "-o", ms=3, label="train loss")
+        ax.plot(epochs, [h["val_loss"] for h in history], "-s", ms=3, label="val loss")
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.tick_params(labelsize=7)
+        finite = [v for h in history for v in (h["train_loss"], h["val_loss"]) if math.isfinite(v)]
+        if finite and max(finite) > 0 and max(finite) / max(min(finite), 1e-12) > 50:
+            ax.set_yscale("log")
+        if i == 0:
+            ax.legend(fontsize=7)
+    return fig
+
+
+def _positions(dist: BaseDistribution, values: Sequence[Any], rng: np.random.Generator) -> Any:
+    if isinstance(dist, CategoricalDistribution):
+        index = [dist.choices.index(v) if v in dist.choices else -1 for v in values]
+        return np.asarray(index, dtype=float) + rng.uniform(-0.15, 0.15, len(index))
+    return np.asarray(values, dtype=float)
+
+
+def _set_axis(ax: Any, name: str, dist: BaseDistribution) -> None:
+    if isinstance(dist, CategoricalDistribution):
+        ax.set_xticks(range(len(dist.choices)))
+        ax.set_xticklabels([str(c) for c in dist.choices], fontsize=8)
+        ax.set_xlim(-0.5, len(dist.choices) - 0.5)
+    elif getattr(dist, "log", False):
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels overlap on short spans
+    if isinstance(dist, IntDistribution):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(name + (" (log)" if getattr(dist, "log", False) else ""), fontsize=9)
+
+
+def hyperparameters_figure(
+    rows: Sequence[Mapping[str, Any]],
+    labels: Sequence[str],
+    space: Mapping[str, BaseDistribution],
+    *,
+    chosen: Mapping[str, Any],
+    metric: str,
+) -> Figure:
+    """One scatter per searched parameter: value against the best val metric.
+
+    Coarse and fine trials differ in colour and marker; trials without a metric
+    (diverged, failed) are red crosses along the bottom; the chosen value is a line.
+    """
+    names = list(space)
+    cols = min(3, max(1, len(names)))
+    nrows = max(1, math.ceil(len(names) / cols))
+    fig = _figure(10, 2.8 * nrows)
+    if not names:
+        return _empty(fig, "nothing was searched")
+    rng = np.random.default_rng(0)
+    for i, name in enumerate(names):
+        ax = fig.add_subplot(nrows, cols, i + 1)
+        dist = space[name]
+        for rung, style in RUNG_STYLE.items():
+            hit = [
+                r
+                for r in rows
+                if r["rung"] == rung and r["status"] == "ok" and r["best_val_metric"] is not None
+            ]
+            if hit:
+                x = _positions(dist, [r["params"][name] for r in hit], rng)
+                y = [r["best_val_metric"] for r in hit]
+                ax.scatter(x, y, s=22, alpha=0.8, **style)
+        bad = [r for r, label in zip(rows, labels, strict=True) if label in ("diverged", "failed")]
+        if bad:
+            x = _positions(dist, [r["params"][name] for r in bad], rng)
+            bottom = blended_transform_factory(ax.transData, ax.transAxes)
+            ax.scatter(
+                x,
+                [0.03] * len(bad),
+                transform=bottom,
+                marker="x",
+                color=FAILURE_COLOR,
+                label="diverged/failed",
+                clip_on=False,
+            )
+        if name in chosen:
+            value = _positions(dist, [chosen[name]], np.random.default_rng(0))[0]
+            if isinstance(dist, CategoricalDistribution):
+                value = round(value)
+            ax.axvline(value, color="black", ls=":", lw=1, label="chosen")
+        _set_axis(ax, name, dist)
+        ax.set_ylabel(f"best val {metric}", fontsize=8)
+        ax.tick_params(labelsize=7)
+        if i == 0:
+            ax.legend(fontsize=7)
+    return fig
+
+
+def _unit(dist: BaseDistribution, value: Any) -> float:
+    if isinstance(dist, CategoricalDistribution):
+        k = len(dist.choices)
+        return dist.choices.index(value) / (k - 1) if k > 1 else 0.5
+    assert isinstance(dist, FloatDistribution | IntDistribution)
+    to = math.log10 if dist.log else float
+    span = to(dist.high) - to(dist.low)
+    return (to(value) - to(dist.low)) / span if span > 0 else 0.5
+
+
+def _end_label(dist: BaseDistribution, end: str) -> str:
+    if isinstance(dist, CategoricalDistribution):
+        return ""
+    value = getattr(dist, end)
+    return f"{value:.3g}"
+
+
+def parallel_figure(
+    rows: Sequence[Mapping[str, Any]],
+    space: Mapping[str, BaseDistribution],
+    *,
+    metric: str,
+    mode: str,
+) -> Figure:
+    """Parallel coordinates of all sweep trials, coloured by the best val metric.
+
+    Each axis spans the coarse range (log parameters on a log scale; categories
+    evenly spaced); the last axis is the metric. Trials without a metric are grey.
+    """
+    names = list(space)
+    fig = _figure(10, 4.2)
+    if not names or not rows:
+        return _empty(fig, "nothing to draw")
+    ax = fig.add_subplot()
+    values = [r["best_val_metric"] for r in rows if r["status"] == "ok"]
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
+    norm = Normalize(vmin=lo, vmax=hi if hi > lo else lo + 1e-12)
+    cmap = "viridis" if mode == "max" else "viridis_r"
+    mappable = ScalarMappable(norm=norm, cmap=cmap)
+    xs = list(range(len(names) + 1))
+    sign = 1.0 if mode == "max" else -1.0
+
+    def order(row: Mapping[str, Any]) -> float:
+        value = row["best_val_metric"]
+        ok = row["status"] == "ok" and value is not None and math.isfinite(value)
+        return sign * value if ok else -math.inf
+
+    for row in sorted(rows, key=order):  # the best drawn last, on top
+        ys = [_unit(space[n], row["params"][n]) for n in names]
+        value = row["best_val_metric"]
+        if row["status"] == "ok" and value is not None and math.isfinite(value):
+            ys.append(norm(value) if hi > lo else 0.5)
+            ax.plot(xs, ys, color=mappable.to_rgba(value), lw=1.4, alpha=0.85)
+        else:
+            ax.plot(xs[:-1], ys, color="#999999", lw=1, ls="--", alpha=0.7)
+    for x, name in enumerate(names):
+        ax.axvline(x, color="black", lw=0.8)
+        dist = space[name]
+        ax.text(x, -0.04, _end_label(dist, "low"), ha="center", va="top", fontsize=7)
+        ax.text(x, 1.04, _end_label(dist, "high"), ha="center", va="bottom", fontsize=7)
+        if isinstance(dist, CategoricalDistribution):
+            for choice in dist.choices:
+                ax.text(x + 0.03, _unit(dist, choice), str(choice), fontsize=7, va="center")
+    ax.axvline(len(names), color="black", lw=0.8)
+    ax.text(len(names), -0.04, f"{lo:.3g}", ha="center", va="top", fontsize=7)
+    ax.text(len(names), 1.04, f"{hi:.3g}", ha="center", va="bottom", fontsize=7)
+    labels = [n + (" (log)" if getattr(space[n], "log", False) else "") for n in names]
+    ax.set_xticks(xs)
+    ax.set_xticklabels([*labels, f"val {metric}"], fontsize=8)
+    ax.set_yticks([])
+    ax.set_ylim(-0.12, 1.12)
+    ax.set_xlim(-0.3, len(names) + 0.3)
+    for side in ("left", "right", "top"):
+        ax.spines[side].set_visible(False)
+    fig.colorbar(mappable, ax=ax, label=f"best val {metric}")
+    return fig
+
+
+def importance_figure(importance: Mapping[str, Any]) -> Figure:
+    """fANOVA main effects as bars, with what they leave to interactions."""
+    scores = {k: v for k, v in importance["importances"].items() if v is not None}
+    fig = _figure(7, 0.35 * (len(scores) + 1) + 1.4)
+    if not scores:
+        reason = "; ".join(importance.get("caveats") or []) or "not computed"
+        return _empty(fig, f"importance not computed: {reason}")
+    ax = fig.add_subplot()
+    names = list(scores)
+    bars = [scores[n] for n in names]
+    colors = ["#4c72b0"] * len(names)
+    if importance.get("interactions") is not None:
+        names.append("(interactions)")
+        bars.append(importance["interactions"])
+        colors.append("#bbbbbb")
+    ax.barh(names, bars, color=colors)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("fraction of val-metric variance explained (fANOVA main effect)")
+    note = " (few trials: a rough hint)" if importance["trials"] < importance["min_trials"] else ""
+    ax.set_title(f"{importance['trials']} ok trials{note}", fontsize=10)
+    return fig
+
+
+def seeds_figure(groups: Sequence[Mapping[str, Any]], *, metric: str) -> Figure:
+    """Per finalist (and the default): val metric of each seed, mean and std; test if measured."""
+    fig = _figure(7, 3.4)
+    if not groups:
+        return _empty(fig, "no seed reruns")
+    ax = fig.add_subplot()
+    for i, group in enumerate(groups):
+        val = group["val"]["values"]
+        ax.scatter([i - 0.08] * len(val), val, color="#4c72b0", s=20, zorder=3)
+        if group["val"]["mean"] is not None:
+            ax.errorbar(
+                i - 0.08,
+                group["val"]["mean"],
+                yerr=group["val"]["std"] or 0.0,
+                fmt="_",
+                color="black",
+                capsize=6,
+                markersize=14,
+                zorder=4,
+            )
+        test = (group.get("test") or {}).get("values") or []
+        if test:
+            ax.scatter([i + 0.08] * len(test), test, color="#dd8452", marker="D", s=18, zorder=3)
+    ax.scatter([], [], color="#4c72b0", s=20, label="val, one seed")
+    ax.scatter([], [], color="#dd8452", marker="D", s=18, label="test, one seed")
+    ax.errorbar([], [], yerr=[], fmt="_", color="black", label="val mean ± std")
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels([g["label"] for g in groups], fontsize=8)
+    ax.set_ylabel(metric)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def best_so_far_figure(
+    rows: Sequence[Mapping[str, Any]],
+    curve: Sequence[float | None],
+    *,
+    window: int,
+    metric: str,
+) -> Figure:
+    """Each sweep trial's best val metric and the best so far, with the rule's last window."""
+    fig = _figure(7, 3.4)
+    if not rows:
+        return _empty(fig, "no trials")
+    ax = fig.add_subplot()
+    numbers = np.arange(1, len(rows) + 1)
+    for rung, style in RUNG_STYLE.items():
+        hit = [
+            (n, r["best_val_metric"])
+            for n, r in zip(numbers, rows, strict=True)
+            if r["rung"] == rung and r["status"] == "ok" and r["best_val_metric"] is not None
+        ]
+        if hit:
+            ax.scatter(*zip(*hit, strict=True), s=18, alpha=0.7, **style)
+    known = [(n, v) for n, v in zip(numbers, curve, strict=True) if v is not None]
+    if known:
+        ax.step(*zip(*known, strict=True), where="post", color="black", label="best so far")
+    if len(rows) > window:
+        ax.axvspan(
+            len(rows) - window + 0.5,
+            len(rows) + 0.5,
+            color="#c44e52",
+            alpha=0.1,
+            label=f"last {window} trials",
+        )
+    coarse = sum(r["rung"] == "coarse" for r in rows)
+    if 0 < coarse < len(rows):
+        ax.axvline(coarse + 0.5, color="grey", ls=":", lw=1)
+    ax.set_xlabel("trial number (coarse, then fine)")
+    ax.set_ylabel(f"best val {metric}")
+    ax.legend(fontsize=7)
+    return fig

@@ -1,0 +1,532 @@
+"""The report page: one self-contained HTML file rendered from ``summary.json`` and PNGs.
+
+No scripts, no external stylesheets, fonts or images: figures are embedded as
+base64 ``data:`` URIs, so the file opens anywhere, offline.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+__all__ = ["FIGURES", "SECTIONS", "render"]
+
+# id -> heading, in page order
+SECTIONS = {
+    "headline": "Headline",
+    "ladder": "The ladder",
+    "sanity": "Sanity checks",
+    "learning-curves": "Learning curves",
+    "hyperparameters": "Hyperparameters against the val metric",
+    "parallel": "Parallel coordinates",
+    "importance": "Parameter importance",
+    "analysis": "What the sweep says",
+    "seeds": "Seed variance",
+    "diminishing-returns": "Diminishing returns",
+    "failures": "Failures",
+    "checklist": "Checklist",
+    "pitfalls": "Pitfalls",
+    "reproducibility": "Reproducibility",
+}
+
+# figure name -> (section, caption)
+FIGURES = {
+    "ladder": ("ladder", "Wall-clock seconds per rung, from Snakemake's benchmark files."),
+    "overfit": ("sanity", "Overfit check: training loss on a small subset, and its threshold."),
+    "lr_range": (
+        "sanity",
+        "LR range test: loss against an exponentially rising LR, with the suggestion, the"
+        " minimum, the divergence point and the derived range marked.",
+    ),
+    "learning_curves": (
+        "learning-curves",
+        "Train and val loss per epoch of the top trials and of one trial per failure mode.",
+    ),
+    "hyperparameters": (
+        "hyperparameters",
+        "Each searched parameter against the trial's best val metric; coarse and fine trials"
+        " told apart, log parameters on log axes, diverged/failed trials as crosses.",
+    ),
+    "parallel": (
+        "parallel",
+        "Parallel coordinates of all coarse and fine trials, coloured by the best val metric.",
+    ),
+    "importance": ("importance", "fANOVA main effects of the searched parameters."),
+    "seeds": ("seeds", "Val metric of each finalist over seeds, and test where measured."),
+    "best_so_far": (
+        "diminishing-returns",
+        "Best val metric so far against trial number; the shaded band is the rule's window.",
+    ),
+}
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#222;
+line-height:1.45;background:#fafafa}
+main{max-width:1080px;margin:0 auto;padding:1rem 1.5rem 4rem;background:#fff}
+nav{font-size:.85rem;border-bottom:1px solid #ddd;padding:.5rem 0}
+nav a{margin-right:.8rem;color:#1f5fa8;text-decoration:none}
+h1{font-size:1.6rem}h2{border-bottom:2px solid #eee;padding-bottom:.2rem;margin-top:2.2rem}
+table{border-collapse:collapse;margin:.6rem 0;font-size:.88rem}
+th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:top}
+th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
+figure{margin:1rem 0}img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{font-size:.85rem;color:#555}
+.yes{color:#1a7f37;font-weight:600}.no{color:#b42318;font-weight:600}
+.na{color:#8a6d00;font-weight:600}.caveat{background:#fff8e1;border-left:4px solid #f0b400;
+padding:.4rem .7rem;font-size:.9rem}
+.big{font-size:1.15rem}pre{background:#f6f6f6;padding:.6rem;overflow-x:auto;font-size:.8rem}
+.searched{font-weight:600}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    """Numbers to ``digits`` significant digits; None as n/a; the rest as text."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def _pm(stats: Mapping[str, Any] | None) -> str:
+    if not stats or stats.get("mean") is None:
+        return "n/a"
+    std = stats.get("std")
+    n = stats.get("n", len(stats.get("values") or []))
+    return f"{fmt(stats['mean'])} ± {fmt(std, 2)}" + (f" (n={n})" if n else "")
+
+
+def _table(
+    header: Sequence[str], rows: Iterable[Sequence[Any]], numeric: frozenset[int] = frozenset()
+) -> str:
+    out = ["<table><tr>", *(f"<th>{_e(h)}</th>" for h in header), "</tr>"]
+    for row in rows:
+        out.append("<tr>")
+        for i, cell in enumerate(row):
+            cls = ' class="num"' if i in numeric else ""
+            out.append(f"<td{cls}>{cell}</td>")
+        out.append("</tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+def _answer(value: bool | None) -> str:
+    if value is None:
+        return '<span class="na">judge</span>'
+    return '<span class="yes">yes</span>' if value else '<span class="no">no</span>'
+
+
+def _lr(value: float | None) -> str:
+    return "none seen" if value is None else fmt(value, 3)
+
+
+def _range(desc: Mapping[str, Any] | None) -> str:
+    if not desc:
+        return "n/a"
+    if desc.get("type") == "choice":
+        return "{" + ", ".join(map(str, desc["choices"])) + "}"
+    scale = " log" if desc.get("log") else ""
+    return f"[{fmt(desc['low'])}, {fmt(desc['high'])}]{scale}"
+
+
+def _figure(name: str, png: bytes | None) -> str:
+    caption = FIGURES[name][1]
+    if png is None:
+        return f"<p><em>figure {_e(name)} not drawn</em></p>"
+    data = base64.b64encode(png).decode("ascii")
+    return (
+        f'<figure id="fig-{name}"><img src="data:image/png;base64,{data}" alt="{_e(caption)}">'
+        f"<figcaption>{_e(caption)}</figcaption></figure>"
+    )
+
+
+def _headline(s: Mapping[str, Any]) -> str:
+    h, metric = s["headline"], s["metric"]["name"]
+    source = h["source"]
+    where = f" ({_e(source['rung'])} trial #{_e(source['name'])})" if source else ""
+    rows = [
+        ["tuned (chosen)", _e(_pm(h["val"])), _e(_pm(h["test"]))],
+        [
+            "untuned default",
+            _e(_pm(h["baseline"]["val"])),
+            _e(_pm(h["baseline"]["test"])),
+        ],
+    ]
+    ci = h["val"].get("ci95")
+    p = h["p_value_vs_runner_up"]
+    verdict = "distinguishable" if h["distinguishable_from_runner_up"] else "not distinguishable"
+    params = [
+        [
+            f'<span class="{"searched" if k in h["searched"] else ""}">{_e(k)}</span>',
+            _e(fmt(v)),
+            _e(fmt(h["default_params"].get(k))),
+        ]
+        for k, v in h["params"].items()
+    ]
+    return (
+        f'<p class="big">Chosen configuration: finalist {_e(h["chosen_group"])}{where},'
+        f" {metric} mean ± std over {_e(h['seeds'])} seeds.</p>"
+        + _table(["", f"val {metric}", f"test {metric}"], rows)
+        + (
+            f"<p>95% interval of the tuned val mean: [{fmt(ci[0])}, {fmt(ci[1])}]. "
+            if ci
+            else "<p>"
+        )
+        + (
+            f"Against the runner-up (finalist {_e(h['runner_up'])}): Welch t-test p ="
+            f" {_e(fmt(p, 3))}, {verdict} at 0.05.</p>"
+            if h["runner_up"] is not None
+            else "No runner-up to compare with.</p>"
+        )
+        + "<p>Hyperparameters (searched ones in bold), beside the untuned default:</p>"
+        + _table(["parameter", "chosen", "default"], params)
+    )
+
+
+def _decided(key: str, d: Mapping[str, Any] | None) -> str:
+    if key == "other":
+        return "jobs outside the ladder's rungs"
+    if not d:
+        return "not run"
+    if key == "prepare":
+        return _e(f"split {d['sizes']} with seed {d['split_seed']}, data {d['fingerprint']}")
+    if key == "overfit":
+        verdict = "passed" if d["passed"] else "FAILED"
+        return _e(
+            f"{verdict}: loss {fmt(d['final_loss'])} after {d['steps']} steps"
+            f" (threshold {d['loss_threshold']})"
+        )
+    if key == "lr_range":
+        used = "used as the coarse lr range" if d["used_for_coarse"] else "not used (lr fixed)"
+        return _e(
+            f"suggestion {fmt(d['suggestion'], 3)}, minimum at {fmt(d['min_loss_lr'], 3)},"
+            f" divergence at {_lr(d['divergence_lr'])}; range [{fmt(d['range'][0], 3)},"
+            f" {fmt(d['range'][1], 3)}] {used}"
+        )
+    if key in ("coarse", "fine"):
+        best = d["best"]
+        counts = ", ".join(f"{v} {k}" for k, v in sorted(d["counts"].items()))
+        best_text = f"; best #{best['name']}: {fmt(best['value'])}" if best else ""
+        return _e(f"{d['trials']} trials ({d['sampler']}): {counts}{best_text}")
+    if key == "select":
+        top = ", ".join(f"{t['rung']} #{t['name']} ({fmt(t['value'])})" for t in d["top_k"])
+        return _e(f"top-{len(d['top_k'])}: {top}; fine ranges below")
+    if key == "seeds":
+        fin = ", ".join(f"{f['group']} = {f['rung']} #{f['name']}" for f in d["finalists"])
+        counts = ", ".join(f"{v} {k}" for k, v in sorted(d["counts"].items()))
+        return _e(
+            f"finalists {fin}, and the default; {d['seeds_per_config']} seeds each: {counts}"
+        )
+    if key == "final":
+        return _e(
+            f"chose finalist {d['chosen_group']}: val {fmt(d['val_mean'])},"
+            f" test {fmt(d['test_mean'])}"
+        )
+    return ""
+
+
+def _ladder(s: Mapping[str, Any], figures: Mapping[str, bytes | None]) -> str:
+    ladder = s["ladder"]
+    rows = [
+        [
+            _e(r["label"]),
+            _e(fmt(r["seconds"], 3)),
+            _e(r["jobs"]),
+            _decided(r["key"], r.get("decided")),
+        ]
+        for r in ladder["rungs"]
+    ]
+    select = next((r["decided"] for r in ladder["rungs"] if r["key"] == "select"), None) or {}
+    narrowed = [
+        [_e(name), _e(_range(v["coarse"])), _e(_range(v["fine"]))]
+        for name, v in (select.get("narrowed") or {}).items()
+    ]
+    train = ", ".join(f"{k} {fmt(v, 3)} s" for k, v in ladder["train_seconds"].items())
+    return (
+        f"<p>About {fmt(ladder['total_seconds'], 3)} s of wall-clock time in all"
+        f" (per rung: its jobs in sequence, workers in parallel). Training time summed over"
+        f" trials: {_e(train)}.</p>"
+        + _table(["rung", "seconds", "jobs", "what it decided"], rows, frozenset({1, 2}))
+        + "<p>Narrowing: the coarse ranges and the fine ranges derived from the top-k.</p>"
+        + _table(["parameter", "coarse", "fine"], narrowed)
+        + _figure("ladder", figures.get("ladder"))
+    )
+
+
+def _sanity(s: Mapping[str, Any], figures: Mapping[str, bytes | None]) -> str:
+    o, lr = s["sanity"]["overfit"], s["sanity"]["lr_range"]
+    text = (
+        f"<p>Overfit check {'passed' if o.get('passed') else '<strong>failed</strong>'}:"
+        f" training loss {fmt(o.get('final_loss'))} on {_e(o.get('subset'))} samples after"
+        f" {_e(o.get('steps'))} steps (threshold {_e(o.get('loss_threshold'))}).</p>"
+        + _figure("overfit", figures.get("overfit"))
+    )
+    if lr:
+        text += (
+            f"<p>LR range test: suggestion {fmt(lr['suggestion'], 3)} (steepest descent),"
+            f" lowest loss at {fmt(lr['min_loss_lr'], 3)}, divergence at"
+            f" {_lr(lr['divergence_lr'])}; derived range [{fmt(lr['range'][0], 3)},"
+            f" {fmt(lr['range'][1], 3)}] by the rule {_e(lr.get('rule'))}.</p>"
+        )
+    else:
+        text += "<p>The LR range test did not run.</p>"
+    return text + _figure("lr_range", figures.get("lr_range"))
+
+
+def _curves(s: Mapping[str, Any], figures: Mapping[str, bytes | None]) -> str:
+    rows = [
+        [
+            _e(c["role"]),
+            _e(f"{c['rung']} #{c['name']}"),
+            _e(fmt(c["best_val_metric"])),
+            _e(c["epochs"]),
+            _e(c["why"] or ""),
+        ]
+        for c in s["learning_curves"]
+    ]
+    shown = {c["role"] for c in s["learning_curves"]}
+    absent = [m for m in ("diverged", "failed", "too slow", "overfitting") if m not in shown]
+    return (
+        _table(["panel", "trial", "best val metric", "epochs", "why"], rows, frozenset({2, 3}))
+        + (f"<p>No trial showed: {_e(', '.join(absent))}.</p>" if absent else "")
+        + _figure("learning_curves", figures.get("learning_curves"))
+    )
+
+
+def _top_text(top: Mapping[str, Any] | None) -> str:
+    if not top:
+        return "n/a"
+    if top.get("values") is not None:
+        return ", ".join(map(str, top["values"]))
+    return f"[{fmt(top['min'], 3)}, {fmt(top['max'], 3)}] ({top['share']:.0%} of range)"
+
+
+def _trend_text(trend: Mapping[str, Any] | None) -> str:
+    if not trend:
+        return "n/a"
+    if trend["kind"] == "choice":
+        means = ", ".join(f"{k}: {fmt(v)}" for k, v in trend["means"].items())
+        return f"best {trend['best']} (means {means})"
+    if trend["rho"] is None:
+        return "n/a (too few or constant values)"
+    return f"Spearman {trend['rho']:+.2f} ({trend['strength']}; + means larger is better)"
+
+
+def _hyperparameters(s: Mapping[str, Any], figures: Mapping[str, bytes | None]) -> str:
+    h = s["hyperparameters"]
+    rows = [
+        [
+            _e(name),
+            _e(_range(p["coarse"])),
+            _e(_range(p["fine"])),
+            _e(fmt(p["chosen"])),
+            _e(_top_text(p["top"])),
+            _e(_trend_text(p["trend"])),
+        ]
+        for name, p in h["params"].items()
+    ]
+    names = list(h["params"])
+    top = [
+        [_e(f"{t['rung']} #{t['name']}"), _e(fmt(t["value"]))]
+        + [_e(fmt(t["params"].get(n), 3)) for n in names]
+        for t in h["top"]
+    ]
+    return (
+        _figure("hyperparameters", figures.get("hyperparameters"))
+        + _table(
+            ["parameter", "coarse range", "fine range", "chosen", f"top {len(h['top'])}", "trend"],
+            rows,
+        )
+        + f"<p>The top {len(h['top'])} trials (compare top performers):</p>"
+        + _table(["trial", "best val metric", *names], top, frozenset({1}))
+    )
+
+
+def _importance(s: Mapping[str, Any], figures: Mapping[str, bytes | None]) -> str:
+    imp = s["importance"]
+    caveats = "".join(f'<p class="caveat">{_e(c)}</p>' for c in imp["caveats"])
+    rows = [[_e(k), _e(fmt(v, 3))] for k, v in imp["importances"].items()]
+    inter = imp["interactions"]
+    return (
+        f"<p>{_e(imp['method'])}, seed {_e(imp['seed'])}, on {_e(imp['trials'])} ok coarse and"
+        " fine trials, in the coarse space (log parameters as log10). Each number is the"
+        " fraction of the val metric's variance the parameter explains alone.</p>"
+        + caveats
+        + _table(["parameter", "main effect"], rows, frozenset({1}))
+        + (f"<p>Left to interactions and noise: {fmt(inter, 3)}.</p>" if inter is not None else "")
+        + _figure("importance", figures.get("importance"))
+    )
+
+
+def _analysis(s: Mapping[str, Any]) -> str:
+    rows = [[_e(a["question"]), _e(a["answer"])] for a in s["analysis"]]
+    return (
+        "<p>The methodology's analysis questions, answered from the figures above.</p>"
+        + _table(["question", "answer"], rows)
+    )
+
+
+def _seeds(s: Mapping[str, Any], figures: Mapping[str, bytes | None]) -> str:
+    rows = []
+    for g in s["seeds"]["groups"]:
+        source = g["source"]
+        rows.append(
+            [
+                _e(g["group"] + (" (chosen)" if g["chosen"] else "")),
+                _e(f"{source['rung']} #{source['name']}" if source else "train section"),
+                _e(_pm(g["val"])),
+                _e(fmt(g["spread"], 3)),
+                _e(g["failed_seeds"]),
+                _e(_pm(g["test"]) if g["test"] else "not measured"),
+            ]
+        )
+    seeds = ", ".join(map(str, s["seeds"]["seeds"]))
+    return (
+        f"<p>Every finalist and the default ran with the same seeds ({_e(seeds)}).</p>"
+        + _table(
+            ["finalist", "from", "val mean ± std", "spread (max-min)", "failed seeds", "test"],
+            rows,
+        )
+        + _figure("seeds", figures.get("seeds"))
+    )
+
+
+def _diminishing(s: Mapping[str, Any], figures: Mapping[str, bytes | None]) -> str:
+    d = s["diminishing_returns"]
+    return (
+        f"<p>Rule: the last {d['window']} trials improve the best val metric by less than"
+        f" {d['threshold']:.0%} (relative). Verdict over {d['trials']} coarse and fine trials:"
+        f" <strong>{_e(d['verdict'])}</strong>.</p>"
+        + _figure("best_so_far", figures.get("best_so_far"))
+    )
+
+
+def _ranges_text(ranges: Mapping[str, Any]) -> str:
+    parts = []
+    for name, r in ranges.items():
+        if "values" in r:
+            parts.append(f"{name} in {{{', '.join(r['values'])}}}")
+        else:
+            parts.append(f"{name} {fmt(r['min'], 3)}–{fmt(r['max'], 3)}")
+    return "; ".join(parts)
+
+
+def _failures(s: Mapping[str, Any]) -> str:
+    f = s["failures"]
+    rules = "".join(f"<li><strong>{_e(k)}</strong>: {_e(v)}</li>" for k, v in f["rules"].items())
+    modes = [
+        [_e(mode), _e(m["count"]), _e(_ranges_text(m["ranges"]) or "—")]
+        for mode, m in f["modes"].items()
+    ]
+    trials = [[_e(f"{t['rung']} #{t['name']}"), _e(t["mode"]), _e(t["why"])] for t in f["trials"]]
+    status = [
+        [_e(rung), _e(", ".join(f"{v} {k}" for k, v in sorted(c.items())))]
+        for rung, c in f["status_counts"].items()
+    ]
+    return (
+        "<p>Each coarse and fine trial is classified by these rules, first match wins"
+        f" (documented in docs/report.md):</p><ul>{rules}</ul>"
+        + _table(
+            ["failure mode", "trials", "where it occurs (min–max per parameter)"],
+            modes,
+            frozenset({1}),
+        )
+        + (_table(["trial", "mode", "why"], trials) if trials else "<p>No failures.</p>")
+        + "<p>Statuses per rung, as the trials recorded them:</p>"
+        + _table(["rung", "statuses"], status)
+    )
+
+
+def _items(items: Sequence[Mapping[str, Any]], first: str) -> str:
+    rows = [[_e(i["question"]), _answer(i["answer"]), _e(i["evidence"])] for i in items]
+    return _table([first, "answer", "evidence from this run"], rows)
+
+
+def _checklist(s: Mapping[str, Any]) -> str:
+    yes = sum(bool(i["answer"]) for i in s["checklist"])
+    return (
+        f"<p>{yes} of {len(s['checklist'])} answered yes. The methodology: if yes to most of"
+        " these, proceed to the next stage.</p>" + _items(s["checklist"], "question")
+    )
+
+
+def _pitfalls(s: Mapping[str, Any]) -> str:
+    return "<p>Answer: whether this run avoided the pitfall.</p>" + _items(
+        s["pitfalls"], "pitfall"
+    )
+
+
+def _reproducibility(s: Mapping[str, Any]) -> str:
+    r = s["reproducibility"]
+    versions = "; ".join(
+        ", ".join(f"{k} {v}" for k, v in (vs or {}).items()) for vs in r["trial_versions"]
+    )
+    report_versions = ", ".join(f"{k} {v}" for k, v in r["report_versions"].items())
+    rows = [
+        ["command", f"<code>{_e(r['command'])}</code>"],
+        ["git commit (trials)", _e(", ".join(r["git_commits"]) or "n/a")],
+        ["git commit (tuneladder source)", _e(r["source_commit"] or "not a git checkout")],
+        ["config hash", f"<code>{_e(r['config_hash'])}</code>"],
+        ["chosen trial, its config hash", _e(f"{r['chosen_trial']}: {r['chosen_config_hash']}")],
+        ["data fingerprint", _e(r["data_fingerprint"])],
+        [
+            "seeds",
+            _e(
+                f"ladder {r['ladder_seed']}, data split {r['split_seed']}, seed reruns"
+                f" {', '.join(map(str, r['seed_rerun_seeds']))}, fANOVA {r['fanova_seed']}"
+            ),
+        ],
+        ["package versions (trials)", _e(versions)],
+        ["package versions (report)", _e(report_versions)],
+        ["devices, hosts", _e(", ".join(r["devices"]) + "; " + ", ".join(r["hosts"]))],
+    ]
+    config = json.dumps(r["config"], indent=2, sort_keys=True, default=str)
+    return (
+        _table(["", ""], rows)
+        + "<p>The resolved experiment config (hashed above):</p>"
+        + f"<pre>{_e(config)}</pre>"
+    )
+
+
+def render(summary: Mapping[str, Any], figures: Mapping[str, bytes | None]) -> str:
+    """The whole page; every number on it comes from ``summary``."""
+    bodies = {
+        "headline": _headline(summary),
+        "ladder": _ladder(summary, figures),
+        "sanity": _sanity(summary, figures),
+        "learning-curves": _curves(summary, figures),
+        "hyperparameters": _hyperparameters(summary, figures),
+        "parallel": f"<p>{summary['parallel']['trials']} trials,"
+        f" {summary['parallel']['with_metric']} with a val metric (the others grey, dashed)."
+        " Axes span the coarse ranges.</p>" + _figure("parallel", figures.get("parallel")),
+        "importance": _importance(summary, figures),
+        "analysis": _analysis(summary),
+        "seeds": _seeds(summary, figures),
+        "diminishing-returns": _diminishing(summary, figures),
+        "failures": _failures(summary),
+        "checklist": _checklist(summary),
+        "pitfalls": _pitfalls(summary),
+        "reproducibility": _reproducibility(summary),
+    }
+    nav = "".join(f'<a href="#{key}">{_e(title)}</a>' for key, title in SECTIONS.items())
+    sections = "".join(
+        f'<section id="{key}"><h2>{_e(title)}</h2>{bodies[key]}</section>'
+        for key, title in SECTIONS.items()
+    )
+    title = f"{summary.get('experiment') or 'tuneladder'}: tuning report"
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head>"
+        f"<body><main><h1>{_e(title)}</h1><nav>{nav}</nav>{sections}</main></body></html>\n"
+    )

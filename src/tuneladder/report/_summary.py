@@ -1,0 +1,570 @@
+"""Assemble ``summary.json``: every number and verdict the report page shows.
+
+The page is rendered from this dictionary alone (plus the figures), so what the
+user reads and what a script reads from ``summary.json`` cannot disagree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tuneladder.report import _analysis as analysis
+from tuneladder.report._importance import fanova_importance
+from tuneladder.report._load import RUNGS, SWEEP_RUNGS, RunData
+
+__all__ = ["RUNG_JOBS", "build_summary", "config_hash", "curve_panels", "trial_label"]
+
+# Ladder rungs in order: (key, label, benchmark jobs; "x/worker" means the rung's workers).
+RUNG_JOBS = (
+    ("prepare", "prepare data", ("prepare",)),
+    ("overfit", "overfit check", ("overfit_check",)),
+    ("lr_range", "LR range test", ("lr_range_test",)),
+    ("coarse", "coarse sweep", ("plan_coarse", "coarse/worker", "coarse/collect")),
+    ("select", "top-k and narrowing", ("select_top_k",)),
+    ("fine", "fine sweep", ("plan_fine", "fine/worker", "fine/collect")),
+    ("seeds", "seed reruns", ("plan_seeds", "seeds/worker", "seeds/collect")),
+    ("final", "final choice and test", ("final",)),
+)
+TOP_N = 5
+CURVE_TOP = 3
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """A short hash of the resolved experiment config (sorted JSON)."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def trial_label(row: Mapping[str, Any]) -> str:
+    return f"{row['rung']} #{row['name']}"
+
+
+def _timing(benchmarks: Mapping[str, float]) -> tuple[list[dict[str, Any]], float]:
+    rungs, known = [], set()
+    for key, label, jobs in RUNG_JOBS:
+        walls, total, count = [], 0.0, 0
+        for job in jobs:
+            if job.endswith("/worker"):
+                hits = [s for name, s in benchmarks.items() if name.startswith(job + "-")]
+                known.update(name for name in benchmarks if name.startswith(job + "-"))
+                if hits:
+                    walls.append(max(hits))
+                    total += sum(hits)
+                    count += len(hits)
+            elif job in benchmarks:
+                known.add(job)
+                walls.append(benchmarks[job])
+                total += benchmarks[job]
+                count += 1
+        rungs.append(
+            {
+                "key": key,
+                "label": label,
+                "seconds": sum(walls) if walls else None,
+                "job_seconds": total if count else None,
+                "jobs": count,
+            }
+        )
+    other = {k: v for k, v in benchmarks.items() if k not in known and k != "report"}
+    if other:
+        rungs.append(
+            {
+                "key": "other",
+                "label": "other jobs (" + ", ".join(sorted(other)) + ")",
+                "seconds": sum(other.values()),
+                "job_seconds": sum(other.values()),
+                "jobs": len(other),
+            }
+        )
+    return rungs, sum(r["seconds"] or 0.0 for r in rungs)
+
+
+def _counts(rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    return counts
+
+
+def _best(rows: Sequence[Mapping[str, Any]], mode: str) -> dict[str, Any] | None:
+    top = analysis.top_rows(rows, 1, mode)
+    if not top:
+        return None
+    return {"rung": top[0]["rung"], "name": top[0]["name"], "value": top[0]["best_val_metric"]}
+
+
+def _sampled(row: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    return {name: row["params"].get(name) for name in names}
+
+
+def _ladder(run: RunData, mode: str) -> dict[str, Any]:
+    rungs, total = _timing(run.benchmarks)
+    names = list(run.coarse_space)
+    coarse_space, fine_space = run.coarse_space, run.narrowed_space
+    by_key = {r["key"]: r for r in rungs}
+    meta, overfit, lr = run.meta, run.overfit, run.lr_range
+    by_key["prepare"]["decided"] = {
+        "sizes": meta.get("sizes"),
+        "split_seed": meta.get("seed"),
+        "fingerprint": meta.get("fingerprint"),
+    }
+    by_key["overfit"]["decided"] = {
+        "passed": overfit.get("passed"),
+        "steps": overfit.get("steps"),
+        "final_loss": overfit.get("final_loss"),
+        "loss_threshold": overfit.get("loss_threshold"),
+    }
+    coarse_lr = coarse_space.get("lr")
+    bounds = [getattr(coarse_lr, "low", None), getattr(coarse_lr, "high", None)]
+    lr_from_test = bool(lr) and bounds == [float(v) for v in (lr or {}).get("range", [])]
+    by_key["lr_range"]["decided"] = (
+        {
+            "suggestion": lr["suggestion"],
+            "min_loss_lr": lr["min_loss_lr"],
+            "divergence_lr": lr["divergence_lr"],
+            "range": lr["range"],
+            "rule": lr.get("rule"),
+            "used_for_coarse": lr_from_test,
+        }
+        if lr
+        else None
+    )
+    for rung in SWEEP_RUNGS:
+        rows = run.rows[rung]
+        by_key[rung]["decided"] = {
+            "trials": len(rows),
+            "sampler": run.plans[rung].get("sampler"),
+            "counts": _counts(rows),
+            "best": _best(rows, mode),
+        }
+    by_key["coarse"]["decided"]["space"] = {
+        n: analysis.describe_distribution(d) for n, d in coarse_space.items()
+    }
+    by_key["select"]["decided"] = {
+        "top_k": [
+            {
+                "rung": row["rung"],
+                "name": row["name"],
+                "value": row["best_val_metric"],
+                "params": _sampled(row, names),
+            }
+            for row in run.topk["trials"]
+        ],
+        "narrowed": {
+            name: {
+                "coarse": analysis.describe_distribution(coarse_space[name]),
+                "fine": analysis.describe_distribution(fine_space[name]),
+            }
+            for name in names
+            if name in fine_space
+        },
+    }
+    seeds_plan = run.plans["seeds"]
+    groups = sorted({row["group"] for row in run.rows["seeds"]})
+    by_key["seeds"]["decided"] = {
+        "finalists": [
+            {"group": str(i), "rung": f["rung"], "name": f["name"], "value": f["best_val_metric"]}
+            for i, f in enumerate(seeds_plan["finalists"])
+        ],
+        "seeds_per_config": max(
+            (sum(r["group"] == g for r in run.rows["seeds"]) for g in groups), default=0
+        ),
+        "counts": _counts(run.rows["seeds"]),
+    }
+    final = run.final
+    by_key["final"]["decided"] = {
+        "chosen_group": final["best_group"],
+        "val_mean": final["val_mean"],
+        "test_mean": final["test_mean"],
+    }
+    return {"rungs": rungs, "total_seconds": total}
+
+
+def _source(run: RunData, group: str) -> dict[str, Any] | None:
+    finalists = run.plans["seeds"]["finalists"]
+    if group.isdigit() and int(group) < len(finalists):
+        f = finalists[int(group)]
+        return {"rung": f["rung"], "name": f["name"], "search_value": f["best_val_metric"]}
+    return None
+
+
+def _headline(run: RunData) -> dict[str, Any]:
+    final = run.final
+    baseline = final.get("baseline") or {}
+    base_params = baseline.get("params") or {}
+    chosen = final["best_config"]
+    searched = list(run.coarse_space)
+    return {
+        "chosen_group": final["best_group"],
+        "source": _source(run, final["best_group"]),
+        "params": chosen,
+        "searched": searched,
+        "default_params": {k: base_params.get(k) for k in chosen},
+        "seeds": final.get("seeds"),
+        "val": {
+            "mean": final["val_mean"],
+            "std": final["val_std"],
+            "ci95": final["val_ci95"],
+            "values": final.get("val_values"),
+        },
+        "test": {
+            "mean": final["test_mean"],
+            "std": final["test_std"],
+            "values": final.get("test_values"),
+        },
+        "baseline": {"val": baseline.get("val"), "test": baseline.get("test")},
+        "runner_up": (final.get("runner_up") or {}).get("group"),
+        "p_value_vs_runner_up": final.get("p_value_vs_runner_up"),
+        "distinguishable_from_runner_up": final.get("distinguishable_from_runner_up"),
+    }
+
+
+def curve_panels(
+    rows: Sequence[Mapping[str, Any]], classes: Sequence[Mapping[str, Any]], mode: str
+) -> list[dict[str, Any]]:
+    """The trials whose learning curves the report shows: the top few, and the first trial of
+    each failure mode (``role`` says which)."""
+    picked = [
+        {"row": row, "role": f"top {i + 1}"}
+        for i, row in enumerate(analysis.top_rows(rows, CURVE_TOP, mode))
+    ]
+    for failure in analysis.FAILURE_MODES:
+        for row, cls in zip(rows, classes, strict=True):
+            if cls["mode"] == failure:
+                picked.append({"row": row, "role": failure, "why": cls["why"]})
+                break
+    return picked
+
+
+def _hyperparameters(run: RunData, mode: str) -> dict[str, Any]:
+    rows = run.sweep_rows()
+    space = run.coarse_space
+    fine = run.narrowed_space
+    top = analysis.top_rows(rows, TOP_N, mode)
+    common = analysis.top_ranges(top, space)
+    trend = analysis.trends(rows, space, mode)
+    params = {}
+    for name, dist in space.items():
+        params[name] = {
+            "coarse": analysis.describe_distribution(dist),
+            "fine": analysis.describe_distribution(fine[name]) if name in fine else None,
+            "chosen": run.final["best_config"].get(name),
+            "top": common.get(name),
+            "trend": trend.get(name),
+        }
+    return {
+        "params": params,
+        "top": [
+            {
+                "rung": row["rung"],
+                "name": row["name"],
+                "value": row["best_val_metric"],
+                "params": _sampled(row, list(space)),
+            }
+            for row in top
+        ],
+    }
+
+
+def _seeds(run: RunData) -> dict[str, Any]:
+    final = run.final
+    groups = []
+    for entry in final["finalists"]:
+        chosen = entry["group"] == final["best_group"]
+        source = _source(run, entry["group"])
+        label = f"finalist {entry['group']}"
+        if source:
+            label += f"\n({source['rung']} #{source['name']})"
+        values = entry["val"]["values"]
+        groups.append(
+            {
+                "group": entry["group"],
+                "label": label + ("\nchosen" if chosen else ""),
+                "source": source,
+                "chosen": chosen,
+                "val": entry["val"],
+                "spread": (max(values) - min(values)) if values else None,
+                "failed_seeds": entry["failed_seeds"],
+                "test": {
+                    "values": final["test_values"],
+                    "mean": final["test_mean"],
+                    "std": final["test_std"],
+                    "n": len(final["test_values"] or []),
+                }
+                if chosen
+                else None,
+            }
+        )
+    baseline = final.get("baseline") or {}
+    if baseline.get("val"):
+        values = baseline["val"]["values"]
+        groups.append(
+            {
+                "group": "default",
+                "label": "untuned\ndefault",
+                "source": None,
+                "chosen": False,
+                "val": baseline["val"],
+                "spread": (max(values) - min(values)) if values else None,
+                "failed_seeds": sum(
+                    r["status"] != "ok" for r in run.rows["seeds"] if r["group"] == "default"
+                ),
+                "test": baseline.get("test"),
+            }
+        )
+    seeds = sorted({(r.get("seed_index", 0), r["seed"]) for r in run.rows["seeds"]})
+    return {"groups": groups, "seeds": [s for _, s in seeds]}
+
+
+def _failures(run: RunData, mode: str) -> dict[str, Any]:
+    rows = run.sweep_rows()
+    classes = analysis.classify_trials(rows, [r["history"] for r in rows], mode)
+    labels = [c["mode"] for c in classes]
+    ranges = analysis.failure_ranges(rows, labels, list(run.coarse_space))
+    return {
+        "rules": {
+            "diverged": "status diverged: a non-finite loss, or train loss above"
+            " diverge_factor x the first step's loss",
+            "failed": "status failed: the trial raised an error (out of memory included)",
+            "overfitting": f"val loss at the last epoch more than {analysis.OVERFIT_RISE:.0%}"
+            " above its minimum, while train loss at the last epoch is below its value at"
+            " that minimum",
+            "too slow": "still learning when the epochs ran out (best val metric at the last"
+            f" epoch, train loss down more than {analysis.SLOW_DROP:.0%} over the last quarter"
+            " of the epochs) and the best val metric more than"
+            f" {analysis.SLOW_GAP:.0%} (relative) behind the best trial",
+        },
+        "thresholds": {
+            "overfit_rise": analysis.OVERFIT_RISE,
+            "slow_drop": analysis.SLOW_DROP,
+            "slow_gap": analysis.SLOW_GAP,
+        },
+        "modes": ranges,
+        "trials": [c for c in classes if c["mode"] != "ok"],
+        "status_counts": {rung: _counts(run.rows[rung]) for rung in RUNGS},
+        "classes": classes,
+    }
+
+
+def _logs(run: RunData) -> dict[str, Any]:
+    planned, complete, missing, commits = 0, 0, [], set()
+    needed = ("seed", "config_hash", "versions")
+    for rung in RUNGS:
+        for entry in run.plans[rung]["trials"]:
+            planned += 1
+            name = f"{rung}/{entry['name']}"
+            trial_dir = run.results_dir / rung / entry["dir"]
+            result = run.results.get(name)
+            files_ok = all((trial_dir / f).is_file() for f in ("config.json", "history.csv"))
+            if result is not None and files_ok and all(result.get(k) is not None for k in needed):
+                complete += 1
+                commits.add(result.get("git_commit") or "not recorded (not a git checkout)")
+            else:
+                missing.append(name)
+    return {
+        "planned": planned,
+        "complete": complete,
+        "missing": missing,
+        "git_commits": sorted(commits),
+    }
+
+
+def _analysis_answers(
+    hyper: Mapping[str, Any], importance: Mapping[str, Any], mode: str
+) -> list[dict[str, str]]:
+    params = hyper["params"]
+    common, spread = [], []
+    for name, info in params.items():
+        top = info["top"]
+        if top is None:
+            continue
+        if top.get("values") is not None:
+            if len(top["values"]) == 1:
+                common.append(f"{name} = {top['values'][0]}")
+            else:
+                spread.append(f"{name} in {{{', '.join(map(str, top['values']))}}}")
+        elif top["share"] is not None and top["share"] < 0.5:
+            common.append(
+                f"{name} in [{top['min']:.3g}, {top['max']:.3g}] ({top['share']:.0%} of the"
+                " searched range)"
+            )
+        else:
+            spread.append(f"{name} (spread over {top['share']:.0%} of its range)")
+    n_top = len(hyper["top"])
+    clear, little = [], []
+    scores = importance["importances"]
+    for name, info in params.items():
+        trend = info["trend"] or {}
+        score = scores.get(name)
+        if trend.get("strength") == "clear":
+            direction = "larger is better" if trend["rho"] > 0 else "smaller is better"
+            clear.append(f"{name} (Spearman {trend['rho']:+.2f}, {direction})")
+        elif trend.get("kind") == "choice" and score is not None and score >= 0.2:
+            clear.append(f"{name} (best value {trend['best']}, fANOVA {score:.2f})")
+        if score is not None and score < 0.05 and trend.get("strength") in ("none", "n/a", None):
+            little.append(name)
+    inter = importance.get("interactions")
+    caveat = (
+        " (few trials: a rough hint)" if importance["trials"] < importance["min_trials"] else ""
+    )
+    return [
+        {
+            "question": f"What do the top {n_top} runs have in common?",
+            "answer": ("they agree on " + "; ".join(common) if common else "no parameter")
+            + (". They differ in " + "; ".join(spread) if spread else "")
+            + ".",
+        },
+        {
+            "question": "Which parameters show clear trends?",
+            "answer": ", ".join(clear) if clear else "none with |Spearman rho| >= 0.5",
+        },
+        {
+            "question": "Which have little effect?",
+            "answer": (", ".join(little) if little else "none clearly")
+            + " (fANOVA main effect below 0.05 and no rank trend)"
+            + caveat,
+        },
+        {
+            "question": "Are there interactions between parameters?",
+            "answer": "not computed"
+            if inter is None
+            else f"main effects explain {1 - inter:.0%} of the val metric's variance; the other"
+            f" {inter:.0%} is interactions (and noise){caveat}"
+            + (": substantial, see the parallel coordinates" if inter > 0.3 else ""),
+        },
+    ]
+
+
+def build_summary(
+    run: RunData,
+    *,
+    seed: int,
+    config: Mapping[str, Any],
+    command: str,
+    versions: Mapping[str, str],
+    source_commit: str | None,
+) -> dict[str, Any]:
+    """Every number the report shows, from the loaded run.
+
+    ``config`` is the resolved experiment config (shown and hashed), ``command``
+    the command that reproduces the run, ``versions`` the report's own packages,
+    ``source_commit`` the commit of the tuneladder source the report ran from.
+    """
+    final = run.final
+    mode, metric = final["mode"], final["metric"]
+    sweep = run.sweep_rows()
+    hyper = _hyperparameters(run, mode)
+    importance = fanova_importance(sweep, run.coarse_space, mode=mode, seed=seed)
+    diminishing = analysis.diminishing_returns(sweep, mode)
+    failures = _failures(run, mode)
+    logs = _logs(run)
+    checklist = analysis.checklist(
+        sweep_rows=sweep,
+        seed_rows=run.rows["seeds"],
+        chosen_group=final["best_group"],
+        space=list(run.coarse_space),
+        lr_range=run.lr_range,
+        logs=logs,
+        diminishing=diminishing,
+    )
+    headline = _headline(run)
+    pitfalls = analysis.pitfalls(
+        overfit=run.overfit,
+        space=run.coarse_space,
+        chosen_params=final["best_config"],
+        baseline_params=(final.get("baseline") or {}).get("params"),
+        checklist_items=checklist,
+        val=headline["val"],
+        test=headline["test"],
+        p_value=final.get("p_value_vs_runner_up"),
+        mode=mode,
+    )
+    panels = curve_panels(sweep, failures["classes"], mode)
+    trial_versions = sorted(
+        {json.dumps(r.get("versions"), sort_keys=True) for r in run.results.values()}
+    )
+    seeds = _seeds(run)
+    trial_seconds = {
+        rung: sum(r.get("train_seconds") or 0.0 for r in run.rows[rung]) for rung in RUNGS
+    }
+    return {
+        "schema": 1,
+        "experiment": final.get("experiment"),
+        "metric": {"name": metric, "mode": mode},
+        "trials": {
+            rung: {"total": len(run.rows[rung]), "counts": _counts(run.rows[rung])}
+            for rung in RUNGS
+        },
+        "headline": headline,
+        "ladder": {**_ladder(run, mode), "train_seconds": trial_seconds},
+        "sanity": {
+            "overfit": {k: v for k, v in run.overfit.items() if k not in ("curve", "config")},
+            "lr_range": {
+                k: v
+                for k, v in (run.lr_range or {}).items()
+                if k not in ("lrs", "losses", "smoothed", "smoothed_zero_lag", "config")
+            }
+            or None,
+        },
+        "learning_curves": [
+            {
+                "rung": p["row"]["rung"],
+                "name": p["row"]["name"],
+                "role": p["role"],
+                "why": p.get("why"),
+                "best_val_metric": p["row"]["best_val_metric"],
+                "epochs": len(p["row"]["history"]),
+            }
+            for p in panels
+        ],
+        "hyperparameters": hyper,
+        "parallel": {
+            "trials": len(sweep),
+            "with_metric": sum(analysis.ok_value(r) is not None for r in sweep),
+        },
+        "importance": importance,
+        "analysis": _analysis_answers(hyper, importance, mode),
+        "seeds": seeds,
+        "diminishing_returns": diminishing,
+        "failures": failures,
+        "checklist": checklist,
+        "pitfalls": pitfalls,
+        "reproducibility": {
+            "command": command,
+            "config_hash": config_hash(config),
+            "config": dict(config),
+            "ladder_seed": config.get("seed"),
+            "split_seed": run.meta.get("seed"),
+            "seed_rerun_seeds": seeds["seeds"],
+            "fanova_seed": seed,
+            "data_fingerprint": run.meta.get("fingerprint"),
+            "git_commits": logs["git_commits"],
+            "source_commit": source_commit,
+            "chosen_trial": final.get("best_seed_trial"),
+            "chosen_config_hash": (
+                run.results.get(f"seeds/{final.get('best_seed_trial')}") or {}
+            ).get("config_hash"),
+            "trial_versions": [json.loads(v) for v in trial_versions],
+            "report_versions": dict(versions),
+            "devices": sorted({str(r.get("device")) for r in run.results.values()}),
+            "hosts": sorted({str(r.get("host")) for r in run.results.values()}),
+        },
+    }
+
+
+def finite_or_none(value: Any) -> Any:
+    """NaN and infinities are not JSON: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_or_none(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
