@@ -105,4 +105,5 @@ def all_targets():
         f"{RESULTS}/sanity/overfit.json",
         f"{RESULTS}/sanity/lr_range.csv",
         f"{RESULTS}/final/summary.json",
+        f"{RESULTS}/report/index.html",
     ]

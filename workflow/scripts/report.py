@@ -1,0 +1,13 @@
+from pathlib import Path
+
+from tuneladder.report import report_stage
+from tuneladder.stages import logged
+
+with logged(snakemake.log[0]):
+    report_stage(
+        results_dir=Path(snakemake.input.final).parents[1],
+        out_dir=Path(snakemake.output.html).parent,
+        seed=snakemake.params.seed,
+        config=snakemake.params.config,
+        configfiles=snakemake.params.configfiles,
+    )
