@@ -34,6 +34,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="prepared data (default: results/data if present, else prepared into OUT)",
     )
 
+    status = commands.add_parser(
+        "status", help="where a running or finished ladder stands, and what is left"
+    )
+    status.add_argument("--results", type=Path, default=Path("results"))
+    status.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="the run's config, for the trial counts of rungs not planned yet",
+    )
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+
     args = parser.parse_args(argv)
     from tuneladder.config import ConfigError
     from tuneladder.tasks import TaskError
@@ -41,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "trial":
             return _trial(args)
+        if args.command == "status":
+            return _status(args)
     except (ConfigError, TaskError, FileNotFoundError) as err:
         print(f"tuneladder: error: {err}", file=sys.stderr)
         return 2
@@ -115,3 +129,21 @@ def _trial(args: argparse.Namespace) -> int:
     if result["reason"]:
         print(f"reason: {result['reason']}")
     return 0 if result["status"] == "ok" else 1
+
+
+def _status(args: argparse.Namespace) -> int:
+    import json
+
+    from tuneladder.status import format_status, ladder_status
+
+    config = None
+    if args.config is not None:
+        from tuneladder.config import load_config
+
+        config = load_config(args.config)
+    status = ladder_status(args.results, config=config)
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        print(format_status(status), end="")
+    return 0

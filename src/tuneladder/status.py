@@ -1,0 +1,249 @@
+"""Where a running or finished ladder stands, read from its ``results/`` folder alone.
+
+Nothing here talks to Snakemake: a rung's plan gives its trials, a trial's
+``result.json`` says it is done, and a claim file that is not stale says a
+worker is training it now. This works on a ladder that is running, stopped
+half-way, or finished, and on any machine that sees the folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tuneladder.claims import ClaimBook
+
+__all__ = ["RUNGS", "format_status", "ladder_status"]
+
+RUNGS = ("coarse", "fine", "seeds")
+
+
+def _read(path: Path) -> Any | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # absent, or being written by a worker this instant
+
+
+def _planned_counts(config: Mapping[str, Any] | None) -> dict[str, int | None]:
+    if config is None:
+        return dict.fromkeys(RUNGS)
+    seeds = config["seeds"]
+    return {
+        "coarse": config["coarse"]["trials"],
+        "fine": config["fine"]["trials"],
+        "seeds": (seeds["finalists"] + 1) * seeds["seeds"],
+    }
+
+
+def _in_progress(claims_dir: Path, done: set[str], stale_s: float) -> list[str]:
+    if not claims_dir.is_dir():
+        return []
+    book = ClaimBook(claims_dir, stale_s=stale_s)
+    names = [p.name.removesuffix(".claim") for p in sorted(claims_dir.glob("*.claim"))]
+    return [name for name in names if name not in done and not book.is_stale(name)]
+
+
+def _rung(results: Path, rung: str, planned: int | None, stale_s: float) -> dict[str, Any]:
+    plan = _read(results / rung / "plan.json")
+    if plan is None:
+        return {
+            "rung": rung,
+            "state": "not started",
+            "total": planned,
+            "done": 0,
+            "running": 0,
+            "trials": [],
+            "workers": 0,
+        }
+    trials, spans = [], []
+    for entry in plan["trials"]:
+        result = _read(results / rung / entry["dir"] / "result.json")
+        if result is None:
+            continue
+        trials.append(
+            {
+                "name": entry["name"],
+                "status": result.get("status"),
+                "best_val_metric": result.get("best_val_metric"),
+                "mode": (result.get("metric") or {}).get("mode", "max"),
+                "name_of_metric": (result.get("metric") or {}).get("name"),
+                "total_seconds": result.get("total_seconds"),
+            }
+        )
+        if result.get("started_at") is not None and result.get("total_seconds") is not None:
+            spans.append((result["started_at"], result["started_at"] + result["total_seconds"]))
+    done = {t["name"] for t in trials}
+    running = _in_progress(results / rung / "claims", done, stale_s)
+    total = len(plan["trials"])
+    if len(done) == total:
+        state = "done" if (results / rung / "results.json").is_file() else "trained"
+    else:
+        state = "running" if running else "stopped" if done else "planned"
+    return {
+        "rung": rung,
+        "state": state,
+        "total": total,
+        "done": len(done),
+        "running": len(running),
+        "trials": trials,
+        "workers": max(_most_at_once(spans), len(running)),
+    }
+
+
+def _most_at_once(spans: list[tuple[float, float]]) -> int:
+    """How many trials ran at the same time, at most: the workers this rung had."""
+    events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    most = current = 0
+    for _, step in events:  # at equal times an end (-1) sorts first: back-to-back is not overlap
+        current += step
+        most = max(most, current)
+    return most
+
+
+def _best(rungs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    best = None
+    for rung in rungs:
+        if rung["rung"] == "seeds":
+            continue
+        for t in rung["trials"]:
+            value = t["best_val_metric"]
+            if t["status"] != "ok" or value is None or not math.isfinite(value):
+                continue
+            sign = 1.0 if t["mode"] == "max" else -1.0
+            if best is None or sign * value > sign * best["value"]:
+                best = {
+                    "rung": rung["rung"],
+                    "name": t["name"],
+                    "value": value,
+                    "metric": t["name_of_metric"],
+                }
+    return best
+
+
+def ladder_status(
+    results_dir: str | Path,
+    *,
+    config: Mapping[str, Any] | None = None,
+    now: float | None = None,
+    stale_s: float = 600.0,
+) -> dict[str, Any]:
+    """The ladder's progress as a dict (see :func:`format_status` for the text).
+
+    ``config`` (the resolved experiment config), when given, supplies the trial
+    counts of rungs not planned yet, so the estimate can cover them.
+    """
+    results = Path(results_dir)
+    now = time.time() if now is None else now
+    if not results.is_dir():
+        return {"results": str(results), "state": "not started", "rungs": []}
+    planned = _planned_counts(config)
+    rungs = [_rung(results, rung, planned[rung], stale_s) for rung in RUNGS]
+    files = [p for p in results.rglob("*") if p.is_file()]
+    times = [p.stat().st_mtime for p in files]
+    finished = (results / "final" / "summary.json").is_file()
+    running = sum(r["running"] for r in rungs)
+    started = min(times, default=now)
+    ended = max(times, default=now) if finished and not running else now
+    failures: dict[str, int] = {}
+    for rung in rungs:
+        for t in rung["trials"]:
+            if t["status"] != "ok":
+                failures[t["status"]] = failures.get(t["status"], 0) + 1
+    seconds = [t["total_seconds"] for r in rungs for t in r["trials"] if t["total_seconds"]]
+    mean = sum(seconds) / len(seconds) if seconds else None
+    left = [r["total"] - r["done"] for r in rungs if r["total"] is not None]
+    unknown = [r["rung"] for r in rungs if r["total"] is None]
+    workers = max((r["workers"] for r in rungs), default=0) or 1
+    estimate = None if mean is None or finished else mean * sum(left) / workers
+    return {
+        "results": str(results),
+        "state": "finished" if finished else "running" if running else "idle",
+        "sanity": {
+            "overfit": (_read(results / "sanity" / "overfit.json") or {}).get("passed"),
+            "lr_range": (results / "sanity" / "lr_range.json").is_file(),
+        },
+        "rungs": rungs,
+        "best": _best(rungs),
+        "failures": failures,
+        "elapsed_s": max(0.0, ended - started),
+        "mean_trial_s": mean,
+        "trials_left": sum(left),
+        "workers": workers,
+        "estimate_left_s": estimate,
+        "unplanned": unknown,
+        "report": (results / "report" / "index.html").is_file(),
+    }
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "n/a"
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+def format_status(status: Mapping[str, Any]) -> str:
+    """A few lines for the terminal."""
+    lines = [f"ladder in {status['results']}: {status['state']}"]
+    if not status["rungs"]:
+        return lines[0] + "\n"
+    overfit = status["sanity"]["overfit"]
+    lines.append(
+        "  sanity   overfit check "
+        + ("not run" if overfit is None else "passed" if overfit else "FAILED")
+        + ", LR range test "
+        + ("done" if status["sanity"]["lr_range"] else "not run")
+    )
+    for rung in status["rungs"]:
+        if rung["state"] == "not started":
+            total = f" ({rung['total']} trials)" if rung["total"] is not None else ""
+            lines.append(f"  {rung['rung']:<8} not started{total}")
+            continue
+        bad: dict[str, int] = {}
+        for t in rung["trials"]:
+            if t["status"] != "ok":
+                bad[t["status"]] = bad.get(t["status"], 0) + 1
+        extra = [f"{rung['running']} running"] if rung["running"] else []
+        extra += [f"{n} {s}" for s, n in sorted(bad.items())]
+        lines.append(
+            f"  {rung['rung']:<8} {rung['done']}/{rung['total']} done"
+            + (f" ({', '.join(extra)})" if extra else "")
+            + f"  [{rung['state']}]"
+        )
+    best = status["best"]
+    lines.append(
+        "  best so far: "
+        + (
+            f"val {best['metric']} {best['value']:.4g} ({best['rung']} #{best['name']})"
+            if best
+            else "none yet"
+        )
+    )
+    failures = status["failures"]
+    lines.append(
+        "  failures: "
+        + (", ".join(f"{n} {s}" for s, n in sorted(failures.items())) if failures else "none")
+    )
+    lines.append(f"  elapsed: {_duration(status['elapsed_s'])}")
+    if status["state"] != "finished":
+        more = (
+            f", plus {', '.join(status['unplanned'])} (not planned yet)"
+            if status["unplanned"]
+            else ""
+        )
+        lines.append(
+            f"  left: ~{_duration(status['estimate_left_s'])} ({status['trials_left']} trials x"
+            f" {_duration(status['mean_trial_s'])} / {status['workers']} workers{more})"
+        )
+    elif status["report"]:
+        lines.append(f"  report: {status['results']}/report/index.html")
+    return "\n".join(lines) + "\n"
