@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import snakemake, write_config
 from tuneladder.data import load_train_val, prepare
 from tuneladder.tasks import load_task
 
@@ -30,3 +31,12 @@ def digits(digits_dir: Path):
 @pytest.fixture()
 def digits_task():
     return load_task("digits")
+
+
+@pytest.fixture(scope="session")
+def tiny_ladder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished tiny ladder, report included; run once and shared by every module."""
+    workdir = tmp_path_factory.mktemp("ladder")
+    write_config(workdir)
+    snakemake(workdir)
+    return workdir

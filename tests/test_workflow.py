@@ -2,52 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from helpers import REPO, tiny_config
+from helpers import snakemake, tiny_config, write_config
 from tuneladder.io import read_json
-
-SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
-
-
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    command = [
-        SNAKEMAKE,
-        "--snakefile",
-        str(REPO / "workflow" / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        "--workflow-profile",
-        str(REPO / "profiles" / "default"),
-        "--cores",
-        "2",
-        *args,
-    ]
-    proc = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        cwd=workdir,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        timeout=900,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-    return proc
-
-
-def write_config(workdir: Path, **overrides) -> None:
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "config.yaml").write_text(yaml.safe_dump(tiny_config(**overrides)))
 
 
 def planned_jobs(output: str) -> dict[str, int]:
@@ -58,11 +19,8 @@ def planned_jobs(output: str) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def ladder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    workdir = tmp_path_factory.mktemp("ladder")
-    write_config(workdir)
-    snakemake(workdir)
-    return workdir
+def ladder(tiny_ladder: Path) -> Path:
+    return tiny_ladder  # shared with the report's tests: one tiny ladder per session
 
 
 @pytest.mark.slow
@@ -138,6 +96,7 @@ def test_more_fine_trials_rerun_only_fine_and_after(ladder: Path) -> None:
         "collect_rung",
         "plan_seeds",
         "final",
+        "report",
         "all",
     }
     snakemake(ladder)

@@ -1,0 +1,510 @@
+"""The report: its rules on hand-made rows, and the page built from a real tiny ladder."""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import re
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+from matplotlib.image import imread
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+from helpers import REPO, snakemake
+from tuneladder.io import read_json
+from tuneladder.report import FIGURE_NAMES, SECTIONS
+from tuneladder.report._analysis import (
+    checklist,
+    classify,
+    classify_trials,
+    diminishing_returns,
+    failure_ranges,
+    pitfalls,
+)
+from tuneladder.report._importance import fanova_importance
+from tuneladder.report._summary import config_hash
+
+# --- the rules, on hand-made rows --------------------------------------------------------
+
+
+def row(index=0, status="ok", value=None, best_epoch=None, rung="coarse", **params):
+    return {
+        "rung": rung,
+        "name": str(index),
+        "index": index,
+        "status": status,
+        "reason": None,
+        "best_val_metric": value,
+        "best_epoch": best_epoch,
+        "params": params,
+    }
+
+
+def history(train, val):
+    return [
+        {"epoch": i, "train_loss": t, "val_loss": v}
+        for i, (t, v) in enumerate(zip(train, val, strict=True))
+    ]
+
+
+def test_status_decides_diverged_and_failed() -> None:
+    assert classify(row(status="diverged"), [], best=0.9, mode="max")[0] == "diverged"
+    assert classify(row(status="failed"), [], best=0.9, mode="max")[0] == "failed"
+
+
+def test_overfitting_needs_val_loss_up_and_train_loss_down() -> None:
+    curve = history([1.0, 0.5, 0.3, 0.1], [0.8, 0.6, 0.65, 0.7])  # val 17% above its minimum
+    assert classify(row(value=0.9, best_epoch=1), curve, best=0.9, mode="max")[0] == "overfitting"
+    flat_train = history([1.0, 0.5, 0.6, 0.7], [0.8, 0.6, 0.65, 0.7])  # train rose too
+    assert classify(row(value=0.9, best_epoch=1), flat_train, best=0.9, mode="max")[0] == "ok"
+    small_rise = history([1.0, 0.5, 0.3, 0.1], [0.8, 0.6, 0.62, 0.65])  # 8%: under the bar
+    assert classify(row(value=0.9, best_epoch=1), small_rise, best=0.9, mode="max")[0] == "ok"
+
+
+def test_too_slow_is_still_learning_and_behind() -> None:
+    curve = history([2.3, 2.0, 1.8, 1.5], [2.2, 2.0, 1.7, 1.4])  # train -17% in the last epoch
+    slow = row(value=0.5, best_epoch=3)
+    assert classify(slow, curve, best=0.9, mode="max")[0] == "too slow"
+    # the same curve on the best trial is not "too slow": it is the best
+    assert classify(row(value=0.9, best_epoch=3), curve, best=0.9, mode="max")[0] == "ok"
+    # best epoch before the last: it stopped improving, so it is not slow
+    assert classify(row(value=0.5, best_epoch=2), curve, best=0.9, mode="max")[0] == "ok"
+    # loss metric (min mode): 0.5 is 25% worse than 0.4
+    assert classify(row(value=0.5, best_epoch=3), curve, best=0.4, mode="min")[0] == "too slow"
+    # one epoch: nothing to judge
+    assert classify(row(value=0.1, best_epoch=0), curve[:1], best=0.9, mode="max")[0] == "ok"
+
+
+def test_failure_ranges_are_per_mode_and_parameter() -> None:
+    rows = [
+        row(0, "diverged", lr=0.5, batch_size=32),
+        row(1, "diverged", lr=0.9, batch_size=64),
+        row(2, value=0.9, lr=0.01, batch_size=32),
+    ]
+    classes = classify_trials(rows, [[], [], []], "max")
+    assert [c["mode"] for c in classes] == ["diverged", "diverged", "ok"]
+    ranges = failure_ranges(rows, [c["mode"] for c in classes], ["lr", "batch_size"])
+    assert ranges["diverged"] == {
+        "count": 2,
+        "ranges": {"lr": {"min": 0.5, "max": 0.9}, "batch_size": {"min": 32, "max": 64}},
+    }
+    assert ranges["failed"] == {"count": 0, "ranges": {}}
+
+
+def test_diminishing_returns_rule() -> None:
+    flat = [row(i, value=0.90) for i in range(5)] + [row(5 + i, value=0.904) for i in range(10)]
+    verdict = diminishing_returns(flat, "max")
+    assert verdict["reached"] is True and math.isclose(verdict["improvement"], 0.004 / 0.9)
+    rising = [row(i, value=0.80) for i in range(5)] + [row(5 + i, value=0.85) for i in range(10)]
+    assert diminishing_returns(rising, "max")["reached"] is False
+    assert diminishing_returns(rising[:10], "max")["reached"] is None  # 10 trials: too few
+    losses = [row(i, value=1.0) for i in range(3)] + [row(3 + i, value=0.995) for i in range(10)]
+    assert diminishing_returns(losses, "min")["reached"] is True
+    failed_first = [row(i, "failed") for i in range(3)] + [
+        row(3 + i, value=0.9) for i in range(10)
+    ]
+    assert diminishing_returns(failed_first, "max")["reached"] is False
+    # failed trials in the window improve nothing
+    tail = [row(i, value=0.9) for i in range(3)] + [row(3 + i, "diverged") for i in range(10)]
+    assert diminishing_returns(tail, "max")["reached"] is True
+
+
+def _checklist(seeds_per_group=3, **changes):
+    sweep = [
+        row(0, value=0.8, lr=1e-3, schedule="constant", batch_size=32, width=64, dropout=0.1),
+        row(1, value=0.9, lr=1e-2, schedule="cosine", batch_size=64, width=128, dropout=0.2),
+    ]
+    seeds = [
+        {**row(i, value=0.9, lr=1e-2), "group": g}
+        for g in ("0", "1", "default")
+        for i in range(seeds_per_group)
+    ]
+    args = {
+        "sweep_rows": sweep,
+        "seed_rows": seeds,
+        "chosen_group": "0",
+        "space": ["lr", "schedule", "batch_size", "width", "dropout"],
+        "lr_range": {"suggestion": 3e-3, "range": [3e-4, 3e-2], "divergence_lr": 1.0},
+        "logs": {"planned": 11, "complete": 11, "missing": [], "git_commits": ["abc"]},
+        "diminishing": {"reached": None, "verdict": "not enough trials to judge"},
+    }
+    args.update(changes)
+    return {item["question"]: item for item in checklist(**args)}
+
+
+def test_checklist_answers_from_the_rows() -> None:
+    items = _checklist()
+    assert len(items) == 8
+    answers = {q.split("?")[0]: i["answer"] for q, i in items.items()}
+    assert answers == {
+        "Have I found a learning rate that gives stable training": True,
+        "Have I tried a learning rate schedule": True,
+        "Have I explored different model sizes": True,
+        "Have I tested different batch sizes": True,
+        "Have I tuned regularization (weight decay, dropout)": True,
+        "Have I run top configs with multiple seeds to check variance": True,
+        "Have I logged all experiments for reproducibility": True,
+        "Am I seeing diminishing returns from further tuning": False,
+    }
+    assert "width took 2 values" in items["Have I explored different model sizes?"]["evidence"]
+    assert all(item["evidence"] for item in items.values())
+
+
+def test_checklist_says_no_where_the_data_says_no() -> None:
+    items = _checklist(seeds_per_group=2, lr_range=None, space=["lr"])
+    assert not items["Have I run top configs with multiple seeds to check variance?"]["answer"]
+    assert not items["Have I found a learning rate that gives stable training?"]["answer"]
+    items = _checklist(logs={"planned": 3, "complete": 2, "missing": ["fine/1"]})
+    assert not items["Have I logged all experiments for reproducibility?"]["answer"]
+    same = [row(i, value=0.9, schedule="constant", batch_size=64, width=64) for i in range(2)]
+    items = _checklist(sweep_rows=same, space=["lr"])
+    assert not items["Have I tried a learning rate schedule?"]["answer"]
+    assert not items["Have I tested different batch sizes?"]["answer"]
+    assert not items["Have I explored different model sizes?"]["answer"]
+    assert not items["Have I tuned regularization (weight decay, dropout)?"]["answer"]
+
+
+def test_pitfalls_flag_a_linear_lr_and_a_val_test_gap() -> None:
+    items = list(_checklist().values())
+    common = {
+        "overfit": {"passed": True, "final_loss": 0.01, "subset": 64, "steps": 100},
+        "chosen_params": {"lr": 1e-2},
+        "baseline_params": {"lr": 3e-4},
+        "checklist_items": items,
+        "p_value": 0.2,
+        "mode": "max",
+    }
+    good = pitfalls(
+        space={"lr": FloatDistribution(1e-4, 1e-1, log=True)},
+        val={"mean": 0.90, "std": 0.01},
+        test={"mean": 0.89, "std": 0.01},
+        **common,
+    )
+    bad = pitfalls(
+        space={"lr": FloatDistribution(1e-4, 1e-1)},
+        val={"mean": 0.90, "std": 0.005},
+        test={"mean": 0.80, "std": 0.005},
+        **common,
+    )
+    by = {p["question"]: p["answer"] for p in good}
+    assert by["Not using log scale for multiplicative parameters?"] is True
+    assert by["Overfitting to the validation set?"] is True
+    assert by["Changing multiple things at once?"] is None
+    by = {p["question"]: p["answer"] for p in bad}
+    assert by["Not using log scale for multiplicative parameters?"] is False
+    assert by["Overfitting to the validation set?"] is False
+
+
+SPACE = {
+    "lr": FloatDistribution(1e-4, 1e-1, log=True),
+    "width": IntDistribution(16, 128, log=True),
+    "arch": CategoricalDistribution(["mlp", "cnn"]),
+}
+
+
+def _sweep(n):
+    rows = []
+    for i in range(n):
+        lr = 10 ** (-4 + 3 * (i % 7) / 6)
+        value = 0.9 - abs(math.log10(lr) + 2.5) / 10 + 0.01 * (i % 2)
+        rows.append(row(i, value=value, lr=lr, width=16 * (1 + i % 8), arch=["mlp", "cnn"][i % 2]))
+    return rows
+
+
+def test_fanova_is_seeded_and_warns_when_trials_are_few() -> None:
+    rows = _sweep(24)
+    a = fanova_importance(rows, SPACE, mode="max", seed=0)
+    b = fanova_importance(rows, SPACE, mode="max", seed=0)
+    assert a["importances"] == b["importances"] and a["trials"] == 24 and not a["caveats"]
+    assert max(a["importances"], key=a["importances"].get) == "lr"
+    assert 0.0 <= a["interactions"] <= 1.0
+    few = fanova_importance(rows[:6], SPACE, mode="max", seed=0)
+    assert few["trials"] == 6 and "fewer than 20" in few["caveats"][0]
+
+
+def test_fanova_survives_degenerate_inputs() -> None:
+    rows = _sweep(8)
+    one = fanova_importance(rows, {"lr": SPACE["lr"]}, mode="min", seed=1)
+    assert set(one["importances"]) == {"lr"} and one["importances"]["lr"] is not None
+    empty = fanova_importance(rows, {}, mode="max", seed=0)
+    assert empty["importances"] == {} and empty["caveats"]
+    single = fanova_importance(rows[:1], SPACE, mode="max", seed=0)
+    assert all(v is None for v in single["importances"].values())
+    constant = [{**r, "best_val_metric": 0.5} for r in rows]
+    flat = fanova_importance(constant, SPACE, mode="max", seed=0)
+    assert "scored the same" in flat["caveats"][0]
+    failed = [{**r, "status": "failed", "best_val_metric": None} for r in rows]
+    assert fanova_importance(failed, SPACE, mode="max", seed=0)["trials"] == 0
+    outside = [{**rows[0], "params": {**rows[0]["params"], "lr": 5.0}}, *rows[1:]]
+    assert "outside" in fanova_importance(outside, SPACE, mode="max", seed=0)["caveats"][0]
+
+
+# --- the page, from a real tiny ladder -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ladder(tiny_ladder: Path) -> Path:
+    return tiny_ladder
+
+
+@pytest.fixture(scope="module")
+def summary(ladder: Path) -> dict:
+    return read_json(ladder / "results" / "report" / "summary.json")
+
+
+@pytest.fixture(scope="module")
+def page(ladder: Path) -> str:
+    return (ladder / "results" / "report" / "index.html").read_text()
+
+
+def _section(page: str, key: str) -> str:
+    match = re.search(rf'<section id="{key}">(.*?)</section>', page, re.S)
+    assert match, f"section {key} is missing"
+    return match[1]
+
+
+@pytest.mark.slow
+def test_page_has_every_section_with_its_content(page: str, summary: dict) -> None:
+    assert list(SECTIONS) == re.findall(r'<section id="([\w-]+)">', page)
+    metric = summary["metric"]["name"]
+    headline = _section(page, "headline")
+    assert f"val {metric}" in headline and "untuned default" in headline
+    assert f"{summary['headline']['test']['mean']:.4g}" in headline
+    ladder = _section(page, "ladder")
+    for label in ("overfit check", "LR range test", "coarse sweep", "top-k", "fine sweep"):
+        assert label in ladder
+    assert "seed reruns" in ladder and "final choice" in ladder and "Narrowing" in ladder
+    sanity = _section(page, "sanity")
+    assert 'id="fig-overfit"' in sanity and 'id="fig-lr_range"' in sanity
+    assert "suggestion" in sanity and "divergence" in sanity
+    assert 'id="fig-learning_curves"' in _section(page, "learning-curves")
+    assert "top 1" in _section(page, "learning-curves")
+    hyper = _section(page, "hyperparameters")
+    for name in summary["hyperparameters"]["params"]:
+        assert f"<td>{name}</td>" in hyper
+    assert 'id="fig-parallel"' in _section(page, "parallel")
+    importance = _section(page, "importance")
+    assert "fewer than 20" in importance  # the tiny run has 7 trials: the caveat shows
+    assert "Are there interactions" in _section(page, "analysis")
+    assert 'id="fig-seeds"' in _section(page, "seeds")
+    assert "not enough trials to judge" in _section(page, "diminishing-returns")
+    failures = _section(page, "failures")
+    for mode in ("diverged", "failed", "too slow", "overfitting"):
+        assert f"<strong>{mode}</strong>" in failures
+    checklist_html = _section(page, "checklist")
+    assert checklist_html.count('class="yes"') + checklist_html.count('class="no"') == 8
+    assert len(re.findall(r"<tr><td>", _section(page, "pitfalls"))) == 6
+    repro = _section(page, "reproducibility")
+    assert summary["reproducibility"]["config_hash"] in repro and "snakemake --cores" in repro
+
+
+@pytest.mark.slow
+def test_page_is_self_contained(page: str, ladder: Path) -> None:
+    assert "<script" not in page and "<link" not in page
+    assert not re.search(r'(src|href)="(?!data:|#)', page)
+    images = re.findall(r'<img src="data:image/png;base64,([^"]+)"', page)
+    assert len(images) == len(FIGURE_NAMES)
+    for name in FIGURE_NAMES:  # the embedded figures are the PNG files
+        png = (ladder / "results" / "report" / "figures" / f"{name}.png").read_bytes()
+        assert base64.b64encode(png).decode() in images
+
+
+@pytest.mark.slow
+def test_summary_agrees_with_the_result_files(summary: dict, ladder: Path) -> None:
+    results = ladder / "results"
+    final = read_json(results / "final" / "summary.json")
+    tables = {
+        rung: read_json(results / rung / "results.json") for rung in ("coarse", "fine", "seeds")
+    }
+    for rung, table in tables.items():
+        assert summary["trials"][rung] == {
+            "total": len(table["trials"]),
+            "counts": table["counts"],
+        }
+        assert summary["failures"]["status_counts"][rung] == table["counts"]
+    sweep = tables["coarse"]["trials"] + tables["fine"]["trials"]
+    ok = [r["best_val_metric"] for r in sweep if r["status"] == "ok"]
+    assert summary["hyperparameters"]["top"][0]["value"] == max(ok)
+    assert summary["diminishing_returns"]["best"] == max(ok)
+    assert summary["diminishing_returns"]["trials"] == len(sweep)
+    assert summary["importance"]["trials"] == len(ok)
+    for status in ("diverged", "failed"):
+        expected = sum(r["status"] == status for r in sweep)
+        assert summary["failures"]["modes"][status]["count"] == expected
+    headline = summary["headline"]
+    assert headline["test"]["mean"] == final["test_mean"]
+    assert (
+        headline["val"]["mean"] == final["val_mean"] and headline["val"]["std"] == final["val_std"]
+    )
+    assert headline["baseline"]["test"] == final["baseline"]["test"]
+    assert headline["params"] == final["best_config"]
+    assert len(summary["seeds"]["groups"]) == len(final["finalists"]) + 1
+    chosen = next(g for g in summary["seeds"]["groups"] if g["chosen"])
+    assert chosen["val"]["values"] == final["val_values"]
+    topk = read_json(results / "coarse" / "topk.json")["trials"]
+    select = next(r for r in summary["ladder"]["rungs"] if r["key"] == "select")
+    assert [t["name"] for t in select["decided"]["top_k"]] == [t["name"] for t in topk]
+    lr_range = read_json(results / "sanity" / "lr_range.json")
+    assert summary["sanity"]["lr_range"]["suggestion"] == lr_range["suggestion"]
+    assert select["seconds"] == float(
+        (results / "benchmarks" / "select_top_k.tsv").read_text().splitlines()[1].split("\t")[0]
+    )
+    repro = summary["reproducibility"]
+    assert repro["config_hash"] == config_hash(repro["config"]) and repro["ladder_seed"] == 0
+    assert [c["question"] for c in summary["checklist"]][-1].startswith("Am I seeing")
+    assert set(summary["figures"]) == set(FIGURE_NAMES)
+
+
+@pytest.mark.slow
+def test_snakemake_report_zip_holds_the_figures(ladder: Path) -> None:
+    snakemake(ladder, "--report", "report.zip")
+    with zipfile.ZipFile(ladder / "report.zip") as archive:
+        names = {Path(n).name for n in archive.namelist()}
+    assert {f"{name}.png" for name in FIGURE_NAMES} | {"index.html", "report.html"} <= names
+    for name in FIGURE_NAMES:
+        assert (REPO / "workflow" / "report" / f"{name}.rst").is_file()
+
+
+CHROMIUM = shutil.which("chromium") or (
+    "/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else None
+)
+
+
+def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=5000",
+    ]
+    assert CHROMIUM is not None
+    return subprocess.run(
+        [CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=120, check=True
+    )
+
+
+def _console_errors(stderr: str) -> list[str]:
+    return [
+        line
+        for line in stderr.splitlines()
+        if "CONSOLE" in line or "Uncaught" in line or "net::ERR" in line
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+def test_page_renders_in_headless_chromium(ladder: Path, tmp_path: Path) -> None:
+    page = ladder / "results" / "report" / "index.html"
+    dom = _chromium(tmp_path, "--dump-dom", page.as_uri())
+    assert not _console_errors(dom.stderr)
+    assert re.findall(r'<section id="([\w-]+)">', dom.stdout) == list(SECTIONS)
+    sources = re.findall(r'<img src="([^"]+)"', dom.stdout)
+    assert len(sources) == len(FIGURE_NAMES)
+    for source in sources:
+        assert source.startswith("data:image/png;base64,")
+        pixels = imread(io.BytesIO(base64.b64decode(source.split(",", 1)[1])), format="png")
+        assert pixels.shape[0] > 100 and pixels.shape[1] > 100
+    # the same page with a probe appended: did every image load and decode in the browser?
+    probe = tmp_path / "probe.html"
+    probe.write_text(
+        page.read_text().replace(
+            "</body>",
+            "<script>window.addEventListener('load', () => {const i = [...document.images];"
+            " document.body.dataset.loaded = i.filter(x => x.complete && x.naturalWidth > 0)"
+            ".length + '/' + i.length;});</script></body>",
+        )
+    )
+    loaded = _chromium(tmp_path, "--dump-dom", probe.as_uri())
+    assert f'data-loaded="{len(FIGURE_NAMES)}/{len(FIGURE_NAMES)}"' in loaded.stdout
+    assert not _console_errors(loaded.stderr)
+    shot = tmp_path / "page.png"
+    _chromium(tmp_path, "--window-size=1200,3000", f"--screenshot={shot}", page.as_uri())
+    pixels = imread(shot, format="png")
+    assert shot.stat().st_size > 50_000 and pixels.shape[:2] == (3000, 1200)
+    assert pixels.std() > 0.05  # not a blank page
+
+
+def test_figures_draw_failures_and_degenerate_inputs() -> None:
+    from tuneladder.report import _figures as figs
+
+    rows = [
+        {**row(0, value=0.8, lr=1e-3, width=32, arch="mlp"), "history": []},
+        {**row(1, "diverged", lr=0.09, width=64, arch="cnn"), "history": []},
+        {**row(2, value=0.9, rung="fine", lr=3e-3, width=128, arch="cnn"), "history": []},
+        {**row(3, "failed", rung="fine", lr=1e-2, width=16, arch="mlp"), "history": []},
+    ]
+    labels = ["ok", "diverged", "ok", "failed"]
+    lr_range = {
+        "lrs": [1e-5, 1e-4, 1e-3, 1e-2, 1e-1],
+        "losses": [2.3, 2.2, 1.5, 3.0, float("nan")],
+        "smoothed": [2.3, 2.25, 2.0, 2.3, float("nan")],
+        "suggestion": 1e-3,
+        "min_loss_lr": 1e-3,
+        "divergence_lr": 1e-1,
+        "range": [1e-4, 1e-2],
+    }
+    drawn = [
+        figs.ladder_figure([{"label": "coarse sweep", "seconds": None}]),
+        figs.overfit_figure({"curve": [], "loss_threshold": 0.05}),
+        figs.lr_range_figure(lr_range, (1e-4, 1e-1)),
+        figs.lr_range_figure(None, None),
+        figs.curves_figure(
+            [
+                {"title": "failed", "history": [], "note": "RuntimeError: boom"},
+                {"title": "diverged", "history": history([2.3, 1e6], [2.3, float("inf")])},
+            ]
+        ),
+        figs.hyperparameters_figure(rows, labels, SPACE, chosen=rows[2]["params"], metric="acc"),
+        figs.parallel_figure(rows, SPACE, metric="acc", mode="min"),
+        figs.parallel_figure(rows[1:2], SPACE, metric="acc", mode="max"),
+        figs.importance_figure({"importances": {"lr": None}, "caveats": ["too few"]}),
+        figs.seeds_figure(
+            [{"label": "0", "val": {"values": [0.9], "mean": 0.9, "std": None}, "test": None}],
+            metric="acc",
+        ),
+        figs.best_so_far_figure(rows, [None, None, 0.9, 0.9], window=10, metric="acc"),
+    ]
+    for fig in drawn:
+        assert figs.png_bytes(fig).startswith(b"\x89PNG\r\n\x1a\n")
+
+
+@pytest.mark.slow
+def test_report_of_a_ladder_with_failures(tiny_ladder: Path, tmp_path: Path) -> None:
+    from tuneladder.io import write_json
+    from tuneladder.report import report_stage
+
+    results = tmp_path / "results"
+    shutil.copytree(tiny_ladder / "results", results)
+    coarse = read_json(results / "coarse" / "results.json")
+    for index, status in ((0, "diverged"), (2, "failed")):
+        trial = coarse["trials"][index]
+        trial.update(status=status, best_val_metric=None, reason=f"made {status} by the test")
+    coarse["counts"] = {"ok": 2, "diverged": 1, "failed": 1}
+    write_json(results / "coarse" / "results.json", coarse)
+    (results / "coarse" / "trials" / "2" / "history.csv").write_text("")
+
+    summary = report_stage(
+        results_dir=results, out_dir=results / "report", seed=0, config={"seed": 0}
+    )
+    modes = summary["failures"]["modes"]
+    assert (modes["diverged"]["count"], modes["failed"]["count"]) == (1, 1)
+    lr = coarse["trials"][0]["params"]["lr"]
+    assert modes["diverged"]["ranges"]["lr"] == {"min": lr, "max": lr}
+    assert summary["trials"]["coarse"]["counts"] == coarse["counts"]
+    assert {c["role"] for c in summary["learning_curves"]} >= {"diverged", "failed"}
+    assert summary["importance"]["trials"] == 5  # 2 coarse + 3 fine ok trials
+    page = (results / "report" / "index.html").read_text()
+    assert "made diverged by the test" in page and "made failed by the test" in page
