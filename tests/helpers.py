@@ -18,8 +18,13 @@ def tiny_config(**overrides) -> dict:
     config = {
         "experiment": "tiny",
         "seed": 0,
-        "task": {"name": "digits"},
+        "budget": "quick",
+        "task": {"name": "digits", "options": {}},
+        "metric": {"name": "accuracy", "mode": "max"},
         "device": "cpu",
+        "precision": "fp32",
+        "threads": 1,
+        "workers": "auto",
         "train": {"epochs": 2, "batch_size": 128, "width": 32, "num_layers": 1},
         "space": {
             "lr": "auto",

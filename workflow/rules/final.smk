@@ -3,7 +3,10 @@ rule final:
     input:
         DATA,
         seeds=f"{RESULTS}/seeds/results.json",
-        sweeps=[f"{RESULTS}/coarse/results.json", f"{RESULTS}/fine/results.json"],
+        sweeps=[
+            f"{RESULTS}/coarse/results.json",
+            f"{RESULTS}/fine/results.json",
+        ],
     output:
         summary=f"{RESULTS}/final/summary.json",
         markdown=f"{RESULTS}/final/summary.md",

@@ -1,0 +1,117 @@
+"""DVC wraps the Snakemake targets: real git, real dvc, a tiny ladder in a scratch repo."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import REPO, tiny_config
+
+BIN = Path(sys.executable).parent
+ENV = {
+    **os.environ,
+    "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+    "DVC_NO_ANALYTICS": "1",
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@example.com",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@example.com",
+}
+
+
+def sh(cwd: Path, *command: str, check: bool = True) -> str:
+    proc = subprocess.run(command, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=1200)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(command)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project's files in a fresh git repo, with the tiny ladder as its config."""
+    root = tmp_path_factory.mktemp("dvc") / "project"
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    for name in files:
+        if (REPO / name).is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, root / name)
+    (root / "config" / "config.yaml").write_text(
+        yaml.safe_dump(tiny_config(mlflow={"enabled": False}))
+    )
+    sh(root, "git", "init", "-q")
+    sh(root, "git", "add", "-A")
+    sh(root, "git", "commit", "-qm", "project")
+    return root
+
+
+@pytest.mark.slow
+def test_repro_runs_the_ladder_and_a_second_repro_does_nothing(project: Path) -> None:
+    sh(project, "dvc", "repro")
+    metrics = json.loads((project / "results" / "final" / "metrics.json").read_text())
+    assert 0.5 < metrics["test_mean"] <= 1.0 and metrics["trials"] == 7
+    assert "Data and pipelines are up to date" in sh(project, "dvc", "repro")
+    assert "Data and pipelines are up to date" in sh(project, "dvc", "status")
+    dry_run = sh(project, "snakemake", "-n")
+    assert "Nothing to be done" in dry_run, dry_run
+    sh(project, "git", "add", "dvc.lock")
+    sh(project, "git", "commit", "-qm", "baseline ladder")
+
+
+@pytest.mark.slow
+def test_pull_into_a_fresh_clone_has_nothing_to_rerun(project: Path, tmp_path: Path) -> None:
+    remote = tmp_path / "remote"
+    sh(project, "dvc", "remote", "add", "-d", "store", str(remote))
+    sh(project, "git", "commit", "-qam", "remote")
+    sh(project, "dvc", "push")
+    clone = tmp_path / "clone"
+    sh(tmp_path, "git", "clone", "-q", str(project), str(clone))
+    sh(clone, "dvc", "pull")
+    assert (clone / "results" / "final" / "model.pt").is_file()
+    # checkout writes files in any order: put Snakemake's timestamps back in order
+    sh(clone, "snakemake", "--touch")  # same --cores as the run: the DAG depends on it
+    assert "Data and pipelines are up to date" in sh(clone, "dvc", "status")
+    dry_run = sh(clone, "snakemake", "-n")
+    assert "Nothing to be done" in dry_run, dry_run
+
+
+@pytest.mark.slow
+def test_experiment_with_more_trials_and_its_comparison(project: Path, tmp_path: Path) -> None:
+    out = sh(
+        project,
+        "dvc",
+        "exp",
+        "run",
+        "-n",
+        "more-coarse",
+        "-S",
+        "config/config.yaml:coarse.trials=5",
+    )
+    assert "coarse" in out
+    # the four finished coarse trials were reused, only the fifth trained
+    table = list(csv.DictReader(io.StringIO(sh(project, "dvc", "exp", "show", "--csv"))))
+    names = {row["Experiment"] for row in table}
+    assert "more-coarse" in names
+    assert all("test_mean" in row for row in table)
+    assert any(row["Experiment"] == "more-coarse" and row["trials"] == "8" for row in table)
+    diff = sh(project, "dvc", "metrics", "diff", "HEAD", "more-coarse", "--json")
+    assert "results/final/metrics.json" in json.loads(diff)
+    plots = tmp_path / "plots"
+    sh(project, "dvc", "plots", "diff", "HEAD", "more-coarse", "-o", str(plots))
+    assert (plots / "index.html").is_file()
