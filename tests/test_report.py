@@ -66,6 +66,29 @@ def test_overfitting_needs_val_loss_up_and_train_loss_down() -> None:
     assert classify(row(value=0.9, best_epoch=1), small_rise, best=0.9, mode="max")[0] == "ok"
 
 
+def test_one_lucky_epoch_is_not_overfitting_but_a_sustained_rise_is() -> None:
+    train = [1.0 / (i + 1) for i in range(15)]
+    dip = [0.19, 0.12, 0.09, 0.09, 0.024, 0.075, 0.048, 0.047, 0.042, 0.037]
+    dip += [0.048, 0.036, 0.035, 0.035, 0.035]  # one epoch at 0.024, then about 0.035
+    assert (
+        classify(row(value=0.99, best_epoch=4), history(train, dip), best=0.99, mode="max")[0]
+        == "ok"
+    )
+    rise = [0.5, 0.3, 0.2, 0.15, 0.14, 0.14, 0.15, 0.16, 0.18, 0.2, 0.22, 0.24, 0.26, 0.28, 0.3]
+    label, why = classify(row(value=0.9, best_epoch=4), history(train, rise), best=0.9, mode="max")
+    assert label == "overfitting" and "mean of 3 epochs" in why
+
+
+def test_metric_limits_cut_the_worse_tail_only() -> None:
+    from tuneladder.report._figures import metric_limits
+
+    values = [0.90 + 0.005 * i for i in range(20)] + [0.37]
+    lo, hi = metric_limits(values, "max")
+    assert 0.37 < lo < 0.90 and hi > 0.995
+    lo, hi = metric_limits([0.1 + 0.01 * i for i in range(20)] + [5.0], "min")
+    assert lo < 0.1 and 0.29 < hi < 5.0
+
+
 def test_too_slow_is_still_learning_and_behind() -> None:
     curve = history([2.3, 2.0, 1.8, 1.5], [2.2, 2.0, 1.7, 1.4])  # train -17% in the last epoch
     slow = row(value=0.5, best_epoch=3)
@@ -445,8 +468,10 @@ def test_figures_draw_failures_and_degenerate_inputs() -> None:
         {**row(1, "diverged", lr=0.09, width=64, arch="cnn"), "history": []},
         {**row(2, value=0.9, rung="fine", lr=3e-3, width=128, arch="cnn"), "history": []},
         {**row(3, "failed", rung="fine", lr=1e-2, width=16, arch="mlp"), "history": []},
+        *({**row(4 + i, value=0.9 + 0.01 * i, lr=1e-3, width=32, arch="mlp")} for i in range(8)),
+        {**row(12, value=0.1, rung="fine", lr=1e-4, width=32, arch="mlp"), "history": []},
     ]
-    labels = ["ok", "diverged", "ok", "failed"]
+    labels = ["ok", "diverged", "ok", "failed", *["ok"] * 9]
     lr_range = {
         "lrs": [1e-5, 1e-4, 1e-3, 1e-2, 1e-1],
         "losses": [2.3, 2.2, 1.5, 3.0, float("nan")],
@@ -467,7 +492,9 @@ def test_figures_draw_failures_and_degenerate_inputs() -> None:
                 {"title": "diverged", "history": history([2.3, 1e6], [2.3, float("inf")])},
             ]
         ),
-        figs.hyperparameters_figure(rows, labels, SPACE, chosen=rows[2]["params"], metric="acc"),
+        figs.hyperparameters_figure(
+            rows, labels, SPACE, chosen=rows[2]["params"], metric="acc", mode="max"
+        ),
         figs.parallel_figure(rows, SPACE, metric="acc", mode="min"),
         figs.parallel_figure(rows[1:2], SPACE, metric="acc", mode="max"),
         figs.importance_figure({"importances": {"lr": None}, "caveats": ["too few"]}),
@@ -475,7 +502,9 @@ def test_figures_draw_failures_and_degenerate_inputs() -> None:
             [{"label": "0", "val": {"values": [0.9], "mean": 0.9, "std": None}, "test": None}],
             metric="acc",
         ),
-        figs.best_so_far_figure(rows, [None, None, 0.9, 0.9], window=10, metric="acc"),
+        figs.best_so_far_figure(
+            rows, [None, None, *[0.9] * 11], window=10, metric="acc", mode="min"
+        ),
     ]
     for fig in drawn:
         assert figs.png_bytes(fig).startswith(b"\x89PNG\r\n\x1a\n")

@@ -73,9 +73,9 @@ def test_status_of_a_ladder_stopped_half_way(tiny_ladder: Path, tmp_path: Path) 
     assert fine["state"] == seeds["state"] == "not started"
     assert (fine["total"], seeds["total"]) == (3, 6)  # from the config
     assert status["trials_left"] == 2 + 3 + 6
-    assert status["estimate_left_s"] == pytest.approx(
-        status["mean_trial_s"] * 11 / status["workers"]
-    )
+    coarse_mean = sum(t["total_seconds"] for t in coarse["trials"]) / 2
+    expected = (coarse_mean * 2 + status["mean_trial_s"] * 9) / status["workers"]
+    assert status["estimate_left_s"] == pytest.approx(expected)
     text = format_status(status)
     assert "coarse   2/4 done (1 running)" in text and "fine     not started (3 trials)" in text
     assert "left: ~" in text

@@ -105,6 +105,11 @@ def _most_at_once(spans: list[tuple[float, float]]) -> int:
     return most
 
 
+def _mean_seconds(rung: Mapping[str, Any]) -> float | None:
+    seconds = [t["total_seconds"] for t in rung["trials"] if t["total_seconds"]]
+    return sum(seconds) / len(seconds) if seconds else None
+
+
 def _best(rungs: list[dict[str, Any]]) -> dict[str, Any] | None:
     best = None
     for rung in rungs:
@@ -159,7 +164,17 @@ def ladder_status(
     left = [r["total"] - r["done"] for r in rungs if r["total"] is not None]
     unknown = [r["rung"] for r in rungs if r["total"] is None]
     workers = max((r["workers"] for r in rungs), default=0) or 1
-    estimate = None if mean is None or finished else mean * sum(left) / workers
+    estimate = None
+    if mean is not None and not finished:
+        # a rung's own trials predict it best (seed reruns train longer than sweeps)
+        estimate = (
+            sum(
+                (_mean_seconds(r) or mean) * (r["total"] - r["done"])
+                for r in rungs
+                if r["total"] is not None
+            )
+            / workers
+        )
     return {
         "results": str(results),
         "state": "finished" if finished else "running" if running else "idle",

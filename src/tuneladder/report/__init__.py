@@ -70,6 +70,7 @@ def draw_figures(run: RunData, summary: Mapping[str, Any]) -> dict[str, bytes]:
             space,
             chosen=summary["headline"]["params"],
             metric=metric,
+            mode=mode,
         ),
         "parallel": figs.parallel_figure(sweep, space, metric=metric, mode=mode),
         "importance": figs.importance_figure(summary["importance"]),
@@ -79,6 +80,7 @@ def draw_figures(run: RunData, summary: Mapping[str, Any]) -> dict[str, bytes]:
             summary["diminishing_returns"]["best_so_far"],
             window=summary["diminishing_returns"]["window"],
             metric=metric,
+            mode=mode,
         ),
     }
     return {name: figs.png_bytes(drawn[name]) for name in FIGURE_NAMES}

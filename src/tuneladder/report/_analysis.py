@@ -28,6 +28,7 @@ __all__ = [
     "FAILURE_MODES",
     "MIN_SEEDS",
     "OVERFIT_RISE",
+    "OVERFIT_SMOOTH",
     "SLOW_DROP",
     "SLOW_GAP",
     "VAL_TEST_DROP",
@@ -48,8 +49,10 @@ __all__ = [
     "varied",
 ]
 
-# Overfitting: the last val loss is this fraction above its minimum, while train loss fell.
+# Overfitting: the last val loss is this fraction above its minimum, while train loss fell;
+# val loss is a trailing mean over 1/OVERFIT_SMOOTH of the epochs (at least one).
 OVERFIT_RISE = 0.10
+OVERFIT_SMOOTH = 5
 # Too slow: still learning at the end (best epoch is the last, train loss fell by more than
 # SLOW_DROP over the last quarter of the epochs) and behind the best trial by more than SLOW_GAP.
 SLOW_DROP = 0.10
@@ -108,9 +111,11 @@ def classify(
 
     * ``diverged`` / ``failed``: the trial's status (non-finite or exploding loss;
       an exception).
-    * ``overfitting``: the last epoch's val loss is more than ``OVERFIT_RISE``
-      above the lowest val loss, and the train loss at the last epoch is below its
+    * ``overfitting``: the val loss at the end is more than ``OVERFIT_RISE``
+      above its lowest value, and the train loss at the last epoch is below its
       value at that lowest-val-loss epoch (train keeps falling, val climbs back).
+      Val loss here is a trailing mean over a fifth of the epochs (one epoch when
+      there are fewer than ten), so that a single lucky epoch is not the minimum.
     * ``too slow``: still learning when the epochs ran out (the best val metric is
       at the last epoch, and train loss fell by more than ``SLOW_DROP`` over the
       last quarter of the epochs, at least one epoch), and the best val metric
@@ -126,12 +131,19 @@ def classify(
     losses = [(h["train_loss"], h["val_loss"]) for h in history]
     if len(losses) < 2 or not all(math.isfinite(a) and math.isfinite(b) for a, b in losses):
         return "ok", "fewer than two finite epochs"
-    train, val = zip(*losses, strict=True)
+    train, raw_val = zip(*losses, strict=True)
+    # a trailing mean over a fifth of the epochs: one lucky epoch is not a minimum
+    width = max(1, len(raw_val) // OVERFIT_SMOOTH)
+    val = [
+        sum(raw_val[max(0, i - width + 1) : i + 1]) / (i + 1 - max(0, i - width + 1))
+        for i in range(len(raw_val))
+    ]
     low = min(range(len(val)), key=val.__getitem__)
     rise = (val[-1] - val[low]) / abs(val[low]) if val[low] else float(val[-1] > val[low])
     if rise > OVERFIT_RISE and train[-1] < train[low]:
+        mean = f" (mean of {width} epochs)" if width > 1 else ""
         return "overfitting", (
-            f"val loss {val[-1]:.4g} at the last epoch is {rise:.0%} above its minimum"
+            f"val loss{mean} {val[-1]:.4g} at the end is {rise:.0%} above its minimum"
             f" {val[low]:.4g} (epoch {low}) while train loss fell from {train[low]:.4g}"
             f" to {train[-1]:.4g}"
         )

@@ -35,6 +35,7 @@ __all__ = [
     "lr_range_figure",
     "overfit_figure",
     "parallel_figure",
+    "metric_limits",
     "png_bytes",
     "seeds_figure",
 ]
@@ -64,6 +65,41 @@ def _empty(fig: Figure, text: str) -> Figure:
     ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
     ax.set_axis_off()
     return fig
+
+
+def metric_limits(values: Sequence[float], mode: str) -> tuple[float, float]:
+    """Axis limits that keep the bulk of the trials readable.
+
+    The worse tail (below the lower quartile minus 1.5 interquartile ranges for a
+    ``max`` metric, above the upper quartile plus 1.5 for ``min``) is cut off; the
+    figures draw those trials on the edge with a triangle pointing out.
+    """
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
+    if not len(v):
+        return 0.0, 1.0
+    q1, q3 = np.percentile(v, [25, 75])
+    lo, hi = float(v.min()), float(v.max())
+    if mode == "max":
+        lo = max(lo, float(q1 - 1.5 * (q3 - q1)))
+    else:
+        hi = min(hi, float(q3 + 1.5 * (q3 - q1)))
+    pad = 0.05 * (hi - lo) or 0.01 * abs(hi) or 0.01
+    return lo - pad, hi + pad
+
+
+def _scatter_metric(
+    ax: Any, x: Any, y: Sequence[float], limits: tuple[float, float], mode: str, **style: Any
+) -> None:
+    """Scatter, with points past the worse limit drawn on it as triangles pointing out."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    lo, hi = limits
+    out = y < lo if mode == "max" else y > hi
+    ax.scatter(x[~out], y[~out], s=22, alpha=0.8, **style)
+    if out.any():
+        edge = {k: v for k, v in style.items() if k != "label"}
+        edge["marker"] = "v" if mode == "max" else "^"
+        ax.scatter(x[out], np.clip(y[out], lo, hi), s=30, alpha=0.8, clip_on=False, **edge)
+    ax.set_ylim(lo, hi)
 
 
 def ladder_figure(rungs: Sequence[Mapping[str, Any]]) -> Figure:
@@ -197,11 +233,13 @@ def hyperparameters_figure(
     *,
     chosen: Mapping[str, Any],
     metric: str,
+    mode: str,
 ) -> Figure:
     """One scatter per searched parameter: value against the best val metric.
 
     Coarse and fine trials differ in colour and marker; trials without a metric
     (diverged, failed) are red crosses along the bottom; the chosen value is a line.
+    Outliers on the worse side sit on the axis edge (see :func:`metric_limits`).
     """
     names = list(space)
     cols = min(3, max(1, len(names)))
@@ -210,6 +248,7 @@ def hyperparameters_figure(
     if not names:
         return _empty(fig, "nothing was searched")
     rng = np.random.default_rng(0)
+    limits = metric_limits([r["best_val_metric"] for r in rows if r["status"] == "ok"], mode)
     for i, name in enumerate(names):
         ax = fig.add_subplot(nrows, cols, i + 1)
         dist = space[name]
@@ -222,7 +261,7 @@ def hyperparameters_figure(
             if hit:
                 x = _positions(dist, [r["params"][name] for r in hit], rng)
                 y = [r["best_val_metric"] for r in hit]
-                ax.scatter(x, y, s=22, alpha=0.8, **style)
+                _scatter_metric(ax, x, y, limits, mode, **style)
         bad = [r for r, label in zip(rows, labels, strict=True) if label in ("diverged", "failed")]
         if bad:
             x = _positions(dist, [r["params"][name] for r in bad], rng)
@@ -286,7 +325,13 @@ def parallel_figure(
     values = [r["best_val_metric"] for r in rows if r["status"] == "ok"]
     values = [v for v in values if v is not None and math.isfinite(v)]
     lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
-    norm = Normalize(vmin=lo, vmax=hi if hi > lo else lo + 1e-12)
+    # colours and the metric axis on the robust range, so one bad outlier does not squeeze
+    # every other line into one colour and one spot (outliers sit on the axis end)
+    c_lo, c_hi = metric_limits(values, mode) if values else (lo, hi)
+    c_lo, c_hi = max(c_lo, lo), min(c_hi, hi)
+    norm = Normalize(vmin=c_lo, vmax=c_hi if c_hi > c_lo else c_lo + 1e-12)
+    place = Normalize(vmin=c_lo, vmax=c_hi if c_hi > c_lo else c_lo + 1e-12, clip=True)
+    cut = c_lo > lo if mode == "max" else c_hi < hi
     cmap = "viridis" if mode == "max" else "viridis_r"
     mappable = ScalarMappable(norm=norm, cmap=cmap)
     xs = list(range(len(names) + 1))
@@ -301,7 +346,7 @@ def parallel_figure(
         ys = [_unit(space[n], row["params"][n]) for n in names]
         value = row["best_val_metric"]
         if row["status"] == "ok" and value is not None and math.isfinite(value):
-            ys.append(norm(value) if hi > lo else 0.5)
+            ys.append(float(place(value)) if hi > lo else 0.5)
             ax.plot(xs, ys, color=mappable.to_rgba(value), lw=1.4, alpha=0.85)
         else:
             ax.plot(xs[:-1], ys, color="#999999", lw=1, ls="--", alpha=0.7)
@@ -314,8 +359,10 @@ def parallel_figure(
             for choice in dist.choices:
                 ax.text(x + 0.03, _unit(dist, choice), str(choice), fontsize=7, va="center")
     ax.axvline(len(names), color="black", lw=0.8)
-    ax.text(len(names), -0.04, f"{lo:.3g}", ha="center", va="top", fontsize=7)
-    ax.text(len(names), 1.04, f"{hi:.3g}", ha="center", va="bottom", fontsize=7)
+    low_end = f"≤ {c_lo:.3g}" if cut and mode == "max" else f"{c_lo:.3g}"
+    high_end = f"≥ {c_hi:.3g}" if cut and mode == "min" else f"{c_hi:.3g}"
+    ax.text(len(names), -0.04, low_end, ha="center", va="top", fontsize=7)
+    ax.text(len(names), 1.04, high_end, ha="center", va="bottom", fontsize=7)
     labels = [n + (" (log)" if getattr(space[n], "log", False) else "") for n in names]
     ax.set_xticks(xs)
     ax.set_xticklabels([*labels, f"val {metric}"], fontsize=8)
@@ -324,7 +371,8 @@ def parallel_figure(
     ax.set_xlim(-0.3, len(names) + 0.3)
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
-    fig.colorbar(mappable, ax=ax, label=f"best val {metric}")
+    extend = ("min" if mode == "max" else "max") if cut else "neither"
+    fig.colorbar(mappable, ax=ax, label=f"best val {metric}", extend=extend)
     return fig
 
 
@@ -391,6 +439,7 @@ def best_so_far_figure(
     *,
     window: int,
     metric: str,
+    mode: str,
 ) -> Figure:
     """Each sweep trial's best val metric and the best so far, with the rule's last window."""
     fig = _figure(7, 3.4)
@@ -398,6 +447,7 @@ def best_so_far_figure(
         return _empty(fig, "no trials")
     ax = fig.add_subplot()
     numbers = np.arange(1, len(rows) + 1)
+    limits = metric_limits([r["best_val_metric"] for r in rows if r["status"] == "ok"], mode)
     for rung, style in RUNG_STYLE.items():
         hit = [
             (n, r["best_val_metric"])
@@ -405,7 +455,8 @@ def best_so_far_figure(
             if r["rung"] == rung and r["status"] == "ok" and r["best_val_metric"] is not None
         ]
         if hit:
-            ax.scatter(*zip(*hit, strict=True), s=18, alpha=0.7, **style)
+            x, y = zip(*hit, strict=True)
+            _scatter_metric(ax, x, y, limits, mode, **style)
     known = [(n, v) for n, v in zip(numbers, curve, strict=True) if v is not None]
     if known:
         ax.step(*zip(*known, strict=True), where="post", color="black", label="best so far")

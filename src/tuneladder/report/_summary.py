@@ -32,6 +32,8 @@ RUNG_JOBS = (
 )
 TOP_N = 5
 CURVE_TOP = 3
+# A main effect this large counts as a clear effect even without a monotone rank trend.
+STRONG = 0.1
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
@@ -331,9 +333,10 @@ def _failures(run: RunData, mode: str) -> dict[str, Any]:
             "diverged": "status diverged: a non-finite loss, or train loss above"
             " diverge_factor x the first step's loss",
             "failed": "status failed: the trial raised an error (out of memory included)",
-            "overfitting": f"val loss at the last epoch more than {analysis.OVERFIT_RISE:.0%}"
+            "overfitting": f"val loss at the end more than {analysis.OVERFIT_RISE:.0%}"
             " above its minimum, while train loss at the last epoch is below its value at"
-            " that minimum",
+            " that minimum (val loss as a trailing mean over a fifth of the epochs, so one"
+            " lucky epoch is not the minimum)",
             "too slow": "still learning when the epochs ran out (best val metric at the last"
             f" epoch, train loss down more than {analysis.SLOW_DROP:.0%} over the last quarter"
             " of the epochs) and the best val metric more than"
@@ -341,6 +344,7 @@ def _failures(run: RunData, mode: str) -> dict[str, Any]:
         },
         "thresholds": {
             "overfit_rise": analysis.OVERFIT_RISE,
+            "overfit_smooth": analysis.OVERFIT_SMOOTH,
             "slow_drop": analysis.SLOW_DROP,
             "slow_gap": analysis.SLOW_GAP,
         },
@@ -404,8 +408,10 @@ def _analysis_answers(
         if trend.get("strength") == "clear":
             direction = "larger is better" if trend["rho"] > 0 else "smaller is better"
             clear.append(f"{name} (Spearman {trend['rho']:+.2f}, {direction})")
-        elif trend.get("kind") == "choice" and score is not None and score >= 0.2:
+        elif trend.get("kind") == "choice" and score is not None and score >= STRONG:
             clear.append(f"{name} (best value {trend['best']}, fANOVA {score:.2f})")
+        elif score is not None and score >= STRONG:
+            clear.append(f"{name} (fANOVA {score:.2f} but no monotone trend: see its scatter)")
         if score is not None and score < 0.05 and trend.get("strength") in ("none", "n/a", None):
             little.append(name)
     inter = importance.get("interactions")
@@ -421,7 +427,9 @@ def _analysis_answers(
         },
         {
             "question": "Which parameters show clear trends?",
-            "answer": ", ".join(clear) if clear else "none with |Spearman rho| >= 0.5",
+            "answer": ", ".join(clear)
+            if clear
+            else f"none (no |Spearman rho| >= 0.5, no fANOVA main effect >= {STRONG})",
         },
         {
             "question": "Which have little effect?",
