@@ -234,3 +234,17 @@ def test_checkpoint_of_another_config_is_ignored(tmp_path, digits, digits_task) 
         checkpoint=Checkpoint(tmp_path / "c.pt", "mine", 0),
     )
     assert outcome.resumed_from_epoch is None and len(outcome.history) == 2
+
+
+def test_result_files_honour_the_umask(tmp_path: Path) -> None:
+    import os
+
+    from tuneladder.io import write_json
+
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "r.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary file left
