@@ -77,3 +77,38 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc
+
+
+def fault_config(**overrides) -> dict:
+    """A ladder on the test-only ``fault_task`` plugin (copy tests/fault_task.py beside it)."""
+    config = {
+        "experiment": "faults",
+        "seed": 0,
+        "task": {"name": "fault_task:make_task", "options": {}},
+        "metric": {"name": "accuracy", "mode": "max"},
+        "device": "cpu",
+        "threads": 1,
+        "mlflow": {"enabled": False},
+        "train": {"epochs": 3, "batch_size": 64, "lr": 0.05, "fault_epoch": 1},
+        "space": {
+            "lr": {"dist": "loguniform", "low": 0.01, "high": 0.1},
+            "fault": {"dist": "choice", "values": ["none", "raise", "nan", "sleep", "oom"]},
+        },
+        "overfit": {"subset": 32, "max_steps": 200, "enforce": False},
+        "lr_range": {"steps": 20},
+        "coarse": {"trials": 10, "sampler": "random"},
+        "select": {"top_k": 2},
+        "fine": {"trials": 2},
+        "seeds": {"finalists": 1, "seeds": 2},
+    }
+    config.update(overrides)
+    return config
+
+
+def write_fault_ladder(workdir: Path, **overrides) -> None:
+    """A work directory holding the fault plugin and its config."""
+    import shutil
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "tests" / "fault_task.py", workdir / "fault_task.py")
+    (workdir / "config.yaml").write_text(yaml.safe_dump(fault_config(**overrides)))

@@ -1,0 +1,69 @@
+"""Fault injection: trials that raise, go NaN, sleep or run out of memory, in a real ladder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from fault_task import make_task
+
+from helpers import snakemake, write_fault_ladder
+from tuneladder.data import load_train_val, prepare
+from tuneladder.hparams import TrialConfig
+from tuneladder.io import read_json
+from tuneladder.runner import run_trial
+
+EXPECTED = {"none": "ok", "sleep": "ok", "nan": "diverged", "raise": "failed", "oom": "failed"}
+REASONS = {"nan": "train_loss is nan at epoch 1", "raise": "injected fault at epoch 1",
+           "oom": "can't allocate memory"}  # fmt: skip
+
+
+@pytest.mark.parametrize("fault", sorted(EXPECTED))
+def test_each_fault_becomes_a_status(fault: str, tmp_path: Path) -> None:
+    task = make_task({})
+    prepare(task, tmp_path / "data", seed=0)
+    data = load_train_val(tmp_path / "data")
+    model = {**task.default_model, "fault": fault}
+    config = TrialConfig.from_json({"epochs": 3, "seed": 1, "lr": 0.05, "model": model})
+    result = run_trial(config, data, task.build_model, tmp_path / "trial", metric="accuracy",
+                       mode="max", device=torch.device("cpu"))  # fmt: skip
+    assert result["status"] == EXPECTED[fault]
+    if fault in REASONS:
+        assert REASONS[fault] in result["reason"]
+        assert result["epochs_run"] <= 2
+    assert (tmp_path / "trial" / "result.json").is_file()
+
+
+@pytest.mark.slow
+def test_ladder_with_faulty_trials_completes(tmp_path: Path) -> None:
+    write_fault_ladder(tmp_path)
+    snakemake(tmp_path)
+    results = tmp_path / "results"
+    rows = read_json(results / "coarse" / "results.json")["trials"]
+    assert {r["params"]["fault"] for r in rows} == set(EXPECTED)  # every fault was drawn
+    for row in rows:
+        assert row["status"] == EXPECTED[row["params"]["fault"]], row
+    bad = {r["name"] for r in rows if r["status"] != "ok"}
+    # rankings ignore them: top-k, the fine space, the finalists
+    top = read_json(results / "coarse" / "topk.json")["trials"]
+    assert top and all(t["status"] == "ok" for t in top)
+    assert not bad & {t["name"] for t in top}
+    fine_faults = read_json(results / "fine" / "space.json")["space"]["fault"]["values"]
+    assert set(fine_faults) <= {"none", "sleep"}
+    seeds = read_json(results / "seeds" / "results.json")["trials"]
+    assert {r["params"]["fault"] for r in seeds} <= {"none", "sleep"}
+    assert read_json(results / "final" / "summary.json")["best_config"]["fault"] in (
+        "none",
+        "sleep",
+    )
+    # the report lists them, with their reasons
+    summary = read_json(results / "report" / "summary.json")
+    counts = summary["trials"]["coarse"]["counts"]
+    assert counts["failed"] == sum(r["status"] == "failed" for r in rows) > 0
+    assert counts["diverged"] == sum(r["status"] == "diverged" for r in rows) > 0
+    listed = {t["name"]: t for t in summary["failures"]["trials"] if t["rung"] == "coarse"}
+    for name in bad:
+        assert listed[name]["mode"] in ("failed", "diverged")
+    page = (results / "report" / "index.html").read_text()
+    assert "injected fault at epoch 1" in page
