@@ -75,7 +75,11 @@ def _trial(args: argparse.Namespace) -> int:
     if not (data_dir / "meta.json").is_file():
         from tuneladder.data import prepare
 
-        prepare(task, data_dir, seed=config["seed"])
+        try:
+            prepare(task, data_dir, seed=config["seed"])
+        except (ValueError, OSError) as err:  # bad data: one line naming the file or column
+            print(f"tuneladder: error: {err}", file=sys.stderr)
+            return 2
 
     import torch
 

@@ -262,6 +262,13 @@ def _check_against_task(config: dict[str, Any]) -> None:
         task = load_task(config["task"]["name"], config["task"]["options"])
     except TaskError as err:
         raise ConfigError(str(err)) from None
+    if config["task"]["name"] == "csv":
+        from tuneladder.tasks.tabular import check_data_path
+
+        try:
+            check_data_path(config["task"]["options"]["path"])
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
     allowed = sorted(TRAIN_FIELDS | task.model_params)
     for section in ("train", "space"):
         for key in config[section]:

@@ -89,7 +89,10 @@ def _task(task: Mapping[str, Any]) -> Any:
 def prepare_stage(*, task: Mapping[str, Any], seed: int, out_dir: str | Path) -> None:
     from tuneladder.data import prepare
 
-    meta = prepare(_task(task), out_dir, seed=seed)
+    try:
+        meta = prepare(_task(task), out_dir, seed=seed)
+    except (ValueError, OSError) as err:  # bad data: one line naming the file or column
+        raise StageError(f"prepare: {err}") from None
     log.info("prepared %s: %s", meta["task"], meta["sizes"])
 
 

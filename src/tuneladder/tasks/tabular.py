@@ -12,7 +12,7 @@ from torch import nn
 from tuneladder.tasks._base import DataInfo, Task
 from tuneladder.tasks.models import MLP
 
-__all__ = ["make_task"]
+__all__ = ["check_data_path", "data_path", "make_task"]
 
 DEFAULT_MODEL = {"width": 128, "num_layers": 2, "dropout": 0.1}
 OPTIONS = {"path", "target", "kind", "split"}
@@ -26,7 +26,8 @@ def make_task(options: Mapping[str, Any]) -> Task:
         if not options.get(key):
             raise ValueError(f"task.options.{key} is required for the csv task")
     kind = options.get("kind", "classification")
-    path = Path(options["path"])
+    # resolved once, against the directory the ladder runs in (config.py checks it exists)
+    path = data_path(options["path"])
     target = str(options["target"])
     return Task(
         name=f"csv:{path.name}",
@@ -37,6 +38,19 @@ def make_task(options: Mapping[str, Any]) -> Task:
         standardize=True,
         split=tuple(options.get("split", (0.6, 0.2, 0.2))),
     )
+
+
+def data_path(value: Any) -> Path:
+    """``task.options.path`` as an absolute path, relative ones from the working directory."""
+    return Path(str(value)).expanduser().resolve()
+
+
+def check_data_path(value: Any) -> None:
+    """Refuse a data path that is not an existing file, naming the key and the path."""
+    path = data_path(value)
+    if not path.is_file():
+        what = "is a directory, not a data file" if path.is_dir() else "data file not found"
+        raise ValueError(f"task.options.path: {what}: {path}")
 
 
 def load_table(path: Path, target: str, kind: str) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,188 @@
+"""Malformed inputs, table-driven: each stops before any training with one line naming the
+key or file, and no traceback, through ``tuneladder trial`` and through Snakemake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import snakemake, tiny_config
+from tuneladder.cli import main
+
+WRONG_TYPE = """
+from tuneladder.tasks import Task
+
+def make_task(options):
+    return {"name": "not a task"}
+"""
+
+
+def csv(text: str):
+    """A config using a CSV file with ``text`` as its contents (None: no file at all)."""
+
+    def setup(workdir: Path) -> dict:
+        if text is not None:
+            (workdir / "table.csv").write_text(text)
+        options = {"path": "table.csv", "target": "label"}
+        return {"task": {"name": "csv", "options": options}, "train": {"epochs": 1}, "space": {}}
+
+    return setup
+
+
+def change(**keys):
+    return lambda workdir: keys
+
+
+def plugin(source: str, name: str):
+    def setup(workdir: Path) -> dict:
+        (workdir / f"{name.partition(':')[0]}.py").write_text(source)
+        return {"task": {"name": name, "options": {}}, "space": {}}
+
+    return setup
+
+
+def space(**spec):
+    return change(space=spec)
+
+
+# (case id, how to make the config, text the one-line message must contain)
+CASES = [
+    ("lr-text", change(train={"lr": "fast"}), "train.lr must be of type number, got 'fast'"),
+    ("trials-text", change(coarse={"trials": "ten"}), "coarse.trials must be of type integer"),
+    ("epochs-float", change(train={"epochs": 2.5}), "train.epochs must be of type integer"),
+    ("space-not-map", change(space=[1, 2]), "space must be of type object"),
+    ("unknown-top", change(trian={}), "unknown key trian (did you mean train?)"),
+    ("unknown-nested", change(coarse={"trails": 3}), "coarse.trails (did you mean trials?)"),
+    ("unknown-hparam", change(train={"widht": 3}), "train.widht (did you mean width?)"),
+    ("unknown-dist", space(dropout={"dist": "gauss", "low": 0, "high": 1}), "space.dropout"),
+    (
+        "low-gt-high",
+        space(dropout={"dist": "uniform", "low": 0.5, "high": 0.1}),
+        "space.dropout.low must be <= space.dropout.high",
+    ),
+    (
+        "log-zero",
+        space(lr={"dist": "loguniform", "low": 0, "high": 1}),
+        "space.lr.low must be > 0",
+    ),
+    (
+        "log-int-neg",
+        space(num_layers={"dist": "int", "low": -1, "high": 2, "log": True}),
+        "space.num_layers.low must be > 0",
+    ),
+    (
+        "empty-choice",
+        space(batch_size={"dist": "choice", "values": []}),
+        "space.batch_size.values",
+    ),
+    ("negative-trials", change(coarse={"trials": -3}), "coarse.trials must be >= 1, got -3"),
+    ("zero-seeds", change(seeds={"seeds": 0}), "seeds.seeds must be >= 1, got 0"),
+    ("topk-too-big", change(select={"top_k": 50}), "select.top_k must be <= coarse.trials (4)"),
+    ("lr-range-order", change(lr_range={"start": 1.0, "end": 1e-3}), "lr_range.start must be <"),
+    ("metric", change(metric={"name": "f1"}), "metric.name must be one of"),
+    ("unknown-task", change(task={"name": "nope"}), "task.name must be digits, csv"),
+    ("no-module", change(task={"name": "nosuchmod:make_task"}), "cannot import 'nosuchmod'"),
+    ("no-function", plugin("x = 1\n", "badplugin:make_task"), "has no function 'make_task'"),
+    (
+        "wrong-return",
+        plugin(WRONG_TYPE, "wrongplugin:make_task"),
+        "expected a tuneladder.tasks.Task",
+    ),
+    ("slash-name", change(experiment="a/b"), "experiment must match"),
+    ("dotdot-name", change(experiment="../up"), "experiment must match"),
+    ("dots-inside", change(experiment="a..b"), "experiment must not contain '..'"),
+    ("csv-missing", csv(None), "task.options.path: data file not found:"),
+    ("csv-empty", csv(""), "table.csv: cannot read"),
+    ("csv-no-rows", csv("a,b,label\n"), "table.csv: has no rows"),
+    ("csv-no-target", csv("a,b,y\n1,2,0\n3,4,1\n"), "table.csv: no target column 'label'"),
+    (
+        "csv-nan",
+        csv("a,b,label\n" + "1,,0\n2,3,1\n" * 10),
+        "feature column 'b' has missing values",
+    ),
+    ("csv-text", csv("a,b,label\n" + "1,x,0\n2,3,1\n" * 10), "feature column 'b' is not numeric"),
+    ("csv-one-class", csv("a,b,label\n" + "1,2,0\n" * 20), "target 'label' has a single class"),
+]
+
+RAW_CASES = [  # config files that are not even a config
+    ("python-tag", "experiment: !!python/object/apply:os.system ['echo hi']\n", "not valid YAML"),
+    ("not-a-mapping", "- just\n- a list\n", "must hold a mapping of keys, got list"),
+]
+
+
+def write_case(workdir: Path, setup) -> None:
+    config = {**tiny_config(), "mlflow": {"enabled": False}, **setup(workdir)}
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+def run_cli(workdir: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = main(["trial", "--config", str(workdir / "config.yaml"), "--out", str(workdir / "t")])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def assert_one_line(code: int, output: str, message: str, workdir: Path) -> None:
+    assert code != 0
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1, output
+    assert message in lines[0], lines[0]
+    assert "Traceback" not in output
+    assert not (workdir / "t" / "result.json").exists()  # nothing was trained
+
+
+@pytest.mark.parametrize(("setup", "message"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_stops_with_one_line(
+    setup, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)  # plugins and relative data paths resolve from here
+    monkeypatch.syspath_prepend(str(tmp_path))
+    write_case(tmp_path, setup)
+    code, output = run_cli(tmp_path, capsys)
+    assert_one_line(code, output, message, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"), [c[1:] for c in RAW_CASES], ids=[c[0] for c in RAW_CASES]
+)
+def test_bad_config_file_stops_with_one_line(
+    text: str, message: str, tmp_path: Path, capsys
+) -> None:
+    (tmp_path / "config.yaml").write_text(text)
+    code, output = run_cli(tmp_path, capsys)
+    assert_one_line(code, output, message, tmp_path)
+
+
+def test_there_are_enough_cases() -> None:
+    assert len(CASES) + len(RAW_CASES) >= 25
+
+
+SNAKEMAKE_CASES = [
+    "unknown-nested",
+    "low-gt-high",
+    "slash-name",
+    "python-tag",
+    "csv-missing",
+    "csv-text",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", SNAKEMAKE_CASES)
+def test_workflow_shows_the_same_line_without_traceback(case: str, tmp_path: Path) -> None:
+    raw = dict((c[0], c[1:]) for c in RAW_CASES)
+    if case in raw:
+        text, message = raw[case]
+        (tmp_path / "config.yaml").write_text(text)
+    else:
+        setup, message = dict((c[0], c[1:]) for c in CASES)[case]
+        write_case(tmp_path, setup)
+    # data problems surface in the prepare rule; config problems before the DAG exists
+    target = ["results/data/meta.json"] if case.startswith("csv-") else []
+    proc = snakemake(tmp_path, *target, check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert message in output, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    assert not (tmp_path / "results" / "sanity").exists()
