@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,10 @@ def test_each_fault_becomes_a_status(fault: str, tmp_path: Path) -> None:
 def test_ladder_with_faulty_trials_completes(tmp_path: Path) -> None:
     write_fault_ladder(tmp_path)
     snakemake(tmp_path)
-    results = tmp_path / "results"
+    check_fault_ladder(tmp_path / "results")
+
+
+def check_fault_ladder(results: Path) -> None:
     rows = read_json(results / "coarse" / "results.json")["trials"]
     assert {r["params"]["fault"] for r in rows} == set(EXPECTED)  # every fault was drawn
     for row in rows:
@@ -49,7 +53,8 @@ def test_ladder_with_faulty_trials_completes(tmp_path: Path) -> None:
     top = read_json(results / "coarse" / "topk.json")["trials"]
     assert top and all(t["status"] == "ok" for t in top)
     assert not bad & {t["name"] for t in top}
-    fine_faults = read_json(results / "fine" / "space.json")["space"]["fault"]["values"]
+    fine_fault = json.loads(read_json(results / "fine" / "space.json")["space"]["fault"])
+    fine_faults = fine_fault["attributes"]["choices"]
     assert set(fine_faults) <= {"none", "sleep"}
     seeds = read_json(results / "seeds" / "results.json")["trials"]
     assert {r["params"]["fault"] for r in seeds} <= {"none", "sleep"}

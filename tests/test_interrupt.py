@@ -1,0 +1,119 @@
+"""Kill Snakemake and its trial processes mid-sweep (SIGKILL, or Ctrl-C), then rerun."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import REPO, SNAKEMAKE, snakemake, write_fault_ladder
+from tuneladder.io import read_json
+
+EPOCHS = 6
+
+
+def slow_ladder(workdir: Path) -> None:
+    """Coarse trials of ~0.3 s an epoch that checkpoint every epoch."""
+    write_fault_ladder(
+        workdir,
+        checkpoint_every_s=0,
+        train={"epochs": 2, "batch_size": 64, "lr": 0.05},
+        space={
+            "lr": {"dist": "loguniform", "low": 0.01, "high": 0.1},
+            "sleep_s": {"dist": "choice", "values": [0.3]},
+        },
+        coarse={"trials": 4, "epochs": EPOCHS, "sampler": "random"},
+        fine={"trials": 1, "epochs": 1},
+        seeds={"finalists": 1, "seeds": 1, "epochs": 1},
+    )
+
+
+def start(workdir: Path) -> subprocess.Popen:
+    profile = str(REPO / "profiles" / "default")
+    command = [SNAKEMAKE, "--snakefile", str(REPO / "workflow" / "Snakefile"),
+               "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"),
+               "--workflow-profile", profile, "--cores", "2"]  # fmt: skip
+    return subprocess.Popen(
+        command,
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the workers are in it too
+    )
+
+
+def wait_for_mid_sweep(workdir: Path, proc: subprocess.Popen) -> tuple[set[Path], Path]:
+    """Until one coarse trial is finished and another has a checkpoint past epoch 0."""
+    trials = workdir / "results" / "coarse" / "trials"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "snakemake ended before it could be interrupted"
+        done = {p.parent for p in trials.glob("*/result.json")}
+        running = [p.parent for p in trials.glob("*/checkpoint.pt") if p.parent not in done]
+        if done and running:
+            time.sleep(0.4)  # one more epoch into the running trial
+            return done, running[0]
+        time.sleep(0.05)
+    raise AssertionError("no coarse trial finished while another ran")
+
+
+def fingerprints(dirs: set[Path]) -> dict[Path, tuple[int, str]]:
+    return {
+        p: (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+        for d in dirs
+        for p in d.iterdir()
+        if p.is_file()
+    }
+
+
+def check_resumed_ladder(workdir: Path, done: set[Path], before: dict, running: Path) -> None:
+    results = workdir / "results"
+    assert (results / "report" / "index.html").is_file()
+    assert fingerprints(done) == before, "a finished trial was retrained"
+    for entry in read_json(results / "coarse" / "results.json")["trials"]:
+        assert entry["status"] == "ok"
+        assert entry["epochs_run"] == EPOCHS
+    result = read_json(running / "result.json")
+    assert result["resumed_from_epoch"] is not None and result["resumed_from_epoch"] >= 1
+    epochs = [
+        int(line.split(",")[0]) for line in (running / "history.csv").read_text().split()[1:]
+    ]
+    assert epochs == list(range(EPOCHS))
+    assert not (running / "checkpoint.pt").exists()
+
+
+def interrupt_and_rerun(workdir: Path, sig: signal.Signals) -> None:
+    slow_ladder(workdir)
+    proc = start(workdir)
+    try:
+        done, running = wait_for_mid_sweep(workdir, proc)
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    time.sleep(0.5)  # the group's last processes are gone
+    # whatever was left on disk: every result.json there is whole, never half a file
+    for path in (workdir / "results" / "coarse" / "trials").glob("*/result.json"):
+        assert read_json(path)["key"]
+    before = fingerprints(done)
+    if sig == signal.SIGKILL:
+        snakemake(workdir, "--unlock")  # a killed Snakemake leaves its lock behind
+    snakemake(workdir)
+    check_resumed_ladder(workdir, done, before, running)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_sweep_then_rerun(tmp_path: Path) -> None:
+    interrupt_and_rerun(tmp_path, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_ctrl_c_mid_sweep_then_rerun(tmp_path: Path) -> None:
+    interrupt_and_rerun(tmp_path, signal.SIGINT)
