@@ -48,7 +48,7 @@ def read(path: Path) -> Any:
     if path.suffix == ".json":
         return normalise(json.loads(path.read_text()))
     if path.suffix == ".csv":
-        rows = list(csv.DictReader(path.open()))
+        rows = list(csv.DictReader(path.read_text().splitlines()))
         return [{k: v for k, v in row.items() if k not in VOLATILE} for row in rows]
     if path.suffix == ".pt":
         state = torch.load(path, weights_only=True)
