@@ -53,12 +53,18 @@ def rung_workers(rung):
         return trials
     if isinstance(wanted, int):
         return max(1, min(wanted, trials))
-    if workflow.local_exec:
+    # The executor plugin is not known while the Snakefile is parsed (local_exec is
+    # True even under --executor slurm), so go by what was given: --jobs sets
+    # `_nodes` (an executor's parallel jobs), otherwise --cores sets `_cores`.
+    nodes = _global_resource("_nodes")
+    if nodes is None:
         cores = _global_resource("_cores") or 1
         slots = max(1, int(cores) // config["threads"])
     else:
-        slots = _global_resource("_nodes") or 1
-    if uses_gpu():
+        slots = int(nodes)
+    if uses_gpu() and (gpu_count() > 0 or nodes is None):
+        # locally each worker needs one of the --resources gpu=N; on a cluster the
+        # scheduler hands out GPUs, and gpu=N only caps them when given
         slots = min(slots, max(gpu_count(), 1))
     return max(1, min(int(slots), trials))
 

@@ -1,0 +1,163 @@
+"""GPUs, cluster profiles and conda environments; a real one-node SLURM cluster."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from test_workflow import planned_jobs
+
+from helpers import REPO, SNAKEMAKE, snakemake, tiny_config, write_config
+from tuneladder.io import read_json
+
+CLUSTER_SCRIPT = REPO / "scripts" / "slurm-cluster.sh"
+
+# conda names that are the same distribution as a pip name
+CONDA_TO_PIP = {
+    "pytorch": "torch",
+    "matplotlib-base": "matplotlib",
+    "snakemake-minimal": "snakemake",
+}
+
+
+def _requirement(spec: str) -> tuple[str, str]:
+    """'optuna>=5,<6' -> ('optuna', '<6,>=5'); a conda build string (=cpu*) is dropped."""
+    match = re.match(r"^([A-Za-z0-9_.\-]+)\s*(.*)$", spec.strip())
+    assert match, spec
+    name, bounds = match[1].lower().replace("_", "-"), match[2]
+    bounds = re.sub(r"(?<![<>=!])=[^,<>=]*\*$", "", bounds)  # conda build selector
+    return CONDA_TO_PIP.get(name, name), ",".join(sorted(b for b in bounds.split(",") if b))
+
+
+def _pyproject_dependencies() -> dict[str, str]:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    return dict(_requirement(dep) for dep in project["dependencies"])
+
+
+@pytest.mark.parametrize("env", ["tuneladder-cpu.yaml", "tuneladder-cuda.yaml"])
+def test_conda_env_agrees_with_pyproject(env: str) -> None:
+    spec = yaml.safe_load((REPO / "envs" / env).read_text())
+    conda = dict(
+        _requirement(dep)
+        for dep in spec["dependencies"]
+        if isinstance(dep, str) and not dep.startswith(("python", "pip"))
+    )
+    pip = _pyproject_dependencies()
+    assert set(conda) == set(pip), (
+        f"only conda: {set(conda) - set(pip)}, only pip: {set(pip) - set(conda)}"
+    )
+    for name, bounds in pip.items():
+        if bounds and conda[name]:
+            assert conda[name] == bounds, f"{env}: {name} {conda[name]} vs pyproject {bounds}"
+
+
+def test_requirement_parsing() -> None:
+    assert _requirement("pytorch>=2.3=cuda*") == ("torch", ">=2.3")
+    assert _requirement("matplotlib-base>=3.8") == ("matplotlib", ">=3.8")
+    assert _requirement("optuna>=5,<6") == ("optuna", "<6,>=5")
+
+
+@pytest.mark.slow
+def test_two_gpus_give_two_workers_per_rung(tmp_path: Path) -> None:
+    # planning never touches CUDA, so device: cuda is planned on a CPU machine
+    write_config(tmp_path, device="cuda")
+    proc = snakemake(tmp_path, "-n", "--cores", "4", "--resources", "gpu=2")
+    assert planned_jobs(proc.stdout)["sweep_worker"] == 2 * 3
+    assert "gpu=1" in proc.stdout
+    write_config(tmp_path, device="cpu")
+    proc = snakemake(tmp_path, "-n", "--cores", "4", "--resources", "gpu=2")
+    assert planned_jobs(proc.stdout)["sweep_worker"] == 4 + 3 + 4  # cores, capped by trials
+    assert "gpu=1" not in proc.stdout
+
+
+def test_slurm_profile_maps_gpus_and_jobs() -> None:
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    assert profile["executor"] == "slurm"
+    assert {"runtime", "mem_mb", "slurm_partition"} <= set(profile["default-resources"])
+    assert isinstance(profile["jobs"], int)
+
+
+def _cluster_available() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root to start a local SLURM cluster"
+    missing = [b for b in ("slurmctld", "slurmd", "munged", "sbatch") if not shutil.which(b)]
+    if missing:
+        packages = "slurmctld slurmd slurm-client munge"
+        return f"SLURM not installed ({', '.join(missing)}); apt-get install {packages}"
+    if Path("/etc/slurm/slurm.conf").exists():
+        with open("/etc/slurm/slurm.conf") as handle:
+            if "tuneladder" not in handle.readline():
+                return "/etc/slurm/slurm.conf belongs to another cluster"
+    try:
+        import snakemake_executor_plugin_slurm  # noqa: F401
+    except ImportError:
+        return "snakemake-executor-plugin-slurm not installed"
+    return None
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    reason = _cluster_available()
+    if reason:
+        pytest.skip(reason)
+    subprocess.run([str(CLUSTER_SCRIPT), "start"], check=True, capture_output=True, timeout=60)
+    try:
+        yield
+    finally:
+        # also removes /etc/slurm/slurm.conf: without a controller every snakemake
+        # call would stall ~10 s probing it
+        subprocess.run([str(CLUSTER_SCRIPT), "stop"], check=False, timeout=60)
+
+
+@pytest.mark.slow
+def test_ladder_runs_inside_slurm_jobs(slurm_cluster, tmp_path: Path) -> None:
+    config = tiny_config(mlflow={"enabled": False})
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    command = [
+        SNAKEMAKE,
+        "--snakefile",
+        str(REPO / "workflow" / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        str(tmp_path / "config.yaml"),
+        "--workflow-profile",
+        str(REPO / "profiles" / "slurm"),
+        "--jobs",
+        "2",
+        # the test cluster: default partition, no accounting (so squeue, not sacct)
+        "--default-resources",
+        "runtime=10",
+        "mem_mb=900",
+        "cpus_per_task=1",
+        "--slurm-no-account",
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "--seconds-between-status-checks",
+        "1",
+    ]
+    start = time.monotonic()
+    proc = subprocess.run(
+        command, capture_output=True, text=True, cwd=tmp_path, timeout=600, check=False
+    )
+    wall = time.monotonic() - start
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    results = tmp_path / "results"
+    trials = sorted(results.glob("*/trials/*/result.json")) + sorted(
+        p for p in (results / "seeds").glob("*/result.json")
+    )
+    assert len(trials) == 4 + 3 + 6
+    job_ids = {read_json(p)["slurm_job_id"] for p in trials}
+    assert None not in job_ids, "a trial ran outside a SLURM job"
+    assert len(job_ids) == 2 * 3  # two worker jobs per sweep rung
+    assert read_json(results / "final" / "summary.json")["test_mean"] > 0.5
+    print(f"SLURM ladder: {wall:.1f} s wall")
