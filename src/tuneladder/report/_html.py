@@ -491,7 +491,7 @@ def _reproducibility(s: Mapping[str, Any]) -> str:
     ]
     config = json.dumps(r["config"], indent=2, sort_keys=True, default=str)
     return (
-        _table(["", ""], rows)
+        _table(["what", "value"], rows)
         + "<p>The resolved experiment config (hashed above):</p>"
         + f"<pre>{_e(config)}</pre>"
     )
