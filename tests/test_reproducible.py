@@ -30,6 +30,7 @@ VOLATILE = {
     "dir",  # absolute paths: the two runs live in different directories
     "path",
     "command",
+    "source_commit",  # provenance: HEAD may move between the runs in a shared checkout
     "created",
     "generated_at",
 }
