@@ -160,7 +160,7 @@ def test_ladder_runs_inside_slurm_jobs(slurm_cluster, tmp_path: Path) -> None:
     assert None not in job_ids, "a trial ran outside a SLURM job"
     assert len(job_ids) >= 3  # at least one worker job per sweep rung
     assert read_json(results / "final" / "summary.json")["test_mean"] > 0.5
-    benchmarks = list((results / "benchmarks").rglob("*.tsv"))  # one per SLURM job
+    benchmarks = list((results / "benchmarks").rglob("*.tsv"))  # one per job, local ones too
     busy = sum(float(p.read_text().splitlines()[1].split("\t")[0]) for p in benchmarks)
     jobs = len(benchmarks)
     print(f"SLURM ladder: {jobs} jobs, {wall:.0f} s wall, {busy:.0f} s inside rules")
