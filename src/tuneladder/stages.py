@@ -107,6 +107,16 @@ def _base_config(task_obj: Any, train: Mapping[str, Any], seed: int) -> Any:
     )
 
 
+def _sanity_inputs(
+    data_dir: str | Path, task: Mapping[str, Any], device: str, threads: int
+) -> tuple[Any, Any, Any]:
+    """Device, task and train/val data on it: what both sanity rungs start from."""
+    from tuneladder.data import load_train_val
+
+    torch_device = _runtime(device, threads)
+    return torch_device, _task(task), load_train_val(data_dir).to(torch_device)
+
+
 def overfit_stage(
     *,
     data_dir: str | Path,
@@ -118,12 +128,9 @@ def overfit_stage(
     threads: int,
     out: str | Path,
 ) -> None:
-    from tuneladder.data import load_train_val
     from tuneladder.overfit import failure_message, overfit_check
 
-    torch_device = _runtime(device, threads)
-    task_obj = _task(task)
-    data = load_train_val(data_dir).to(torch_device)
+    torch_device, task_obj, data = _sanity_inputs(data_dir, task, device, threads)
     report = overfit_check(
         _base_config(task_obj, train, seed),
         data,
@@ -159,12 +166,9 @@ def lr_range_stage(
     threads: int,
     out: str | Path,
 ) -> None:
-    from tuneladder.data import load_train_val
     from tuneladder.lr_range import lr_range_test
 
-    torch_device = _runtime(device, threads)
-    task_obj = _task(task)
-    data = load_train_val(data_dir).to(torch_device)
+    torch_device, task_obj, data = _sanity_inputs(data_dir, task, device, threads)
     result = lr_range_test(
         _base_config(task_obj, train, seed),
         data,
@@ -208,23 +212,11 @@ def plan_coarse_stage(
     seed: int,
     out: str | Path,
 ) -> None:
-    from tuneladder.plan import plan_sweep
     from tuneladder.space import space_from_config
-    from tuneladder.trials import base_params
 
     lr_bounds = tuple(read_json(lr_range)["range"]) if lr_range else None
     dists = space_from_config(space, lr_range=lr_bounds)
-    base = base_params(train, _task(task).default_model)
-    plan = plan_sweep(
-        "coarse",
-        dists,
-        sampler=sweep["sampler"],
-        trials=sweep["trials"],
-        epochs=sweep["epochs"],
-        base=base,
-        ladder_seed=seed,
-    )
-    write_json(out, plan)
+    _write_sweep_plan("coarse", dists, task=task, train=train, sweep=sweep, seed=seed, out=out)
 
 
 def plan_fine_stage(
@@ -236,19 +228,32 @@ def plan_fine_stage(
     seed: int,
     out: str | Path,
 ) -> None:
-    from tuneladder.plan import plan_sweep
     from tuneladder.space import space_from_json
-    from tuneladder.trials import base_params
 
     dists = space_from_json(read_json(space_json)["space"])
-    base = base_params(train, _task(task).default_model)
+    _write_sweep_plan("fine", dists, task=task, train=train, sweep=sweep, seed=seed, out=out)
+
+
+def _write_sweep_plan(
+    rung: str,
+    dists: Any,
+    *,
+    task: Mapping[str, Any],
+    train: Mapping[str, Any],
+    sweep: Mapping[str, Any],
+    seed: int,
+    out: str | Path,
+) -> None:
+    from tuneladder.plan import plan_sweep
+    from tuneladder.trials import base_params
+
     plan = plan_sweep(
-        "fine",
+        rung,
         dists,
         sampler=sweep["sampler"],
         trials=sweep["trials"],
         epochs=sweep["epochs"],
-        base=base,
+        base=base_params(train, _task(task).default_model),
         ladder_seed=seed,
     )
     write_json(out, plan)
