@@ -1,4 +1,4 @@
-"""Where and with what a result was produced: versions, commit, host, scheduler job."""
+"""Where and with what a result was produced: versions, build, commit, host, scheduler job."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import os
 import platform
 import socket
 import subprocess
+import sys
 from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["git_commit", "package_versions", "provenance"]
+__all__ = ["git_commit", "package_versions", "provenance", "torch_build"]
 
 _PACKAGES = ("tuneladder", "torch", "numpy", "optuna", "snakemake")
 
@@ -24,7 +25,51 @@ def package_versions() -> dict[str, str]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
+    if "torch" in sys.modules:
+        # the distribution's version drops the build tag (+cu130, +cpu) that says
+        # which CUDA the wheel was built for: torch's own string keeps it
+        versions["torch"] = sys.modules["torch"].__version__
     return versions
+
+
+@cache
+def _nvidia_driver() -> str | None:
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = out.stdout.split()
+    return lines[0] if out.returncode == 0 and lines else None
+
+
+def torch_build(device: Any = None) -> dict[str, Any]:
+    """Exactly which torch build ran, and on what: the CUDA and cuDNN it was built
+    with, and on a GPU the device's name and the driver.
+
+    Reads torch only where the caller has already imported it, so that provenance
+    never costs a torch import of its own.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return {}
+    build: dict[str, Any] = {
+        "torch": torch.__version__,
+        "cuda_built": torch.version.cuda,
+        "cudnn_built": torch.backends.cudnn.version() if torch.version.cuda else None,
+        "device": str(device) if device is not None else None,
+    }
+    if device is not None and torch.device(device).type == "cuda":
+        index = torch.device(device).index
+        index = torch.cuda.current_device() if index is None else index
+        build["device_name"] = torch.cuda.get_device_name(index)
+        build["driver"] = _nvidia_driver()
+        build["cuda_driver_api"] = torch._C._cuda_getDriverVersion()
+    return build
 
 
 @cache
@@ -49,11 +94,12 @@ def git_commit(cwd: str | None = None) -> str | None:
         return None
 
 
-def provenance() -> dict[str, Any]:
+def provenance(device: Any = None) -> dict[str, Any]:
     return {
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         "git_commit": git_commit(),
         "versions": package_versions(),
+        "build": torch_build(device),
     }

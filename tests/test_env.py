@@ -1,0 +1,31 @@
+"""A trial's record says exactly which torch build trained it, and on what."""
+
+from __future__ import annotations
+
+import torch
+
+from tuneladder.env import package_versions, provenance, torch_build
+
+
+def test_the_torch_version_keeps_its_build_tag() -> None:
+    # torch.__version__ is e.g. 2.14.1+cu130 or 2.13.0+cpu; the distribution's
+    # metadata says 2.14.1, which hides the CUDA it was built for
+    assert package_versions()["torch"] == torch.__version__
+
+
+def test_the_build_names_cuda_and_cudnn_it_was_built_with() -> None:
+    build = torch_build(torch.device("cpu"))
+    assert build["torch"] == torch.__version__
+    assert build["cuda_built"] == torch.version.cuda
+    if torch.version.cuda:  # a CUDA wheel ships cuDNN: its version is an integer like 91002
+        assert isinstance(build["cudnn_built"], int) and build["cudnn_built"] > 0
+    else:
+        assert build["cudnn_built"] is None
+    assert build["device"] == "cpu"
+    assert "device_name" not in build  # only a GPU has a name and a driver to record
+
+
+def test_provenance_carries_the_build() -> None:
+    record = provenance(torch.device("cpu"))
+    assert record["build"] == torch_build(torch.device("cpu"))
+    assert record["versions"]["torch"] == torch.__version__
