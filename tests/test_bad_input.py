@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import bad_task
 import pytest
 import yaml
 
-from helpers import snakemake, tiny_config
+from helpers import REPO, results_of, snakemake, tiny_config
 from tuneladder.cli import main
 
 WRONG_TYPE = """
@@ -19,6 +20,9 @@ def make_task(options):
 """
 
 
+SPACE = {"lr": {"dist": "loguniform", "low": 1e-3, "high": 1e-1}}  # valid for any task
+
+
 def csv(text: str):
     """A config using a CSV file with ``text`` as its contents (None: no file at all)."""
 
@@ -26,7 +30,11 @@ def csv(text: str):
         if text is not None:
             (workdir / "table.csv").write_text(text)
         options = {"path": "table.csv", "target": "label"}
-        return {"task": {"name": "csv", "options": options}, "train": {"epochs": 1}, "space": {}}
+        return {
+            "task": {"name": "csv", "options": options},
+            "train": {"epochs": 1},
+            "space": SPACE,
+        }
 
     return setup
 
@@ -38,7 +46,18 @@ def change(**keys):
 def plugin(source: str, name: str):
     def setup(workdir: Path) -> dict:
         (workdir / f"{name.partition(':')[0]}.py").write_text(source)
-        return {"task": {"name": name, "options": {}}, "space": {}}
+        return {"task": {"name": name, "options": {}}, "space": SPACE}
+
+    return setup
+
+
+def bad_plugin(mistake: str):
+    """A config on the test-only ``bad_task`` plugin, whose code makes ``mistake``."""
+
+    def setup(workdir: Path) -> dict:
+        (workdir / "bad_task.py").write_text((REPO / "tests" / "bad_task.py").read_text())
+        task = {"name": "bad_task:make_task", "options": {"mistake": mistake}}
+        return {"task": task, "train": {"epochs": 1}, "space": SPACE}
 
     return setup
 
@@ -104,6 +123,17 @@ CASES = [
     ),
     ("csv-text", csv("a,b,label\n" + "1,x,0\n2,3,1\n" * 10), "feature column 'b' is not numeric"),
     ("csv-one-class", csv("a,b,label\n" + "1,2,0\n" * 20), "target 'label' has a single class"),
+    (
+        "csv-nan-target",
+        csv("a,b,label\n" + "1,2,0\n3,4,1\n" * 10 + "5,6,\n"),
+        "target column 'label' has missing values (1 row, first: data row 21)",
+    ),
+    (
+        "plugin-load-raises",
+        bad_plugin("load-raises"),
+        # the full line (function included) is checked through the workflow below
+        f"bad_task.py:{bad_task.line_of('# mistake: load-raises')}: 'columns'",
+    ),
 ]
 
 RAW_CASES = [  # config files that are not even a config
@@ -164,8 +194,13 @@ SNAKEMAKE_CASES = [
     "slash-name",
     "python-tag",
     "csv-missing",
+    "csv-no-target",
     "csv-text",
+    "csv-nan-target",
 ]
+# Contents are checked by the prepare rule, which reads the whole file; everything
+# else (the CSV's header included) while the Snakefile is parsed, so a dry run stops.
+PREPARE_CASES = ("csv-text", "csv-nan-target")
 
 
 @pytest.mark.slow
@@ -178,13 +213,69 @@ def test_workflow_shows_the_same_line_without_traceback(case: str, tmp_path: Pat
     else:
         setup, message = dict((c[0], c[1:]) for c in CASES)[case]
         write_case(tmp_path, setup)
-    # data problems surface in the prepare rule; config problems before the DAG exists
-    target = ["results/data/meta.json"] if case.startswith("csv-") else []
+    if case in PREPARE_CASES:
+        args = [str((results_of(tmp_path) / "data" / "meta.json").relative_to(tmp_path))]
+    else:
+        args = ["-n"]
     if case == "python-tag":  # Snakemake reads --configfile itself first, also safely
         message = "Config file is not valid JSON or YAML"
-    proc = snakemake(tmp_path, *target, check=False)
+    proc = snakemake(tmp_path, *args, check=False)
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert message in output, output[-3000:]
     assert "Traceback" not in output, output[-3000:]
-    assert not (tmp_path / "results" / "sanity").exists()
+    assert not list(tmp_path.glob("results/*/sanity"))
+
+
+BUILD_MODEL = bad_task.line_of("def build_model(hp: Mapping[str, Any], info: DataInfo) -> Any:")
+
+# (the mistake bad_task.py makes, the one line the workflow prints for it)
+PLUGIN_MISTAKES = [
+    (
+        "factory-raises",
+        "bad_task:build_model raised ValueError at"
+        f" bad_task.py:{bad_task.line_of('# mistake: factory-raises')}: unknown activation 'gelu'",
+    ),
+    (
+        "not-a-module",
+        f"bad_task:build_model (bad_task.py:{BUILD_MODEL}) returned dict,"
+        " expected a torch.nn.Module",
+    ),
+    (
+        "wrong-shape",
+        f"the model from bad_task:build_model (bad_task.py:{BUILD_MODEL}) outputs shape (8, 3)"
+        " for a batch of 8, expected shape (8, 2): (batch, classes)",
+    ),
+    (
+        "load-raises",
+        "bad_task:make_task.<locals>.load_arrays raised KeyError at"
+        f" bad_task.py:{bad_task.line_of('# mistake: load-raises')}: 'columns'",
+    ),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("mistake", "message"), PLUGIN_MISTAKES, ids=[m[0] for m in PLUGIN_MISTAKES]
+)
+def test_a_mistake_in_plugin_code_stops_prepare_in_one_line(
+    mistake: str, message: str, tmp_path: Path
+) -> None:
+    write_case(tmp_path, bad_plugin(mistake))
+    proc = snakemake(tmp_path, check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    # other tuneladder: lines (what the run will do) come before any job starts
+    ours = [
+        line for line in output.splitlines() if line.startswith("tuneladder:") and "bad_" in line
+    ]
+    assert ours == [f"tuneladder: prepare: {message}"], output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    logs = results_of(tmp_path) / "logs"
+    traceback_file = logs / "prepare.traceback"
+    assert (
+        f"traceback in {traceback_file.relative_to(tmp_path)}"
+        in (logs / "prepare.log").read_text()
+    )
+    assert traceback_file.read_text().startswith("Traceback")
+    assert not (results_of(tmp_path) / "sanity").exists()  # nothing was trained

@@ -7,4 +7,7 @@ with logged(snakemake.log[0]):
         task=snakemake.params.task,
         seed=snakemake.params.seed,
         out_dir=Path(snakemake.output[0]).parent,
+        # read here, not as a param: params are rerun triggers, and a change of a
+        # fixed hyperparameter must not re-prepare the data (and so rerun every rung)
+        train=snakemake.config["train"],
     )

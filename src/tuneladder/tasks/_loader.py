@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tuneladder.preflight import user_error
 from tuneladder.tasks._base import Task
 
 __all__ = ["TaskError", "load_task"]
@@ -33,8 +34,10 @@ def load_task(name: str, options: Mapping[str, Any] | None = None) -> Task:
         )
     try:
         task = make_task(options)
-    except (TypeError, ValueError, KeyError) as err:
+    except (TypeError, ValueError, KeyError) as err:  # what a task says of its options
         raise TaskError(f"task {name!r}: {err}") from None
+    except Exception as err:  # anything else: point at the line in the plugin
+        raise TaskError(f"task {name!r}: {user_error(make_task, err)}") from None
     if not isinstance(task, Task):
         raise TaskError(
             f"task {name!r}: the function returned {type(task).__name__}, expected a"
