@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tuneladder.data import TrainVal
 from tuneladder.hparams import TrialConfig
 from tuneladder.io import read_json
 from tuneladder.runner import HISTORY_COLUMNS, Checkpoint, run_trial, train, trial_key
@@ -91,23 +92,39 @@ def test_every_optimizer_trains(digits, digits_task, optimizer: str) -> None:
     assert outcome.best_val_metric > 0.5
 
 
-@pytest.mark.parametrize(
-    "schedule", ["constant", "step", "exponential", "cosine", "onecycle", "warmup_cosine"]
-)
+# The LR recorded after each epoch is the one the next step will use: base LR x the
+# schedule's multiplier after 2, 4, ..., 12 optimizer steps (20 samples in batches of
+# 10, 6 epochs: 12 steps in all; step_epochs=2 is every 4 steps, warmup_epochs=2 is 4
+# steps). Multipliers worked out by hand from each schedule's definition.
+SCHEDULE_MULTIPLIERS = {
+    "constant": [1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
+    # gamma (0.5) to the number of completed 4-step periods
+    "step": [1.0, 0.5, 0.5, 0.25, 0.25, 0.125],
+    # gamma to the number of epochs (2 steps each)
+    "exponential": [0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625],
+    # (1 + cos(pi * s / 12)) / 2
+    "cosine": [0.933013, 0.75, 0.5, 0.25, 0.0669873, 0.0],
+    # cosine from 1/25 up to 1 over the first 3 steps (30% of 12), then down to 1/25e4
+    "onecycle": [0.76, 0.969846, 0.750001, 0.413177, 0.116982, 4e-6],
+    # linear warm-up (s + 1) / 4 over 4 steps, then cosine over the remaining 8
+    "warmup_cosine": [0.75, 1.0, 0.853553, 0.5, 0.146447, 0.0],
+}
+
+
+@pytest.mark.parametrize("schedule", sorted(SCHEDULE_MULTIPLIERS))
 def test_schedules_shape_the_recorded_lr(digits, digits_task, schedule: str) -> None:
+    small = TrainVal(digits.train.subset(20), digits.val, digits.info, digits.fingerprint)
     outcome = train(
-        config(schedule=schedule, epochs=4, step_epochs=2, warmup_epochs=1),
-        digits,
+        config(schedule=schedule, epochs=6, batch_size=10, step_epochs=2, warmup_epochs=2),
+        small,
         digits_task.build_model,
         metric="accuracy",
         mode="max",
         device=CPU,
     )
     lrs = [row["lr"] for row in outcome.history]
-    if schedule == "constant":
-        assert lrs == [3e-3] * 4
-    else:
-        assert lrs[-1] < 3e-3
+    expected = [3e-3 * m for m in SCHEDULE_MULTIPLIERS[schedule]]
+    assert lrs == pytest.approx(expected, rel=1e-5, abs=1e-12)
 
 
 def test_nan_loss_is_diverged_not_an_exception(digits, digits_task) -> None:
@@ -146,8 +163,9 @@ def test_early_stopping_on_the_val_metric(digits, digits_task) -> None:
         mode="min",
         device=CPU,
     )
-    assert outcome.stopped_early
-    assert len(outcome.history) <= 20
+    # epoch 0 is the best; epochs 1 and 2 do not improve on it: patience 2 runs out there
+    assert outcome.stopped_early and outcome.best_epoch == 0
+    assert [row["epoch"] for row in outcome.history] == [0, 1, 2]
 
 
 def test_gradient_clipping_bounds_the_update(digits, digits_task) -> None:

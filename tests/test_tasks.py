@@ -9,7 +9,7 @@ import torch
 from helpers import REPO
 from tuneladder.data import TrainVal, load_test, load_train_val, prepare, split_indices
 from tuneladder.io import read_json
-from tuneladder.tasks import Task, TaskError, load_task
+from tuneladder.tasks import DataInfo, Task, TaskError, load_task
 
 
 def test_digits_split_is_60_20_20_stratified_and_seeded(digits_dir: Path) -> None:
@@ -81,6 +81,22 @@ def test_csv_regression_and_parquet(tmp_path: Path) -> None:
     data = load_train_val(tmp_path / "data")
     assert data.info.kind == "regression" and data.train.y.shape[1] == 1
     assert "rmse" in task.metrics
+    # y runs from 0 to 2: its train mean is near 1 and its std near 0.58 (uniform)
+    assert data.info.target_mean[0] == pytest.approx(1.0, abs=0.15)
+    assert data.info.target_std[0] == pytest.approx(0.58, abs=0.08)
+
+
+def test_data_info_round_trips_with_its_target_scale() -> None:
+    info = DataInfo("regression", (3,), 2, target_mean=(200.0, -1.0), target_std=(60.0, 0.5))
+    saved = info.to_json()
+    assert saved["target_scale"] == {"mean": [200.0, -1.0], "std": [60.0, 0.5]}
+    assert DataInfo.from_json(saved) == info
+    # data prepared before targets were scaled: raw targets, no scale
+    old = {"kind": "regression", "input_shape": [3], "n_outputs": 1}
+    assert DataInfo.from_json(old).target_std is None
+    assert DataInfo("classification", (3,), 2).to_json()["target_scale"] is None
+    with pytest.raises(ValueError, match="target_std must be > 0"):
+        DataInfo("regression", (3,), 1, target_mean=(0.0,), target_std=(0.0,))
 
 
 @pytest.mark.parametrize(
@@ -142,3 +158,24 @@ def test_task_checks_its_kind() -> None:
             load_arrays=lambda: (None, None),
             build_model=lambda hp, info: None,
         )
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("digits", {}),
+        ("csv", {"path": "examples/wine.csv", "target": "target"}),
+        ("examples.sine_task:make_task", {"samples": 200}),
+    ],
+)
+def test_shipped_tasks_pass_the_model_check(name: str, options, tmp_path: Path, monkeypatch):
+    from tuneladder.preflight import check_model
+
+    monkeypatch.chdir(REPO)
+    task = load_task(name, options)
+    prepare(task, tmp_path / "data", seed=0)
+    data = load_train_val(tmp_path / "data")
+    shape = check_model(
+        task.build_model, task.default_model, data.info, data.train.x, data.train.y
+    )
+    assert shape == (8, data.info.n_outputs)

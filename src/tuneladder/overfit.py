@@ -3,7 +3,8 @@
 Regularisation is switched off (dropout 0, weight decay 0) and the subset is
 trained full-batch, so that only a broken pipeline (labels that do not match
 inputs, a loss that does not fit the output layer, a model too small to
-represent anything) can make it fail.
+represent anything) can make it fail. The bar is relative to the task: a
+fraction of the untrained model's loss, so a target's units do not move it.
 """
 
 from __future__ import annotations
@@ -38,14 +39,27 @@ def overfit_check(
     subset: int,
     max_steps: int,
     lr: float,
-    loss_threshold: float,
+    loss_ratio: float,
+    loss_threshold: float | None = None,
     device: torch.device,
 ) -> dict[str, Any]:
     """Train on ``subset`` training samples until the loss is near zero or steps run out.
 
-    Passes when the training loss falls below ``loss_threshold``, or a
-    classifier gets every sample right.
+    Passes when the training loss falls below ``loss_ratio`` times the
+    untrained model's loss (the loss of the first step, before any update), or
+    below ``loss_threshold`` instead when that is given, or when a classifier
+    gets every sample right. A ratio means the same on any task: regression
+    targets are standardised (:mod:`tuneladder.data`), and an untrained model's
+    mean squared error is then about 1 whatever the target's units.
+
+    The report's ``loss_threshold`` is the threshold the loss was compared with,
+    in loss units (``loss_ratio * initial_loss``, or the absolute one);
+    ``criterion`` says which.
     """
+    if not 0 < loss_ratio < 1:
+        raise ValueError(f"loss_ratio must be in (0, 1), got {loss_ratio=}")
+    if loss_threshold is not None and loss_threshold <= 0:
+        raise ValueError(f"loss_threshold must be > 0 or None, got {loss_threshold=}")
     kind = data.info.kind
     generator = torch.Generator().manual_seed(config.seed)
     pick = torch.randperm(len(data.train), generator=generator)[:subset].to(data.train.x.device)
@@ -58,6 +72,7 @@ def overfit_check(
     started = time.perf_counter()
     curve: list[dict[str, float]] = []
     passed = False
+    threshold = loss_threshold
     for step in range(1, max_steps + 1):
         output = model(tiny.x)
         loss = loss_fn(kind, output, tiny.y)
@@ -75,10 +90,13 @@ def overfit_check(
             if kind == "classification":
                 point["accuracy"] = stats["accuracy"]
             curve.append(point)
-            if stats["loss"] < loss_threshold:
+            if threshold is None:
+                # the output of step 1 came from the untrained weights
+                threshold = loss_ratio * stats["loss"]
+            if stats["loss"] < threshold:
                 passed = True
                 break
-    last = curve[-1]
+    first, last = curve[0], curve[-1]
     if not passed and kind == "classification" and last.get("accuracy") == 1.0:
         passed = True  # every sample right: the metric is at its ceiling
     return {
@@ -86,7 +104,12 @@ def overfit_check(
         "steps": last["step"],
         "final_loss": last["loss"],
         "final_accuracy": last.get("accuracy"),
-        "loss_threshold": loss_threshold,
+        "initial_loss": first["loss"],
+        "final_ratio": last["loss"] / first["loss"] if first["loss"] > 0 else None,
+        "loss_ratio": loss_ratio,
+        "criterion": "ratio" if loss_threshold is None else "absolute",
+        "loss_threshold": threshold,
+        "target_scale": _target_scale(data, tiny),
         "subset": len(tiny),
         "max_steps": max_steps,
         "lr": lr,
@@ -96,12 +119,59 @@ def overfit_check(
     }
 
 
+def _target_scale(data: TrainVal, tiny: Split) -> dict[str, Any] | None:
+    """What a regression loss is measured against: the target's mean and std per output."""
+    info = data.info
+    if info.kind != "regression":
+        return None
+    if info.target_mean is not None and info.target_std is not None:
+        return {"mean": list(info.target_mean), "std": list(info.target_std), "standardised": True}
+    y = tiny.y.float().reshape(len(tiny), -1)
+    return {
+        "mean": y.mean(dim=0).tolist(),
+        "std": y.std(dim=0, unbiased=False).tolist(),
+        "standardised": False,
+    }
+
+
 def failure_message(report: Mapping[str, Any]) -> str:
+    """What was compared, and what to check, for a failed overfit check."""
+    final, initial = report["final_loss"], report["initial_loss"]
+    ratio = report.get("final_ratio")
+    relative = f"{ratio:.3g} x" if ratio is not None else "n/a of"
+    if report["criterion"] == "ratio":
+        needs = (
+            f"needs < {report['loss_ratio']:g} x, i.e. < {report['loss_threshold']:.4g};"
+            " overfit.loss_ratio"
+        )
+    else:
+        needs = f"needs < {report['loss_threshold']:g}, overfit.loss_threshold"
     return (
-        f"overfit check failed: training loss {report['final_loss']:.4g} after"
-        f" {report['steps']} steps on {report['subset']} samples (needs <"
-        f" {report['loss_threshold']:g}). Check that labels match their inputs, that the"
-        " model's output fits the loss (classes vs. outputs), that the model is not too"
-        " small, and that overfit.lr is neither too low nor too high. To continue anyway,"
-        " set overfit.enforce: false."
+        f"overfit check failed: training loss {final:.4g} after {report['steps']} steps on"
+        f" {report['subset']} samples is {relative} the untrained loss {initial:.4g}"
+        f" ({needs}).{_scale_note(report.get('target_scale'))} Check that labels match their"
+        " inputs, that the model's output fits the loss (classes vs. outputs), that the model"
+        " is not too small, that overfit.lr is neither too low nor too high, and that"
+        " overfit.max_steps is enough. To continue anyway, set overfit.enforce: false."
     )
+
+
+def _scale_note(scale: Mapping[str, Any] | None) -> str:
+    if not scale:
+        return ""
+    mean, std = _numbers(scale["mean"]), _numbers(scale["std"])
+    if scale["standardised"]:
+        return (
+            " The loss is the mean squared error on the target standardised with the train"
+            f" split's mean {mean} and std {std}: predicting the mean scores about 1."
+        )
+    return (
+        " The loss is the mean squared error in the target's own units (the task does not"
+        f" standardise it): the subset's target has mean {mean} and std {std}, and"
+        " predicting the mean scores its variance."
+    )
+
+
+def _numbers(values: list[float]) -> str:
+    text = ", ".join(f"{v:.4g}" for v in values)
+    return text if len(values) == 1 else f"[{text}]"

@@ -23,7 +23,7 @@ from tuneladder.device import autocast, peak_memory_mb, reset_peak_memory
 from tuneladder.env import provenance
 from tuneladder.hparams import TrialConfig, config_hash
 from tuneladder.io import write_csv, write_json, write_torch
-from tuneladder.metrics import batch_stats, loss_fn, n_stats, summarize
+from tuneladder.metrics import batch_stats, loss_fn, n_stats, summarize, target_units
 from tuneladder.optimizers import make_optimizer
 from tuneladder.schedules import lr_multiplier
 from tuneladder.tasks import DataInfo
@@ -150,6 +150,7 @@ def _train(
     keep_best_state: bool,
 ) -> None:
     kind = data.info.kind
+    units = target_units(data.info, device)
     train_x, train_y = data.train.x, data.train.y
     n = len(train_y)
     batch_size = min(config.batch_size, n)
@@ -227,12 +228,12 @@ def _train(
             if scheduler is not None:
                 scheduler.step()
             loss_sum.add_(loss.detach(), alpha=len(idx))
-            stats.add_(batch_stats(kind, output, yb))
+            stats.add_(batch_stats(kind, output, yb, units))
             if first_loss is None:
                 first_loss = loss.detach().float()
         norm_steps = len(range(0, steps_per_epoch, norm_every))
         model.eval()
-        val_loss, val_stats = evaluate(model, data.val, kind, amp)
+        val_loss, val_stats = evaluate(model, data.val, kind, amp, units)
         weight_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(params)))
         # the one host sync of the epoch
         host = torch.cat(
@@ -324,9 +325,17 @@ def _grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
 
 
 def evaluate(
-    model: nn.Module, split: Split, kind: str, amp: Any = None
+    model: nn.Module,
+    split: Split,
+    kind: str,
+    amp: Any = None,
+    target_std: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed loss and metric sums over a split, on the device (see :mod:`tuneladder.metrics`)."""
+    """Summed loss and metric sums over a split, on the device (see :mod:`tuneladder.metrics`).
+
+    ``target_std`` (:func:`~tuneladder.metrics.target_units`) puts regression
+    errors in the target's own units.
+    """
     amp = amp if amp is not None else contextlib.nullcontext()
     was_training = model.training
     model.eval()
@@ -338,15 +347,16 @@ def evaluate(
             with amp:
                 output = model(xb)
             loss_sum += loss_fn(kind, output, yb) * len(yb)
-            stats += batch_stats(kind, output, yb)
+            stats += batch_stats(kind, output, yb, target_std)
     model.train(was_training)
     return loss_sum, stats
 
 
-def evaluate_metrics(model: nn.Module, split: Split, kind: str) -> dict[str, float]:
-    """Metrics of a model on a split, as numbers."""
-    loss_sum, stats = evaluate(model, split, kind)
-    return summarize(kind, loss_sum.item(), stats.tolist(), len(split), _width(split.y))
+def evaluate_metrics(model: nn.Module, split: Split, info: DataInfo) -> dict[str, float]:
+    """Metrics of a model on a split, as numbers, with the same units as training records."""
+    units = target_units(info, split.x.device)
+    loss_sum, stats = evaluate(model, split, info.kind, target_std=units)
+    return summarize(info.kind, loss_sum.item(), stats.tolist(), len(split), _width(split.y))
 
 
 def run_trial(
@@ -419,7 +429,7 @@ def run_trial(
         "precision": precision if device.type == "cuda" else "fp32",
         "threads": threads,
         "started_at": started,
-        **provenance(),
+        **provenance(device),
     }
     write_json(out_dir / "result.json", result)
     checkpoint.clear()
