@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import csv
+import hashlib
 import io
+import json
 import math
 import re
 import shutil
@@ -12,11 +15,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import torch
+import yaml
 from matplotlib.image import imread
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from helpers import REPO, snakemake
-from tuneladder.io import read_json
+from helpers import REPO, copy_ladder, results_of, snakemake
+from tuneladder.io import read_json, write_json
 from tuneladder.report import FIGURE_NAMES, SECTIONS
 from tuneladder.report._analysis import (
     checklist,
@@ -27,7 +32,7 @@ from tuneladder.report._analysis import (
     pitfalls,
 )
 from tuneladder.report._importance import fanova_importance
-from tuneladder.report._summary import config_hash
+from tuneladder.report._summary import builds
 
 # --- the rules, on hand-made rows --------------------------------------------------------
 
@@ -277,18 +282,31 @@ def ladder(tiny_ladder: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def summary(ladder: Path) -> dict:
-    return read_json(ladder / "results" / "report" / "summary.json")
+    return read_json(results_of(ladder) / "report" / "summary.json")
 
 
 @pytest.fixture(scope="module")
 def page(ladder: Path) -> str:
-    return (ladder / "results" / "report" / "index.html").read_text()
+    return (results_of(ladder) / "report" / "index.html").read_text()
 
 
 def _section(page: str, key: str) -> str:
     match = re.search(rf'<section id="{key}">(.*?)</section>', page, re.S)
     assert match, f"section {key} is missing"
     return match[1]
+
+
+def _within(given: object, resolved: object) -> bool:
+    """Every value of ``given`` is in ``resolved``; dicts may have more keys there."""
+    if isinstance(given, dict) and isinstance(resolved, dict):
+        return all(k in resolved and _within(v, resolved[k]) for k, v in given.items())
+    return given == resolved
+
+
+def _mode_counts(failures: str) -> dict[str, int]:
+    """The failure-mode table of the page's failures section: mode -> trials."""
+    rows = re.findall(r'<tr><td>([\w ]+)</td><td class="num">(\d+)</td>', failures)
+    return {mode: int(count) for mode, count in rows}
 
 
 @pytest.mark.slow
@@ -298,6 +316,12 @@ def test_page_has_every_section_with_its_content(page: str, summary: dict) -> No
     headline = _section(page, "headline")
     assert f"val {metric}" in headline and "untuned default" in headline
     assert f"{summary['headline']['test']['mean']:.4g}" in headline
+    source, trivial = summary["headline"]["source"], summary["headline"]["trivial"]
+    assert f"Chosen configuration: {source['rung']} #{source['name']} (finalist" in headline
+    assert (
+        f"<tr><td>trivial: majority class</td><td>{trivial['val'][metric]:.4g}</td>"
+        f"<td>{trivial['test'][metric]:.4g}</td></tr>"
+    ) in headline
     ladder = _section(page, "ladder")
     for label in ("overfit check", "LR range test", "coarse sweep", "top-k", "fine sweep"):
         assert label in ladder
@@ -316,14 +340,15 @@ def test_page_has_every_section_with_its_content(page: str, summary: dict) -> No
     assert "Are there interactions" in _section(page, "analysis")
     assert 'id="fig-seeds"' in _section(page, "seeds")
     assert "not enough trials to judge" in _section(page, "diminishing-returns")
-    failures = _section(page, "failures")
-    for mode in ("diverged", "failed", "too slow", "overfitting"):
-        assert f"<strong>{mode}</strong>" in failures
+    modes = summary["failures"]["modes"]
+    assert _mode_counts(_section(page, "failures")) == {m: modes[m]["count"] for m in modes}
     checklist_html = _section(page, "checklist")
     assert checklist_html.count('class="yes"') + checklist_html.count('class="no"') == 8
     assert len(re.findall(r"<tr><td>", _section(page, "pitfalls"))) == 6
     repro = _section(page, "reproducibility")
     assert summary["reproducibility"]["config_hash"] in repro and "snakemake --cores" in repro
+    for build in summary["reproducibility"]["builds"]:
+        assert f"<td>{build['torch']}</td>" in repro and f"<td>{build['device']}</td>" in repro
 
 
 @pytest.mark.slow
@@ -333,13 +358,13 @@ def test_page_is_self_contained(page: str, ladder: Path) -> None:
     images = re.findall(r'<img src="data:image/png;base64,([^"]+)"', page)
     assert len(images) == len(FIGURE_NAMES)
     for name in FIGURE_NAMES:  # the embedded figures are the PNG files
-        png = (ladder / "results" / "report" / "figures" / f"{name}.png").read_bytes()
+        png = (results_of(ladder) / "report" / "figures" / f"{name}.png").read_bytes()
         assert base64.b64encode(png).decode() in images
 
 
 @pytest.mark.slow
 def test_summary_agrees_with_the_result_files(summary: dict, ladder: Path) -> None:
-    results = ladder / "results"
+    results = results_of(ladder)
     final = read_json(results / "final" / "summary.json")
     tables = {
         rung: read_json(results / rung / "results.json") for rung in ("coarse", "fine", "seeds")
@@ -378,13 +403,29 @@ def test_summary_agrees_with_the_result_files(summary: dict, ladder: Path) -> No
         (results / "benchmarks" / "select_top_k.tsv").read_text().splitlines()[1].split("\t")[0]
     )
     repro = summary["reproducibility"]
-    assert repro["config_hash"] == config_hash(repro["config"]) and repro["ladder_seed"] == 0
+    # the resolved config: the file's values, with defaults added around them
+    assert _within(yaml.safe_load((ladder / "config.yaml").read_text()), repro["config"])
+    # the hash, spelled out: sha256 of the config as sorted, compact JSON, first 16 hex digits
+    text = json.dumps(repro["config"], sort_keys=True, separators=(",", ":"), default=str)
+    assert repro["config_hash"] == hashlib.sha256(text.encode()).hexdigest()[:16]
+    assert repro["ladder_seed"] == 0
+    trial_results = [
+        read_json(ladder / row["dir"] / "result.json")
+        for table in tables.values()
+        for row in table["trials"]
+    ]
+    trial_builds = {(r["build"]["torch"], r["build"]["device"]) for r in trial_results}
+    assert {(b["torch"], b["device"]) for b in repro["builds"]} == trial_builds
+    assert sum(b["trials"] for b in repro["builds"]) == len(trial_results)
+    # torch's own version string, build tag included (2.14.1+cu130, 2.5.0+cpu)
+    assert {b["torch"] for b in repro["builds"]} == {torch.__version__}
     assert [c["question"] for c in summary["checklist"]][-1].startswith("Am I seeing")
     assert set(summary["figures"]) == set(FIGURE_NAMES)
 
 
 @pytest.mark.slow
-def test_snakemake_report_zip_holds_the_figures(ladder: Path) -> None:
+def test_snakemake_report_zip_holds_the_figures(ladder: Path, tmp_path: Path) -> None:
+    ladder = copy_ladder(ladder, tmp_path / "ladder")  # the report writes into the workdir
     snakemake(ladder, "--report", "report.zip")
     with zipfile.ZipFile(ladder / "report.zip") as archive:
         names = {Path(n).name for n in archive.namelist()}
@@ -430,7 +471,7 @@ def _console_errors(stderr: str) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
 def test_page_renders_in_headless_chromium(ladder: Path, tmp_path: Path) -> None:
-    page = ladder / "results" / "report" / "index.html"
+    page = results_of(ladder) / "report" / "index.html"
     dom = _chromium(tmp_path, "--dump-dom", page.as_uri())
     assert not _console_errors(dom.stderr)
     assert re.findall(r'<section id="([\w-]+)">', dom.stdout) == list(SECTIONS)
@@ -510,30 +551,145 @@ def test_figures_draw_failures_and_degenerate_inputs() -> None:
         assert figs.png_bytes(fig).startswith(b"\x89PNG\r\n\x1a\n")
 
 
+def _rewrite_history(path: Path, train: list[float], val: list[float]) -> None:
+    """Replace a trial's history.csv by these losses (the other columns from its first row)."""
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    columns = list(rows[0])
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, columns)
+        writer.writeheader()
+        for epoch, (t, v) in enumerate(zip(train, val, strict=True)):
+            writer.writerow({**rows[0], "epoch": epoch, "train_loss": t, "val_loss": v})
+
+
 @pytest.mark.slow
 def test_report_of_a_ladder_with_failures(tiny_ladder: Path, tmp_path: Path) -> None:
-    from tuneladder.io import write_json
     from tuneladder.report import report_stage
 
     results = tmp_path / "results"
-    shutil.copytree(tiny_ladder / "results", results)
+    shutil.copytree(results_of(tiny_ladder), results)
     coarse = read_json(results / "coarse" / "results.json")
     for index, status in ((0, "diverged"), (2, "failed")):
         trial = coarse["trials"][index]
         trial.update(status=status, best_val_metric=None, reason=f"made {status} by the test")
     coarse["counts"] = {"ok": 2, "diverged": 1, "failed": 1}
-    write_json(results / "coarse" / "results.json", coarse)
     (results / "coarse" / "trials" / "2" / "history.csv").write_text("")
+    # coarse #1 overfits: val loss climbs 17% back from its minimum while train loss falls
+    _rewrite_history(
+        results / "coarse" / "trials" / "1" / "history.csv",
+        train=[1.0, 0.5, 0.3, 0.1],
+        val=[0.8, 0.6, 0.65, 0.7],
+    )
+    coarse["trials"][1].update(best_epoch=1)
+    write_json(results / "coarse" / "results.json", coarse)
+    # fine #2 is too slow: best at its last epoch, train loss still falling, far behind the best
+    fine = read_json(results / "fine" / "results.json")
+    _rewrite_history(
+        results / "fine" / "trials" / "2" / "history.csv", train=[2.0, 1.0], val=[1.9, 1.2]
+    )
+    fine["trials"][2].update(best_epoch=1, best_val_metric=0.3)
+    write_json(results / "fine" / "results.json", fine)
 
     summary = report_stage(
         results_dir=results, out_dir=results / "report", seed=0, config={"seed": 0}
     )
+    labels = {(c["rung"], c["name"]): c["mode"] for c in summary["failures"]["classes"]}
+    assert labels[("coarse", "0")] == "diverged" and labels[("coarse", "2")] == "failed"
+    assert labels[("coarse", "1")] == "overfitting" and labels[("fine", "2")] == "too slow"
     modes = summary["failures"]["modes"]
     assert (modes["diverged"]["count"], modes["failed"]["count"]) == (1, 1)
     lr = coarse["trials"][0]["params"]["lr"]
     assert modes["diverged"]["ranges"]["lr"] == {"min": lr, "max": lr}
     assert summary["trials"]["coarse"]["counts"] == coarse["counts"]
-    assert {c["role"] for c in summary["learning_curves"]} >= {"diverged", "failed"}
-    assert summary["importance"]["trials"] == 5  # 2 coarse + 3 fine ok trials
+    assert {c["role"] for c in summary["learning_curves"]} >= set(modes)
+    ok = [r for r in coarse["trials"] + fine["trials"] if r["status"] == "ok"]
+    assert summary["importance"]["trials"] == len(ok)
     page = (results / "report" / "index.html").read_text()
     assert "made diverged by the test" in page and "made failed by the test" in page
+    failures = _section(page, "failures")
+    # every label, on the page, with the count of the trials that earned it
+    assert _mode_counts(failures) == {m: modes[m]["count"] for m in modes}
+    assert all(count >= 1 for count in _mode_counts(failures).values())
+    for (rung, name), mode in labels.items():
+        if mode != "ok":
+            assert f"<tr><td>{rung} #{name}</td><td>{mode}</td>" in failures
+
+
+def test_epoch_axes_have_whole_epochs_only() -> None:
+    from tuneladder.report import _figures as figs
+
+    fig = figs.curves_figure([{"title": "two epochs", "history": history([2.0, 1.0], [2.1, 1.2])}])
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    low, high = ax.get_xlim()
+    ticks = [t for t in ax.get_xticks() if low <= t <= high]
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_builds_are_the_distinct_torch_builds_with_their_trial_counts() -> None:
+    cpu = {"torch": "2.14.1+cu130", "cuda_built": "13.0", "cudnn_built": 92400, "device": "cpu"}
+    gpu = {**cpu, "device": "cuda:0", "device_name": "NVIDIA H100", "driver": "580.82"}
+    results = {
+        "coarse/0": {"build": cpu},
+        "coarse/1": {"build": gpu},
+        "fine/0": {"build": gpu},
+        "seeds/0-0": {},  # recorded before builds were
+    }
+    found = {b["device"]: b for b in builds(results)}
+    assert found["cuda:0"] == {
+        **gpu,
+        "trials": 2,
+        "example": "coarse/1",
+    }
+    assert found["cpu"]["trials"] == 1 and found["cpu"]["device_name"] is None
+    assert found[None] == {
+        "torch": None,
+        "cuda_built": None,
+        "cudnn_built": None,
+        "device": None,
+        "device_name": None,
+        "driver": None,
+        "trials": 1,
+        "example": "seeds/0-0",
+    }
+
+
+def test_headline_shows_the_trivial_row_the_origin_and_the_tie() -> None:
+    from tuneladder.report._html import _headline
+
+    stats = {"n": 3, "mean": 1.0, "std": 0.0, "values": [1.0, 1.0, 1.0]}
+    tie = {"sentence": "All 2 finalists tie on val accuracy over 3 seeds: chose coarse #8."}
+    headline = {
+        "chosen_group": "0",
+        "source": {"rung": "coarse", "name": "8", "label": "coarse #8"},
+        "runner_up": "1",
+        "runner_up_source": {"rung": "fine", "name": "2", "label": "fine #2"},
+        "params": {"lr": 0.01, "width": 64},
+        "not_applicable": ["channels", "diverge_factor"],
+        "searched": ["lr"],
+        "default_params": {"lr": 3e-4, "width": 128},
+        "seeds": 3,
+        "val": {**stats, "ci95": [0.9, 1.0], "ci95_clipped": True},
+        "metric_bounds": [0.0, 1.0],
+        "test": stats,
+        "baseline": {"val": stats, "test": stats},
+        "trivial": {
+            "name": "majority class",
+            "predicts": "always class 3",
+            "val": {"accuracy": 0.1031},
+            "test": {"accuracy": 0.1},
+        },
+        "p_value_vs_runner_up": 1.0,
+        "distinguishable_from_runner_up": False,
+        "tie": tie,
+    }
+    page = _headline({"headline": headline, "metric": {"name": "accuracy", "mode": "max"}})
+    assert "Chosen configuration: coarse #8 (finalist 0)" in page
+    assert "the runner-up, fine #2 (finalist 1)" in page
+    assert "<tr><td>trivial: majority class</td><td>0.1031</td><td>0.1</td></tr>" in page
+    assert "[0.9, 1] (clipped to accuracy's range [0, 1])" in page
+    assert tie["sentence"] in page
+    assert (
+        "<td>channels</td>" not in page and "do not apply to it: channels, diverge_factor" in page
+    )

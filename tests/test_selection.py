@@ -5,7 +5,7 @@ import math
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from tuneladder.final import choose
+from tuneladder.final import choose, tie_break
 from tuneladder.selection import narrow_space, rank_trials, top_distinct
 from tuneladder.stats import describe, welch_p_value
 
@@ -67,10 +67,17 @@ def test_narrowing_needs_a_successful_trial() -> None:
         narrow_space({"x": FloatDistribution(0.0, 1.0)}, [])
 
 
-def seed_rows(group, values, status="ok"):
+def seed_rows(group, values, status="ok", losses=None):
+    losses = losses or [1.0] * len(values)
     return [
-        {"group": group, "status": status, "best_val_metric": v, "params": {"g": group, "seed": i}}
-        for i, v in enumerate(values)
+        {
+            "group": group,
+            "status": status,
+            "best_val_metric": v,
+            "best_val_loss": loss,
+            "params": {"g": group, "seed": i},
+        }
+        for i, (v, loss) in enumerate(zip(values, losses, strict=True))
     ]
 
 
@@ -101,3 +108,65 @@ def test_interval_and_welch() -> None:
     assert welch_p_value([0.9, 0.91, 0.92], [0.5, 0.51, 0.52]) < 0.001
     assert welch_p_value([0.9, 0.95, 0.85], [0.91, 0.86, 0.93]) > 0.5
     assert welch_p_value([1.0], [2.0, 3.0]) is None
+
+
+def test_when_all_seeds_tie_the_lower_val_loss_wins_and_says_so() -> None:
+    groups = {
+        "0": seed_rows("0", [1.0, 1.0, 1.0], losses=[0.05, 0.06, 0.04]),
+        "1": seed_rows("1", [1.0, 1.0, 1.0], losses=[0.02, 0.03, 0.01]),
+        "default": seed_rows("default", [0.5, 0.5, 0.5]),
+    }
+    ranked = choose(groups, "max", metric="accuracy")
+    assert [r["group"] for r in ranked] == ["1", "0"]  # not the first finalist: the lower loss
+    assert math.isclose(ranked[0]["val_loss_mean"], 0.02)
+    tie = tie_break(ranked, "accuracy", {"0": "coarse #8", "1": "fine #2"})
+    assert tie["groups"] == ["1", "0"] and tie["identical"] and tie["decided_by"] == "val_loss"
+    assert tie["sentence"] == (
+        "All 2 finalists tie on val accuracy over 3 seeds, the same on every seed"
+        " (1.0000, 1.0000, 1.0000): chose fine #2, the one with the best mean val loss:"
+        " 0.0200 against 0.0500 for coarse #8."
+    )
+
+
+def test_tie_break_says_what_decided_or_nothing_without_a_tie() -> None:
+    spread = {"0": seed_rows("0", [0.8, 1.0]), "1": seed_rows("1", [0.9, 0.9])}
+    tie = tie_break(choose(spread, "max"), "accuracy")
+    assert tie["decided_by"] == "spread" and not tie["identical"]
+    assert tie["groups"] == ["1", "0"] and "tie on mean val accuracy (0.9000" in tie["sentence"]
+    same = {g: seed_rows(g, [0.9, 0.9]) for g in ("10", "2")}
+    ranked = choose(same, "max")
+    assert [r["group"] for r in ranked] == ["2", "10"]  # finalist order, numerically
+    assert tie_break(ranked, "accuracy")["decided_by"] == "order"
+    apart = {"0": seed_rows("0", [0.9, 0.9]), "1": seed_rows("1", [0.8, 0.8])}
+    assert tie_break(choose(apart, "max"), "accuracy") is None
+    # a loss metric: lower is better
+    losses = {"0": seed_rows("0", [0.3, 0.3]), "1": seed_rows("1", [0.2, 0.2])}
+    assert [r["group"] for r in choose(losses, "min", metric="loss")] == ["1", "0"]
+
+
+@pytest.mark.parametrize(
+    ("metric", "values", "ci"),
+    [
+        ("accuracy", [0.99, 1.0], (None, 1.0)),
+        ("accuracy", [0.0, 0.02], (0.0, None)),
+        ("r2", [0.97, 0.999], (None, 1.0)),
+        ("rmse", [0.01, 0.3], (0.0, None)),
+        ("mae", [0.01, 0.3], (0.0, None)),
+    ],
+)
+def test_intervals_stay_inside_the_metric_bounds(metric, values, ci) -> None:
+    from tuneladder.stats import metric_bounds
+
+    stats = describe(values, metric_bounds(metric))
+    assert stats["ci95_clipped"]
+    low, high = stats["ci95"]
+    unclipped = describe(values)["ci95"]
+    assert low == (ci[0] if ci[0] is not None else unclipped[0])
+    assert high == (ci[1] if ci[1] is not None else unclipped[1])
+    assert low <= stats["mean"] <= high
+
+
+def test_an_interval_inside_the_bounds_is_left_alone() -> None:
+    stats = describe([0.90, 0.91, 0.92], (0.0, 1.0))
+    assert stats["ci95"] == describe([0.90, 0.91, 0.92])["ci95"] and not stats["ci95_clipped"]
+    assert describe([], (0.0, 1.0))["ci95_clipped"] is False

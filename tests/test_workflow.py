@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from scipy import stats
 
-from helpers import snakemake, tiny_config, write_config
+from helpers import copy_ladder, results_of, snakemake, tiny_config, write_config
 from tuneladder.io import read_json
 
 
@@ -25,7 +29,7 @@ def ladder(tiny_ladder: Path) -> Path:
 
 @pytest.mark.slow
 def test_every_rung_leaves_its_outputs(ladder: Path) -> None:
-    results = ladder / "results"
+    results = results_of(ladder)
     for name in ("train.pt", "val.pt", "test.pt", "meta.json"):
         assert (results / "data" / name).is_file()
     assert read_json(results / "sanity" / "overfit.json")["passed"]
@@ -56,20 +60,6 @@ def test_every_rung_leaves_its_outputs(ladder: Path) -> None:
         if r["status"] == "ok"
     )
     summary = read_json(results / "final" / "summary.json")
-    for key in (
-        "best_config",
-        "metric",
-        "mode",
-        "val_mean",
-        "val_std",
-        "val_ci95",
-        "test_mean",
-        "test_std",
-        "baseline",
-        "p_value_vs_runner_up",
-        "distinguishable_from_runner_up",
-    ):
-        assert key in summary
     assert 0.5 < summary["test_mean"] <= 1.0
     assert summary["baseline"]["test"]["n"] == 2
     assert (results / "final" / "model.pt").is_file()
@@ -78,15 +68,98 @@ def test_every_rung_leaves_its_outputs(ladder: Path) -> None:
     assert {"prepare.log", "overfit_check.log", "lr_range_test.log", "final.log"} <= logs
 
 
+def seed_values(results: Path, group: str) -> np.ndarray:
+    """``best_val_metric`` of a finalist's ok seed trials, read from their own result.json."""
+    values = []
+    for entry in read_json(results / "seeds" / "plan.json")["trials"]:
+        if entry["group"] == group:
+            result = read_json(results / "seeds" / entry["dir"] / "result.json")
+            if result["status"] == "ok":
+                values.append(result["best_val_metric"])
+    return np.asarray(values, dtype=float)
+
+
 @pytest.mark.slow
-def test_complete_ladder_has_nothing_to_do(ladder: Path) -> None:
-    proc = snakemake(ladder, "-n")
+def test_final_statistics_follow_from_the_seed_trials(ladder: Path) -> None:
+    results = results_of(ladder)
+    summary = read_json(results / "final" / "summary.json")
+    best = seed_values(results, summary["best_group"])
+    runner_up = seed_values(results, summary["runner_up"]["group"])
+    n = len(best)
+    assert n == summary["seeds"] == 2
+    assert summary["val_values"] == pytest.approx(best.tolist())
+    assert summary["val_mean"] == pytest.approx(best.mean())
+    assert summary["val_std"] == pytest.approx(best.std(ddof=1))
+    # t-interval of the mean, then clipped to accuracy's [0, 1]
+    half = stats.t.ppf(0.975, n - 1) * best.std(ddof=1) / math.sqrt(n)
+    low, high = best.mean() - half, best.mean() + half
+    assert summary["val_ci95"] == pytest.approx([max(low, 0.0), min(high, 1.0)])
+    assert summary["val_ci95_clipped"] == (low < 0.0 or high > 1.0)
+    assert 0.0 <= summary["val_ci95"][0] <= summary["val_ci95"][1] <= 1.0
+    welch = stats.ttest_ind(best, runner_up, equal_var=False)
+    assert summary["p_value_vs_runner_up"] == pytest.approx(welch.pvalue)
+    assert summary["distinguishable_from_runner_up"] == (welch.pvalue < 0.05)
+    # the chosen one has the better mean: no tie here, so no tie-break to report
+    assert best.mean() > runner_up.mean() and summary["tie"] is None
+
+
+@pytest.mark.slow
+def test_final_summary_names_the_trial_shows_what_applies_and_the_trivial_baseline(
+    ladder: Path,
+) -> None:
+    results = results_of(ladder)
+    summary = read_json(results / "final" / "summary.json")
+    finalist = read_json(results / "seeds" / "plan.json")["finalists"][int(summary["best_group"])]
+    label = f"{finalist['rung']} #{finalist['name']}"
+    assert summary["best_origin"]["label"] == label
+    # adamw with a constant schedule, an MLP: no momentum, no step or warm-up settings,
+    # no guard, no CNN channels
+    assert summary["best_config"]["optimizer"] == "adamw"
+    assert summary["best_config"]["schedule"] == "constant"
+    assert summary["best_config"]["arch"] == "mlp"
+    for name in (
+        "channels",
+        "diverge_factor",
+        "momentum",
+        "nesterov",
+        "gamma",
+        "step_epochs",
+        "warmup_epochs",
+    ):
+        assert name not in summary["best_config"] and name in summary["not_applicable"]
+    assert {"lr", "weight_decay", "batch_size", "dropout", "num_layers"} <= set(
+        summary["best_config"]
+    )
+    # majority class of the train split, scored on val and test by hand
+    split = {
+        name: torch.load(results / "data" / f"{name}.pt", weights_only=True)["y"].numpy()
+        for name in ("train", "val", "test")
+    }
+    majority = np.bincount(split["train"]).argmax()
+    trivial = summary["trivial"]
+    assert trivial["name"] == "majority class"
+    assert trivial["val"]["accuracy"] == pytest.approx(np.mean(split["val"] == majority))
+    assert trivial["test"]["accuracy"] == pytest.approx(np.mean(split["test"] == majority))
+    markdown = (results / "final" / "summary.md").read_text()
+    assert f"Chosen config: {label} (finalist {summary['best_group']})" in markdown
+    assert f"| trivial: majority class | {np.mean(split['val'] == majority):.4f} |" in markdown
+    listed = {line[2:].split(":")[0] for line in markdown.splitlines() if line.startswith("- ")}
+    assert listed == set(summary["best_config"])
+    if summary["val_ci95_clipped"]:
+        assert "(clipped to accuracy's range [0, 1])" in markdown
+
+
+@pytest.mark.slow
+def test_complete_ladder_has_nothing_to_do(ladder: Path, tmp_path: Path) -> None:
+    copy = copy_ladder(ladder, tmp_path / "ladder")  # even a dry run writes Snakemake's log
+    proc = snakemake(copy, "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
 @pytest.mark.slow
-def test_more_fine_trials_rerun_only_fine_and_after(ladder: Path) -> None:
-    results = ladder / "results"
+def test_more_fine_trials_rerun_only_fine_and_after(ladder: Path, tmp_path: Path) -> None:
+    ladder = copy_ladder(ladder, tmp_path / "ladder")
+    results = results_of(ladder)
     before = {p: p.stat().st_mtime_ns for p in results.rglob("*.json")}
     write_config(ladder, fine={"trials": 4, "epochs": 2})
     planned = planned_jobs(snakemake(ladder, "-n").stdout)
@@ -112,7 +185,6 @@ def test_more_fine_trials_rerun_only_fine_and_after(ladder: Path) -> None:
         path = results / "fine" / "trials" / str(i) / "result.json"
         assert after[path] == before[path]
     assert (results / "fine" / "trials" / "3" / "result.json").is_file()
-    write_config(ladder)  # back, for the other tests of this module
 
 
 @pytest.mark.slow

@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TRAIN_FIELDS", "TrialConfig", "config_hash"]
+__all__ = ["TRAIN_FIELDS", "TrialConfig", "applicable", "config_hash"]
 
 
 @dataclass(frozen=True)
@@ -22,8 +22,8 @@ class TrialConfig:
     # optimizer
     optimizer: str = "adamw"  # sgd | momentum | adam | adamw | radam
     lr: float = 3e-4
-    momentum: float = 0.9  # used by sgd and momentum
-    nesterov: bool = False
+    momentum: float = 0.9  # the momentum optimizer only (sgd has none)
+    nesterov: bool = False  # the momentum optimizer only
     weight_decay: float = 0.01
     batch_size: int = 64
     # schedule, stepped every optimizer step
@@ -73,3 +73,51 @@ def config_hash(config: TrialConfig) -> str:
     """A stable short hash: a finished trial is reused only when this matches."""
     text = json.dumps(config.to_json(), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# Settings that apply only under some values of another: name -> (setting, the values).
+_ONLY_WITH: dict[str, tuple[str, frozenset[str]]] = {
+    "momentum": ("optimizer", frozenset({"momentum"})),
+    "nesterov": ("optimizer", frozenset({"momentum"})),
+    "step_epochs": ("schedule", frozenset({"step"})),
+    "gamma": ("schedule", frozenset({"step", "exponential"})),
+    "warmup_epochs": ("schedule", frozenset({"warmup_cosine"})),  # onecycle's warm-up is fixed
+}
+# Guards of the training loop, not hyperparameters: they decide when a trial is stopped.
+_GUARDS = frozenset({"diverge_factor"})
+
+
+def applicable(
+    params: Mapping[str, Any],
+    *,
+    model_applies: Callable[[Mapping[str, Any]], Collection[str]] | None = None,
+) -> dict[str, Any]:
+    """The hyperparameters of a flat config that the trial actually used, in their order.
+
+    Dropped: runner guards (``diverge_factor``); ``momentum`` and ``nesterov`` unless
+    the optimizer is ``momentum``; ``gamma`` unless the schedule is ``step`` or
+    ``exponential``; ``step_epochs`` unless it is ``step``; ``warmup_epochs``
+    unless it is ``warmup_cosine``. Model hyperparameters (names outside
+    :data:`TRAIN_FIELDS`) are kept when ``model_applies`` (a task's
+    :attr:`~tuneladder.tasks.Task.applies`) names them, all of them when it is None.
+
+    Example::
+
+        >>> applicable({"optimizer": "adamw", "momentum": 0.9, "lr": 1e-3})
+        {'optimizer': 'adamw', 'lr': 0.001}
+    """
+    train = {k for k in params if k in TRAIN_FIELDS or k == "seed"}
+    model = {k: v for k, v in params.items() if k not in train}
+    model_kept = set(model) if model_applies is None else set(model_applies(model))
+    out = {}
+    for name, value in params.items():
+        if name in _GUARDS:
+            continue
+        if name in _ONLY_WITH:
+            setting, values = _ONLY_WITH[name]
+            if setting in params and params[setting] not in values:
+                continue
+        if name in model and name not in model_kept:
+            continue
+        out[name] = value
+    return out

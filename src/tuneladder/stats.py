@@ -7,23 +7,70 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["describe", "welch_p_value"]
+__all__ = ["METRIC_BOUNDS", "describe", "metric_bounds", "welch_p_value"]
+
+Bounds = tuple[float | None, float | None]
+
+# Where each metric can lie (None: unbounded on that side). A t-interval knows nothing
+# of these, so with few seeds it can reach past them (an accuracy interval up to 1.07).
+METRIC_BOUNDS: dict[str, Bounds] = {
+    "accuracy": (0.0, 1.0),
+    "balanced_accuracy": (0.0, 1.0),
+    "f1": (0.0, 1.0),
+    "loss": (0.0, None),
+    "rmse": (0.0, None),
+    "mae": (0.0, None),
+    "r2": (None, 1.0),
+}
 
 
-def describe(values: Sequence[float]) -> dict[str, Any]:
-    """Mean, sample std and a 95% t-interval of the mean (None where n is too small)."""
+def metric_bounds(metric: str) -> Bounds:
+    """``(low, high)`` of a metric's possible values; ``(None, None)`` for one not listed."""
+    return METRIC_BOUNDS.get(metric, (None, None))
+
+
+def describe(values: Sequence[float], bounds: Bounds = (None, None)) -> dict[str, Any]:
+    """Mean, sample std and a 95% t-interval of the mean (None where n is too small).
+
+    The interval's ends are clipped to ``bounds`` (see :func:`metric_bounds`), and
+    ``ci95_clipped`` says whether that moved either end.
+
+    Example::
+
+        >>> describe([0.99, 1.0], bounds=(0.0, 1.0))["ci95"][1]
+        1.0
+    """
     from scipy import stats
 
     n = len(values)
     if n == 0:
-        return {"n": 0, "mean": None, "std": None, "ci95": None, "values": []}
+        return {
+            "n": 0,
+            "mean": None,
+            "std": None,
+            "ci95": None,
+            "ci95_clipped": False,
+            "values": [],
+        }
     mean = statistics.fmean(values)
     std = statistics.stdev(values) if n > 1 else None
-    ci = None
+    ci, clipped = None, False
     if std is not None:
         half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
+        low, high = bounds
         ci = [mean - half, mean + half]
-    return {"n": n, "mean": mean, "std": std, "ci95": ci, "values": list(values)}
+        if low is not None and ci[0] < low:
+            ci[0], clipped = low, True
+        if high is not None and ci[1] > high:
+            ci[1], clipped = high, True
+    return {
+        "n": n,
+        "mean": mean,
+        "std": std,
+        "ci95": ci,
+        "ci95_clipped": clipped,
+        "values": list(values),
+    }
 
 
 def welch_p_value(a: Sequence[float], b: Sequence[float]) -> float | None:

@@ -9,6 +9,7 @@ what each section shows and states the rules.
 from __future__ import annotations
 
 import logging
+import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -86,8 +87,14 @@ def draw_figures(run: RunData, summary: Mapping[str, Any]) -> dict[str, bytes]:
     return {name: figs.png_bytes(drawn[name]) for name in FIGURE_NAMES}
 
 
-def _command(configfiles: Sequence[str]) -> str:
-    return " ".join(["snakemake", "--cores", "all", *(f"--configfile {f}" for f in configfiles)])
+def reproduce_command(configfiles: Sequence[str], config_args: Sequence[str] = ()) -> str:
+    """The command that climbs this ladder again, pasted where the run started."""
+    words = ["snakemake", "--cores", "all"]
+    for path in configfiles:
+        words += ["--configfile", path]
+    if config_args:
+        words += ["--config", *config_args]
+    return shlex.join(words)
 
 
 def report_stage(
@@ -97,6 +104,7 @@ def report_stage(
     seed: int,
     config: Mapping[str, Any],
     configfiles: Sequence[str] = (),
+    config_args: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Write ``index.html``, ``summary.json`` and ``figures/*.png`` into ``out_dir``.
 
@@ -105,7 +113,8 @@ def report_stage(
         out_dir: where the report goes (``results/report``).
         seed: seeds fANOVA's forest.
         config: the resolved experiment config, shown and hashed on the page.
-        configfiles: the config files of the run, for the reproducing command.
+        configfiles: the config files of the run (relative to where it ran), and
+        config_args: its ``--config`` overrides, for the reproducing command.
 
     Returns:
         The summary, as written to ``summary.json``.
@@ -128,7 +137,7 @@ def report_stage(
         run,
         seed=seed,
         config=config,
-        command=_command(configfiles),
+        command=reproduce_command(configfiles, config_args),
         versions=versions,
         source_commit=git_commit(str(source)),
     )

@@ -197,6 +197,7 @@ def curves_figure(panels: Sequence[Mapping[str, Any]]) -> Figure:
         ax.plot(epochs, [h["train_loss"] for h in history], "-o", ms=3, label="train loss")
         ax.plot(epochs, [h["val_loss"] for h in history], "-s", ms=3, label="val loss")
         ax.set_xlabel("epoch", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 0.5
         ax.tick_params(labelsize=7)
         finite = [v for h in history for v in (h["train_loss"], h["val_loss"]) if math.isfinite(v)]
         if finite and max(finite) > 0 and max(finite) / max(min(finite), 1e-12) > 50:
@@ -472,6 +473,7 @@ def best_so_far_figure(
     if 0 < coarse < len(rows):
         ax.axvline(coarse + 0.5, color="grey", ls=":", lw=1)
     ax.set_xlabel("trial number (coarse, then fine)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(f"best val {metric}")
     ax.legend(fontsize=7)
     return fig

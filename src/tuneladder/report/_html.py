@@ -149,10 +149,22 @@ def _figure(name: str, png: bytes | None) -> str:
     )
 
 
+def _bounds(bounds: Sequence[float | None] | None) -> str:
+    low, high = bounds or (None, None)
+    return (
+        (f"[{fmt(low)}" if low is not None else "(-inf")
+        + ", "
+        + (f"{fmt(high)}]" if high is not None else "inf)")
+    )
+
+
+def _chosen(source: Mapping[str, Any] | None, group: Any) -> str:
+    return f"{source['label']} (finalist {group})" if source else f"finalist {group}"
+
+
 def _headline(s: Mapping[str, Any]) -> str:
     h, metric = s["headline"], s["metric"]["name"]
-    source = h["source"]
-    where = f" ({_e(source['rung'])} trial #{_e(source['name'])})" if source else ""
+    trivial = h.get("trivial")
     rows = [
         ["tuned (chosen)", _e(_pm(h["val"])), _e(_pm(h["test"]))],
         [
@@ -161,7 +173,20 @@ def _headline(s: Mapping[str, Any]) -> str:
             _e(_pm(h["baseline"]["test"])),
         ],
     ]
+    if trivial:
+        rows.append(
+            [
+                _e(f"trivial: {trivial['name']}"),
+                _e(fmt(trivial["val"].get(metric))),
+                _e(fmt(trivial["test"].get(metric))),
+            ]
+        )
     ci = h["val"].get("ci95")
+    clipped = (
+        f" (clipped to {_e(metric)}'s range {_e(_bounds(h.get('metric_bounds')))})"
+        if h["val"].get("ci95_clipped")
+        else ""
+    )
     p = h["p_value_vs_runner_up"]
     verdict = "distinguishable" if h["distinguishable_from_runner_up"] else "not distinguishable"
     params = [
@@ -172,23 +197,38 @@ def _headline(s: Mapping[str, Any]) -> str:
         ]
         for k, v in h["params"].items()
     ]
+    unused = h.get("not_applicable") or []
     return (
-        f'<p class="big">Chosen configuration: finalist {_e(h["chosen_group"])}{where},'
+        f'<p class="big">Chosen configuration: {_e(_chosen(h["source"], h["chosen_group"]))},'
         f" {metric} mean ± std over {_e(h['seeds'])} seeds.</p>"
         + _table(["", f"val {metric}", f"test {metric}"], rows)
         + (
-            f"<p>95% interval of the tuned val mean: [{fmt(ci[0])}, {fmt(ci[1])}]. "
+            f"<p>The trivial row uses no model: {_e(trivial['predicts'])}. It is what the"
+            " tuned numbers should be read against.</p>"
+            if trivial
+            else ""
+        )
+        + (
+            f"<p>95% interval of the tuned val mean: [{fmt(ci[0])}, {fmt(ci[1])}]{clipped}. "
             if ci
             else "<p>"
         )
         + (
-            f"Against the runner-up (finalist {_e(h['runner_up'])}): Welch t-test p ="
+            "Against the runner-up,"
+            f" {_e(_chosen(h.get('runner_up_source'), h['runner_up']))}: Welch t-test p ="
             f" {_e(fmt(p, 3))}, {verdict} at 0.05.</p>"
             if h["runner_up"] is not None
             else "No runner-up to compare with.</p>"
         )
-        + "<p>Hyperparameters (searched ones in bold), beside the untuned default:</p>"
+        + (f"<p><strong>Tie.</strong> {_e(h['tie']['sentence'])}</p>" if h.get("tie") else "")
+        + "<p>Hyperparameters that apply to this configuration (searched ones in bold),"
+        " beside the untuned default:</p>"
         + _table(["parameter", "chosen", "default"], params)
+        + (
+            f"<p>Not listed, as they do not apply to it: {_e(', '.join(unused))}.</p>"
+            if unused
+            else ""
+        )
     )
 
 
@@ -227,10 +267,12 @@ def _decided(key: str, d: Mapping[str, Any] | None) -> str:
             f"finalists {fin}, and the default; {d['seeds_per_config']} seeds each: {counts}"
         )
     if key == "final":
-        return _e(
-            f"chose finalist {d['chosen_group']}: val {fmt(d['val_mean'])},"
-            f" test {fmt(d['test_mean'])}"
+        chosen = (
+            f"{d['chosen']} (finalist {d['chosen_group']})"
+            if d.get("chosen")
+            else (f"finalist {d['chosen_group']}")
         )
+        return _e(f"chose {chosen}: val {fmt(d['val_mean'])}, test {fmt(d['test_mean'])}")
     return ""
 
 
@@ -489,9 +531,28 @@ def _reproducibility(s: Mapping[str, Any]) -> str:
         ["package versions (report)", _e(report_versions)],
         ["devices, hosts", _e(", ".join(r["devices"]) + "; " + ", ".join(r["hosts"]))],
     ]
+    builds = [
+        [
+            _e(b["torch"] or "not recorded"),
+            _e(b["cuda_built"] or "none (CPU build)"),
+            _e(fmt(b["cudnn_built"]) if b["cudnn_built"] is not None else "none"),
+            _e(b["device"] or "n/a"),
+            _e(b["device_name"] or "—"),
+            _e(b["driver"] or "—"),
+            _e(b["trials"]),
+        ]
+        for b in r.get("builds", [])
+    ]
     config = json.dumps(r["config"], indent=2, sort_keys=True, default=str)
     return (
         _table(["what", "value"], rows)
+        + "<p>The torch builds the trials ran on (CUDA and cuDNN as torch was built with"
+        " them; device name and driver on a GPU):</p>"
+        + _table(
+            ["torch", "CUDA", "cuDNN", "device", "device name", "driver", "trials"],
+            builds,
+            frozenset({6}),
+        )
         + "<p>The resolved experiment config (hashed above):</p>"
         + f"<pre>{_e(config)}</pre>"
     )

@@ -13,11 +13,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tuneladder.hparams import applicable
 from tuneladder.report import _analysis as analysis
 from tuneladder.report._importance import fanova_importance
 from tuneladder.report._load import RUNGS, SWEEP_RUNGS, RunData
 
-__all__ = ["RUNG_JOBS", "build_summary", "config_hash", "curve_panels", "trial_label"]
+__all__ = [
+    "RUNG_JOBS",
+    "build_summary",
+    "builds",
+    "config_hash",
+    "curve_panels",
+    "trial_label",
+]
 
 # Ladder rungs in order: (key, label, benchmark jobs; "x/worker" means the rung's workers).
 RUNG_JOBS = (
@@ -181,6 +189,7 @@ def _ladder(run: RunData, mode: str) -> dict[str, Any]:
     final = run.final
     by_key["final"]["decided"] = {
         "chosen_group": final["best_group"],
+        "chosen": (_source(run, final["best_group"]) or {}).get("label"),
         "val_mean": final["val_mean"],
         "test_mean": final["test_mean"],
     }
@@ -188,10 +197,16 @@ def _ladder(run: RunData, mode: str) -> dict[str, Any]:
 
 
 def _source(run: RunData, group: str) -> dict[str, Any] | None:
-    finalists = run.plans["seeds"]["finalists"]
-    if group.isdigit() and int(group) < len(finalists):
-        f = finalists[int(group)]
-        return {"rung": f["rung"], "name": f["name"], "search_value": f["best_val_metric"]}
+    """The sweep trial a finalist came from, as the final rung recorded it."""
+    for entry in run.final["finalists"]:
+        origin = entry.get("origin")
+        if entry["group"] == group and origin:
+            return {
+                "rung": origin["rung"],
+                "name": origin["name"],
+                "label": origin["label"],
+                "search_value": origin["search_value"],
+            }
     return None
 
 
@@ -199,12 +214,14 @@ def _headline(run: RunData) -> dict[str, Any]:
     final = run.final
     baseline = final.get("baseline") or {}
     base_params = baseline.get("params") or {}
-    chosen = final["best_config"]
+    chosen = applicable(final["best_config"])
     searched = list(run.coarse_space)
+    runner_up = final.get("runner_up") or {}
     return {
         "chosen_group": final["best_group"],
         "source": _source(run, final["best_group"]),
         "params": chosen,
+        "not_applicable": final.get("not_applicable", []),
         "searched": searched,
         "default_params": {k: base_params.get(k) for k in chosen},
         "seeds": final.get("seeds"),
@@ -212,17 +229,22 @@ def _headline(run: RunData) -> dict[str, Any]:
             "mean": final["val_mean"],
             "std": final["val_std"],
             "ci95": final["val_ci95"],
+            "ci95_clipped": final.get("val_ci95_clipped", False),
             "values": final.get("val_values"),
         },
+        "metric_bounds": final.get("metric_bounds"),
         "test": {
             "mean": final["test_mean"],
             "std": final["test_std"],
             "values": final.get("test_values"),
         },
         "baseline": {"val": baseline.get("val"), "test": baseline.get("test")},
-        "runner_up": (final.get("runner_up") or {}).get("group"),
+        "trivial": final.get("trivial"),
+        "runner_up": runner_up.get("group"),
+        "runner_up_source": _source(run, runner_up["group"]) if runner_up else None,
         "p_value_vs_runner_up": final.get("p_value_vs_runner_up"),
         "distinguishable_from_runner_up": final.get("distinguishable_from_runner_up"),
+        "tie": final.get("tie"),
     }
 
 
@@ -281,7 +303,7 @@ def _seeds(run: RunData) -> dict[str, Any]:
         source = _source(run, entry["group"])
         label = f"finalist {entry['group']}"
         if source:
-            label += f"\n({source['rung']} #{source['name']})"
+            label = f"{source['label']}\n(finalist {entry['group']})"
         values = entry["val"]["values"]
         groups.append(
             {
@@ -353,6 +375,25 @@ def _failures(run: RunData, mode: str) -> dict[str, Any]:
         "status_counts": {rung: _counts(run.rows[rung]) for rung in RUNGS},
         "classes": classes,
     }
+
+
+# What a trial's result.json records of the torch build it ran on (env.torch_build).
+BUILD_FIELDS = ("torch", "cuda_built", "cudnn_built", "device", "device_name", "driver")
+
+
+def builds(results: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The distinct torch builds and devices the trials ran on, each with its trial count.
+
+    ``results`` maps ``rung/name`` to a trial's ``result.json``; a trial from
+    before builds were recorded counts under a build of all-None fields.
+    """
+    seen: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for name in sorted(results):
+        build = results[name].get("build") or {}
+        entry = {k: build.get(k) for k in BUILD_FIELDS}
+        key = tuple(json.dumps(v) for v in entry.values())
+        seen.setdefault(key, {**entry, "trials": 0, "example": name})["trials"] += 1
+    return list(seen.values())
 
 
 def _logs(run: RunData) -> dict[str, Any]:
@@ -559,6 +600,7 @@ def build_summary(
             ).get("config_hash"),
             "trial_versions": [json.loads(v) for v in trial_versions],
             "report_versions": dict(versions),
+            "builds": builds(run.results),
             "devices": sorted({str(r.get("device")) for r in run.results.values()}),
             "hosts": sorted({str(r.get("host")) for r in run.results.values()}),
         },

@@ -11,7 +11,7 @@ from torch import nn
 from tuneladder.tasks._base import DataInfo, Task
 from tuneladder.tasks.models import MLP, ConvNet
 
-__all__ = ["build_model", "make_task"]
+__all__ = ["applies", "build_model", "make_task"]
 
 DEFAULT_MODEL = {"arch": "mlp", "width": 128, "num_layers": 2, "channels": 16, "dropout": 0.1}
 
@@ -28,6 +28,7 @@ def make_task(options: Mapping[str, Any]) -> Task:
         build_model=build_model,
         default_model=DEFAULT_MODEL,
         split=split,
+        applies=applies,
     )
 
 
@@ -51,3 +52,17 @@ def build_model(hp: Mapping[str, Any], info: DataInfo) -> nn.Module:
     if hp["arch"] == "cnn":
         return ConvNet(info.input_shape, info.n_outputs, channels=int(hp["channels"]), **common)
     raise ValueError(f"arch must be mlp or cnn, got {hp['arch']!r}")
+
+
+def applies(hp: Mapping[str, Any]) -> list[str]:
+    """The model hyperparameters :func:`build_model` reads for this ``arch``.
+
+    The CNN reads all of them (``width`` is its hidden dense layer); the MLP never
+    reads ``channels``, and with no hidden layer it has no ``width`` or ``dropout``.
+    """
+    unused = set()
+    if hp.get("arch") == "mlp":
+        unused.add("channels")
+        if int(hp.get("num_layers", 1)) == 0:
+            unused.update(("width", "dropout"))
+    return [name for name in hp if name not in unused]

@@ -1,0 +1,205 @@
+"""The final rung on hand-made seed trials: what its summary says and shows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tuneladder.data import load_info, load_test, load_train_val, prepare, split_indices
+from tuneladder.final import finalize, trivial_predictor
+from tuneladder.hparams import TrialConfig
+from tuneladder.io import read_json, write_json
+from tuneladder.runner import evaluate_metrics
+from tuneladder.tasks import Task, load_task
+
+# finalist 0 came from coarse #8, finalist 1 from fine #2 (the seeds plan's order)
+FINALISTS = [
+    {"rung": "coarse", "name": "8", "best_val_metric": 0.97, "params": {}},
+    {"rung": "fine", "name": "2", "best_val_metric": 0.96, "params": {}},
+]
+CONFIGS = {
+    # an MLP with a step schedule and plain SGD
+    "0": {"optimizer": "sgd", "schedule": "step", "model": {"arch": "mlp"}},
+    # a CNN with momentum and a warm-up
+    "1": {"optimizer": "momentum", "schedule": "warmup_cosine", "model": {"arch": "cnn"}},
+    "default": {"optimizer": "adamw", "schedule": "constant", "model": {"arch": "mlp"}},
+}
+VALUES = {  # val accuracy and val loss per seed: finalists 0 and 1 tie on every seed
+    "0": ([1.0, 1.0, 1.0], [0.05, 0.04, 0.06]),
+    "1": ([1.0, 1.0, 1.0], [0.02, 0.01, 0.03]),
+    "default": ([0.93, 0.99, 0.97], [0.2, 0.1, 0.15]),
+}
+
+
+def seed_trials(rung_dir: Path) -> list[dict]:
+    """Seed-rerun rows as the seeds rung collects them, with a model and config per trial."""
+    digits = load_task("digits")
+    info = None
+    rows = []
+    for group, config in CONFIGS.items():
+        model_params = {**digits.default_model, "width": 16, "channels": 4, **config["model"]}
+        for seed, (value, loss) in enumerate(zip(*VALUES[group], strict=True)):
+            trial = TrialConfig(
+                epochs=2,
+                seed=seed,
+                optimizer=config["optimizer"],
+                schedule=config["schedule"],
+                model=model_params,
+            )
+            trial_dir = rung_dir / f"{group}-{seed}"
+            trial_dir.mkdir(parents=True)
+            write_json(trial_dir / "config.json", trial.to_json())
+            torch.manual_seed(seed)
+            info = info or load_info(rung_dir.parent / "data")
+            torch.save(digits.build_model(model_params, info).state_dict(), trial_dir / "model.pt")
+            rows.append(
+                {
+                    "rung": "seeds",
+                    "name": f"{group}-{seed}",
+                    "dir": str(trial_dir),
+                    "group": group,
+                    "status": "ok",
+                    "best_val_metric": value,
+                    "best_val_loss": loss,
+                    "params": trial.flat(),
+                }
+            )
+    return rows
+
+
+@pytest.fixture()
+def summary(digits_dir: Path, tmp_path: Path) -> dict:
+    (tmp_path / "data").symlink_to(digits_dir)  # read-only: prepared once per session
+    rows = seed_trials(tmp_path / "seeds")
+    write_json(tmp_path / "seeds" / "plan.json", {"finalists": FINALISTS, "trials": []})
+    digits = load_task("digits")
+    return finalize(
+        rows,
+        tmp_path / "data",
+        digits.build_model,
+        load_info(tmp_path / "data"),
+        tmp_path / "final",
+        metric="accuracy",
+        mode="max",
+        device=torch.device("cpu"),
+        experiment="hand-made",
+        model_applies=digits.applies,
+    )
+
+
+def test_a_tie_on_every_seed_goes_to_the_lower_val_loss_and_is_reported(
+    summary: dict, tmp_path: Path
+) -> None:
+    assert summary["best_group"] == "1"  # not finalist 0: the same accuracy, a lower loss
+    tie = summary["tie"]
+    assert tie["identical"] and tie["decided_by"] == "val_loss" and tie["groups"] == ["1", "0"]
+    assert "all 2 finalists tie on val accuracy over 3 seeds" in tie["sentence"].lower()
+    assert "fine #2 (finalist 1), the one with the best mean val loss" in tie["sentence"]
+    markdown = (tmp_path / "final" / "summary.md").read_text()
+    assert f"Tie: {tie['sentence']}" in markdown
+
+
+def test_the_winner_is_named_by_its_sweep_trial(summary: dict, tmp_path: Path) -> None:
+    assert summary["best_origin"] == {
+        "rung": "fine",
+        "name": "2",
+        "label": "fine #2",
+        "search_value": 0.96,
+    }
+    assert summary["runner_up"]["origin"]["label"] == "coarse #8"
+    assert [f["origin"]["label"] for f in summary["finalists"]] == ["fine #2", "coarse #8"]
+    markdown = (tmp_path / "final" / "summary.md").read_text()
+    assert "Chosen config: fine #2 (finalist 1), accuracy over 3 seeds:" in markdown
+    assert "the runner-up, coarse #8 (finalist 0):" in markdown
+
+
+def test_only_what_applies_is_listed(summary: dict, tmp_path: Path) -> None:
+    chosen = summary["best_config"]  # a CNN trained with momentum and a warm-up
+    assert {"momentum", "nesterov", "warmup_epochs", "channels", "width"} <= set(chosen)
+    assert {"diverge_factor", "gamma", "step_epochs"}.isdisjoint(chosen)
+    assert set(summary["not_applicable"]) == {"diverge_factor", "gamma", "step_epochs"}
+    runner_up = summary["runner_up"]["params"]  # an MLP with plain SGD and a step schedule
+    assert {"gamma", "step_epochs"} <= set(runner_up)
+    assert {"momentum", "nesterov", "warmup_epochs", "channels", "diverge_factor"}.isdisjoint(
+        runner_up
+    )
+    assert "channels" not in summary["baseline"]["params"]
+    assert "seed" not in summary["baseline"]["params"]
+    # best_config.json stays the full config: it is what reruns the chosen model
+    full = read_json(tmp_path / "final" / "best_config.json")
+    assert full["diverge_factor"] == 5.0 and full["model"]["channels"] == 4
+    markdown = (tmp_path / "final" / "summary.md").read_text()
+    assert "- diverge_factor" not in markdown and "- momentum: 0.9" in markdown
+
+
+def test_intervals_are_clipped_to_the_metric_range(summary: dict, tmp_path: Path) -> None:
+    base = summary["baseline"]["val"]  # 0.93, 0.99, 0.97: the t-interval reaches past 1
+    assert base["ci95_clipped"] and base["ci95"][1] == 1.0 and base["ci95"][0] < base["mean"]
+    assert summary["metric_bounds"] == [0.0, 1.0]
+    assert summary["val_ci95"] == [1.0, 1.0] and not summary["val_ci95_clipped"]  # no spread
+    for finalist in summary["finalists"]:
+        low, high = finalist["val"]["ci95"]
+        assert 0.0 <= low <= high <= 1.0
+
+
+def test_majority_class_baseline_beside_the_tuned_rows(
+    summary: dict, digits_dir: Path, tmp_path: Path
+) -> None:
+    split = {
+        name: torch.load(digits_dir / f"{name}.pt", weights_only=True)["y"].numpy()
+        for name in ("train", "val", "test")
+    }
+    majority = int(np.bincount(split["train"]).argmax())
+    trivial = summary["trivial"]
+    assert trivial["name"] == "majority class"
+    assert trivial["predicts"] == f"always class {majority}, the train split's most frequent"
+    for name in ("val", "test"):
+        assert trivial[name]["accuracy"] == pytest.approx(np.mean(split[name] == majority))
+    markdown = (tmp_path / "final" / "summary.md").read_text()
+    rows = [line for line in markdown.splitlines() if line.startswith("| ")]
+    assert [r.split(" | ")[0] for r in rows[1:]] == [
+        "| tuned",
+        "| untuned default",
+        "| trivial: majority class",
+    ]
+    metrics = read_json(tmp_path / "final" / "summary.json")["trivial"]
+    assert metrics == trivial
+
+
+def regression_task(standardize_target: bool) -> Task:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3)).astype(np.float32)
+    y = (500.0 + 40.0 * x[:, :1] + rng.normal(scale=5.0, size=(200, 1))).astype(np.float32)
+    return Task(
+        name="line",
+        kind="regression",
+        load_arrays=lambda: (x, y),
+        build_model=lambda hp, info: torch.nn.Linear(3, 1),
+        standardize_target=standardize_target,
+    )
+
+
+@pytest.mark.parametrize("standardize_target", [True, False])
+def test_mean_predictor_scores_in_the_targets_own_units(
+    tmp_path: Path, standardize_target: bool
+) -> None:
+    task = regression_task(standardize_target)
+    prepare(task, tmp_path, seed=0)
+    data = load_train_val(tmp_path)
+    model, name, _ = trivial_predictor(data.train, data.info)
+    assert name == "mean predictor"
+    # the same split by hand, on the raw targets
+    _, y = task.load_arrays()
+    train, val, test = split_indices(np.zeros(len(y)), task.split, seed=0, stratify=False)
+    mean = y[train].astype(np.float64).mean()
+    for idx, split in ((val, data.val), (test, load_test(tmp_path))):
+        error = y[idx].astype(np.float64) - mean
+        scores = evaluate_metrics(model, split, data.info)
+        assert scores["rmse"] == pytest.approx(np.sqrt(np.mean(error**2)), rel=1e-4)
+        assert scores["mae"] == pytest.approx(np.mean(np.abs(error)), rel=1e-4)
+        # r2 against the split's own mean: 0 up to how far it lies from the train mean
+        r2 = 1 - np.mean(error**2) / np.var(y[idx].astype(np.float64))
+        assert scores["r2"] == pytest.approx(r2, abs=1e-4) and scores["r2"] <= 1e-6
