@@ -20,7 +20,7 @@ def tiny_config(**overrides) -> dict:
         "seed": 0,
         "budget": "quick",
         "task": {"name": "digits", "options": {}},
-        "metric": {"name": "accuracy", "mode": "max"},
+        "metric": {"name": "accuracy"},
         "device": "cpu",
         "precision": "fp32",
         "threads": 1,
@@ -48,6 +48,12 @@ def tiny_config(**overrides) -> dict:
 def write_config(workdir: Path, **overrides) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.yaml").write_text(yaml.safe_dump(tiny_config(**overrides)))
+
+
+def results_of(workdir: Path) -> Path:
+    """The folder a ladder in ``workdir`` writes to: ``results/<experiment>``."""
+    experiment = yaml.safe_load((workdir / "config.yaml").read_text())["experiment"]
+    return workdir / "results" / experiment
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -85,7 +91,7 @@ def fault_config(**overrides) -> dict:
         "experiment": "faults",
         "seed": 0,
         "task": {"name": "fault_task:make_task", "options": {}},
-        "metric": {"name": "accuracy", "mode": "max"},
+        "metric": {"name": "accuracy"},
         "device": "cpu",
         "threads": 1,
         "mlflow": {"enabled": False},
@@ -112,3 +118,19 @@ def write_fault_ladder(workdir: Path, **overrides) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "tests" / "fault_task.py", workdir / "fault_task.py")
     (workdir / "config.yaml").write_text(yaml.safe_dump(fault_config(**overrides)))
+
+
+def copy_ladder(workdir: Path, dest: Path) -> Path:
+    """Copy ``workdir`` (config, ``.snakemake`` metadata, results; file times kept) to ``dest``.
+
+    The MLflow store is left behind: its database records artifact folders by
+    absolute path, so a rerun in the copy would write into the original. The
+    copy's workers start a store of their own and log their trials into it.
+    """
+    import shutil
+
+    shutil.copytree(workdir, dest, symlinks=True)
+    for path in results_of(dest).glob("mlflow.db*"):
+        path.unlink()
+    shutil.rmtree(dest / "mlruns", ignore_errors=True)
+    return dest

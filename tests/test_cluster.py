@@ -14,7 +14,7 @@ import pytest
 import yaml
 from test_workflow import planned_jobs
 
-from helpers import REPO, SNAKEMAKE, snakemake, tiny_config, write_config
+from helpers import REPO, SNAKEMAKE, results_of, snakemake, tiny_config, write_config
 from tuneladder.io import read_json
 
 CLUSTER_SCRIPT = REPO / "scripts" / "slurm-cluster.sh"
@@ -151,7 +151,7 @@ def test_ladder_runs_inside_slurm_jobs(slurm_cluster, tmp_path: Path) -> None:
     )
     wall = time.monotonic() - start
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    results = tmp_path / "results"
+    results = results_of(tmp_path)
     trials = sorted(results.glob("*/trials/*/result.json")) + sorted(
         p for p in (results / "seeds").glob("*/result.json")
     )

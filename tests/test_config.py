@@ -6,7 +6,15 @@ import pytest
 import yaml
 
 from helpers import REPO, tiny_config
-from tuneladder.config import BUDGETS, ConfigError, apply_overrides, load_config, resolve_config
+from tuneladder.config import (
+    ConfigError,
+    apply_overrides,
+    describe_plan,
+    load_config,
+    resolve_config,
+)
+
+SPACE = {"lr": "auto"}
 
 
 def test_default_config_resolves_with_filled_defaults() -> None:
@@ -14,37 +22,76 @@ def test_default_config_resolves_with_filled_defaults() -> None:
     assert config["metric"] == {"name": "accuracy", "mode": "max"}
     assert config["train"]["schedule"] in ("constant", "cosine")
     assert config["train"]["patience"] is None  # filled from the schema
-    assert config["overfit"]["loss_threshold"] == 0.05
+    assert config["overfit"]["loss_ratio"] == 0.05 and config["overfit"]["loss_threshold"] is None
     assert config["workers"] == "auto"
 
 
-def test_budget_preset_sets_counts_and_explicit_counts_win() -> None:
-    quick = resolve_config({"experiment": "x", "budget": "quick"})
-    assert quick["coarse"]["trials"] == BUDGETS["quick"]["coarse"]["trials"]
-    assert quick["seeds"]["seeds"] == BUDGETS["quick"]["seeds"]["seeds"]
-    mixed = resolve_config({"experiment": "x", "budget": "thorough", "coarse": {"trials": 7}})
-    assert mixed["coarse"]["trials"] == 7
-    assert mixed["fine"]["trials"] == BUDGETS["thorough"]["fine"]["trials"]
+def counts(config: dict) -> tuple[int, int, int, int]:
+    return (
+        config["coarse"]["trials"],
+        config["fine"]["trials"],
+        config["seeds"]["finalists"],
+        config["seeds"]["seeds"],
+    )
 
 
-def test_total_trials_follow_the_methodology_budgets() -> None:
-    totals = {
-        name: preset["coarse"]["trials"] + preset["fine"]["trials"]
-        for name, preset in BUDGETS.items()
-    }
-    assert 10 <= totals["quick"] <= 20
-    assert 50 <= totals["standard"] <= 100
-    assert totals["thorough"] >= 200
+@pytest.mark.parametrize(
+    ("budget", "expected"),
+    # the methodology's budgets: quick 10-20 trials, standard 50-100, thorough a few hundred
+    [("quick", (10, 6, 2, 3)), ("standard", (30, 20, 3, 5)), ("thorough", (150, 100, 5, 5))],
+)
+def test_budget_preset_sets_the_counts(budget: str, expected: tuple) -> None:
+    assert (
+        counts(resolve_config({"experiment": "x", "budget": budget, "space": SPACE})) == expected
+    )
+
+
+def test_counts_written_in_the_config_win_over_the_budget() -> None:
+    raw = {"experiment": "x", "budget": "thorough", "space": SPACE, "coarse": {"trials": 7}}
+    assert counts(resolve_config(raw)) == (7, 100, 5, 5)
+
+
+def test_the_default_config_leaves_the_counts_to_its_budget() -> None:
+    raw = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    assert counts(resolve_config({**raw, "budget": "quick"})) == (10, 6, 2, 3)
+
+
+def test_the_plan_says_which_counts_were_written() -> None:
+    raw = {"experiment": "x", "budget": "quick", "space": SPACE, "fine": {"trials": 9}}
+    lines = describe_plan(
+        raw,
+        resolve_config(raw),
+        results="results/x",
+        configfiles=["my.yaml"],
+        workers={"coarse": 2, "fine": 2, "seeds": 1},
+    )
+    assert lines[0] == (
+        "tuneladder: experiment x from my.yaml, budget quick, results in results/x/"
+    )
+    by_rung = {line.split()[0]: line for line in lines[1:]}
+    assert "10 trials x 30 epochs, random, 2 workers" in by_rung["coarse"]
+    assert "9 (written; budget quick: 6) trials" in by_rung["fine"]
+    assert "(2 finalists + untuned default) x 3 seeds x 30 epochs = 9 trials" in by_rung["seeds"]
+
+
+@pytest.mark.parametrize(
+    ("metric", "mode"), [("accuracy", "max"), ("r2", "max"), ("rmse", "min"), ("mae", "min")]
+)
+def test_the_mode_follows_the_metric(metric: str, mode: str) -> None:
+    raw = {"experiment": "x", "space": SPACE, "metric": {"name": metric}}
+    assert resolve_config(raw, check_task=False)["metric"]["mode"] == mode
 
 
 def test_sweep_epochs_default_to_train_epochs() -> None:
-    config = resolve_config({"experiment": "x", "train": {"epochs": 7}})
+    config = resolve_config({"experiment": "x", "space": SPACE, "train": {"epochs": 7}})
     assert config["coarse"]["epochs"] == config["fine"]["epochs"] == config["seeds"]["epochs"] == 7
 
 
 def test_exponent_without_dot_is_a_number() -> None:
     # YAML 1.1 reads 3e-4 as a string; users write it all the time
-    config = resolve_config(yaml.safe_load("experiment: x\ntrain: {lr: 3e-4}\n"))
+    config = resolve_config(
+        yaml.safe_load("experiment: x\nspace: {lr: auto}\ntrain: {lr: 3e-4}\n")
+    )
     assert config["train"]["lr"] == pytest.approx(3e-4)
 
 
@@ -77,6 +124,11 @@ def test_overrides_set_hyperparameters_and_paths() -> None:
         ({"experiment": "../escape"}, "experiment must match"),
         ({"task": {"name": "nope"}}, "task.name must be digits, csv"),
         ({"metric": {"name": "rmse"}}, "metric.name must be one of accuracy, loss"),
+        (
+            {"metric": {"name": "rmse", "mode": "max"}},
+            "metric.mode 'max' contradicts metric.name 'rmse', which is better when smaller",
+        ),
+        ({"space": {}}, "space is empty, so every trial would be the same: add the"),
     ],
 )
 def test_bad_config_fails_with_one_line_naming_the_key(change: dict, message: str) -> None:

@@ -28,6 +28,9 @@ ENV = {
 }
 
 
+RESULTS = "results/tiny"  # the tiny config's experiment folder
+
+
 def sh(cwd: Path, *command: str, check: bool = True) -> str:
     proc = subprocess.run(command, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=1200)
     if check and proc.returncode != 0:
@@ -39,7 +42,8 @@ def sh(cwd: Path, *command: str, check: bool = True) -> str:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The project's files in a fresh git repo, with the tiny ladder as its config."""
+    """The project's files in a fresh git repo, with the tiny ladder as its config,
+    reproduced once by `dvc repro` and committed. Tests that change it use a copy."""
     root = tmp_path_factory.mktemp("dvc") / "project"
     files = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard"],
@@ -58,32 +62,40 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     sh(root, "git", "init", "-q")
     sh(root, "git", "add", "-A")
     sh(root, "git", "commit", "-qm", "project")
+    sh(root, "dvc", "repro")
+    sh(root, "git", "add", "dvc.lock")
+    sh(root, "git", "commit", "-qm", "baseline ladder")
     return root
+
+
+def _copy(project: Path, tmp_path: Path) -> Path:
+    """A private copy of the reproduced project: git history, DVC cache and results."""
+    copy = tmp_path / "project"
+    shutil.copytree(project, copy, symlinks=True)
+    return copy
 
 
 @pytest.mark.slow
 def test_repro_runs_the_ladder_and_a_second_repro_does_nothing(project: Path) -> None:
-    sh(project, "dvc", "repro")
-    metrics = json.loads((project / "results" / "final" / "metrics.json").read_text())
+    metrics = json.loads((project / RESULTS / "final" / "metrics.json").read_text())
     assert 0.5 < metrics["test_mean"] <= 1.0 and metrics["trials"] == 7
     assert "Data and pipelines are up to date" in sh(project, "dvc", "repro")
     assert "Data and pipelines are up to date" in sh(project, "dvc", "status")
     dry_run = sh(project, "snakemake", "-n")
     assert "Nothing to be done" in dry_run, dry_run
-    sh(project, "git", "add", "dvc.lock")
-    sh(project, "git", "commit", "-qm", "baseline ladder")
 
 
 @pytest.mark.slow
 def test_pull_into_a_fresh_clone_has_nothing_to_rerun(project: Path, tmp_path: Path) -> None:
+    origin = _copy(project, tmp_path)
     remote = tmp_path / "remote"
-    sh(project, "dvc", "remote", "add", "-d", "store", str(remote))
-    sh(project, "git", "commit", "-qam", "remote")
-    sh(project, "dvc", "push")
+    sh(origin, "dvc", "remote", "add", "-d", "store", str(remote))
+    sh(origin, "git", "commit", "-qam", "remote")
+    sh(origin, "dvc", "push")
     clone = tmp_path / "clone"
-    sh(tmp_path, "git", "clone", "-q", str(project), str(clone))
+    sh(tmp_path, "git", "clone", "-q", str(origin), str(clone))
     sh(clone, "dvc", "pull")
-    assert (clone / "results" / "final" / "model.pt").is_file()
+    assert (clone / RESULTS / "final" / "model.pt").is_file()
     # checkout writes files in any order: put Snakemake's timestamps back in order
     sh(clone, "snakemake", "--touch")  # same --cores as the run: the DAG depends on it
     assert "Data and pipelines are up to date" in sh(clone, "dvc", "status")
@@ -91,9 +103,17 @@ def test_pull_into_a_fresh_clone_has_nothing_to_rerun(project: Path, tmp_path: P
     assert "Nothing to be done" in dry_run, dry_run
 
 
+def _coarse_results(project: Path) -> dict[str, bytes]:
+    trials = project / RESULTS / "coarse" / "trials"
+    return {p.parent.name: p.read_bytes() for p in sorted(trials.glob("*/result.json"))}
+
+
 @pytest.mark.slow
 def test_experiment_with_more_trials_and_its_comparison(project: Path, tmp_path: Path) -> None:
-    out = sh(
+    project = _copy(project, tmp_path)
+    before = _coarse_results(project)
+    assert sorted(before) == ["0", "1", "2", "3"]
+    sh(
         project,
         "dvc",
         "exp",
@@ -103,15 +123,25 @@ def test_experiment_with_more_trials_and_its_comparison(project: Path, tmp_path:
         "-S",
         "config/config.yaml:coarse.trials=5",
     )
-    assert "coarse" in out
-    # the four finished coarse trials were reused, only the fifth trained
+    # the four finished coarse trials were reused untouched; only the fifth trained
+    after = _coarse_results(project)
+    assert sorted(after) == ["0", "1", "2", "3", "4"]
+    assert {name: after[name] for name in before} == before
+    workers = [
+        json.loads(p.read_text())
+        for p in (project / RESULTS / "coarse" / "workers").glob("*.json")
+    ]
+    assert sorted(name for w in workers for name in w["ran"]) == ["4"]
+    # every worker passes over the finished trials (and may find the fifth done by another)
+    assert {name for w in workers for name in w["reused"]} - {"4"} == {"0", "1", "2", "3"}
+
     table = list(csv.DictReader(io.StringIO(sh(project, "dvc", "exp", "show", "--csv"))))
     names = {row["Experiment"] for row in table}
     assert "more-coarse" in names
     assert all("test_mean" in row for row in table)
     assert any(row["Experiment"] == "more-coarse" and row["trials"] == "8" for row in table)
     diff = sh(project, "dvc", "metrics", "diff", "HEAD", "more-coarse", "--json")
-    assert "results/final/metrics.json" in json.loads(diff)
+    assert f"{RESULTS}/final/metrics.json" in json.loads(diff)
     plots = tmp_path / "plots"
     sh(project, "dvc", "plots", "diff", "HEAD", "more-coarse", "-o", str(plots))
     assert (plots / "index.html").is_file()

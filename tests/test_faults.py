@@ -9,7 +9,7 @@ import pytest
 import torch
 from fault_task import make_task
 
-from helpers import snakemake, write_fault_ladder
+from helpers import results_of, snakemake, write_fault_ladder
 from tuneladder.data import load_train_val, prepare
 from tuneladder.hparams import TrialConfig
 from tuneladder.io import read_json
@@ -40,7 +40,7 @@ def test_each_fault_becomes_a_status(fault: str, tmp_path: Path) -> None:
 def test_ladder_with_faulty_trials_completes(tmp_path: Path) -> None:
     write_fault_ladder(tmp_path)
     snakemake(tmp_path)
-    check_fault_ladder(tmp_path / "results")
+    check_fault_ladder(results_of(tmp_path))
 
 
 def check_fault_ladder(results: Path) -> None:

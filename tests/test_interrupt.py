@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, SNAKEMAKE, snakemake, write_fault_ladder
+from helpers import REPO, SNAKEMAKE, results_of, snakemake, write_fault_ladder
 from tuneladder.io import read_json
 
 EPOCHS = 6
@@ -49,7 +49,7 @@ def start(workdir: Path) -> subprocess.Popen:
 
 def wait_for_mid_sweep(workdir: Path, proc: subprocess.Popen) -> tuple[set[Path], Path]:
     """Until one coarse trial is finished and another has a checkpoint past epoch 0."""
-    trials = workdir / "results" / "coarse" / "trials"
+    trials = results_of(workdir) / "coarse" / "trials"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         assert proc.poll() is None, "snakemake ended before it could be interrupted"
@@ -72,7 +72,7 @@ def fingerprints(dirs: set[Path]) -> dict[Path, tuple[int, str]]:
 
 
 def check_resumed_ladder(workdir: Path, done: set[Path], before: dict, running: Path) -> None:
-    results = workdir / "results"
+    results = results_of(workdir)
     assert (results / "report" / "index.html").is_file()
     assert fingerprints(done) == before, "a finished trial was retrained"
     for entry in read_json(results / "coarse" / "results.json")["trials"]:
@@ -100,7 +100,7 @@ def interrupt_and_rerun(workdir: Path, sig: signal.Signals) -> None:
             proc.wait()
     time.sleep(0.5)  # the group's last processes are gone
     # whatever was left on disk: every result.json there is whole, never half a file
-    for path in (workdir / "results" / "coarse" / "trials").glob("*/result.json"):
+    for path in (results_of(workdir) / "coarse" / "trials").glob("*/result.json"):
         assert read_json(path)["key"]
     before = fingerprints(done)
     if sig == signal.SIGKILL:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from helpers import snakemake, write_config
+from helpers import results_of, snakemake, write_config
 
 # what may differ between two identical runs: clocks, memory, processes, which worker ran it
 VOLATILE = {
@@ -80,7 +80,7 @@ def test_two_runs_give_identical_results(tmp_path: Path) -> None:
     for workdir in runs:
         write_config(workdir, mlflow={"enabled": False})
         snakemake(workdir)
-    first, second = (w / "results" for w in runs)
+    first, second = (results_of(w) for w in runs)
     assert len(result_files(first)) > 40
     assert differences(first, second) == []
     for name in ("train.pt", "val.pt", "test.pt"):  # the prepared data, byte for byte

@@ -64,7 +64,7 @@ def test_csv_path_is_resolved_and_must_be_a_file(tmp_path: Path, monkeypatch) ->
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "t.csv").write_text("a,label\n1,0\n2,1\n")
     task = {"name": "csv", "options": {"path": "sub/../sub/t.csv", "target": "label"}}
-    config = {**tiny_config(), "task": task, "space": {}}
+    config = {**tiny_config(), "task": task, "space": {"lr": "auto"}}
     resolve_config(config)  # relative paths are read from the directory of the run
     from tuneladder.tasks import load_task
 

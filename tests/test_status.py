@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import tiny_config
+from helpers import results_of, tiny_config, write_config
 from tuneladder.config import resolve_config
 from tuneladder.io import read_json
 from tuneladder.status import format_status, ladder_status
@@ -20,9 +20,11 @@ from tuneladder.status import format_status, ladder_status
 TUNELADDER = str(Path(sys.executable).parent / "tuneladder")
 
 
-def _status(results: Path, *args: str) -> subprocess.CompletedProcess:
+def _status(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    """`tuneladder status` as a user runs it, from the folder the ladder ran in."""
     return subprocess.run(
-        [TUNELADDER, "status", "--results", str(results), *args],
+        [TUNELADDER, "status", "--config", "config.yaml", *args],
+        cwd=workdir,
         capture_output=True,
         text=True,
         timeout=60,
@@ -32,8 +34,9 @@ def _status(results: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_status_of_a_finished_ladder(tiny_ladder: Path) -> None:
-    results = tiny_ladder / "results"
-    status = json.loads(_status(results, "--json").stdout)
+    results = results_of(tiny_ladder)
+    status = json.loads(_status(tiny_ladder, "--json").stdout)
+    assert status["experiment"] == "tiny"
     assert status["state"] == "finished" and status["report"]
     for rung in status["rungs"]:
         planned = len(read_json(results / rung["rung"] / "plan.json")["trials"])
@@ -46,14 +49,16 @@ def test_status_of_a_finished_ladder(tiny_ladder: Path) -> None:
     assert status["best"]["value"] == max(
         r["best_val_metric"] for r in sweep if r["status"] == "ok"
     )
-    text = _status(results).stdout
+    text = _status(tiny_ladder).stdout
+    assert text.startswith("experiment tiny in results/tiny: finished")
     assert "finished" in text and "best so far: val accuracy" in text
     assert "report: " in text and "elapsed: " in text
 
 
 @pytest.mark.slow
 def test_status_of_a_ladder_stopped_half_way(tiny_ladder: Path, tmp_path: Path) -> None:
-    source, results = tiny_ladder / "results", tmp_path / "results"
+    write_config(tmp_path)
+    source, results = results_of(tiny_ladder), results_of(tmp_path)
     for part in ("data", "sanity"):
         shutil.copytree(source / part, results / part)
     (results / "coarse").mkdir()
@@ -80,13 +85,27 @@ def test_status_of_a_ladder_stopped_half_way(tiny_ladder: Path, tmp_path: Path) 
     assert "coarse   2/4 done (1 running)" in text and "fine     not started (3 trials)" in text
     assert "left: ~" in text
 
-    (claims / "2.claim").unlink()  # the worker was killed: the ladder is idle, half-way
+    (claims / "2.claim").unlink()  # the worker was killed: the ladder stopped half-way
     without_config = ladder_status(results)
-    assert without_config["state"] == "idle"
+    assert without_config["state"] == "stopped"
     assert without_config["unplanned"] == ["fine", "seeds"] and without_config["trials_left"] == 2
-    assert "plus fine, seeds (not planned yet)" in _status(results).stdout
+    text = _status(tmp_path, "--results", str(results)).stdout
+    assert "stopped" in text and "fine     not started (3 trials)" in text
+
+
+@pytest.mark.slow
+def test_a_stale_final_summary_is_not_finished(tiny_ladder: Path, tmp_path: Path) -> None:
+    """The final rung of an earlier, smaller ladder does not make a larger one finished."""
+    write_config(tmp_path, fine={"trials": 5, "epochs": 2})
+    shutil.copytree(results_of(tiny_ladder), results_of(tmp_path))
+    status = json.loads(_status(tmp_path, "--json").stdout)
+    assert status["state"] == "stopped"
+    fine = status["rungs"][1]
+    assert (fine["done"], fine["total"]) == (3, 3)  # the plan on disk is the old one
 
 
 def test_status_before_anything_ran(tmp_path: Path) -> None:
-    assert ladder_status(tmp_path / "results")["state"] == "not started"
-    assert "not started" in _status(tmp_path / "results").stdout
+    write_config(tmp_path, experiment="fresh")
+    assert ladder_status(tmp_path / "results" / "fresh")["state"] == "not started"
+    text = _status(tmp_path).stdout
+    assert text == "experiment fresh in results/fresh: not started\n"

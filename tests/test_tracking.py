@@ -69,6 +69,7 @@ def run_count(uri: str, experiment: str) -> int:
     return len(client.search_runs([found.experiment_id], max_results=1000))
 
 
+@pytest.mark.slow
 def test_eight_trials_finishing_at_once_lose_no_record(tmp_path: Path, trials) -> None:
     # a fresh store: the eight processes also race to create it and the parent run
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -114,3 +115,54 @@ def test_tracking_uri_precedence(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
     assert resolve_uri(None, tmp_path) == "http://tracking.example:5000"
     assert resolve_uri("sqlite:///x.db", tmp_path) == "sqlite:///x.db"
+
+
+def _store(results: Path) -> dict[str, list]:
+    """The ladder's MLflow runs by role, read back with MLflow's own client."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{results / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(results.name)
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    by_role: dict[str, list] = {}
+    for run in runs:
+        by_role.setdefault(run.data.tags.get("tuneladder.role"), []).append(run)
+    return by_role
+
+
+def _trials_on_disk(results: Path) -> set[str]:
+    return {
+        f"{rung}/{p.parent.name}"
+        for rung in ("coarse", "fine", "seeds")
+        for p in (results / rung).glob("**/result.json")
+    }
+
+
+@pytest.mark.slow
+def test_the_ladders_store_after_a_run_and_a_rerun(tiny_ladder: Path, tmp_path: Path) -> None:
+    from helpers import results_of, snakemake
+
+    runs = _store(results_of(tiny_ladder))
+    (parent,) = runs["ladder"]
+    trials = runs["trial"]
+    # one run per trial on disk (4 coarse + 3 fine + 3 groups x 2 seeds), each a child
+    assert len(trials) == len(_trials_on_disk(results_of(tiny_ladder))) == 13
+    assert len({r.data.tags["tuneladder.trial"] for r in trials}) == 13
+    assert {r.data.tags["mlflow.parentRunId"] for r in trials} == {parent.info.run_id}
+    (final,) = runs["final"]
+    assert final.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{results_of(tiny_ladder) / 'mlflow.db'}")
+    assert "model" in {a.path for a in client.list_artifacts(final.info.run_id)}
+
+    # a rerun of every worker and of what follows: the workers pass over their
+    # finished trials (and offer them to the store again), the final rung logs again
+    workdir = tmp_path / "ladder"
+    shutil.copytree(tiny_ladder, workdir, ignore=shutil.ignore_patterns(".snakemake"))
+    proc = snakemake(workdir, "--forcerun", "sweep_worker")
+    assert "final" in proc.stdout + proc.stderr
+    again = _store(results_of(workdir))
+    assert [r.info.run_id for r in again["ladder"]] == [parent.info.run_id]
+    assert sorted(r.info.run_id for r in again["trial"]) == sorted(r.info.run_id for r in trials)
+    assert [r.info.run_id for r in again["final"]] == [final.info.run_id]

@@ -31,18 +31,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--data",
         type=Path,
         default=None,
-        help="prepared data (default: results/data if present, else prepared into OUT)",
+        help="prepared data (default: the experiment's results/<experiment>/data if"
+        " present, else prepared into OUT)",
     )
 
     status = commands.add_parser(
         "status", help="where a running or finished ladder stands, and what is left"
     )
-    status.add_argument("--results", type=Path, default=Path("results"))
     status.add_argument(
         "--config",
         type=Path,
+        default=Path("config/config.yaml"),
+        help="the experiment's config (default: %(default)s): its folder and trial counts",
+    )
+    status.add_argument(
+        "--results",
+        type=Path,
         default=None,
-        help="the run's config, for the trial counts of rungs not planned yet",
+        help="read this folder instead of results/<experiment>/ (the config still gives counts)",
     )
     status.add_argument("--json", action="store_true", help="print the status as JSON")
 
@@ -70,7 +76,7 @@ def _trial(args: argparse.Namespace) -> int:
     task = load_task(config["task"]["name"], config["task"]["options"])
     data_dir = args.data
     if data_dir is None:
-        default = Path("results/data")
+        default = Path("results") / config["experiment"] / "data"
         data_dir = default if (default / "meta.json").is_file() else args.out / "data"
     if not (data_dir / "meta.json").is_file():
         from tuneladder.data import prepare
@@ -138,14 +144,12 @@ def _trial(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     import json
 
+    from tuneladder.config import load_config
     from tuneladder.status import format_status, ladder_status
 
-    config = None
-    if args.config is not None:
-        from tuneladder.config import load_config
-
-        config = load_config(args.config)
-    status = ladder_status(args.results, config=config)
+    config = load_config(args.config)
+    results = args.results or Path("results") / config["experiment"]
+    status = ladder_status(results, config=config)
     if args.json:
         print(json.dumps(status, indent=2))
     else:

@@ -25,6 +25,7 @@ __all__ = [
     "ConfigError",
     "SCHEMA_PATH",
     "apply_overrides",
+    "describe_plan",
     "load_config",
     "resolve_config",
 ]
@@ -206,7 +207,20 @@ def _check_cross_fields(config: dict[str, Any]) -> None:
     if ".." in name:
         raise ConfigError(f"experiment must not contain '..', got {name!r}")
     metric = config["metric"]
-    metric.setdefault("mode", METRIC_MODES[metric["name"]])
+    natural = METRIC_MODES[metric["name"]]
+    mode = metric.setdefault("mode", natural)
+    if mode != natural:
+        raise ConfigError(
+            f"metric.mode {mode!r} contradicts metric.name {metric['name']!r}, which is"
+            f" better when {'larger' if natural == 'max' else 'smaller'}: leave mode out"
+            f" or set it to {natural!r}"
+        )
+    if not config["space"]:
+        raise ConfigError(
+            "space is empty, so every trial would be the same: add the hyperparameters to"
+            " tune, e.g. space: {lr: auto, weight_decay: {dist: loguniform, low: 1.0e-6,"
+            " high: 1.0e-2}}"
+        )
     for section in ("coarse", "fine"):
         config[section].setdefault("epochs", config["train"]["epochs"])
     config["seeds"].setdefault("epochs", config["train"]["epochs"])
@@ -263,10 +277,13 @@ def _check_against_task(config: dict[str, Any]) -> None:
     except TaskError as err:
         raise ConfigError(str(err)) from None
     if config["task"]["name"] == "csv":
-        from tuneladder.tasks.tabular import check_data_path
+        from tuneladder.tasks.tabular import check_data_path, check_header
 
+        options = config["task"]["options"]
         try:
-            check_data_path(config["task"]["options"]["path"])
+            check_data_path(options["path"])
+            # the header line only: the contents would cost every parse (docs/architecture.md)
+            check_header(options["path"], str(options["target"]))
         except ValueError as err:
             raise ConfigError(str(err)) from None
     allowed = sorted(TRAIN_FIELDS | task.model_params)
@@ -281,3 +298,48 @@ def _check_against_task(config: dict[str, Any]) -> None:
             f"metric.name must be one of {', '.join(task.metrics)} for a {task.kind} task,"
             f" got {config['metric']['name']!r}"
         )
+
+
+def describe_plan(
+    written: Mapping[str, Any],
+    config: Mapping[str, Any],
+    *,
+    results: str,
+    configfiles: Iterable[str],
+    workers: Mapping[str, int],
+) -> list[str]:
+    """What the ladder will do, one line per rung, as resolved from the config.
+
+    ``written`` is the config as the user wrote it: a count it sets is marked as
+    written, so a user sees at once whether the budget preset or their file won.
+    """
+    budget = config["budget"]
+
+    def count(section: str, key: str) -> str:
+        value = config[section][key]
+        if key in (written.get(section) or {}):
+            preset = BUDGETS[budget][section].get(key)
+            return f"{value} (written; budget {budget}: {preset})" if preset else str(value)
+        return str(value)
+
+    files = ", ".join(configfiles) or "config/config.yaml"
+    coarse, fine, seeds = config["coarse"], config["fine"], config["seeds"]
+    lr = "from the LR range test" if config["space"].get("lr") == "auto" else "as the space says"
+    groups = seeds["finalists"] + 1
+    return [
+        f"tuneladder: experiment {config['experiment']} from {files}, budget {budget},"
+        f" results in {results}/",
+        f"  sanity  overfit check on {config['overfit']['subset']} samples"
+        f" (<= {config['overfit']['max_steps']} steps); LR range test,"
+        f" {config['lr_range']['steps']} steps (lr {lr})",
+        f"  coarse  {count('coarse', 'trials')} trials x {coarse['epochs']} epochs,"
+        f" {coarse['sampler']}, {workers['coarse']} workers",
+        f"  select  top {config['select']['top_k']}, narrowed space for the fine sweep",
+        f"  fine    {count('fine', 'trials')} trials x {fine['epochs']} epochs,"
+        f" {fine['sampler']}, {workers['fine']} workers",
+        f"  seeds   ({count('seeds', 'finalists')} finalists + untuned default) x"
+        f" {count('seeds', 'seeds')} seeds x {seeds['epochs']} epochs ="
+        f" {groups * seeds['seeds']} trials, {workers['seeds']} workers",
+        f"  final   best mean {config['metric']['name']} ({config['metric']['mode']}) over"
+        " seeds; the test split is read once",
+    ]

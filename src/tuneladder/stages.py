@@ -11,11 +11,13 @@ import contextlib
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from tuneladder.io import read_json, write_csv, write_json
+from tuneladder.preflight import DataError, UserCodeError
 
 __all__ = [
     "collect_stage",
@@ -40,9 +42,17 @@ class StageError(RuntimeError):
 
 @contextlib.contextmanager
 def logged(log_path: str | Path) -> Iterator[None]:
-    """Send logging and stderr to the rule's log; a StageError also reaches the terminal."""
+    """Send logging and stderr to the rule's log; a StageError also reaches the terminal.
+
+    So do a task's :class:`~tuneladder.preflight.DataError` and
+    :class:`~tuneladder.preflight.UserCodeError`: one line on the terminal, and
+    when the task's own code raised, its traceback in ``<log>.traceback`` beside
+    the log (which names it).
+    """
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    traceback_path = log_path.with_suffix(".traceback")
+    traceback_path.unlink(missing_ok=True)  # from an earlier failed run
     with open(log_path, "w") as handle:
         handler = logging.StreamHandler(handle)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -52,9 +62,17 @@ def logged(log_path: str | Path) -> Iterator[None]:
         saved, sys.stderr = sys.stderr, handle
         try:
             yield
-        except StageError as err:
-            log.error("%s", err)
+        except (StageError, DataError, UserCodeError) as err:
+            cause = err if isinstance(err, UserCodeError) else err.__cause__
+            if cause is None:
+                log.error("%s", err)
+            else:
+                # Snakemake prints a failed rule's log (show-failed-logs, in the profile):
+                # kept beside it, the traceback stays off the terminal
+                traceback_path.write_text("".join(traceback.format_exception(cause)))
+                log.error("%s (traceback in %s)", err, traceback_path)
             print(f"tuneladder: {err}", file=sys.__stderr__)
+            # a clean exit: Python and Snakemake's script runner print no traceback
             raise SystemExit(1) from None
         except Exception:
             log.exception("stage failed")
@@ -86,14 +104,41 @@ def _task(task: Mapping[str, Any]) -> Any:
     return load_task(task["name"], task.get("options", {}))
 
 
-def prepare_stage(*, task: Mapping[str, Any], seed: int, out_dir: str | Path) -> None:
-    from tuneladder.data import prepare
+def prepare_stage(
+    *,
+    task: Mapping[str, Any],
+    seed: int,
+    out_dir: str | Path,
+    train: Mapping[str, Any] | None = None,
+) -> None:
+    """Prepare the data, then build the model and run one training step on train samples.
+
+    The model is the sanity rungs' base config (the task's default model, then
+    the fixed hyperparameters in ``train``), so a factory that cannot build it,
+    or builds one that cannot train, stops the ladder here rather than in a rung.
+    """
+    from tuneladder.data import load_train_val, prepare
+    from tuneladder.preflight import check_model, function_name
 
     try:
-        meta = prepare(_task(task), out_dir, seed=seed)
+        task_obj = _task(task)
+        meta = prepare(task_obj, out_dir, seed=seed)
+        log.info("prepared %s: %s", meta["task"], meta["sizes"])
+        data = load_train_val(out_dir)  # the train split only: never test
+        hyperparameters = _base_config(task_obj, {"epochs": 1, **(train or {})}, seed).model
+        shape = check_model(
+            task_obj.build_model, hyperparameters, data.info, data.train.x, data.train.y
+        )
+    except UserCodeError as err:  # the task's own code: logged() keeps the traceback
+        raise StageError(f"prepare: {err}") from err
     except (ValueError, OSError) as err:  # bad data: one line naming the file or column
         raise StageError(f"prepare: {err}") from None
-    log.info("prepared %s: %s", meta["task"], meta["sizes"])
+    log.info(
+        "model check: %s with %s gives output %s and a finite loss",
+        function_name(task_obj.build_model),
+        dict(hyperparameters),
+        shape,
+    )
 
 
 def _base_config(task_obj: Any, train: Mapping[str, Any], seed: int) -> Any:
@@ -138,15 +183,18 @@ def overfit_stage(
         subset=overfit["subset"],
         max_steps=overfit["max_steps"],
         lr=overfit["lr"],
+        loss_ratio=overfit["loss_ratio"],
         loss_threshold=overfit["loss_threshold"],
         device=torch_device,
     )
     report["enforced"] = overfit["enforce"]
     log.info(
-        "overfit check %s: loss %.4g after %d steps",
+        "overfit check %s: loss %.4g after %d steps (untrained %.4g, threshold %.4g)",
         "passed" if report["passed"] else "FAILED",
         report["final_loss"],
         report["steps"],
+        report["initial_loss"],
+        report["loss_threshold"],
     )
     if not report["passed"]:
         if overfit["enforce"]:
@@ -381,7 +429,7 @@ def select_stage(
     if not top:
         raise StageError(
             "coarse sweep: no trial finished ok, so there is nothing to narrow"
-            " around; see results/coarse/results.json for the reasons"
+            f" around; see {coarse} for the reasons"
         )
     space = space_from_json(read_json(plan)["space"])
     sampled = [{**row, "params": {k: row["params"][k] for k in space}} for row in top]
@@ -467,6 +515,7 @@ def final_stage(
         mode=metric["mode"],
         device=torch_device,
         experiment=experiment,
+        model_applies=task_obj.applies,
     )
     sweep_rows = [row for path in sweeps for row in read_json(path)["trials"]]
     write_views(summary, sweep_rows, out_dir)

@@ -79,8 +79,10 @@ def _rung(results: Path, rung: str, planned: int | None, stale_s: float) -> dict
             spans.append((result["started_at"], result["started_at"] + result["total_seconds"]))
     done = {t["name"] for t in trials}
     running = _in_progress(results / rung / "claims", done, stale_s)
-    total = len(plan["trials"])
-    if len(done) == total:
+    # the config says what the next run will plan: a plan on disk from before the
+    # counts changed is out of date, and its trials do not finish the new rung
+    total = planned if planned is not None else len(plan["trials"])
+    if len(done) >= total:
         state = "done" if (results / rung / "results.json").is_file() else "trained"
     else:
         state = "running" if running else "stopped" if done else "planned"
@@ -144,14 +146,32 @@ def ladder_status(
     """
     results = Path(results_dir)
     now = time.time() if now is None else now
+    experiment = config["experiment"] if config else results.name
     if not results.is_dir():
-        return {"results": str(results), "state": "not started", "rungs": []}
+        return {
+            "experiment": experiment,
+            "results": str(results),
+            "state": "not started",
+            "rungs": [],
+        }
     planned = _planned_counts(config)
     rungs = [_rung(results, rung, planned[rung], stale_s) for rung in RUNGS]
     files = [p for p in results.rglob("*") if p.is_file()]
     times = [p.stat().st_mtime for p in files]
-    finished = (results / "final" / "summary.json").is_file()
     running = sum(r["running"] for r in rungs)
+    overfit = (_read(results / "sanity" / "overfit.json") or {}).get("passed")
+    # finished means the final rung ran after every planned trial: a summary left
+    # from before the counts changed, or beside a rung still short of trials, is not
+    final = results / "final" / "summary.json"
+    complete = all(r["total"] is not None and r["done"] >= r["total"] for r in rungs)
+    finished = final.is_file() and complete and not running
+    if finished:
+        newest = max(
+            (p.stat().st_mtime for r in RUNGS for p in (results / r).glob("trials/*/result.json")),
+            default=0.0,
+        )
+        finished = final.stat().st_mtime >= newest
+    state = "finished" if finished else "running" if running else "stopped"
     started = min(times, default=now)
     ended = max(times, default=now) if finished and not running else now
     failures: dict[str, int] = {}
@@ -176,10 +196,11 @@ def ladder_status(
             / workers
         )
     return {
+        "experiment": experiment,
         "results": str(results),
-        "state": "finished" if finished else "running" if running else "idle",
+        "state": state,
         "sanity": {
-            "overfit": (_read(results / "sanity" / "overfit.json") or {}).get("passed"),
+            "overfit": overfit,
             "lr_range": (results / "sanity" / "lr_range.json").is_file(),
         },
         "rungs": rungs,
@@ -208,7 +229,7 @@ def _duration(seconds: float | None) -> str:
 
 def format_status(status: Mapping[str, Any]) -> str:
     """A few lines for the terminal."""
-    lines = [f"ladder in {status['results']}: {status['state']}"]
+    lines = [f"experiment {status['experiment']} in {status['results']}: {status['state']}"]
     if not status["rungs"]:
         return lines[0] + "\n"
     overfit = status["sanity"]["overfit"]

@@ -70,15 +70,27 @@ def _locked(path: Path | None) -> Iterator[None]:
 
 
 def ladder_run(
-    *, uri: str, experiment: str, lock_dir: str | Path, tags: Mapping[str, str] | None = None
+    *,
+    uri: str,
+    experiment: str,
+    lock_dir: str | Path,
+    tags: Mapping[str, str] | None = None,
+    artifact_location: str | None = None,
 ) -> dict[str, str]:
-    """Find or create the experiment and the ladder's parent run (safe to call concurrently)."""
+    """Find or create the experiment and the ladder's parent run (safe to call concurrently).
+
+    ``artifact_location`` applies to a new experiment only; None leaves it to the store.
+    """
     from mlflow.tracking import MlflowClient
 
     with _locked(_lock_path(uri, Path(lock_dir))):
         client = MlflowClient(tracking_uri=uri)
         found = client.get_experiment_by_name(experiment)
-        experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+        experiment_id = (
+            found.experiment_id
+            if found
+            else client.create_experiment(experiment, artifact_location=artifact_location)
+        )
         parents = client.search_runs(
             [experiment_id], filter_string=f"tags.`{ROLE_TAG}` = 'ladder'", max_results=1
         )
@@ -104,11 +116,15 @@ def open_ladder(*, tracking_uri: str | None, experiment: str, results: str | Pat
     from tuneladder.env import git_commit
 
     uri = resolve_uri(tracking_uri, results)
+    # the default store keeps its artifacts beside it, in the experiment's own folder,
+    # not in an mlruns/ wherever the ladder happened to run
+    local = uri == resolve_uri(None, results) and not os.environ.get("MLFLOW_TRACKING_URI")
     ids = ladder_run(
         uri=uri,
         experiment=experiment,
         lock_dir=results,
         tags={"tuneladder.git_commit": str(git_commit())},
+        artifact_location=(Path(results).resolve() / "mlartifacts").as_uri() if local else None,
     )
     return Tracker(
         tracking_uri=uri,

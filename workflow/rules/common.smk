@@ -1,17 +1,23 @@
+import os
 import sys
 
 from snakemake.utils import validate
 
-from tuneladder.config import SCHEMA_PATH, ConfigError, resolve_config
+from tuneladder.config import SCHEMA_PATH, ConfigError, describe_plan, resolve_config
 from tuneladder.tasks import TaskError
 
+WRITTEN_CONFIG = dict(config)
 try:
     config = resolve_config(config)
 except (ConfigError, TaskError) as err:
     sys.exit(f"tuneladder: config error: {err}")
 validate(config, str(SCHEMA_PATH))
 
-RESULTS = "results"
+# Every experiment has its own folder: trials, status, report, MLflow store, DVC outputs.
+RESULTS = f"results/{config['experiment']}"
+# The config files as given, relative to where Snakemake runs: the report's command
+# to reproduce the run must work when pasted there.
+CONFIGFILES = [os.path.relpath(path) for path in workflow.overwrite_configfiles]
 RUNGS = ("coarse", "fine", "seeds")
 DATA = multiext(f"{RESULTS}/data/", "train.pt", "val.pt", "test.pt", "meta.json")
 
@@ -43,6 +49,20 @@ def rung_trials(rung):
     if rung == "seeds":
         return (config["seeds"]["finalists"] + 1) * config["seeds"]["seeds"]
     return config[rung]["trials"]
+
+
+def report_plan():
+    """One line per rung with what was resolved, once, where the user sees it."""
+    if not workflow.is_main_process:
+        return
+    lines = describe_plan(
+        WRITTEN_CONFIG,
+        config,
+        results=RESULTS,
+        configfiles=CONFIGFILES,
+        workers={rung: rung_workers(rung) for rung in RUNGS},
+    )
+    print("\n".join(lines), file=sys.stderr)
 
 
 def rung_workers(rung):
@@ -113,3 +133,6 @@ def all_targets():
         f"{RESULTS}/final/summary.json",
         f"{RESULTS}/report/index.html",
     ]
+
+
+report_plan()

@@ -47,6 +47,7 @@ rule report:
     params:
         seed=config["seed"],
         config=config,
-        configfiles=[str(path) for path in workflow.overwrite_configfiles],
+        configfiles=CONFIGFILES,
+        config_args=list(workflow.config_settings.config_args or []),
     script:
         "../scripts/report.py"

@@ -10,4 +10,5 @@ with logged(snakemake.log[0]):
         seed=snakemake.params.seed,
         config=snakemake.params.config,
         configfiles=snakemake.params.configfiles,
+        config_args=snakemake.params.config_args,
     )

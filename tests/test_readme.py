@@ -1,0 +1,181 @@
+"""What a user runs, as the docs write it, from the root of a fresh clone.
+
+Every `snakemake ...` command in README.md and in the example configs' headers is
+dry-run from the clone's root exactly as written; each example config climbs the
+whole ladder at a tiny size; a regression CSV with a target in the hundreds climbs
+it through the csv route. So the docs cannot drift from the code again.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from helpers import REPO, SNAKEMAKE
+from tuneladder.config import resolve_config
+from tuneladder.io import read_json
+
+# Commands a dry run cannot check, and why: Snakemake's own report needs a finished
+# run (test_report checks the figures it collects).
+NOT_DRY_RUN = ("snakemake --report report.zip",)
+TINY = {
+    "budget": "quick",
+    "train": {"epochs": 2},
+    "overfit": {"max_steps": 300},
+    "lr_range": {"steps": 100},  # fewer steps can miss the descent and suggest the start
+    "coarse": {"trials": 3, "epochs": 2},
+    "select": {"top_k": 2},
+    "fine": {"trials": 2, "epochs": 2},
+    "seeds": {"finalists": 1, "seeds": 2, "epochs": 2},
+    "mlflow": {"enabled": False},
+}
+
+
+def _documented_commands() -> list[str]:
+    """`snakemake ...` as written: code blocks, inline code, and `&&` chains in both."""
+    readme = REPO / "README.md"
+    texts = [readme.read_text()]
+    texts += [path.read_text() for path in sorted((REPO / "config" / "examples").glob("*.yaml"))]
+    found: set[str] = set()
+    for text in texts:
+        for match in re.finditer(r"(?:^|`|&& |:\s+)(snakemake [^`&#\n]*)", text, re.MULTILINE):
+            found.add(match.group(1).strip())
+    return sorted(found)
+
+
+COMMANDS = [c for c in _documented_commands() if c not in NOT_DRY_RUN]
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The repository's files as a fresh clone has them: tracked and not ignored."""
+    root = tmp_path_factory.mktemp("readme") / "tuneladder"
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    for name in files:
+        if (REPO / name).is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, root / name)
+    return root
+
+
+def _run(clone: Path, args: list[str], timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [SNAKEMAKE, *args],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def test_the_docs_show_the_commands_users_need() -> None:
+    assert set(NOT_DRY_RUN) <= set(_documented_commands())
+    assert "snakemake --cores all" in COMMANDS  # README command 1
+    for example in ("csv", "plugin"):
+        assert f"snakemake --cores all --configfile config/examples/{example}.yaml" in COMMANDS
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_documented_command_dry_runs_from_the_root(clone: Path, command: str) -> None:
+    args = shlex.split(command)[1:]
+    proc = _run(clone, [*args, "-n", "--quiet", "rules"], timeout=300)
+    assert proc.returncode == 0, f"{command}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    if "--touch" not in command:
+        assert "tuneladder: experiment " in proc.stderr, proc.stderr[-2000:]
+
+
+def test_yaml_configs_in_the_readme_resolve_alone(clone: Path, monkeypatch) -> None:
+    """A config copied from the README is a whole experiment: it resolves on its own."""
+    monkeypatch.chdir(clone)  # task paths and plugins are found from the root
+    blocks = re.findall(r"```yaml\n(.*?)```", (clone / "README.md").read_text(), re.DOTALL)
+    configs = [yaml.safe_load(b) for b in blocks if re.search(r"^experiment: ", b, re.M)]
+    assert len(configs) >= 3
+    for raw in configs:
+        resolved = resolve_config(raw)
+        assert resolved["experiment"] == raw["experiment"]
+
+
+def _tiny_copy(clone: Path, example: str) -> str:
+    """The example at a tiny size, beside it: the counts and epochs are all that change."""
+    raw = yaml.safe_load((clone / "config" / "examples" / f"{example}.yaml").read_text())
+    tiny = {**raw, **TINY, "experiment": f"{raw['experiment']}-tiny"}
+    tiny["train"] = {**raw.get("train", {}), **TINY["train"]}
+    path = f"config/examples/{example}-tiny.yaml"
+    (clone / path).write_text(yaml.safe_dump(tiny))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", ["csv", "plugin"])
+def test_example_climbs_the_ladder_from_the_root(clone: Path, example: str) -> None:
+    config = _tiny_copy(clone, example)
+    proc = _run(clone, ["--cores", "2", "--configfile", config])
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    experiment = yaml.safe_load((clone / config).read_text())["experiment"]
+    results = clone / "results" / experiment
+    summary = read_json(results / "final" / "summary.json")
+    assert summary["experiment"] == experiment
+    assert (results / "report" / "index.html").is_file()
+    # nothing of the default experiment leaked in: its folder was never made
+    assert not (clone / "results" / "digits-demo").exists()
+    page_command = read_json(results / "report" / "summary.json")["reproducibility"]["command"]
+    assert page_command == f"snakemake --cores all --configfile {config}"
+
+
+def _hundreds_csv(path: Path) -> None:
+    """A regression table whose target runs over the hundreds, as real ones do."""
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-2, 2, size=(600, 3))
+    y = 200 + 80 * np.sin(1.5 * x[:, 0]) + 30 * x[:, 1] * x[:, 2] + 5 * rng.standard_normal(600)
+    rows = ["a,b,c,price"] + [
+        f"{a:.5f},{b:.5f},{c:.5f},{t:.3f}" for (a, b, c), t in zip(x, y, strict=True)
+    ]
+    path.write_text("\n".join(rows) + "\n")
+
+
+@pytest.mark.slow
+def test_regression_csv_on_raw_targets_beats_the_untuned_default(clone: Path) -> None:
+    _hundreds_csv(clone / "prices.csv")
+    config = {
+        "experiment": "prices",
+        "task": {
+            "name": "csv",
+            "options": {"path": "prices.csv", "target": "price", "kind": "regression"},
+        },
+        "metric": {"name": "rmse"},
+        "space": {
+            "lr": "auto",
+            "width": {"dist": "choice", "values": [64, 128]},
+            "num_layers": {"dist": "int", "low": 1, "high": 3},
+        },
+        **TINY,
+        "train": {"epochs": 20, "batch_size": 32},
+        "coarse": {"trials": 4, "epochs": 20},
+        "fine": {"trials": 2, "epochs": 20},
+        "seeds": {"finalists": 1, "seeds": 2, "epochs": 20},
+    }
+    (clone / "prices.yaml").write_text(yaml.safe_dump(config))
+    proc = _run(clone, ["--cores", "2", "--configfile", "prices.yaml"])
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = clone / "results" / "prices"
+    assert read_json(results / "sanity" / "overfit.json")["passed"]
+    summary = read_json(results / "final" / "summary.json")
+    assert summary["mode"] == "min"
+    # in the target's own units: its std is about 70, the mean predictor's rmse too
+    assert 1 < summary["test_mean"] < 40
+    assert summary["test_mean"] < summary["baseline"]["test"]["mean"]
