@@ -153,8 +153,12 @@ def test_the_ladders_store_after_a_run_and_a_rerun(tiny_ladder: Path, tmp_path: 
     assert final.data.tags["mlflow.parentRunId"] == parent.info.run_id
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{results_of(tiny_ladder) / 'mlflow.db'}")
-    assert "model" in {a.path for a in client.list_artifacts(final.info.run_id)}
+    store = results_of(tiny_ladder) / "mlflow.db"
+    client = MlflowClient(tracking_uri=f"sqlite:///{store}")
+    (model,) = client.search_logged_models(experiment_ids=[final.info.experiment_id])
+    assert (model.name, model.source_run_id) == ("model", final.info.run_id)
+    # the artifacts live in the experiment's own folder, not in an mlruns/ of the cwd
+    assert model.artifact_location.startswith((store.parent / "mlartifacts").as_uri())
 
     # a rerun of every worker and of what follows: the workers pass over their
     # finished trials (and offer them to the store again), the final rung logs again
