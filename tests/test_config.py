@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -149,3 +151,16 @@ def test_python_tags_in_yaml_are_refused(tmp_path: Path) -> None:
     path.write_text("experiment: !!python/object/apply:os.system ['echo hi']\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(path)
+
+
+@pytest.mark.parametrize("config", ["config/config.yaml", "config/examples/csv.yaml"])
+def test_resolving_a_built_in_task_imports_no_torch(config: str) -> None:
+    """The Snakefile resolves the config on every parse (-n, cluster jobs): keep it light."""
+    code = (
+        "import sys; from tuneladder.config import load_config; "
+        f"load_config({config!r}); "
+        "heavy = [m for m in ('torch', 'pandas', 'optuna', 'sklearn', 'mlflow')"
+        " if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)

@@ -1,14 +1,18 @@
 import os
 import sys
+from pathlib import Path
 
 from snakemake.utils import validate
 
+from tuneladder.conda_envs import write_env_file
 from tuneladder.config import SCHEMA_PATH, ConfigError, describe_plan, resolve_config
 from tuneladder.tasks import TaskError
 
 WRITTEN_CONFIG = dict(config)
 try:
-    config = resolve_config(config)
+    # the task is checked where the user sees the answer: in the main process (also
+    # on -n), not again in every cluster job, where a plugin's import costs torch's
+    config = resolve_config(config, check_task=workflow.is_main_process)
 except (ConfigError, TaskError) as err:
     sys.exit(f"tuneladder: config error: {err}")
 validate(config, str(SCHEMA_PATH))
@@ -104,8 +108,16 @@ def runtime_params():
     }
 
 
-# For --software-deployment-method conda; paths are relative to the rule files.
-CONDA_ENV = "../../envs/tuneladder-{}.yaml".format("cuda" if uses_gpu() else "cpu")
+# For --software-deployment-method conda: the environment installs this checkout.
+CONDA_ENV = str(
+    write_env_file(
+        Path(workflow.basedir).parent
+        / "envs"
+        / "tuneladder-{}.yaml".format("cuda" if uses_gpu() else "cpu"),
+        checkout=Path(workflow.basedir).parent,
+        out_dir=Path(".snakemake") / "tuneladder-envs",
+    )
+)
 
 
 def tracking_params():

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from torch import nn
 
 from tuneladder.tasks._base import DataInfo, Task
-from tuneladder.tasks.models import MLP, ConvNet
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["applies", "build_model", "make_task"]
 
@@ -42,6 +43,10 @@ def _load_arrays() -> tuple[np.ndarray, np.ndarray]:
 
 def build_model(hp: Mapping[str, Any], info: DataInfo) -> nn.Module:
     """``arch`` picks the family; ``channels`` is read by the CNN only."""
+    # torch only where a model is built: resolving a config (every `snakemake -n`,
+    # every cluster job's parse) loads this module and must stay light
+    from tuneladder.tasks.models import MLP, ConvNet
+
     common = {
         "width": int(hp["width"]),
         "num_layers": int(hp["num_layers"]),

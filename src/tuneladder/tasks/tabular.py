@@ -5,14 +5,15 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from torch import nn
 
 from tuneladder.preflight import DataError
 from tuneladder.tasks._base import DataInfo, Task
-from tuneladder.tasks.models import MLP
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["check_data_path", "check_header", "data_path", "load_table", "make_task"]
 
@@ -146,6 +147,8 @@ def _rows(bad: np.ndarray) -> str:
 
 
 def _build_model(hp: Mapping[str, Any], info: DataInfo) -> nn.Module:
+    from tuneladder.tasks.models import MLP  # torch only where a model is built
+
     return MLP(
         info.input_shape,
         info.n_outputs,
