@@ -1,19 +1,25 @@
 """How close the ladder's wall time comes to its trials' training time / slots.
 
-Runs the real workflow in a scratch directory and prints, per rung and overall,
-the seconds the trials spent in their training loops, and the ratio
+Runs the real workflow on a config in a scratch directory (or ``--keep DIR``) and
+prints:
 
-    wall time / (sum of trial training seconds / parallel slots)
-
-1.0 would mean no overhead at all: no process start-up, no Snakemake scheduling,
-no sanity rungs, no idle slot.
+- per rung, the trials and the seconds they spent in their training loops;
+- the efficiency, (sum of the trials' training seconds / cores) / wall time, where
+  wall time runs from the `snakemake` command to the summary and the report;
+- every job's own wall and CPU seconds, from Snakemake's benchmark files, with the
+  bookkeeping jobs (plan, select, collect: they only read and write small files)
+  marked against their 1 s target;
+- per worker job, the seconds from its process start to its first training step;
+- whether the overfit check and the LR range test ran side by side.
 
     python bench/pipeline_efficiency.py [--config config/config.yaml] [--cores 2]
+    python bench/pipeline_efficiency.py --config bench/long-trials.yaml
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import subprocess
 import sys
@@ -22,7 +28,10 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
+BOOKKEEPING = ("plan", "select", "collect")  # jobs that only read and write small files
 
 
 def main() -> None:
@@ -32,8 +41,11 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None, help="run here and keep the results")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
+    config = args.config.resolve()
+    experiment = yaml.safe_load(config.read_text())["experiment"]
     with tempfile.TemporaryDirectory() as scratch:
-        workdir = args.keep or Path(scratch)
+        # resolved before Snakemake changes directory: a relative --keep means here
+        workdir = (args.keep or Path(scratch)).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
         command = [
             str(Path(sys.executable).parent / "snakemake"),
@@ -42,7 +54,7 @@ def main() -> None:
             "--directory",
             str(workdir),
             "--configfile",
-            str(args.config.resolve()),
+            str(config),
             "--workflow-profile",
             str(REPO / "profiles" / "default"),
             "--cores",
@@ -53,42 +65,101 @@ def main() -> None:
         started = time.perf_counter()
         subprocess.run(command, check=True, cwd=workdir)
         wall = time.perf_counter() - started
-        figures = measure(workdir / "results", wall, args.cores)
+        figures = measure(workdir / "results" / experiment, wall, args.cores)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
 
 
-def measure(results: Path, wall: float, slots: int) -> dict:
-    train = defaultdict(float)
-    total = defaultdict(float)
-    count = defaultdict(int)
+def _trials(results: Path) -> tuple[dict, dict, dict]:
+    train: dict[str, float] = defaultdict(float)
+    total: dict[str, float] = defaultdict(float)
+    count: dict[str, int] = defaultdict(int)
     for path in results.glob("*/**/result.json"):
         result = json.loads(path.read_text())
         rung = result["trial"].get("rung", path.parts[-3])
         train[rung] += result["train_seconds"]
         total[rung] += result["total_seconds"]
         count[rung] += 1
+    return train, total, count
+
+
+def _jobs(results: Path) -> dict[str, dict[str, float]]:
+    """Each job's wall and CPU seconds, from the benchmark file its rule writes."""
+    jobs = {}
+    for path in sorted((results / "benchmarks").rglob("*.tsv")):
+        with open(path) as handle:
+            row = next(csv.DictReader(handle, delimiter="\t"))
+        name = str(path.relative_to(results / "benchmarks").with_suffix(""))
+        jobs[name] = {"wall_s": float(row["s"]), "cpu_s": float(row.get("cpu_time") or 0)}
+    return jobs
+
+
+def _first_steps(results: Path) -> dict[str, float | None]:
+    """Seconds from a worker's process start to its first training step, per worker job."""
+    steps = {}
+    for path in sorted(results.glob("*/workers/*.json")):
+        report = json.loads(path.read_text())
+        steps[f"{path.parts[-3]}/{path.stem}"] = report.get("first_step_s")
+    return steps
+
+
+def _sanity_overlap(results: Path) -> float | None:
+    """Seconds the overfit check and the LR range test ran at the same time."""
+    spans = []
+    for name in ("overfit", "lr_range"):
+        path = results / "sanity" / f"{name}.json"
+        data = json.loads(path.read_text()) if path.is_file() else {}
+        if data.get("started_at") is None or data.get("finished_at") is None:
+            return None
+        spans.append((data["started_at"], data["finished_at"]))
+    (a0, a1), (b0, b1) = spans
+    return max(0.0, min(a1, b1) - max(a0, b0))
+
+
+def measure(results: Path, wall: float, slots: int) -> dict:
+    train, total, count = _trials(results)
     print(f"{'rung':<8}{'trials':>7}{'train s':>10}{'trial s':>10}")
-    for rung in ("coarse", "fine", "seeds"):
+    for rung in sorted(count):
         print(f"{rung:<8}{count[rung]:>7}{train[rung]:>10.1f}{total[rung]:>10.1f}")
     all_train = sum(train.values())
-    ideal = all_train / slots
-    summary = json.loads((results / "final" / "summary.json").read_text())
-    print(f"wall time {wall:.1f} s on {slots} slots; training loops {all_train:.1f} s in all")
-    print(f"ideal (training / slots) {ideal:.1f} s; ratio wall / ideal = {wall / ideal:.2f}")
+    efficiency = all_train / slots / wall
+    print(f"wall time {wall:.1f} s on {slots} cores; training loops {all_train:.1f} s in all")
+    print(f"efficiency (training s / cores) / wall = {efficiency:.2f} (target >= 0.85)")
+
+    jobs = _jobs(results)
+    print(f"\n{'job':<34}{'wall s':>8}{'cpu s':>8}")
+    for name, job in jobs.items():
+        mark = ""
+        if name.split("/")[-1].startswith(BOOKKEEPING) or "collect" in name:
+            mark = "  bookkeeping: " + ("ok" if job["wall_s"] <= 1.0 else "over 1 s")
+        print(f"{name:<34}{job['wall_s']:>8.2f}{job['cpu_s']:>8.2f}{mark}")
+
+    steps = _first_steps(results)
+    print("\nworker job: seconds from process start to its first training step (target <= 3)")
+    for name, seconds in steps.items():
+        print(f"  {name:<30}{'n/a' if seconds is None else f'{seconds:.2f}':>8}")
+    overlap = _sanity_overlap(results)
     print(
-        f"test {summary['metric']}: tuned {summary['test_mean']:.4f} "
+        "overfit check and LR range test side by side: "
+        + ("n/a" if overlap is None else f"{overlap:.1f} s of overlap")
+    )
+
+    summary = json.loads((results / "final" / "summary.json").read_text())
+    print(
+        f"\ntest {summary['metric']}: tuned {summary['test_mean']:.4f} "
         f"± {summary['test_std'] or 0:.4f}, untuned default "
         f"{summary['baseline']['test']['mean']:.4f}"
     )
     return {
         "wall_s": wall,
-        "slots": slots,
+        "cores": slots,
         "train_s": dict(train),
         "trial_s": dict(total),
         "trials": dict(count),
-        "ideal_s": ideal,
-        "ratio": wall / ideal,
+        "efficiency": efficiency,
+        "jobs": jobs,
+        "first_step_s": steps,
+        "sanity_overlap_s": overlap,
         "test_mean": summary["test_mean"],
         "baseline_test_mean": summary["baseline"]["test"]["mean"],
     }

@@ -84,3 +84,17 @@ def test_log_int_reaches_its_bounds() -> None:
     values = {sample(space, sampler="random", index=i, seed=0)["w"] for i in range(400)}
     assert min(values) == 1 and max(values) == 8
     assert not any(math.isnan(v) for v in values)
+
+
+@pytest.mark.parametrize("index", [0, 1, 5, 63, 64, 100, 1000])
+def test_sobol_point_i_is_the_sequences_point_i(index: int) -> None:
+    """The engine is built once per plan; trial i still gets the sequence's point i."""
+    import numpy as np
+    from scipy.stats import qmc
+
+    from tuneladder.space import _unit_point
+
+    engine = qmc.Sobol(d=5, scramble=True, seed=np.random.default_rng(7))
+    if index:
+        engine.fast_forward(index)
+    assert np.array_equal(engine.random(1)[0], _unit_point("sobol", dims=5, index=index, seed=7))

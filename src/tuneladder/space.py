@@ -88,13 +88,28 @@ def _unit_point(sampler: str, *, dims: int, index: int, seed: int) -> np.ndarray
     if sampler == "random":
         return np.random.default_rng([seed, index]).random(dims)
     if sampler == "sobol":
+        return _sobol_points(dims, seed, index + 1)[index]
+    raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+
+
+_SOBOL: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _sobol_points(dims: int, seed: int, count: int) -> np.ndarray:
+    """The first ``count`` (at least) points of the seeded, scrambled sequence.
+
+    Point i is the same as a fresh engine fast-forwarded by i gives, but a plan of
+    thousands of trials builds the engine once instead of once per trial.
+    """
+    points = _SOBOL.get((dims, seed))
+    if points is None or len(points) < count:
         from scipy.stats import qmc
 
         engine = qmc.Sobol(d=dims, scramble=True, seed=np.random.default_rng(seed))
-        if index:
-            engine.fast_forward(index)
-        return engine.random(1)[0]
-    raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+        size = max(64, 1 << (count - 1).bit_length())  # powers of two keep Sobol balanced
+        points = engine.random(size)
+        _SOBOL[(dims, seed)] = points
+    return points
 
 
 def _from_unit(dist: BaseDistribution, u: float) -> Any:
