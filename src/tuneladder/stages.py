@@ -22,7 +22,7 @@ from typing import Any
 from tuneladder.device import Runtime
 from tuneladder.io import read_json, write_csv, write_json
 from tuneladder.preflight import DataError, UserCodeError
-from tuneladder.rungs import COARSE, FINE, trial_order
+from tuneladder.rungs import COARSE, FINE, by_name, trial_order
 
 __all__ = [
     "Runtime",
@@ -342,7 +342,6 @@ def sweep_worker_stage(
     tracking: Mapping[str, Any] | None = None,
 ) -> None:
     from tuneladder.data import load_train_val
-    from tuneladder.rungs import by_name
     from tuneladder.worker import run_worker
 
     torch_device = runtime.start()

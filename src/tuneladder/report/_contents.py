@@ -14,7 +14,16 @@ from pathlib import Path
 
 from tuneladder.rungs import FINAL, LR_RANGE, OVERFIT, PREPARE, SELECT, TRIAL_RUNGS, Rung
 
-__all__ = ["FIGURES", "FIGURE_NAMES", "READS", "SECTIONS", "Figure", "figure", "report_inputs"]
+__all__ = [
+    "FIGURES",
+    "FIGURE_NAMES",
+    "READS",
+    "SECTIONS",
+    "Figure",
+    "figure",
+    "input_name",
+    "report_inputs",
+]
 
 # The rung outputs the report reads, as (rung, role); every rung of trials gives its plan
 # (which lists its trial folders) and its results table.
@@ -29,9 +38,14 @@ READS: tuple[tuple[Rung, str], ...] = (
 )
 
 
+def input_name(rung: Rung, role: str) -> str:
+    """The report rule's name for a rung's output: ``<rung>_<role>`` (``coarse_plan``)."""
+    return f"{rung.name}_{role}"
+
+
 def report_inputs(results_dir: str | Path) -> dict[str, str]:
-    """The files the report reads, by input name (``<rung>_<role>``), in ``results_dir``."""
-    return {f"{rung.name}_{role}": f"{results_dir}/{rung.outputs[role]}" for rung, role in READS}
+    """The files the report reads, by input name, in ``results_dir``."""
+    return {input_name(rung, role): f"{results_dir}/{rung.outputs[role]}" for rung, role in READS}
 
 
 # id -> heading, in page order

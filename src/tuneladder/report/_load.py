@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from tuneladder.io import read_json
-from tuneladder.report._contents import READS
+from tuneladder.report._contents import READS, input_name
 from tuneladder.rungs import (
     FINAL,
     LR_RANGE,
     OVERFIT,
+    PER_RUNG_RULES,
     PREPARE,
     SEARCH_RUNGS,
     SELECT,
@@ -31,7 +32,8 @@ from tuneladder.space import Space, space_from_json
 
 __all__ = ["RunData", "load_run", "read_benchmarks", "read_history"]
 
-_WORKER_TSV = re.compile(r"worker-(\d+)-of-(\d+)\.tsv")
+# a sweep worker's benchmark: <rung>/worker-<w>-of-<n>.tsv
+_WORKER_TSV = re.compile(rf"{PER_RUNG_RULES['sweep_worker']}-(\d+)-of-(\d+)\.tsv")
 
 
 @dataclass
@@ -133,16 +135,19 @@ def load_run(
     ``benchmarks_dir`` holds Snakemake's benchmark files; the ladder table's
     timings are empty without it.
     """
-    missing = [name for name in (f"{r.name}_{role}" for r, role in READS) if name not in inputs]
+    missing = [input_name(r, role) for r, role in READS if input_name(r, role) not in inputs]
     if missing:
         raise ValueError(f"the report needs the inputs {missing}, got {sorted(inputs)}")
 
+    def input_path(rung: Rung, role: str) -> Path:
+        return Path(inputs[input_name(rung, role)])
+
     def read(rung: Rung, role: str) -> Any:
-        return read_json(inputs[f"{rung.name}_{role}"])
+        return read_json(input_path(rung, role))
 
     plans = {rung.name: read(rung, "plan") for rung in TRIAL_RUNGS}
     rows = {
-        rung.name: _rung_rows(Path(inputs[f"{rung.name}_results"]), plans[rung.name])
+        rung.name: _rung_rows(input_path(rung, "results"), plans[rung.name])
         for rung in TRIAL_RUNGS
     }
     results = {}
@@ -161,6 +166,6 @@ def load_run(
         topk=read(SELECT, "topk"),
         fine_space=read(SELECT, "space"),
         final=read(FINAL, "summary"),
-        rung_dirs={r.name: Path(inputs[f"{r.name}_plan"]).parent for r in TRIAL_RUNGS},
+        rung_dirs={r.name: input_path(r, "plan").parent for r in TRIAL_RUNGS},
         benchmarks=read_benchmarks(benchmarks_dir) if benchmarks_dir is not None else {},
     )
