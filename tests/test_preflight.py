@@ -291,7 +291,7 @@ def run_prepare_stage(tmp_path: Path, mistake: str, capfd) -> tuple[list[str], s
     log_path = tmp_path / "logs" / "prepare.log"
     task = {"name": "bad_task:make_task", "options": {"mistake": mistake}}
     with pytest.raises(SystemExit) as stopped, logged(log_path):
-        prepare_stage(task=task, seed=0, out_dir=tmp_path / "data", train={"width": 4})
+        prepare_stage(task=task, seed=0, data_dir=tmp_path / "data", train={"width": 4})
     assert stopped.value.code == 1
     terminal = capfd.readouterr()
     lines = (terminal.out + terminal.err).splitlines()
@@ -320,7 +320,7 @@ def test_data_errors_need_no_traceback(tmp_path: Path, capfd) -> None:
     task = {"name": "csv", "options": {"path": str(tmp_path / "t.csv"), "target": "label"}}
     write_csv(tmp_path / "t.csv", "a,label\n1,0\n2,0\n")
     with pytest.raises(SystemExit), logged(log_path):
-        prepare_stage(task=task, seed=0, out_dir=tmp_path / "data")
+        prepare_stage(task=task, seed=0, data_dir=tmp_path / "data")
     lines = capfd.readouterr().err.splitlines()
     assert lines == [
         f"tuneladder: prepare: {tmp_path / 't.csv'}: target 'label' has a single class (0)"
@@ -331,7 +331,7 @@ def test_data_errors_need_no_traceback(tmp_path: Path, capfd) -> None:
 def test_prepare_stage_builds_the_sanity_rungs_model(tmp_path: Path, caplog) -> None:
     task = {"name": "bad_task:make_task", "options": {}}
     with caplog.at_level("INFO", logger="tuneladder"):
-        prepare_stage(task=task, seed=0, out_dir=tmp_path / "data", train={"width": 4})
+        prepare_stage(task=task, seed=0, data_dir=tmp_path / "data", train={"width": 4})
     # train's width wins over the task's default, as in the sanity rungs
     assert "model check: bad_task:build_model with {'mistake': 'none', 'width': 4}" in caplog.text
     assert (tmp_path / "data" / "meta.json").is_file()

@@ -565,7 +565,7 @@ def _rewrite_history(path: Path, train: list[float], val: list[float]) -> None:
 
 @pytest.mark.slow
 def test_report_of_a_ladder_with_failures(tiny_ladder: Path, tmp_path: Path) -> None:
-    from tuneladder.report import report_stage
+    from tuneladder.report import report_inputs, report_stage
 
     results = tmp_path / "results"
     shutil.copytree(results_of(tiny_ladder), results)
@@ -592,7 +592,11 @@ def test_report_of_a_ladder_with_failures(tiny_ladder: Path, tmp_path: Path) -> 
     write_json(results / "fine" / "results.json", fine)
 
     summary = report_stage(
-        results_dir=results, out_dir=results / "report", seed=0, config={"seed": 0}
+        inputs=report_inputs(results),
+        benchmarks_dir=results / "benchmarks",
+        out_dir=results / "report",
+        seed=0,
+        config={"seed": 0},
     )
     labels = {(c["rung"], c["name"]): c["mode"] for c in summary["failures"]["classes"]}
     assert labels[("coarse", "0")] == "diverged" and labels[("coarse", "2")] == "failed"

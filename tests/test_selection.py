@@ -6,7 +6,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from tuneladder.final import choose, tie_break
-from tuneladder.selection import narrow_space, rank_trials, top_distinct
+from tuneladder.selection import narrow_space, top_distinct
 from tuneladder.stats import describe, welch_p_value
 
 
@@ -14,21 +14,24 @@ def row(index, status="ok", value=None, **params):
     return {"index": index, "status": status, "best_val_metric": value, "params": params}
 
 
-def test_ranking_puts_diverged_then_failed_last() -> None:
+def test_top_leaves_out_diverged_failed_and_non_finite_trials() -> None:
     rows = [
         row(0, "failed"),
-        row(1, value=0.9),
+        row(1, value=0.9, a=1),
         row(2, "diverged"),
-        row(3, value=0.95),
-        row(4, value=float("nan")),
+        row(3, value=0.95, a=3),
+        row(4, value=float("nan"), a=4),
     ]
-    assert [r["index"] for r in rank_trials(rows, "max")] == [3, 1, 2, 4, 0]
-    assert [r["index"] for r in rank_trials(rows, "min")][:2] == [1, 3]
+    assert [r["index"] for r in top_distinct(rows, 5, "max")] == [3, 1]
+    assert [r["index"] for r in top_distinct(rows, 5, "min")] == [1, 3]
+    assert top_distinct(rows, 0, "max") == []
 
 
-def test_top_distinct_skips_repeated_configs() -> None:
+def test_top_distinct_skips_repeated_configs_and_ties_keep_ladder_order() -> None:
     rows = [row(0, value=0.9, a=1), row(1, value=0.9, a=1), row(2, value=0.8, a=2)]
     assert [r["index"] for r in top_distinct(rows, 2, "max")] == [0, 2]
+    tied = [row(0, value=0.8, a=1), row(1, value=0.9, a=2), row(2, value=0.9, a=3)]
+    assert [r["index"] for r in top_distinct(tied, 3, "max")] == [1, 2, 0]
 
 
 def test_narrowing_stays_inside_and_uses_log_space() -> None:

@@ -1,4 +1,4 @@
-"""Device choice, precision, memory peaks, and which GPU a worker may use.
+"""Device choice, precision, memory peaks, which GPU a worker may use, and a job's runtime.
 
 Snakemake's ``gpu`` resource limits how many GPU jobs run at once but does not
 say which GPU a job gets. A worker therefore claims a free index with an
@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import resource
 import tempfile
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -24,12 +27,20 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GpuClaim",
+    "Runtime",
     "autocast",
     "claim_gpu",
     "peak_memory_mb",
     "reset_peak_memory",
     "resolve_device",
 ]
+
+log = logging.getLogger("tuneladder")
+# what `device` and `precision` may be (the config schema lists the same)
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("fp32", "bf16")
+# GPU claims of this process: held until it exits (the lock goes with the open file)
+_HELD: list[GpuClaim] = []
 
 
 def resolve_device(name: str) -> torch.device:
@@ -40,8 +51,9 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device: cuda was asked for but torch sees no CUDA device")
-    if name not in ("cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
+    if name not in DEVICES:
+        names = f"{', '.join(DEVICES[:-1])} or {DEVICES[-1]}"
+        raise ValueError(f"device must be {names}, got {name!r}")
     return torch.device(name)
 
 
@@ -117,3 +129,70 @@ def claim_gpu(
         if time.monotonic() > deadline:
             raise TimeoutError(f"no free GPU among {n_gpus} after {timeout_s:.0f} s ({lock_dir})")
         time.sleep(poll_s)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Runtime:
+    """Where and how a job of a rung that trains runs: the same object for every such rung.
+
+    The workflow builds it from the rule's ``runtime`` param (the config's
+    ``device``, ``precision``, ``checkpoint_every_s``, ``stale_claim_s`` and the
+    run's ``gpus``) and the job's ``threads``.
+
+    Attributes:
+        device: ``auto``, ``cpu`` or ``cuda``.
+        precision: ``fp32``, or ``bf16`` (autocast on CUDA; ignored on CPU).
+        threads: torch's threads in this job.
+        gpus: GPUs the run may use locally (``--resources gpu=N``); 0 when not given.
+        checkpoint_every_s: seconds between a trial's checkpoints.
+        stale_claim_s: how old a claim's heartbeat may get before another worker takes it.
+
+    Example:
+        >>> runtime = Runtime.from_params({"device": "cpu", "precision": "fp32"}, threads=2)
+        >>> runtime.threads, runtime.gpus
+        (2, 0)
+    """
+
+    device: str
+    precision: str
+    threads: int
+    gpus: int = 0
+    checkpoint_every_s: float = 60.0
+    stale_claim_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {self.device=}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision=}")
+        if self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads=}")
+        if self.gpus < 0:
+            raise ValueError(f"gpus must be >= 0, got {self.gpus=}")
+        if self.checkpoint_every_s < 0 or self.stale_claim_s <= 0:
+            raise ValueError(
+                "checkpoint_every_s must be >= 0 and stale_claim_s > 0, got"
+                f" {self.checkpoint_every_s=}, {self.stale_claim_s=}"
+            )
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, object], *, threads: int) -> Runtime:
+        """From a rule's ``runtime`` param and the threads Snakemake gave the job."""
+        return cls(**params, threads=threads)  # type: ignore[arg-type]
+
+    def start(self) -> torch.device:
+        """Claim a GPU (before CUDA starts) for the life of the process, set torch's
+        threads, and resolve the device."""
+        if self.device in ("auto", "cuda") and self.gpus > 0:
+            claim = claim_gpu(self.gpus)
+            if claim.index is not None:
+                _HELD.append(claim)
+                log.info("claimed GPU %d of %d", claim.index, self.gpus)
+        import torch
+
+        torch.set_num_threads(self.threads)
+        return resolve_device(self.device)
+
+    def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
+        """bf16 autocast on CUDA when asked (:func:`autocast`); a no-op context otherwise."""
+        return autocast(device, self.precision)

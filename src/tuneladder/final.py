@@ -22,15 +22,17 @@ import torch
 from torch import nn
 
 from tuneladder.data import Split, load_test, load_train_val
+from tuneladder.direction import Direction, best_so_far, ok_value, top
 from tuneladder.hparams import TrialConfig, applicable
 from tuneladder.io import read_json, write_json, write_text, write_torch
+from tuneladder.rungs import BASELINE, SEEDS, trial_order
 from tuneladder.runner import BuildModel, evaluate_metrics
 from tuneladder.stats import describe, metric_bounds, welch_p_value
 from tuneladder.tasks import DataInfo
 
 __all__ = [
     "BASELINE",
-    "best_so_far",
+    "best_so_far_rows",
     "choose",
     "finalize",
     "group_rows",
@@ -42,7 +44,6 @@ __all__ = [
     "write_views",
 ]
 
-BASELINE = "default"
 ALPHA = 0.05
 
 
@@ -64,7 +65,10 @@ def _tie_key(value: float | None) -> float:
 
 
 def choose(
-    groups: Mapping[str, Sequence[Mapping[str, Any]]], mode: str, *, metric: str | None = None
+    groups: Mapping[str, Sequence[Mapping[str, Any]]],
+    mode: Direction | str,
+    *,
+    metric: str | None = None,
 ) -> list[dict[str, Any]]:
     """Finalists with their val statistics, best first (the baseline is not a candidate).
 
@@ -88,18 +92,21 @@ def choose(
                 "failed_seeds": len(rows) - len(ok),
             }
         )
-    sign = -1.0 if mode == "max" else 1.0
-    ranked = [r for r in ranked if r["val"]["n"] > 0]
-    ranked.sort(
-        key=lambda r: (
-            _tie_key(sign * r["val"]["mean"]),
+    ranked = top(
+        ranked,
+        len(ranked),
+        mode,
+        value=lambda r: _tie_key(r["val"]["mean"]) if r["val"]["n"] > 0 else None,
+        tie_break=lambda r: (
             _tie_key(r["val"]["std"] or 0.0),
             _tie_key(r["val_loss_mean"]),
             _finalist_order(r["group"]),
-        )
+        ),
     )
     if not ranked:
-        raise RuntimeError("no finalist finished a single seed: see results/seeds/*/result.json")
+        raise RuntimeError(
+            f"no finalist finished a single seed: see results/{SEEDS.name}/*/result.json"
+        )
     return ranked
 
 
@@ -215,7 +222,7 @@ def finalize(
     out_dir: str | Path,
     *,
     metric: str,
-    mode: str,
+    mode: Direction | str,
     device: torch.device,
     experiment: str,
     finalists: Sequence[Mapping[str, Any]] | None = None,
@@ -284,8 +291,7 @@ def finalize(
         "val": _finite(evaluate_metrics(trivial_model, train_val.val.to(device), info)),
         "test": _finite(evaluate_metrics(trivial_model, test, info)),
     }
-    sign = 1.0 if mode == "max" else -1.0
-    top_seed = max(best_rows, key=lambda r: sign * r["best_val_metric"]) if best_rows else None
+    top_seed = next(iter(top(best_rows, 1, mode)), None)
     if top_seed is not None:
         state = torch.load(
             Path(top_seed["dir"]) / "model.pt", weights_only=True, map_location="cpu"
@@ -417,27 +423,27 @@ def summary_markdown(s: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def best_so_far(rows: Sequence[Mapping[str, Any]], mode: str) -> list[dict[str, Any]]:
-    """Coarse then fine trials in index order, with the best val metric seen so far."""
-    order = {"coarse": 0, "fine": 1}
-    ranked = sorted(rows, key=lambda r: (order.get(r["rung"], 2), int(r["index"])))
-    sign = 1.0 if mode == "max" else -1.0
-    best: float | None = None
-    out = []
-    for number, row in enumerate(ranked, start=1):
-        value = row["best_val_metric"] if row["status"] == "ok" else None
-        if value is not None and (best is None or sign * value > sign * best):
-            best = value
-        out.append(
-            {
-                "trial": number,
-                "rung": row["rung"],
-                "name": row["name"],
-                "val_metric": value,
-                "best_so_far": best,
-            }
-        )
-    return out
+def best_so_far_rows(
+    rows: Sequence[Mapping[str, Any]], mode: Direction | str
+) -> list[dict[str, Any]]:
+    """Sweep trials in ladder order (coarse then fine, by index), with the best so far.
+
+    ``val_metric`` is the trial's :func:`~tuneladder.direction.ok_value`, and the
+    curve is :func:`~tuneladder.direction.best_so_far`, the report's curve too.
+    """
+    ranked = sorted(rows, key=trial_order)
+    values = [ok_value(row) for row in ranked]
+    curve = best_so_far(values, mode)
+    return [
+        {
+            "trial": number,
+            "rung": row["rung"],
+            "name": row["name"],
+            "val_metric": value,
+            "best_so_far": best,
+        }
+        for number, (row, value, best) in enumerate(zip(ranked, values, curve, strict=True), 1)
+    ]
 
 
 def write_views(
@@ -470,7 +476,7 @@ def write_views(
     write_csv(
         out_dir / "best_so_far.csv",
         ("trial", "rung", "name", "val_metric", "best_so_far"),
-        best_so_far(sweep_rows, summary["mode"]),
+        best_so_far_rows(sweep_rows, summary["mode"]),
     )
     history = Path(summary["best_seed_dir"]) / "history.csv"
     write_text(out_dir / "history.csv", history.read_text())

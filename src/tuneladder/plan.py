@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tuneladder.rungs import BASELINE, SEEDS
 from tuneladder.space import Space, sample, space_to_json
 from tuneladder.trials import derive_seed, make_trial_config
 
@@ -61,12 +62,12 @@ def plan_seeds(
     luck (same data order), and the baseline is measured exactly as they are.
     """
     groups = [(str(rank), f["params"]) for rank, f in enumerate(finalists)]
-    groups.append(("default", baseline))
+    groups.append((BASELINE, baseline))
     entries = []
     for group, params in groups:
         for s in range(seeds):
             config = make_trial_config(
-                params, {}, epochs=epochs, seed=derive_seed(ladder_seed, "seeds", s)
+                params, {}, epochs=epochs, seed=derive_seed(ladder_seed, SEEDS.name, s)
             )
             name = f"{group}-{s}"
             entries.append(
@@ -79,4 +80,4 @@ def plan_seeds(
                     "config": config.to_json(),
                 }
             )
-    return {"rung": "seeds", "finalists": list(finalists), "trials": entries}
+    return {"rung": SEEDS.name, "finalists": list(finalists), "trials": entries}

@@ -16,42 +16,20 @@ from typing import Any
 
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
+from tuneladder.direction import Direction, top
 from tuneladder.space import Space
 
-__all__ = ["STATUS_ORDER", "narrow_space", "rank_trials", "top_distinct"]
+__all__ = ["narrow_space", "top_distinct"]
 
-STATUS_ORDER = {"ok": 0, "diverged": 1, "failed": 2}
 WIDEN = 0.5
 MIN_SPAN = 0.1
 
 
-def rank_trials(rows: Sequence[Mapping[str, Any]], mode: str) -> list[Mapping[str, Any]]:
-    """Best first by the val metric; diverged then failed trials last, in index order."""
-    sign = -1.0 if mode == "max" else 1.0
-
-    def key(row: Mapping[str, Any]) -> tuple[int, float, str, int]:
-        value = row.get("best_val_metric")
-        ok = row["status"] == "ok" and value is not None and math.isfinite(value)
-        # an "ok" trial without a finite metric ranks with the diverged ones
-        group = 0 if ok else max(STATUS_ORDER.get(row["status"], 3), 1)
-        return group, sign * value if ok else 0.0, row.get("rung", ""), int(row.get("index", 0))
-
-    return sorted(rows, key=key)
-
-
-def top_distinct(rows: Sequence[Mapping[str, Any]], k: int, mode: str) -> list[Mapping[str, Any]]:
-    """The best ``k`` ok trials with distinct hyperparameters."""
-    out, seen = [], set()
-    for row in rank_trials(rows, mode):
-        if row["status"] != "ok":
-            break
-        signature = repr(sorted(row["params"].items()))
-        if signature not in seen:
-            seen.add(signature)
-            out.append(row)
-        if len(out) == k:
-            break
-    return out
+def top_distinct(
+    rows: Sequence[Mapping[str, Any]], k: int, mode: Direction | str
+) -> list[Mapping[str, Any]]:
+    """The best ``k`` ok trials with distinct hyperparameters (ties keep ladder order)."""
+    return top(rows, k, mode, distinct=lambda row: repr(sorted(row["params"].items())))
 
 
 def narrow_space(space: Space, top: Sequence[Mapping[str, Any]]) -> Space:

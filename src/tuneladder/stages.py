@@ -1,8 +1,11 @@
-"""One function per rung: load the inputs, call the library, save the outputs.
+"""One function per rule: load the inputs, call the library, save the outputs.
 
-The workflow's scripts call these with paths and config values taken from
-``snakemake.input``/``params``/``output``; nothing here knows about Snakemake,
-so every rung can also be run and tested from plain Python.
+Rule ``x`` runs ``x_stage``, and a stage's keyword arguments are named as the
+rule's ``input``/``params`` entries, so each script in ``workflow/scripts/``
+only passes them on. Folders come as params (``data_dir``), never from the
+order of a file list, and every rung that trains gets one
+:class:`~tuneladder.device.Runtime`. Nothing here knows about Snakemake, so
+every rung can also be run and tested from plain Python.
 """
 
 from __future__ import annotations
@@ -12,25 +15,28 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tuneladder.device import Runtime
 from tuneladder.io import read_json, write_csv, write_json
 from tuneladder.preflight import DataError, UserCodeError
+from tuneladder.rungs import COARSE, FINE, by_name, trial_order
 
 __all__ = [
-    "collect_stage",
+    "Runtime",
+    "collect_rung_stage",
     "final_stage",
     "logged",
-    "lr_range_stage",
-    "overfit_stage",
-    "plan_fine_stage",
+    "lr_range_test_stage",
+    "overfit_check_stage",
     "plan_coarse_stage",
+    "plan_fine_stage",
     "plan_seeds_stage",
     "prepare_stage",
-    "select_stage",
-    "worker_stage",
+    "select_top_k_stage",
+    "sweep_worker_stage",
 ]
 
 log = logging.getLogger("tuneladder")
@@ -82,22 +88,6 @@ def logged(log_path: str | Path) -> Iterator[None]:
             root.removeHandler(handler)
 
 
-def _runtime(device: str, threads: int, gpus: int = 0) -> Any:
-    """Claim a GPU (before CUDA starts), set torch's threads, and resolve the device."""
-    from tuneladder.device import claim_gpu
-
-    if device in ("auto", "cuda") and gpus > 0:
-        claim = claim_gpu(gpus)
-        if claim.index is not None:
-            log.info("claimed GPU %d of %d", claim.index, gpus)
-    import torch
-
-    from tuneladder.device import resolve_device
-
-    torch.set_num_threads(threads)
-    return resolve_device(device)
-
-
 def _task(task: Mapping[str, Any]) -> Any:
     from tuneladder.tasks import load_task
 
@@ -108,7 +98,7 @@ def prepare_stage(
     *,
     task: Mapping[str, Any],
     seed: int,
-    out_dir: str | Path,
+    data_dir: str | Path,
     train: Mapping[str, Any] | None = None,
 ) -> None:
     """Prepare the data, then build the model and run one training step on train samples.
@@ -122,9 +112,9 @@ def prepare_stage(
 
     try:
         task_obj = _task(task)
-        meta = prepare(task_obj, out_dir, seed=seed)
+        meta = prepare(task_obj, data_dir, seed=seed)
         log.info("prepared %s: %s", meta["task"], meta["sizes"])
-        data = load_train_val(out_dir)  # the train split only: never test
+        data = load_train_val(data_dir)  # the train split only: never test
         hyperparameters = _base_config(task_obj, {"epochs": 1, **(train or {})}, seed).model
         shape = check_model(
             task_obj.build_model, hyperparameters, data.info, data.train.x, data.train.y
@@ -153,40 +143,42 @@ def _base_config(task_obj: Any, train: Mapping[str, Any], seed: int) -> Any:
 
 
 def _sanity_inputs(
-    data_dir: str | Path, task: Mapping[str, Any], device: str, threads: int
+    data_dir: str | Path, task: Mapping[str, Any], runtime: Runtime
 ) -> tuple[Any, Any, Any]:
     """Device, task and train/val data on it: what both sanity rungs start from."""
     from tuneladder.data import load_train_val
 
-    torch_device = _runtime(device, threads)
+    torch_device = runtime.start()
+    log.info("device %s, precision %s", torch_device, runtime.precision)
     return torch_device, _task(task), load_train_val(data_dir).to(torch_device)
 
 
-def overfit_stage(
+def overfit_check_stage(
     *,
     data_dir: str | Path,
     task: Mapping[str, Any],
     train: Mapping[str, Any],
     seed: int,
     overfit: Mapping[str, Any],
-    device: str,
-    threads: int,
+    runtime: Runtime,
     out: str | Path,
 ) -> None:
     from tuneladder.overfit import failure_message, overfit_check
 
-    torch_device, task_obj, data = _sanity_inputs(data_dir, task, device, threads)
-    report = overfit_check(
-        _base_config(task_obj, train, seed),
-        data,
-        task_obj.build_model,
-        subset=overfit["subset"],
-        max_steps=overfit["max_steps"],
-        lr=overfit["lr"],
-        loss_ratio=overfit["loss_ratio"],
-        loss_threshold=overfit["loss_threshold"],
-        device=torch_device,
-    )
+    torch_device, task_obj, data = _sanity_inputs(data_dir, task, runtime)
+    # in the precision the sweeps train in (overfit_check takes no precision of its own)
+    with runtime.autocast(torch_device):
+        report = overfit_check(
+            _base_config(task_obj, train, seed),
+            data,
+            task_obj.build_model,
+            subset=overfit["subset"],
+            max_steps=overfit["max_steps"],
+            lr=overfit["lr"],
+            loss_ratio=overfit["loss_ratio"],
+            loss_threshold=overfit["loss_threshold"],
+            device=torch_device,
+        )
     report["enforced"] = overfit["enforce"]
     log.info(
         "overfit check %s: loss %.4g after %d steps (untrained %.4g, threshold %.4g)",
@@ -203,31 +195,33 @@ def overfit_stage(
     write_json(out, report)
 
 
-def lr_range_stage(
+def lr_range_test_stage(
     *,
     data_dir: str | Path,
     task: Mapping[str, Any],
     train: Mapping[str, Any],
     seed: int,
     lr_range: Mapping[str, Any],
-    device: str,
-    threads: int,
+    runtime: Runtime,
     out: str | Path,
+    csv_out: str | Path,
 ) -> None:
     from tuneladder.lr_range import lr_range_test
 
-    torch_device, task_obj, data = _sanity_inputs(data_dir, task, device, threads)
-    result = lr_range_test(
-        _base_config(task_obj, train, seed),
-        data,
-        task_obj.build_model,
-        start=lr_range["start"],
-        end=lr_range["end"],
-        steps=lr_range["steps"],
-        smoothing=lr_range["smoothing"],
-        diverge_factor=lr_range["diverge_factor"],
-        device=torch_device,
-    )
+    torch_device, task_obj, data = _sanity_inputs(data_dir, task, runtime)
+    # in the precision the sweeps train in (lr_range_test takes no precision of its own)
+    with runtime.autocast(torch_device):
+        result = lr_range_test(
+            _base_config(task_obj, train, seed),
+            data,
+            task_obj.build_model,
+            start=lr_range["start"],
+            end=lr_range["end"],
+            steps=lr_range["steps"],
+            smoothing=lr_range["smoothing"],
+            diverge_factor=lr_range["diverge_factor"],
+            device=torch_device,
+        )
     # a plain table of the curve, for `dvc plots`
     zero_lag = result["smoothed_zero_lag"]
     curve = zip(result["lrs"], result["losses"], result["smoothed"], strict=True)
@@ -240,7 +234,7 @@ def lr_range_stage(
         }
         for i, (lr, loss, sm) in enumerate(curve)
     ]
-    write_csv(Path(out).with_suffix(".csv"), ("lr", "loss", "smoothed", "smoothed_zero_lag"), rows)
+    write_csv(csv_out, ("lr", "loss", "smoothed", "smoothed_zero_lag"), rows)
     log.info(
         "LR range test: suggestion %.3g, range %s, divergence at %s",
         result["suggestion"],
@@ -264,12 +258,12 @@ def plan_coarse_stage(
 
     lr_bounds = tuple(read_json(lr_range)["range"]) if lr_range else None
     dists = space_from_config(space, lr_range=lr_bounds)
-    _write_sweep_plan("coarse", dists, task=task, train=train, sweep=sweep, seed=seed, out=out)
+    _write_sweep_plan(COARSE.name, dists, task=task, train=train, sweep=sweep, seed=seed, out=out)
 
 
 def plan_fine_stage(
     *,
-    space_json: str | Path,
+    space: str | Path,
     task: Mapping[str, Any],
     train: Mapping[str, Any],
     sweep: Mapping[str, Any],
@@ -278,8 +272,8 @@ def plan_fine_stage(
 ) -> None:
     from tuneladder.space import space_from_json
 
-    dists = space_from_json(read_json(space_json)["space"])
-    _write_sweep_plan("fine", dists, task=task, train=train, sweep=sweep, seed=seed, out=out)
+    dists = space_from_json(read_json(space)["space"])
+    _write_sweep_plan(FINE.name, dists, task=task, train=train, sweep=sweep, seed=seed, out=out)
 
 
 def _write_sweep_plan(
@@ -335,7 +329,7 @@ def _trial_logger(tracking: Mapping[str, Any] | None) -> Any:
     return on_result
 
 
-def worker_stage(
+def sweep_worker_stage(
     *,
     plan: str | Path,
     data_dir: str | Path,
@@ -343,19 +337,14 @@ def worker_stage(
     worker: int,
     workers: int,
     metric: Mapping[str, str],
-    device: str,
-    precision: str,
-    threads: int,
-    gpus: int,
-    checkpoint_every_s: float,
-    stale_claim_s: float,
+    runtime: Runtime,
     out: str | Path,
     tracking: Mapping[str, Any] | None = None,
 ) -> None:
     from tuneladder.data import load_train_val
     from tuneladder.worker import run_worker
 
-    torch_device = _runtime(device, threads, gpus)
+    torch_device = runtime.start()
     plan_data = read_json(plan)
     data = load_train_val(data_dir).to(torch_device)
     report = run_worker(
@@ -368,11 +357,11 @@ def worker_stage(
         metric=metric["name"],
         mode=metric["mode"],
         device=torch_device,
-        precision=precision,
-        threads=threads,
-        checkpoint_every_s=checkpoint_every_s,
-        stale_claim_s=stale_claim_s,
-        save_model=plan_data["rung"] == "seeds",
+        precision=runtime.precision,
+        threads=runtime.threads,
+        checkpoint_every_s=runtime.checkpoint_every_s,
+        stale_claim_s=runtime.stale_claim_s,
+        save_model=by_name(plan_data["rung"]).keeps_models,
         on_result=_trial_logger(tracking),
     )
     report.update(
@@ -390,7 +379,7 @@ def worker_stage(
     write_json(out, report)
 
 
-def collect_stage(
+def collect_rung_stage(
     *, plan: str | Path, data_dir: str | Path, metric: Mapping[str, str], out: str | Path
 ) -> None:
     from tuneladder.collect import IncompleteRung, collect_rung
@@ -412,7 +401,7 @@ def collect_stage(
     write_json(out, {"metric": dict(metric), "counts": counts, "trials": rows})
 
 
-def select_stage(
+def select_top_k_stage(
     *,
     coarse: str | Path,
     plan: str | Path,
@@ -448,8 +437,7 @@ def select_stage(
 
 def plan_seeds_stage(
     *,
-    coarse: str | Path,
-    fine: str | Path,
+    sweeps: Sequence[str | Path],
     task: Mapping[str, Any],
     train: Mapping[str, Any],
     seeds: Mapping[str, Any],
@@ -461,7 +449,8 @@ def plan_seeds_stage(
     from tuneladder.selection import top_distinct
     from tuneladder.trials import base_params
 
-    rows = read_json(coarse)["trials"] + read_json(fine)["trials"]
+    # ladder order, whatever the order of the files: ties go to the earlier trial
+    rows = sorted((row for path in sweeps for row in read_json(path)["trials"]), key=trial_order)
     finalists = top_distinct(rows, seeds["finalists"], mode)
     if not finalists:
         raise StageError("no coarse or fine trial finished ok: no finalists to rerun")
@@ -489,12 +478,11 @@ def _tunable(params: Mapping[str, Any]) -> dict[str, Any]:
 def final_stage(
     *,
     seeds: str | Path,
-    sweeps: list[str | Path],
+    sweeps: Sequence[str | Path],
     data_dir: str | Path,
     task: Mapping[str, Any],
     metric: Mapping[str, str],
-    device: str,
-    threads: int,
+    runtime: Runtime,
     experiment: str,
     out_dir: str | Path,
     tracking: Mapping[str, Any] | None = None,
@@ -502,7 +490,7 @@ def final_stage(
     from tuneladder.data import load_info
     from tuneladder.final import finalize, write_views
 
-    torch_device = _runtime(device, threads)
+    torch_device = runtime.start()
     task_obj = _task(task)
     info = load_info(data_dir)
     summary = finalize(

@@ -9,17 +9,16 @@ half-way, or finished, and on any machine that sees the folder.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from tuneladder.claims import ClaimBook
+from tuneladder.direction import Direction, top
+from tuneladder.rungs import FINAL, LR_RANGE, OVERFIT, REPORT, SEARCH_RUNGS, TRIAL_RUNGS, Rung
 
-__all__ = ["RUNGS", "format_status", "ladder_status"]
-
-RUNGS = ("coarse", "fine", "seeds")
+__all__ = ["format_status", "ladder_status"]
 
 
 def _read(path: Path) -> Any | None:
@@ -30,14 +29,7 @@ def _read(path: Path) -> Any | None:
 
 
 def _planned_counts(config: Mapping[str, Any] | None) -> dict[str, int | None]:
-    if config is None:
-        return dict.fromkeys(RUNGS)
-    seeds = config["seeds"]
-    return {
-        "coarse": config["coarse"]["trials"],
-        "fine": config["fine"]["trials"],
-        "seeds": (seeds["finalists"] + 1) * seeds["seeds"],
-    }
+    return {r.name: r.trials(config) if config and r.trials else None for r in TRIAL_RUNGS}
 
 
 def _in_progress(claims_dir: Path, done: set[str], stale_s: float) -> list[str]:
@@ -48,11 +40,11 @@ def _in_progress(claims_dir: Path, done: set[str], stale_s: float) -> list[str]:
     return [name for name in names if name not in done and not book.is_stale(name)]
 
 
-def _rung(results: Path, rung: str, planned: int | None, stale_s: float) -> dict[str, Any]:
-    plan = _read(results / rung / "plan.json")
+def _rung(results: Path, rung: Rung, planned: int | None, stale_s: float) -> dict[str, Any]:
+    plan = _read(results / rung.outputs["plan"])
     if plan is None:
         return {
-            "rung": rung,
+            "rung": rung.name,
             "state": "not started",
             "total": planned,
             "done": 0,
@@ -62,7 +54,7 @@ def _rung(results: Path, rung: str, planned: int | None, stale_s: float) -> dict
         }
     trials, spans = [], []
     for entry in plan["trials"]:
-        result = _read(results / rung / entry["dir"] / "result.json")
+        result = _read(results / rung.name / entry["dir"] / "result.json")
         if result is None:
             continue
         trials.append(
@@ -78,16 +70,16 @@ def _rung(results: Path, rung: str, planned: int | None, stale_s: float) -> dict
         if result.get("started_at") is not None and result.get("total_seconds") is not None:
             spans.append((result["started_at"], result["started_at"] + result["total_seconds"]))
     done = {t["name"] for t in trials}
-    running = _in_progress(results / rung / "claims", done, stale_s)
+    running = _in_progress(results / rung.name / "claims", done, stale_s)
     # the config says what the next run will plan: a plan on disk from before the
     # counts changed is out of date, and its trials do not finish the new rung
     total = planned if planned is not None else len(plan["trials"])
     if len(done) >= total:
-        state = "done" if (results / rung / "results.json").is_file() else "trained"
+        state = "done" if (results / rung.outputs["results"]).is_file() else "trained"
     else:
         state = "running" if running else "stopped" if done else "planned"
     return {
-        "rung": rung,
+        "rung": rung.name,
         "state": state,
         "total": total,
         "done": len(done),
@@ -113,23 +105,22 @@ def _mean_seconds(rung: Mapping[str, Any]) -> float | None:
 
 
 def _best(rungs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    best = None
-    for rung in rungs:
-        if rung["rung"] == "seeds":
-            continue
-        for t in rung["trials"]:
-            value = t["best_val_metric"]
-            if t["status"] != "ok" or value is None or not math.isfinite(value):
-                continue
-            sign = 1.0 if t["mode"] == "max" else -1.0
-            if best is None or sign * value > sign * best["value"]:
-                best = {
-                    "rung": rung["rung"],
-                    "name": t["name"],
-                    "value": value,
-                    "metric": t["name_of_metric"],
-                }
-    return best
+    """The best trial of the rungs that search (seed reruns repeat finalists)."""
+    searched = {r.name for r in SEARCH_RUNGS}
+    trials = [
+        {**t, "rung": r["rung"]} for r in rungs if r["rung"] in searched for t in r["trials"]
+    ]
+    if not trials:
+        return None
+    best = top(trials, 1, Direction(trials[0]["mode"]))
+    if not best:
+        return None
+    return {
+        "rung": best[0]["rung"],
+        "name": best[0]["name"],
+        "value": best[0]["best_val_metric"],
+        "metric": best[0]["name_of_metric"],
+    }
 
 
 def ladder_status(
@@ -155,19 +146,23 @@ def ladder_status(
             "rungs": [],
         }
     planned = _planned_counts(config)
-    rungs = [_rung(results, rung, planned[rung], stale_s) for rung in RUNGS]
+    rungs = [_rung(results, rung, planned[rung.name], stale_s) for rung in TRIAL_RUNGS]
     files = [p for p in results.rglob("*") if p.is_file()]
     times = [p.stat().st_mtime for p in files]
     running = sum(r["running"] for r in rungs)
-    overfit = (_read(results / "sanity" / "overfit.json") or {}).get("passed")
+    overfit = (_read(results / OVERFIT.outputs["json"]) or {}).get("passed")
     # finished means the final rung ran after every planned trial: a summary left
     # from before the counts changed, or beside a rung still short of trials, is not
-    final = results / "final" / "summary.json"
+    final = results / FINAL.outputs["summary"]
     complete = all(r["total"] is not None and r["done"] >= r["total"] for r in rungs)
     finished = final.is_file() and complete and not running
     if finished:
         newest = max(
-            (p.stat().st_mtime for r in RUNGS for p in (results / r).glob("trials/*/result.json")),
+            (
+                p.stat().st_mtime
+                for r in TRIAL_RUNGS
+                for p in (results / r.name).glob("trials/*/result.json")
+            ),
             default=0.0,
         )
         finished = final.stat().st_mtime >= newest
@@ -201,7 +196,7 @@ def ladder_status(
         "state": state,
         "sanity": {
             "overfit": overfit,
-            "lr_range": (results / "sanity" / "lr_range.json").is_file(),
+            "lr_range": (results / LR_RANGE.outputs["json"]).is_file(),
         },
         "rungs": rungs,
         "best": _best(rungs),
@@ -212,7 +207,7 @@ def ladder_status(
         "workers": workers,
         "estimate_left_s": estimate,
         "unplanned": unknown,
-        "report": (results / "report" / "index.html").is_file(),
+        "report": (results / REPORT.outputs["html"]).is_file(),
     }
 
 
@@ -281,5 +276,5 @@ def format_status(status: Mapping[str, Any]) -> str:
             f" {_duration(status['mean_trial_s'])} / {status['workers']} workers{more})"
         )
     elif status["report"]:
-        lines.append(f"  report: {status['results']}/report/index.html")
+        lines.append(f"  report: {status['results']}/{REPORT.outputs['html']}")
     return "\n".join(lines) + "\n"

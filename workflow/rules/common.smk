@@ -4,8 +4,10 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
+from tuneladder import rungs
 from tuneladder.conda_envs import write_env_file
 from tuneladder.config import SCHEMA_PATH, ConfigError, describe_plan, resolve_config
+from tuneladder.report import FIGURES, report_inputs
 from tuneladder.tasks import TaskError
 
 WRITTEN_CONFIG = dict(config)
@@ -22,12 +24,15 @@ RESULTS = f"results/{config['experiment']}"
 # The config files as given, relative to where Snakemake runs: the report's command
 # to reproduce the run must work when pasted there.
 CONFIGFILES = [os.path.relpath(path) for path in workflow.overwrite_configfiles]
-RUNGS = ("coarse", "fine", "seeds")
-DATA = multiext(f"{RESULTS}/data/", "train.pt", "val.pt", "test.pt", "meta.json")
+# The rungs, their files and trial counts come from the library's table (tuneladder.rungs):
+# the rungs of trials share the {rung} rules, and those that search feed the seed reruns.
+TRIAL_RUNGS = [rung.name for rung in rungs.TRIAL_RUNGS]
+SEARCH_RUNGS = [rung.name for rung in rungs.SEARCH_RUNGS]
+DATA = [f"{RESULTS}/{path}" for path in rungs.PREPARE.outputs.values()]
 
 
 wildcard_constraints:
-    rung="|".join(RUNGS),
+    rung="|".join(TRIAL_RUNGS),
     w=r"\d+",
     n=r"\d+",
 
@@ -50,9 +55,7 @@ def uses_gpu():
 
 
 def rung_trials(rung):
-    if rung == "seeds":
-        return (config["seeds"]["finalists"] + 1) * config["seeds"]["seeds"]
-    return config[rung]["trials"]
+    return rungs.by_name(rung).trials(config)
 
 
 def report_plan():
@@ -64,7 +67,7 @@ def report_plan():
         config,
         results=RESULTS,
         configfiles=CONFIGFILES,
-        workers={rung: rung_workers(rung) for rung in RUNGS},
+        workers={rung: rung_workers(rung) for rung in TRIAL_RUNGS},
     )
     print("\n".join(lines), file=sys.stderr)
 
@@ -99,6 +102,7 @@ def worker_markers(wildcards):
 
 
 def runtime_params():
+    """What every rung that trains runs on; the job adds its threads (tuneladder.device.Runtime)."""
     return {
         "device": config["device"],
         "precision": config["precision"],
@@ -138,12 +142,25 @@ def lr_range_input(wildcards):
     return {}
 
 
+def data_dir(wildcards, input, output):
+    """The prepared data's folder: the one folder of the rule's `data` files (in or out)."""
+    return os.path.commonpath(input.get("data") or output.get("data"))
+
+
+def sweep_results():
+    """The results tables of the rungs that search, in ladder order."""
+    return [f"{RESULTS}/{rung}/results.json" for rung in SEARCH_RUNGS]
+
+
+def report_files(wildcards):
+    """Every file the report reads, by the name it reads it under."""
+    return report_inputs(RESULTS)
+
+
 def all_targets():
+    """Every output of every rung in the table."""
     return [
-        f"{RESULTS}/sanity/overfit.json",
-        f"{RESULTS}/sanity/lr_range.csv",
-        f"{RESULTS}/final/summary.json",
-        f"{RESULTS}/report/index.html",
+        f"{RESULTS}/{path}" for rung in rungs.RUNGS for path in rung.outputs.values()
     ]
 
 

@@ -1,12 +1,9 @@
 # The only rule that reads the test split.
 rule final:
     input:
-        DATA,
+        data=DATA,
         seeds=f"{RESULTS}/seeds/results.json",
-        sweeps=[
-            f"{RESULTS}/coarse/results.json",
-            f"{RESULTS}/fine/results.json",
-        ],
+        sweeps=sweep_results(),
     output:
         summary=f"{RESULTS}/final/summary.json",
         markdown=f"{RESULTS}/final/summary.md",
@@ -25,9 +22,10 @@ rule final:
     resources:
         gpu=1 if uses_gpu() else 0,
     params:
+        data_dir=data_dir,
         task=config["task"],
         metric=config["metric"],
-        device=config["device"],
+        runtime=runtime_params(),
         experiment=config["experiment"],
         tracking=tracking_params(),
     script:

@@ -1,6 +1,6 @@
 rule prepare:
     output:
-        DATA,
+        data=DATA,
     log:
         f"{RESULTS}/logs/prepare.log",
     benchmark:
@@ -10,5 +10,6 @@ rule prepare:
     params:
         task=config["task"],
         seed=config["seed"],
+        data_dir=data_dir,
     script:
         "../scripts/prepare.py"

@@ -1,6 +1,6 @@
 rule overfit_check:
     input:
-        DATA,
+        data=DATA,
     output:
         f"{RESULTS}/sanity/overfit.json",
     log:
@@ -13,18 +13,19 @@ rule overfit_check:
     resources:
         gpu=1 if uses_gpu() else 0,
     params:
+        data_dir=data_dir,
         task=config["task"],
         train=config["train"],
         seed=config["seed"],
         overfit=config["overfit"],
-        device=config["device"],
+        runtime=runtime_params(),
     script:
         "../scripts/overfit_check.py"
 
 
 rule lr_range_test:
     input:
-        DATA,
+        data=DATA,
         overfit=f"{RESULTS}/sanity/overfit.json",
     output:
         json=f"{RESULTS}/sanity/lr_range.json",
@@ -39,10 +40,11 @@ rule lr_range_test:
     resources:
         gpu=1 if uses_gpu() else 0,
     params:
+        data_dir=data_dir,
         task=config["task"],
         train=config["train"],
         seed=config["seed"],
         lr_range=config["lr_range"],
-        device=config["device"],
+        runtime=runtime_params(),
     script:
         "../scripts/lr_range_test.py"

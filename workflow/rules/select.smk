@@ -20,8 +20,7 @@ rule select_top_k:
 
 rule plan_seeds:
     input:
-        coarse=f"{RESULTS}/coarse/results.json",
-        fine=f"{RESULTS}/fine/results.json",
+        sweeps=sweep_results(),
     output:
         f"{RESULTS}/seeds/plan.json",
     log:

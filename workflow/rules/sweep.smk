@@ -44,7 +44,7 @@ rule plan_fine:
 # so a killed worker never takes finished trials with it.
 rule sweep_worker:
     input:
-        DATA,
+        data=DATA,
         plan=f"{RESULTS}/{{rung}}/plan.json",
     output:
         f"{RESULTS}/{{rung}}/workers/{{w}}-of-{{n}}.json",
@@ -58,6 +58,7 @@ rule sweep_worker:
     resources:
         gpu=1 if uses_gpu() else 0,
     params:
+        data_dir=data_dir,
         task=config["task"],
         metric=config["metric"],
         runtime=runtime_params(),
@@ -68,8 +69,8 @@ rule sweep_worker:
 
 rule collect_rung:
     input:
-        DATA,
-        worker_markers,
+        data=DATA,
+        workers=worker_markers,
         plan=f"{RESULTS}/{{rung}}/plan.json",
     output:
         f"{RESULTS}/{{rung}}/results.json",
@@ -80,6 +81,7 @@ rule collect_rung:
     conda:
         CONDA_ENV
     params:
+        data_dir=data_dir,
         metric=config["metric"],
     script:
         "../scripts/collect_rung.py"

@@ -1,11 +1,9 @@
-from pathlib import Path
-
-from tuneladder.stages import collect_stage, logged
+from tuneladder.stages import collect_rung_stage, logged
 
 with logged(snakemake.log[0]):
-    collect_stage(
+    collect_rung_stage(
         plan=snakemake.input.plan,
-        data_dir=Path(snakemake.input[0]).parent,
+        data_dir=snakemake.params.data_dir,
         metric=snakemake.params.metric,
         out=snakemake.output[0],
     )

@@ -1,15 +1,13 @@
-from pathlib import Path
-
-from tuneladder.stages import logged, lr_range_stage
+from tuneladder.stages import Runtime, logged, lr_range_test_stage
 
 with logged(snakemake.log[0]):
-    lr_range_stage(
-        data_dir=Path(snakemake.input[0]).parent,
+    lr_range_test_stage(
+        data_dir=snakemake.params.data_dir,
         task=snakemake.params.task,
         train=snakemake.params.train,
         seed=snakemake.params.seed,
         lr_range=snakemake.params.lr_range,
-        device=snakemake.params.device,
-        threads=snakemake.threads,
+        runtime=Runtime.from_params(snakemake.params.runtime, threads=snakemake.threads),
         out=snakemake.output.json,
+        csv_out=snakemake.output.csv,
     )

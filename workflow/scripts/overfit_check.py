@@ -1,15 +1,12 @@
-from pathlib import Path
-
-from tuneladder.stages import logged, overfit_stage
+from tuneladder.stages import Runtime, logged, overfit_check_stage
 
 with logged(snakemake.log[0]):
-    overfit_stage(
-        data_dir=Path(snakemake.input[0]).parent,
+    overfit_check_stage(
+        data_dir=snakemake.params.data_dir,
         task=snakemake.params.task,
         train=snakemake.params.train,
         seed=snakemake.params.seed,
         overfit=snakemake.params.overfit,
-        device=snakemake.params.device,
-        threads=snakemake.threads,
+        runtime=Runtime.from_params(snakemake.params.runtime, threads=snakemake.threads),
         out=snakemake.output[0],
     )

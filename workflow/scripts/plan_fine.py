@@ -2,7 +2,7 @@ from tuneladder.stages import logged, plan_fine_stage
 
 with logged(snakemake.log[0]):
     plan_fine_stage(
-        space_json=snakemake.input.space,
+        space=snakemake.input.space,
         task=snakemake.params.task,
         train=snakemake.params.train,
         sweep=snakemake.params.sweep,

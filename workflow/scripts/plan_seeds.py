@@ -2,8 +2,7 @@ from tuneladder.stages import logged, plan_seeds_stage
 
 with logged(snakemake.log[0]):
     plan_seeds_stage(
-        coarse=snakemake.input.coarse,
-        fine=snakemake.input.fine,
+        sweeps=list(snakemake.input.sweeps),
         task=snakemake.params.task,
         train=snakemake.params.train,
         seeds=snakemake.params.seeds,

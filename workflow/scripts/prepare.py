@@ -1,12 +1,10 @@
-from pathlib import Path
-
 from tuneladder.stages import logged, prepare_stage
 
 with logged(snakemake.log[0]):
     prepare_stage(
         task=snakemake.params.task,
         seed=snakemake.params.seed,
-        out_dir=Path(snakemake.output[0]).parent,
+        data_dir=snakemake.params.data_dir,
         # read here, not as a param: params are rerun triggers, and a change of a
         # fixed hyperparameter must not re-prepare the data (and so rerun every rung)
         train=snakemake.config["train"],

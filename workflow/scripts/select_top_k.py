@@ -1,7 +1,7 @@
-from tuneladder.stages import logged, select_stage
+from tuneladder.stages import logged, select_top_k_stage
 
 with logged(snakemake.log[0]):
-    select_stage(
+    select_top_k_stage(
         coarse=snakemake.input.coarse,
         plan=snakemake.input.plan,
         top_k=snakemake.params.top_k,

@@ -1,17 +1,14 @@
-from pathlib import Path
-
-from tuneladder.stages import logged, worker_stage
+from tuneladder.stages import Runtime, logged, sweep_worker_stage
 
 with logged(snakemake.log[0]):
-    worker_stage(
+    sweep_worker_stage(
         plan=snakemake.input.plan,
-        data_dir=Path(snakemake.input[0]).parent,
+        data_dir=snakemake.params.data_dir,
         task=snakemake.params.task,
         worker=int(snakemake.wildcards.w),
         workers=int(snakemake.wildcards.n),
         metric=snakemake.params.metric,
-        threads=snakemake.threads,
-        out=snakemake.output[0],
+        runtime=Runtime.from_params(snakemake.params.runtime, threads=snakemake.threads),
         tracking=snakemake.params.tracking,
-        **snakemake.params.runtime,
+        out=snakemake.output[0],
     )

@@ -2,8 +2,9 @@
 
 ``report_stage`` loads a finished ladder (``_load``), computes every number and
 verdict (``_analysis``, ``_importance``, assembled by ``_summary``), draws the
-figures (``_figures``) and renders the page (``_html``). docs/report.md says
-what each section shows and states the rules.
+figures (``_figures``) and renders the page (``_html``). The page's sections and
+figures are listed once, in ``_contents``; the files it reads, in ``_load``.
+docs/report.md says what each section shows and states the rules.
 """
 
 from __future__ import annotations
@@ -15,30 +16,34 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuneladder.io import atomic_open, write_json, write_text
-from tuneladder.report._html import SECTIONS
+from tuneladder.report._contents import (
+    FIGURE_NAMES,
+    FIGURES,
+    READS,
+    SECTIONS,
+    Figure,
+    report_inputs,
+)
 
 if TYPE_CHECKING:
     from tuneladder.report._load import RunData
 
-__all__ = ["FIGURE_NAMES", "SECTIONS", "draw_figures", "report_stage"]
+__all__ = [
+    "FIGURES",
+    "FIGURE_NAMES",
+    "READS",
+    "SECTIONS",
+    "Figure",
+    "draw_figures",
+    "report_inputs",
+    "report_stage",
+]
 
 log = logging.getLogger("tuneladder")
 
-FIGURE_NAMES = (
-    "ladder",
-    "overfit",
-    "lr_range",
-    "learning_curves",
-    "hyperparameters",
-    "parallel",
-    "importance",
-    "seeds",
-    "best_so_far",
-)
-
 
 def draw_figures(run: RunData, summary: Mapping[str, Any]) -> dict[str, bytes]:
-    """Every figure of the page as PNG bytes, keyed by :data:`FIGURE_NAMES`."""
+    """Every figure of :data:`FIGURES` as PNG bytes, keyed by its name."""
     from optuna.distributions import FloatDistribution
 
     from tuneladder.report import _figures as figs
@@ -84,7 +89,7 @@ def draw_figures(run: RunData, summary: Mapping[str, Any]) -> dict[str, bytes]:
             mode=mode,
         ),
     }
-    return {name: figs.png_bytes(drawn[name]) for name in FIGURE_NAMES}
+    return {f.name: figs.png_bytes(drawn[f.name]) for f in FIGURES}
 
 
 def reproduce_command(configfiles: Sequence[str], config_args: Sequence[str] = ()) -> str:
@@ -99,7 +104,8 @@ def reproduce_command(configfiles: Sequence[str], config_args: Sequence[str] = (
 
 def report_stage(
     *,
-    results_dir: str | Path,
+    inputs: Mapping[str, str | Path],
+    benchmarks_dir: str | Path | None,
     out_dir: str | Path,
     seed: int,
     config: Mapping[str, Any],
@@ -109,8 +115,10 @@ def report_stage(
     """Write ``index.html``, ``summary.json`` and ``figures/*.png`` into ``out_dir``.
 
     Args:
-        results_dir: the finished ladder's ``results/``.
-        out_dir: where the report goes (``results/report``).
+        inputs: the files it reads, named as :func:`report_inputs` names them
+            (``report_inputs(results_dir)`` for a finished ladder's folder).
+        benchmarks_dir: Snakemake's benchmark files, for the ladder's timings (None: none).
+        out_dir: where the report goes (``results/<experiment>/report``).
         seed: seeds fANOVA's forest.
         config: the resolved experiment config, shown and hashed on the page.
         configfiles: the config files of the run (relative to where it ran), and
@@ -128,7 +136,7 @@ def report_stage(
     from tuneladder.report._summary import build_summary, finite_or_none
 
     out_dir = Path(out_dir)
-    run = load_run(results_dir)
+    run = load_run(inputs, benchmarks_dir)
     versions = dict(package_versions())
     for name in ("matplotlib", "scikit-learn", "scipy"):
         versions[name] = metadata.version(name)
@@ -142,11 +150,11 @@ def report_stage(
         source_commit=git_commit(str(source)),
     )
     figures = draw_figures(run, summary)
-    summary["figures"] = {name: f"figures/{name}.png" for name in figures}
+    summary["figures"] = {f.name: f.path for f in FIGURES}
     summary = finite_or_none(summary)
-    for name, png in figures.items():
-        with atomic_open(out_dir / "figures" / f"{name}.png", "wb") as handle:
-            handle.write(png)
+    for f in FIGURES:
+        with atomic_open(out_dir / f.path, "wb") as handle:
+            handle.write(figures[f.name])
     write_json(out_dir / "summary.json", summary)
     write_text(out_dir / "index.html", render(summary, figures))
     log.info(

@@ -20,7 +20,9 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from tuneladder.direction import Direction, best_so_far, ok_value, top
 from tuneladder.hparams import TRAIN_FIELDS
+from tuneladder.rungs import BASELINE
 
 __all__ = [
     "DR_THRESHOLD",
@@ -32,7 +34,6 @@ __all__ = [
     "SLOW_DROP",
     "SLOW_GAP",
     "VAL_TEST_DROP",
-    "best_so_far",
     "checklist",
     "classify",
     "classify_trials",
@@ -41,9 +42,7 @@ __all__ = [
     "failure_ranges",
     "improvement",
     "model_size_keys",
-    "ok_value",
     "pitfalls",
-    "top_rows",
     "top_ranges",
     "trends",
     "varied",
@@ -73,23 +72,9 @@ SIZE_WORDS = ("width", "layer", "channel", "hidden", "depth", "dim", "unit", "ar
 FAILURE_MODES = ("diverged", "failed", "too slow", "overfitting")
 
 
-def _sign(mode: str) -> float:
-    if mode not in ("max", "min"):
-        raise ValueError(f"mode must be 'max' or 'min', got {mode=}")
-    return 1.0 if mode == "max" else -1.0
-
-
-def ok_value(row: Mapping[str, Any]) -> float | None:
-    """The best val metric of an ok trial with a finite one, else None."""
-    value = row.get("best_val_metric")
-    if row.get("status") != "ok" or value is None or not math.isfinite(value):
-        return None
-    return float(value)
-
-
-def improvement(before: float, after: float, mode: str) -> float:
+def improvement(before: float, after: float, mode: Direction | str) -> float:
     """Relative improvement from ``before`` to ``after`` (positive is better)."""
-    diff = _sign(mode) * (after - before)
+    diff = Direction(mode).gain(after - before)
     if before == 0:
         return 0.0 if diff == 0 else math.copysign(math.inf, diff)
     return diff / abs(before)
@@ -103,7 +88,7 @@ def classify(
     history: Sequence[Mapping[str, float]],
     *,
     best: float | None,
-    mode: str,
+    mode: Direction | str,
 ) -> tuple[str, str]:
     """A trial's failure mode and why: ``ok``, or one of :data:`FAILURE_MODES`.
 
@@ -165,11 +150,10 @@ def classify(
 def classify_trials(
     rows: Sequence[Mapping[str, Any]],
     histories: Sequence[Sequence[Mapping[str, float]]],
-    mode: str,
+    mode: Direction | str,
 ) -> list[dict[str, Any]]:
     """:func:`classify` for every row, judged against the best ok row among them."""
-    values = [v for v in map(ok_value, rows) if v is not None]
-    best = max(values, key=lambda v: _sign(mode) * v) if values else None
+    best = Direction(mode).best(map(ok_value, rows))
     out = []
     for row, history in zip(rows, histories, strict=True):
         label, why = classify(row, history, best=best, mode=mode)
@@ -211,20 +195,9 @@ def _is_number(value: Any) -> bool:
 # --- diminishing returns --------------------------------------------------------------
 
 
-def best_so_far(rows: Sequence[Mapping[str, Any]], mode: str) -> list[float | None]:
-    """The best ok val metric after each trial, in order (None before the first ok one)."""
-    sign, best, out = _sign(mode), None, []
-    for row in rows:
-        value = ok_value(row)
-        if value is not None and (best is None or sign * value > sign * best):
-            best = value
-        out.append(best)
-    return out
-
-
 def diminishing_returns(
     rows: Sequence[Mapping[str, Any]],
-    mode: str,
+    mode: Direction | str,
     *,
     window: int = DR_WINDOW,
     threshold: float = DR_THRESHOLD,
@@ -234,7 +207,7 @@ def diminishing_returns(
 
     ``reached`` is None when there are not more than ``window`` trials to judge.
     """
-    curve = best_so_far(rows, mode)
+    curve = best_so_far(map(ok_value, rows), mode)
     n = len(rows)
     out: dict[str, Any] = {
         "window": window,
@@ -281,12 +254,6 @@ def describe_distribution(dist: BaseDistribution) -> dict[str, Any]:
     raise TypeError(f"unsupported distribution {type(dist).__name__}")
 
 
-def top_rows(rows: Sequence[Mapping[str, Any]], n: int, mode: str) -> list[Mapping[str, Any]]:
-    """The ``n`` best ok rows, best first (ties keep their order)."""
-    ok = [row for row in rows if ok_value(row) is not None]
-    return sorted(ok, key=lambda row: -_sign(mode) * ok_value(row))[:n]  # type: ignore[operator]
-
-
 def top_ranges(
     top: Sequence[Mapping[str, Any]], space: Mapping[str, BaseDistribution]
 ) -> dict[str, dict[str, Any]]:
@@ -310,7 +277,9 @@ def top_ranges(
 
 
 def trends(
-    rows: Sequence[Mapping[str, Any]], space: Mapping[str, BaseDistribution], mode: str
+    rows: Sequence[Mapping[str, Any]],
+    space: Mapping[str, BaseDistribution],
+    mode: Direction | str,
 ) -> dict[str, dict[str, Any]]:
     """Per parameter, how the val metric moves with it over the ok rows.
 
@@ -320,6 +289,7 @@ def trends(
     """
     from scipy.stats import spearmanr
 
+    direction = Direction(mode)
     ok = [row for row in rows if ok_value(row) is not None]
     out: dict[str, dict[str, Any]] = {}
     for name, dist in space.items():
@@ -330,14 +300,14 @@ def trends(
                 hit = [v for p, v in pairs if p == choice]
                 if hit:
                     means[str(choice)] = sum(hit) / len(hit)  # type: ignore[arg-type]
-            best = max(means, key=lambda c: _sign(mode) * means[c]) if means else None
+            best = next(iter(top(list(means), 1, direction, value=means.get)), None)
             out[name] = {"kind": "choice", "means": means, "best": best, "n": len(pairs)}
             continue
         xs = [float(p) for p, _ in pairs]
         ys = [float(v) for _, v in pairs]  # type: ignore[arg-type]
         rho = None
         if len(pairs) >= 3 and len(set(xs)) > 1 and len(set(ys)) > 1:
-            rho = _sign(mode) * float(spearmanr(xs, ys).statistic)
+            rho = direction.gain(float(spearmanr(xs, ys).statistic))
         strength = (
             "n/a"
             if rho is None
@@ -419,7 +389,7 @@ def checklist(
     lr_range: Mapping[str, Any] | None,
     logs: Mapping[str, Any],
     diminishing: Mapping[str, Any],
-    baseline_group: str = "default",
+    baseline_group: str = BASELINE,
 ) -> list[dict[str, Any]]:
     """The methodology's summary checklist, each question answered from this run's data.
 
@@ -527,7 +497,7 @@ def pitfalls(
     val: Mapping[str, Any],
     test: Mapping[str, Any],
     p_value: float | None,
-    mode: str,
+    mode: Direction | str,
 ) -> list[dict[str, Any]]:
     """The methodology's common pitfalls, each with whether this run avoided it.
 

@@ -8,6 +8,7 @@ plain data (rows, dicts, lists) and returns a figure.
 from __future__ import annotations
 
 import io
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -26,6 +27,9 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from tuneladder.direction import Direction, ok_value
+from tuneladder.rungs import SEARCH_RUNGS
+
 __all__ = [
     "best_so_far_figure",
     "curves_figure",
@@ -40,9 +44,16 @@ __all__ = [
     "seeds_figure",
 ]
 
+# one colour and marker per searching rung, in ladder order
+_STYLES = (
+    {"color": "#1f77b4", "marker": "o"},
+    {"color": "#ff7f0e", "marker": "^"},
+    {"color": "#2ca02c", "marker": "s"},
+    {"color": "#9467bd", "marker": "D"},
+)
 RUNG_STYLE = {
-    "coarse": {"color": "#1f77b4", "marker": "o", "label": "coarse"},
-    "fine": {"color": "#ff7f0e", "marker": "^", "label": "fine"},
+    rung.name: {**style, "label": rung.name}
+    for rung, style in zip(SEARCH_RUNGS, itertools.cycle(_STYLES))
 }
 FAILURE_COLOR = "#d62728"
 
@@ -67,7 +78,7 @@ def _empty(fig: Figure, text: str) -> Figure:
     return fig
 
 
-def metric_limits(values: Sequence[float], mode: str) -> tuple[float, float]:
+def metric_limits(values: Sequence[float], mode: Direction | str) -> tuple[float, float]:
     """Axis limits that keep the bulk of the trials readable.
 
     The worse tail (below the lower quartile minus 1.5 interquartile ranges for a
@@ -79,7 +90,7 @@ def metric_limits(values: Sequence[float], mode: str) -> tuple[float, float]:
         return 0.0, 1.0
     q1, q3 = np.percentile(v, [25, 75])
     lo, hi = float(v.min()), float(v.max())
-    if mode == "max":
+    if Direction(mode) is Direction.MAXIMIZE:
         lo = max(lo, float(q1 - 1.5 * (q3 - q1)))
     else:
         hi = min(hi, float(q3 + 1.5 * (q3 - q1)))
@@ -88,16 +99,22 @@ def metric_limits(values: Sequence[float], mode: str) -> tuple[float, float]:
 
 
 def _scatter_metric(
-    ax: Any, x: Any, y: Sequence[float], limits: tuple[float, float], mode: str, **style: Any
+    ax: Any,
+    x: Any,
+    y: Sequence[float],
+    limits: tuple[float, float],
+    mode: Direction | str,
+    **style: Any,
 ) -> None:
     """Scatter, with points past the worse limit drawn on it as triangles pointing out."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     lo, hi = limits
-    out = y < lo if mode == "max" else y > hi
+    worse_low = Direction(mode) is Direction.MAXIMIZE
+    out = y < lo if worse_low else y > hi
     ax.scatter(x[~out], y[~out], s=22, alpha=0.8, **style)
     if out.any():
         edge = {k: v for k, v in style.items() if k != "label"}
-        edge["marker"] = "v" if mode == "max" else "^"
+        edge["marker"] = "v" if worse_low else "^"
         ax.scatter(x[out], np.clip(y[out], lo, hi), s=30, alpha=0.8, clip_on=False, **edge)
     ax.set_ylim(lo, hi)
 
@@ -234,7 +251,7 @@ def hyperparameters_figure(
     *,
     chosen: Mapping[str, Any],
     metric: str,
-    mode: str,
+    mode: Direction | str,
 ) -> Figure:
     """One scatter per searched parameter: value against the best val metric.
 
@@ -311,7 +328,7 @@ def parallel_figure(
     space: Mapping[str, BaseDistribution],
     *,
     metric: str,
-    mode: str,
+    mode: Direction | str,
 ) -> Figure:
     """Parallel coordinates of all sweep trials, coloured by the best val metric.
 
@@ -323,8 +340,7 @@ def parallel_figure(
     if not names or not rows:
         return _empty(fig, "nothing to draw")
     ax = fig.add_subplot()
-    values = [r["best_val_metric"] for r in rows if r["status"] == "ok"]
-    values = [v for v in values if v is not None and math.isfinite(v)]
+    values = [v for v in map(ok_value, rows) if v is not None]
     lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
     # colours and the metric axis on the robust range, so one bad outlier does not squeeze
     # every other line into one colour and one spot (outliers sit on the axis end)
@@ -332,21 +348,18 @@ def parallel_figure(
     c_lo, c_hi = max(c_lo, lo), min(c_hi, hi)
     norm = Normalize(vmin=c_lo, vmax=c_hi if c_hi > c_lo else c_lo + 1e-12)
     place = Normalize(vmin=c_lo, vmax=c_hi if c_hi > c_lo else c_lo + 1e-12, clip=True)
-    cut = c_lo > lo if mode == "max" else c_hi < hi
-    cmap = "viridis" if mode == "max" else "viridis_r"
+    direction = Direction(mode)
+    worse_low = direction is Direction.MAXIMIZE  # the worse end is cut and drawn as "<="
+    cut = c_lo > lo if worse_low else c_hi < hi
+    cmap = "viridis" if worse_low else "viridis_r"
     mappable = ScalarMappable(norm=norm, cmap=cmap)
     xs = list(range(len(names) + 1))
-    sign = 1.0 if mode == "max" else -1.0
-
-    def order(row: Mapping[str, Any]) -> float:
-        value = row["best_val_metric"]
-        ok = row["status"] == "ok" and value is not None and math.isfinite(value)
-        return sign * value if ok else -math.inf
-
-    for row in sorted(rows, key=order):  # the best drawn last, on top
+    # worst first and the best last, on top; trials without a metric first of all
+    ordered = sorted(rows, key=lambda row: direction.sort_key(ok_value(row)), reverse=True)
+    for row in ordered:
         ys = [_unit(space[n], row["params"][n]) for n in names]
-        value = row["best_val_metric"]
-        if row["status"] == "ok" and value is not None and math.isfinite(value):
+        value = ok_value(row)
+        if value is not None:
             ys.append(float(place(value)) if hi > lo else 0.5)
             ax.plot(xs, ys, color=mappable.to_rgba(value), lw=1.4, alpha=0.85)
         else:
@@ -360,8 +373,8 @@ def parallel_figure(
             for choice in dist.choices:
                 ax.text(x + 0.03, _unit(dist, choice), str(choice), fontsize=7, va="center")
     ax.axvline(len(names), color="black", lw=0.8)
-    low_end = f"≤ {c_lo:.3g}" if cut and mode == "max" else f"{c_lo:.3g}"
-    high_end = f"≥ {c_hi:.3g}" if cut and mode == "min" else f"{c_hi:.3g}"
+    low_end = f"≤ {c_lo:.3g}" if cut and worse_low else f"{c_lo:.3g}"
+    high_end = f"≥ {c_hi:.3g}" if cut and not worse_low else f"{c_hi:.3g}"
     ax.text(len(names), -0.04, low_end, ha="center", va="top", fontsize=7)
     ax.text(len(names), 1.04, high_end, ha="center", va="bottom", fontsize=7)
     labels = [n + (" (log)" if getattr(space[n], "log", False) else "") for n in names]
@@ -372,7 +385,7 @@ def parallel_figure(
     ax.set_xlim(-0.3, len(names) + 0.3)
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
-    extend = ("min" if mode == "max" else "max") if cut else "neither"
+    extend = ("min" if worse_low else "max") if cut else "neither"
     fig.colorbar(mappable, ax=ax, label=f"best val {metric}", extend=extend)
     return fig
 
@@ -440,7 +453,7 @@ def best_so_far_figure(
     *,
     window: int,
     metric: str,
-    mode: str,
+    mode: Direction | str,
 ) -> Figure:
     """Each sweep trial's best val metric and the best so far, with the rule's last window."""
     fig = _figure(7, 3.4)
@@ -469,10 +482,10 @@ def best_so_far_figure(
             alpha=0.1,
             label=f"last {window} trials",
         )
-    coarse = sum(r["rung"] == "coarse" for r in rows)
-    if 0 < coarse < len(rows):
-        ax.axvline(coarse + 0.5, color="grey", ls=":", lw=1)
-    ax.set_xlabel("trial number (coarse, then fine)")
+    for i in range(1, len(rows)):
+        if rows[i]["rung"] != rows[i - 1]["rung"]:  # where the next rung's trials start
+            ax.axvline(i + 0.5, color="grey", ls=":", lw=1)
+    ax.set_xlabel(f"trial number ({', then '.join(r.name for r in SEARCH_RUNGS)})")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(f"best val {metric}")
     ax.legend(fontsize=7)

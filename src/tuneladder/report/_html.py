@@ -12,55 +12,19 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["FIGURES", "SECTIONS", "render"]
+from tuneladder.report._contents import SECTIONS, figure
+from tuneladder.rungs import (
+    FINAL,
+    LR_RANGE,
+    OVERFIT,
+    PREPARE,
+    SEARCH_RUNGS,
+    SEEDS,
+    SELECT,
+    by_name,
+)
 
-# id -> heading, in page order
-SECTIONS = {
-    "headline": "Headline",
-    "ladder": "The ladder",
-    "sanity": "Sanity checks",
-    "learning-curves": "Learning curves",
-    "hyperparameters": "Hyperparameters against the val metric",
-    "parallel": "Parallel coordinates",
-    "importance": "Parameter importance",
-    "analysis": "What the sweep says",
-    "seeds": "Seed variance",
-    "diminishing-returns": "Diminishing returns",
-    "failures": "Failures",
-    "checklist": "Checklist",
-    "pitfalls": "Pitfalls",
-    "reproducibility": "Reproducibility",
-}
-
-# figure name -> (section, caption)
-FIGURES = {
-    "ladder": ("ladder", "Wall-clock seconds per rung, from Snakemake's benchmark files."),
-    "overfit": ("sanity", "Overfit check: training loss on a small subset, and its threshold."),
-    "lr_range": (
-        "sanity",
-        "LR range test: loss against an exponentially rising LR, with the suggestion, the"
-        " minimum, the divergence point and the derived range marked.",
-    ),
-    "learning_curves": (
-        "learning-curves",
-        "Train and val loss per epoch of the top trials and of one trial per failure mode.",
-    ),
-    "hyperparameters": (
-        "hyperparameters",
-        "Each searched parameter against the trial's best val metric; coarse and fine trials"
-        " told apart, log parameters on log axes, diverged/failed trials as crosses.",
-    ),
-    "parallel": (
-        "parallel",
-        "Parallel coordinates of all coarse and fine trials, coloured by the best val metric.",
-    ),
-    "importance": ("importance", "fANOVA main effects of the searched parameters."),
-    "seeds": ("seeds", "Val metric of each finalist over seeds, and test where measured."),
-    "best_so_far": (
-        "diminishing-returns",
-        "Best val metric so far against trial number; the shaded band is the rule's window.",
-    ),
-}
+__all__ = ["render"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#222;
@@ -139,7 +103,7 @@ def _range(desc: Mapping[str, Any] | None) -> str:
 
 
 def _figure(name: str, png: bytes | None) -> str:
-    caption = FIGURES[name][1]
+    caption = figure(name).caption
     if png is None:
         return f"<p><em>figure {_e(name)} not drawn</em></p>"
     data = base64.b64encode(png).decode("ascii")
@@ -232,48 +196,72 @@ def _headline(s: Mapping[str, Any]) -> str:
     )
 
 
+def _prepare_text(d: Mapping[str, Any]) -> str:
+    return f"split {d['sizes']} with seed {d['split_seed']}, data {d['fingerprint']}"
+
+
+def _overfit_text(d: Mapping[str, Any]) -> str:
+    verdict = "passed" if d["passed"] else "FAILED"
+    return (
+        f"{verdict}: loss {fmt(d['final_loss'])} after {d['steps']} steps"
+        f" (threshold {d['loss_threshold']})"
+    )
+
+
+def _lr_range_text(d: Mapping[str, Any]) -> str:
+    used = "used as the coarse lr range" if d["used_for_coarse"] else "not used (lr fixed)"
+    return (
+        f"suggestion {fmt(d['suggestion'], 3)}, minimum at {fmt(d['min_loss_lr'], 3)},"
+        f" divergence at {_lr(d['divergence_lr'])}; range [{fmt(d['range'][0], 3)},"
+        f" {fmt(d['range'][1], 3)}] {used}"
+    )
+
+
+def _sweep_text(d: Mapping[str, Any]) -> str:
+    best = d["best"]
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(d["counts"].items()))
+    best_text = f"; best #{best['name']}: {fmt(best['value'])}" if best else ""
+    return f"{d['trials']} trials ({d['sampler']}): {counts}{best_text}"
+
+
+def _select_text(d: Mapping[str, Any]) -> str:
+    top = ", ".join(f"{t['rung']} #{t['name']} ({fmt(t['value'])})" for t in d["top_k"])
+    return f"top-{len(d['top_k'])}: {top}; fine ranges below"
+
+
+def _seeds_text(d: Mapping[str, Any]) -> str:
+    fin = ", ".join(f"{f['group']} = {f['rung']} #{f['name']}" for f in d["finalists"])
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(d["counts"].items()))
+    return f"finalists {fin}, and the default; {d['seeds_per_config']} seeds each: {counts}"
+
+
+def _final_text(d: Mapping[str, Any]) -> str:
+    chosen = (
+        f"{d['chosen']} (finalist {d['chosen_group']})"
+        if d.get("chosen")
+        else (f"finalist {d['chosen_group']}")
+    )
+    return f"chose {chosen}: val {fmt(d['val_mean'])}, test {fmt(d['test_mean'])}"
+
+
+# rung name -> the sentence for what it decided (summary's ``ladder.rungs[].decided``)
+DECIDED_TEXT = {
+    PREPARE.name: _prepare_text,
+    OVERFIT.name: _overfit_text,
+    LR_RANGE.name: _lr_range_text,
+    **{r.name: _sweep_text for r in SEARCH_RUNGS},
+    SELECT.name: _select_text,
+    SEEDS.name: _seeds_text,
+    FINAL.name: _final_text,
+}
+
+
 def _decided(key: str, d: Mapping[str, Any] | None) -> str:
     if key == "other":
         return "jobs outside the ladder's rungs"
-    if not d:
-        return "not run"
-    if key == "prepare":
-        return _e(f"split {d['sizes']} with seed {d['split_seed']}, data {d['fingerprint']}")
-    if key == "overfit":
-        verdict = "passed" if d["passed"] else "FAILED"
-        return _e(
-            f"{verdict}: loss {fmt(d['final_loss'])} after {d['steps']} steps"
-            f" (threshold {d['loss_threshold']})"
-        )
-    if key == "lr_range":
-        used = "used as the coarse lr range" if d["used_for_coarse"] else "not used (lr fixed)"
-        return _e(
-            f"suggestion {fmt(d['suggestion'], 3)}, minimum at {fmt(d['min_loss_lr'], 3)},"
-            f" divergence at {_lr(d['divergence_lr'])}; range [{fmt(d['range'][0], 3)},"
-            f" {fmt(d['range'][1], 3)}] {used}"
-        )
-    if key in ("coarse", "fine"):
-        best = d["best"]
-        counts = ", ".join(f"{v} {k}" for k, v in sorted(d["counts"].items()))
-        best_text = f"; best #{best['name']}: {fmt(best['value'])}" if best else ""
-        return _e(f"{d['trials']} trials ({d['sampler']}): {counts}{best_text}")
-    if key == "select":
-        top = ", ".join(f"{t['rung']} #{t['name']} ({fmt(t['value'])})" for t in d["top_k"])
-        return _e(f"top-{len(d['top_k'])}: {top}; fine ranges below")
-    if key == "seeds":
-        fin = ", ".join(f"{f['group']} = {f['rung']} #{f['name']}" for f in d["finalists"])
-        counts = ", ".join(f"{v} {k}" for k, v in sorted(d["counts"].items()))
-        return _e(
-            f"finalists {fin}, and the default; {d['seeds_per_config']} seeds each: {counts}"
-        )
-    if key == "final":
-        chosen = (
-            f"{d['chosen']} (finalist {d['chosen_group']})"
-            if d.get("chosen")
-            else (f"finalist {d['chosen_group']}")
-        )
-        return _e(f"chose {chosen}: val {fmt(d['val_mean'])}, test {fmt(d['test_mean'])}")
-    return ""
+    if key not in DECIDED_TEXT:  # a rung the report has no summary of: what it is for
+        return _e(by_name(key).decides)
+    return _e(DECIDED_TEXT[key](d)) if d else "not run"
 
 
 def _ladder(s: Mapping[str, Any], figures: Mapping[str, bytes | None]) -> str:

@@ -24,6 +24,8 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from tuneladder.direction import Direction, ok_value
+
 __all__ = ["MIN_TRIALS", "fanova_importance"]
 
 # Below this many ok trials the forest has too little to learn from.
@@ -52,7 +54,7 @@ def fanova_importance(
     rows: Sequence[Mapping[str, Any]],
     space: Mapping[str, BaseDistribution],
     *,
-    mode: str,
+    mode: Direction | str,
     seed: int,
     min_trials: int = MIN_TRIALS,
 ) -> dict[str, Any]:
@@ -69,8 +71,8 @@ def fanova_importance(
     dists = {name: _transform(dist) for name, dist in space.items()}
     trials, skipped = [], 0
     for row in rows:
-        value = row.get("best_val_metric")
-        if row.get("status") != "ok" or value is None or not math.isfinite(value):
+        value = ok_value(row)
+        if value is None:
             continue
         params = {name: _value(space[name], row["params"].get(name)) for name in space}
         if any(v is None for v in params.values()):
@@ -108,8 +110,7 @@ def fanova_importance(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        direction = "maximize" if mode == "max" else "minimize"
-        study = optuna.create_study(direction=direction)
+        study = optuna.create_study(direction=Direction(mode).optuna)
         study.add_trials(trials)
         evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
         scores = evaluator.evaluate(study)

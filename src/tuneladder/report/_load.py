@@ -1,4 +1,9 @@
-"""Read a finished ladder's files into one object: the only module of the report that does IO."""
+"""Read a finished ladder's files into one object: the only module of the report that does IO.
+
+The report reads the rung outputs listed in ``_contents.READS`` (the report rule
+declares each one as an input, named as ``report_inputs`` names it), the trial
+folders their plans list, and, when given, Snakemake's benchmark files.
+"""
 
 from __future__ import annotations
 
@@ -11,25 +16,36 @@ from pathlib import Path
 from typing import Any
 
 from tuneladder.io import read_json
+from tuneladder.report._contents import READS, input_name
+from tuneladder.rungs import (
+    FINAL,
+    LR_RANGE,
+    OVERFIT,
+    PER_RUNG_RULES,
+    PREPARE,
+    SEARCH_RUNGS,
+    SELECT,
+    TRIAL_RUNGS,
+    Rung,
+)
 from tuneladder.space import Space, space_from_json
 
-__all__ = ["SWEEP_RUNGS", "RUNGS", "RunData", "load_run", "read_benchmarks", "read_history"]
+__all__ = ["RunData", "load_run", "read_benchmarks", "read_history"]
 
-SWEEP_RUNGS = ("coarse", "fine")
-RUNGS = ("coarse", "fine", "seeds")
-_WORKER_TSV = re.compile(r"worker-(\d+)-of-(\d+)\.tsv")
+# a sweep worker's benchmark: <rung>/worker-<w>-of-<n>.tsv
+_WORKER_TSV = re.compile(rf"{PER_RUNG_RULES['sweep_worker']}-(\d+)-of-(\d+)\.tsv")
 
 
 @dataclass
 class RunData:
-    """Everything the report shows, as read from ``results/``.
+    """Everything the report shows, as read from ``results/<experiment>/``.
 
     ``rows[rung]`` are the rung's ``results.json`` rows in plan order, each with
     ``trial_dir`` (resolved from the plan, wherever ``results/`` now lives) and
-    ``history`` (the trial's ``history.csv`` as a list of dicts) added.
+    ``history`` (the trial's ``history.csv`` as a list of dicts) added;
+    ``rung_dirs[rung]`` is the folder of the rung's plan and trials.
     """
 
-    results_dir: Path
     meta: dict[str, Any]
     overfit: dict[str, Any]
     lr_range: dict[str, Any] | None
@@ -39,6 +55,7 @@ class RunData:
     topk: dict[str, Any]
     fine_space: dict[str, Any]
     final: dict[str, Any]
+    rung_dirs: dict[str, Path] = field(default_factory=dict)
     benchmarks: dict[str, float] = field(default_factory=dict)  # job name -> seconds
 
     @property
@@ -50,8 +67,8 @@ class RunData:
         return space_from_json(self.fine_space["space"])
 
     def sweep_rows(self) -> list[dict[str, Any]]:
-        """Coarse then fine trials, in plan order: the order of "trial number"."""
-        return [row for rung in SWEEP_RUNGS for row in self.rows[rung]]
+        """The searching rungs' trials (coarse then fine), in plan order: "trial number" order."""
+        return [row for rung in SEARCH_RUNGS for row in self.rows[rung.name]]
 
 
 def read_history(path: str | Path) -> list[dict[str, float]]:
@@ -98,40 +115,57 @@ def read_benchmarks(bench_dir: str | Path) -> dict[str, float]:
     return out
 
 
-def _rung_rows(results_dir: Path, rung: str, plan: Mapping[str, Any]) -> list[dict[str, Any]]:
-    table = read_json(results_dir / rung / "results.json")
+def _rung_rows(table_path: Path, plan: Mapping[str, Any]) -> list[dict[str, Any]]:
+    table = read_json(table_path)
     dirs = {entry["name"]: entry["dir"] for entry in plan["trials"]}
     rows = []
     for row in table["trials"]:
-        trial_dir = results_dir / rung / dirs[row["name"]]
+        trial_dir = table_path.parent / dirs[row["name"]]
         rows.append(
             {**row, "trial_dir": trial_dir, "history": read_history(trial_dir / "history.csv")}
         )
     return rows
 
 
-def load_run(results_dir: str | Path) -> RunData:
-    """Load a finished ladder (the report rule's inputs guarantee every file is there)."""
-    results_dir = Path(results_dir)
-    plans = {rung: read_json(results_dir / rung / "plan.json") for rung in RUNGS}
-    rows = {rung: _rung_rows(results_dir, rung, plans[rung]) for rung in RUNGS}
+def load_run(
+    inputs: Mapping[str, str | Path], benchmarks_dir: str | Path | None = None
+) -> RunData:
+    """Load a finished ladder from the report rule's inputs (named as :func:`report_inputs`).
+
+    ``benchmarks_dir`` holds Snakemake's benchmark files; the ladder table's
+    timings are empty without it.
+    """
+    missing = [input_name(r, role) for r, role in READS if input_name(r, role) not in inputs]
+    if missing:
+        raise ValueError(f"the report needs the inputs {missing}, got {sorted(inputs)}")
+
+    def input_path(rung: Rung, role: str) -> Path:
+        return Path(inputs[input_name(rung, role)])
+
+    def read(rung: Rung, role: str) -> Any:
+        return read_json(input_path(rung, role))
+
+    plans = {rung.name: read(rung, "plan") for rung in TRIAL_RUNGS}
+    rows = {
+        rung.name: _rung_rows(input_path(rung, "results"), plans[rung.name])
+        for rung in TRIAL_RUNGS
+    }
     results = {}
-    for rung in RUNGS:
-        for row in rows[rung]:
+    for rung in TRIAL_RUNGS:
+        for row in rows[rung.name]:
             path = row["trial_dir"] / "result.json"
             if path.is_file():
-                results[f"{rung}/{row['name']}"] = read_json(path)
-    lr_range_path = results_dir / "sanity" / "lr_range.json"
+                results[f"{rung.name}/{row['name']}"] = read_json(path)
     return RunData(
-        results_dir=results_dir,
-        meta=read_json(results_dir / "data" / "meta.json"),
-        overfit=read_json(results_dir / "sanity" / "overfit.json"),
-        lr_range=read_json(lr_range_path) if lr_range_path.is_file() else None,
+        meta=read(PREPARE, "meta"),
+        overfit=read(OVERFIT, "json"),
+        lr_range=read(LR_RANGE, "json"),
         plans=plans,
         rows=rows,
         results=results,
-        topk=read_json(results_dir / "coarse" / "topk.json"),
-        fine_space=read_json(results_dir / "fine" / "space.json"),
-        final=read_json(results_dir / "final" / "summary.json"),
-        benchmarks=read_benchmarks(results_dir / "benchmarks"),
+        topk=read(SELECT, "topk"),
+        fine_space=read(SELECT, "space"),
+        final=read(FINAL, "summary"),
+        rung_dirs={r.name: input_path(r, "plan").parent for r in TRIAL_RUNGS},
+        benchmarks=read_benchmarks(benchmarks_dir) if benchmarks_dir is not None else {},
     )

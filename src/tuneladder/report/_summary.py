@@ -13,13 +13,30 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tuneladder.direction import Direction, ok_value, top
 from tuneladder.hparams import applicable
 from tuneladder.report import _analysis as analysis
 from tuneladder.report._importance import fanova_importance
-from tuneladder.report._load import RUNGS, SWEEP_RUNGS, RunData
+from tuneladder.report._load import RunData
+from tuneladder.rungs import (
+    BASELINE,
+    COARSE,
+    FINAL,
+    LADDER,
+    LR_RANGE,
+    OVERFIT,
+    PREPARE,
+    REPORT,
+    SEARCH_RUNGS,
+    SEEDS,
+    SELECT,
+    TRIAL_RUNGS,
+    Rung,
+    by_name,
+)
 
 __all__ = [
-    "RUNG_JOBS",
+    "DECIDED",
     "build_summary",
     "builds",
     "config_hash",
@@ -27,17 +44,6 @@ __all__ = [
     "trial_label",
 ]
 
-# Ladder rungs in order: (key, label, benchmark jobs; "x/worker" means the rung's workers).
-RUNG_JOBS = (
-    ("prepare", "prepare data", ("prepare",)),
-    ("overfit", "overfit check", ("overfit_check",)),
-    ("lr_range", "LR range test", ("lr_range_test",)),
-    ("coarse", "coarse sweep", ("plan_coarse", "coarse/worker", "coarse/collect")),
-    ("select", "top-k and narrowing", ("select_top_k",)),
-    ("fine", "fine sweep", ("plan_fine", "fine/worker", "fine/collect")),
-    ("seeds", "seed reruns", ("plan_seeds", "seeds/worker", "seeds/collect")),
-    ("final", "final choice and test", ("final",)),
-)
 TOP_N = 5
 CURVE_TOP = 3
 # A main effect this large counts as a clear effect even without a monotone rank trend.
@@ -56,31 +62,27 @@ def trial_label(row: Mapping[str, Any]) -> str:
 
 def _timing(benchmarks: Mapping[str, float]) -> tuple[list[dict[str, Any]], float]:
     rungs, known = [], set()
-    for key, label, jobs in RUNG_JOBS:
+    for rung in LADDER:
         walls, total, count = [], 0.0, 0
-        for job in jobs:
-            if job.endswith("/worker"):
-                hits = [s for name, s in benchmarks.items() if name.startswith(job + "-")]
-                known.update(name for name in benchmarks if name.startswith(job + "-"))
-                if hits:
-                    walls.append(max(hits))
-                    total += sum(hits)
-                    count += len(hits)
-            elif job in benchmarks:
-                known.add(job)
-                walls.append(benchmarks[job])
-                total += benchmarks[job]
-                count += 1
+        for job in rung.jobs:
+            # a job that runs as several workers at once has a file each: <job>-<w>-of-<n>
+            mine = [name for name in benchmarks if name == job or name.startswith(job + "-")]
+            known.update(mine)
+            hits = [benchmarks[name] for name in mine]
+            if hits:
+                walls.append(max(hits))
+                total += sum(hits)
+                count += len(hits)
         rungs.append(
             {
-                "key": key,
-                "label": label,
+                "key": rung.name,
+                "label": rung.label,
                 "seconds": sum(walls) if walls else None,
                 "job_seconds": total if count else None,
                 "jobs": count,
             }
         )
-    other = {k: v for k, v in benchmarks.items() if k not in known and k != "report"}
+    other = {k: v for k, v in benchmarks.items() if k not in known and k not in REPORT.jobs}
     if other:
         rungs.append(
             {
@@ -101,61 +103,71 @@ def _counts(rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     return counts
 
 
-def _best(rows: Sequence[Mapping[str, Any]], mode: str) -> dict[str, Any] | None:
-    top = analysis.top_rows(rows, 1, mode)
-    if not top:
-        return None
-    return {"rung": top[0]["rung"], "name": top[0]["name"], "value": top[0]["best_val_metric"]}
-
-
 def _sampled(row: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
     return {name: row["params"].get(name) for name in names}
 
 
-def _ladder(run: RunData, mode: str) -> dict[str, Any]:
-    rungs, total = _timing(run.benchmarks)
-    names = list(run.coarse_space)
-    coarse_space, fine_space = run.coarse_space, run.narrowed_space
-    by_key = {r["key"]: r for r in rungs}
-    meta, overfit, lr = run.meta, run.overfit, run.lr_range
-    by_key["prepare"]["decided"] = {
+# --- what each rung decided: one function per rung, keyed by the rung's name ------------
+
+
+def _prepare_decided(run: RunData, rung: Rung, mode: Direction) -> dict[str, Any]:
+    meta = run.meta
+    return {
         "sizes": meta.get("sizes"),
         "split_seed": meta.get("seed"),
         "fingerprint": meta.get("fingerprint"),
     }
-    by_key["overfit"]["decided"] = {
+
+
+def _overfit_decided(run: RunData, rung: Rung, mode: Direction) -> dict[str, Any]:
+    overfit = run.overfit
+    return {
         "passed": overfit.get("passed"),
         "steps": overfit.get("steps"),
         "final_loss": overfit.get("final_loss"),
         "loss_threshold": overfit.get("loss_threshold"),
     }
-    coarse_lr = coarse_space.get("lr")
+
+
+def _lr_range_decided(run: RunData, rung: Rung, mode: Direction) -> dict[str, Any] | None:
+    lr = run.lr_range
+    if not lr:
+        return None
+    coarse_lr = run.coarse_space.get("lr")
     bounds = [getattr(coarse_lr, "low", None), getattr(coarse_lr, "high", None)]
-    lr_from_test = bool(lr) and bounds == [float(v) for v in (lr or {}).get("range", [])]
-    by_key["lr_range"]["decided"] = (
-        {
-            "suggestion": lr["suggestion"],
-            "min_loss_lr": lr["min_loss_lr"],
-            "divergence_lr": lr["divergence_lr"],
-            "range": lr["range"],
-            "rule": lr.get("rule"),
-            "used_for_coarse": lr_from_test,
-        }
-        if lr
-        else None
-    )
-    for rung in SWEEP_RUNGS:
-        rows = run.rows[rung]
-        by_key[rung]["decided"] = {
-            "trials": len(rows),
-            "sampler": run.plans[rung].get("sampler"),
-            "counts": _counts(rows),
-            "best": _best(rows, mode),
-        }
-    by_key["coarse"]["decided"]["space"] = {
-        n: analysis.describe_distribution(d) for n, d in coarse_space.items()
+    return {
+        "suggestion": lr["suggestion"],
+        "min_loss_lr": lr["min_loss_lr"],
+        "divergence_lr": lr["divergence_lr"],
+        "range": lr["range"],
+        "rule": lr.get("rule"),
+        "used_for_coarse": bounds == [float(v) for v in lr.get("range", [])],
     }
-    by_key["select"]["decided"] = {
+
+
+def _sweep_decided(run: RunData, rung: Rung, mode: Direction) -> dict[str, Any]:
+    rows = run.rows[rung.name]
+    best = [
+        {"rung": row["rung"], "name": row["name"], "value": row["best_val_metric"]}
+        for row in top(rows, 1, mode)
+    ]
+    decided = {
+        "trials": len(rows),
+        "sampler": run.plans[rung.name].get("sampler"),
+        "counts": _counts(rows),
+        "best": best[0] if best else None,
+    }
+    if rung is COARSE:  # the space the search started from (the fine one is under select)
+        decided["space"] = {
+            n: analysis.describe_distribution(d) for n, d in run.coarse_space.items()
+        }
+    return decided
+
+
+def _select_decided(run: RunData, rung: Rung, mode: Direction) -> dict[str, Any]:
+    names = list(run.coarse_space)
+    coarse_space, fine_space = run.coarse_space, run.narrowed_space
+    return {
         "top_k": [
             {
                 "rung": row["rung"],
@@ -174,25 +186,49 @@ def _ladder(run: RunData, mode: str) -> dict[str, Any]:
             if name in fine_space
         },
     }
-    seeds_plan = run.plans["seeds"]
-    groups = sorted({row["group"] for row in run.rows["seeds"]})
-    by_key["seeds"]["decided"] = {
+
+
+def _seeds_decided(run: RunData, rung: Rung, mode: Direction) -> dict[str, Any]:
+    rows = run.rows[rung.name]
+    groups = sorted({row["group"] for row in rows})
+    return {
         "finalists": [
             {"group": str(i), "rung": f["rung"], "name": f["name"], "value": f["best_val_metric"]}
-            for i, f in enumerate(seeds_plan["finalists"])
+            for i, f in enumerate(run.plans[rung.name]["finalists"])
         ],
-        "seeds_per_config": max(
-            (sum(r["group"] == g for r in run.rows["seeds"]) for g in groups), default=0
-        ),
-        "counts": _counts(run.rows["seeds"]),
+        "seeds_per_config": max((sum(r["group"] == g for r in rows) for g in groups), default=0),
+        "counts": _counts(rows),
     }
+
+
+def _final_decided(run: RunData, rung: Rung, mode: Direction) -> dict[str, Any]:
     final = run.final
-    by_key["final"]["decided"] = {
+    return {
         "chosen_group": final["best_group"],
         "chosen": (_source(run, final["best_group"]) or {}).get("label"),
         "val_mean": final["val_mean"],
         "test_mean": final["test_mean"],
     }
+
+
+# rung name -> what the report's ladder table says it decided (a rung without an entry
+# shows its `decides` text from the rung table)
+DECIDED = {
+    PREPARE.name: _prepare_decided,
+    OVERFIT.name: _overfit_decided,
+    LR_RANGE.name: _lr_range_decided,
+    **{r.name: _sweep_decided for r in SEARCH_RUNGS},
+    SELECT.name: _select_decided,
+    SEEDS.name: _seeds_decided,
+    FINAL.name: _final_decided,
+}
+
+
+def _ladder(run: RunData, mode: Direction) -> dict[str, Any]:
+    rungs, total = _timing(run.benchmarks)
+    for row in rungs:
+        if row["key"] in DECIDED:
+            row["decided"] = DECIDED[row["key"]](run, by_name(row["key"]), mode)
     return {"rungs": rungs, "total_seconds": total}
 
 
@@ -249,13 +285,14 @@ def _headline(run: RunData) -> dict[str, Any]:
 
 
 def curve_panels(
-    rows: Sequence[Mapping[str, Any]], classes: Sequence[Mapping[str, Any]], mode: str
+    rows: Sequence[Mapping[str, Any]],
+    classes: Sequence[Mapping[str, Any]],
+    mode: Direction | str,
 ) -> list[dict[str, Any]]:
     """The trials whose learning curves the report shows: the top few, and the first trial of
     each failure mode (``role`` says which)."""
     picked = [
-        {"row": row, "role": f"top {i + 1}"}
-        for i, row in enumerate(analysis.top_rows(rows, CURVE_TOP, mode))
+        {"row": row, "role": f"top {i + 1}"} for i, row in enumerate(top(rows, CURVE_TOP, mode))
     ]
     for failure in analysis.FAILURE_MODES:
         for row, cls in zip(rows, classes, strict=True):
@@ -265,12 +302,12 @@ def curve_panels(
     return picked
 
 
-def _hyperparameters(run: RunData, mode: str) -> dict[str, Any]:
+def _hyperparameters(run: RunData, mode: Direction) -> dict[str, Any]:
     rows = run.sweep_rows()
     space = run.coarse_space
     fine = run.narrowed_space
-    top = analysis.top_rows(rows, TOP_N, mode)
-    common = analysis.top_ranges(top, space)
+    best = top(rows, TOP_N, mode)
+    common = analysis.top_ranges(best, space)
     trend = analysis.trends(rows, space, mode)
     params = {}
     for name, dist in space.items():
@@ -290,7 +327,7 @@ def _hyperparameters(run: RunData, mode: str) -> dict[str, Any]:
                 "value": row["best_val_metric"],
                 "params": _sampled(row, list(space)),
             }
-            for row in top
+            for row in best
         ],
     }
 
@@ -329,23 +366,23 @@ def _seeds(run: RunData) -> dict[str, Any]:
         values = baseline["val"]["values"]
         groups.append(
             {
-                "group": "default",
+                "group": BASELINE,
                 "label": "untuned\ndefault",
                 "source": None,
                 "chosen": False,
                 "val": baseline["val"],
                 "spread": (max(values) - min(values)) if values else None,
                 "failed_seeds": sum(
-                    r["status"] != "ok" for r in run.rows["seeds"] if r["group"] == "default"
+                    r["status"] != "ok" for r in run.rows[SEEDS.name] if r["group"] == BASELINE
                 ),
                 "test": baseline.get("test"),
             }
         )
-    seeds = sorted({(r.get("seed_index", 0), r["seed"]) for r in run.rows["seeds"]})
+    seeds = sorted({(r.get("seed_index", 0), r["seed"]) for r in run.rows[SEEDS.name]})
     return {"groups": groups, "seeds": [s for _, s in seeds]}
 
 
-def _failures(run: RunData, mode: str) -> dict[str, Any]:
+def _failures(run: RunData, mode: Direction) -> dict[str, Any]:
     rows = run.sweep_rows()
     classes = analysis.classify_trials(rows, [r["history"] for r in rows], mode)
     labels = [c["mode"] for c in classes]
@@ -372,7 +409,7 @@ def _failures(run: RunData, mode: str) -> dict[str, Any]:
         },
         "modes": ranges,
         "trials": [c for c in classes if c["mode"] != "ok"],
-        "status_counts": {rung: _counts(run.rows[rung]) for rung in RUNGS},
+        "status_counts": {r.name: _counts(run.rows[r.name]) for r in TRIAL_RUNGS},
         "classes": classes,
     }
 
@@ -399,11 +436,11 @@ def builds(results: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
 def _logs(run: RunData) -> dict[str, Any]:
     planned, complete, missing, commits = 0, 0, [], set()
     needed = ("seed", "config_hash", "versions")
-    for rung in RUNGS:
-        for entry in run.plans[rung]["trials"]:
+    for rung in TRIAL_RUNGS:
+        for entry in run.plans[rung.name]["trials"]:
             planned += 1
-            name = f"{rung}/{entry['name']}"
-            trial_dir = run.results_dir / rung / entry["dir"]
+            name = f"{rung.name}/{entry['name']}"
+            trial_dir = run.rung_dirs[rung.name] / entry["dir"]
             result = run.results.get(name)
             files_ok = all((trial_dir / f).is_file() for f in ("config.json", "history.csv"))
             if result is not None and files_ok and all(result.get(k) is not None for k in needed):
@@ -420,7 +457,7 @@ def _logs(run: RunData) -> dict[str, Any]:
 
 
 def _analysis_answers(
-    hyper: Mapping[str, Any], importance: Mapping[str, Any], mode: str
+    hyper: Mapping[str, Any], importance: Mapping[str, Any], mode: Direction
 ) -> list[dict[str, str]]:
     params = hyper["params"]
     common, spread = [], []
@@ -505,7 +542,7 @@ def build_summary(
     ``source_commit`` the commit of the tuneladder source the report ran from.
     """
     final = run.final
-    mode, metric = final["mode"], final["metric"]
+    mode, metric = Direction(final["mode"]), final["metric"]
     sweep = run.sweep_rows()
     hyper = _hyperparameters(run, mode)
     importance = fanova_importance(sweep, run.coarse_space, mode=mode, seed=seed)
@@ -514,7 +551,7 @@ def build_summary(
     logs = _logs(run)
     checklist = analysis.checklist(
         sweep_rows=sweep,
-        seed_rows=run.rows["seeds"],
+        seed_rows=run.rows[SEEDS.name],
         chosen_group=final["best_group"],
         space=list(run.coarse_space),
         lr_range=run.lr_range,
@@ -539,15 +576,16 @@ def build_summary(
     )
     seeds = _seeds(run)
     trial_seconds = {
-        rung: sum(r.get("train_seconds") or 0.0 for r in run.rows[rung]) for rung in RUNGS
+        rung.name: sum(r.get("train_seconds") or 0.0 for r in run.rows[rung.name])
+        for rung in TRIAL_RUNGS
     }
     return {
         "schema": 1,
         "experiment": final.get("experiment"),
         "metric": {"name": metric, "mode": mode},
         "trials": {
-            rung: {"total": len(run.rows[rung]), "counts": _counts(run.rows[rung])}
-            for rung in RUNGS
+            r.name: {"total": len(run.rows[r.name]), "counts": _counts(run.rows[r.name])}
+            for r in TRIAL_RUNGS
         },
         "headline": headline,
         "ladder": {**_ladder(run, mode), "train_seconds": trial_seconds},
@@ -574,7 +612,7 @@ def build_summary(
         "hyperparameters": hyper,
         "parallel": {
             "trials": len(sweep),
-            "with_metric": sum(analysis.ok_value(r) is not None for r in sweep),
+            "with_metric": sum(ok_value(r) is not None for r in sweep),
         },
         "importance": importance,
         "analysis": _analysis_answers(hyper, importance, mode),
@@ -596,7 +634,7 @@ def build_summary(
             "source_commit": source_commit,
             "chosen_trial": final.get("best_seed_trial"),
             "chosen_config_hash": (
-                run.results.get(f"seeds/{final.get('best_seed_trial')}") or {}
+                run.results.get(f"{SEEDS.name}/{final.get('best_seed_trial')}") or {}
             ).get("config_hash"),
             "trial_versions": [json.loads(v) for v in trial_versions],
             "report_versions": dict(versions),

@@ -1,0 +1,130 @@
+"""Which way a metric is better, and ranking by it: the one place that compares metric values.
+
+Like Optuna's ``StudyDirection``, one type decides "better"; nobody multiplies by
+-1 by hand. :class:`Direction` is a string enum whose values are the config's
+``metric.mode`` (``"max"``, ``"min"``), so it goes wherever a mode string went
+and ``Direction(mode)`` accepts either. Values that are None or not finite are
+never better than anything: they rank last and never become a best.
+
+Example:
+    >>> d = Direction("min")
+    >>> d.better(0.1, 0.2), d.best([0.3, float("nan"), 0.2]), best_so_far([0.3, None, 0.1], d)
+    (True, 0.2, [0.3, 0.3, 0.1])
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from enum import StrEnum
+from typing import Any, TypeVar
+
+__all__ = ["Direction", "best_so_far", "ok_value", "top"]
+
+T = TypeVar("T")
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+class Direction(StrEnum):
+    """Whether larger (``MAXIMIZE``, ``"max"``) or smaller (``MINIMIZE``, ``"min"``) is better."""
+
+    MAXIMIZE = "max"
+    MINIMIZE = "min"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Direction:
+        raise ValueError(f"mode must be 'max' or 'min', got mode={value!r}")
+
+    @property
+    def worst(self) -> float:
+        """The value any finite value beats: ``-inf`` when maximising, ``inf`` when minimising."""
+        return -math.inf if self is Direction.MAXIMIZE else math.inf
+
+    @property
+    def optuna(self) -> str:
+        """The same direction in Optuna's words (``"maximize"``, ``"minimize"``)."""
+        return "maximize" if self is Direction.MAXIMIZE else "minimize"
+
+    def gain(self, delta: float) -> float:
+        """A change of the metric, signed so that positive means better."""
+        return delta if self is Direction.MAXIMIZE else -delta
+
+    def sort_key(self, value: float | None) -> float:
+        """Sorting by this key puts the best value first; None and non-finite values last."""
+        return -self.gain(value) if _finite(value) else math.inf  # type: ignore[arg-type]
+
+    def better(self, a: float | None, b: float | None) -> bool:
+        """Whether ``a`` is strictly better than ``b`` (any finite value beats a missing one)."""
+        return self.sort_key(a) < self.sort_key(b)
+
+    def best(self, values: Iterable[float | None]) -> float | None:
+        """The best finite value (the first of equals), or None when there is none."""
+        best = None
+        for value in values:
+            if _finite(value) and (best is None or self.better(value, best)):
+                best = value
+        return best
+
+
+def ok_value(row: Mapping[str, Any]) -> float | None:
+    """The value a trial row is ranked by: its val metric when it finished ``ok`` and is finite."""
+    value = row.get("best_val_metric")
+    if row.get("status") != "ok" or not _finite(value):
+        return None
+    return float(value)
+
+
+def best_so_far(values: Iterable[float | None], direction: Direction | str) -> list[float | None]:
+    """The best finite value after each one, in order (None before the first)."""
+    direction = Direction(direction)
+    best, out = None, []
+    for value in values:
+        if direction.better(value, best):
+            best = value
+        out.append(best)
+    return out
+
+
+def top(
+    items: Sequence[T],
+    n: int,
+    direction: Direction | str,
+    *,
+    value: Callable[[T], float | None] = ok_value,  # type: ignore[assignment]
+    tie_break: Callable[[T], Any] | None = None,
+    distinct: Callable[[T], Hashable] | None = None,
+) -> list[T]:
+    """The ``n`` best items, best first: the one way the ladder picks its top trials.
+
+    Args:
+        items: trial rows (or anything ``value`` reads), in ladder order.
+        n: how many to keep at most.
+        direction: which way ``value`` is better.
+        value: an item's value; items whose value is None or not finite are left
+            out (by default :func:`ok_value`: only ``ok`` trials with a finite metric).
+        tie_break: among equal values, a smaller ``tie_break(item)`` ranks first;
+            what still ties keeps the order given.
+        distinct: when given, only the first (best) item of each ``distinct(item)``
+            is kept, such as one trial per set of hyperparameters.
+    """
+    direction = Direction(direction)
+    scored = [(item, value(item)) for item in items]
+    ranked = sorted(
+        ((item, v) for item, v in scored if _finite(v)),
+        key=lambda pair: (direction.sort_key(pair[1]), tie_break(pair[0]) if tie_break else 0),
+    )
+    out: list[T] = []
+    seen: set[Hashable] = set()
+    for item, _ in ranked:
+        if len(out) == n:
+            break
+        if distinct is not None:
+            signature = distinct(item)
+            if signature in seen:
+                continue
+            seen.add(signature)
+        out.append(item)
+    return out

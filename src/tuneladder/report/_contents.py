@@ -1,0 +1,171 @@
+"""The report's table of contents: what it reads, its sections, and its figures.
+
+The page (``_html``), the drawing (``draw_figures``) and the workflow's report
+rule (each PNG marked for ``snakemake --report`` with its caption file and
+category) all read :data:`FIGURES`; no other list of figures exists. The report
+rule's inputs are :func:`report_inputs`, which ``_load`` reads by name. This
+module stays cheap to import: the workflow reads it while parsing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tuneladder.rungs import FINAL, LR_RANGE, OVERFIT, PREPARE, SELECT, TRIAL_RUNGS, Rung
+
+__all__ = [
+    "FIGURES",
+    "FIGURE_NAMES",
+    "READS",
+    "SECTIONS",
+    "Figure",
+    "figure",
+    "input_name",
+    "report_inputs",
+]
+
+# The rung outputs the report reads, as (rung, role); every rung of trials gives its plan
+# (which lists its trial folders) and its results table.
+READS: tuple[tuple[Rung, str], ...] = (
+    (PREPARE, "meta"),
+    (OVERFIT, "json"),
+    (LR_RANGE, "json"),
+    *((rung, role) for rung in TRIAL_RUNGS for role in ("plan", "results")),
+    (SELECT, "topk"),
+    (SELECT, "space"),
+    (FINAL, "summary"),
+)
+
+
+def input_name(rung: Rung, role: str) -> str:
+    """The report rule's name for a rung's output: ``<rung>_<role>`` (``coarse_plan``)."""
+    return f"{rung.name}_{role}"
+
+
+def report_inputs(results_dir: str | Path) -> dict[str, str]:
+    """The files the report reads, by input name, in ``results_dir``."""
+    return {input_name(rung, role): f"{results_dir}/{rung.outputs[role]}" for rung, role in READS}
+
+
+# id -> heading, in page order
+SECTIONS = {
+    "headline": "Headline",
+    "ladder": "The ladder",
+    "sanity": "Sanity checks",
+    "learning-curves": "Learning curves",
+    "hyperparameters": "Hyperparameters against the val metric",
+    "parallel": "Parallel coordinates",
+    "importance": "Parameter importance",
+    "analysis": "What the sweep says",
+    "seeds": "Seed variance",
+    "diminishing-returns": "Diminishing returns",
+    "failures": "Failures",
+    "checklist": "Checklist",
+    "pitfalls": "Pitfalls",
+    "reproducibility": "Reproducibility",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Figure:
+    """One figure of the report.
+
+    Attributes:
+        name: the file ``figures/<name>.png``; its caption for ``snakemake --report``
+            is ``workflow/report/<name>.rst``.
+        section: the id of the page section that shows it.
+        category: its category in ``snakemake --report``.
+        caption: its caption on the page.
+    """
+
+    name: str
+    section: str
+    category: str
+    caption: str
+
+    def __post_init__(self) -> None:
+        if self.section not in SECTIONS:
+            raise ValueError(f"no such section, got {self.name=}, {self.section=}")
+
+    @property
+    def path(self) -> str:
+        """Where it is written, relative to the report's folder."""
+        return f"figures/{self.name}.png"
+
+    @property
+    def caption_file(self) -> str:
+        """Its caption file for ``snakemake --report``, in ``workflow/report/``."""
+        return f"{self.name}.rst"
+
+
+FIGURES = (
+    Figure(
+        name="ladder",
+        section="ladder",
+        category="1. Ladder",
+        caption="Wall-clock seconds per rung, from Snakemake's benchmark files.",
+    ),
+    Figure(
+        name="overfit",
+        section="sanity",
+        category="2. Sanity checks",
+        caption="Overfit check: training loss on a small subset, and its threshold.",
+    ),
+    Figure(
+        name="lr_range",
+        section="sanity",
+        category="2. Sanity checks",
+        caption="LR range test: loss against an exponentially rising LR, with the suggestion,"
+        " the minimum, the divergence point and the derived range marked.",
+    ),
+    Figure(
+        name="learning_curves",
+        section="learning-curves",
+        category="3. Learning curves",
+        caption="Train and val loss per epoch of the top trials and of one trial per failure"
+        " mode.",
+    ),
+    Figure(
+        name="hyperparameters",
+        section="hyperparameters",
+        category="4. Hyperparameters",
+        caption="Each searched parameter against the trial's best val metric; coarse and fine"
+        " trials told apart, log parameters on log axes, diverged/failed trials as crosses.",
+    ),
+    Figure(
+        name="parallel",
+        section="parallel",
+        category="4. Hyperparameters",
+        caption="Parallel coordinates of all coarse and fine trials, coloured by the best val"
+        " metric.",
+    ),
+    Figure(
+        name="importance",
+        section="importance",
+        category="4. Hyperparameters",
+        caption="fANOVA main effects of the searched parameters.",
+    ),
+    Figure(
+        name="seeds",
+        section="seeds",
+        category="5. Seed variance",
+        caption="Val metric of each finalist over seeds, and test where measured.",
+    ),
+    Figure(
+        name="best_so_far",
+        section="diminishing-returns",
+        category="6. Diminishing returns",
+        caption="Best val metric so far against trial number; the shaded band is the rule's"
+        " window.",
+    ),
+)
+FIGURE_NAMES = tuple(f.name for f in FIGURES)
+
+
+def figure(name: str) -> Figure:
+    """The figure called ``name``."""
+    for row in FIGURES:
+        if row.name == name:
+            return row
+    raise ValueError(f"no figure called {name!r}; the figures are {list(FIGURE_NAMES)}")

@@ -1,0 +1,189 @@
+"""The rung table agrees with the workflow, and the workflow, `status` and the report read it."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from helpers import REPO, SNAKEMAKE, results_of, tiny_config, write_config
+from tuneladder import rungs, status
+from tuneladder.config import resolve_config
+from tuneladder.io import read_json
+from tuneladder.report import FIGURES, SECTIONS, report_inputs
+from tuneladder.rungs import LADDER, RUNGS, TRIAL_RUNGS, Rung
+
+RULES = REPO / "workflow" / "rules"
+SCRIPTS = REPO / "workflow" / "scripts"
+
+
+def rule_scripts() -> dict[str, str]:
+    """Rule name -> the script it runs, read from workflow/rules/*.smk."""
+    found = {}
+    rule = re.compile(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", re.M)  # the rule's indented body
+    for path in sorted(RULES.glob("*.smk")):
+        for name, body in rule.findall(path.read_text()):
+            script = re.search(r'script:\s*\n\s*"\.\./scripts/(\w+)\.py"', body)
+            found[name] = script[1] if script else None
+    return found
+
+
+def test_every_rule_belongs_to_one_rung_and_every_rung_has_its_rules() -> None:
+    rules = rule_scripts()
+    assert rules, "no rules found"
+    in_table = {rule for rung in RUNGS for rule in rung.rules}
+    assert in_table == set(rules), (
+        f"rules without a rung: {set(rules) - in_table}; rungs without a rule file:"
+        f" {in_table - set(rules)}"
+    )
+    names = [rung.name for rung in RUNGS]
+    assert len(names) == len(set(names))
+
+
+def test_rule_x_runs_script_x_which_calls_x_stage_with_names_alike() -> None:
+    for rule, script in rule_scripts().items():
+        assert script == rule, f"rule {rule} runs scripts/{script}.py"
+        tree = ast.parse((SCRIPTS / f"{script}.py").read_text())
+        calls = [
+            node
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id.endswith("_stage")
+        ]
+        assert [c.func.id for c in calls] == [f"{rule}_stage"], f"scripts/{script}.py"
+        for keyword in calls[0].keywords:
+            value = keyword.value
+            while isinstance(value, ast.Call) and value.args:  # list(snakemake.input.sweeps)
+                value = value.args[0]
+            if (
+                isinstance(value, ast.Attribute)
+                and isinstance(value.value, ast.Attribute)
+                and value.value.attr in ("params", "input")
+            ):
+                assert keyword.arg == value.attr, (
+                    f"scripts/{script}.py passes {value.value.attr}.{value.attr} as {keyword.arg}"
+                )
+
+
+def test_a_rung_of_trials_needs_its_plan_and_results_in_its_folder() -> None:
+    with pytest.raises(ValueError, match="in its own folder"):
+        Rung(
+            name="extra",
+            label="extra",
+            decides="x",
+            rules=("plan_extra",),
+            outputs={"plan": "other/plan.json", "results": "other/results.json"},
+            trials=lambda config: 1,
+        )
+    assert rungs.by_name("seeds") is rungs.SEEDS
+    with pytest.raises(ValueError, match="no rung called 'nope'"):
+        rungs.by_name("nope")
+
+
+def planned(workdir: Path) -> list[dict[str, str]]:
+    """The jobs of a dry run, each as its printed fields (rule, output, log, benchmark ...)."""
+    proc = subprocess.run(
+        [
+            SNAKEMAKE,
+            "--snakefile",
+            str(REPO / "workflow" / "Snakefile"),
+            "--configfile",
+            "config.yaml",
+            "--workflow-profile",
+            str(REPO / "profiles" / "default"),
+            "--cores",
+            "2",
+            "-n",
+        ],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    jobs = []
+    for rule, body in re.findall(r"^(?:local)?rule (\w+):\n((?:    .*\n)*)", proc.stdout, re.M):
+        fields = dict(re.findall(r"^    (\w+): (.*)$", body, re.M))
+        jobs.append({"rule": rule, **fields})
+    return jobs
+
+
+@pytest.mark.slow
+def test_the_workflow_makes_every_output_of_the_table_with_the_rungs_rules(tmp_path: Path) -> None:
+    write_config(tmp_path)
+    jobs = planned(tmp_path)
+    results = "results/tiny/"
+    producer = {out: job for job in jobs for out in job.get("output", "").split(", ") if out}
+    for rung in RUNGS:  # rule all asks for every output, and the rung's own rules make it
+        for path in rung.outputs.values():
+            assert producer[results + path]["rule"] in rung.rules, (rung.name, path)
+    for figure in FIGURES:
+        assert producer[f"{results}report/{figure.path}"]["rule"] == "report"
+    # every job's log and benchmark are named as the table names the rung's jobs
+    assert {job["rule"] for job in jobs} == {rule for rung in RUNGS for rule in rung.rules} | {
+        "all"
+    }
+    for job in jobs:
+        if job["rule"] == "all":
+            continue
+        if job["rule"] in rungs.PER_RUNG_RULES:
+            rung = rungs.by_name(re.search(r"rung=(\w+)", job["wildcards"])[1])
+        else:
+            rung = next(r for r in RUNGS if job["rule"] in r.rules)
+        log = job["log"].removeprefix(results + "logs/").removesuffix(".log")
+        bench = job["benchmark"].removeprefix(results + "benchmarks/").removesuffix(".tsv")
+        assert log == bench, job
+        assert any(log == name or log.startswith(name + "-") for name in rung.jobs), (log, rung)
+
+
+def test_status_reads_the_table(monkeypatch, tmp_path: Path) -> None:
+    config = resolve_config(tiny_config())
+    fresh = status.ladder_status(tmp_path / "results" / "tiny", config=config)
+    assert fresh["state"] == "not started"
+    (tmp_path / "results" / "tiny").mkdir(parents=True)
+    found = status.ladder_status(tmp_path / "results" / "tiny", config=config)
+    assert [(r["rung"], r["total"]) for r in found["rungs"]] == [
+        (rung.name, rung.trials(config)) for rung in TRIAL_RUNGS
+    ]
+    assert found["rungs"][-1]["total"] == (2 + 1) * 2  # finalists and the default, x seeds
+    # a new rung of trials is a row: status counts it with no change of its own
+    extra = Rung(
+        name="extra",
+        label="extra sweep",
+        decides="more",
+        rules=("plan_extra", "sweep_worker", "collect_rung"),
+        outputs={"plan": "extra/plan.json", "results": "extra/results.json"},
+        trials=lambda config: 7,
+    )
+    monkeypatch.setattr(status, "TRIAL_RUNGS", (*TRIAL_RUNGS, extra))
+    found = status.ladder_status(tmp_path / "results" / "tiny", config=config)
+    assert found["rungs"][-1]["rung"] == "extra" and found["rungs"][-1]["total"] == 7
+    assert "extra    not started (7 trials)" in status.format_status(found)
+
+
+def test_report_inputs_and_figures_come_from_the_tables() -> None:
+    inputs = report_inputs("results/x")
+    for rung in TRIAL_RUNGS:
+        assert inputs[f"{rung.name}_plan"] == f"results/x/{rung.name}/plan.json"
+        assert inputs[f"{rung.name}_results"] == f"results/x/{rung.name}/results.json"
+    assert inputs["final_summary"] == "results/x/final/summary.json"
+    for figure in FIGURES:
+        assert figure.section in SECTIONS
+        assert (REPO / "workflow" / "report" / figure.caption_file).is_file()
+    assert sorted(p.stem for p in (REPO / "workflow" / "report").glob("*.rst")) == sorted(
+        [f.name for f in FIGURES] + ["index"]
+    )
+
+
+@pytest.mark.slow
+def test_the_reports_ladder_is_the_table(tiny_ladder: Path) -> None:
+    summary = read_json(results_of(tiny_ladder) / "report" / "summary.json")
+    ladder = summary["ladder"]["rungs"]
+    # every benchmark file is a job of a rung in the table: no "other jobs" row
+    assert [(r["key"], r["label"]) for r in ladder] == [(r.name, r.label) for r in LADDER]
+    assert all(r["jobs"] >= 1 for r in ladder)
+    assert set(summary["trials"]) == {r.name for r in TRIAL_RUNGS}
