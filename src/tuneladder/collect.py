@@ -1,7 +1,9 @@
 """Gather a rung's trial results into one table, refusing an incomplete rung.
 
 Trial files are not Snakemake outputs (a killed worker must not take finished
-trials with it), so this is where a rung is checked for completeness.
+trials with it), so this is where a rung is checked for completeness, by the
+same rule the workers apply (:func:`tuneladder.trials.stale_reason`). Reading
+JSON needs no torch, and this module does not import it.
 """
 
 from __future__ import annotations
@@ -11,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneladder.hparams import TrialConfig
-from tuneladder.io import read_json
-from tuneladder.runner import trial_key
+from tuneladder.trials import read_result, stale_reason, trial_key
 
 __all__ = ["IncompleteRung", "collect_rung", "ROW_FIELDS"]
 
@@ -48,11 +49,11 @@ def collect_rung(
     rung_dir = Path(rung_dir)
     rows, missing = [], []
     for entry in plan["trials"]:
-        config = TrialConfig.from_json(entry["config"])
-        path = rung_dir / entry["dir"] / "result.json"
-        result = read_json(path) if path.is_file() else None
-        if result is None or result.get("key") != trial_key(config, data_fingerprint, metric):
-            missing.append(entry["name"])
+        key = trial_key(TrialConfig.from_json(entry["config"]), data_fingerprint, metric)
+        result = read_result(rung_dir / entry["dir"])
+        reason = stale_reason(result, key)
+        if result is None or reason is not None:
+            missing.append(f"{entry['name']}: {reason}")
             continue
         row = {
             "rung": plan["rung"],
@@ -67,9 +68,10 @@ def collect_rung(
                 row[extra] = entry[extra]
         rows.append(row)
     if missing:
-        shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+        shown = "; ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
         raise IncompleteRung(
             f"{plan['rung']}: {len(missing)} of {len(plan['trials'])} trials have no complete"
-            f" result ({shown}); a worker was stopped early. Run snakemake again to finish them."
+            f" result ({shown}); a worker was stopped early, or the trials changed since it"
+            " ran. Run snakemake again to finish them."
         )
     return rows

@@ -28,7 +28,7 @@ from tuneladder.data import TrainVal
 from tuneladder.hparams import TrialConfig
 from tuneladder.metrics import loss_fn
 from tuneladder.optimizers import make_optimizer
-from tuneladder.runner import BuildModel
+from tuneladder.trials import BuildModel
 
 __all__ = ["analyse", "coarse_range", "lr_range_test", "smooth", "smooth_zero_lag"]
 

@@ -20,7 +20,7 @@ from tuneladder.data import Split, TrainVal
 from tuneladder.hparams import TrialConfig
 from tuneladder.metrics import batch_stats, loss_fn, summarize
 from tuneladder.optimizers import make_optimizer
-from tuneladder.runner import BuildModel
+from tuneladder.trials import BuildModel
 
 __all__ = ["OverfitFailed", "failure_message", "overfit_check"]
 

@@ -20,16 +20,30 @@ from torch import nn
 
 from tuneladder.data import Split, TrainVal
 from tuneladder.device import autocast, peak_memory_mb, reset_peak_memory
-from tuneladder.env import provenance
-from tuneladder.hparams import TrialConfig, config_hash
+from tuneladder.hparams import TrialConfig
 from tuneladder.io import write_csv, write_json, write_torch
 from tuneladder.metrics import batch_stats, loss_fn, n_stats, summarize, target_units
 from tuneladder.optimizers import make_optimizer
 from tuneladder.schedules import lr_multiplier
 from tuneladder.tasks import DataInfo
+from tuneladder.trials import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    HISTORY_COLUMNS,
+    HISTORY_FILE,
+    MODEL_FILE,
+    BuildModel,
+    Checkpoint,
+    make_result,
+    trial_key,
+    write_result,
+)
 
+# HISTORY_COLUMNS, BuildModel, Checkpoint and trial_key live in tuneladder.trials (no torch
+# there); they stay importable from here.
 __all__ = [
     "HISTORY_COLUMNS",
+    "BuildModel",
     "Checkpoint",
     "Outcome",
     "evaluate",
@@ -39,21 +53,8 @@ __all__ = [
     "trial_key",
 ]
 
-HISTORY_COLUMNS = (
-    "epoch",
-    "train_loss",
-    "train_metric",
-    "val_loss",
-    "val_metric",
-    "lr",
-    "grad_norm",
-    "weight_norm",
-    "epoch_seconds",
-    "peak_memory_mb",
-)
 EVAL_BATCH = 4096
 
-BuildModel = Callable[[Mapping[str, Any], DataInfo], nn.Module]
 EpochCallback = Callable[[dict[str, float]], None]
 
 
@@ -69,33 +70,6 @@ class Outcome:
     reason: str | None = None  # why it diverged, or the error when it failed
     resumed_from_epoch: int | None = None
     best_state: dict[str, torch.Tensor] | None = None
-
-
-class Checkpoint:
-    """A resumable snapshot of a running trial, valid only for the same config and data."""
-
-    def __init__(self, path: Path, key: str, every_s: float) -> None:
-        self.path, self.key, self.every_s = path, key, every_s
-        self._last = time.monotonic()
-
-    def due(self) -> bool:
-        return time.monotonic() - self._last >= self.every_s
-
-    def save(self, state: dict[str, Any]) -> None:
-        write_torch(self.path, {"key": self.key, **state})
-        self._last = time.monotonic()
-
-    def load(self) -> dict[str, Any] | None:
-        if not self.path.is_file():
-            return None
-        try:
-            state = torch.load(self.path, weights_only=True, map_location="cpu")
-        except Exception:  # a torn or foreign file is as good as none
-            return None
-        return state if state.get("key") == self.key else None
-
-    def clear(self) -> None:
-        self.path.unlink(missing_ok=True)
 
 
 def train(
@@ -383,8 +357,8 @@ def run_trial(
     """
     out_dir = Path(out_dir)
     key = trial_key(config, data.fingerprint, metric)
-    write_json(out_dir / "config.json", config.to_json())
-    checkpoint = Checkpoint(out_dir / "checkpoint.pt", key, checkpoint_every_s)
+    write_json(out_dir / CONFIG_FILE, config.to_json())
+    checkpoint = Checkpoint(out_dir / CHECKPOINT_FILE, key, checkpoint_every_s)
     started = time.time()
     outcome = train(
         config,
@@ -398,44 +372,22 @@ def run_trial(
         on_epoch=on_epoch,
         keep_best_state=save_model,
     )
-    write_csv(out_dir / "history.csv", HISTORY_COLUMNS, outcome.history)
+    write_csv(out_dir / HISTORY_FILE, HISTORY_COLUMNS, outcome.history)
     if save_model and outcome.best_state is not None and outcome.status == "ok":
-        write_torch(out_dir / "model.pt", outcome.best_state)
-    last = outcome.history[-1] if outcome.history else {}
-    result = {
-        "status": outcome.status,
-        "reason": outcome.reason,
-        "trial": dict(trial or {}),
-        "metric": {"name": metric, "mode": mode},
-        "best_val_metric": outcome.best_val_metric,
-        "best_val_loss": outcome.best_val_loss,
-        "best_epoch": outcome.best_epoch,
-        "epochs_run": len(outcome.history),
-        "stopped_early": outcome.stopped_early,
-        "resumed_from_epoch": outcome.resumed_from_epoch,
-        "final_train_loss": last.get("train_loss"),
-        "final_val_loss": last.get("val_loss"),
-        "first_loss": outcome.first_loss,
-        "train_seconds": sum(r["epoch_seconds"] for r in outcome.history),
-        "total_seconds": time.time() - started,
-        "peak_memory_mb": max((r["peak_memory_mb"] for r in outcome.history), default=None),
-        "seed": config.seed,
-        "config": config.to_json(),
-        "params": config.flat(),
-        "config_hash": config_hash(config),
-        "key": key,
-        "data_fingerprint": data.fingerprint,
-        "device": str(device),
-        "precision": precision if device.type == "cuda" else "fp32",
-        "threads": threads,
-        "started_at": started,
-        **provenance(device),
-    }
-    write_json(out_dir / "result.json", result)
+        write_torch(out_dir / MODEL_FILE, outcome.best_state)
+    result = make_result(
+        outcome,
+        config=config,
+        trial=trial,
+        metric=metric,
+        mode=mode,
+        key=key,
+        data_fingerprint=data.fingerprint,
+        device=device,
+        precision=precision,
+        threads=threads,
+        started=started,
+    )
+    write_result(out_dir, result)
     checkpoint.clear()
     return result
-
-
-def trial_key(config: TrialConfig, data_fingerprint: str, metric: str) -> str:
-    """What must match for a finished trial to be reused: config, data and metric."""
-    return f"{config_hash(config)}-{data_fingerprint}-{metric}"
