@@ -24,7 +24,7 @@ def run(module, data, build_model) -> None:
         runner.train(config, data, build_model, metric="accuracy", mode="max", device=CPU)
 
 
-@pytest.mark.parametrize("module", [overfit, lr_range], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [runner, overfit, lr_range], ids=lambda m: m.__name__)
 def test_every_training_path_builds_and_steps_through_the_shared_functions(
     monkeypatch, digits, digits_task, module
 ) -> None:
