@@ -68,6 +68,10 @@ def test_trial_writes_config_history_and_result(tmp_path: Path, digits, digits_t
     ):
         assert key in saved
     assert saved["versions"]["torch"] == torch.__version__
+    # the key ends with the fingerprint of the code that decided the numbers
+    assert saved["code"]["task_module"] == "tuneladder.tasks.digits"
+    assert saved["key"].endswith(":" + saved["code"]["fingerprint"])
+    assert {"tuneladder.runner", "tuneladder.tasks.digits"} <= set(saved["code"]["modules"])
     assert saved["config"]["model"] == MLP
     rows = history(tmp_path / "history.csv")
     assert list(rows[0]) == list(HISTORY_COLUMNS) and len(rows) == 3

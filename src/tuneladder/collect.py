@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from tuneladder.hparams import TrialConfig
-from tuneladder.trials import read_result, stale_reason, trial_key
+from tuneladder.trials import (
+    KEEP_TRIALS,
+    Code,
+    code_fingerprint,
+    read_result,
+    stale_reason,
+    trial_key,
+)
 
 __all__ = ["IncompleteRung", "collect_rung", "ROW_FIELDS"]
 
@@ -48,10 +55,17 @@ def collect_rung(
     """One row per planned trial: its name, dir, params and headline numbers."""
     rung_dir = Path(rung_dir)
     rows, missing = [], []
+    codes: dict[str | None, Code] = {}  # the code now, by task module
     for entry in plan["trials"]:
-        key = trial_key(TrialConfig.from_json(entry["config"]), data_fingerprint, metric)
         result = read_result(rung_dir / entry["dir"])
-        reason = stale_reason(result, key)
+        # the rung does not know its task: the result names the module it hashed
+        module = ((result or {}).get("code") or {}).get("task_module")
+        if module not in codes:
+            codes[module] = code_fingerprint(module)
+        code = codes[module]
+        config = TrialConfig.from_json(entry["config"])
+        key = trial_key(config, data_fingerprint, metric, code.fingerprint)
+        reason = stale_reason(result, key, code)
         if result is None or reason is not None:
             missing.append(f"{entry['name']}: {reason}")
             continue
@@ -69,9 +83,15 @@ def collect_rung(
         rows.append(row)
     if missing:
         shown = "; ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+        advice = "Run snakemake again to finish them."
+        if any("stale: code changed" in m for m in missing):
+            advice = (
+                "The code changed since they ran: `snakemake --forcerun sweep_worker` trains"
+                f" them again, or {KEEP_TRIALS}=1 keeps them as they are."
+            )
         raise IncompleteRung(
             f"{plan['rung']}: {len(missing)} of {len(plan['trials'])} trials have no complete"
             f" result ({shown}); a worker was stopped early, or the trials changed since it"
-            " ran. Run snakemake again to finish them."
+            f" ran. {advice}"
         )
     return rows

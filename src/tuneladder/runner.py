@@ -37,7 +37,9 @@ from tuneladder.trials import (
     MODEL_FILE,
     BuildModel,
     Checkpoint,
+    code_fingerprint,
     make_result,
+    task_module,
     trial_key,
     write_result,
 )
@@ -470,7 +472,8 @@ def run_trial(
     data is resumed from its last epoch.
     """
     out_dir = Path(out_dir)
-    key = trial_key(config, data.fingerprint, metric)
+    code = code_fingerprint(task_module(build_model))
+    key = trial_key(config, data.fingerprint, metric, code.fingerprint)
     write_json(out_dir / CONFIG_FILE, config.to_json())
     checkpoint = Checkpoint(out_dir / CHECKPOINT_FILE, key, checkpoint_every_s)
     started = time.time()
@@ -496,6 +499,7 @@ def run_trial(
         metric=metric,
         mode=mode,
         key=key,
+        code=code,
         data_fingerprint=data.fingerprint,
         device=device,
         precision=precision,

@@ -25,9 +25,11 @@ from tuneladder.trials import (
     MODEL_FILE,
     RESULT_FILE,
     BuildModel,
+    code_fingerprint,
     is_complete,
     read_result,
     stale_reason,
+    task_module,
     trial_key,
 )
 
@@ -98,14 +100,15 @@ def run_worker(
     ran: list[str] = []
     reused: list[str] = []
     stale: dict[str, str] = {}  # trials trained again, and why
+    code = code_fingerprint(task_module(build_model))
     started = time.perf_counter()
     for i in worker_order(len(entries), worker=worker, workers=workers, steal=steal):
         entry = entries[i]
         name, trial_dir = entry["name"], rung_dir / entry["dir"]
         config = TrialConfig.from_json(entry["config"])
-        key = trial_key(config, data.fingerprint, metric)
+        key = trial_key(config, data.fingerprint, metric, code.fingerprint)
         result = read_result(trial_dir)
-        reason = stale_reason(result, key)
+        reason = stale_reason(result, key, code)
         if reason is None:
             reused.append(name)
             if on_result is not None and int(entry["index"]) % workers == worker:
