@@ -249,7 +249,7 @@ def stale_reason(
 
 
 def is_complete(trial_dir: str | Path, key: str) -> bool:
-    """A trial is complete when its result.json was written for exactly this key."""
+    """A trial is complete when its result.json carries this key (see :func:`stale_reason`)."""
     return stale_reason(read_result(trial_dir), key) is None
 
 
