@@ -1,11 +1,15 @@
 """How fast the trial runner trains, against a minimal hand-written loop.
 
 Prints training samples/s of `tuneladder.runner.train` and of the plainest loop
-that trains the same model on the same data (same batches, same optimizer,
-validation loss each epoch), and
-the time from process start to the first training step of a worker-like process.
+that trains the same model on the same data (same batch size, same optimizer,
+validation loss each epoch), over two spans timed the same way on both sides:
+the whole call (building the model and optimizer, then every epoch) and the
+epochs alone (from the first epoch's start to the last one's end). Each side
+runs once untimed first (first-use costs), then the best of `--repeats` runs,
+taken in turns, is shown. Last, the time from process start to the first
+training step of a worker-like process.
 
-    python bench/trial_throughput.py [--epochs 20] [--threads 1]
+    python bench/trial_throughput.py [--epochs 20] [--threads 1] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -29,18 +33,21 @@ from tuneladder.optimizers import make_optimizer
 from tuneladder.runner import train
 from tuneladder.tasks import load_task
 
+# what each pair of columns times, on both sides
+SPANS = {"call": "whole call (build + epochs)", "epochs": "epochs only"}
 MODELS = {
     "mlp": {"arch": "mlp", "width": 128, "num_layers": 2, "channels": 16, "dropout": 0.1},
     "cnn": {"arch": "cnn", "width": 64, "num_layers": 3, "channels": 32, "dropout": 0.1},
 }
 
 
-def minimal_loop(config: TrialConfig, data, build_model) -> float:
-    """Seconds for config.epochs of the plainest loop: train, then the val loss, per epoch.
+def minimal_loop(config: TrialConfig, data, build_model) -> tuple[float, float]:
+    """(seconds of the whole call, seconds of its epochs) for the plainest loop.
 
     This is the loop the methodology writes by hand (train_epoch, then validate),
     without any of the runner's measurements.
     """
+    called = time.perf_counter()
     torch.manual_seed(config.seed)
     model = build_model(config.model, data.info)
     optimizer = make_optimizer(model.parameters(), config)
@@ -57,17 +64,36 @@ def minimal_loop(config: TrialConfig, data, build_model) -> float:
         model.eval()
         with torch.inference_mode():
             loss_fn(data.info.kind, model(data.val.x), data.val.y).item()
-    return time.perf_counter() - started
+    ended = time.perf_counter()
+    return ended - called, ended - started
 
 
 def runner_loop(config: TrialConfig, data, build_model) -> tuple[float, float]:
-    """Seconds of the runner's whole run, and of its epochs (training + validation)."""
-    started = time.perf_counter()
+    """(seconds of the whole call, seconds of its epochs) for the runner's ``train``.
+
+    The epochs span runs from the start of the first epoch (its end, less its
+    ``epoch_seconds``) to the end of the last, bookkeeping between epochs included.
+    """
+    ends: list[tuple[float, float]] = []
+
+    def on_epoch(row: dict[str, float]) -> None:
+        ends.append((time.perf_counter(), row["epoch_seconds"]))
+
+    called = time.perf_counter()
     outcome = train(
-        config, data, build_model, metric="accuracy", mode="max", device=torch.device("cpu")
+        config,
+        data,
+        build_model,
+        metric="accuracy",
+        mode="max",
+        device=torch.device("cpu"),
+        on_epoch=on_epoch,
     )
-    total = time.perf_counter() - started
-    return total, sum(row["epoch_seconds"] for row in outcome.history)
+    ended = time.perf_counter()
+    if outcome.status != "ok":
+        raise RuntimeError(f"the runner's trial {outcome.status}: {outcome.reason}")
+    first_end, first_seconds = ends[0]
+    return ended - called, ends[-1][0] - (first_end - first_seconds)
 
 
 STARTUP = textwrap.dedent(
@@ -117,33 +143,39 @@ def main() -> None:
         data = load_train_val(tmp)
         n = len(data.train)
         figures = {}
-        print(f"digits: {n} training samples, {args.epochs} epochs, {args.threads} thread(s)")
         print(
-            f"{'model':<6}{'batch':>6}{'minimal/s':>12}{'runner/s':>11}{'ratio':>7}"
-            f"{'runner+val/s':>14}"
+            f"digits: {n} training samples, {args.epochs} epochs, {args.threads} thread(s);"
+            f" training samples/s, best of {args.repeats} after one warm-up run each"
         )
+        print(f"{'':12}" + "".join(f"{title:^27}" for title in SPANS.values()))
+        print(f"{'model':<6}{'batch':>6}" + f"{'minimal/s':>11}{'runner/s':>10}{'ratio':>6}" * 2)
         for name, model in MODELS.items():
             for batch in (32, 128):
                 config = TrialConfig(epochs=args.epochs, batch_size=batch, lr=1e-3, model=model)
                 minimal_loop(config, data, task.build_model)  # warm-up: first-use costs
-                plain = min(
-                    minimal_loop(config, data, task.build_model) for _ in range(args.repeats)
-                )
-                runs = [runner_loop(config, data, task.build_model) for _ in range(args.repeats)]
-                ours = min(total for total, _ in runs)
+                runner_loop(config, data, task.build_model)
+                plain, ours = [], []
+                for _ in range(args.repeats):  # in turns: a busy machine slows both alike
+                    plain.append(minimal_loop(config, data, task.build_model))
+                    ours.append(runner_loop(config, data, task.build_model))
                 # the runner drops a final batch of one sample: count what it trained on
                 trained = (n - 1 if n % batch == 1 else n) * args.epochs
-                row = {
-                    "minimal_samples_per_s": n * args.epochs / plain,
-                    "runner_samples_per_s": trained / ours,
-                }
-                row["ratio"] = row["runner_samples_per_s"] / row["minimal_samples_per_s"]
+                row = {}
+                for i, span in enumerate(SPANS):
+                    minimal = n * args.epochs / min(t[i] for t in plain)
+                    runner = trained / min(t[i] for t in ours)
+                    row[span] = {
+                        "minimal_samples_per_s": minimal,
+                        "runner_samples_per_s": runner,
+                        "ratio": runner / minimal,
+                    }
                 figures[f"{name}-b{batch}"] = row
-                print(
-                    f"{name:<6}{batch:>6}{row['minimal_samples_per_s']:>12.0f}"
-                    f"{row['runner_samples_per_s']:>11.0f}{row['ratio']:>7.2f}"
-                    f"{'(incl.)':>14}"
+                cells = "".join(
+                    f"{r['minimal_samples_per_s']:>11.0f}{r['runner_samples_per_s']:>10.0f}"
+                    f"{r['ratio']:>6.2f}"
+                    for r in row.values()
                 )
+                print(f"{name:<6}{batch:>6}{cells}")
         imports, first_step = min(startup_seconds(Path(tmp)) for _ in range(args.repeats))
         bare = min(_bare_torch_import() for _ in range(args.repeats))
         figures["startup"] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import csv
 import io
 import json
@@ -145,3 +146,84 @@ def test_experiment_with_more_trials_and_its_comparison(project: Path, tmp_path:
     plots = tmp_path / "plots"
     sh(project, "dvc", "plots", "diff", "HEAD", "more-coarse", "-o", str(plots))
     assert (plots / "index.html").is_file()
+
+
+def _imports(node: ast.AST, package: str) -> set[str]:
+    """tuneladder modules imported anywhere under ``node`` (lazy ones too, not TYPE_CHECKING)."""
+    found: set[str] = set()
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+            continue
+        if isinstance(child, ast.Import):
+            found |= {a.name for a in child.names if a.name.startswith("tuneladder")}
+        elif isinstance(child, ast.ImportFrom):
+            base = package.split(".")[: len(package.split(".")) - child.level + 1]
+            module = ".".join([*base, child.module] if child.level else [child.module or ""])
+            if module.startswith("tuneladder"):
+                for alias in child.names:
+                    sub = f"{module}.{alias.name}"
+                    found.add(sub if _source(sub).exists() else module)
+        found |= _imports(child, package)
+    return found
+
+
+def _source(module: str) -> Path:
+    path = REPO / "src" / Path(*module.split("."))
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
+def _modules_run_by(script: Path) -> set[str]:
+    """Every module a workflow script's stage functions import, followed through imports."""
+    stages = ast.parse(_source("tuneladder.stages").read_text())
+    functions = {f.name: f for f in stages.body if isinstance(f, ast.FunctionDef)}
+    called = [a.name for a in _import_nodes(script) if a.name in functions]
+    todo = _imports(ast.parse(script.read_text()), "")
+    for node in stages.body:  # stages' own module-level imports run whatever it is used for
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            todo |= _imports(ast.Module(body=[node], type_ignores=[]), "tuneladder")
+    seen_functions: set[str] = set()
+    while called:  # the stage functions, and the helpers of stages.py they call
+        name = called.pop()
+        if name not in seen_functions:
+            seen_functions.add(name)
+            todo |= _imports(functions[name], "tuneladder")
+            called += [
+                c.func.id
+                for c in ast.walk(functions[name])
+                if isinstance(c, ast.Call)
+                and isinstance(c.func, ast.Name)
+                and c.func.id in functions
+            ]
+    seen: set[str] = set()
+    while todo:
+        module = todo.pop()
+        if module in seen or module == "tuneladder":  # the package's __init__: a version
+            continue
+        seen.add(module)
+        source = _source(module)
+        package = module if source.name == "__init__.py" else module.rpartition(".")[0]
+        if module != "tuneladder.stages":
+            todo |= _imports(ast.parse(source.read_text()), package)
+        parts = module.split(".")
+        todo |= {".".join(parts[:i]) for i in range(2, len(parts))}  # parent packages
+    return seen
+
+
+def _import_nodes(script: Path) -> list[ast.alias]:
+    tree = ast.parse(script.read_text())
+    return [a for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names]
+
+
+def test_each_stage_depends_on_the_code_its_rules_run() -> None:
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    missing = []
+    for name, stage in stages.items():
+        deps = [REPO / d for d in stage["deps"] if not d.startswith("results/")]
+        scripts = [d for d in deps if d.parent == REPO / "workflow" / "scripts"]
+        assert scripts, f"{name}: no workflow script among its deps"
+        for script in scripts:
+            for module in sorted(_modules_run_by(script)):
+                source = _source(module)
+                if not any(source == d or d in source.parents for d in deps):
+                    missing.append(f"{name}: {script.name} runs {module}")
+    assert not missing, "dvc.yaml stages lack deps: " + "; ".join(missing)

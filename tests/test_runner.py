@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import contextlib
 import csv
+import math
 from pathlib import Path
 
 import pytest
@@ -9,9 +11,20 @@ import torch
 from tuneladder.data import TrainVal
 from tuneladder.hparams import TrialConfig
 from tuneladder.io import read_json
-from tuneladder.runner import HISTORY_COLUMNS, Checkpoint, run_trial, train, trial_key
+from tuneladder.runner import (
+    HISTORY_COLUMNS,
+    Batches,
+    Checkpoint,
+    Outcome,
+    TrainState,
+    run_epoch,
+    run_trial,
+    train,
+    trial_key,
+)
 
 CPU = torch.device("cpu")
+NO_AMP = contextlib.nullcontext()
 MLP = {"arch": "mlp", "width": 32, "num_layers": 1, "channels": 8, "dropout": 0.1}
 
 
@@ -55,6 +68,10 @@ def test_trial_writes_config_history_and_result(tmp_path: Path, digits, digits_t
     ):
         assert key in saved
     assert saved["versions"]["torch"] == torch.__version__
+    # the key ends with the fingerprint of the code that decided the numbers
+    assert saved["code"]["task_module"] == "tuneladder.tasks.digits"
+    assert saved["key"].endswith(":" + saved["code"]["fingerprint"])
+    assert {"tuneladder.runner", "tuneladder.tasks.digits"} <= set(saved["code"]["modules"])
     assert saved["config"]["model"] == MLP
     rows = history(tmp_path / "history.csv")
     assert list(rows[0]) == list(HISTORY_COLUMNS) and len(rows) == 3
@@ -266,3 +283,49 @@ def test_result_files_honour_the_umask(tmp_path: Path) -> None:
         os.umask(old)
     assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary file left
+
+
+def test_an_epoch_returns_its_numbers_by_name(digits, digits_task) -> None:
+    cfg = config(epochs=1, batch_size=100, grad_clip=10.0)
+    batches = Batches.plan(len(digits.train), cfg)
+    state = TrainState.start(cfg, digits.info, digits_task.build_model, CPU, batches, Outcome())
+    epoch = run_epoch(state, digits, batches, amp=NO_AMP, units=None, clip=cfg.grad_clip)
+    assert set(epoch.train) == set(epoch.val) == {"loss", "accuracy"}
+    assert 0 < epoch.val["accuracy"] <= 1 and epoch.train["loss"] < epoch.first_loss
+    assert epoch.first_loss == pytest.approx(math.log(10), rel=0.1)  # untrained: ln(classes)
+    assert epoch.grad_norm > 0 and epoch.weight_norm > 0 and epoch.seconds > 0
+    assert batches.norm_steps == batches.steps  # clipping measures every step
+    row = epoch.row(0, "accuracy", lr=state.lr, peak_memory_mb=1.0)
+    assert tuple(row) == HISTORY_COLUMNS and row["val_metric"] == epoch.val["accuracy"]
+
+
+def test_train_state_round_trips_through_its_state_dict(tmp_path, digits, digits_task):
+    cfg = config(epochs=4, schedule="cosine", model={**MLP, "dropout": 0.3})
+    batches = Batches.plan(len(digits.train), cfg)
+
+    def start() -> TrainState:
+        return TrainState.start(cfg, digits.info, digits_task.build_model, CPU, batches, Outcome())
+
+    def epoch(state: TrainState) -> dict:
+        numbers = run_epoch(state, digits, batches, amp=NO_AMP, units=None, clip=None)
+        row = numbers.row(state.epoch, "accuracy", lr=state.lr, peak_memory_mb=0.0)
+        row["epoch_seconds"] = 0.0
+        state.outcome.history.append(row)
+        if state.outcome.first_loss is None:
+            state.outcome.first_loss = numbers.first_loss
+        state.track_best(row, mode="max", keep_weights=True)
+        return row
+
+    first = start()
+    epoch(first)
+    torch.save(first.state_dict(), tmp_path / "state.pt")  # through the file, as checkpoints do
+    going_on = epoch(first)  # the global RNG (dropout) is part of the state: one at a time
+    second = start()
+    second.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
+    assert second.epoch == 1 and second.outcome.history == first.outcome.history[:1]
+    assert second.outcome.best_epoch == 0 and second.epochs_since_best == 0
+    assert second.outcome.first_loss == first.outcome.first_loss
+    assert epoch(second) == going_on  # same weights, optimizer, schedule and RNGs
+    assert second.lr == first.lr and second.outcome.history == first.outcome.history
+    weights = zip(second.weights().values(), first.weights().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in weights)

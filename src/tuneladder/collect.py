@@ -1,7 +1,9 @@
 """Gather a rung's trial results into one table, refusing an incomplete rung.
 
 Trial files are not Snakemake outputs (a killed worker must not take finished
-trials with it), so this is where a rung is checked for completeness.
+trials with it), so this is where a rung is checked for completeness, by the
+same rule the workers apply (:func:`tuneladder.trials.stale_reason`). Reading
+JSON needs no torch, and this module does not import it.
 """
 
 from __future__ import annotations
@@ -11,8 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from tuneladder.hparams import TrialConfig
-from tuneladder.io import read_json
-from tuneladder.runner import trial_key
+from tuneladder.trials import (
+    KEEP_TRIALS,
+    Code,
+    code_fingerprint,
+    read_result,
+    stale_reason,
+    trial_key,
+)
 
 __all__ = ["IncompleteRung", "collect_rung", "ROW_FIELDS"]
 
@@ -47,12 +55,19 @@ def collect_rung(
     """One row per planned trial: its name, dir, params and headline numbers."""
     rung_dir = Path(rung_dir)
     rows, missing = [], []
+    codes: dict[str | None, Code] = {}  # the code now, by task module
     for entry in plan["trials"]:
+        result = read_result(rung_dir / entry["dir"])
+        # the rung does not know its task: the result names the module it hashed
+        module = ((result or {}).get("code") or {}).get("task_module")
+        if module not in codes:
+            codes[module] = code_fingerprint(module)
+        code = codes[module]
         config = TrialConfig.from_json(entry["config"])
-        path = rung_dir / entry["dir"] / "result.json"
-        result = read_json(path) if path.is_file() else None
-        if result is None or result.get("key") != trial_key(config, data_fingerprint, metric):
-            missing.append(entry["name"])
+        key = trial_key(config, data_fingerprint, metric, code.fingerprint)
+        reason = stale_reason(result, key, code)
+        if result is None or reason is not None:
+            missing.append(f"{entry['name']}: {reason}")
             continue
         row = {
             "rung": plan["rung"],
@@ -67,9 +82,16 @@ def collect_rung(
                 row[extra] = entry[extra]
         rows.append(row)
     if missing:
-        shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+        shown = "; ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+        advice = "Run snakemake again to finish them."
+        if any("stale: code changed" in m for m in missing):
+            advice = (
+                "The code changed since they ran: `snakemake --forcerun sweep_worker` trains"
+                f" them again, or {KEEP_TRIALS}=1 keeps them as they are."
+            )
         raise IncompleteRung(
             f"{plan['rung']}: {len(missing)} of {len(plan['trials'])} trials have no complete"
-            f" result ({shown}); a worker was stopped early. Run snakemake again to finish them."
+            f" result ({shown}); a worker was stopped early, or the trials changed since it"
+            f" ran. {advice}"
         )
     return rows

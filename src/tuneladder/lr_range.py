@@ -26,9 +26,8 @@ import torch
 
 from tuneladder.data import TrainVal
 from tuneladder.hparams import TrialConfig
-from tuneladder.metrics import loss_fn
-from tuneladder.optimizers import make_optimizer
-from tuneladder.runner import BuildModel
+from tuneladder.step import setup, train_step
+from tuneladder.trials import BuildModel
 
 __all__ = ["analyse", "coarse_range", "lr_range_test", "smooth", "smooth_zero_lag"]
 
@@ -54,9 +53,7 @@ def lr_range_test(
     if not 0 < start < end:
         raise ValueError(f"need 0 < start < end, got {start=}, {end=}")
     kind = data.info.kind
-    torch.manual_seed(config.seed)
-    model = build_model(config.model, data.info).to(device)
-    optimizer = make_optimizer(model.parameters(), config)
+    model, optimizer = setup(config, build_model, data.info, device)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     n = len(data.train)
     batch_size = min(config.batch_size, n)
@@ -73,10 +70,7 @@ def lr_range_test(
         cursor += batch_size
         for group in optimizer.param_groups:
             group["lr"] = float(lr)
-        loss = loss_fn(kind, model(data.train.x[idx]), data.train.y[idx])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        _, loss, _ = train_step(model, optimizer, kind, data.train.x[idx], data.train.y[idx])
         # a per-step sync is fine here: a few hundred steps, and stopping needs the value
         value = loss.item()
         losses.append(value)

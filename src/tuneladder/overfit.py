@@ -18,9 +18,9 @@ import torch
 
 from tuneladder.data import Split, TrainVal
 from tuneladder.hparams import TrialConfig
-from tuneladder.metrics import batch_stats, loss_fn, summarize
-from tuneladder.optimizers import make_optimizer
-from tuneladder.runner import BuildModel
+from tuneladder.metrics import batch_stats, summarize
+from tuneladder.step import setup, train_step
+from tuneladder.trials import BuildModel
 
 __all__ = ["OverfitFailed", "failure_message", "overfit_check"]
 
@@ -65,20 +65,14 @@ def overfit_check(
     pick = torch.randperm(len(data.train), generator=generator)[:subset].to(data.train.x.device)
     tiny = Split(data.train.x[pick], data.train.y[pick])
     plain = replace(config, lr=lr, weight_decay=0.0, model={**config.model, "dropout": 0.0})
-    torch.manual_seed(config.seed)
-    model = build_model(plain.model, data.info).to(device)
-    optimizer = make_optimizer(model.parameters(), plain)
+    model, optimizer = setup(plain, build_model, data.info, device)
     model.train()
     started = time.perf_counter()
     curve: list[dict[str, float]] = []
     passed = False
     threshold = loss_threshold
     for step in range(1, max_steps + 1):
-        output = model(tiny.x)
-        loss = loss_fn(kind, output, tiny.y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        output, loss, _ = train_step(model, optimizer, kind, tiny.x, tiny.y)
         if step % CHECK_EVERY == 0 or step == 1 or step == max_steps:
             stats = summarize(
                 kind,

@@ -1,8 +1,11 @@
 """Train one trial: the loop, its measurements, and the files it leaves.
 
-The loop is written out whole, nanoGPT-style. Data already lives on the device
-and is batched by index; per-step values stay on the device and reach the host
-once per epoch, in one transfer, so the GPU never waits for Python.
+The loop (``_train``) is written out whole, nanoGPT-style, and shows only the
+order of things; beside it, :class:`TrainState` is what a checkpoint saves and
+restores, :func:`run_epoch` is one epoch, and :class:`Batches` how it is cut.
+Data already lives on the device and is batched by index; per-step values stay
+on the device and reach the host once per epoch, in one transfer, so the GPU
+never waits for Python.
 """
 
 from __future__ import annotations
@@ -13,89 +16,81 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
 from tuneladder.data import Split, TrainVal
 from tuneladder.device import autocast, peak_memory_mb, reset_peak_memory
-from tuneladder.env import provenance
-from tuneladder.hparams import TrialConfig, config_hash
+from tuneladder.hparams import TrialConfig
 from tuneladder.io import write_csv, write_json, write_torch
 from tuneladder.metrics import batch_stats, loss_fn, n_stats, summarize, target_units
-from tuneladder.optimizers import make_optimizer
 from tuneladder.schedules import lr_multiplier
+from tuneladder.step import global_norm, setup, train_step
 from tuneladder.tasks import DataInfo
+from tuneladder.trials import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    HISTORY_COLUMNS,
+    HISTORY_FILE,
+    MODEL_FILE,
+    BuildModel,
+    Checkpoint,
+    code_fingerprint,
+    make_result,
+    task_module,
+    trial_key,
+    write_result,
+)
 
+# HISTORY_COLUMNS, BuildModel, Checkpoint and trial_key live in tuneladder.trials (no torch
+# there); they stay importable from here.
 __all__ = [
     "HISTORY_COLUMNS",
+    "Batches",
+    "BuildModel",
     "Checkpoint",
+    "Epoch",
     "Outcome",
+    "TrainState",
     "evaluate",
     "evaluate_metrics",
+    "run_epoch",
     "run_trial",
     "train",
     "trial_key",
 ]
 
-HISTORY_COLUMNS = (
-    "epoch",
-    "train_loss",
-    "train_metric",
-    "val_loss",
-    "val_metric",
-    "lr",
-    "grad_norm",
-    "weight_norm",
-    "epoch_seconds",
-    "peak_memory_mb",
-)
 EVAL_BATCH = 4096
 
-BuildModel = Callable[[Mapping[str, Any], DataInfo], nn.Module]
 EpochCallback = Callable[[dict[str, float]], None]
 
 
 @dataclass
 class Outcome:
+    """What training produced; the checkpoint carries the fields in ``_RESUMED``."""
+
     status: str = "ok"  # ok | diverged | failed
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int | None = None
     best_val_metric: float | None = None
     best_val_loss: float | None = None
-    first_loss: float | None = None
+    first_loss: float | None = None  # the trial's first step: what divergence is measured by
     stopped_early: bool = False
     reason: str | None = None  # why it diverged, or the error when it failed
     resumed_from_epoch: int | None = None
     best_state: dict[str, torch.Tensor] | None = None
 
 
-class Checkpoint:
-    """A resumable snapshot of a running trial, valid only for the same config and data."""
-
-    def __init__(self, path: Path, key: str, every_s: float) -> None:
-        self.path, self.key, self.every_s = path, key, every_s
-        self._last = time.monotonic()
-
-    def due(self) -> bool:
-        return time.monotonic() - self._last >= self.every_s
-
-    def save(self, state: dict[str, Any]) -> None:
-        write_torch(self.path, {"key": self.key, **state})
-        self._last = time.monotonic()
-
-    def load(self) -> dict[str, Any] | None:
-        if not self.path.is_file():
-            return None
-        try:
-            state = torch.load(self.path, weights_only=True, map_location="cpu")
-        except Exception:  # a torn or foreign file is as good as none
-            return None
-        return state if state.get("key") == self.key else None
-
-    def clear(self) -> None:
-        self.path.unlink(missing_ok=True)
+_RESUMED = (
+    "history",
+    "best_epoch",
+    "best_val_metric",
+    "best_val_loss",
+    "best_state",
+    "first_loss",
+)
 
 
 def train(
@@ -149,158 +144,258 @@ def _train(
     on_epoch: EpochCallback | None,
     keep_best_state: bool,
 ) -> None:
-    kind = data.info.kind
-    units = target_units(data.info, device)
-    train_x, train_y = data.train.x, data.train.y
-    n = len(train_y)
-    batch_size = min(config.batch_size, n)
-    # a last batch of one sample breaks batch norm; dropping it costs one sample per epoch
-    usable = n - 1 if n % batch_size == 1 and n > 1 else n
-    steps_per_epoch = math.ceil(usable / batch_size)
+    batches = Batches.plan(len(data.train), config)
+    state = TrainState.start(config, data.info, build_model, device, batches, outcome)
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:
+        state.load_state_dict(saved)
+        outcome.resumed_from_epoch = state.epoch
+    amp, units = autocast(device, precision), target_units(data.info, device)
+    reset_peak_memory(device)
+    while state.epoch < config.epochs:
+        epoch = run_epoch(state, data, batches, amp=amp, units=units, clip=config.grad_clip)
+        row = epoch.row(state.epoch, metric, lr=state.lr, peak_memory_mb=peak_memory_mb(device))
+        outcome.history.append(row)
+        if outcome.first_loss is None:
+            outcome.first_loss = epoch.first_loss
+        if on_epoch is not None:
+            on_epoch(row)
+        if reason := _divergence(row, outcome.first_loss, config.diverge_factor):
+            outcome.status, outcome.reason = "diverged", reason
+            break
+        state.track_best(row, mode=mode, keep_weights=keep_best_state)
+        if config.patience is not None and state.epochs_since_best >= config.patience:
+            outcome.stopped_early = True
+            break
+        if checkpoint is not None and checkpoint.due() and state.epoch < config.epochs:
+            checkpoint.save(state.state_dict())
+    if keep_best_state and outcome.best_state is None:
+        outcome.best_state = state.weights()
 
-    torch.manual_seed(config.seed)
-    model = build_model(config.model, data.info).to(device)
-    optimizer = make_optimizer(model.parameters(), config)
-    # a constant schedule needs no scheduler: one Python call per step saved
-    scheduler = None
-    if config.schedule != "constant":
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer,
-            lr_multiplier(
+
+@dataclass(frozen=True)
+class Batches:
+    """How every epoch of a trial cuts the training split into batches."""
+
+    n: int  # training samples
+    size: int
+    usable: int  # samples trained on per epoch
+    steps: int  # optimizer steps per epoch
+    norm_every: int  # the gradient norm is measured on every this-many-th step
+
+    @classmethod
+    def plan(cls, n: int, config: TrialConfig) -> Batches:
+        size = min(config.batch_size, n)
+        # a last batch of one sample breaks batch norm; dropping it costs one sample per epoch
+        usable = n - 1 if n % size == 1 and n > 1 else n
+        steps = math.ceil(usable / size)
+        # without clipping, the gradient norm is sampled on about 8 steps an epoch: it is
+        # a diagnostic, and measuring it every step costs a tenth of a small model's time
+        norm_every = 1 if config.grad_clip else max(1, steps // 8)
+        return cls(n=n, size=size, usable=usable, steps=steps, norm_every=norm_every)
+
+    @property
+    def norm_steps(self) -> int:
+        """How many steps of an epoch measure the gradient norm."""
+        return len(range(0, self.steps, self.norm_every))
+
+    def indices(self, shuffle: torch.Generator, device: torch.device) -> tuple[torch.Tensor, ...]:
+        """One epoch's batches of sample indices, in a fresh order drawn from ``shuffle``."""
+        order = torch.randperm(self.n, generator=shuffle, device=device)
+        return order[: self.usable].split(self.size)
+
+
+@dataclass
+class TrainState:
+    """A trial between two epochs: all it needs to go on as if it had never stopped."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None  # None: a constant schedule
+    shuffle: torch.Generator  # draws each epoch's order
+    device: torch.device
+    outcome: Outcome = field(default_factory=Outcome)  # history, best so far, first loss
+    epochs_since_best: int = 0
+
+    @classmethod
+    def start(
+        cls,
+        config: TrialConfig,
+        info: DataInfo,
+        build_model: BuildModel,
+        device: torch.device,
+        batches: Batches,
+        outcome: Outcome,
+    ) -> TrainState:
+        model, optimizer = setup(config, build_model, info, device)
+        # a constant schedule needs no scheduler: one Python call per step saved
+        scheduler = None
+        if config.schedule != "constant":
+            multiplier = lr_multiplier(
                 config.schedule,
-                total_steps=config.epochs * steps_per_epoch,
-                steps_per_epoch=steps_per_epoch,
+                total_steps=config.epochs * batches.steps,
+                steps_per_epoch=batches.steps,
                 gamma=config.gamma,
                 step_epochs=config.step_epochs,
                 warmup_epochs=config.warmup_epochs,
-            ),
-        )
-    params = [p for p in model.parameters() if p.requires_grad]
-    # without clipping, the gradient norm is sampled on about 8 steps an epoch: it is
-    # a diagnostic, and measuring it every step costs a tenth of a small model's time
-    norm_every = 1 if config.grad_clip else max(1, steps_per_epoch // 8)
-    shuffle = torch.Generator(device=device)
-    shuffle.manual_seed(config.seed)
-    amp = autocast(device, precision)
-    better = (lambda a, b: a > b) if mode == "max" else (lambda a, b: a < b)
-    epochs_since_best = 0
-    first_loss: torch.Tensor | None = None
-    start_epoch = 0
-
-    saved = checkpoint.load() if checkpoint else None
-    if saved is not None:
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(saved["scheduler"])
-        shuffle.set_state(saved["shuffle"])
-        torch.set_rng_state(saved["rng"])
-        if device.type == "cuda" and saved.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(saved["cuda_rng"], device)
-        outcome.history = list(saved["history"])
-        outcome.best_epoch, outcome.best_val_metric = saved["best_epoch"], saved["best_val_metric"]
-        outcome.best_val_loss, outcome.best_state = saved["best_val_loss"], saved["best_state"]
-        epochs_since_best = saved["epochs_since_best"]
-        first_loss = torch.tensor(saved["first_loss"], device=device)
-        start_epoch = outcome.resumed_from_epoch = len(outcome.history)
-
-    reset_peak_memory(device)
-    for epoch in range(start_epoch, config.epochs):
-        started = time.perf_counter()
-        model.train()
-        loss_sum = torch.zeros((), device=device)
-        stats = torch.zeros(n_stats(kind), device=device)
-        grad_norm_sum = torch.zeros((), device=device)
-        order = torch.randperm(n, generator=shuffle, device=device)[:usable]
-        for step, idx in enumerate(order.split(batch_size)):
-            xb, yb = train_x[idx], train_y[idx]
-            with amp:
-                output = model(xb)
-            loss = loss_fn(kind, output, yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip:
-                # the norm before clipping is what we record
-                grad_norm_sum += nn.utils.clip_grad_norm_(params, config.grad_clip)
-            elif step % norm_every == 0:
-                grad_norm_sum += _grad_norm(params)
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            loss_sum.add_(loss.detach(), alpha=len(idx))
-            stats.add_(batch_stats(kind, output, yb, units))
-            if first_loss is None:
-                first_loss = loss.detach().float()
-        norm_steps = len(range(0, steps_per_epoch, norm_every))
-        model.eval()
-        val_loss, val_stats = evaluate(model, data.val, kind, amp, units)
-        weight_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(params)))
-        # the one host sync of the epoch
-        host = torch.cat(
-            [
-                torch.stack([loss_sum, val_loss, grad_norm_sum, weight_norm, first_loss]),
-                stats,
-                val_stats,
-            ]
-        ).tolist()
-        loss_total, val_loss_total, grad_norm, weight_norm_value, first = host[:5]
-        k = len(stats)
-        train_m = summarize(kind, loss_total, host[5 : 5 + k], usable, _width(train_y))
-        val_m = summarize(kind, val_loss_total, host[5 + k :], len(data.val), _width(data.val.y))
-        row = {
-            "epoch": epoch,
-            "train_loss": train_m["loss"],
-            "train_metric": train_m[metric],
-            "val_loss": val_m["loss"],
-            "val_metric": val_m[metric],
-            "lr": optimizer.param_groups[0]["lr"],
-            "grad_norm": grad_norm / (steps_per_epoch if config.grad_clip else norm_steps),
-            "weight_norm": weight_norm_value,
-            "epoch_seconds": time.perf_counter() - started,
-            "peak_memory_mb": peak_memory_mb(device),
-        }
-        outcome.history.append(row)
-        outcome.first_loss = first
-        if on_epoch is not None:
-            on_epoch(row)
-
-        reason = _divergence(row, first, config.diverge_factor)
-        if reason:
-            outcome.status, outcome.reason = "diverged", reason
-            break
-        if outcome.best_val_metric is None or better(row["val_metric"], outcome.best_val_metric):
-            outcome.best_epoch, outcome.best_val_metric = epoch, row["val_metric"]
-            outcome.best_val_loss = row["val_loss"]
-            epochs_since_best = 0
-            if keep_best_state:
-                outcome.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            epochs_since_best += 1
-        if config.patience is not None and epochs_since_best >= config.patience:
-            outcome.stopped_early = True
-            break
-        if checkpoint is not None and checkpoint.due() and epoch + 1 < config.epochs:
-            checkpoint.save(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                    "shuffle": shuffle.get_state(),
-                    "rng": torch.get_rng_state(),
-                    "cuda_rng": torch.cuda.get_rng_state(device)
-                    if device.type == "cuda"
-                    else None,
-                    "history": outcome.history,
-                    "best_epoch": outcome.best_epoch,
-                    "best_val_metric": outcome.best_val_metric,
-                    "best_val_loss": outcome.best_val_loss,
-                    "best_state": outcome.best_state,
-                    "epochs_since_best": epochs_since_best,
-                    "first_loss": first,
-                }
             )
-    if keep_best_state and outcome.best_state is None:
-        outcome.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
+        shuffle = torch.Generator(device=device)
+        shuffle.manual_seed(config.seed)
+        return cls(model, optimizer, scheduler, shuffle, device, outcome)
+
+    @property
+    def epoch(self) -> int:
+        """The next epoch to run, counted by the history."""
+        return len(self.outcome.history)
+
+    @property
+    def lr(self) -> float:
+        """The LR the next step will use."""
+        return self.optimizer.param_groups[0]["lr"]
+
+    def track_best(self, row: Mapping[str, float], *, mode: str, keep_weights: bool) -> None:
+        """Keep the best epoch by val metric (and its weights if asked); count epochs since."""
+        best, value = self.outcome.best_val_metric, row["val_metric"]
+        if best is not None and not (value > best if mode == "max" else value < best):
+            self.epochs_since_best += 1
+            return
+        self.outcome.best_epoch, self.outcome.best_val_metric = int(row["epoch"]), value
+        self.outcome.best_val_loss = row["val_loss"]
+        self.epochs_since_best = 0
+        if keep_weights:
+            self.outcome.best_state = self.weights()
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """A copy of the model's weights now."""
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint holds: weights, optimizer, schedule, RNGs, history, best."""
+        cuda = self.device.type == "cuda"
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "shuffle": self.shuffle.get_state(),
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if cuda else None,
+            "epochs_since_best": self.epochs_since_best,
+            **{name: getattr(self.outcome, name) for name in _RESUMED},
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.shuffle.set_state(state["shuffle"])
+        torch.set_rng_state(state["rng"])
+        if self.device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        self.epochs_since_best = state["epochs_since_best"]
+        for name in _RESUMED:
+            setattr(self.outcome, name, state[name])
+        self.outcome.history = list(self.outcome.history)
+
+
+class Epoch(NamedTuple):
+    """One epoch's numbers, on the host."""
+
+    train: dict[str, float]  # loss and the task's metrics, from the training steps
+    val: dict[str, float]
+    grad_norm: float  # mean over the steps that measured it, before clipping
+    weight_norm: float
+    first_loss: float  # the loss of the epoch's first step
+    seconds: float
+
+    def row(
+        self, epoch: int, metric: str, *, lr: float, peak_memory_mb: float
+    ) -> dict[str, float]:
+        """The epoch's line of ``history.csv`` (:data:`~tuneladder.trials.HISTORY_COLUMNS`)."""
+        return {
+            "epoch": epoch,
+            "train_loss": self.train["loss"],
+            "train_metric": self.train[metric],
+            "val_loss": self.val["loss"],
+            "val_metric": self.val[metric],
+            "lr": lr,
+            "grad_norm": self.grad_norm,
+            "weight_norm": self.weight_norm,
+            "epoch_seconds": self.seconds,
+            "peak_memory_mb": peak_memory_mb,
+        }
+
+
+def run_epoch(
+    state: TrainState,
+    data: TrainVal,
+    batches: Batches,
+    *,
+    amp: contextlib.AbstractContextManager,
+    units: torch.Tensor | None,
+    clip: float | None,
+) -> Epoch:
+    """One shuffled pass over the training split, then the val split.
+
+    Per-step values are summed on the device; they reach the host once, at the
+    end, in one transfer, so the steps never wait for Python.
+    """
+    started = time.perf_counter()
+    kind, model, device = data.info.kind, state.model, state.device
+    loss_sum = torch.zeros((), device=device)
+    stats = torch.zeros(n_stats(kind), device=device)
+    norm_sum = torch.zeros((), device=device)
+    first_loss = torch.full((), math.nan, device=device)
+    model.train()
+    for step, idx in enumerate(batches.indices(state.shuffle, device)):
+        xb, yb = data.train.x[idx], data.train.y[idx]
+        measure = step % batches.norm_every == 0
+        output, loss, norm = train_step(
+            model, state.optimizer, kind, xb, yb, amp=amp, clip=clip, measure_norm=measure
+        )
+        if state.scheduler is not None:
+            state.scheduler.step()
+        if norm is not None:
+            norm_sum += norm
+        if step == 0:
+            first_loss = loss.detach()
+        loss_sum.add_(loss.detach(), alpha=len(idx))
+        stats.add_(batch_stats(kind, output, yb, units))
+    model.eval()  # evaluate() restores the mode it finds: model.train() runs once an epoch
+    val_loss, val_stats = evaluate(model, data.val, kind, amp, units)
+    weight_norm = global_norm(p for p in model.parameters() if p.requires_grad)
+    host = _to_host(
+        loss=loss_sum,
+        stats=stats,
+        val_loss=val_loss,
+        val_stats=val_stats,
+        grad_norm=norm_sum,
+        weight_norm=weight_norm,
+        first_loss=first_loss,
+    )
+    return Epoch(
+        train=summarize(
+            kind, host["loss"][0], host["stats"], batches.usable, _width(data.train.y)
+        ),
+        val=summarize(
+            kind, host["val_loss"][0], host["val_stats"], len(data.val), _width(data.val.y)
+        ),
+        grad_norm=host["grad_norm"][0] / batches.norm_steps,
+        weight_norm=host["weight_norm"][0],
+        first_loss=host["first_loss"][0],
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _to_host(**tensors: torch.Tensor) -> dict[str, list[float]]:
+    """Device tensors as host numbers, by name, in one transfer: the epoch's one sync."""
+    flat = torch.cat([t.reshape(-1) for t in tensors.values()]).tolist()
+    host, start = {}, 0
+    for name, tensor in tensors.items():
+        host[name] = flat[start : start + tensor.numel()]
+        start += tensor.numel()
+    return host
 
 
 def _width(y: torch.Tensor) -> int:
@@ -317,11 +412,6 @@ def _divergence(row: Mapping[str, float], first_loss: float, factor: float) -> s
             f" {first_loss:.4g} at epoch {row['epoch']}"
         )
     return None
-
-
-def _grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
-    grads = [p.grad for p in params if p.grad is not None]
-    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
 
 
 def evaluate(
@@ -382,9 +472,10 @@ def run_trial(
     data is resumed from its last epoch.
     """
     out_dir = Path(out_dir)
-    key = trial_key(config, data.fingerprint, metric)
-    write_json(out_dir / "config.json", config.to_json())
-    checkpoint = Checkpoint(out_dir / "checkpoint.pt", key, checkpoint_every_s)
+    code = code_fingerprint(task_module(build_model))
+    key = trial_key(config, data.fingerprint, metric, code.fingerprint)
+    write_json(out_dir / CONFIG_FILE, config.to_json())
+    checkpoint = Checkpoint(out_dir / CHECKPOINT_FILE, key, checkpoint_every_s)
     started = time.time()
     outcome = train(
         config,
@@ -398,44 +489,23 @@ def run_trial(
         on_epoch=on_epoch,
         keep_best_state=save_model,
     )
-    write_csv(out_dir / "history.csv", HISTORY_COLUMNS, outcome.history)
+    write_csv(out_dir / HISTORY_FILE, HISTORY_COLUMNS, outcome.history)
     if save_model and outcome.best_state is not None and outcome.status == "ok":
-        write_torch(out_dir / "model.pt", outcome.best_state)
-    last = outcome.history[-1] if outcome.history else {}
-    result = {
-        "status": outcome.status,
-        "reason": outcome.reason,
-        "trial": dict(trial or {}),
-        "metric": {"name": metric, "mode": mode},
-        "best_val_metric": outcome.best_val_metric,
-        "best_val_loss": outcome.best_val_loss,
-        "best_epoch": outcome.best_epoch,
-        "epochs_run": len(outcome.history),
-        "stopped_early": outcome.stopped_early,
-        "resumed_from_epoch": outcome.resumed_from_epoch,
-        "final_train_loss": last.get("train_loss"),
-        "final_val_loss": last.get("val_loss"),
-        "first_loss": outcome.first_loss,
-        "train_seconds": sum(r["epoch_seconds"] for r in outcome.history),
-        "total_seconds": time.time() - started,
-        "peak_memory_mb": max((r["peak_memory_mb"] for r in outcome.history), default=None),
-        "seed": config.seed,
-        "config": config.to_json(),
-        "params": config.flat(),
-        "config_hash": config_hash(config),
-        "key": key,
-        "data_fingerprint": data.fingerprint,
-        "device": str(device),
-        "precision": precision if device.type == "cuda" else "fp32",
-        "threads": threads,
-        "started_at": started,
-        **provenance(device),
-    }
-    write_json(out_dir / "result.json", result)
+        write_torch(out_dir / MODEL_FILE, outcome.best_state)
+    result = make_result(
+        outcome,
+        config=config,
+        trial=trial,
+        metric=metric,
+        mode=mode,
+        key=key,
+        code=code,
+        data_fingerprint=data.fingerprint,
+        device=device,
+        precision=precision,
+        threads=threads,
+        started=started,
+    )
+    write_result(out_dir, result)
     checkpoint.clear()
     return result
-
-
-def trial_key(config: TrialConfig, data_fingerprint: str, metric: str) -> str:
-    """What must match for a finished trial to be reused: config, data and metric."""
-    return f"{config_hash(config)}-{data_fingerprint}-{metric}"

@@ -1,16 +1,110 @@
-"""From an experiment config to the configs of individual trials."""
+"""The trial contract: a trial's config, its key, its files and when it is complete.
+
+A trial folder holds ``config.json``, ``history.csv`` and ``result.json``;
+``result.json`` is written last, so a trial is complete when its result carries
+the expected key: the hash of the config, the prepared data's fingerprint, the
+selection metric and the code that decides the trial's numbers
+(:data:`CODE_MODULES` and the task's module). While it runs the folder also
+holds ``checkpoint.pt``, and a seed trial keeps its best weights in
+``model.pt``. This module is the one home of those facts, and it imports no
+torch: bookkeeping rules (collect, status) read trials in a process that never
+loads it.
+"""
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import importlib.util
+import json
+import os
+import sys
+import time
 import zlib
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tuneladder.hparams import TrialConfig
+from tuneladder.env import provenance
+from tuneladder.hparams import TrialConfig, config_hash
+from tuneladder.io import read_json, write_json, write_torch
+from tuneladder.tasks._loader import plugin_path
 
-__all__ = ["base_params", "derive_seed", "make_trial_config"]
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from tuneladder.runner import Outcome
+    from tuneladder.tasks import DataInfo
+
+__all__ = [
+    "CHECKPOINT_FILE",
+    "CONFIG_FILE",
+    "HISTORY_COLUMNS",
+    "HISTORY_FILE",
+    "MODEL_FILE",
+    "RESULT_FILE",
+    "CODE_MODULES",
+    "KEEP_TRIALS",
+    "BuildModel",
+    "Checkpoint",
+    "Code",
+    "base_params",
+    "code_fingerprint",
+    "derive_seed",
+    "is_complete",
+    "keep_trials",
+    "make_result",
+    "make_trial_config",
+    "read_result",
+    "stale_reason",
+    "task_module",
+    "trial_key",
+    "write_result",
+]
+
+CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.csv"
+RESULT_FILE = "result.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+MODEL_FILE = "model.pt"
+
+# One row per epoch of ``history.csv``, in this order.
+HISTORY_COLUMNS = (
+    "epoch",
+    "train_loss",
+    "train_metric",
+    "val_loss",
+    "val_metric",
+    "lr",
+    "grad_norm",
+    "weight_norm",
+    "epoch_seconds",
+    "peak_memory_mb",
+)
+
+# A task's model factory: ``(model hyperparameters, data info) -> nn.Module``.
+BuildModel = Callable[[Mapping[str, Any], "DataInfo"], "nn.Module"]
+
+# The code that decides a trial's numbers, besides the task's own module: a change to
+# one of these files retrains finished trials. The report and the workflow are not here.
+CODE_MODULES = (
+    "tuneladder.runner",
+    "tuneladder.step",
+    "tuneladder.metrics",
+    "tuneladder.schedules",
+    "tuneladder.optimizers",
+    "tuneladder.device",
+    "tuneladder.data",
+    "tuneladder.tasks.models",
+)
+
+# Set to 1 to reuse finished trials whose code changed, on purpose (config, data and
+# metric must still match).
+KEEP_TRIALS = "TUNELADDER_KEEP_TRIALS"
 
 
 def base_params(train: Mapping[str, Any], default_model: Mapping[str, Any]) -> dict[str, Any]:
@@ -31,3 +125,212 @@ def derive_seed(ladder_seed: int, rung: str, index: int) -> int:
     """A trial's training seed: distinct per trial, a pure function of the ladder's seed."""
     entropy = [ladder_seed, zlib.crc32(rung.encode()), index]
     return int(np.random.SeedSequence(entropy).generate_state(1)[0] % (2**31 - 1))
+
+
+@dataclass(frozen=True)
+class Code:
+    """The source files that decide a trial's numbers, hashed: one digest per module."""
+
+    task_module: str | None
+    digests: Mapping[str, str]  # module name -> sha256 of its source file's bytes
+
+    @property
+    def fingerprint(self) -> str:
+        text = json.dumps(dict(self.digests), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def to_json(self) -> dict[str, Any]:
+        """As ``result.json`` records it: the fingerprint and the modules hashed."""
+        return {
+            "fingerprint": self.fingerprint,
+            "task_module": self.task_module,
+            "modules": dict(self.digests),
+        }
+
+    def changed_since(self, recorded: Mapping[str, Any] | None) -> list[str]:
+        """The modules whose source differs from a result's recorded ``code``."""
+        before = (recorded or {}).get("modules") or {}
+        names = set(self.digests) | set(before)
+        return sorted(name for name in names if self.digests.get(name) != before.get(name))
+
+
+def code_fingerprint(task_module: str | None) -> Code:
+    """Hash :data:`CODE_MODULES` and the task's module, reading their files, importing none."""
+    names = list(CODE_MODULES)
+    if task_module is not None and task_module not in names:
+        names.append(task_module)
+    return Code(task_module, {name: _source_digest(name) for name in names})
+
+
+def task_module(build_model: BuildModel) -> str | None:
+    """The module a task's model factory is defined in: the task's own code.
+
+    ``digits`` gives ``tuneladder.tasks.digits``, ``csv`` ``tuneladder.tasks.tabular``,
+    and a plugin ``package.module:make_task`` the module its factory lives in.
+    """
+    while isinstance(build_model, functools.partial):
+        build_model = build_model.func
+    return getattr(build_model, "__module__", None)
+
+
+def _source_digest(module: str) -> str:
+    path = _source_file(module)
+    if path is None:
+        return "missing"
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def _source_file(module: str) -> Path | None:
+    origin = getattr(sys.modules.get(module), "__file__", None)
+    if origin is None:
+        plugin_path()  # a plugin is found where the task loader finds it
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            spec = None
+        origin = spec.origin if spec is not None else None
+    return Path(origin) if origin and Path(origin).is_file() else None
+
+
+def trial_key(
+    config: TrialConfig, data_fingerprint: str, metric: str, code: str | None = None
+) -> str:
+    """What must match for a finished trial to be reused: config, data, metric and code.
+
+    ``code`` is a :attr:`Code.fingerprint`. It follows a colon, so that the part
+    before it, the key of the inputs alone, can be compared by itself
+    (:data:`KEEP_TRIALS`); without ``code`` the key is that part.
+    """
+    inputs = f"{config_hash(config)}-{data_fingerprint}-{metric}"
+    return inputs if code is None else f"{inputs}:{code}"
+
+
+def keep_trials() -> bool:
+    """Whether finished trials are reused although their code changed (:data:`KEEP_TRIALS`)."""
+    return os.environ.get(KEEP_TRIALS, "").strip() not in ("", "0")
+
+
+def read_result(trial_dir: str | Path) -> dict[str, Any] | None:
+    """The trial's ``result.json``, or None when there is none (or it cannot be read)."""
+    try:
+        return read_json(Path(trial_dir) / RESULT_FILE)
+    except (OSError, ValueError):
+        return None
+
+
+def write_result(trial_dir: str | Path, result: Mapping[str, Any]) -> None:
+    """Written atomically, and last: from now on the trial is complete."""
+    write_json(Path(trial_dir) / RESULT_FILE, result)
+
+
+def stale_reason(
+    result: Mapping[str, Any] | None, key: str, code: Code | None = None
+) -> str | None:
+    """Why a recorded result cannot be reused for ``key``; None when it can.
+
+    A result of the same config, data and metric whose code differs is stale,
+    unless :data:`KEEP_TRIALS` is set; ``code``, the code now, lets the reason
+    name the modules that changed.
+    """
+    if result is None:
+        return "not run"
+    recorded = str(result.get("key"))
+    if recorded == key:
+        return None
+    if recorded.partition(":")[0] != key.partition(":")[0]:
+        return "stale: config, data or metric changed"
+    if keep_trials():
+        return None
+    if "code" not in result:
+        return "stale: code changed (the result records no code)"
+    changed = code.changed_since(result["code"]) if code is not None else []
+    shown = ", ".join(changed[:3]) + (", ..." if len(changed) > 3 else "")
+    return "stale: code changed" + (f" ({shown})" if changed else "")
+
+
+def is_complete(trial_dir: str | Path, key: str) -> bool:
+    """A trial is complete when its result.json carries this key (see :func:`stale_reason`)."""
+    return stale_reason(read_result(trial_dir), key) is None
+
+
+def make_result(
+    outcome: Outcome,
+    *,
+    config: TrialConfig,
+    trial: Mapping[str, Any] | None,
+    metric: str,
+    mode: str,
+    key: str,
+    code: Code,
+    data_fingerprint: str,
+    device: torch.device,
+    precision: str,
+    threads: int,
+    started: float,
+) -> dict[str, Any]:
+    """What ``result.json`` records: the outcome, what produced it, and where."""
+    last = outcome.history[-1] if outcome.history else {}
+    return {
+        "status": outcome.status,
+        "reason": outcome.reason,
+        "trial": dict(trial or {}),
+        "metric": {"name": metric, "mode": mode},
+        "best_val_metric": outcome.best_val_metric,
+        "best_val_loss": outcome.best_val_loss,
+        "best_epoch": outcome.best_epoch,
+        "epochs_run": len(outcome.history),
+        "stopped_early": outcome.stopped_early,
+        "resumed_from_epoch": outcome.resumed_from_epoch,
+        "final_train_loss": last.get("train_loss"),
+        "final_val_loss": last.get("val_loss"),
+        "first_loss": outcome.first_loss,
+        "train_seconds": sum(r["epoch_seconds"] for r in outcome.history),
+        "total_seconds": time.time() - started,
+        "peak_memory_mb": max((r["peak_memory_mb"] for r in outcome.history), default=None),
+        "seed": config.seed,
+        "config": config.to_json(),
+        "params": config.flat(),
+        "config_hash": config_hash(config),
+        "key": key,
+        "code": code.to_json(),
+        "data_fingerprint": data_fingerprint,
+        "device": str(device),
+        "precision": precision if device.type == "cuda" else "fp32",
+        "threads": threads,
+        "started_at": started,
+        **provenance(device),
+    }
+
+
+class Checkpoint:
+    """A resumable snapshot of a running trial, valid only for the same key.
+
+    What it holds is the training state's ``state_dict()``
+    (:class:`tuneladder.runner.TrainState`) plus the key; torch is imported
+    only when one is saved or loaded.
+    """
+
+    def __init__(self, path: str | Path, key: str, every_s: float) -> None:
+        self.path, self.key, self.every_s = Path(path), key, every_s
+        self._last = time.monotonic()
+
+    def due(self) -> bool:
+        return time.monotonic() - self._last >= self.every_s
+
+    def save(self, state: Mapping[str, Any]) -> None:
+        write_torch(self.path, {"key": self.key, **state})
+        self._last = time.monotonic()
+
+    def load(self) -> dict[str, Any] | None:
+        if not self.path.is_file():
+            return None
+        import torch
+
+        try:
+            state = torch.load(self.path, weights_only=True, map_location="cpu")
+        except Exception:  # a torn or foreign file is as good as none
+            return None
+        return state if state.get("key") == self.key else None
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)

@@ -20,9 +20,20 @@ import torch
 from tuneladder.claims import ClaimBook
 from tuneladder.data import TrainVal
 from tuneladder.hparams import TrialConfig
-from tuneladder.io import read_json
-from tuneladder.runner import BuildModel, run_trial, trial_key
+from tuneladder.runner import run_trial
+from tuneladder.trials import (
+    MODEL_FILE,
+    RESULT_FILE,
+    BuildModel,
+    code_fingerprint,
+    is_complete,
+    read_result,
+    stale_reason,
+    task_module,
+    trial_key,
+)
 
+# is_complete lives in tuneladder.trials; it stays importable from here
 __all__ = ["is_complete", "run_worker", "worker_order"]
 
 log = logging.getLogger(__name__)
@@ -58,17 +69,6 @@ def _progress(claims: ClaimBook, rung: str, name: str, epochs: int) -> Any:
     return on_epoch
 
 
-def is_complete(trial_dir: Path, key: str) -> bool:
-    """A trial is complete when its result.json was written for exactly this key."""
-    path = trial_dir / "result.json"
-    if not path.is_file():
-        return False
-    try:
-        return read_json(path).get("key") == key
-    except (ValueError, OSError):
-        return False
-
-
 def run_worker(
     plan: Mapping[str, Any],
     rung_dir: str | Path,
@@ -99,24 +99,31 @@ def run_worker(
     steal = workers < len(entries)
     ran: list[str] = []
     reused: list[str] = []
+    stale: dict[str, str] = {}  # trials trained again, and why
+    code = code_fingerprint(task_module(build_model))
     started = time.perf_counter()
     for i in worker_order(len(entries), worker=worker, workers=workers, steal=steal):
         entry = entries[i]
         name, trial_dir = entry["name"], rung_dir / entry["dir"]
         config = TrialConfig.from_json(entry["config"])
-        key = trial_key(config, data.fingerprint, metric)
-        if is_complete(trial_dir, key):
+        key = trial_key(config, data.fingerprint, metric, code.fingerprint)
+        result = read_result(trial_dir)
+        reason = stale_reason(result, key, code)
+        if reason is None:
             reused.append(name)
             if on_result is not None and int(entry["index"]) % workers == worker:
-                on_result(read_json(trial_dir / "result.json"), trial_dir)
+                on_result(result, trial_dir)
             continue
         if not claims.try_claim(name):
             continue
         try:
             if is_complete(trial_dir, key):  # finished by another worker meanwhile
                 continue
-            (trial_dir / "result.json").unlink(missing_ok=True)  # a stale result of another key
-            (trial_dir / "model.pt").unlink(missing_ok=True)
+            if result is not None:
+                stale[name] = reason
+                log.info("%s %s %s: training it again", plan["rung"], name, reason)
+            (trial_dir / RESULT_FILE).unlink(missing_ok=True)
+            (trial_dir / MODEL_FILE).unlink(missing_ok=True)
 
             result = run_trial(
                 config,
@@ -157,5 +164,6 @@ def run_worker(
         "workers": workers,
         "ran": ran,
         "reused": reused,
+        "stale": stale,
         "seconds": time.perf_counter() - started,
     }

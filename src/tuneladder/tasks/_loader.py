@@ -10,7 +10,7 @@ from typing import Any
 from tuneladder.preflight import user_error
 from tuneladder.tasks._base import Task
 
-__all__ = ["TaskError", "load_task"]
+__all__ = ["TaskError", "load_task", "plugin_path"]
 
 _PLUGIN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
@@ -46,12 +46,19 @@ def load_task(name: str, options: Mapping[str, Any] | None = None) -> Task:
     return task
 
 
-def _import_factory(name: str) -> Any:
-    module_name, _, func_name = name.partition(":")
-    # Plugin modules live in the user's project, like `python -m` would find them.
+def plugin_path() -> None:
+    """Put the working directory first on ``sys.path``, where plugin modules are found.
+
+    Plugin modules live in the user's project, like ``python -m`` would find them.
+    """
     cwd = str(Path.cwd())
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
+
+
+def _import_factory(name: str) -> Any:
+    module_name, _, func_name = name.partition(":")
+    plugin_path()
     try:
         module = importlib.import_module(module_name)
     except Exception as err:  # a plugin may fail in any way while importing

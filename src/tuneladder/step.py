@@ -1,0 +1,76 @@
+"""How training starts and what one optimizer step does: shared by trials and both sanity rungs.
+
+The trial loop (:mod:`tuneladder.runner`), the overfit check and the LR range
+test build their model and take their steps through these two functions, so a
+change to either reaches all three.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from tuneladder.metrics import loss_fn
+from tuneladder.optimizers import make_optimizer
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from tuneladder.hparams import TrialConfig
+    from tuneladder.tasks import DataInfo
+    from tuneladder.trials import BuildModel
+
+__all__ = ["global_norm", "setup", "train_step"]
+
+NO_AMP = contextlib.nullcontext()
+
+
+def setup(
+    config: TrialConfig, build_model: BuildModel, info: DataInfo, device: torch.device
+) -> tuple[nn.Module, torch.optim.Optimizer]:
+    """The model, seeded by ``config.seed`` and on ``device``, and its optimizer."""
+    torch.manual_seed(config.seed)
+    model = build_model(config.model, info).to(device)
+    return model, make_optimizer(model.parameters(), config)
+
+
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    kind: str,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    amp: contextlib.AbstractContextManager = NO_AMP,
+    clip: float | None = None,
+    measure_norm: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Forward, loss, backward, update; nothing leaves the device.
+
+    Returns the output, the loss, and the gradient norm when clipping (``clip``)
+    or asked to (``measure_norm``), else None. The norm is the one before
+    clipping: it says how large the gradients were, not what clipping made them.
+    """
+    with amp:
+        output = model(x)
+    loss = loss_fn(kind, output, y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    norm = None
+    if clip or measure_norm:
+        params = [p for p in model.parameters() if p.grad is not None]
+        norm = (
+            nn.utils.clip_grad_norm_(params, clip) if clip else global_norm(p.grad for p in params)
+        )
+    optimizer.step()
+    return output, loss, norm
+
+
+def global_norm(tensors: Iterable[torch.Tensor | None]) -> torch.Tensor:
+    """The L2 norm of several tensors taken together, as one device scalar."""
+    return torch.linalg.vector_norm(
+        torch.stack(torch._foreach_norm([t for t in tensors if t is not None]))
+    )

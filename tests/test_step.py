@@ -1,0 +1,63 @@
+"""One step function for the trial loop and both sanity rungs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tuneladder import lr_range, overfit, runner, step
+from tuneladder.hparams import TrialConfig
+
+CPU = torch.device("cpu")
+MLP = {"arch": "mlp", "width": 16, "num_layers": 1, "channels": 8, "dropout": 0.0}
+
+
+def run(module, data, build_model) -> None:
+    config = TrialConfig(epochs=1, batch_size=256, lr=1e-3, model=MLP)
+    if module is overfit:
+        overfit.overfit_check(config, data, build_model, subset=16, max_steps=3, lr=1e-3,
+                              loss_ratio=0.05, device=CPU)  # fmt: skip
+    elif module is lr_range:
+        lr_range.lr_range_test(config, data, build_model, start=1e-5, end=1.0, steps=5,
+                               smoothing=0.1, diverge_factor=4.0, device=CPU)  # fmt: skip
+    else:
+        runner.train(config, data, build_model, metric="accuracy", mode="max", device=CPU)
+
+
+@pytest.mark.parametrize("module", [runner, overfit, lr_range], ids=lambda m: m.__name__)
+def test_every_training_path_builds_and_steps_through_the_shared_functions(
+    monkeypatch, digits, digits_task, module
+) -> None:
+    calls = {"setup": 0, "train_step": 0}
+
+    def counted(name):
+        def call(*args, **kwargs):
+            calls[name] += 1
+            return getattr(step, name)(*args, **kwargs)
+
+        return call
+
+    for name in calls:
+        monkeypatch.setattr(module, name, counted(name))
+    run(module, digits, digits_task.build_model)
+    assert calls["setup"] == 1 and calls["train_step"] >= 3
+
+
+def test_setup_is_seeded_and_a_step_reports_the_norm_before_clipping(digits, digits_task):
+    config = TrialConfig(seed=3, lr=0.1, optimizer="sgd", weight_decay=0.0, model=MLP)
+    model, optimizer = step.setup(config, digits_task.build_model, digits.info, CPU)
+    again, _ = step.setup(config, digits_task.build_model, digits.info, CPU)
+    pairs = zip(model.parameters(), again.parameters(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
+    before = [p.detach().clone() for p in model.parameters()]
+    x, y = digits.train.x[:64], digits.train.y[:64]
+    output, loss, norm = step.train_step(model, optimizer, "classification", x, y, clip=1e-3)
+    assert output.shape == (64, 10) and loss.ndim == 0
+    assert norm is not None and float(norm) > 1e-3  # the norm before clipping
+    moved = step.global_norm(
+        p.detach() - b for p, b in zip(model.parameters(), before, strict=True)
+    )
+    assert float(moved) <= 0.1 * 1e-3 + 1e-7  # SGD moved by lr x the clipped norm
+    assert step.train_step(model, optimizer, "classification", x, y)[2] is None
+    measured = step.train_step(model, optimizer, "classification", x, y, measure_norm=True)[2]
+    assert measured is not None and float(measured) > 0

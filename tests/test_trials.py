@@ -1,0 +1,138 @@
+"""The trial contract: key, completeness, result files and checkpoints, without torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tuneladder.hparams import TrialConfig
+from tuneladder.io import write_json
+from tuneladder.trials import (
+    CODE_MODULES,
+    KEEP_TRIALS,
+    RESULT_FILE,
+    Checkpoint,
+    code_fingerprint,
+    is_complete,
+    read_result,
+    stale_reason,
+    task_module,
+    trial_key,
+    write_result,
+)
+
+
+@pytest.mark.parametrize("module", ["tuneladder.trials", "tuneladder.collect"])
+def test_bookkeeping_imports_no_torch(module: str) -> None:
+    # collect is a local bookkeeping rule: it reads JSON and must not pay for torch
+    code = f"import {module}, sys; assert 'torch' not in sys.modules, sorted(sys.modules)"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_a_trial_is_complete_when_its_result_carries_the_key(tmp_path: Path) -> None:
+    key = trial_key(TrialConfig(epochs=2), "data", "accuracy")
+    assert read_result(tmp_path) is None and stale_reason(None, key) == "not run"
+    assert not is_complete(tmp_path, key)
+    write_result(tmp_path, {"key": key, "status": "failed"})  # a failed trial is finished too
+    assert is_complete(tmp_path, key) and read_result(tmp_path)["status"] == "failed"
+    other = trial_key(TrialConfig(epochs=3), "data", "accuracy")
+    assert stale_reason(read_result(tmp_path), other) == "stale: config, data or metric changed"
+    (tmp_path / RESULT_FILE).write_text('{"key": "')  # a torn file is as good as none
+    assert read_result(tmp_path) is None and not is_complete(tmp_path, key)
+
+
+def test_checkpoint_is_only_loaded_for_its_own_key(tmp_path: Path) -> None:
+    Checkpoint(tmp_path / "c.pt", "mine", every_s=0).save({"history": [{"epoch": 0.0}]})
+    assert Checkpoint(tmp_path / "c.pt", "mine", 0).load()["history"] == [{"epoch": 0.0}]
+    assert Checkpoint(tmp_path / "c.pt", "other", 0).load() is None
+    write_json(tmp_path / "c.pt", {"not": "a checkpoint"})
+    assert Checkpoint(tmp_path / "c.pt", "mine", 0).load() is None
+    Checkpoint(tmp_path / "c.pt", "mine", 0).clear()
+    assert not (tmp_path / "c.pt").exists()
+
+
+PLUGIN = """
+from tuneladder.tasks.digits import build_model as digits_model
+
+
+def build_model(hp, info):
+    return digits_model(hp, info)
+"""
+
+
+def test_a_code_change_retrains_unless_trials_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, digits
+) -> None:
+    import importlib
+
+    import torch
+
+    from tuneladder.collect import IncompleteRung, collect_rung
+    from tuneladder.worker import run_worker
+
+    name = f"plugin_{tmp_path.name}"  # a task module of its own, as a user's plugin is
+    source = tmp_path / f"{name}.py"
+    source.write_text(PLUGIN)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(tmp_path)  # as the task loader does; restored afterwards
+    monkeypatch.delenv(KEEP_TRIALS, raising=False)
+    plugin = importlib.import_module(name)
+    model = {"arch": "mlp", "width": 8, "num_layers": 1, "channels": 8, "dropout": 0.0}
+    config = TrialConfig(epochs=1, batch_size=256, model=model)
+    plan = {"rung": "coarse", "trials": [{"name": "0", "index": 0, "dir": "trials/0",
+                                          "config": config.to_json()}]}  # fmt: skip
+
+    def work() -> dict:
+        return run_worker(plan, tmp_path, digits, plugin.build_model, worker=0, workers=1,
+                          metric="accuracy", mode="max", device=torch.device("cpu"))  # fmt: skip
+
+    def collect() -> list[dict]:
+        return collect_rung(plan, tmp_path, data_fingerprint=digits.fingerprint, metric="accuracy")
+
+    assert work()["ran"] == ["0"]
+    recorded = read_result(tmp_path / "trials" / "0")["code"]
+    assert recorded["task_module"] == name
+    assert set(recorded["modules"]) == {*CODE_MODULES, name}
+    assert work()["reused"] == ["0"] and len(collect()) == 1
+
+    source.write_text(PLUGIN + "# a fix\n")  # what decides the numbers changed
+    with pytest.raises(IncompleteRung, match=rf"0: stale: code changed \({name}\)"):
+        collect()
+    monkeypatch.setenv(KEEP_TRIALS, "1")  # keep them on purpose
+    assert work()["reused"] == ["0"] and len(collect()) == 1
+    monkeypatch.delenv(KEEP_TRIALS)
+    with caplog.at_level("INFO", logger="tuneladder.worker"):
+        report = work()
+    assert report["ran"] == ["0"] and report["stale"] == {"0": f"stale: code changed ({name})"}
+    assert f"0 stale: code changed ({name}): training it again" in caplog.text
+    assert read_result(tmp_path / "trials" / "0")["code"]["fingerprint"] != recorded["fingerprint"]
+    assert len(collect()) == 1
+
+
+def test_the_code_fingerprint_reads_files_and_names_what_changed(monkeypatch) -> None:
+    from tuneladder.tasks.digits import build_model
+
+    monkeypatch.setattr(sys, "path", list(sys.path))  # looking for a plugin adds the cwd
+    assert task_module(build_model) == "tuneladder.tasks.digits"
+    code = code_fingerprint("tuneladder.tasks.digits")
+    assert code == code_fingerprint("tuneladder.tasks.digits")  # same files, same digests
+    assert len(code.fingerprint) == 16 and "missing" not in code.digests.values()
+    older = {**code.digests, "tuneladder.runner": "0" * 16}
+    assert code.changed_since({"modules": older}) == ["tuneladder.runner"]
+    assert code_fingerprint("no_such_module_here").digests["no_such_module_here"] == "missing"
+    config = TrialConfig(epochs=1)
+    key = trial_key(config, "data", "accuracy", code.fingerprint)
+    old = {"key": trial_key(config, "data", "accuracy", "f" * 16), "code": {"modules": older}}
+    assert stale_reason(old, key, code) == "stale: code changed (tuneladder.runner)"
+    before_fingerprints = {"key": trial_key(config, "data", "accuracy")}  # older results
+    assert stale_reason(before_fingerprints, key, code) == (
+        "stale: code changed (the result records no code)"
+    )
+    monkeypatch.setenv(KEEP_TRIALS, "1")
+    assert stale_reason(old, key, code) is None
+    assert stale_reason(before_fingerprints, key, code) is None
+    other = trial_key(TrialConfig(epochs=2), "data", "accuracy", code.fingerprint)
+    assert stale_reason(old, other, code) == "stale: config, data or metric changed"
