@@ -29,3 +29,14 @@ def test_provenance_carries_the_build() -> None:
     record = provenance(torch.device("cpu"))
     assert record["build"] == torch_build(torch.device("cpu"))
     assert record["versions"]["torch"] == torch.__version__
+
+
+def test_process_start_is_before_now_and_after_boot() -> None:
+    import time
+
+    from tuneladder.env import process_started_at
+
+    started = process_started_at()
+    assert started is not None  # Linux: /proc is there
+    # this process started within the last hour, and before this line ran
+    assert time.time() - 3600 < started <= time.time()

@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["git_commit", "package_versions", "provenance", "torch_build"]
+__all__ = ["git_commit", "package_versions", "process_started_at", "provenance", "torch_build"]
 
 _PACKAGES = ("tuneladder", "torch", "numpy", "optuna", "snakemake")
 
@@ -103,3 +103,24 @@ def provenance(device: Any = None) -> dict[str, Any]:
         "versions": package_versions(),
         "build": torch_build(device),
     }
+
+
+def process_started_at() -> float | None:
+    """When this process started (epoch seconds), from /proc; None where there is none.
+
+    Snakemake's benchmark files give a job's length but not its start, and a job's
+    start-up (interpreter, imports, data) is what the efficiency bench measures.
+    """
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        ticks = os.sysconf("SC_CLK_TCK")
+    except (OSError, StopIteration, ValueError):
+        return None
+    # the command name (field 2) may hold spaces: fields are counted after its ")"
+    start_ticks = float(stat.rpartition(")")[2].split()[19])
+    return boot + start_ticks / ticks

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -153,6 +154,13 @@ def _sanity_inputs(
     return torch_device, _task(task), load_train_val(data_dir).to(torch_device)
 
 
+def _span() -> dict[str, float | None]:
+    """This job's start and end: the bench checks that the two sanity rungs overlap."""
+    from tuneladder.env import process_started_at
+
+    return {"started_at": process_started_at(), "finished_at": time.time()}
+
+
 def overfit_check_stage(
     *,
     data_dir: str | Path,
@@ -180,6 +188,7 @@ def overfit_check_stage(
             device=torch_device,
         )
     report["enforced"] = overfit["enforce"]
+    report.update(_span())
     log.info(
         "overfit check %s: loss %.4g after %d steps (untrained %.4g, threshold %.4g)",
         "passed" if report["passed"] else "FAILED",
@@ -241,6 +250,7 @@ def lr_range_test_stage(
         result["range"],
         result["divergence_lr"],
     )
+    result.update(_span())
     write_json(out, result)
 
 
@@ -329,6 +339,18 @@ def _trial_logger(tracking: Mapping[str, Any] | None) -> Any:
     return on_result
 
 
+def _first_step_s(rung_dir: Path, plan: Mapping[str, Any], ran: list[str]) -> float | None:
+    """Seconds from this job's process start to its first trial's start: its start-up."""
+    from tuneladder.env import process_started_at
+
+    started = process_started_at()
+    if started is None or not ran:
+        return None
+    entry = next(e for e in plan["trials"] if e["name"] == ran[0])
+    result = read_json(rung_dir / entry["dir"] / "result.json")
+    return result["started_at"] - started
+
+
 def sweep_worker_stage(
     *,
     plan: str | Path,
@@ -368,6 +390,7 @@ def sweep_worker_stage(
         device=str(torch_device),
         pid=os.getpid(),
         cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
+        first_step_s=_first_step_s(Path(plan).parent, plan_data, report["ran"]),
     )
     log.info(
         "worker %d/%d: ran %d, reused %d",
