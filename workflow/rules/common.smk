@@ -119,7 +119,8 @@ CONDA_ENV = str(
         / "envs"
         / "tuneladder-{}.yaml".format("cuda" if uses_gpu() else "cpu"),
         checkout=Path(workflow.basedir).parent,
-        out_dir=Path(".snakemake") / "tuneladder-envs",
+        # absolute: Snakemake reads a relative conda: path from the rule file's folder
+        out_dir=(Path(".snakemake") / "tuneladder-envs").resolve(),
     )
 )
 
