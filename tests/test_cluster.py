@@ -118,6 +118,11 @@ def slurm_cluster():
 
 @pytest.mark.slow
 def test_ladder_runs_inside_slurm_jobs(slurm_cluster, tmp_path: Path) -> None:
+    """Up to the coarse rung: sanity and worker jobs on SLURM, bookkeeping local.
+
+    The later rungs are the same kinds of job again (worker jobs, local bookkeeping,
+    one evaluation job), so climbing them here would add minutes, not evidence.
+    """
     config = tiny_config(mlflow={"enabled": False})
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     command = [
@@ -144,6 +149,7 @@ def test_ladder_runs_inside_slurm_jobs(slurm_cluster, tmp_path: Path) -> None:
         "1",
         "--seconds-between-status-checks",
         "1",
+        "results/tiny/coarse/results.json",
     ]
     start = time.monotonic()
     proc = subprocess.run(
@@ -152,14 +158,13 @@ def test_ladder_runs_inside_slurm_jobs(slurm_cluster, tmp_path: Path) -> None:
     wall = time.monotonic() - start
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     results = results_of(tmp_path)
-    trials = sorted(results.glob("*/trials/*/result.json")) + sorted(
-        p for p in (results / "seeds").glob("*/result.json")
-    )
-    assert len(trials) == 4 + 3 + 6
+    trials = sorted(results.glob("coarse/trials/*/result.json"))
+    assert len(trials) == 4
     job_ids = {read_json(p)["slurm_job_id"] for p in trials}
     assert None not in job_ids, "a trial ran outside a SLURM job"
-    assert len(job_ids) >= 3  # at least one worker job per sweep rung
-    assert read_json(results / "final" / "summary.json")["test_mean"] > 0.5
+    assert 1 <= len(job_ids) <= 2  # the rung's worker jobs (--jobs 2); one may take all
+    assert read_json(results / "sanity" / "overfit.json")["passed"]
+    assert read_json(results / "coarse" / "results.json")["counts"] == {"ok": 4}
     benchmarks = list((results / "benchmarks").rglob("*.tsv"))  # one per job, local ones too
     busy = sum(float(p.read_text().splitlines()[1].split("\t")[0]) for p in benchmarks)
     jobs = len(benchmarks)

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from helpers import REPO, SNAKEMAKE, results_of, snakemake, write_fault_ladder
 from tuneladder.io import read_json
@@ -47,19 +48,34 @@ def start(workdir: Path) -> subprocess.Popen:
     )
 
 
+def _epochs_saved(checkpoint: Path) -> int | None:
+    try:
+        return len(torch.load(checkpoint, weights_only=True)["history"])
+    except Exception:  # gone or replaced this instant: look again
+        return None
+
+
 def wait_for_mid_sweep(workdir: Path, proc: subprocess.Popen) -> tuple[set[Path], Path]:
-    """Until one coarse trial is finished and another has a checkpoint past epoch 0."""
+    """Until one coarse trial is finished and another is early in its epochs.
+
+    Early enough (at most half its epochs saved) that the kill lands before it
+    ends: a trial caught in its last epoch would finish and leave nothing to resume.
+    """
     trials = results_of(workdir) / "coarse" / "trials"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         assert proc.poll() is None, "snakemake ended before it could be interrupted"
         done = {p.parent for p in trials.glob("*/result.json")}
-        running = [p.parent for p in trials.glob("*/checkpoint.pt") if p.parent not in done]
+        running = [
+            p.parent
+            for p in trials.glob("*/checkpoint.pt")
+            if p.parent not in done and 1 <= (_epochs_saved(p) or 0) <= EPOCHS // 2
+        ]
         if done and running:
             time.sleep(0.4)  # one more epoch into the running trial
             return done, running[0]
         time.sleep(0.05)
-    raise AssertionError("no coarse trial finished while another ran")
+    raise AssertionError("no coarse trial finished while another was early in its epochs")
 
 
 def fingerprints(dirs: set[Path]) -> dict[Path, tuple[int, str]]:
