@@ -74,7 +74,15 @@ def _trials(results: Path) -> tuple[dict, dict, dict]:
     train: dict[str, float] = defaultdict(float)
     total: dict[str, float] = defaultdict(float)
     count: dict[str, int] = defaultdict(int)
-    for path in results.glob("*/**/result.json"):
+    # the trials each rung planned (MLflow's artifact copies of result.json do not count)
+    paths = [
+        plan.parent / entry["dir"] / "result.json"
+        for plan in sorted(results.glob("*/plan.json"))
+        for entry in json.loads(plan.read_text())["trials"]
+    ]
+    for path in paths:
+        if not path.is_file():
+            continue
         result = json.loads(path.read_text())
         rung = result["trial"].get("rung", path.parts[-3])
         train[rung] += result["train_seconds"]

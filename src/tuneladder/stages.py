@@ -324,19 +324,41 @@ def _tracker(tracking: Mapping[str, Any] | None) -> Any:
         return None
 
 
-def _trial_logger(tracking: Mapping[str, Any] | None) -> Any:
-    """``on_result`` for workers: mirror a trial into MLflow; never fail the trial over it."""
-    tracker = _tracker(tracking)
-    if tracker is None:
-        return None
+class _TrialLogger:
+    """``on_result`` for workers: mirrors trials into MLflow from a thread of its own.
 
-    def on_result(result: Mapping[str, Any], trial_dir: Path) -> None:
-        try:
-            tracker.log_trial(result, trial_dir)
-        except Exception as err:  # the result files stay the source of truth
-            log.warning("MLflow: could not log %s: %s", trial_dir, err)
+    Importing MLflow and opening the store take seconds; done in the worker's own
+    thread they would hold up its first trial, and each write the next one. The
+    thread takes the trials from a queue while the worker trains; :meth:`close`
+    waits until every one is logged. A trial is never failed over MLflow: the
+    result files stay the source of truth.
+    """
 
-    return on_result
+    def __init__(self, tracking: Mapping[str, Any]) -> None:
+        import queue
+        import threading
+
+        self._queue: queue.Queue[tuple[Mapping[str, Any], Path] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, args=(tracking,), daemon=True)
+        self._thread.start()
+
+    def __call__(self, result: Mapping[str, Any], trial_dir: Path) -> None:
+        self._queue.put((result, trial_dir))
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self, tracking: Mapping[str, Any]) -> None:
+        tracker = _tracker(tracking)
+        while (item := self._queue.get()) is not None:
+            if tracker is None:
+                continue
+            result, trial_dir = item
+            try:
+                tracker.log_trial(result, trial_dir)
+            except Exception as err:  # the result files stay the source of truth
+                log.warning("MLflow: could not log %s: %s", trial_dir, err)
 
 
 def _first_step_s(rung_dir: Path, plan: Mapping[str, Any], ran: list[str]) -> float | None:
@@ -369,23 +391,28 @@ def sweep_worker_stage(
     torch_device = runtime.start()
     plan_data = read_json(plan)
     data = load_train_val(data_dir).to(torch_device)
-    report = run_worker(
-        plan_data,
-        Path(plan).parent,
-        data,
-        _task(task).build_model,
-        worker=worker,
-        workers=workers,
-        metric=metric["name"],
-        mode=metric["mode"],
-        device=torch_device,
-        precision=runtime.precision,
-        threads=runtime.threads,
-        checkpoint_every_s=runtime.checkpoint_every_s,
-        stale_claim_s=runtime.stale_claim_s,
-        save_model=by_name(plan_data["rung"]).keeps_models,
-        on_result=_trial_logger(tracking),
-    )
+    on_result = _TrialLogger(tracking) if tracking else None
+    try:
+        report = run_worker(
+            plan_data,
+            Path(plan).parent,
+            data,
+            _task(task).build_model,
+            worker=worker,
+            workers=workers,
+            metric=metric["name"],
+            mode=metric["mode"],
+            device=torch_device,
+            precision=runtime.precision,
+            threads=runtime.threads,
+            checkpoint_every_s=runtime.checkpoint_every_s,
+            stale_claim_s=runtime.stale_claim_s,
+            save_model=by_name(plan_data["rung"]).keeps_models,
+            on_result=on_result,
+        )
+    finally:
+        if on_result is not None:
+            on_result.close()  # every finished trial is in MLflow before the job ends
     report.update(
         device=str(torch_device),
         pid=os.getpid(),
