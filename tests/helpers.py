@@ -134,3 +134,22 @@ def copy_ladder(workdir: Path, dest: Path) -> Path:
         path.unlink()
     shutil.rmtree(dest / "mlruns", ignore_errors=True)
     return dest
+
+
+def copy_checkout(root: Path) -> Path:
+    """The repository's files as a fresh clone has them (tracked, or new and not
+    ignored), copied to ``root``: what a user who clones it starts from."""
+    import shutil
+
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    for name in files:
+        if (REPO / name).is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, root / name)
+    return root

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import REPO, tiny_config
+from helpers import REPO, copy_checkout, tiny_config
 
 BIN = Path(sys.executable).parent
 ENV = {
@@ -46,17 +46,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The project's files in a fresh git repo, with the tiny ladder as its config,
     reproduced once by `dvc repro` and committed. Tests that change it use a copy."""
     root = tmp_path_factory.mktemp("dvc") / "project"
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    for name in files:
-        if (REPO / name).is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, root / name)
+    copy_checkout(root)
     (root / "config" / "config.yaml").write_text(
         yaml.safe_dump(tiny_config(mlflow={"enabled": False}))
     )

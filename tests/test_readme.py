@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import numpy as np
 import pytest
 import yaml
 
-from helpers import REPO, SNAKEMAKE
+from helpers import REPO, SNAKEMAKE, copy_checkout
 from tuneladder.config import resolve_config
 from tuneladder.io import read_json
 
@@ -58,17 +57,7 @@ COMMANDS = [c for c in _documented_commands() if c not in NOT_DRY_RUN]
 def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The repository's files as a fresh clone has them: tracked and not ignored."""
     root = tmp_path_factory.mktemp("readme") / "tuneladder"
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    for name in files:
-        if (REPO / name).is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, root / name)
+    copy_checkout(root)
     return root
 
 
