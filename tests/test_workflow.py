@@ -11,7 +11,14 @@ import pytest
 import torch
 from scipy import stats
 
-from helpers import copy_ladder, results_of, snakemake, tiny_config, write_config
+from helpers import (
+    copy_ladder,
+    results_of,
+    snakemake,
+    tiny_config,
+    write_config,
+    write_fault_ladder,
+)
 from tuneladder.io import read_json
 
 
@@ -205,3 +212,20 @@ def test_bad_config_stops_before_any_job(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "space.lr.low must be > 0, got -1" in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+def test_a_fix_to_the_tasks_code_shows_in_a_dry_run_and_retrains(tmp_path: Path) -> None:
+    """The trials' code is part of the workers' params: -n names the workers to rerun."""
+    write_fault_ladder(tmp_path, coarse={"trials": 2, "sampler": "random", "epochs": 1})
+    target = str(results_of(tmp_path).relative_to(tmp_path) / "coarse" / "results.json")
+    snakemake(tmp_path, target)
+    assert "Nothing to be done" in snakemake(tmp_path, "-n", target).stdout
+    with open(tmp_path / "fault_task.py", "a") as plugin:
+        plugin.write("\n# a fix to the model code\n")
+    dry = snakemake(tmp_path, "-n", target)
+    out = dry.stdout + dry.stderr
+    assert "params have changed since last execution:\n        sweep_worker" in out, out
+    snakemake(tmp_path, target)
+    for trial in (results_of(tmp_path) / "coarse" / "trials").glob("*/result.json"):
+        assert read_json(trial)["code"]["task_module"] == "fault_task"

@@ -8,7 +8,8 @@ from tuneladder import rungs
 from tuneladder.conda_envs import write_env_file
 from tuneladder.config import SCHEMA_PATH, ConfigError, describe_plan, resolve_config
 from tuneladder.report import FIGURES, report_inputs
-from tuneladder.tasks import TaskError
+from tuneladder.tasks import TaskError, task_module_name
+from tuneladder.trials import code_fingerprint
 
 WRITTEN_CONFIG = dict(config)
 try:
@@ -123,6 +124,13 @@ CONDA_ENV = str(
         out_dir=(Path(".snakemake") / "tuneladder-envs").resolve(),
     )
 )
+
+
+def code_params():
+    """The fingerprint of the code that decides trials' numbers (no import, a hash of
+    files): after a fix to it, the workers' params change, so `snakemake -n` lists
+    them with `params changed`, and they retrain the trials the fix made stale."""
+    return code_fingerprint(task_module_name(config["task"]["name"])).fingerprint
 
 
 def tracking_params():

@@ -63,6 +63,8 @@ rule sweep_worker:
         metric=config["metric"],
         runtime=runtime_params(),
         tracking=tracking_params(),
+        # not read by the job: a code fix changes it, so the workers rerun (and -n says so)
+        code=code_params(),
     script:
         "../scripts/sweep_worker.py"
 

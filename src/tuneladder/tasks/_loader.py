@@ -10,7 +10,7 @@ from typing import Any
 from tuneladder.preflight import user_error
 from tuneladder.tasks._base import Task
 
-__all__ = ["TaskError", "load_task", "plugin_path"]
+__all__ = ["TaskError", "load_task", "plugin_path", "task_module_name"]
 
 _PLUGIN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
@@ -44,6 +44,21 @@ def load_task(name: str, options: Mapping[str, Any] | None = None) -> Task:
             " tuneladder.tasks.Task"
         )
     return task
+
+
+def task_module_name(name: str) -> str | None:
+    """The module of ``task.name``'s code, found without importing it.
+
+    For a plugin, the module of its ``make_task``: its model factory usually lives
+    beside it, and the trial's own record names the factory's module exactly.
+    """
+    if name == "digits":
+        return "tuneladder.tasks.digits"
+    if name == "csv":
+        return "tuneladder.tasks.tabular"
+    if _PLUGIN.match(name):
+        return name.partition(":")[0]
+    return None
 
 
 def plugin_path() -> None:
