@@ -63,7 +63,10 @@ def test_a_killed_holder_frees_its_index(tmp_path: Path) -> None:
         [sys.executable, "-c", HOLDER, "1", str(tmp_path), str(log), "60"], env=_env()
     )
     deadline = time.monotonic() + 30
-    while not log.exists() and time.monotonic() < deadline:
+    # the file exists as soon as the holder opens it: wait for its line, not the file
+    while "start" not in (log.read_text() if log.exists() else "") and (
+        time.monotonic() < deadline
+    ):
         time.sleep(0.05)
     holder.send_signal(signal.SIGKILL)
     holder.wait()
