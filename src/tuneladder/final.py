@@ -25,9 +25,9 @@ from tuneladder.data import Split, load_test, load_train_val
 from tuneladder.direction import Direction, best_so_far, ok_value, top
 from tuneladder.hparams import TrialConfig, applicable
 from tuneladder.io import read_json, write_json, write_text, write_torch
-from tuneladder.rungs import BASELINE, SEEDS, trial_order
+from tuneladder.rungs import BASELINE, SEEDS, finalist_label, trial_order
 from tuneladder.runner import BuildModel, evaluate_metrics
-from tuneladder.stats import describe, metric_bounds, welch_p_value
+from tuneladder.stats import bounds_text, describe, metric_bounds, welch_p_value
 from tuneladder.tasks import DataInfo
 
 __all__ = [
@@ -36,7 +36,6 @@ __all__ = [
     "choose",
     "finalize",
     "group_rows",
-    "origin_label",
     "origins",
     "summary_markdown",
     "tie_break",
@@ -254,7 +253,7 @@ def finalize(
     p_value = (
         welch_p_value(best["val"]["values"], runner_up["val"]["values"]) if runner_up else None
     )
-    labels = {g: origin_label(o, g) for g, o in origin.items()}
+    labels = {g: finalist_label(o, g) for g, o in origin.items()}
     tie = tie_break(ranked, metric, labels)
     test = load_test(data_dir).to(device)
 
@@ -354,27 +353,12 @@ def _value(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
-def _bounds_text(bounds: Sequence[float | None]) -> str:
-    """A metric's range as an interval: ``[0, 1]``, ``[0, inf)``, ``(-inf, 1]``."""
-    low, high = bounds
-    return (
-        (f"[{low:g}" if low is not None else "(-inf")
-        + ", "
-        + (f"{high:g}]" if high is not None else "inf)")
-    )
-
-
-def origin_label(origin: Mapping[str, Any] | None, group: str) -> str:
-    """A finalist by the sweep trial it came from: ``coarse #8 (finalist 0)``."""
-    return f"{origin['label']} (finalist {group})" if origin else f"finalist {group}"
-
-
 def summary_markdown(s: Mapping[str, Any]) -> str:
     """A short human summary; the full report is its own rung."""
     name = s["metric"]
     test = {"mean": s["test_mean"], "std": s["test_std"]}
     trivial = s["trivial"]
-    chosen = origin_label(s["best_origin"], s["best_group"])
+    chosen = finalist_label(s["best_origin"], s["best_group"])
     lines = [
         f"# {s['experiment']}: tuning summary",
         "",
@@ -392,7 +376,7 @@ def summary_markdown(s: Mapping[str, Any]) -> str:
     if s["val_ci95"]:
         lo, hi = s["val_ci95"]
         clipped = (
-            f" (clipped to {name}'s range {_bounds_text(s['metric_bounds'])})"
+            f" (clipped to {name}'s range {bounds_text(s['metric_bounds'])})"
             if s["val_ci95_clipped"]
             else ""
         )
@@ -407,7 +391,7 @@ def summary_markdown(s: Mapping[str, Any]) -> str:
         runner_up = s["runner_up"]
         lines.append(
             f"It is {verdict} the runner-up,"
-            f" {origin_label(runner_up.get('origin'), runner_up['group'])}:"
+            f" {finalist_label(runner_up.get('origin'), runner_up['group'])}:"
             f" val {_fmt(runner_up['val'])}, Welch t-test p = "
             f"{'n/a' if p is None else f'{p:.3g}'}."
         )

@@ -37,6 +37,7 @@ __all__ = [
     "TRIAL_RUNGS",
     "Rung",
     "by_name",
+    "finalist_label",
     "trial_order",
 ]
 
@@ -218,3 +219,8 @@ def trial_order(row: Mapping[str, Any]) -> tuple[int, int]:
     """Sort key of a trial row in ladder order: its rung's place, then its index."""
     names = [r.name for r in TRIAL_RUNGS]
     return names.index(row["rung"]), int(row["index"])
+
+
+def finalist_label(origin: Mapping[str, Any] | None, group: str) -> str:
+    """A finalist by the sweep trial it came from: ``coarse #8 (finalist 0)``."""
+    return f"{origin['label']} (finalist {group})" if origin else f"finalist {group}"

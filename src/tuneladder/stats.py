@@ -7,7 +7,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["METRIC_BOUNDS", "describe", "metric_bounds", "welch_p_value"]
+__all__ = ["bounds_text", "METRIC_BOUNDS", "describe", "metric_bounds", "welch_p_value"]
 
 Bounds = tuple[float | None, float | None]
 
@@ -82,3 +82,13 @@ def welch_p_value(a: Sequence[float], b: Sequence[float]) -> float | None:
     if statistics.pstdev(a) == 0 and statistics.pstdev(b) == 0:
         return 1.0 if statistics.fmean(a) == statistics.fmean(b) else 0.0
     return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def bounds_text(bounds: Sequence[float | None] | None) -> str:
+    """A metric's range as an interval: ``[0, 1]``, ``[0, inf)``, ``(-inf, 1]``."""
+    low, high = bounds or (None, None)
+    return (
+        (f"[{low:g}" if low is not None else "(-inf")
+        + ", "
+        + (f"{high:g}]" if high is not None else "inf)")
+    )

@@ -22,7 +22,9 @@ from tuneladder.rungs import (
     SEEDS,
     SELECT,
     by_name,
+    finalist_label,
 )
+from tuneladder.stats import bounds_text
 
 __all__ = ["render"]
 
@@ -113,19 +115,6 @@ def _figure(name: str, png: bytes | None) -> str:
     )
 
 
-def _bounds(bounds: Sequence[float | None] | None) -> str:
-    low, high = bounds or (None, None)
-    return (
-        (f"[{fmt(low)}" if low is not None else "(-inf")
-        + ", "
-        + (f"{fmt(high)}]" if high is not None else "inf)")
-    )
-
-
-def _chosen(source: Mapping[str, Any] | None, group: Any) -> str:
-    return f"{source['label']} (finalist {group})" if source else f"finalist {group}"
-
-
 def _headline(s: Mapping[str, Any]) -> str:
     h, metric = s["headline"], s["metric"]["name"]
     trivial = h.get("trivial")
@@ -147,7 +136,7 @@ def _headline(s: Mapping[str, Any]) -> str:
         )
     ci = h["val"].get("ci95")
     clipped = (
-        f" (clipped to {_e(metric)}'s range {_e(_bounds(h.get('metric_bounds')))})"
+        f" (clipped to {_e(metric)}'s range {_e(bounds_text(h.get('metric_bounds')))})"
         if h["val"].get("ci95_clipped")
         else ""
     )
@@ -163,7 +152,8 @@ def _headline(s: Mapping[str, Any]) -> str:
     ]
     unused = h.get("not_applicable") or []
     return (
-        f'<p class="big">Chosen configuration: {_e(_chosen(h["source"], h["chosen_group"]))},'
+        f'<p class="big">Chosen configuration:'
+        f" {_e(finalist_label(h['source'], h['chosen_group']))},"
         f" {metric} mean ± std over {_e(h['seeds'])} seeds.</p>"
         + _table(["", f"val {metric}", f"test {metric}"], rows)
         + (
@@ -179,7 +169,7 @@ def _headline(s: Mapping[str, Any]) -> str:
         )
         + (
             "Against the runner-up,"
-            f" {_e(_chosen(h.get('runner_up_source'), h['runner_up']))}: Welch t-test p ="
+            f" {_e(finalist_label(h.get('runner_up_source'), h['runner_up']))}: Welch t-test p ="
             f" {_e(fmt(p, 3))}, {verdict} at 0.05.</p>"
             if h["runner_up"] is not None
             else "No runner-up to compare with.</p>"
