@@ -99,6 +99,34 @@ def test_yaml_configs_in_the_readme_resolve_alone(clone: Path, monkeypatch) -> N
         assert resolved["experiment"] == raw["experiment"]
 
 
+def test_trial_command_runs_as_written_from_the_root(clone: Path) -> None:
+    """README's one-config debug command, verbatim, in a fresh clone (no ladder run yet)."""
+    written = re.findall(r"^(tuneladder trial .*)$", (REPO / "README.md").read_text(), re.M)
+    assert len(written) == 1, written
+    args = shlex.split(written[0])
+    out = clone / args[args.index("--out") + 1]
+    proc = subprocess.run(
+        [str(Path(SNAKEMAKE).parent / "tuneladder"), *args[1:]],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    epochs = [line for line in proc.stdout.splitlines() if line.startswith("epoch")]
+    config = read_json(out / "config.json")
+    assert len(epochs) == config["epochs"] == 30  # the default config's epochs
+    assert (config["lr"], config["model"]["arch"], config["seed"]) == (1e-3, "cnn", 0)
+    result = read_json(out / "result.json")
+    assert result["status"] == "ok" and result["best_val_metric"] > 0.9  # digits: easy
+    assert proc.stdout.splitlines()[-1].startswith(
+        f"ok: best val_accuracy {result['best_val_metric']:.4f} at epoch"
+    )
+    # no ladder had prepared the data, so the trial prepared its own beside it
+    assert (out / "data" / "meta.json").is_file()
+    assert not (clone / "results" / "digits-demo").exists()
+
+
 def _tiny_copy(clone: Path, example: str) -> str:
     """The example at a tiny size, beside it: the counts and epochs are all that change."""
     raw = yaml.safe_load((clone / "config" / "examples" / f"{example}.yaml").read_text())

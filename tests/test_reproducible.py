@@ -1,4 +1,7 @@
-"""Two runs of the tiny ladder, same config and seed, on CPU: the same results, bar timings."""
+"""Two runs of the tiny ladder, same config and seed, on CPU: the same results, bar timings.
+
+The second runs on other cores and workers, so how the work is split changes nothing.
+"""
 
 from __future__ import annotations
 
@@ -75,13 +78,37 @@ def differences(a: Path, b: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_two_runs_give_identical_results(tiny_ladder: Path, tmp_path: Path) -> None:
-    # the session's tiny ladder is the first run; a second, same config, in another folder
-    write_config(tmp_path)
-    assert (tmp_path / "config.yaml").read_text() == (tiny_ladder / "config.yaml").read_text()
-    snakemake(tmp_path)
+def test_two_runs_give_identical_results_whatever_the_cores_and_workers(
+    tiny_ladder: Path, tmp_path: Path
+) -> None:
+    # the session's tiny ladder is the first run (2 cores, `workers: auto`, so 2 workers
+    # share each rung); the second, in another folder, runs on 1 core with one job per
+    # trial, so every trial is trained by a different process in a different order
+    write_config(tmp_path, workers="per-trial")
+    snakemake(tmp_path, "--cores", "1")
     first, second = results_of(tiny_ladder), results_of(tmp_path)
     assert len(result_files(first)) > 40
-    assert differences(first, second) == []
+    # the report's summary records the config and the jobs each rung took: only those differ
+    assert differences(first, second) == ["report/summary.json"]
+    summaries = [read(results / "report" / "summary.json") for results in (first, second)]
+    assert [s["reproducibility"]["config"].pop("workers") for s in summaries] == [
+        "auto",
+        "per-trial",
+    ]
+    for summary in summaries:
+        del summary["reproducibility"]["config_hash"]
+        for rung in summary["ladder"]["rungs"]:
+            rung.pop("jobs")
+    assert summaries[0] == summaries[1]
     for name in ("train.pt", "val.pt", "test.pt"):  # the prepared data, byte for byte
         assert (first / "data" / name).read_bytes() == (second / "data" / name).read_bytes()
+    # the two runs did split the work differently
+    assert workers_of(first) == {"coarse": 2, "fine": 2, "seeds": 2}
+    assert workers_of(second) == {"coarse": 4, "fine": 3, "seeds": 6}
+
+
+def workers_of(results: Path) -> dict[str, int]:
+    return {
+        rung: len(list((results / rung / "workers").glob("*.json")))
+        for rung in ("coarse", "fine", "seeds")
+    }

@@ -132,9 +132,11 @@ def _trial(args: argparse.Namespace) -> int:
         checkpoint_every_s=config["checkpoint_every_s"],
         on_epoch=show,
     )
+    best = result["best_val_metric"]
     print(
-        f"{result['status']}: best val_{metric['name']} {result['best_val_metric']} at epoch "
-        f"{result['best_epoch']}; files in {args.out}"
+        f"{result['status']}: best val_{metric['name']} "
+        f"{'none' if best is None else f'{best:.4f}'} at epoch {result['best_epoch']};"
+        f" files in {args.out}"
     )
     if result["reason"]:
         print(f"reason: {result['reason']}")
