@@ -151,6 +151,9 @@ def test_the_ladders_store_after_a_run_and_a_rerun(tiny_ladder: Path, tmp_path: 
     assert {r.data.tags["mlflow.parentRunId"] for r in trials} == {parent.info.run_id}
     (final,) = runs["final"]
     assert final.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    # logged by a job of its own, beside the report, which records the run
+    marker = json.loads((results_of(tiny_ladder) / "final" / "mlflow.json").read_text())
+    assert marker == {"run_id": final.info.run_id, "error": None}
     from mlflow import MlflowClient
 
     store = results_of(tiny_ladder) / "mlflow.db"
@@ -165,7 +168,7 @@ def test_the_ladders_store_after_a_run_and_a_rerun(tiny_ladder: Path, tmp_path: 
     workdir = tmp_path / "ladder"
     shutil.copytree(tiny_ladder, workdir, ignore=shutil.ignore_patterns(".snakemake"))
     proc = snakemake(workdir, "--forcerun", "sweep_worker")
-    assert "final" in proc.stdout + proc.stderr
+    assert "rule log_final_model" in proc.stdout + proc.stderr
     again = _store(results_of(workdir))
     assert [r.info.run_id for r in again["ladder"]] == [parent.info.run_id]
     assert sorted(r.info.run_id for r in again["trial"]) == sorted(r.info.run_id for r in trials)

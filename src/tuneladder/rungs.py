@@ -26,6 +26,7 @@ __all__ = [
     "BASELINE",
     "COARSE",
     "FINAL",
+    "FINAL_MLFLOW",
     "FINE",
     "LADDER",
     "PER_RUNG_RULES",
@@ -181,7 +182,7 @@ FINAL = Rung(
     name="final",
     label="final choice and test",
     decides="the chosen config, and its test score",
-    rules=("final",),
+    rules=("final", "log_final_model"),
     outputs={
         "summary": "final/summary.json",
         "markdown": "final/summary.md",
@@ -199,6 +200,9 @@ REPORT = Rung(
     rules=("report",),
     outputs={"html": "report/index.html", "summary": "report/summary.json"},
 )
+
+# The final rung's MLflow record of the chosen model: an output only while tracking is on.
+FINAL_MLFLOW = "final/mlflow.json"
 
 # The rungs the report's ladder table times, in order; the report itself comes last.
 LADDER = (PREPARE, OVERFIT, LR_RANGE, COARSE, SELECT, FINE, SEEDS, FINAL)

@@ -29,6 +29,7 @@ __all__ = [
     "Runtime",
     "collect_rung_stage",
     "final_stage",
+    "log_final_model_stage",
     "logged",
     "lr_range_test_stage",
     "overfit_check_stage",
@@ -535,7 +536,6 @@ def final_stage(
     runtime: Runtime,
     experiment: str,
     out_dir: str | Path,
-    tracking: Mapping[str, Any] | None = None,
 ) -> None:
     from tuneladder.data import load_info
     from tuneladder.final import finalize, write_views
@@ -563,33 +563,44 @@ def final_stage(
         summary["val_mean"],
         summary["test_mean"],
     )
-    if tracking:
-        _log_final(tracking, summary, out_dir, task_obj, info, data_dir)
 
 
-def _log_final(
-    tracking: Mapping[str, Any],
-    summary: Mapping[str, Any],
-    out_dir: str | Path,
-    task_obj: Any,
-    info: Any,
+def log_final_model_stage(
+    *,
+    final_dir: str | Path,
     data_dir: str | Path,
+    task: Mapping[str, Any],
+    tracking: Mapping[str, Any],
+    marker: str | Path,
 ) -> None:
+    """Mirror the chosen model into MLflow, in a job of its own.
+
+    Importing MLflow and writing the model with its environment takes seconds;
+    the summary and the report need none of it, so this job runs beside the
+    report instead of holding up ``final``. ``marker`` records the run (or why
+    there is none): the files in ``final/`` stay the source of truth.
+    """
     import torch
 
-    from tuneladder.data import load_train_val
+    from tuneladder.data import load_info, load_train_val
     from tuneladder.hparams import TrialConfig
 
-    out_dir = Path(out_dir)
+    final_dir = Path(final_dir)
+    outcome: dict[str, Any] = {"run_id": None, "error": None}
     tracker = _tracker(tracking)
     if tracker is None:
-        return
-    try:
-        config = TrialConfig.from_json(read_json(out_dir / "best_config.json"))
-        model = task_obj.build_model(config.model, info)
-        model.load_state_dict(torch.load(out_dir / "model.pt", weights_only=True))
-        example = load_train_val(data_dir).val.x[:2].numpy()  # never the test split
-        run_id = tracker.log_final(summary, out_dir, model, example)
-        log.info("MLflow: final model logged in run %s", run_id)
-    except Exception as err:  # the files in final/ stay the source of truth
-        log.warning("MLflow: could not log the final model: %s", err)
+        outcome["error"] = "tracking store unavailable"
+    else:
+        try:
+            task_obj = _task(task)
+            config = TrialConfig.from_json(read_json(final_dir / "best_config.json"))
+            model = task_obj.build_model(config.model, load_info(data_dir))
+            model.load_state_dict(torch.load(final_dir / "model.pt", weights_only=True))
+            example = load_train_val(data_dir).val.x[:2].numpy()  # never the test split
+            summary = read_json(final_dir / "summary.json")
+            outcome["run_id"] = tracker.log_final(summary, final_dir, model, example)
+            log.info("MLflow: final model logged in run %s", outcome["run_id"])
+        except Exception as err:  # the files in final/ stay the source of truth
+            log.warning("MLflow: could not log the final model: %s", err)
+            outcome["error"] = f"{type(err).__name__}: {err}"
+    write_json(marker, outcome)

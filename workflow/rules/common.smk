@@ -167,10 +167,13 @@ def report_files(wildcards):
 
 
 def all_targets():
-    """Every output of every rung in the table."""
-    return [
+    """Every output of every rung in the table, and the MLflow model when tracking."""
+    targets = [
         f"{RESULTS}/{path}" for rung in rungs.RUNGS for path in rung.outputs.values()
     ]
+    if tracking_params():
+        targets.append(f"{RESULTS}/{rungs.FINAL_MLFLOW}")
+    return targets
 
 
 report_plan()

@@ -27,6 +27,29 @@ rule final:
         metric=config["metric"],
         runtime=runtime_params(),
         experiment=config["experiment"],
-        tracking=tracking_params(),
     script:
         "../scripts/final.py"
+
+
+# Off the critical path: the report does not wait for MLflow (asked for by rule all
+# only while mlflow.enabled).
+rule log_final_model:
+    input:
+        data=DATA,
+        summary=f"{RESULTS}/final/summary.json",
+        config=f"{RESULTS}/final/best_config.json",
+        model=f"{RESULTS}/final/model.pt",
+    output:
+        f"{RESULTS}/{rungs.FINAL_MLFLOW}",
+    log:
+        f"{RESULTS}/logs/log_final_model.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/log_final_model.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        data_dir=data_dir,
+        task=config["task"],
+        tracking=tracking_params(),
+    script:
+        "../scripts/log_final_model.py"

@@ -11,6 +11,5 @@ with logged(snakemake.log[0]):
         metric=snakemake.params.metric,
         runtime=Runtime.from_params(snakemake.params.runtime, threads=snakemake.threads),
         experiment=snakemake.params.experiment,
-        tracking=snakemake.params.tracking,
         out_dir=Path(snakemake.output.summary).parent,
     )

@@ -1,0 +1,12 @@
+from pathlib import Path
+
+from tuneladder.stages import log_final_model_stage, logged
+
+with logged(snakemake.log[0]):
+    log_final_model_stage(
+        final_dir=Path(snakemake.input.summary).parent,
+        data_dir=snakemake.params.data_dir,
+        task=snakemake.params.task,
+        tracking=snakemake.params.tracking,
+        marker=snakemake.output[0],
+    )
