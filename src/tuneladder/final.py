@@ -479,6 +479,8 @@ def write_views(
         "baseline_test_mean": base["test"]["mean"],
         "trivial_val": summary["trivial"]["val"].get(summary["metric"]),
         "trivial_test": summary["trivial"]["test"].get(summary["metric"]),
+        # every metric the task records, on test: `dvc metrics diff` shows them all
+        "test_metrics": summary.get("test_metrics") or {},
         "distinguishable_from_runner_up": summary["distinguishable_from_runner_up"],
         "trials": len(sweep_rows),
         **{f"trials_{k}": v for k, v in counts.items()},
