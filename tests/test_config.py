@@ -77,11 +77,42 @@ def test_the_plan_says_which_counts_were_written() -> None:
 
 
 @pytest.mark.parametrize(
-    ("metric", "mode"), [("accuracy", "max"), ("r2", "max"), ("rmse", "min"), ("mae", "min")]
+    ("metric", "mode"),
+    [
+        ("accuracy", "max"),
+        ("balanced_accuracy", "max"),
+        ("macro_f1", "max"),
+        ("roc_auc", "max"),
+        ("loss", "min"),
+        ("r2", "max"),
+        ("rmse", "min"),
+        ("mae", "min"),
+    ],
 )
 def test_the_mode_follows_the_metric(metric: str, mode: str) -> None:
     raw = {"experiment": "x", "space": SPACE, "metric": {"name": metric}}
     assert resolve_config(raw, check_task=False)["metric"]["mode"] == mode
+
+
+IMBALANCED = {"name": "imbalanced_task:make_task", "options": {}}  # tests/imbalanced_task.py
+
+
+@pytest.mark.parametrize("check_task", [True, False])
+def test_a_tasks_own_metric_is_selected_with_its_direction(check_task: bool) -> None:
+    # without check_task (cluster jobs) the task is loaded all the same: only it knows the mode
+    raw = {"experiment": "x", "space": SPACE, "task": IMBALANCED}
+    own = {**raw, "metric": {"name": "positive_recall"}}
+    assert resolve_config(own, check_task=check_task)["metric"]["mode"] == "max"
+    with pytest.raises(ConfigError) as caught:
+        resolve_config({**raw, "metric": {"name": "recall"}}, check_task=check_task)
+    assert str(caught.value) == (
+        "metric.name must be one of accuracy, balanced_accuracy, macro_f1, roc_auc, loss,"
+        " positive_recall (the metrics the classification task 'imbalanced' records), got"
+        " 'recall'"
+    )
+    contradicting = {**raw, "metric": {"name": "positive_recall", "mode": "min"}}
+    with pytest.raises(ConfigError, match="metric.mode 'min' contradicts metric.name"):
+        resolve_config(contradicting, check_task=check_task)
 
 
 def test_sweep_epochs_default_to_train_epochs() -> None:
@@ -125,10 +156,15 @@ def test_overrides_set_hyperparameters_and_paths() -> None:
         ({"train": {"widht": 3}}, "unknown hyperparameter train.widht (did you mean width?)"),
         ({"experiment": "../escape"}, "experiment must match"),
         ({"task": {"name": "nope"}}, "task.name must be digits, csv"),
-        ({"metric": {"name": "rmse"}}, "metric.name must be one of accuracy, loss"),
         (
-            {"metric": {"name": "rmse", "mode": "max"}},
-            "metric.mode 'max' contradicts metric.name 'rmse', which is better when smaller",
+            {"metric": {"name": "rmse"}},
+            "metric.name must be one of accuracy, balanced_accuracy, macro_f1, roc_auc, loss"
+            " (the metrics the classification task 'digits' records), got 'rmse'",
+        ),
+        ({"metric": {"name": "roc_aux"}}, "got 'roc_aux' (did you mean roc_auc?)"),
+        (
+            {"metric": {"name": "accuracy", "mode": "min"}},
+            "metric.mode 'min' contradicts metric.name 'accuracy', which is better when larger",
         ),
         ({"space": {}}, "space is empty, so every trial would be the same: add the"),
     ],

@@ -203,3 +203,40 @@ def test_mean_predictor_scores_in_the_targets_own_units(
         # r2 against the split's own mean: 0 up to how far it lies from the train mean
         r2 = 1 - np.mean(error**2) / np.var(y[idx].astype(np.float64))
         assert scores["r2"] == pytest.approx(r2, abs=1e-4) and scores["r2"] <= 1e-6
+
+
+def test_every_metric_the_task_records_is_measured_on_test(summary: dict, tmp_path: Path) -> None:
+    from sklearn import metrics as sk
+
+    from tuneladder.final import write_views
+
+    test = load_test(tmp_path / "data")
+    info = load_info(tmp_path / "data")
+    digits = load_task("digits")
+    scores = []
+    for seed in range(3):  # the chosen group's seed models, scored by scikit-learn
+        trial_dir = tmp_path / "seeds" / f"1-{seed}"
+        config = TrialConfig.from_json(read_json(trial_dir / "config.json"))
+        model = digits.build_model(config.model, info)
+        model.load_state_dict(torch.load(trial_dir / "model.pt", weights_only=True))
+        with torch.no_grad():
+            logits = model.eval()(test.x).double()
+        y, predicted = test.y.numpy(), logits.argmax(dim=1).numpy()
+        probabilities = logits.softmax(dim=1).numpy()
+        scores.append(
+            {
+                "accuracy": sk.accuracy_score(y, predicted),
+                "balanced_accuracy": sk.balanced_accuracy_score(y, predicted),
+                "macro_f1": sk.f1_score(y, predicted, average="macro", zero_division=0),
+                "roc_auc": sk.roc_auc_score(y, probabilities, multi_class="ovr"),
+                "loss": sk.log_loss(y, probabilities, labels=list(range(10))),
+            }
+        )
+    measured = summary["test_metrics"]
+    assert list(measured) == ["loss", "accuracy", "balanced_accuracy", "macro_f1", "roc_auc"]
+    for name, value in measured.items():
+        assert value == pytest.approx(np.mean([s[name] for s in scores]), rel=1e-5), name
+    assert measured["accuracy"] == pytest.approx(summary["test_mean"])
+    (Path(summary["best_seed_dir"]) / "history.csv").write_text("epoch\n0\n")  # copied along
+    write_views(summary, [], tmp_path / "final")
+    assert read_json(tmp_path / "final" / "metrics.json")["test_metrics"] == measured

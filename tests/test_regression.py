@@ -13,10 +13,10 @@ import torch
 from tuneladder.data import load_test, load_train_val, prepare, split_indices
 from tuneladder.hparams import TrialConfig
 from tuneladder.io import read_json
-from tuneladder.metrics import batch_stats, summarize
+from tuneladder.metrics import Scorer
 from tuneladder.overfit import failure_message, overfit_check
 from tuneladder.runner import evaluate_metrics, run_trial
-from tuneladder.tasks import Task, load_task
+from tuneladder.tasks import DataInfo, Task, load_task
 
 CPU = torch.device("cpu")
 ROWS = 400
@@ -140,20 +140,32 @@ def test_training_reports_metrics_in_the_targets_units(tmp_path, prepared, task,
     assert 0.8 * std < baseline["rmse"] < 1.2 * std and abs(baseline["r2"]) < 0.1
 
 
+def regression_metrics(output, target, std=None) -> dict[str, float]:
+    info = DataInfo(
+        "regression",
+        (1,),
+        target.shape[1],
+        target_mean=None if std is None else (0.0,) * len(std),
+        target_std=std,
+    )
+    scorer = Scorer.build(info, CPU)
+    tally = scorer.tally()
+    tally.add(output, target, torch.zeros(()))
+    return scorer.named(tally.values().tolist())
+
+
 def test_regression_errors_are_scaled_back_per_output() -> None:
     # standardised errors [[1, 0.5], [-1, 0]] with stds [2, 10] are [[2, 5], [-2, 0]]
     output = torch.tensor([[1.0, 0.5], [-1.0, 0.0]])
-    target = torch.zeros(2, 2)
-    sums = batch_stats("regression", output, target, torch.tensor([2.0, 10.0]))
-    metrics = summarize("regression", 0.0, sums.tolist(), rows=2, values_per_row=2)
+    metrics = regression_metrics(output, torch.zeros(2, 2), (2.0, 10.0))
     assert metrics["rmse"] == pytest.approx(math.sqrt((4 + 25 + 4 + 0) / 4))
     assert metrics["mae"] == pytest.approx((2 + 5 + 2 + 0) / 4)
     # r2 of a single output does not depend on the scale: targets with variance 1.125,
     # errors [-0.25, 0.5, -0.5, -0.5] with mean square 0.203125, r2 = 1 - 0.203125 / 1.125
     y = torch.tensor([[0.5], [-1.0], [1.5], [-1.0]])
     p = torch.tensor([[0.25], [-0.5], [1.0], [-1.5]])
-    for std, rmse in ((None, 0.450694), (torch.tensor([40.0]), 18.02776)):
-        metrics = summarize("regression", 0.0, batch_stats("regression", p, y, std).tolist(), 4)
+    for std, rmse in ((None, 0.450694), ((40.0,), 18.02776)):
+        metrics = regression_metrics(p, y, std)
         assert metrics["rmse"] == pytest.approx(rmse, rel=1e-5)
         assert metrics["r2"] == pytest.approx(0.819444, rel=1e-5)
 

@@ -11,6 +11,7 @@ import torch
 from tuneladder.data import TrainVal
 from tuneladder.hparams import TrialConfig
 from tuneladder.io import read_json
+from tuneladder.metrics import Scorer
 from tuneladder.runner import (
     HISTORY_COLUMNS,
     Batches,
@@ -26,6 +27,10 @@ from tuneladder.runner import (
 CPU = torch.device("cpu")
 NO_AMP = contextlib.nullcontext()
 MLP = {"arch": "mlp", "width": 32, "num_layers": 1, "channels": 8, "dropout": 0.1}
+
+
+def accuracy_scorer(data: TrainVal) -> Scorer:
+    return Scorer.build(data.info, CPU, ("accuracy",))
 
 
 def config(**changes) -> TrialConfig:
@@ -289,7 +294,9 @@ def test_an_epoch_returns_its_numbers_by_name(digits, digits_task) -> None:
     cfg = config(epochs=1, batch_size=100, grad_clip=10.0)
     batches = Batches.plan(len(digits.train), cfg)
     state = TrainState.start(cfg, digits.info, digits_task.build_model, CPU, batches, Outcome())
-    epoch = run_epoch(state, digits, batches, amp=NO_AMP, units=None, clip=cfg.grad_clip)
+    epoch = run_epoch(
+        state, digits, batches, amp=NO_AMP, scorer=accuracy_scorer(digits), clip=cfg.grad_clip
+    )
     assert set(epoch.train) == set(epoch.val) == {"loss", "accuracy"}
     assert 0 < epoch.val["accuracy"] <= 1 and epoch.train["loss"] < epoch.first_loss
     assert epoch.first_loss == pytest.approx(math.log(10), rel=0.1)  # untrained: ln(classes)
@@ -307,7 +314,9 @@ def test_train_state_round_trips_through_its_state_dict(tmp_path, digits, digits
         return TrainState.start(cfg, digits.info, digits_task.build_model, CPU, batches, Outcome())
 
     def epoch(state: TrainState) -> dict:
-        numbers = run_epoch(state, digits, batches, amp=NO_AMP, units=None, clip=None)
+        numbers = run_epoch(
+            state, digits, batches, amp=NO_AMP, scorer=accuracy_scorer(digits), clip=None
+        )
         row = numbers.row(state.epoch, "accuracy", lr=state.lr, peak_memory_mb=0.0)
         row["epoch_seconds"] = 0.0
         state.outcome.history.append(row)

@@ -7,6 +7,7 @@ import torch
 
 from tuneladder import lr_range, overfit, runner, step
 from tuneladder.hparams import TrialConfig
+from tuneladder.metrics import make_loss
 
 CPU = torch.device("cpu")
 MLP = {"arch": "mlp", "width": 16, "num_layers": 1, "channels": 8, "dropout": 0.0}
@@ -51,13 +52,14 @@ def test_setup_is_seeded_and_a_step_reports_the_norm_before_clipping(digits, dig
     assert all(torch.equal(a, b) for a, b in pairs)
     before = [p.detach().clone() for p in model.parameters()]
     x, y = digits.train.x[:64], digits.train.y[:64]
-    output, loss, norm = step.train_step(model, optimizer, "classification", x, y, clip=1e-3)
+    loss_fn = make_loss(digits.info, CPU, None)
+    output, loss, norm = step.train_step(model, optimizer, loss_fn, x, y, clip=1e-3)
     assert output.shape == (64, 10) and loss.ndim == 0
     assert norm is not None and float(norm) > 1e-3  # the norm before clipping
     moved = step.global_norm(
         p.detach() - b for p, b in zip(model.parameters(), before, strict=True)
     )
     assert float(moved) <= 0.1 * 1e-3 + 1e-7  # SGD moved by lr x the clipped norm
-    assert step.train_step(model, optimizer, "classification", x, y)[2] is None
-    measured = step.train_step(model, optimizer, "classification", x, y, measure_norm=True)[2]
+    assert step.train_step(model, optimizer, loss_fn, x, y)[2] is None
+    measured = step.train_step(model, optimizer, loss_fn, x, y, measure_norm=True)[2]
     assert measured is not None and float(measured) > 0

@@ -91,6 +91,7 @@ def _trial(args: argparse.Namespace) -> int:
 
     from tuneladder.data import load_train_val
     from tuneladder.device import resolve_device
+    from tuneladder.metrics import Scoring
     from tuneladder.runner import run_trial
     from tuneladder.trials import base_params, make_trial_config
 
@@ -131,6 +132,7 @@ def _trial(args: argparse.Namespace) -> int:
         trial={"rung": "debug", "index": 0, "name": "debug"},
         checkpoint_every_s=config["checkpoint_every_s"],
         on_epoch=show,
+        scoring=Scoring.of(task),
     )
     best = result["best_val_metric"]
     print(

@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from tuneladder.metric_table import Metric, built_in
+
 __all__ = [
     "BUDGETS",
     "ConfigError",
@@ -51,8 +53,6 @@ BUDGETS: dict[str, dict[str, dict[str, int]]] = {
         "seeds": {"finalists": 5, "seeds": 5},
     },
 }
-
-METRIC_MODES = {"accuracy": "max", "r2": "max", "loss": "min", "rmse": "min", "mae": "min"}
 
 
 class ConfigError(ValueError):
@@ -104,15 +104,19 @@ def resolve_config(raw: Mapping[str, Any], *, check_task: bool = True) -> dict[s
     """Validate ``raw``, apply the budget preset and fill defaults.
 
     Returns a new dict; ``raw`` is not changed. With ``check_task`` the task is
-    loaded (not its data) so that unknown hyperparameter names are caught here.
+    loaded (not its data) so that unknown hyperparameter and metric names are
+    caught here. A metric that is not built in is the task's own, and only the
+    task knows its direction: the task is then loaded in any case.
     """
     config = _numbers_from_exponents(copy.deepcopy(dict(raw)))
     _validate(config, fill_defaults=False)
     _apply_budget(config)
     _validate(config, fill_defaults=True)
-    _check_cross_fields(config)
+    needs_task = check_task or built_in(config["metric"]["name"]) is None
+    task = _load_task(config) if needs_task else None
+    _check_cross_fields(config, task)
     if check_task:
-        _check_against_task(config)
+        _check_against_task(config, task)
     return config
 
 
@@ -202,12 +206,12 @@ def _did_you_mean(key: str, allowed: Iterable[str]) -> str:
     return f" (did you mean {close[0]}?)" if close else f" (allowed: {', '.join(allowed)})"
 
 
-def _check_cross_fields(config: dict[str, Any]) -> None:
+def _check_cross_fields(config: dict[str, Any], task: Any) -> None:
     name = config["experiment"]
     if ".." in name:
         raise ConfigError(f"experiment must not contain '..', got {name!r}")
     metric = config["metric"]
-    natural = METRIC_MODES[metric["name"]]
+    natural = _selected(metric["name"], task).mode.value
     mode = metric.setdefault("mode", natural)
     if mode != natural:
         raise ConfigError(
@@ -268,14 +272,35 @@ def _check_distribution(path: str, spec: Any) -> None:
         raise ConfigError(f"{path}.low must be > 0, got {low} (the scale is logarithmic)")
 
 
-def _check_against_task(config: dict[str, Any]) -> None:
-    from tuneladder.hparams import TRAIN_FIELDS
+def _load_task(config: Mapping[str, Any]) -> Any:
     from tuneladder.tasks import TaskError, load_task
 
     try:
-        task = load_task(config["task"]["name"], config["task"]["options"])
+        return load_task(config["task"]["name"], config["task"]["options"])
     except TaskError as err:
         raise ConfigError(str(err)) from None
+
+
+def _selected(name: str, task: Any) -> Metric:
+    """The selection metric: one the task records (when it is loaded), else a built-in one."""
+    if task is None:
+        metric = built_in(name)
+        assert metric is not None  # resolve_config loads the task for any other name
+        return metric
+    recorded = task.metrics
+    if name not in recorded:
+        close = difflib.get_close_matches(name, list(recorded), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ConfigError(
+            f"metric.name must be one of {', '.join(recorded)} (the metrics the"
+            f" {task.kind} task {task.name!r} records), got {name!r}{hint}"
+        )
+    return recorded[name]
+
+
+def _check_against_task(config: dict[str, Any], task: Any) -> None:
+    from tuneladder.hparams import TRAIN_FIELDS
+
     if config["task"]["name"] == "csv":
         from tuneladder.tasks.tabular import check_data_path, check_header
 
@@ -293,11 +318,6 @@ def _check_against_task(config: dict[str, Any]) -> None:
                 raise ConfigError(
                     f"unknown hyperparameter {section}.{key}{_did_you_mean(key, allowed)}"
                 )
-    if config["metric"]["name"] not in task.metrics:
-        raise ConfigError(
-            f"metric.name must be one of {', '.join(task.metrics)} for a {task.kind} task,"
-            f" got {config['metric']['name']!r}"
-        )
 
 
 def describe_plan(

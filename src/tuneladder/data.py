@@ -110,6 +110,8 @@ def _checked_arrays(task: Task) -> tuple[np.ndarray, np.ndarray]:
         y = _as_float32(y.reshape(len(y), -1), f"{source}: target")
         _refuse_non_finite(y, f"{source}: target")
         return x, y
+    if task.kind == "multilabel":
+        return x, _multilabel_targets(y, source)
     if y.ndim != 1:
         raise DataError(f"{source}: y must hold one class index per sample, got shape {y.shape}")
     if y.dtype.kind not in "biuf":
@@ -129,6 +131,23 @@ def _checked_arrays(task: Task) -> tuple[np.ndarray, np.ndarray]:
     if len(np.unique(y)) < 2:
         raise DataError(f"{source}: the target has a single class ({y[0]})")
     return x, y
+
+
+def _multilabel_targets(y: np.ndarray, source: str) -> np.ndarray:
+    """A multilabel task's targets: one row of 0/1 per sample, as float32 (BCE's targets)."""
+    if y.ndim != 2:
+        raise DataError(
+            f"{source}: y must hold a row of 0/1 labels per sample, got shape {y.shape}"
+        )
+    y = _as_float32(y, f"{source}: label")
+    bad = (y != 0) & (y != 1)
+    if bad.any():
+        row, column = (int(i[0]) for i in np.nonzero(bad))
+        raise DataError(
+            f"{source}: label {_column(y, column)} must be 0 or 1, got {y[row, column]}"
+            f" (sample {row})"
+        )
+    return y
 
 
 def _as_float32(values: np.ndarray, what: str) -> np.ndarray:
@@ -185,7 +204,7 @@ def prepare(task: Task, out_dir: str | Path, *, seed: int) -> dict[str, Any]:
         x = (x - mean) / std
         stats = {"mean": mean.ravel().tolist(), "std": std.ravel().tolist()}
     target_mean = target_std = None
-    if not classification and task.standardize_target:
+    if task.kind == "regression" and task.standardize_target:
         # the model learns a unit-variance target, so the loss, the LR range and the
         # overfit check mean the same whatever the target's units (metrics convert back)
         y_mean, y_std = _train_stats(y[train])

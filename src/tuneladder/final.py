@@ -25,9 +25,10 @@ from tuneladder.data import Split, load_test, load_train_val
 from tuneladder.direction import Direction, best_so_far, ok_value, top
 from tuneladder.hparams import TrialConfig, applicable
 from tuneladder.io import read_json, write_json, write_text, write_torch
+from tuneladder.metrics import Scoring
 from tuneladder.rungs import BASELINE, SEEDS, finalist_label, trial_order
 from tuneladder.runner import BuildModel, evaluate_metrics
-from tuneladder.stats import bounds_text, describe, metric_bounds, welch_p_value
+from tuneladder.stats import Bounds, bounds_text, describe, metric_bounds, welch_p_value
 from tuneladder.tasks import DataInfo
 
 __all__ = [
@@ -68,14 +69,17 @@ def choose(
     mode: Direction | str,
     *,
     metric: str | None = None,
+    bounds: Bounds | None = None,
 ) -> list[dict[str, Any]]:
     """Finalists with their val statistics, best first (the baseline is not a candidate).
 
     Ranked by mean val metric; ties go to the smaller spread, then to the lower
     mean val loss (at each seed's best epoch), then to the finalist that ranked
-    higher in the sweep. ``metric`` clips the intervals to its bounds.
+    higher in the sweep. The intervals are clipped to ``bounds``, by default
+    those of the built-in ``metric``.
     """
-    bounds = metric_bounds(metric) if metric else (None, None)
+    if bounds is None:
+        bounds = metric_bounds(metric) if metric else (None, None)
     ranked = []
     for name, rows in groups.items():
         if name == BASELINE:
@@ -191,10 +195,18 @@ def trivial_predictor(train: Split, info: DataInfo) -> tuple[nn.Module, str, str
 
     Classification: logits ``log(class frequency)``, so it always predicts the
     most frequent class and its loss is that of the class frequencies.
-    Regression: the train split's target mean, in the units the targets are
-    stored in; scored by :func:`~tuneladder.runner.evaluate_metrics` like any
-    model, so rmse, mae and r2 come out in the target's own units.
+    Multilabel: each label's frequency, as logits. Regression: the train
+    split's target mean, in the units the targets are stored in; scored by
+    :func:`~tuneladder.runner.evaluate_metrics` like any model, so rmse, mae
+    and r2 come out in the target's own units.
     """
+    if info.kind == "multilabel":
+        rate = train.y.float().mean(dim=0).cpu().clamp(1e-6, 1 - 1e-6)
+        return (
+            _Constant((rate / (1 - rate)).log()),
+            "label frequencies",
+            "each label with its train split frequency",
+        )
     if info.kind == "classification":
         counts = torch.bincount(train.y.cpu(), minlength=info.n_outputs).double()
         majority = int(counts.argmax())
@@ -226,6 +238,8 @@ def finalize(
     experiment: str,
     finalists: Sequence[Mapping[str, Any]] | None = None,
     model_applies: Callable[[Mapping[str, Any]], Collection[str]] | None = None,
+    scoring: Scoring | None = None,
+    bounds: Bounds | None = None,
 ) -> dict[str, Any]:
     """Write ``summary.json``, ``summary.md``, the chosen config and the best seed's weights.
 
@@ -233,19 +247,23 @@ def finalize(
     None it is read from ``plan.json`` beside the seed trials. ``model_applies``
     is the task's :attr:`~tuneladder.tasks.Task.applies`: the summary lists only
     the hyperparameters that apply to the chosen config (``best_config.json``
-    keeps them all).
+    keeps them all). ``scoring`` is the task's own loss and metrics; ``bounds``
+    the selected metric's range (by default a built-in metric's). Beside the
+    selected metric, ``test_metrics`` records the chosen config's mean test value
+    of every metric the task records.
     """
     out_dir = Path(out_dir)
     groups = group_rows(rows)
     if finalists is None:
         finalists = read_json(Path(rows[0]["dir"]).parent / "plan.json")["finalists"]
     origin = origins(finalists)
-    bounds = metric_bounds(metric)
+    if bounds is None:
+        bounds = metric_bounds(metric)
 
     def shown(params: Mapping[str, Any]) -> dict[str, Any]:
         return applicable(params, model_applies=model_applies)
 
-    ranked = choose(groups, mode, metric=metric)
+    ranked = choose(groups, mode, metric=metric, bounds=bounds)
     for entry in ranked:
         entry["origin"] = origin.get(entry["group"])
     best = ranked[0]
@@ -257,7 +275,7 @@ def finalize(
     tie = tie_break(ranked, metric, labels)
     test = load_test(data_dir).to(device)
 
-    def test_scores(group: str) -> tuple[list[float], list[Mapping[str, Any]]]:
+    def test_scores(group: str) -> tuple[list[dict[str, float]], list[Mapping[str, Any]]]:
         scores, used = [], []
         for row in groups.get(group, []):
             weights = Path(row["dir"]) / "model.pt"
@@ -266,12 +284,13 @@ def finalize(
             config = TrialConfig.from_json({**_config_of(row)})
             model = build_model(config.model, info).to(device)
             model.load_state_dict(torch.load(weights, weights_only=True, map_location=device))
-            scores.append(evaluate_metrics(model, test, info)[metric])
+            scores.append(evaluate_metrics(model, test, info, scoring))
             used.append(row)
         return scores, used
 
-    best_test, best_rows = test_scores(best["group"])
-    base_test, _ = test_scores(BASELINE)
+    best_all, best_rows = test_scores(best["group"])
+    base_all, _ = test_scores(BASELINE)
+    best_test, base_test = [s[metric] for s in best_all], [s[metric] for s in base_all]
     base_rows = [r for r in groups.get(BASELINE, []) if r["status"] == "ok"]
     base_params = groups[BASELINE][0]["params"] if BASELINE in groups else None
     baseline = {
@@ -287,8 +306,8 @@ def finalize(
     trivial = {
         "name": trivial_name,
         "predicts": trivial_what,
-        "val": _finite(evaluate_metrics(trivial_model, train_val.val.to(device), info)),
-        "test": _finite(evaluate_metrics(trivial_model, test, info)),
+        "val": _finite(evaluate_metrics(trivial_model, train_val.val.to(device), info, scoring)),
+        "test": _finite(evaluate_metrics(trivial_model, test, info, scoring)),
     }
     top_seed = next(iter(top(best_rows, 1, mode)), None)
     if top_seed is not None:
@@ -316,6 +335,11 @@ def finalize(
         "test_mean": best_test_stats["mean"],
         "test_std": best_test_stats["std"],
         "test_values": best_test,
+        "test_metrics": _finite(
+            {name: statistics.fmean(s[name] for s in best_all) for name in best_all[0]}
+        )
+        if best_all
+        else {},
         "seeds": best["val"]["n"],
         "best_seed_trial": top_seed["name"] if top_seed else None,
         "best_seed_dir": top_seed["dir"] if top_seed else None,
@@ -373,6 +397,9 @@ def summary_markdown(s: Mapping[str, Any]) -> str:
         "",
         f"The trivial row uses no model: {trivial['predicts']}.",
     ]
+    if len(s.get("test_metrics") or {}) > 1:
+        shown = ", ".join(f"{k} {_value(v)}" for k, v in s["test_metrics"].items())
+        lines.append(f"Every metric the task records, on test (mean over seed models): {shown}.")
     if s["val_ci95"]:
         lo, hi = s["val_ci95"]
         clipped = (
@@ -452,6 +479,8 @@ def write_views(
         "baseline_test_mean": base["test"]["mean"],
         "trivial_val": summary["trivial"]["val"].get(summary["metric"]),
         "trivial_test": summary["trivial"]["test"].get(summary["metric"]),
+        # every metric the task records, on test: `dvc metrics diff` shows them all
+        "test_metrics": summary.get("test_metrics") or {},
         "distinguishable_from_runner_up": summary["distinguishable_from_runner_up"],
         "trials": len(sweep_rows),
         **{f"trials_{k}": v for k, v in counts.items()},

@@ -26,6 +26,7 @@ import torch
 
 from tuneladder.data import TrainVal
 from tuneladder.hparams import TrialConfig
+from tuneladder.metrics import Scoring, make_loss
 from tuneladder.step import setup, train_step
 from tuneladder.trials import BuildModel
 
@@ -46,13 +47,17 @@ def lr_range_test(
     smoothing: float,
     diverge_factor: float,
     device: torch.device,
+    scoring: Scoring | None = None,
 ) -> dict[str, Any]:
-    """Run the sweep on the training split and return the curve and the derived range."""
+    """Run the sweep on the training split and return the curve and the derived range.
+
+    The loss is the task's (``scoring``), the one the trials train on.
+    """
     if not 0 < smoothing <= 1:
         raise ValueError(f"smoothing must be in (0, 1], got {smoothing=}")
     if not 0 < start < end:
         raise ValueError(f"need 0 < start < end, got {start=}, {end=}")
-    kind = data.info.kind
+    loss_fn = make_loss(data.info, device, (scoring or Scoring()).loss)
     model, optimizer = setup(config, build_model, data.info, device)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     n = len(data.train)
@@ -70,7 +75,7 @@ def lr_range_test(
         cursor += batch_size
         for group in optimizer.param_groups:
             group["lr"] = float(lr)
-        _, loss, _ = train_step(model, optimizer, kind, data.train.x[idx], data.train.y[idx])
+        _, loss, _ = train_step(model, optimizer, loss_fn, data.train.x[idx], data.train.y[idx])
         # a per-step sync is fine here: a few hundred steps, and stopping needs the value
         value = loss.item()
         losses.append(value)

@@ -18,7 +18,7 @@ import torch
 
 from tuneladder.data import Split, TrainVal
 from tuneladder.hparams import TrialConfig
-from tuneladder.metrics import batch_stats, summarize
+from tuneladder.metrics import Scorer, Scoring
 from tuneladder.step import setup, train_step
 from tuneladder.trials import BuildModel
 
@@ -42,6 +42,7 @@ def overfit_check(
     loss_ratio: float,
     loss_threshold: float | None = None,
     device: torch.device,
+    scoring: Scoring | None = None,
 ) -> dict[str, Any]:
     """Train on ``subset`` training samples until the loss is near zero or steps run out.
 
@@ -54,13 +55,16 @@ def overfit_check(
 
     The report's ``loss_threshold`` is the threshold the loss was compared with,
     in loss units (``loss_ratio * initial_loss``, or the absolute one);
-    ``criterion`` says which.
+    ``criterion`` says which. The loss is the task's (``scoring``), as in the trials.
     """
     if not 0 < loss_ratio < 1:
         raise ValueError(f"loss_ratio must be in (0, 1), got {loss_ratio=}")
     if loss_threshold is not None and loss_threshold <= 0:
         raise ValueError(f"loss_threshold must be > 0 or None, got {loss_threshold=}")
     kind = data.info.kind
+    scorer = Scorer.build(
+        data.info, device, ("accuracy",) if kind == "classification" else (), scoring
+    )
     generator = torch.Generator().manual_seed(config.seed)
     pick = torch.randperm(len(data.train), generator=generator)[:subset].to(data.train.x.device)
     tiny = Split(data.train.x[pick], data.train.y[pick])
@@ -72,14 +76,11 @@ def overfit_check(
     passed = False
     threshold = loss_threshold
     for step in range(1, max_steps + 1):
-        output, loss, _ = train_step(model, optimizer, kind, tiny.x, tiny.y)
+        output, loss, _ = train_step(model, optimizer, scorer.loss, tiny.x, tiny.y)
         if step % CHECK_EVERY == 0 or step == 1 or step == max_steps:
-            stats = summarize(
-                kind,
-                loss.item() * len(tiny),
-                batch_stats(kind, output, tiny.y).tolist(),
-                len(tiny),
-            )
+            tally = scorer.tally()
+            tally.add(output, tiny.y, loss)
+            stats = scorer.named(tally.values().tolist())
             point = {"step": step, "loss": stats["loss"]}
             if kind == "classification":
                 point["accuracy"] = stats["accuracy"]

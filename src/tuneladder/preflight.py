@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
+    from tuneladder.metrics import Scoring
     from tuneladder.tasks import DataInfo
 
 __all__ = [
@@ -96,19 +97,23 @@ def check_model(
     y: torch.Tensor,
     *,
     batch: int = CHECK_BATCH,
+    scoring: Scoring | None = None,
 ) -> tuple[int, ...]:
     """Build the model and run one training step on the first ``batch`` samples.
 
     Pass samples of the train split only. Raises :class:`UserCodeError` when the
     factory raises or returns something other than a ``torch.nn.Module``, when
     the forward or backward pass raises, when the output is not a tensor of
-    shape ``(batch, info.n_outputs)`` (classes, or regression targets), or when
-    the loss is not finite. Returns the output shape.
+    shape ``(batch, info.n_outputs)`` (classes, labels, or regression targets),
+    when the task's own loss (``scoring``) cannot be built, raises or gives
+    more than one number, when the loss is not finite, or when one of the
+    task's own metrics raises or gives more than one number. Returns the output
+    shape.
     """
     import torch
     from torch import nn
 
-    from tuneladder.metrics import loss_fn
+    from tuneladder.metrics import Scoring, make_loss
 
     name = function_name(build_model)
     defined = _definition(build_model)
@@ -127,6 +132,11 @@ def check_model(
         # the rungs move the model to their device; one that placed itself is met there
         xb, yb = xb.to(trainable[0].device), yb.to(trainable[0].device)
         step = f"a training step on {len(xb)} train samples"
+        scoring = scoring or Scoring()
+        try:
+            loss_fn = make_loss(info, xb.device, scoring.loss)
+        except Exception as err:  # the task's loss factory: the built-in ones do not raise
+            raise user_error(scoring.loss, err) from err
         try:
             model.train()
             output = model(xb)
@@ -136,12 +146,14 @@ def check_model(
                     if isinstance(output, torch.Tensor)
                     else type(output).__name__
                 )
-                what = "classes" if info.kind == "classification" else "regression targets"
+                what = {"classification": "classes", "multilabel": "labels"}.get(
+                    info.kind, "regression targets"
+                )
                 raise UserCodeError(
                     f"{subject} ({defined}) outputs {got} for a batch of {len(xb)},"
                     f" expected shape {expected}: (batch, {what})"
                 )
-            loss = loss_fn(info.kind, output, yb)
+            loss = _task_loss(loss_fn, scoring.loss, output, yb, step)
             if not torch.isfinite(loss):
                 raise UserCodeError(
                     f"{subject} ({defined}) gives a loss of {loss.item()} in {step}"
@@ -151,7 +163,48 @@ def check_model(
             raise
         except Exception as err:  # forward or backward of the user's model
             raise UserCodeError(f"{subject} ({step}) {_raised(err, build_model)}") from err
+        for name, metric in scoring.extra.items():
+            _check_metric(name, metric.fn, output.detach().float(), yb, step)
     return tuple(output.shape)
+
+
+def _task_loss(
+    loss_fn: Callable[..., Any], factory: Any, output: Any, target: Any, step: str
+) -> Any:
+    """The loss of one batch; a task's own loss that fails or is not one number is named."""
+    import torch
+
+    if factory is None:
+        return loss_fn(output, target)
+    subject = f"the loss from {function_name(factory)}"
+    try:
+        loss = loss_fn(output, target)
+    except Exception as err:  # the user's loss may fail in any way
+        raise UserCodeError(f"{subject} ({step}) {_raised(err, factory)}") from err
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        got = f"shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else type(loss)
+        raise UserCodeError(
+            f"{subject} ({_definition(factory)}) gives {got} in {step}, expected the batch's"
+            " mean loss, one number (reduction='mean')"
+        )
+    return loss
+
+
+def _check_metric(name: str, fn: Any, output: Any, target: Any, step: str) -> None:
+    """A task's own metric runs on the step's outputs and gives one number."""
+    import torch
+
+    subject = f"metric {name!r} ({function_name(fn)})"
+    try:
+        with torch.no_grad():
+            value = torch.as_tensor(fn(output, target))
+    except Exception as err:  # the user's metric may fail in any way
+        raise UserCodeError(f"{subject} ({step}) {_raised(err, fn)}") from err
+    if value.numel() != 1:
+        raise UserCodeError(
+            f"{subject} ({_definition(fn)}) gives shape {tuple(value.shape)} in {step},"
+            " expected one number"
+        )
 
 
 def _raised(err: BaseException, func: Callable[..., Any]) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -25,7 +25,7 @@ from tuneladder.data import Split, TrainVal
 from tuneladder.device import autocast, peak_memory_mb, reset_peak_memory
 from tuneladder.hparams import TrialConfig
 from tuneladder.io import write_csv, write_json, write_torch
-from tuneladder.metrics import batch_stats, loss_fn, n_stats, summarize, target_units
+from tuneladder.metrics import Scorer, Scoring, Tally
 from tuneladder.schedules import lr_multiplier
 from tuneladder.step import global_norm, setup, train_step
 from tuneladder.tasks import DataInfo
@@ -105,8 +105,13 @@ def train(
     checkpoint: Checkpoint | None = None,
     on_epoch: EpochCallback | None = None,
     keep_best_state: bool = False,
+    scoring: Scoring | None = None,
 ) -> Outcome:
-    """Train on ``data.train``, select on ``data.val``; training errors become a status."""
+    """Train on ``data.train``, select on ``data.val``; training errors become a status.
+
+    ``scoring`` is the task's own loss and metrics (:meth:`Scoring.of`); ``metric``
+    may be any metric the task records.
+    """
     outcome = Outcome()
     try:
         _train(
@@ -121,6 +126,7 @@ def train(
             checkpoint=checkpoint,
             on_epoch=on_epoch,
             keep_best_state=keep_best_state,
+            scoring=scoring,
         )
     except Exception as err:  # CUDA out-of-memory included: the sweep goes on
         outcome.status = "failed"
@@ -143,17 +149,21 @@ def _train(
     checkpoint: Checkpoint | None,
     on_epoch: EpochCallback | None,
     keep_best_state: bool,
+    scoring: Scoring | None,
 ) -> None:
     batches = Batches.plan(len(data.train), config)
+    # the selected metric only (ROC-AUC or a task's own metric keeps the epoch's outputs);
+    # built before the model is seeded, so a loss that draws random numbers changes nothing
+    scorer = Scorer.build(data.info, device, (metric,), scoring)
     state = TrainState.start(config, data.info, build_model, device, batches, outcome)
     saved = checkpoint.load() if checkpoint is not None else None
     if saved is not None:
         state.load_state_dict(saved)
         outcome.resumed_from_epoch = state.epoch
-    amp, units = autocast(device, precision), target_units(data.info, device)
+    amp = autocast(device, precision)
     reset_peak_memory(device)
     while state.epoch < config.epochs:
-        epoch = run_epoch(state, data, batches, amp=amp, units=units, clip=config.grad_clip)
+        epoch = run_epoch(state, data, batches, amp=amp, scorer=scorer, clip=config.grad_clip)
         row = epoch.row(state.epoch, metric, lr=state.lr, peak_memory_mb=peak_memory_mb(device))
         outcome.history.append(row)
         if outcome.first_loss is None:
@@ -333,18 +343,18 @@ def run_epoch(
     batches: Batches,
     *,
     amp: contextlib.AbstractContextManager,
-    units: torch.Tensor | None,
+    scorer: Scorer,
     clip: float | None,
 ) -> Epoch:
     """One shuffled pass over the training split, then the val split.
 
-    Per-step values are summed on the device; they reach the host once, at the
-    end, in one transfer, so the steps never wait for Python.
+    Per-step values are summed on the device (``scorer``'s :class:`Tally`); they
+    reach the host once, at the end, in one transfer, so the steps never wait
+    for Python.
     """
     started = time.perf_counter()
-    kind, model, device = data.info.kind, state.model, state.device
-    loss_sum = torch.zeros((), device=device)
-    stats = torch.zeros(n_stats(kind), device=device)
+    model, device = state.model, state.device
+    train = scorer.tally()
     norm_sum = torch.zeros((), device=device)
     first_loss = torch.full((), math.nan, device=device)
     model.train()
@@ -352,7 +362,7 @@ def run_epoch(
         xb, yb = data.train.x[idx], data.train.y[idx]
         measure = step % batches.norm_every == 0
         output, loss, norm = train_step(
-            model, state.optimizer, kind, xb, yb, amp=amp, clip=clip, measure_norm=measure
+            model, state.optimizer, scorer.loss, xb, yb, amp=amp, clip=clip, measure_norm=measure
         )
         if state.scheduler is not None:
             state.scheduler.step()
@@ -360,27 +370,20 @@ def run_epoch(
             norm_sum += norm
         if step == 0:
             first_loss = loss.detach()
-        loss_sum.add_(loss.detach(), alpha=len(idx))
-        stats.add_(batch_stats(kind, output, yb, units))
+        train.add(output, yb, loss)
     model.eval()  # evaluate() restores the mode it finds: model.train() runs once an epoch
-    val_loss, val_stats = evaluate(model, data.val, kind, amp, units)
+    val = evaluate(model, data.val, scorer, amp)
     weight_norm = global_norm(p for p in model.parameters() if p.requires_grad)
     host = _to_host(
-        loss=loss_sum,
-        stats=stats,
-        val_loss=val_loss,
-        val_stats=val_stats,
+        train=train.values(),
+        val=val.values(),
         grad_norm=norm_sum,
         weight_norm=weight_norm,
         first_loss=first_loss,
     )
     return Epoch(
-        train=summarize(
-            kind, host["loss"][0], host["stats"], batches.usable, _width(data.train.y)
-        ),
-        val=summarize(
-            kind, host["val_loss"][0], host["val_stats"], len(data.val), _width(data.val.y)
-        ),
+        train=scorer.named(host["train"]),
+        val=scorer.named(host["val"]),
         grad_norm=host["grad_norm"][0] / batches.norm_steps,
         weight_norm=host["weight_norm"][0],
         first_loss=host["first_loss"][0],
@@ -390,16 +393,13 @@ def run_epoch(
 
 def _to_host(**tensors: torch.Tensor) -> dict[str, list[float]]:
     """Device tensors as host numbers, by name, in one transfer: the epoch's one sync."""
-    flat = torch.cat([t.reshape(-1) for t in tensors.values()]).tolist()
+    # float64 holds float32 values exactly, and the metrics computed in float64 whole
+    flat = torch.cat([t.reshape(-1).double() for t in tensors.values()]).tolist()
     host, start = {}, 0
     for name, tensor in tensors.items():
         host[name] = flat[start : start + tensor.numel()]
         start += tensor.numel()
     return host
-
-
-def _width(y: torch.Tensor) -> int:
-    return 1 if y.ndim == 1 else int(y.shape[1])
 
 
 def _divergence(row: Mapping[str, float], first_loss: float, factor: float) -> str | None:
@@ -414,39 +414,36 @@ def _divergence(row: Mapping[str, float], first_loss: float, factor: float) -> s
     return None
 
 
-def evaluate(
-    model: nn.Module,
-    split: Split,
-    kind: str,
-    amp: Any = None,
-    target_std: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed loss and metric sums over a split, on the device (see :mod:`tuneladder.metrics`).
-
-    ``target_std`` (:func:`~tuneladder.metrics.target_units`) puts regression
-    errors in the target's own units.
-    """
+def evaluate(model: nn.Module, split: Split, scorer: Scorer, amp: Any = None) -> Tally:
+    """A pass over a split without gradients; its :class:`Tally` holds the sums, on the device."""
     amp = amp if amp is not None else contextlib.nullcontext()
     was_training = model.training
     model.eval()
-    loss_sum = torch.zeros((), device=split.x.device)
-    stats = torch.zeros(n_stats(kind), device=split.x.device)
+    tally = scorer.tally()
     with torch.inference_mode():
         for start in range(0, len(split), EVAL_BATCH):
             xb, yb = split.x[start : start + EVAL_BATCH], split.y[start : start + EVAL_BATCH]
             with amp:
                 output = model(xb)
-            loss_sum += loss_fn(kind, output, yb) * len(yb)
-            stats += batch_stats(kind, output, yb, target_std)
+            tally.add(output, yb, scorer.loss(output, yb))
     model.train(was_training)
-    return loss_sum, stats
+    return tally
 
 
-def evaluate_metrics(model: nn.Module, split: Split, info: DataInfo) -> dict[str, float]:
-    """Metrics of a model on a split, as numbers, with the same units as training records."""
-    units = target_units(info, split.x.device)
-    loss_sum, stats = evaluate(model, split, info.kind, target_std=units)
-    return summarize(info.kind, loss_sum.item(), stats.tolist(), len(split), _width(split.y))
+def evaluate_metrics(
+    model: nn.Module,
+    split: Split,
+    info: DataInfo,
+    scoring: Scoring | None = None,
+    names: Sequence[str] | None = None,
+) -> dict[str, float]:
+    """Metrics of a model on a split, as numbers, as training records them.
+
+    Every metric the task records (its kind's and ``scoring``'s), unless
+    ``names`` picks some; ``loss`` is always there.
+    """
+    scorer = Scorer.build(info, split.x.device, names, scoring)
+    return scorer.named(evaluate(model, split, scorer).values().tolist())
 
 
 def run_trial(
@@ -464,6 +461,7 @@ def run_trial(
     checkpoint_every_s: float = 60.0,
     save_model: bool = False,
     on_epoch: EpochCallback | None = None,
+    scoring: Scoring | None = None,
 ) -> dict[str, Any]:
     """Train one trial and write ``config.json``, ``history.csv`` and ``result.json``.
 
@@ -488,6 +486,7 @@ def run_trial(
         checkpoint=checkpoint,
         on_epoch=on_epoch,
         keep_best_state=save_model,
+        scoring=scoring,
     )
     write_csv(out_dir / HISTORY_FILE, HISTORY_COLUMNS, outcome.history)
     if save_model and outcome.best_state is not None and outcome.status == "ok":

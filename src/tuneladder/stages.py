@@ -110,6 +110,7 @@ def prepare_stage(
     or builds one that cannot train, stops the ladder here rather than in a rung.
     """
     from tuneladder.data import load_train_val, prepare
+    from tuneladder.metrics import Scoring
     from tuneladder.preflight import check_model, function_name
 
     try:
@@ -119,7 +120,12 @@ def prepare_stage(
         data = load_train_val(data_dir)  # the train split only: never test
         hyperparameters = _base_config(task_obj, {"epochs": 1, **(train or {})}, seed).model
         shape = check_model(
-            task_obj.build_model, hyperparameters, data.info, data.train.x, data.train.y
+            task_obj.build_model,
+            hyperparameters,
+            data.info,
+            data.train.x,
+            data.train.y,
+            scoring=Scoring.of(task_obj),
         )
     except UserCodeError as err:  # the task's own code: logged() keeps the traceback
         raise StageError(f"prepare: {err}") from err
@@ -142,6 +148,13 @@ def _base_config(task_obj: Any, train: Mapping[str, Any], seed: int) -> Any:
         epochs=train["epochs"],
         seed=derive_seed(seed, "sanity", 0),
     )
+
+
+def _scoring(task_obj: Any) -> Any:
+    """The task's own loss and metrics, as the trial path takes them."""
+    from tuneladder.metrics import Scoring
+
+    return Scoring.of(task_obj)
 
 
 def _sanity_inputs(
@@ -187,6 +200,7 @@ def overfit_check_stage(
             loss_ratio=overfit["loss_ratio"],
             loss_threshold=overfit["loss_threshold"],
             device=torch_device,
+            scoring=_scoring(task_obj),
         )
     report["enforced"] = overfit["enforce"]
     report.update(_span())
@@ -231,6 +245,7 @@ def lr_range_test_stage(
             smoothing=lr_range["smoothing"],
             diverge_factor=lr_range["diverge_factor"],
             device=torch_device,
+            scoring=_scoring(task_obj),
         )
     # a plain table of the curve, for `dvc plots`
     zero_lag = result["smoothed_zero_lag"]
@@ -393,12 +408,13 @@ def sweep_worker_stage(
     plan_data = read_json(plan)
     data = load_train_val(data_dir).to(torch_device)
     on_result = _TrialLogger(tracking) if tracking else None
+    task_obj = _task(task)
     try:
         report = run_worker(
             plan_data,
             Path(plan).parent,
             data,
-            _task(task).build_model,
+            task_obj.build_model,
             worker=worker,
             workers=workers,
             metric=metric["name"],
@@ -410,6 +426,7 @@ def sweep_worker_stage(
             stale_claim_s=runtime.stale_claim_s,
             save_model=by_name(plan_data["rung"]).keeps_models,
             on_result=on_result,
+            scoring=_scoring(task_obj),
         )
     finally:
         if on_result is not None:
@@ -554,6 +571,8 @@ def final_stage(
         device=torch_device,
         experiment=experiment,
         model_applies=task_obj.applies,
+        scoring=_scoring(task_obj),
+        bounds=task_obj.metrics[metric["name"]].bounds,
     )
     sweep_rows = [row for path in sweeps for row in read_json(path)["trials"]]
     write_views(summary, sweep_rows, out_dir)

@@ -7,25 +7,23 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["bounds_text", "METRIC_BOUNDS", "describe", "metric_bounds", "welch_p_value"]
+from tuneladder.metric_table import BUILT_IN, Bounds
 
-Bounds = tuple[float | None, float | None]
+__all__ = ["Bounds", "bounds_text", "METRIC_BOUNDS", "describe", "metric_bounds", "welch_p_value"]
 
-# Where each metric can lie (None: unbounded on that side). A t-interval knows nothing
-# of these, so with few seeds it can reach past them (an accuracy interval up to 1.07).
+# Where each built-in metric can lie (None: unbounded on that side), from its one home,
+# tuneladder.metric_table. A t-interval knows nothing of these, so with few seeds it can
+# reach past them (an accuracy interval up to 1.07).
 METRIC_BOUNDS: dict[str, Bounds] = {
-    "accuracy": (0.0, 1.0),
-    "balanced_accuracy": (0.0, 1.0),
-    "f1": (0.0, 1.0),
-    "loss": (0.0, None),
-    "rmse": (0.0, None),
-    "mae": (0.0, None),
-    "r2": (None, 1.0),
+    name: metric.bounds for metrics in BUILT_IN.values() for name, metric in metrics.items()
 }
 
 
 def metric_bounds(metric: str) -> Bounds:
-    """``(low, high)`` of a metric's possible values; ``(None, None)`` for one not listed."""
+    """``(low, high)`` of a built-in metric's possible values; ``(None, None)`` for another.
+
+    A task's own metric carries its bounds itself (:class:`~tuneladder.metric_table.Metric`).
+    """
     return METRIC_BOUNDS.get(metric, (None, None))
 
 

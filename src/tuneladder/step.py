@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from tuneladder.metrics import loss_fn
 from tuneladder.optimizers import make_optimizer
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from tuneladder.hparams import TrialConfig
+    from tuneladder.metrics import LossFn
     from tuneladder.tasks import DataInfo
     from tuneladder.trials import BuildModel
 
@@ -40,7 +40,7 @@ def setup(
 def train_step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
-    kind: str,
+    loss_fn: LossFn,
     x: torch.Tensor,
     y: torch.Tensor,
     *,
@@ -50,13 +50,14 @@ def train_step(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Forward, loss, backward, update; nothing leaves the device.
 
+    ``loss_fn`` is the trial's loss (:func:`tuneladder.metrics.make_loss`).
     Returns the output, the loss, and the gradient norm when clipping (``clip``)
     or asked to (``measure_norm``), else None. The norm is the one before
     clipping: it says how large the gradients were, not what clipping made them.
     """
     with amp:
         output = model(x)
-    loss = loss_fn(kind, output, y)
+    loss = loss_fn(output, y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     norm = None

@@ -20,6 +20,7 @@ import torch
 from tuneladder.claims import ClaimBook
 from tuneladder.data import TrainVal
 from tuneladder.hparams import TrialConfig
+from tuneladder.metrics import Scoring
 from tuneladder.runner import run_trial
 from tuneladder.trials import (
     MODEL_FILE,
@@ -86,12 +87,14 @@ def run_worker(
     stale_claim_s: float = 600.0,
     save_model: bool = False,
     on_result: Callable[[Mapping[str, Any], Path], None] | None = None,
+    scoring: Scoring | None = None,
 ) -> dict[str, Any]:
     """Run until no trial of the plan is left to claim; return what this worker did.
 
     ``on_result(result, trial_dir)`` sees every trial this worker finishes, and
     every finished one it finds of its own stripe (so a tracking store that
-    missed a trial catches up on a rerun).
+    missed a trial catches up on a rerun). ``scoring`` is the task's own loss and
+    metrics.
     """
     rung_dir = Path(rung_dir)
     entries: Sequence[Mapping[str, Any]] = plan["trials"]
@@ -144,6 +147,7 @@ def run_worker(
                 checkpoint_every_s=checkpoint_every_s,
                 save_model=save_model,
                 on_epoch=_progress(claims, plan["rung"], name, config.epochs),
+                scoring=scoring,
             )
             ran.append(name)
             if on_result is not None:

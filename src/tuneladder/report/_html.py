@@ -115,6 +115,17 @@ def _figure(name: str, png: bytes | None) -> str:
     )
 
 
+def _test_metrics(values: Mapping[str, float | None], metric: str) -> str:
+    """Every metric the task records, on test: read beside the one selected on."""
+    if len(values) < 2:
+        return ""
+    shown = ", ".join(f"{_e(name)} {_e(fmt(value))}" for name, value in values.items())
+    return (
+        f"<p>Every metric the task records, on test (mean over the chosen config's seed"
+        f" models): {shown}. The choice used only val {_e(metric)}.</p>"
+    )
+
+
 def _headline(s: Mapping[str, Any]) -> str:
     h, metric = s["headline"], s["metric"]["name"]
     trivial = h.get("trivial")
@@ -162,6 +173,7 @@ def _headline(s: Mapping[str, Any]) -> str:
             if trivial
             else ""
         )
+        + _test_metrics(h.get("test_metrics") or {}, metric)
         + (
             f"<p>95% interval of the tuned val mean: [{fmt(ci[0])}, {fmt(ci[1])}]{clipped}. "
             if ci

@@ -274,6 +274,7 @@ def _headline(run: RunData) -> dict[str, Any]:
             "std": final["test_std"],
             "values": final.get("test_values"),
         },
+        "test_metrics": final.get("test_metrics") or {},
         "baseline": {"val": baseline.get("val"), "test": baseline.get("test")},
         "trivial": final.get("trivial"),
         "runner_up": runner_up.get("group"),

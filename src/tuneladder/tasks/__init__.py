@@ -7,7 +7,7 @@ is ``"package.module:function"``, a function that takes the config's
 
 from __future__ import annotations
 
-from tuneladder.tasks._base import METRICS, DataInfo, Task
+from tuneladder.tasks._base import METRICS, DataInfo, Metric, Task
 from tuneladder.tasks._loader import TaskError, load_task, task_module_name
 
-__all__ = ["METRICS", "DataInfo", "Task", "TaskError", "load_task", "task_module_name"]
+__all__ = ["METRICS", "DataInfo", "Metric", "Task", "TaskError", "load_task", "task_module_name"]

@@ -4,17 +4,17 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tuneladder.metric_table import BUILT_IN, KINDS, Metric, check_name
+
 if TYPE_CHECKING:
     import numpy as np
+    import torch
     from torch import nn
 
-__all__ = ["METRICS", "DataInfo", "Task"]
+__all__ = ["METRICS", "DataInfo", "Metric", "Task"]
 
-# Metrics each kind of task can select on; loss is always recorded too.
-METRICS: dict[str, tuple[str, ...]] = {
-    "classification": ("accuracy", "loss"),
-    "regression": ("rmse", "mae", "r2", "loss"),
-}
+# The built-in metrics each kind of task can select on (tuneladder.metric_table).
+METRICS: dict[str, tuple[str, ...]] = {kind: tuple(names) for kind, names in BUILT_IN.items()}
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,9 @@ class DataInfo:
     task with ``standardize_target=False``).
     """
 
-    kind: str  # classification | regression
+    kind: str  # classification | multilabel | regression
     input_shape: tuple[int, ...]
-    n_outputs: int  # classes, or regression targets
+    n_outputs: int  # classes, labels, or regression targets
     target_mean: tuple[float, ...] | None = None
     target_std: tuple[float, ...] | None = None
 
@@ -74,8 +74,11 @@ class Task:
 
     Args:
         name: Shown in reports and paths of MLflow runs.
-        kind: ``classification`` (cross-entropy, accuracy) or ``regression``
-            (mean squared error, rmse/mae/r2).
+        kind: ``classification`` (one class index per sample; cross-entropy),
+            ``multilabel`` (0 or 1 per label, ``y`` of shape ``(n, labels)``;
+            binary cross-entropy on the logits) or ``regression`` (mean squared
+            error). The built-in metrics of each are in
+            :mod:`tuneladder.metric_table`.
         load_arrays: Returns all samples as ``(x, y)`` numpy arrays; the
             library splits them, so a task never decides what is test data.
             Called once, by the prepare rung, never on the trial path.
@@ -97,6 +100,17 @@ class Task:
         applies: ``(model_hyperparameters) -> names`` of those the model
             built from them reads (``channels`` means nothing to an MLP, say);
             the summary and the report show only these. None: all of them.
+        loss: ``(data_info) -> loss``, where the loss is called as
+            ``loss(output, target)`` with the model's float32 output and the
+            batch's targets and returns the batch mean: usually an
+            ``nn.Module`` such as ``nn.CrossEntropyLoss(weight=class_weights,
+            label_smoothing=0.1)``, moved to the trial's device. Built once per
+            trial; trials, both sanity rungs and evaluation all use it, and the
+            recorded ``loss`` is its value. None: the kind's built-in loss.
+        extra_metrics: The task's own metrics by name, each a
+            :class:`~tuneladder.metric_table.Metric` with its function and
+            direction; the config's ``metric.name`` can select any of them, as
+            any built-in one. A name must not be a built-in one.
 
     Example::
 
@@ -114,10 +128,20 @@ class Task:
     standardize_target: bool = True
     split: tuple[float, float, float] = (0.6, 0.2, 0.2)
     applies: Callable[[Mapping[str, Any]], Collection[str]] | None = None
+    loss: Callable[[DataInfo], Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] | None = None
+    extra_metrics: Mapping[str, Metric] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.kind not in METRICS:
-            raise ValueError(f"kind must be one of {', '.join(METRICS)}, got {self.kind!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.loss is not None and not callable(self.loss):
+            raise ValueError(f"loss must be callable (data_info -> loss), got {self.loss!r}")
+        for name, metric in self.extra_metrics.items():
+            check_name(name)
+            if not isinstance(metric, Metric) or metric.fn is None:
+                raise ValueError(
+                    f"extra_metrics[{name!r}] must be a Metric with its fn, got {metric!r}"
+                )
         if len(self.split) != 3 or min(self.split) <= 0 or abs(sum(self.split) - 1) > 1e-6:
             raise ValueError(
                 f"split must be three positive fractions summing to 1, got {self.split}"
@@ -129,5 +153,10 @@ class Task:
         return frozenset(self.default_model)
 
     @property
-    def metrics(self) -> tuple[str, ...]:
-        return METRICS[self.kind]
+    def metrics(self) -> dict[str, Metric]:
+        """Every metric the task records, by name: its kind's built-ins, then its own."""
+        built_in = dict(BUILT_IN[self.kind])
+        if self.loss is not None:
+            # the task's own loss may take any value: nothing to clip an interval to
+            built_in["loss"] = Metric(mode="min")
+        return {**built_in, **self.extra_metrics}
