@@ -239,3 +239,124 @@ def test_no_state_is_kept_for_a_config_that_cannot_go_on(tmp_path: Path, digits,
         keep_state=keep,
     )
     assert outcome.status == "diverged" and not keep.path.exists()
+
+
+# --- a tiny real ladder whose coarse sweep halves ----------------------------------------
+
+HALVING_LADDER = {
+    "experiment": "halving",
+    "mlflow": {"enabled": False},
+    # 4 configs for 1 epoch, the best 2 of them on to the sweep's 2 epochs
+    "coarse": {
+        "trials": 4,
+        "epochs": 2,
+        "sampler": "sobol",
+        "halving": {"eta": 2, "min_epochs": 1},
+    },
+}
+
+
+def history_rows(path: Path) -> list[dict]:
+    import csv
+
+    with open(path, newline="") as handle:
+        return [{k: v for k, v in r.items() if k not in TIMING} for r in csv.DictReader(handle)]
+
+
+@pytest.fixture(scope="module")
+def halving_ladder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from helpers import snakemake, write_config
+
+    workdir = tmp_path_factory.mktemp("halving")
+    write_config(workdir, **HALVING_LADDER)
+    snakemake(workdir)
+    return workdir
+
+
+@pytest.mark.slow
+def test_a_halving_ladder_continues_the_best_configs_from_their_states(
+    halving_ladder: Path, tmp_path: Path
+) -> None:
+    from helpers import copy_ladder, results_of, snakemake, tiny_config
+    from tuneladder.config import resolve_config
+    from tuneladder.data import load_train_val
+    from tuneladder.io import read_json
+    from tuneladder.runner import run_trial
+    from tuneladder.status import format_status, ladder_status
+    from tuneladder.tasks import load_task
+
+    ladder_config = resolve_config(tiny_config(**HALVING_LADDER))
+
+    coarse = results_of(halving_ladder) / "coarse"
+    first = read_json(coarse / "levels" / "0" / "plan.json")["trials"]
+    assert [(e["name"], e["budget"]) for e in first] == [(str(i), 1) for i in range(4)]
+    # level 0: every config for one epoch, each keeping its state for the next level
+    at_one = {
+        str(i): read_json(coarse / "trials" / str(i) / "e1" / "result.json") for i in range(4)
+    }
+    assert all(r["epochs_run"] == 1 for r in at_one.values())
+    assert all((coarse / "trials" / str(i) / "e1" / STATE_FILE).is_file() for i in range(4))
+    # level 1: the two best at one epoch, ranked here by hand from their own results
+    best_two = sorted(at_one, key=lambda n: -at_one[n]["best_val_metric"])[:2]
+    second = read_json(coarse / "levels" / "1" / "plan.json")
+    assert sorted(e["name"] for e in second["trials"]) == sorted(best_two)
+    assert second["ranked"] == best_two
+    assert sorted(p.parent.name for p in coarse.glob("trials/*/e2")) == sorted(best_two)
+    data = load_train_val(results_of(halving_ladder) / "data")
+    build = load_task("digits").build_model
+    for name in best_two:
+        result = read_json(coarse / "trials" / name / "e2" / "result.json")
+        assert result["resumed_from_epoch"] == 1 and result["epochs_run"] == 2
+        assert result["trial"]["level"] == 1 and result["trial"]["budget"] == 2
+        assert not (coarse / "trials" / name / "e2" / STATE_FILE).exists()  # nothing left to go
+        continued = history_rows(coarse / "trials" / name / "e2" / "history.csv")
+        # its first epoch is level 0's, and the whole is a straight-through trial's
+        assert continued[:1] == history_rows(coarse / "trials" / name / "e1" / "history.csv")
+        config = TrialConfig.from_json(read_json(coarse / "trials" / name / "e2" / "config.json"))
+        assert config.epochs == 2
+        run_trial(config, data, build, tmp_path / name, metric="accuracy", mode="max", device=CPU)
+        assert continued == history_rows(tmp_path / name / "history.csv")
+    # the sweep's table: each config at its furthest level; top-k takes those that went on
+    table = read_json(coarse / "results.json")["trials"]
+    assert {r["name"]: r["epochs_run"] for r in table} == {
+        n: 2 if n in best_two else 1 for n in at_one
+    }
+    at_two = {n: read_json(coarse / "trials" / n / "e2" / "result.json") for n in best_two}
+    topk = [t["name"] for t in read_json(coarse / "topk.json")["trials"]]
+    assert topk == sorted(best_two, key=lambda n: -at_two[n]["best_val_metric"])
+    # the report: each level, who went on and who ended there, and the figure
+    report = results_of(halving_ladder) / "report"
+    levels = read_json(report / "summary.json")["halving"]["coarse"]["levels"]
+    assert [(lv["epochs"], lv["trained"], sorted(lv["continued"])) for lv in levels] == [
+        (1, 4, sorted(best_two)),
+        (2, 2, []),
+    ]
+    assert sorted(levels[0]["ended"]) == sorted(set(at_one) - set(best_two))
+    summary = read_json(report / "summary.json")["halving"]["coarse"]
+    assert (summary["trial_epochs"], summary["full_trial_epochs"]) == (4 * 1 + 2 * 1, 4 * 2)
+    assert (report / "figures" / "halving.png").is_file()
+    assert '<section id="halving">' in (report / "index.html").read_text()
+    status = ladder_status(results_of(halving_ladder), config=ladder_config)
+    text = format_status(status)
+    assert "coarse   6/6 done" in text and "halving levels: 4/4 to 1, 2/2 to 2 epochs" in text
+    assert status["best"]["rung"] != "coarse" or status["best"]["name"] in best_two
+    # reuse: nothing to do; after a kill in level 1, its lost trial is trained again from
+    # level 0's state, and nothing else is
+    ladder = copy_ladder(halving_ladder, tmp_path / "copy")
+    coarse = results_of(ladder) / "coarse"
+    assert "Nothing to be done" in snakemake(ladder, "-n").stdout
+    lost = best_two[0]
+    before = {p: p.stat().st_mtime_ns for p in coarse.glob("trials/*/*/result.json")}
+    killed = [coarse / "trials" / lost / "e2" / "result.json", coarse / "results.json"]
+    killed += [coarse / "levels" / "1" / "results.json"]
+    killed += (coarse / "levels" / "1" / "workers").glob("*.json")
+    for path in killed:
+        path.unlink()
+    snakemake(ladder)
+    after = {p: p.stat().st_mtime_ns for p in coarse.glob("trials/*/*/result.json")}
+    redone = coarse / "trials" / lost / "e2" / "result.json"
+    assert {p for p in after if after[p] != before.get(p)} == {redone}
+    assert read_json(redone)["resumed_from_epoch"] == 1
+    assert history_rows(redone.parent / "history.csv") == history_rows(
+        halving_ladder / redone.parent.relative_to(ladder) / "history.csv"
+    )
