@@ -138,6 +138,25 @@ def test_each_level_plans_its_configs_and_the_sweep_table_is_each_ones_furthest_
     assert [r["name"] for r in top(merged, 3, "max")] == ["3", "1", "2"]
 
 
+def test_trends_and_importance_compare_every_config_at_level_0s_epochs() -> None:
+    from tuneladder.report._summary import equal_epochs
+
+    plan = sweep_plan()
+    level0 = [row(str(i), v, epochs=1, level=0) for i, v in enumerate([0.5, 0.9, 0.7, 0.8])]
+    level1 = [row("1", 0.93, epochs=2, level=1), row("3", 0.2, status="diverged", level=1)]
+    alike = equal_epochs(merge_levels(plan, [level0, level1]))
+    # each config as it stood after one epoch: #3 diverged later, but was ok at level 0
+    assert [(r["name"], r["status"], r["best_val_metric"]) for r in alike] == [
+        ("0", "ok", 0.5),
+        ("1", "ok", 0.9),
+        ("2", "ok", 0.7),
+        ("3", "ok", 0.8),
+    ]
+    assert all("halving" not in r for r in alike)  # equals: no tier
+    plain = [row("0", 0.5)]
+    assert equal_epochs(plain) == plain
+
+
 def continue_chain(cfg, data, build, stops, tmp_path: Path, *, interrupt_at=None):
     """Train ``cfg`` level by level, each level from the state the one before kept."""
     before, outcome = None, None

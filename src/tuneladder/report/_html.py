@@ -302,12 +302,13 @@ def _halving(s: Mapping[str, Any], figures: Mapping[str, bytes | None]) -> str:
             ]
             for lv in h["levels"]
         ]
-        share = h["trial_epochs"] / h["full_trial_epochs"] if h["full_trial_epochs"] else None
+        full = h["full_trial_epochs"]
+        share = f"{h['trial_epochs'] / full:.0%}" if full else "n/a"
         parts.append(
             f"<p>{_e(rung)}: level 0 trained every config for {_e(h['min_epochs'])} epochs;"
             f" each later level continued the best 1/{_e(h['eta'])} from where they stopped."
             f" {_e(h['trial_epochs'])} trial-epochs of the {_e(h['full_trial_epochs'])} that"
-            f" training every config to the end would take ({_e(fmt(share, 2))}).</p>"
+            f" training every config to the end would take ({_e(share)}).</p>"
             + _table(
                 [
                     "level",
