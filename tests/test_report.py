@@ -22,7 +22,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from helpers import REPO, copy_ladder, results_of, snakemake
 from tuneladder.io import read_json, write_json
-from tuneladder.report import FIGURE_NAMES, SECTIONS
+from tuneladder.report import FIGURE_NAMES, FIGURES, SECTIONS
 from tuneladder.report._analysis import (
     checklist,
     classify,
@@ -33,6 +33,10 @@ from tuneladder.report._analysis import (
 )
 from tuneladder.report._importance import fanova_importance
 from tuneladder.report._summary import builds
+
+# The tiny ladder does not halve: its page has neither the halving section nor its figure.
+SHOWN = [f.name for f in FIGURES if not f.needs_halving]
+PAGE_SECTIONS = [key for key in SECTIONS if key != "halving"]
 
 # --- the rules, on hand-made rows --------------------------------------------------------
 
@@ -106,6 +110,14 @@ def test_too_slow_is_still_learning_and_behind() -> None:
     assert classify(row(value=0.5, best_epoch=3), curve, best=0.4, mode="min")[0] == "too slow"
     # one epoch: nothing to judge
     assert classify(row(value=0.1, best_epoch=0), curve[:1], best=0.9, mode="max")[0] == "ok"
+    # a config successive halving stopped ran out of epochs by losing, not by being slow
+    stopped = {**slow, "halving": {"level": 0, "last_level": 2}}
+    assert classify(stopped, curve, best=0.9, mode="max") == (
+        "ok",
+        "stopped by successive halving after 4 epochs",
+    )
+    finished = {**slow, "halving": {"level": 2, "last_level": 2}}
+    assert classify(finished, curve, best=0.9, mode="max")[0] == "too slow"
 
 
 def test_failure_ranges_are_per_mode_and_parameter() -> None:
@@ -311,7 +323,7 @@ def _mode_counts(failures: str) -> dict[str, int]:
 
 @pytest.mark.slow
 def test_page_has_every_section_with_its_content(page: str, summary: dict) -> None:
-    assert list(SECTIONS) == re.findall(r'<section id="([\w-]+)">', page)
+    assert PAGE_SECTIONS == re.findall(r'<section id="([\w-]+)">', page)
     metric = summary["metric"]["name"]
     headline = _section(page, "headline")
     assert f"val {metric}" in headline and "untuned default" in headline
@@ -356,8 +368,8 @@ def test_page_is_self_contained(page: str, ladder: Path) -> None:
     assert "<script" not in page and "<link" not in page
     assert not re.search(r'(src|href)="(?!data:|#)', page)
     images = re.findall(r'<img src="data:image/png;base64,([^"]+)"', page)
-    assert len(images) == len(FIGURE_NAMES)
-    for name in FIGURE_NAMES:  # the embedded figures are the PNG files
+    assert len(images) == len(SHOWN)
+    for name in SHOWN:  # the embedded figures are the PNG files
         png = (results_of(ladder) / "report" / "figures" / f"{name}.png").read_bytes()
         assert base64.b64encode(png).decode() in images
 
@@ -420,7 +432,7 @@ def test_summary_agrees_with_the_result_files(summary: dict, ladder: Path) -> No
     # torch's own version string, build tag included (2.14.1+cu130, 2.5.0+cpu)
     assert {b["torch"] for b in repro["builds"]} == {torch.__version__}
     assert [c["question"] for c in summary["checklist"]][-1].startswith("Am I seeing")
-    assert set(summary["figures"]) == set(FIGURE_NAMES)
+    assert set(summary["figures"]) == set(SHOWN) and summary["halving"] == {}
 
 
 @pytest.mark.slow
@@ -429,7 +441,7 @@ def test_snakemake_report_zip_holds_the_figures(ladder: Path, tmp_path: Path) ->
     snakemake(ladder, "--report", "report.zip")
     with zipfile.ZipFile(ladder / "report.zip") as archive:
         names = {Path(n).name for n in archive.namelist()}
-    assert {f"{name}.png" for name in FIGURE_NAMES} | {"index.html", "report.html"} <= names
+    assert {f"{name}.png" for name in SHOWN} | {"index.html", "report.html"} <= names
     for name in FIGURE_NAMES:
         assert (REPO / "workflow" / "report" / f"{name}.rst").is_file()
 
@@ -474,9 +486,9 @@ def test_page_renders_in_headless_chromium(ladder: Path, tmp_path: Path) -> None
     page = results_of(ladder) / "report" / "index.html"
     dom = _chromium(tmp_path, "--dump-dom", page.as_uri())
     assert not _console_errors(dom.stderr)
-    assert re.findall(r'<section id="([\w-]+)">', dom.stdout) == list(SECTIONS)
+    assert re.findall(r'<section id="([\w-]+)">', dom.stdout) == PAGE_SECTIONS
     sources = re.findall(r'<img src="([^"]+)"', dom.stdout)
-    assert len(sources) == len(FIGURE_NAMES)
+    assert len(sources) == len(SHOWN)
     for source in sources:
         assert source.startswith("data:image/png;base64,")
         pixels = imread(io.BytesIO(base64.b64decode(source.split(",", 1)[1])), format="png")
@@ -492,7 +504,7 @@ def test_page_renders_in_headless_chromium(ladder: Path, tmp_path: Path) -> None
         )
     )
     loaded = _chromium(tmp_path, "--dump-dom", probe.as_uri())
-    assert f'data-loaded="{len(FIGURE_NAMES)}/{len(FIGURE_NAMES)}"' in loaded.stdout
+    assert f'data-loaded="{len(SHOWN)}/{len(SHOWN)}"' in loaded.stdout
     assert not _console_errors(loaded.stderr)
     shot = tmp_path / "page.png"
     _chromium(tmp_path, "--window-size=1200,3000", f"--screenshot={shot}", page.as_uri())

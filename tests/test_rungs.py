@@ -8,12 +8,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from helpers import REPO, SNAKEMAKE, results_of, tiny_config, write_config
 from tuneladder import rungs, status
 from tuneladder.config import resolve_config
 from tuneladder.io import read_json
-from tuneladder.report import FIGURES, SECTIONS, report_inputs
+from tuneladder.report import FIGURES, SECTIONS, figures_for, report_inputs
 from tuneladder.rungs import LADDER, RUNGS, TRIAL_RUNGS, Rung
 
 RULES = REPO / "workflow" / "rules"
@@ -114,15 +115,30 @@ def planned(workdir: Path) -> list[dict[str, str]]:
 
 @pytest.mark.slow
 def test_the_workflow_makes_every_output_of_the_table_with_the_rungs_rules(tmp_path: Path) -> None:
-    write_config(tmp_path)
+    # both sweeps halve, so that every rule of the table has jobs (plan_level included)
+    halving = {"eta": 2, "min_epochs": 1}
+    write_config(
+        tmp_path,
+        coarse={"trials": 4, "epochs": 2, "halving": halving},
+        fine={"trials": 3, "epochs": 2, "halving": halving},
+    )
     jobs = planned(tmp_path)
     results = "results/tiny/"
     producer = {out: job for job in jobs for out in job.get("output", "").split(", ") if out}
     for rung in RUNGS:  # rule all asks for every output, and the rung's own rules make it
         for path in rung.outputs.values():
             assert producer[results + path]["rule"] in rung.rules, (rung.name, path)
-    for figure in FIGURES:
+    for figure in figures_for(
+        resolve_config(yaml.safe_load((tmp_path / "config.yaml").read_text()))
+    ):
         assert producer[f"{results}report/{figure.path}"]["rule"] == "report"
+    assert f"{results}report/figures/halving.png" in producer
+    # each halving level has its plan, workers and table
+    for rung, levels in (("coarse", 2), ("fine", 2)):
+        for level in range(levels):
+            folder = f"{results}{rung}/levels/{level}/"
+            assert producer[folder + "plan.json"]["rule"] == "plan_level"
+            assert producer[folder + "results.json"]["rule"] == "collect_rung"
     # every job's log and benchmark are named as the table names the rung's jobs
     assert {job["rule"] for job in jobs} == {rule for rung in RUNGS for rule in rung.rules} | {
         "all"
@@ -137,7 +153,16 @@ def test_the_workflow_makes_every_output_of_the_table_with_the_rungs_rules(tmp_p
         log = job["log"].removeprefix(results + "logs/").removesuffix(".log")
         bench = job["benchmark"].removeprefix(results + "benchmarks/").removesuffix(".tsv")
         assert log == bench, job
+        log, _ = rungs.split_level(log)  # coarse/levels/1/worker-0-of-2: coarse/worker-...
         assert any(log == name or log.startswith(name + "-") for name in rung.jobs), (log, rung)
+
+
+def test_a_job_name_splits_into_the_rungs_job_and_its_halving_level() -> None:
+    assert rungs.split_level("coarse/levels/1/worker-0-of-2") == ("coarse/worker-0-of-2", 1)
+    assert rungs.split_level("fine/levels/12/plan") == ("fine/plan", 12)
+    assert rungs.split_level("coarse/worker-0-of-2") == ("coarse/worker-0-of-2", None)
+    assert rungs.split_level("plan_coarse") == ("plan_coarse", None)
+    assert rungs.split_level("coarse/levels/x/plan") == ("coarse/levels/x/plan", None)
 
 
 def test_status_reads_the_table(monkeypatch, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ JSON needs no torch, and this module does not import it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,9 @@ def collect_rung(
             codes[module] = code_fingerprint(module)
         code = codes[module]
         config = TrialConfig.from_json(entry["config"])
-        key = trial_key(config, data_fingerprint, metric, code.fingerprint)
+        key = trial_key(
+            config, data_fingerprint, metric, code.fingerprint, budget=entry.get("budget")
+        )
         reason = stale_reason(result, key, code)
         if result is None or reason is not None:
             missing.append(f"{entry['name']}: {reason}")
@@ -73,11 +76,12 @@ def collect_rung(
             "rung": plan["rung"],
             "name": entry["name"],
             "index": entry["index"],
-            "dir": str(rung_dir / entry["dir"]),
+            # a halving level's trials are in its sweep's folder: "../../trials/7/e9"
+            "dir": os.path.normpath(rung_dir / entry["dir"]),
             "params": result["params"],
         }
         row.update({k: result.get(k) for k in ROW_FIELDS})
-        for extra in ("group", "seed_index"):
+        for extra in ("group", "seed_index", "level"):
             if extra in entry:
                 row[extra] = entry[extra]
         rows.append(row)

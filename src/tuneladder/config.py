@@ -227,6 +227,12 @@ def _check_cross_fields(config: dict[str, Any], task: Any) -> None:
         )
     for section in ("coarse", "fine"):
         config[section].setdefault("epochs", config["train"]["epochs"])
+        halving = config[section].get("halving")
+        if halving and halving["min_epochs"] >= config[section]["epochs"]:
+            raise ConfigError(
+                f"{section}.halving.min_epochs must be < {section}.epochs"
+                f" ({config[section]['epochs']}), got {halving['min_epochs']}"
+            )
     config["seeds"].setdefault("epochs", config["train"]["epochs"])
     for key, spec in config["space"].items():
         _check_distribution(f"space.{key}", spec)
@@ -342,6 +348,19 @@ def describe_plan(
             return f"{value} (written; budget {budget}: {preset})" if preset else str(value)
         return str(value)
 
+    def halving(section: str) -> str:
+        from tuneladder.halving import Halving
+
+        plan = Halving.from_sweep(config[section])
+        if plan is None:
+            return ""
+        steps = ", ".join(f"{lv.configs} to {lv.epochs}" for lv in plan.levels)
+        share = plan.trial_epochs / (plan.trials * plan.epochs)
+        return (
+            f"; halving by {plan.eta}: {steps} epochs ({plan.trial_epochs} trial-epochs,"
+            f" {share:.0%} of {plan.trials * plan.epochs})"
+        )
+
     files = ", ".join(configfiles) or "config/config.yaml"
     coarse, fine, seeds = config["coarse"], config["fine"], config["seeds"]
     lr = "from the LR range test" if config["space"].get("lr") == "auto" else "as the space says"
@@ -353,10 +372,10 @@ def describe_plan(
         f" (<= {config['overfit']['max_steps']} steps); LR range test,"
         f" {config['lr_range']['steps']} steps (lr {lr})",
         f"  coarse  {count('coarse', 'trials')} trials x {coarse['epochs']} epochs,"
-        f" {coarse['sampler']}, {workers['coarse']} workers",
+        f" {coarse['sampler']}, {workers['coarse']} workers{halving('coarse')}",
         f"  select  top {config['select']['top_k']}, narrowed space for the fine sweep",
         f"  fine    {count('fine', 'trials')} trials x {fine['epochs']} epochs,"
-        f" {fine['sampler']}, {workers['fine']} workers",
+        f" {fine['sampler']}, {workers['fine']} workers{halving('fine')}",
         f"  seeds   ({count('seeds', 'finalists')} finalists + untuned default) x"
         f" {count('seeds', 'seeds')} seeds x {seeds['epochs']} epochs ="
         f" {groups * seeds['seeds']} trials, {workers['seeds']} workers",

@@ -19,7 +19,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any, TypeVar
 
-__all__ = ["Direction", "best_so_far", "ok_value", "top"]
+__all__ = ["Direction", "best_so_far", "halving_tier", "ok_value", "top"]
 
 T = TypeVar("T")
 
@@ -77,6 +77,14 @@ def ok_value(row: Mapping[str, Any]) -> float | None:
     return float(value)
 
 
+def halving_tier(item: Any) -> int:
+    """How many halving levels short of its sweep's last one a trial row stopped (0 for
+    anything else): a config that halving stopped early ranks below every config that
+    trained further, since it lost to them at equal epochs (docs/architecture.md)."""
+    halving = item.get("halving") if isinstance(item, Mapping) else None
+    return int(halving["last_level"] - halving["level"]) if halving else 0
+
+
 def best_so_far(values: Iterable[float | None], direction: Direction | str) -> list[float | None]:
     """The best finite value after each one, in order (None before the first)."""
     direction = Direction(direction)
@@ -96,6 +104,7 @@ def top(
     value: Callable[[T], float | None] = ok_value,  # type: ignore[assignment]
     tie_break: Callable[[T], Any] | None = None,
     distinct: Callable[[T], Hashable] | None = None,
+    tier: Callable[[T], int] = halving_tier,
 ) -> list[T]:
     """The ``n`` best items, best first: the one way the ladder picks its top trials.
 
@@ -109,12 +118,18 @@ def top(
             what still ties keeps the order given.
         distinct: when given, only the first (best) item of each ``distinct(item)``
             is kept, such as one trial per set of hyperparameters.
+        tier: ranks before ``value``: every item of a lower tier comes first (by
+            default :func:`halving_tier`, 0 for all rows of a sweep without halving).
     """
     direction = Direction(direction)
     scored = [(item, value(item)) for item in items]
     ranked = sorted(
         ((item, v) for item, v in scored if _finite(v)),
-        key=lambda pair: (direction.sort_key(pair[1]), tie_break(pair[0]) if tie_break else 0),
+        key=lambda pair: (
+            tier(pair[0]),
+            direction.sort_key(pair[1]),
+            tie_break(pair[0]) if tie_break else 0,
+        ),
     )
     out: list[T] = []
     seen: set[Hashable] = set()

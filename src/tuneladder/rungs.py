@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
+from tuneladder.halving import LEVELS_DIR, Halving
+
 __all__ = [
     "BASELINE",
     "COARSE",
@@ -39,6 +41,7 @@ __all__ = [
     "Rung",
     "by_name",
     "finalist_label",
+    "split_level",
     "trial_order",
 ]
 
@@ -46,8 +49,10 @@ __all__ = [
 BASELINE = "default"
 
 # Rules that run once per rung of trials (the `{rung}` wildcard): their jobs' logs and
-# benchmarks are named `<rung>/<stem>` (workers add `-<w>-of-<n>`).
-PER_RUNG_RULES = {"sweep_worker": "worker", "collect_rung": "collect"}
+# benchmarks are named `<rung>/<stem>` (workers add `-<w>-of-<n>`). A sweep that halves
+# runs them once per level too, as `<rung>/levels/<level>/<stem>`, and plans each level
+# with `plan_level` (tuneladder.halving).
+PER_RUNG_RULES = {"plan_level": "plan", "sweep_worker": "worker", "collect_rung": "collect"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,7 +66,8 @@ class Rung:
         decides: what it decides, in a few words.
         rules: the workflow rules whose jobs make it, in order.
         outputs: what it leaves, by role, relative to ``results/<experiment>/``.
-        trials: for a rung of trials, its trial count from the resolved config.
+        trials: for a rung of trials, its trial count from the resolved config (a sweep
+            that halves counts a config once per level it is planned at).
         searches: its trials search the space (best so far, importance, sweep figures).
         keeps_models: its trials keep their weights (the final rung evaluates them).
     """
@@ -103,6 +109,9 @@ class Rung:
 
 def _sweep_trials(section: str) -> Callable[[Mapping[str, Any]], int]:
     def trials(config: Mapping[str, Any]) -> int:
+        halving = Halving.from_sweep(config[section])
+        if halving is not None:  # a continued config is a trial again at each level
+            return sum(level.configs for level in halving.levels)
         return int(config[section]["trials"])
 
     return trials
@@ -148,7 +157,7 @@ COARSE = Rung(
     name="coarse",
     label="coarse sweep",
     decides="the best region of the search space",
-    rules=("plan_coarse", "sweep_worker", "collect_rung"),
+    rules=("plan_coarse", "plan_level", "sweep_worker", "collect_rung"),
     outputs=_trial_outputs("coarse"),
     trials=_sweep_trials("coarse"),
     searches=True,
@@ -164,7 +173,7 @@ FINE = Rung(
     name="fine",
     label="fine sweep",
     decides="the best configs inside the narrowed space",
-    rules=("plan_fine", "sweep_worker", "collect_rung"),
+    rules=("plan_fine", "plan_level", "sweep_worker", "collect_rung"),
     outputs=_trial_outputs("fine"),
     trials=_sweep_trials("fine"),
     searches=True,
@@ -217,6 +226,16 @@ def by_name(name: str) -> Rung:
         if row.name == name:
             return row
     raise ValueError(f"no rung called {name!r}; the rungs are {[r.name for r in RUNGS]}")
+
+
+def split_level(job: str) -> tuple[str, int | None]:
+    """A job's name without its halving level, and the level: ``coarse/levels/1/worker-0-of-2``
+    is ``("coarse/worker-0-of-2", 1)``; a job outside the levels gives ``(job, None)``."""
+    rung, sep, rest = job.partition(f"/{LEVELS_DIR}/")
+    level, slash, stem = rest.partition("/")
+    if not sep or not slash or not level.isdigit():
+        return job, None
+    return f"{rung}/{stem}", int(level)
 
 
 def trial_order(row: Mapping[str, Any]) -> tuple[int, int]:

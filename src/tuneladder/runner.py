@@ -35,6 +35,7 @@ from tuneladder.trials import (
     HISTORY_COLUMNS,
     HISTORY_FILE,
     MODEL_FILE,
+    STATE_FILE,
     BuildModel,
     Checkpoint,
     code_fingerprint,
@@ -106,11 +107,21 @@ def train(
     on_epoch: EpochCallback | None = None,
     keep_best_state: bool = False,
     scoring: Scoring | None = None,
+    stop_at: int | None = None,
+    continues: Checkpoint | None = None,
+    keep_state: Checkpoint | None = None,
 ) -> Outcome:
     """Train on ``data.train``, select on ``data.val``; training errors become a status.
 
     ``scoring`` is the task's own loss and metrics (:meth:`Scoring.of`); ``metric``
     may be any metric the task records.
+
+    A halving level (:mod:`tuneladder.halving`) passes ``stop_at``, the epoch it
+    stops the config's ``config.epochs``-long schedule at; ``continues``, the
+    state the level before stopped in, to start from when this trial has no
+    checkpoint of its own; and ``keep_state``, where to save the state it stops
+    in for the next level. Stopping early changes nothing before the stop: the
+    schedule's horizon stays ``config.epochs``.
     """
     outcome = Outcome()
     try:
@@ -127,6 +138,9 @@ def train(
             on_epoch=on_epoch,
             keep_best_state=keep_best_state,
             scoring=scoring,
+            stop_at=stop_at,
+            continues=continues,
+            keep_state=keep_state,
         )
     except Exception as err:  # CUDA out-of-memory included: the sweep goes on
         outcome.status = "failed"
@@ -150,6 +164,9 @@ def _train(
     on_epoch: EpochCallback | None,
     keep_best_state: bool,
     scoring: Scoring | None,
+    stop_at: int | None,
+    continues: Checkpoint | None,
+    keep_state: Checkpoint | None,
 ) -> None:
     batches = Batches.plan(len(data.train), config)
     # the selected metric only (ROC-AUC or a task's own metric keeps the epoch's outputs);
@@ -157,12 +174,15 @@ def _train(
     scorer = Scorer.build(data.info, device, (metric,), scoring)
     state = TrainState.start(config, data.info, build_model, device, batches, outcome)
     saved = checkpoint.load() if checkpoint is not None else None
+    if saved is None and continues is not None:
+        saved = continues.load()  # where the halving level before stopped
     if saved is not None:
         state.load_state_dict(saved)
         outcome.resumed_from_epoch = state.epoch
     amp = autocast(device, precision)
     reset_peak_memory(device)
-    while state.epoch < config.epochs:
+    end = config.epochs if stop_at is None else min(stop_at, config.epochs)
+    while state.epoch < end:
         epoch = run_epoch(state, data, batches, amp=amp, scorer=scorer, clip=config.grad_clip)
         row = epoch.row(state.epoch, metric, lr=state.lr, peak_memory_mb=peak_memory_mb(device))
         outcome.history.append(row)
@@ -177,8 +197,11 @@ def _train(
         if config.patience is not None and state.epochs_since_best >= config.patience:
             outcome.stopped_early = True
             break
-        if checkpoint is not None and checkpoint.due() and state.epoch < config.epochs:
+        if checkpoint is not None and checkpoint.due() and state.epoch < end:
             checkpoint.save(state.state_dict())
+    going_on = outcome.status == "ok" and not outcome.stopped_early
+    if keep_state is not None and going_on and state.epoch == end < config.epochs:
+        keep_state.save(state.state_dict())
     if keep_best_state and outcome.best_state is None:
         outcome.best_state = state.weights()
 
@@ -462,18 +485,25 @@ def run_trial(
     save_model: bool = False,
     on_epoch: EpochCallback | None = None,
     scoring: Scoring | None = None,
+    stop_at: int | None = None,
+    continues: Checkpoint | None = None,
 ) -> dict[str, Any]:
     """Train one trial and write ``config.json``, ``history.csv`` and ``result.json``.
 
     ``result.json`` is written last: its presence means the trial is complete.
     A checkpoint in ``out_dir`` from an interrupted run of the same config and
-    data is resumed from its last epoch.
+    data is resumed from its last epoch. A halving level's trial stops at
+    ``stop_at``, starts from ``continues`` (see :func:`train`), and keeps the
+    state it stops in as ``state.pt`` when its schedule has epochs left.
     """
     out_dir = Path(out_dir)
     code = code_fingerprint(task_module(build_model))
-    key = trial_key(config, data.fingerprint, metric, code.fingerprint)
+    key = trial_key(config, data.fingerprint, metric, code.fingerprint, budget=stop_at)
     write_json(out_dir / CONFIG_FILE, config.to_json())
     checkpoint = Checkpoint(out_dir / CHECKPOINT_FILE, key, checkpoint_every_s)
+    keep_state = None
+    if stop_at is not None and stop_at < config.epochs:
+        keep_state = Checkpoint(out_dir / STATE_FILE, key, every_s=0.0)
     started = time.time()
     outcome = train(
         config,
@@ -487,6 +517,9 @@ def run_trial(
         on_epoch=on_epoch,
         keep_best_state=save_model,
         scoring=scoring,
+        stop_at=stop_at,
+        continues=continues,
+        keep_state=keep_state,
     )
     write_csv(out_dir / HISTORY_FILE, HISTORY_COLUMNS, outcome.history)
     if save_model and outcome.best_state is not None and outcome.status == "ok":

@@ -35,6 +35,7 @@ __all__ = [
     "overfit_check_stage",
     "plan_coarse_stage",
     "plan_fine_stage",
+    "plan_level_stage",
     "plan_seeds_stage",
     "prepare_stage",
     "select_top_k_stage",
@@ -312,6 +313,7 @@ def _write_sweep_plan(
     seed: int,
     out: str | Path,
 ) -> None:
+    from tuneladder.halving import Halving, with_halving
     from tuneladder.plan import plan_sweep
     from tuneladder.trials import base_params
 
@@ -324,7 +326,35 @@ def _write_sweep_plan(
         base=base_params(train, _task(task).default_model),
         ladder_seed=seed,
     )
+    halving = Halving.from_sweep(sweep)
+    if halving is not None:
+        plan = with_halving(plan, halving)
     write_json(out, plan)
+
+
+def plan_level_stage(
+    *,
+    plan: str | Path,
+    previous: str | Path | None,
+    level: int,
+    mode: str,
+    out: str | Path,
+) -> None:
+    """One halving level's trials: every config at level 0, else the best of the level before."""
+    from tuneladder.halving import plan_level
+
+    rows = read_json(previous)["trials"] if previous else None
+    level_plan = plan_level(read_json(plan), level, rows, mode)
+    if level > 0:
+        log.info(
+            "level %d: %d of %d configs continue to epoch %d: %s",
+            level,
+            len(level_plan["trials"]),
+            len(rows or []),
+            level_plan["epochs"],
+            ", ".join(level_plan["ranked"]),
+        )
+    write_json(out, level_plan)
 
 
 def _tracker(tracking: Mapping[str, Any] | None) -> Any:
@@ -448,18 +478,29 @@ def sweep_worker_stage(
 
 
 def collect_rung_stage(
-    *, plan: str | Path, data_dir: str | Path, metric: Mapping[str, str], out: str | Path
+    *,
+    plan: str | Path,
+    data_dir: str | Path,
+    metric: Mapping[str, str],
+    out: str | Path,
+    levels: Sequence[str | Path] | None = None,
 ) -> None:
+    """A rung's table; a sweep that halves merges its ``levels``' tables (level 0 first),
+    each of which was collected, and checked complete, on its own."""
     from tuneladder.collect import IncompleteRung, collect_rung
+    from tuneladder.halving import merge_levels
 
     meta = read_json(Path(data_dir) / "meta.json")
     try:
-        rows = collect_rung(
-            read_json(plan),
-            Path(plan).parent,
-            data_fingerprint=meta["fingerprint"],
-            metric=metric["name"],
-        )
+        if levels:
+            rows = merge_levels(read_json(plan), [read_json(p)["trials"] for p in levels])
+        else:
+            rows = collect_rung(
+                read_json(plan),
+                Path(plan).parent,
+                data_fingerprint=meta["fingerprint"],
+                metric=metric["name"],
+            )
     except IncompleteRung as err:
         raise StageError(str(err)) from None
     counts: dict[str, int] = {}

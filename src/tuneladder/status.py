@@ -16,6 +16,7 @@ from typing import Any
 
 from tuneladder.claims import ClaimBook
 from tuneladder.direction import Direction, top
+from tuneladder.halving import level_dir
 from tuneladder.rungs import FINAL, LR_RANGE, OVERFIT, REPORT, SEARCH_RUNGS, TRIAL_RUNGS, Rung
 
 __all__ = ["format_status", "ladder_status"]
@@ -40,6 +41,23 @@ def _in_progress(claims_dir: Path, done: set[str], stale_s: float) -> list[str]:
     return [name for name in names if name not in done and not book.is_stale(name)]
 
 
+def _sources(results: Path, rung: Rung, plan: Mapping[str, Any]) -> list[tuple[Any, Path, Any]]:
+    """Where a rung's trials are: (plan, the folder its dirs and claims are in, level).
+
+    A sweep that halves has one source per level planned so far (tuneladder.halving).
+    """
+    halving = plan.get("halving")
+    if not halving:
+        return [(plan, results / rung.name, None)]
+    out = []
+    for level in halving["levels"]:
+        folder = results / rung.name / level_dir(level["level"])
+        level_plan = _read(folder / "plan.json")
+        if level_plan is not None:
+            out.append((level_plan, folder, level))
+    return out
+
+
 def _rung(results: Path, rung: Rung, planned: int | None, stale_s: float) -> dict[str, Any]:
     plan = _read(results / rung.outputs["plan"])
     if plan is None:
@@ -52,41 +70,71 @@ def _rung(results: Path, rung: Rung, planned: int | None, stale_s: float) -> dic
             "trials": [],
             "workers": 0,
         }
-    trials, spans = [], []
-    for entry in plan["trials"]:
-        result = _read(results / rung.name / entry["dir"] / "result.json")
-        if result is None:
-            continue
-        trials.append(
-            {
-                "name": entry["name"],
-                "status": result.get("status"),
-                "best_val_metric": result.get("best_val_metric"),
-                "mode": (result.get("metric") or {}).get("mode", "max"),
-                "name_of_metric": (result.get("metric") or {}).get("name"),
-                "total_seconds": result.get("total_seconds"),
-            }
-        )
-        if result.get("started_at") is not None and result.get("total_seconds") is not None:
-            spans.append((result["started_at"], result["started_at"] + result["total_seconds"]))
-    done = {t["name"] for t in trials}
-    running = _in_progress(results / rung.name / "claims", done, stale_s)
+    trials, spans, levels, running = [], [], [], []
+    furthest: dict[str, dict[str, Any]] = {}  # a halving config's trial at its furthest level
+    for source, folder, level in _sources(results, rung, plan):
+        mine = []
+        for entry in source["trials"]:
+            result = _read(folder / entry["dir"] / "result.json")
+            if result is None:
+                continue
+            mine.append(
+                {
+                    "name": entry["name"],
+                    "status": result.get("status"),
+                    "best_val_metric": result.get("best_val_metric"),
+                    "mode": (result.get("metric") or {}).get("mode", "max"),
+                    "name_of_metric": (result.get("metric") or {}).get("name"),
+                    "total_seconds": result.get("total_seconds"),
+                }
+            )
+            if result.get("started_at") is not None and result.get("total_seconds") is not None:
+                start = result["started_at"]
+                spans.append((start, start + result["total_seconds"]))
+        here = _in_progress(folder / "claims", {t["name"] for t in mine}, stale_s)
+        running += here
+        trials += mine
+        if level is not None:
+            last = len(plan["halving"]["levels"]) - 1
+            for t in mine:
+                t["halving"] = {"level": level["level"], "last_level": last}
+                furthest[t["name"]] = t
+            levels.append(
+                {
+                    "level": level["level"],
+                    "epochs": level["epochs"],
+                    "total": level["configs"],
+                    "done": len(mine),
+                    "running": len(here),
+                }
+            )
+    for t in trials:
+        t["superseded"] = "halving" in t and furthest[t["name"]] is not t
+    done = len(trials)
     # the config says what the next run will plan: a plan on disk from before the
     # counts changed is out of date, and its trials do not finish the new rung
-    total = planned if planned is not None else len(plan["trials"])
-    if len(done) >= total:
+    if planned is not None:
+        total = planned
+    elif plan.get("halving"):
+        total = sum(level["configs"] for level in plan["halving"]["levels"])
+    else:
+        total = len(plan["trials"])
+    if done >= total:
         state = "done" if (results / rung.outputs["results"]).is_file() else "trained"
     else:
         state = "running" if running else "stopped" if done else "planned"
-    return {
+    out = {
         "rung": rung.name,
         "state": state,
         "total": total,
-        "done": len(done),
+        "done": done,
         "running": len(running),
         "trials": trials,
         "workers": max(_most_at_once(spans), len(running)),
     }
+    if plan.get("halving"):
+        out["levels"] = levels
+    return out
 
 
 def _most_at_once(spans: list[tuple[float, float]]) -> int:
@@ -108,7 +156,11 @@ def _best(rungs: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The best trial of the rungs that search (seed reruns repeat finalists)."""
     searched = {r.name for r in SEARCH_RUNGS}
     trials = [
-        {**t, "rung": r["rung"]} for r in rungs if r["rung"] in searched for t in r["trials"]
+        {**t, "rung": r["rung"]}
+        for r in rungs
+        if r["rung"] in searched
+        for t in r["trials"]
+        if not t.get("superseded")  # a halving config counts at its furthest level
     ]
     if not trials:
         return None
@@ -161,7 +213,8 @@ def ladder_status(
             (
                 p.stat().st_mtime
                 for r in TRIAL_RUNGS
-                for p in (results / r.name).glob("trials/*/result.json")
+                for pattern in ("trials/*/result.json", "trials/*/e*/result.json")
+                for p in (results / r.name).glob(pattern)
             ),
             default=0.0,
         )
@@ -250,6 +303,13 @@ def format_status(status: Mapping[str, Any]) -> str:
             + (f" ({', '.join(extra)})" if extra else "")
             + f"  [{rung['state']}]"
         )
+        if rung.get("levels"):
+            levels = ", ".join(
+                f"{lv['done']}/{lv['total']} to {lv['epochs']}"
+                + (f" ({lv['running']} running)" if lv["running"] else "")
+                for lv in rung["levels"]
+            )
+            lines.append(f"{'':11}halving levels: {levels} epochs")
     best = status["best"]
     lines.append(
         "  best so far: "

@@ -6,9 +6,10 @@ the expected key: the hash of the config, the prepared data's fingerprint, the
 selection metric and the code that decides the trial's numbers
 (:data:`CODE_MODULES` and the task's module). While it runs the folder also
 holds ``checkpoint.pt``, and a seed trial keeps its best weights in
-``model.pt``. This module is the one home of those facts, and it imports no
-torch: bookkeeping rules (collect, status) read trials in a process that never
-loads it.
+``model.pt``. A trial of a halving level that later levels may continue keeps
+the state it stopped in as ``state.pt`` (:mod:`tuneladder.halving`). This
+module is the one home of those facts, and it imports no torch: bookkeeping
+rules (collect, status) read trials in a process that never loads it.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ __all__ = [
     "HISTORY_FILE",
     "MODEL_FILE",
     "RESULT_FILE",
+    "STATE_FILE",
     "CODE_MODULES",
     "KEEP_TRIALS",
     "BuildModel",
@@ -71,6 +73,8 @@ HISTORY_FILE = "history.csv"
 RESULT_FILE = "result.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 MODEL_FILE = "model.pt"
+# the training state a halving level stopped in: the next level continues from it
+STATE_FILE = "state.pt"
 
 # One row per epoch of ``history.csv``, in this order.
 HISTORY_COLUMNS = (
@@ -193,15 +197,24 @@ def _source_file(module: str) -> Path | None:
 
 
 def trial_key(
-    config: TrialConfig, data_fingerprint: str, metric: str, code: str | None = None
+    config: TrialConfig,
+    data_fingerprint: str,
+    metric: str,
+    code: str | None = None,
+    *,
+    budget: int | None = None,
 ) -> str:
     """What must match for a finished trial to be reused: config, data, metric and code.
 
     ``code`` is a :attr:`Code.fingerprint`. It follows a colon, so that the part
     before it, the key of the inputs alone, can be compared by itself
-    (:data:`KEEP_TRIALS`); without ``code`` the key is that part.
+    (:data:`KEEP_TRIALS`); without ``code`` the key is that part. ``budget``, the
+    epoch a halving level stops the config's schedule at, is part of the inputs;
+    without it (no halving) the key is what it always was.
     """
     inputs = f"{config_hash(config)}-{data_fingerprint}-{metric}"
+    if budget is not None:
+        inputs += f"-e{budget}"
     return inputs if code is None else f"{inputs}:{code}"
 
 

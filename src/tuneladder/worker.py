@@ -4,7 +4,9 @@ Start-up (importing torch, building the data on the device) is paid once per
 worker instead of once per trial. Worker ``w`` of ``W`` first takes its own
 stripe (trials ``w, w+W, ...``), then, when ``steal`` is on, anything left
 unclaimed, so the load balances itself. Which worker runs a trial changes
-nothing in its result: the trial's config and seed come from the plan.
+nothing in its result: the trial's config and seed come from the plan. A
+halving level's plan (:mod:`tuneladder.halving`) adds to each trial the epoch it
+stops at and the trial of the level before that it continues.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from tuneladder.runner import run_trial
 from tuneladder.trials import (
     MODEL_FILE,
     RESULT_FILE,
+    STATE_FILE,
     BuildModel,
+    Checkpoint,
     code_fingerprint,
     is_complete,
     read_result,
@@ -70,6 +74,30 @@ def _progress(claims: ClaimBook, rung: str, name: str, epochs: int) -> Any:
     return on_epoch
 
 
+def _continues(
+    entry: Mapping[str, Any],
+    rung_dir: Path,
+    config: TrialConfig,
+    data_fingerprint: str,
+    metric: str,
+    code: Any,
+) -> Checkpoint | None:
+    """The state the level before stopped this config in, for a trial that continues one.
+
+    Without it (deleted, or from other code) the trial trains from its first
+    epoch: slower, and the same numbers, since a continued trial's history is
+    the straight-through one.
+    """
+    before = entry.get("continues")
+    if before is None:
+        return None
+    key = trial_key(config, data_fingerprint, metric, code.fingerprint, budget=before["budget"])
+    state = Checkpoint(rung_dir / before["dir"] / STATE_FILE, key, every_s=0.0)
+    if not state.path.is_file():
+        log.warning("%s: no state to continue from; training from epoch 0", entry["name"])
+    return state
+
+
 def run_worker(
     plan: Mapping[str, Any],
     rung_dir: str | Path,
@@ -109,7 +137,8 @@ def run_worker(
         entry = entries[i]
         name, trial_dir = entry["name"], rung_dir / entry["dir"]
         config = TrialConfig.from_json(entry["config"])
-        key = trial_key(config, data.fingerprint, metric, code.fingerprint)
+        budget = entry.get("budget")
+        key = trial_key(config, data.fingerprint, metric, code.fingerprint, budget=budget)
         result = read_result(trial_dir)
         reason = stale_reason(result, key, code)
         if reason is None:
@@ -125,8 +154,9 @@ def run_worker(
             if result is not None:
                 stale[name] = reason
                 log.info("%s %s %s: training it again", plan["rung"], name, reason)
-            (trial_dir / RESULT_FILE).unlink(missing_ok=True)
-            (trial_dir / MODEL_FILE).unlink(missing_ok=True)
+            for stale_file in (RESULT_FILE, MODEL_FILE, STATE_FILE):
+                (trial_dir / stale_file).unlink(missing_ok=True)
+            continues = _continues(entry, rung_dir, config, data.fingerprint, metric, code)
 
             result = run_trial(
                 config,
@@ -143,11 +173,14 @@ def run_worker(
                     "index": entry["index"],
                     "name": name,
                     "worker": worker,
+                    **{k: entry[k] for k in ("level", "budget") if k in entry},
                 },
                 checkpoint_every_s=checkpoint_every_s,
                 save_model=save_model,
-                on_epoch=_progress(claims, plan["rung"], name, config.epochs),
+                on_epoch=_progress(claims, plan["rung"], name, budget or config.epochs),
                 scoring=scoring,
+                stop_at=budget,
+                continues=continues,
             )
             ran.append(name)
             if on_result is not None:

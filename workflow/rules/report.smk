@@ -17,7 +17,7 @@ rule report:
                 caption=f"../report/{figure.caption_file}",
                 category=figure.category,
             )
-            for figure in FIGURES
+            for figure in figures_for(config)
         ],
     log:
         f"{RESULTS}/logs/report.log",

@@ -22,6 +22,7 @@ from tuneladder.report._contents import (
     READS,
     SECTIONS,
     Figure,
+    figures_for,
     report_inputs,
 )
 
@@ -35,6 +36,7 @@ __all__ = [
     "SECTIONS",
     "Figure",
     "draw_figures",
+    "figures_for",
     "report_inputs",
     "report_stage",
 ]
@@ -42,8 +44,10 @@ __all__ = [
 log = logging.getLogger("tuneladder")
 
 
-def draw_figures(run: RunData, summary: Mapping[str, Any]) -> dict[str, bytes]:
-    """Every figure of :data:`FIGURES` as PNG bytes, keyed by its name."""
+def draw_figures(
+    run: RunData, summary: Mapping[str, Any], figures: Sequence[Figure] = FIGURES
+) -> dict[str, bytes]:
+    """The ``figures`` (by default all of :data:`FIGURES`) as PNG bytes, keyed by name."""
     from optuna.distributions import FloatDistribution
 
     from tuneladder.report import _figures as figs
@@ -65,8 +69,18 @@ def draw_figures(run: RunData, summary: Mapping[str, Any]) -> dict[str, bytes]:
     lr_bounds = (
         (coarse_lr.low, coarse_lr.high) if isinstance(coarse_lr, FloatDistribution) else None
     )
+    names = {f.name for f in figures}
     drawn = {
         "ladder": figs.ladder_figure(summary["ladder"]["rungs"]),
+        "halving": figs.halving_figure(
+            [
+                {**summary["halving"][rung], "rung": rung, "rows": run.rows[rung]}
+                for rung in summary["halving"]
+            ],
+            metric=metric,
+        )
+        if "halving" in names
+        else None,
         "overfit": figs.overfit_figure(run.overfit),
         "lr_range": figs.lr_range_figure(run.lr_range, lr_bounds),
         "learning_curves": figs.curves_figure(panels),
@@ -89,7 +103,7 @@ def draw_figures(run: RunData, summary: Mapping[str, Any]) -> dict[str, bytes]:
             mode=mode,
         ),
     }
-    return {f.name: figs.png_bytes(drawn[f.name]) for f in FIGURES}
+    return {f.name: figs.png_bytes(drawn[f.name]) for f in figures}
 
 
 def reproduce_command(configfiles: Sequence[str], config_args: Sequence[str] = ()) -> str:
@@ -149,10 +163,11 @@ def report_stage(
         versions=versions,
         source_commit=git_commit(str(source)),
     )
-    figures = draw_figures(run, summary)
-    summary["figures"] = {f.name: f.path for f in FIGURES}
+    shown = figures_for(config)
+    figures = draw_figures(run, summary, shown)
+    summary["figures"] = {f.name: f.path for f in shown}
     summary = finite_or_none(summary)
-    for f in FIGURES:
+    for f in shown:
         with atomic_open(out_dir / f.path, "wb") as handle:
             handle.write(figures[f.name])
     write_json(out_dir / "summary.json", summary)

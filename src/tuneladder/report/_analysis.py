@@ -20,7 +20,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from tuneladder.direction import Direction, best_so_far, ok_value, top
+from tuneladder.direction import Direction, best_so_far, halving_tier, ok_value, top
 from tuneladder.hparams import TRAIN_FIELDS
 from tuneladder.rungs import BASELINE
 
@@ -105,6 +105,8 @@ def classify(
       at the last epoch, and train loss fell by more than ``SLOW_DROP`` over the
       last quarter of the epochs, at least one epoch), and the best val metric
       trails ``best`` (the best ok trial) by more than ``SLOW_GAP``, relatively.
+      A config that successive halving stopped is not judged by this rule: its
+      epochs ran out because it lost at equal epochs, not because it learns slowly.
 
     Fewer than two epochs give no curve to judge: such an ok trial stays ``ok``.
     """
@@ -132,6 +134,8 @@ def classify(
             f" {val[low]:.4g} (epoch {low}) while train loss fell from {train[low]:.4g}"
             f" to {train[-1]:.4g}"
         )
+    if halving_tier(row):
+        return "ok", f"stopped by successive halving after {len(train)} epochs"
     value = ok_value(row)
     back = max(1, len(train) // 4)
     drop = (train[-back - 1] - train[-1]) / abs(train[-back - 1]) if train[-back - 1] else 0.0

@@ -9,10 +9,22 @@ module stays cheap to import: the workflow reads it while parsing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from tuneladder.rungs import FINAL, LR_RANGE, OVERFIT, PREPARE, SELECT, TRIAL_RUNGS, Rung
+from tuneladder.halving import Halving
+from tuneladder.rungs import (
+    FINAL,
+    LR_RANGE,
+    OVERFIT,
+    PREPARE,
+    SEARCH_RUNGS,
+    SELECT,
+    TRIAL_RUNGS,
+    Rung,
+)
 
 __all__ = [
     "FIGURES",
@@ -21,6 +33,8 @@ __all__ = [
     "SECTIONS",
     "Figure",
     "figure",
+    "figures_for",
+    "halves",
     "input_name",
     "report_inputs",
 ]
@@ -52,6 +66,7 @@ def report_inputs(results_dir: str | Path) -> dict[str, str]:
 SECTIONS = {
     "headline": "Headline",
     "ladder": "The ladder",
+    "halving": "Successive halving",
     "sanity": "Sanity checks",
     "learning-curves": "Learning curves",
     "hyperparameters": "Hyperparameters against the val metric",
@@ -77,12 +92,14 @@ class Figure:
         section: the id of the page section that shows it.
         category: its category in ``snakemake --report``.
         caption: its caption on the page.
+        needs_halving: drawn only when a sweep halves (its section is shown only then).
     """
 
     name: str
     section: str
     category: str
     caption: str
+    needs_halving: bool = False
 
     def __post_init__(self) -> None:
         if self.section not in SECTIONS:
@@ -105,6 +122,14 @@ FIGURES = (
         section="ladder",
         category="1. Ladder",
         caption="Wall-clock seconds per rung, from Snakemake's benchmark files.",
+    ),
+    Figure(
+        name="halving",
+        section="halving",
+        category="1. Ladder",
+        caption="Val metric per epoch of every config of each sweep that halves: a line ends"
+        " where its config stopped; the dotted lines are the levels' epochs.",
+        needs_halving=True,
     ),
     Figure(
         name="overfit",
@@ -161,6 +186,16 @@ FIGURES = (
     ),
 )
 FIGURE_NAMES = tuple(f.name for f in FIGURES)
+
+
+def halves(config: Mapping[str, Any]) -> bool:
+    """Whether a sweep of the (resolved) config halves (tuneladder.halving)."""
+    return any(Halving.from_sweep(config.get(r.name) or {}) for r in SEARCH_RUNGS)
+
+
+def figures_for(config: Mapping[str, Any]) -> tuple[Figure, ...]:
+    """The figures a run of ``config`` draws: the halving one only when a sweep halves."""
+    return tuple(f for f in FIGURES if halves(config) or not f.needs_halving)
 
 
 def figure(name: str) -> Figure:

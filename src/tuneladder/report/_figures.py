@@ -33,6 +33,7 @@ from tuneladder.rungs import SEARCH_RUNGS
 __all__ = [
     "best_so_far_figure",
     "curves_figure",
+    "halving_figure",
     "hyperparameters_figure",
     "importance_figure",
     "ladder_figure",
@@ -131,6 +132,51 @@ def ladder_figure(rungs: Sequence[Mapping[str, Any]]) -> Figure:
     ax.invert_yaxis()
     ax.set_xlabel("wall-clock seconds (parallel workers: the slowest)")
     ax.set_xlim(0, max(seconds, default=1.0) * 1.2 or 1.0)
+    return fig
+
+
+def halving_figure(sweeps: Sequence[Mapping[str, Any]], *, metric: str) -> Figure:
+    """Val metric per epoch of every config of each sweep that halves, one panel per sweep.
+
+    Each sweep gives its ``levels`` (epochs) and ``rows`` (with ``history`` and
+    ``halving``): configs that reached the last level are drawn in colour, those
+    stopped earlier in grey, so a line ends where its config stopped.
+    """
+    fig = _figure(10, 3.6)
+    if not sweeps:
+        return _empty(fig, "no sweep halves")
+    for i, sweep in enumerate(sweeps):
+        ax = fig.add_subplot(1, len(sweeps), i + 1)
+        for row in sweep["rows"]:
+            history = row["history"]
+            if not history:
+                continue
+            epochs = [h["epoch"] + 1 for h in history]  # epoch n has trained n epochs
+            values = [h["val_metric"] for h in history]
+            finished = row["halving"]["level"] == row["halving"]["last_level"]
+            style = (
+                {"color": RUNG_STYLE.get(row["rung"], _STYLES[0])["color"], "lw": 1.4}
+                if finished
+                else {"color": "#999999", "lw": 0.8, "alpha": 0.7}
+            )
+            ax.plot(epochs, values, "-", **style)
+            ax.plot(epochs[-1:], values[-1:], "o", ms=3, **style)
+        for level in sweep["levels"]:
+            ax.axvline(level["epochs"], color="black", ls=":", lw=0.8)
+        ax.set_title(f"{sweep['rung']}: halving by {sweep['eta']}", fontsize=9)
+        ax.set_xlabel("epochs trained", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(f"val {metric}", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.plot([], [], "-", color="#999999", label="stopped early")
+        ax.plot(
+            [],
+            [],
+            "-",
+            color=RUNG_STYLE.get(sweep["rung"], _STYLES[0])["color"],
+            label="trained to the end",
+        )
+        ax.legend(fontsize=7)
     return fig
 
 

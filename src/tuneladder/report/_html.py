@@ -294,6 +294,55 @@ def _ladder(s: Mapping[str, Any], figures: Mapping[str, bytes | None]) -> str:
     )
 
 
+def _names(names: Sequence[str], rung: str) -> str:
+    return ", ".join(f"{rung} #{n}" for n in names) or "none"
+
+
+def _halving(s: Mapping[str, Any], figures: Mapping[str, bytes | None]) -> str:
+    parts = []
+    for rung, h in s["halving"].items():
+        rows = [
+            [
+                _e(lv["level"]),
+                _e(lv["epochs"]),
+                _e(f"{lv['trained']} of {lv['planned']}"),
+                _e(_names(lv["continued"], rung)),
+                _e(_names(lv["ended"], rung)),
+                _e(f"{rung} #{lv['best']['name']} ({fmt(lv['best']['value'])})")
+                if lv["best"]
+                else "n/a",
+            ]
+            for lv in h["levels"]
+        ]
+        full = h["full_trial_epochs"]
+        share = f"{h['trial_epochs'] / full:.0%}" if full else "n/a"
+        parts.append(
+            f"<p>{_e(rung)}: level 0 trained every config for {_e(h['min_epochs'])} epochs;"
+            f" each later level continued the best 1/{_e(h['eta'])} from where they stopped."
+            f" {_e(h['trial_epochs'])} trial-epochs of the {_e(h['full_trial_epochs'])} that"
+            f" training every config to the end would take ({_e(share)}).</p>"
+            + _table(
+                [
+                    "level",
+                    "epochs",
+                    "configs trained",
+                    "went on",
+                    "ended here",
+                    "best at these epochs",
+                ],
+                rows,
+                frozenset({0, 1}),
+            )
+        )
+    return (
+        "".join(parts)
+        + "<p>Configs are compared at equal epochs: within a level by their val metric at"
+        " its epochs; across levels, a config that went further ranks above any stopped"
+        " before it (top-k, finalists, best trial). Trends and importance use every config"
+        " at level 0's epochs.</p>" + _figure("halving", figures.get("halving"))
+    )
+
+
 def _sanity(s: Mapping[str, Any], figures: Mapping[str, bytes | None]) -> str:
     o, lr = s["sanity"]["overfit"], s["sanity"]["lr_range"]
     text = (
@@ -553,6 +602,7 @@ def render(summary: Mapping[str, Any], figures: Mapping[str, bytes | None]) -> s
     bodies = {
         "headline": _headline(summary),
         "ladder": _ladder(summary, figures),
+        "halving": _halving(summary, figures) if summary.get("halving") else None,
         "sanity": _sanity(summary, figures),
         "learning-curves": _curves(summary, figures),
         "hyperparameters": _hyperparameters(summary, figures),
@@ -568,10 +618,11 @@ def render(summary: Mapping[str, Any], figures: Mapping[str, bytes | None]) -> s
         "pitfalls": _pitfalls(summary),
         "reproducibility": _reproducibility(summary),
     }
-    nav = "".join(f'<a href="#{key}">{_e(title)}</a>' for key, title in SECTIONS.items())
+    shown = {key: title for key, title in SECTIONS.items() if bodies[key] is not None}
+    nav = "".join(f'<a href="#{key}">{_e(title)}</a>' for key, title in shown.items())
     sections = "".join(
         f'<section id="{key}"><h2>{_e(title)}</h2>{bodies[key]}</section>'
-        for key, title in SECTIONS.items()
+        for key, title in shown.items()
     )
     title = f"{summary.get('experiment') or 'tuneladder'}: tuning report"
     return (

@@ -120,7 +120,8 @@ def _rung_rows(table_path: Path, plan: Mapping[str, Any]) -> list[dict[str, Any]
     dirs = {entry["name"]: entry["dir"] for entry in plan["trials"]}
     rows = []
     for row in table["trials"]:
-        trial_dir = table_path.parent / dirs[row["name"]]
+        # a sweep that halves names each config's furthest level (tuneladder.halving)
+        trial_dir = table_path.parent / row.get("path", dirs[row["name"]])
         rows.append(
             {**row, "trial_dir": trial_dir, "history": read_history(trial_dir / "history.csv")}
         )

@@ -33,6 +33,7 @@ from tuneladder.rungs import (
     TRIAL_RUNGS,
     Rung,
     by_name,
+    split_level,
 )
 
 __all__ = [
@@ -65,11 +66,15 @@ def _timing(benchmarks: Mapping[str, float]) -> tuple[list[dict[str, Any]], floa
     for rung in LADDER:
         walls, total, count = [], 0.0, 0
         for job in rung.jobs:
-            # a job that runs as several workers at once has a file each: <job>-<w>-of-<n>
-            mine = [name for name in benchmarks if name == job or name.startswith(job + "-")]
-            known.update(mine)
-            hits = [benchmarks[name] for name in mine]
-            if hits:
+            # a job that runs as several workers at once has a file each: <job>-<w>-of-<n>;
+            # a sweep that halves runs it once per level, one level after the other
+            levels: dict[int | None, list[float]] = {}
+            for name, seconds in benchmarks.items():
+                base, level = split_level(name)
+                if base == job or base.startswith(job + "-"):
+                    known.add(name)
+                    levels.setdefault(level, []).append(seconds)
+            for hits in levels.values():
                 walls.append(max(hits))
                 total += sum(hits)
                 count += len(hits)
@@ -224,6 +229,61 @@ DECIDED = {
 }
 
 
+def _halving(run: RunData, mode: Direction) -> dict[str, Any]:
+    """Per sweep that halved: each level's epochs, the configs it trained, which of them
+    went on and which stopped there, and the trial-epochs spent against training all."""
+    out = {}
+    for rung in SEARCH_RUNGS:
+        halving = run.plans[rung.name].get("halving")
+        if not halving:
+            continue
+        rows = run.rows[rung.name]
+        levels = []
+        for level in halving["levels"]:
+            index = level["level"]
+            here = [r for r in rows if r["halving"]["level"] >= index]
+            best = top([at_level(r, index) for r in here], 1, mode)
+            levels.append(
+                {
+                    "level": index,
+                    "epochs": level["epochs"],
+                    "planned": level["configs"],
+                    "trained": len(here),
+                    "continued": [r["name"] for r in here if r["halving"]["level"] > index],
+                    "ended": [r["name"] for r in here if r["halving"]["level"] == index],
+                    "best": {"name": best[0]["name"], "value": best[0]["best_val_metric"]}
+                    if best
+                    else None,
+                }
+            )
+        out[rung.name] = {
+            "eta": halving["eta"],
+            "min_epochs": halving["min_epochs"],
+            "levels": levels,
+            "trial_epochs": sum(r.get("epochs_run") or 0 for r in rows),
+            "full_trial_epochs": halving["full_trial_epochs"],
+        }
+    return out
+
+
+def at_level(row: Mapping[str, Any], level: int) -> dict[str, Any]:
+    """A halving sweep's row as its config stood at ``level``'s epochs (its status and best
+    val metric there), ranked as an equal of the level's other configs."""
+    here = row["halving"]["levels"][level]
+    plain = {k: v for k, v in row.items() if k != "halving"}
+    return {**plain, "status": here["status"], "best_val_metric": here["best_val_metric"]}
+
+
+def equal_epochs(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of a sweep that halves, each at level 0's epochs: every config, trained alike.
+
+    What the hyperparameters did is compared there (trends, fANOVA): a config's
+    furthest level would credit the configs that went on with the epochs
+    halving gave them. Rows without halving are returned as they are.
+    """
+    return [at_level(row, 0) if row.get("halving") else dict(row) for row in rows]
+
+
 def _ladder(run: RunData, mode: Direction) -> dict[str, Any]:
     rungs, total = _timing(run.benchmarks)
     for row in rungs:
@@ -309,7 +369,7 @@ def _hyperparameters(run: RunData, mode: Direction) -> dict[str, Any]:
     fine = run.narrowed_space
     best = top(rows, TOP_N, mode)
     common = analysis.top_ranges(best, space)
-    trend = analysis.trends(rows, space, mode)
+    trend = analysis.trends(equal_epochs(rows), space, mode)
     params = {}
     for name, dist in space.items():
         params[name] = {
@@ -546,7 +606,7 @@ def build_summary(
     mode, metric = Direction(final["mode"]), final["metric"]
     sweep = run.sweep_rows()
     hyper = _hyperparameters(run, mode)
-    importance = fanova_importance(sweep, run.coarse_space, mode=mode, seed=seed)
+    importance = fanova_importance(equal_epochs(sweep), run.coarse_space, mode=mode, seed=seed)
     diminishing = analysis.diminishing_returns(sweep, mode)
     failures = _failures(run, mode)
     logs = _logs(run)
@@ -590,6 +650,7 @@ def build_summary(
         },
         "headline": headline,
         "ladder": {**_ladder(run, mode), "train_seconds": trial_seconds},
+        "halving": _halving(run, mode),
         "sanity": {
             "overfit": {k: v for k, v in run.overfit.items() if k not in ("curve", "config")},
             "lr_range": {

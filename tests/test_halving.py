@@ -1,0 +1,381 @@
+"""Successive halving: the levels, who continues, and continuing a config from its state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from tuneladder.direction import top
+from tuneladder.halving import Halving, continuing, merge_levels, plan_level, with_halving
+from tuneladder.hparams import TrialConfig
+from tuneladder.runner import Checkpoint, train
+from tuneladder.trials import STATE_FILE
+
+CPU = torch.device("cpu")
+MLP = {"arch": "mlp", "width": 32, "num_layers": 1, "channels": 8, "dropout": 0.3}
+TIMING = {"epoch_seconds", "peak_memory_mb"}
+
+
+@pytest.mark.parametrize(
+    ("trials", "epochs", "eta", "min_epochs", "levels", "trial_epochs"),
+    [
+        # the issue's example: 30 configs for 3 epochs, 10 of them to 9, 3 to 15
+        (30, 15, 3, 3, [(3, 30), (9, 10), (15, 3)], 30 * 3 + 10 * 6 + 3 * 6),
+        (30, 15, 3, 1, [(1, 30), (3, 10), (9, 3), (15, 1)], 30 + 10 * 2 + 3 * 6 + 1 * 6),
+        (4, 2, 2, 1, [(1, 4), (2, 2)], 4 + 2),
+        # the count never falls below one config: it goes on to the sweep's epochs
+        (5, 10, 4, 1, [(1, 5), (4, 1), (10, 1)], 5 + 3 + 6),
+    ],
+)
+def test_levels_follow_from_trials_eta_and_epochs(
+    trials: int, epochs: int, eta: int, min_epochs: int, levels: list, trial_epochs: int
+) -> None:
+    halving = Halving(trials=trials, epochs=epochs, eta=eta, min_epochs=min_epochs)
+    assert [(lv.epochs, lv.configs) for lv in halving.levels] == levels
+    assert [lv.index for lv in halving.levels] == list(range(len(levels)))
+    assert halving.trial_epochs == trial_epochs
+
+
+def test_halving_is_off_unless_configured_and_checks_its_numbers() -> None:
+    assert Halving.from_sweep({"trials": 9, "epochs": 6}) is None
+    assert Halving.from_sweep({"trials": 9, "epochs": 6, "halving": None}) is None
+    on = Halving.from_sweep({"trials": 9, "epochs": 6, "halving": {"min_epochs": 2}})
+    assert on == Halving(trials=9, epochs=6, eta=3, min_epochs=2)
+    with pytest.raises(ValueError, match="eta must be >= 2"):
+        Halving(trials=9, epochs=6, eta=1, min_epochs=2)
+    with pytest.raises(ValueError, match=r"min_epochs must be in \[1, epochs\)"):
+        Halving(trials=9, epochs=6, eta=3, min_epochs=6)
+
+
+def row(name: str, value: float | None, *, status: str = "ok", epochs: int = 3, **extra) -> dict:
+    return {
+        "name": name,
+        "index": int(name),
+        "status": status,
+        "best_val_metric": value,
+        "epochs_run": epochs,
+        "stopped_early": False,
+        **extra,
+    }
+
+
+def test_the_best_configs_still_training_continue_compared_at_equal_epochs() -> None:
+    rows = [
+        row("0", 0.70),
+        row("1", 0.95, status="diverged"),  # finished: nothing to continue
+        row("2", 0.90),
+        row("3", 0.99, epochs=2, stopped_early=True),  # patience ended it: finished too
+        row("4", 0.80),
+        row("5", 0.90),  # ties keep ladder order: 2 before 5
+        row("6", None, status="failed"),
+    ]
+    picked = continuing(rows, epochs=3, configs=3, mode="max")
+    assert [r["name"] for r in picked] == ["2", "5", "4"]
+    assert [r["name"] for r in continuing(rows, epochs=3, configs=9, mode="min")] == [
+        "0",
+        "4",
+        "2",
+        "5",
+    ]
+
+
+def sweep_plan(trials: int = 4) -> dict:
+    plan = {
+        "rung": "coarse",
+        "sampler": "sobol",
+        "space": {},
+        "trials": [
+            {"name": str(i), "index": i, "dir": f"trials/{i}", "config": {"epochs": 2}}
+            for i in range(trials)
+        ],
+    }
+    return with_halving(plan, Halving(trials=trials, epochs=2, eta=2, min_epochs=1))
+
+
+def test_each_level_plans_its_configs_and_the_sweep_table_is_each_ones_furthest_level() -> None:
+    plan = sweep_plan()
+    assert [e["dir"] for e in plan["trials"]] == [f"trials/{i}/e1" for i in range(4)]
+    assert plan["halving"]["levels"] == [
+        {"level": 0, "epochs": 1, "configs": 4},
+        {"level": 1, "epochs": 2, "configs": 2},
+    ]
+    first = plan_level(plan, 0, None, "max")
+    assert [(e["name"], e["dir"], e["budget"]) for e in first["trials"]] == [
+        (str(i), f"../../trials/{i}/e1", 1) for i in range(4)
+    ]
+    assert all("continues" not in e for e in first["trials"])
+    level0 = [row(str(i), v, epochs=1, level=0) for i, v in enumerate([0.5, 0.9, 0.7, 0.8])]
+    second = plan_level(plan, 1, level0, "max")
+    assert second["ranked"] == ["1", "3"]  # best first; the entries keep ladder order
+    assert [(e["name"], e["dir"], e["budget"], e["continues"]) for e in second["trials"]] == [
+        ("1", "../../trials/1/e2", 2, {"dir": "../../trials/1/e1", "budget": 1}),
+        ("3", "../../trials/3/e2", 2, {"dir": "../../trials/3/e1", "budget": 1}),
+    ]
+    with pytest.raises(ValueError, match="its table is needed"):
+        plan_level(plan, 1, None, "max")
+    level1 = [row("1", 0.93, epochs=2, level=1), row("3", 0.95, epochs=2, level=1)]
+    merged = merge_levels(plan, [level0, level1])
+    assert [(r["name"], r["path"], r["best_val_metric"]) for r in merged] == [
+        ("0", "trials/0/e1", 0.5),
+        ("1", "trials/1/e2", 0.93),
+        ("2", "trials/2/e1", 0.7),
+        ("3", "trials/3/e2", 0.95),
+    ]
+    assert merged[1]["halving"] == {
+        "level": 1,
+        "last_level": 1,
+        "epochs": 2,
+        "levels": [
+            {"level": 0, "epochs": 1, "status": "ok", "best_val_metric": 0.9},
+            {"level": 1, "epochs": 2, "status": "ok", "best_val_metric": 0.93},
+        ],
+    }
+    # a config halving stopped ranks below every config that went further, whatever
+    # its value at fewer epochs: 0.96 at one epoch loses to 0.93 at two
+    merged[2]["best_val_metric"] = 0.96
+    assert [r["name"] for r in top(merged, 3, "max")] == ["3", "1", "2"]
+
+
+def test_trends_and_importance_compare_every_config_at_level_0s_epochs() -> None:
+    from tuneladder.report._summary import equal_epochs
+
+    plan = sweep_plan()
+    level0 = [row(str(i), v, epochs=1, level=0) for i, v in enumerate([0.5, 0.9, 0.7, 0.8])]
+    level1 = [row("1", 0.93, epochs=2, level=1), row("3", 0.2, status="diverged", level=1)]
+    alike = equal_epochs(merge_levels(plan, [level0, level1]))
+    # each config as it stood after one epoch: #3 diverged later, but was ok at level 0
+    assert [(r["name"], r["status"], r["best_val_metric"]) for r in alike] == [
+        ("0", "ok", 0.5),
+        ("1", "ok", 0.9),
+        ("2", "ok", 0.7),
+        ("3", "ok", 0.8),
+    ]
+    assert all("halving" not in r for r in alike)  # equals: no tier
+    plain = [row("0", 0.5)]
+    assert equal_epochs(plain) == plain
+
+
+def continue_chain(cfg, data, build, stops, tmp_path: Path, *, interrupt_at=None):
+    """Train ``cfg`` level by level, each level from the state the one before kept."""
+    before, outcome = None, None
+    for stop in stops:
+        folder = tmp_path / f"e{stop}"
+        keep = (
+            Checkpoint(folder / STATE_FILE, f"e{stop}", every_s=0) if stop < cfg.epochs else None
+        )
+        common = dict(
+            metric="loss",
+            mode="min",
+            device=CPU,
+            stop_at=stop,
+            continues=before,
+            keep_state=keep,
+            checkpoint=Checkpoint(folder / "checkpoint.pt", f"e{stop}", every_s=0),
+        )
+        if interrupt_at is not None and stops.index(stop) == 1:
+
+            def interrupt(row):
+                if row["epoch"] == interrupt_at:
+                    raise KeyboardInterrupt  # killed between two epochs of a continued level
+
+            with pytest.raises(KeyboardInterrupt):
+                train(cfg, data, build, on_epoch=interrupt, **common)
+        outcome = train(cfg, data, build, **common)
+        before = keep
+    return outcome
+
+
+def untimed(history):
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in history]
+
+
+def test_a_continued_config_has_the_history_and_weights_of_one_trained_straight_through(
+    tmp_path: Path, digits, digits_task
+) -> None:
+    # cosine over 6 epochs with dropout: the schedule's horizon and the RNGs both matter
+    cfg = TrialConfig(epochs=6, seed=3, lr=3e-3, batch_size=128, schedule="cosine", model=MLP)
+    build = digits_task.build_model
+    straight = train(cfg, digits, build, metric="loss", mode="min", device=CPU)
+    continued = continue_chain(cfg, digits, build, [1, 3, 6], tmp_path / "chain")
+    assert continued.status == "ok" and continued.resumed_from_epoch == 3
+    assert len(continued.history) == 6
+    assert untimed(continued.history) == untimed(straight.history)  # exactly, not approx
+    assert continued.best_epoch == straight.best_epoch
+    assert continued.best_val_metric == straight.best_val_metric
+    # a level stops the schedule, it does not shorten it: the lr at epoch 3 is cosine's
+    # value 3/6 of the way, not the end of a 3-epoch schedule
+    assert continued.history[2]["lr"] == straight.history[2]["lr"] > 0
+    # the state a level keeps is the one a straight run has at that epoch: weights,
+    # optimizer, schedule and RNGs, bit for bit (a straight run to 5, kept at 5)
+    train(
+        cfg,
+        digits,
+        build,
+        metric="loss",
+        mode="min",
+        device=CPU,
+        stop_at=5,
+        keep_state=Checkpoint(tmp_path / "straight" / STATE_FILE, "s", 0),
+    )
+    continue_chain(cfg, digits, build, [2, 5], tmp_path / "levels")
+    a = torch.load(tmp_path / "straight" / STATE_FILE, weights_only=True)
+    b = torch.load(tmp_path / "levels" / "e5" / STATE_FILE, weights_only=True)
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+    for param, moments in a["optimizer"]["state"].items():
+        for name, value in moments.items():
+            assert torch.equal(value, b["optimizer"]["state"][param][name]), (param, name)
+    assert a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"] > 0
+    assert torch.equal(a["rng"], b["rng"]) and torch.equal(a["shuffle"], b["shuffle"])
+    assert untimed(a["history"]) == untimed(b["history"])
+
+
+def test_a_continued_level_killed_mid_way_resumes_from_its_own_checkpoint(
+    tmp_path: Path, digits, digits_task
+) -> None:
+    cfg = TrialConfig(epochs=5, seed=1, lr=3e-3, batch_size=128, schedule="cosine", model=MLP)
+    build = digits_task.build_model
+    straight = train(cfg, digits, build, metric="loss", mode="min", device=CPU)
+    # level 1 goes from epoch 1 to 5; it is killed after epoch 3 and rerun
+    resumed = continue_chain(cfg, digits, build, [1, 5], tmp_path, interrupt_at=3)
+    assert resumed.resumed_from_epoch == 3  # its own checkpoint, not level 0's state
+    assert untimed(resumed.history) == untimed(straight.history)
+
+
+def test_no_state_is_kept_for_a_config_that_cannot_go_on(tmp_path: Path, digits, digits_task):
+    cfg = TrialConfig(epochs=5, seed=0, lr=1e6, optimizer="sgd", batch_size=128, model=MLP)
+    keep = Checkpoint(tmp_path / STATE_FILE, "k", 0)
+    outcome = train(
+        cfg,
+        digits,
+        digits_task.build_model,
+        metric="accuracy",
+        mode="max",
+        device=CPU,
+        stop_at=2,
+        keep_state=keep,
+    )
+    assert outcome.status == "diverged" and not keep.path.exists()
+
+
+# --- a tiny real ladder whose coarse sweep halves ----------------------------------------
+
+HALVING_LADDER = {
+    "experiment": "halving",
+    "mlflow": {"enabled": False},
+    # 4 configs for 1 epoch, the best 2 of them on to the sweep's 2 epochs
+    "coarse": {
+        "trials": 4,
+        "epochs": 2,
+        "sampler": "sobol",
+        "halving": {"eta": 2, "min_epochs": 1},
+    },
+}
+
+
+def history_rows(path: Path) -> list[dict]:
+    import csv
+
+    with open(path, newline="") as handle:
+        return [{k: v for k, v in r.items() if k not in TIMING} for r in csv.DictReader(handle)]
+
+
+@pytest.fixture(scope="module")
+def halving_ladder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from helpers import snakemake, write_config
+
+    workdir = tmp_path_factory.mktemp("halving")
+    write_config(workdir, **HALVING_LADDER)
+    snakemake(workdir)
+    return workdir
+
+
+@pytest.mark.slow
+def test_a_halving_ladder_continues_the_best_configs_from_their_states(
+    halving_ladder: Path, tmp_path: Path
+) -> None:
+    from helpers import copy_ladder, results_of, snakemake, tiny_config
+    from tuneladder.config import resolve_config
+    from tuneladder.data import load_train_val
+    from tuneladder.io import read_json
+    from tuneladder.runner import run_trial
+    from tuneladder.status import format_status, ladder_status
+    from tuneladder.tasks import load_task
+
+    ladder_config = resolve_config(tiny_config(**HALVING_LADDER))
+
+    coarse = results_of(halving_ladder) / "coarse"
+    first = read_json(coarse / "levels" / "0" / "plan.json")["trials"]
+    assert [(e["name"], e["budget"]) for e in first] == [(str(i), 1) for i in range(4)]
+    # level 0: every config for one epoch, each keeping its state for the next level
+    at_one = {
+        str(i): read_json(coarse / "trials" / str(i) / "e1" / "result.json") for i in range(4)
+    }
+    assert all(r["epochs_run"] == 1 for r in at_one.values())
+    assert all((coarse / "trials" / str(i) / "e1" / STATE_FILE).is_file() for i in range(4))
+    # level 1: the two best at one epoch, ranked here by hand from their own results
+    best_two = sorted(at_one, key=lambda n: -at_one[n]["best_val_metric"])[:2]
+    second = read_json(coarse / "levels" / "1" / "plan.json")
+    assert sorted(e["name"] for e in second["trials"]) == sorted(best_two)
+    assert second["ranked"] == best_two
+    assert sorted(p.parent.name for p in coarse.glob("trials/*/e2")) == sorted(best_two)
+    data = load_train_val(results_of(halving_ladder) / "data")
+    build = load_task("digits").build_model
+    for name in best_two:
+        result = read_json(coarse / "trials" / name / "e2" / "result.json")
+        assert result["resumed_from_epoch"] == 1 and result["epochs_run"] == 2
+        assert result["trial"]["level"] == 1 and result["trial"]["budget"] == 2
+        assert not (coarse / "trials" / name / "e2" / STATE_FILE).exists()  # nothing left to go
+        continued = history_rows(coarse / "trials" / name / "e2" / "history.csv")
+        # its first epoch is level 0's, and the whole is a straight-through trial's
+        assert continued[:1] == history_rows(coarse / "trials" / name / "e1" / "history.csv")
+        config = TrialConfig.from_json(read_json(coarse / "trials" / name / "e2" / "config.json"))
+        assert config.epochs == 2
+        run_trial(config, data, build, tmp_path / name, metric="accuracy", mode="max", device=CPU)
+        assert continued == history_rows(tmp_path / name / "history.csv")
+    # the sweep's table: each config at its furthest level; top-k takes those that went on
+    table = read_json(coarse / "results.json")["trials"]
+    assert {r["name"]: r["epochs_run"] for r in table} == {
+        n: 2 if n in best_two else 1 for n in at_one
+    }
+    at_two = {n: read_json(coarse / "trials" / n / "e2" / "result.json") for n in best_two}
+    topk = [t["name"] for t in read_json(coarse / "topk.json")["trials"]]
+    assert topk == sorted(best_two, key=lambda n: -at_two[n]["best_val_metric"])
+    # the report: each level, who went on and who ended there, and the figure
+    report = results_of(halving_ladder) / "report"
+    levels = read_json(report / "summary.json")["halving"]["coarse"]["levels"]
+    assert [(lv["epochs"], lv["trained"], sorted(lv["continued"])) for lv in levels] == [
+        (1, 4, sorted(best_two)),
+        (2, 2, []),
+    ]
+    assert sorted(levels[0]["ended"]) == sorted(set(at_one) - set(best_two))
+    summary = read_json(report / "summary.json")["halving"]["coarse"]
+    assert (summary["trial_epochs"], summary["full_trial_epochs"]) == (4 * 1 + 2 * 1, 4 * 2)
+    assert (report / "figures" / "halving.png").is_file()
+    assert '<section id="halving">' in (report / "index.html").read_text()
+    status = ladder_status(results_of(halving_ladder), config=ladder_config)
+    text = format_status(status)
+    assert "coarse   6/6 done" in text and "halving levels: 4/4 to 1, 2/2 to 2 epochs" in text
+    assert status["best"]["rung"] != "coarse" or status["best"]["name"] in best_two
+    # reuse: nothing to do; after a kill in level 1, its lost trial is trained again from
+    # level 0's state, and nothing else is
+    ladder = copy_ladder(halving_ladder, tmp_path / "copy")
+    coarse = results_of(ladder) / "coarse"
+    assert "Nothing to be done" in snakemake(ladder, "-n").stdout
+    lost = best_two[0]
+    before = {p: p.stat().st_mtime_ns for p in coarse.glob("trials/*/*/result.json")}
+    killed = [coarse / "trials" / lost / "e2" / "result.json", coarse / "results.json"]
+    killed += [coarse / "levels" / "1" / "results.json"]
+    killed += (coarse / "levels" / "1" / "workers").glob("*.json")
+    for path in killed:
+        path.unlink()
+    snakemake(ladder)
+    after = {p: p.stat().st_mtime_ns for p in coarse.glob("trials/*/*/result.json")}
+    redone = coarse / "trials" / lost / "e2" / "result.json"
+    assert {p for p in after if after[p] != before.get(p)} == {redone}
+    assert read_json(redone)["resumed_from_epoch"] == 1
+    assert history_rows(redone.parent / "history.csv") == history_rows(
+        halving_ladder / redone.parent.relative_to(ladder) / "history.csv"
+    )
