@@ -16,7 +16,17 @@ from typing import Any
 
 from tuneladder.claims import ClaimBook
 from tuneladder.direction import Direction, top
-from tuneladder.rungs import FINAL, LR_RANGE, OVERFIT, REPORT, SEARCH_RUNGS, TRIAL_RUNGS, Rung
+from tuneladder.rungs import (
+    FINAL,
+    LADDER,
+    LR_RANGE,
+    OVERFIT,
+    REPORT,
+    SEARCH_RUNGS,
+    TRIAL_RUNGS,
+    Rung,
+    active,
+)
 
 __all__ = ["format_status", "ladder_status"]
 
@@ -30,6 +40,14 @@ def _read(path: Path) -> Any | None:
 
 def _planned_counts(config: Mapping[str, Any] | None) -> dict[str, int | None]:
     return {r.name: r.trials(config) if config and r.trials else None for r in TRIAL_RUNGS}
+
+
+def _trial_rungs(results: Path, config: Mapping[str, Any] | None) -> list[Rung]:
+    """The rungs of trials the config runs; without a config, also an optional one that
+    left a plan."""
+    if config is not None:
+        return list(active(config, TRIAL_RUNGS))
+    return [r for r in TRIAL_RUNGS if r.enabled is None or (results / r.outputs["plan"]).is_file()]
 
 
 def _in_progress(claims_dir: Path, done: set[str], stale_s: float) -> list[str]:
@@ -51,6 +69,7 @@ def _rung(results: Path, rung: Rung, planned: int | None, stale_s: float) -> dic
             "running": 0,
             "trials": [],
             "workers": 0,
+            "up_to": rung.counted_by_plan,  # the count from the config is an upper bound
         }
     trials, spans = [], []
     for entry in plan["trials"]:
@@ -74,6 +93,8 @@ def _rung(results: Path, rung: Rung, planned: int | None, stale_s: float) -> dic
     # the config says what the next run will plan: a plan on disk from before the
     # counts changed is out of date, and its trials do not finish the new rung
     total = planned if planned is not None else len(plan["trials"])
+    if rung.counted_by_plan:  # what the rungs before it found decided its count
+        total = len(plan["trials"])
     if len(done) >= total:
         state = "done" if (results / rung.outputs["results"]).is_file() else "trained"
     else:
@@ -146,26 +167,28 @@ def ladder_status(
             "rungs": [],
         }
     planned = _planned_counts(config)
-    rungs = [_rung(results, rung, planned[rung.name], stale_s) for rung in TRIAL_RUNGS]
+    shown = _trial_rungs(results, config)
+    rungs = [_rung(results, rung, planned[rung.name], stale_s) for rung in shown]
     files = [p for p in results.rglob("*") if p.is_file()]
     times = [p.stat().st_mtime for p in files]
     running = sum(r["running"] for r in rungs)
     overfit = (_read(results / OVERFIT.outputs["json"]) or {}).get("passed")
     # finished means the final rung ran after every planned trial: a summary left
-    # from before the counts changed, or beside a rung still short of trials, is not
+    # from before the counts changed, or beside a rung still short of trials, is not;
+    # a rung after the final one (sensitivity) is closed by its own results table
     final = results / FINAL.outputs["summary"]
     complete = all(r["total"] is not None and r["done"] >= r["total"] for r in rungs)
     finished = final.is_file() and complete and not running
     if finished:
-        newest = max(
-            (
-                p.stat().st_mtime
-                for r in TRIAL_RUNGS
-                for p in (results / r.name).glob("trials/*/result.json")
-            ),
-            default=0.0,
-        )
-        finished = final.stat().st_mtime >= newest
+        after_final = {r.name for r in LADDER[LADDER.index(FINAL) + 1 :]}
+        for rung in shown:
+            closing = results / rung.outputs["results"] if rung.name in after_final else final
+            newest = max(
+                (p.stat().st_mtime for p in (results / rung.name).glob("trials/*/result.json")),
+                default=0.0,
+            )
+            if not closing.is_file() or closing.stat().st_mtime < newest:
+                finished = False
     state = "finished" if finished else "running" if running else "stopped"
     started = min(times, default=now)
     ended = max(times, default=now) if finished and not running else now
@@ -236,7 +259,8 @@ def format_status(status: Mapping[str, Any]) -> str:
     )
     for rung in status["rungs"]:
         if rung["state"] == "not started":
-            total = f" ({rung['total']} trials)" if rung["total"] is not None else ""
+            up_to = "up to " if rung.get("up_to") else ""
+            total = f" ({up_to}{rung['total']} trials)" if rung["total"] is not None else ""
             lines.append(f"  {rung['rung']:<8} not started{total}")
             continue
         bad: dict[str, int] = {}
