@@ -9,10 +9,12 @@ module stays cheap to import: the workflow reads it while parsing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from tuneladder.rungs import FINAL, LR_RANGE, OVERFIT, PREPARE, SELECT, TRIAL_RUNGS, Rung
+from tuneladder.rungs import FINAL, LR_RANGE, OVERFIT, PREPARE, SELECT, TRIAL_RUNGS, Rung, active
 
 __all__ = [
     "FIGURES",
@@ -26,7 +28,8 @@ __all__ = [
 ]
 
 # The rung outputs the report reads, as (rung, role); every rung of trials gives its plan
-# (which lists its trial folders) and its results table.
+# (which lists its trial folders) and its results table. An optional rung's are read when
+# the config runs it (see report_inputs).
 READS: tuple[tuple[Rung, str], ...] = (
     (PREPARE, "meta"),
     (OVERFIT, "json"),
@@ -43,9 +46,20 @@ def input_name(rung: Rung, role: str) -> str:
     return f"{rung.name}_{role}"
 
 
-def report_inputs(results_dir: str | Path) -> dict[str, str]:
-    """The files the report reads, by input name, in ``results_dir``."""
-    return {input_name(rung, role): f"{results_dir}/{rung.outputs[role]}" for rung, role in READS}
+def report_inputs(
+    results_dir: str | Path, config: Mapping[str, Any] | None = None
+) -> dict[str, str]:
+    """The files the report reads, by input name, in ``results_dir``.
+
+    Optional rungs (the sensitivity rung) are read when the resolved ``config``
+    runs them; without a config, only the rungs that always run are.
+    """
+    on = {rung.name for rung in active(config)}
+    return {
+        input_name(rung, role): f"{results_dir}/{rung.outputs[role]}"
+        for rung, role in READS
+        if rung.name in on
+    }
 
 
 # id -> heading, in page order
@@ -59,6 +73,7 @@ SECTIONS = {
     "importance": "Parameter importance",
     "analysis": "What the sweep says",
     "seeds": "Seed variance",
+    "sensitivity": "Sensitivity, one at a time",
     "diminishing-returns": "Diminishing returns",
     "failures": "Failures",
     "checklist": "Checklist",
@@ -151,6 +166,14 @@ FIGURES = (
         section="seeds",
         category="5. Seed variance",
         caption="Val metric of each finalist over seeds, and test where measured.",
+    ),
+    Figure(
+        name="sensitivity",
+        section="sensitivity",
+        category="7. Sensitivity",
+        caption="The val metric as each hyperparameter alone moves around the chosen value:"
+        " mean ± std over seeds, each seed a dot, the chosen value dotted, the searched range"
+        " shaded; a value whose seeds all failed is a red cross.",
     ),
     Figure(
         name="best_so_far",
