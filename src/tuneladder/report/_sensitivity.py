@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tuneladder.direction import Direction, ok_value
+from tuneladder.stats import describe
 
 __all__ = ["NOISE", "SHAPES", "analyse", "sensitivity_summary"]
 
@@ -31,32 +32,23 @@ SHAPES = {
     "plateau edge": "values on one side are worse beyond the noise, none on the other",
     "edge": "at an end of the searched range (no value tried lies between it and that end),"
     " with values toward the inside worse: the best may lie outside the range",
-    "best": "a categorical whose other choices are worse or within the noise",
+    "best": "a categorical: no other choice is better beyond the noise, and some are worse",
     "beaten": "a value tried is better beyond the noise",
     "unknown": "no spread over seeds to compare with (fewer than two ok seeds per value)",
 }
 
 
-def _stats(values: Sequence[float]) -> tuple[float | None, float | None]:
-    if not values:
-        return None, None
-    mean = math.fsum(values) / len(values)
-    if len(values) < 2:
-        return mean, None
-    return mean, math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
-
-
 def _point(value: Any, rows: Sequence[Mapping[str, Any]], chosen: bool) -> dict[str, Any]:
     values = [v for v in map(ok_value, rows) if v is not None]
-    mean, std = _stats(values)
+    stats = describe(values)
     return {
         "value": value,
         "chosen": chosen,
         "values": values,
         "n": len(values),
         "failed": len(rows) - len(values),
-        "mean": mean,
-        "std": std,
+        "mean": stats["mean"],
+        "std": stats["std"],
     }
 
 
@@ -155,7 +147,8 @@ def _verdict(name: str, p: Mapping[str, Any], metric: str) -> str:
         if p["failed_values"]:
             parts.append("every seed failed at " + ", ".join(map(_text, p["failed_values"])))
         what = "sensitive: " + "; ".join(parts)
-    text = f"{name}: {what}. {_place(p, metric)[0].upper()}{_place(p, metric)[1:]}"
+    place = _place(p, metric)
+    text = f"{name}: {what}. {place[0].upper()}{place[1:]}"
     if p["range_edge"] and p["shape"] != "edge":
         text += f"; it lies {_near_end(p)}"
     return text + "."
