@@ -39,6 +39,8 @@ def tiny_config(**overrides) -> dict:
         "select": {"top_k": 2},
         "fine": {"trials": 3, "epochs": 2},
         "seeds": {"finalists": 2, "seeds": 2, "epochs": 2},
+        # off, as by default; written out because dvc.yaml's report stage reads the key
+        "sensitivity": {"enabled": False},
     }
     for key, value in overrides.items():
         config[key] = value

@@ -15,7 +15,7 @@ from tuneladder import rungs, status
 from tuneladder.config import resolve_config
 from tuneladder.io import read_json
 from tuneladder.report import FIGURES, SECTIONS, figures_for, report_inputs
-from tuneladder.rungs import LADDER, RUNGS, TRIAL_RUNGS, Rung
+from tuneladder.rungs import LADDER, RUNGS, SENSITIVITY, TRIAL_RUNGS, Rung, active
 
 RULES = REPO / "workflow" / "rules"
 SCRIPTS = REPO / "workflow" / "scripts"
@@ -114,18 +114,24 @@ def planned(workdir: Path) -> list[dict[str, str]]:
 
 
 @pytest.mark.slow
-def test_the_workflow_makes_every_output_of_the_table_with_the_rungs_rules(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sensitivity", [True, False])
+def test_the_workflow_makes_every_output_of_the_table_with_the_rungs_rules(
+    tmp_path: Path, sensitivity: bool
+) -> None:
     # both sweeps halve, so that every rule of the table has jobs (plan_level included)
     halving = {"eta": 2, "min_epochs": 1}
     write_config(
         tmp_path,
         coarse={"trials": 4, "epochs": 2, "halving": halving},
         fine={"trials": 3, "epochs": 2, "halving": halving},
+        sensitivity={"enabled": sensitivity},
     )
     jobs = planned(tmp_path)
     results = "results/tiny/"
     producer = {out: job for job in jobs for out in job.get("output", "").split(", ") if out}
-    for rung in RUNGS:  # rule all asks for every output, and the rung's own rules make it
+    ran = active(resolve_config(tiny_config(sensitivity={"enabled": sensitivity})))
+    assert (SENSITIVITY.name in [r.name for r in ran]) is sensitivity
+    for rung in ran:  # rule all asks for every output, and the rung's own rules make it
         for path in rung.outputs.values():
             assert producer[results + path]["rule"] in rung.rules, (rung.name, path)
     for figure in figures_for(
@@ -139,10 +145,11 @@ def test_the_workflow_makes_every_output_of_the_table_with_the_rungs_rules(tmp_p
             folder = f"{results}{rung}/levels/{level}/"
             assert producer[folder + "plan.json"]["rule"] == "plan_level"
             assert producer[folder + "results.json"]["rule"] == "collect_rung"
+    # an optional rung that is off has no job, and the report does not read it
+    assert ("plan_sensitivity" in {job["rule"] for job in jobs}) is sensitivity
+    assert (results + "sensitivity/results.json" in producer) is sensitivity
     # every job's log and benchmark are named as the table names the rung's jobs
-    assert {job["rule"] for job in jobs} == {rule for rung in RUNGS for rule in rung.rules} | {
-        "all"
-    }
+    assert {job["rule"] for job in jobs} == {rule for rung in ran for rule in rung.rules} | {"all"}
     for job in jobs:
         if job["rule"] == "all":
             continue
@@ -172,9 +179,16 @@ def test_status_reads_the_table(monkeypatch, tmp_path: Path) -> None:
     (tmp_path / "results" / "tiny").mkdir(parents=True)
     found = status.ladder_status(tmp_path / "results" / "tiny", config=config)
     assert [(r["rung"], r["total"]) for r in found["rungs"]] == [
-        (rung.name, rung.trials(config)) for rung in TRIAL_RUNGS
+        (rung.name, rung.trials(config)) for rung in active(config, TRIAL_RUNGS)
     ]
     assert found["rungs"][-1]["total"] == (2 + 1) * 2  # finalists and the default, x seeds
+    assert "sensitivity" not in status.format_status(found)  # off unless the config says
+    on = resolve_config(tiny_config(sensitivity={"enabled": True}))
+    found = status.ladder_status(tmp_path / "results" / "tiny", config=on)
+    # 4 values besides the chosen one for lr, weight_decay and dropout, 1 for num_layers
+    # (1-2) and batch_size (64, 128), x 2 seeds; the chosen point is the seed rung's
+    assert found["rungs"][-1]["rung"] == "sensitivity" and found["rungs"][-1]["total"] == 28
+    assert "sensitivity not started (up to 28 trials)" in status.format_status(found)
     # a new rung of trials is a row: status counts it with no change of its own
     extra = Rung(
         name="extra",
@@ -192,10 +206,14 @@ def test_status_reads_the_table(monkeypatch, tmp_path: Path) -> None:
 
 def test_report_inputs_and_figures_come_from_the_tables() -> None:
     inputs = report_inputs("results/x")
-    for rung in TRIAL_RUNGS:
+    for rung in active(None, TRIAL_RUNGS):
         assert inputs[f"{rung.name}_plan"] == f"results/x/{rung.name}/plan.json"
         assert inputs[f"{rung.name}_results"] == f"results/x/{rung.name}/results.json"
     assert inputs["final_summary"] == "results/x/final/summary.json"
+    # an optional rung's files are inputs when the config runs it
+    assert "sensitivity_plan" not in inputs
+    on = report_inputs("results/x", resolve_config(tiny_config(sensitivity={"enabled": True})))
+    assert on["sensitivity_results"] == "results/x/sensitivity/results.json"
     for figure in FIGURES:
         assert figure.section in SECTIONS
         assert (REPO / "workflow" / "report" / figure.caption_file).is_file()
@@ -209,6 +227,9 @@ def test_the_reports_ladder_is_the_table(tiny_ladder: Path) -> None:
     summary = read_json(results_of(tiny_ladder) / "report" / "summary.json")
     ladder = summary["ladder"]["rungs"]
     # every benchmark file is a job of a rung in the table: no "other jobs" row
-    assert [(r["key"], r["label"]) for r in ladder] == [(r.name, r.label) for r in LADDER]
+    ran = active(resolve_config(tiny_config()))
+    assert [(r["key"], r["label"]) for r in ladder] == [
+        (r.name, r.label) for r in LADDER if r in ran
+    ]
     assert all(r["jobs"] >= 1 for r in ladder)
-    assert set(summary["trials"]) == {r.name for r in TRIAL_RUNGS}
+    assert set(summary["trials"]) == {r.name for r in TRIAL_RUNGS if r in ran}

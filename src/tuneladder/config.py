@@ -234,6 +234,7 @@ def _check_cross_fields(config: dict[str, Any], task: Any) -> None:
                 f" ({config[section]['epochs']}), got {halving['min_epochs']}"
             )
     config["seeds"].setdefault("epochs", config["train"]["epochs"])
+    _sensitivity_defaults(config)
     for key, spec in config["space"].items():
         _check_distribution(f"space.{key}", spec)
     top_k, coarse = config["select"]["top_k"], config["coarse"]["trials"]
@@ -244,6 +245,19 @@ def _check_cross_fields(config: dict[str, Any], task: Any) -> None:
         raise ConfigError(
             f"lr_range.start must be < lr_range.end, got {lr_range['start']} >= {lr_range['end']}"
         )
+
+
+def _sensitivity_defaults(config: dict[str, Any]) -> None:
+    """The sensitivity rung reruns the seed rung's seeds and epochs unless told otherwise.
+
+    So the chosen value's point is the seed rung's own trials. Seeds: as many as
+    the seed rung ran, but at least two (a spread needs two) and at most three
+    (each extra seed costs a trial per value of every hyperparameter).
+    """
+    seeds = config["seeds"]
+    sensitivity = config["sensitivity"]
+    sensitivity.setdefault("epochs", seeds["epochs"])
+    sensitivity.setdefault("seeds", min(3, max(2, seeds["seeds"])))
 
 
 def _check_distribution(path: str, spec: Any) -> None:
@@ -381,4 +395,19 @@ def describe_plan(
         f" {groups * seeds['seeds']} trials, {workers['seeds']} workers",
         f"  final   best mean {config['metric']['name']} ({config['metric']['mode']}) over"
         " seeds; the test split is read once",
+        *_sensitivity_line(config, workers),
+    ]
+
+
+def _sensitivity_line(config: Mapping[str, Any], workers: Mapping[str, int]) -> list[str]:
+    sensitivity = config["sensitivity"]
+    if not sensitivity["enabled"]:
+        return []
+    from tuneladder.rungs import SENSITIVITY
+
+    return [
+        f"  sensitivity  each searched hyperparameter over {sensitivity['values']} values"
+        f" around the chosen one x {sensitivity['seeds']} seeds x {sensitivity['epochs']}"
+        f" epochs: up to {SENSITIVITY.trials(config)} trials, {workers['sensitivity']}"
+        " workers; val only"
     ]

@@ -7,17 +7,19 @@ asks for every rung's outputs, its ``{rung}`` wildcard takes the rungs of
 trials, ``tuneladder status`` counts their trials, and the report times each
 rung from its jobs' benchmark files and loads each rung of trials. Adding a
 rung means a rule file and a row here (tests/test_rungs.py checks they agree).
+An optional rung says when the config turns it on; :func:`active` lists the
+rungs a config runs.
 
 Example:
     >>> [rung.name for rung in TRIAL_RUNGS]
-    ['coarse', 'fine', 'seeds']
+    ['coarse', 'fine', 'seeds', 'sensitivity']
     >>> by_name("seeds").trials({"seeds": {"finalists": 2, "seeds": 3}})
     9
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -37,8 +39,10 @@ __all__ = [
     "RUNGS",
     "SEARCH_RUNGS",
     "SEEDS",
+    "SENSITIVITY",
     "TRIAL_RUNGS",
     "Rung",
+    "active",
     "by_name",
     "finalist_label",
     "split_level",
@@ -70,6 +74,11 @@ class Rung:
             that halves counts a config once per level it is planned at).
         searches: its trials search the space (best so far, importance, sweep figures).
         keeps_models: its trials keep their weights (the final rung evaluates them).
+        enabled: for an optional rung, whether the resolved config turns it on
+            (None: the rung always runs).
+        counted_by_plan: its trial count depends on what the rungs before it
+            found, so ``trials`` is an upper bound from the config and its
+            ``plan.json`` has the count.
     """
 
     name: str
@@ -80,6 +89,8 @@ class Rung:
     trials: Callable[[Mapping[str, Any]], int] | None = None
     searches: bool = False
     keeps_models: bool = False
+    enabled: Callable[[Mapping[str, Any]], bool] | None = None
+    counted_by_plan: bool = False
 
     def __post_init__(self) -> None:
         if not self.rules:
@@ -121,6 +132,31 @@ def _seed_trials(config: Mapping[str, Any]) -> int:
     # every finalist and the untuned baseline, once per seed
     seeds = config["seeds"]
     return (int(seeds["finalists"]) + 1) * int(seeds["seeds"])
+
+
+def _probe_points(spec: Any, values: int) -> int:
+    """At most how many values the sensitivity rung tries of one searched hyperparameter.
+
+    The upper bound of ``tuneladder.sensitivity.probe_values``, from the config's
+    ``space`` entry alone: every choice of a categorical, the integers of a small
+    int range, ``values`` otherwise (``lr: auto`` included).
+    """
+    if not isinstance(spec, Mapping):  # lr: auto, a range from the LR range test
+        return values
+    if spec.get("dist") == "choice":
+        return len(spec["values"])
+    if spec.get("dist") == "int":
+        return min(values, int(spec["high"]) - int(spec["low"]) + 1)
+    return 1 if "low" in spec and spec["low"] == spec.get("high") else values
+
+
+def _sensitivity_trials(config: Mapping[str, Any]) -> int:
+    # every value but the chosen one, once per seed; the chosen config's own point is the
+    # seed rung's trials when it trained the same seeds for as many epochs, else trained here
+    sens, seeds = config["sensitivity"], config["seeds"]
+    off_centre = sum(_probe_points(spec, sens["values"]) - 1 for spec in config["space"].values())
+    reused = min(sens["seeds"], seeds["seeds"]) if sens["epochs"] == seeds["epochs"] else 0
+    return off_centre * sens["seeds"] + sens["seeds"] - reused
 
 
 def _trial_outputs(name: str) -> dict[str, str]:
@@ -202,6 +238,16 @@ FINAL = Rung(
         "history": "final/history.csv",
     },
 )
+SENSITIVITY = Rung(
+    name="sensitivity",
+    label="sensitivity (one at a time)",
+    decides="how the val metric moves with each hyperparameter around the chosen config",
+    rules=("plan_sensitivity", "sweep_worker", "collect_rung"),
+    outputs=_trial_outputs("sensitivity"),
+    trials=_sensitivity_trials,
+    enabled=lambda config: bool(config["sensitivity"]["enabled"]),
+    counted_by_plan=True,
+)
 REPORT = Rung(
     name="report",
     label="report",
@@ -214,7 +260,7 @@ REPORT = Rung(
 FINAL_MLFLOW = "final/mlflow.json"
 
 # The rungs the report's ladder table times, in order; the report itself comes last.
-LADDER = (PREPARE, OVERFIT, LR_RANGE, COARSE, SELECT, FINE, SEEDS, FINAL)
+LADDER = (PREPARE, OVERFIT, LR_RANGE, COARSE, SELECT, FINE, SEEDS, FINAL, SENSITIVITY)
 RUNGS = (*LADDER, REPORT)
 TRIAL_RUNGS = tuple(r for r in RUNGS if r.trials is not None)
 SEARCH_RUNGS = tuple(r for r in TRIAL_RUNGS if r.searches)
@@ -236,6 +282,13 @@ def split_level(job: str) -> tuple[str, int | None]:
     if not sep or not slash or not level.isdigit():
         return job, None
     return f"{rung}/{stem}", int(level)
+
+
+def active(config: Mapping[str, Any] | None, among: Sequence[Rung] = RUNGS) -> tuple[Rung, ...]:
+    """The rungs of ``among`` that a resolved config runs; without a config, those always on."""
+    return tuple(
+        r for r in among if r.enabled is None or (config is not None and r.enabled(config))
+    )
 
 
 def trial_order(row: Mapping[str, Any]) -> tuple[int, int]:

@@ -17,7 +17,17 @@ from typing import Any
 from tuneladder.claims import ClaimBook
 from tuneladder.direction import Direction, top
 from tuneladder.halving import level_dir
-from tuneladder.rungs import FINAL, LR_RANGE, OVERFIT, REPORT, SEARCH_RUNGS, TRIAL_RUNGS, Rung
+from tuneladder.rungs import (
+    FINAL,
+    LADDER,
+    LR_RANGE,
+    OVERFIT,
+    REPORT,
+    SEARCH_RUNGS,
+    TRIAL_RUNGS,
+    Rung,
+    active,
+)
 
 __all__ = ["format_status", "ladder_status"]
 
@@ -31,6 +41,14 @@ def _read(path: Path) -> Any | None:
 
 def _planned_counts(config: Mapping[str, Any] | None) -> dict[str, int | None]:
     return {r.name: r.trials(config) if config and r.trials else None for r in TRIAL_RUNGS}
+
+
+def _trial_rungs(results: Path, config: Mapping[str, Any] | None) -> list[Rung]:
+    """The rungs of trials the config runs; without a config, also an optional one that
+    left a plan."""
+    if config is not None:
+        return list(active(config, TRIAL_RUNGS))
+    return [r for r in TRIAL_RUNGS if r.enabled is None or (results / r.outputs["plan"]).is_file()]
 
 
 def _in_progress(claims_dir: Path, done: set[str], stale_s: float) -> list[str]:
@@ -69,6 +87,7 @@ def _rung(results: Path, rung: Rung, planned: int | None, stale_s: float) -> dic
             "running": 0,
             "trials": [],
             "workers": 0,
+            "up_to": rung.counted_by_plan,  # the count from the config is an upper bound
         }
     trials, spans, levels, running = [], [], [], []
     furthest: dict[str, dict[str, Any]] = {}  # a halving config's trial at its furthest level
@@ -118,6 +137,8 @@ def _rung(results: Path, rung: Rung, planned: int | None, stale_s: float) -> dic
     elif plan.get("halving"):
         total = sum(level["configs"] for level in plan["halving"]["levels"])
     else:
+        total = len(plan["trials"])
+    if rung.counted_by_plan:  # what the rungs before it found decided its count
         total = len(plan["trials"])
     if done >= total:
         state = "done" if (results / rung.outputs["results"]).is_file() else "trained"
@@ -198,27 +219,34 @@ def ladder_status(
             "rungs": [],
         }
     planned = _planned_counts(config)
-    rungs = [_rung(results, rung, planned[rung.name], stale_s) for rung in TRIAL_RUNGS]
+    shown = _trial_rungs(results, config)
+    rungs = [_rung(results, rung, planned[rung.name], stale_s) for rung in shown]
     files = [p for p in results.rglob("*") if p.is_file()]
     times = [p.stat().st_mtime for p in files]
     running = sum(r["running"] for r in rungs)
     overfit = (_read(results / OVERFIT.outputs["json"]) or {}).get("passed")
     # finished means the final rung ran after every planned trial: a summary left
-    # from before the counts changed, or beside a rung still short of trials, is not
+    # from before the counts changed, or beside a rung still short of trials, is not;
+    # a rung after the final one (sensitivity) is closed by its own results table
     final = results / FINAL.outputs["summary"]
     complete = all(r["total"] is not None and r["done"] >= r["total"] for r in rungs)
     finished = final.is_file() and complete and not running
     if finished:
-        newest = max(
-            (
-                p.stat().st_mtime
-                for r in TRIAL_RUNGS
-                for pattern in ("trials/*/result.json", "trials/*/e*/result.json")
-                for p in (results / r.name).glob(pattern)
-            ),
-            default=0.0,
-        )
-        finished = final.stat().st_mtime >= newest
+        after_final = {r.name for r in LADDER[LADDER.index(FINAL) + 1 :]}
+        for rung in shown:
+            closing = results / rung.outputs["results"] if rung.name in after_final else final
+            # sweep trials (and their halving levels) and the seed rung's own folders
+            patterns = ("trials/*/result.json", "trials/*/e*/result.json", "*/result.json")
+            newest = max(
+                (
+                    p.stat().st_mtime
+                    for pattern in patterns
+                    for p in (results / rung.name).glob(pattern)
+                ),
+                default=0.0,
+            )
+            if not closing.is_file() or closing.stat().st_mtime < newest:
+                finished = False
     state = "finished" if finished else "running" if running else "stopped"
     started = min(times, default=now)
     ended = max(times, default=now) if finished and not running else now
@@ -289,7 +317,8 @@ def format_status(status: Mapping[str, Any]) -> str:
     )
     for rung in status["rungs"]:
         if rung["state"] == "not started":
-            total = f" ({rung['total']} trials)" if rung["total"] is not None else ""
+            up_to = "up to " if rung.get("up_to") else ""
+            total = f" ({up_to}{rung['total']} trials)" if rung["total"] is not None else ""
             lines.append(f"  {rung['rung']:<8} not started{total}")
             continue
         bad: dict[str, int] = {}

@@ -201,13 +201,15 @@ def sweep_results():
 
 def report_files(wildcards):
     """Every file the report reads, by the name it reads it under."""
-    return report_inputs(RESULTS)
+    return report_inputs(RESULTS, config)
 
 
 def all_targets():
-    """Every output of every rung in the table, and the MLflow model when tracking."""
+    """Every output of every rung the config runs, and the MLflow model when tracking."""
     targets = [
-        f"{RESULTS}/{path}" for rung in rungs.RUNGS for path in rung.outputs.values()
+        f"{RESULTS}/{path}"
+        for rung in rungs.active(config)
+        for path in rung.outputs.values()
     ]
     if tracking_params():
         targets.append(f"{RESULTS}/{rungs.FINAL_MLFLOW}")

@@ -95,6 +95,7 @@ def draw_figures(
         "parallel": figs.parallel_figure(sweep, space, metric=metric, mode=mode),
         "importance": figs.importance_figure(summary["importance"]),
         "seeds": figs.seeds_figure(summary["seeds"]["groups"], metric=metric),
+        "sensitivity": figs.sensitivity_figure(summary["sensitivity"], metric=metric),
         "best_so_far": figs.best_so_far_figure(
             sweep,
             summary["diminishing_returns"]["best_so_far"],

@@ -502,6 +502,7 @@ def pitfalls(
     test: Mapping[str, Any],
     p_value: float | None,
     mode: Direction | str,
+    sensitivity: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """The methodology's common pitfalls, each with whether this run avoided it.
 
@@ -509,7 +510,8 @@ def pitfalls(
     evidence leaves to the reader). ``val``/``test`` are the chosen config's
     ``{"mean", "std"}`` over seeds; validation overfitting is suspected when test
     trails val by more than ``VAL_TEST_DROP`` (relative) and by more than two seed
-    standard deviations.
+    standard deviations. ``sensitivity`` is the report's sensitivity section: when
+    the rung ran, its one-at-a-time trials answer "changing multiple things at once".
     """
     by_question = {item["question"]: item for item in checklist_items}
     items = [
@@ -544,17 +546,26 @@ def pitfalls(
             for name, value in chosen_params.items()
             if name not in ("seed", "epochs") and baseline_params.get(name) != value
         )
-    items.append(
-        _item(
-            "Changing multiple things at once?",
-            None,
-            f"random search varies all {len(space)} searched parameters at once by design; the"
-            " scatter plots and fANOVA separate their effects statistically. The chosen config"
-            f" differs from the untuned default in {len(differ)} parameter"
-            f"{'s' if len(differ) != 1 else ''} ({', '.join(differ) or 'none'}); run a targeted"
-            " one-at-a-time comparison to attribute the gain to one of them",
-        )
+    evidence = (
+        f"random search varies all {len(space)} searched parameters at once by design; the"
+        " scatter plots and fANOVA separate their effects statistically. The chosen config"
+        f" differs from the untuned default in {len(differ)} parameter"
+        f"{'s' if len(differ) != 1 else ''} ({', '.join(differ) or 'none'})"
     )
+    if sensitivity and sensitivity.get("enabled"):
+        varied = list(sensitivity["parameters"])
+        evidence += (
+            f"; the sensitivity rung then varied {len(varied)} of them one at a time around"
+            f" the chosen config ({', '.join(varied) or 'none'}): {sensitivity['verdict']}"
+        )
+        answer: bool | None = True
+    else:
+        evidence += (
+            "; run a targeted one-at-a-time comparison (the sensitivity rung,"
+            " sensitivity.enabled) to attribute the gain to one of them"
+        )
+        answer = None
+    items.append(_item("Changing multiple things at once?", answer, evidence))
     seeds_item = by_question["Have I run top configs with multiple seeds to check variance?"]
     p_text = "n/a" if p_value is None else f"{p_value:.3g}"
     items.append(

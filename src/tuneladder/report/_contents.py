@@ -24,6 +24,7 @@ from tuneladder.rungs import (
     SELECT,
     TRIAL_RUNGS,
     Rung,
+    active,
 )
 
 __all__ = [
@@ -40,7 +41,8 @@ __all__ = [
 ]
 
 # The rung outputs the report reads, as (rung, role); every rung of trials gives its plan
-# (which lists its trial folders) and its results table.
+# (which lists its trial folders) and its results table. An optional rung's are read when
+# the config runs it (see report_inputs).
 READS: tuple[tuple[Rung, str], ...] = (
     (PREPARE, "meta"),
     (OVERFIT, "json"),
@@ -57,9 +59,20 @@ def input_name(rung: Rung, role: str) -> str:
     return f"{rung.name}_{role}"
 
 
-def report_inputs(results_dir: str | Path) -> dict[str, str]:
-    """The files the report reads, by input name, in ``results_dir``."""
-    return {input_name(rung, role): f"{results_dir}/{rung.outputs[role]}" for rung, role in READS}
+def report_inputs(
+    results_dir: str | Path, config: Mapping[str, Any] | None = None
+) -> dict[str, str]:
+    """The files the report reads, by input name, in ``results_dir``.
+
+    Optional rungs (the sensitivity rung) are read when the resolved ``config``
+    runs them; without a config, only the rungs that always run are.
+    """
+    on = {rung.name for rung in active(config)}
+    return {
+        input_name(rung, role): f"{results_dir}/{rung.outputs[role]}"
+        for rung, role in READS
+        if rung.name in on
+    }
 
 
 # id -> heading, in page order
@@ -74,6 +87,7 @@ SECTIONS = {
     "importance": "Parameter importance",
     "analysis": "What the sweep says",
     "seeds": "Seed variance",
+    "sensitivity": "Sensitivity, one at a time",
     "diminishing-returns": "Diminishing returns",
     "failures": "Failures",
     "checklist": "Checklist",
@@ -176,6 +190,14 @@ FIGURES = (
         section="seeds",
         category="5. Seed variance",
         caption="Val metric of each finalist over seeds, and test where measured.",
+    ),
+    Figure(
+        name="sensitivity",
+        section="sensitivity",
+        category="7. Sensitivity",
+        caption="The val metric as each hyperparameter alone moves around the chosen value:"
+        " mean ± std over seeds, each seed a dot, the chosen value dotted, the searched range"
+        " shaded; a value whose seeds all failed is a red cross.",
     ),
     Figure(
         name="best_so_far",

@@ -43,6 +43,7 @@ __all__ = [
     "metric_limits",
     "png_bytes",
     "seeds_figure",
+    "sensitivity_figure",
 ]
 
 # one colour and marker per searching rung, in ladder order
@@ -490,6 +491,84 @@ def seeds_figure(groups: Sequence[Mapping[str, Any]], *, metric: str) -> Figure:
     ax.set_xticklabels([g["label"] for g in groups], fontsize=8)
     ax.set_ylabel(metric)
     ax.legend(fontsize=7)
+    return fig
+
+
+def _sensitivity_panel(ax: Any, name: str, p: Mapping[str, Any], metric: str) -> None:
+    points = p["points"]
+    choice = p["kind"] == "choice"
+    xs: list[Any] = list(range(len(points))) if choice else [q["value"] for q in points]
+    if not choice:
+        low, high = p["low"], p["high"]
+        ax.axvspan(low, high, color="#4c72b0", alpha=0.08, label="searched range")
+        if p["kind"] == "log":
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            pad = (high / low) ** 0.04
+            ax.set_xlim(low / pad, high * pad)
+        else:
+            pad = 0.04 * (high - low)
+            ax.set_xlim(low - pad, high + pad)
+        if p["kind"] == "int":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for x, q in zip(xs, points, strict=True):
+        if q["values"]:
+            ax.scatter([x] * len(q["values"]), q["values"], color="#4c72b0", s=12, alpha=0.5)
+    known = [(x, q) for x, q in zip(xs, points, strict=True) if q["mean"] is not None]
+    if known:
+        kx = [x for x, _ in known]
+        means = np.asarray([q["mean"] for _, q in known])
+        stds = np.asarray([q["std"] or 0.0 for _, q in known])
+        if choice:
+            ax.errorbar(
+                kx, means, yerr=stds, fmt="o", color="black", capsize=4, label="mean ± std"
+            )
+        else:
+            ax.plot(kx, means, "-o", color="black", ms=4, label="mean ± std")
+            ax.fill_between(kx, means - stds, means + stds, color="black", alpha=0.12, lw=0)
+    failed = [x for x, q in zip(xs, points, strict=True) if q["n"] == 0]
+    if failed:
+        bottom = blended_transform_factory(ax.transData, ax.transAxes)
+        ax.scatter(
+            failed,
+            [0.03] * len(failed),
+            transform=bottom,
+            marker="x",
+            color=FAILURE_COLOR,
+            label="all seeds failed",
+            clip_on=False,
+        )
+    chosen = next(x for x, q in zip(xs, points, strict=True) if q["chosen"])
+    ax.axvline(chosen, color="black", ls=":", lw=1, label="chosen")
+    if choice:
+        ax.set_xticks(xs)
+        ax.set_xticklabels([str(q["value"]) for q in points], fontsize=8)
+        ax.set_xlim(-0.5, len(points) - 0.5)
+    verdict = "sensitive" if p["sensitive"] else "flat"
+    ax.set_title(f"{name}: {verdict}, {p['shape']}", fontsize=9)
+    ax.set_xlabel(name + (" (log)" if p["kind"] == "log" else ""), fontsize=8)
+    ax.set_ylabel(f"val {metric}", fontsize=8)
+    ax.tick_params(labelsize=7)
+
+
+def sensitivity_figure(section: Mapping[str, Any], *, metric: str) -> Figure:
+    """One panel per hyperparameter the sensitivity rung varied: the val metric per value,
+    each seed a dot, mean ± std, the chosen value dotted and the searched range shaded."""
+    params = section.get("parameters") or {}
+    cols = min(3, max(1, len(params)))
+    nrows = max(1, math.ceil(len(params) / cols))
+    fig = _figure(10, 2.8 * nrows)
+    if not section.get("enabled"):
+        return _empty(fig, "the sensitivity rung did not run (sensitivity.enabled is false)")
+    if not params:
+        return _empty(fig, "no searched hyperparameter applies to the chosen config")
+    # the legend goes on the first panel that shows every element: a number's, if any
+    keyed = next((n for n, p in params.items() if p["kind"] != "choice"), next(iter(params)))
+    for i, (name, p) in enumerate(params.items()):
+        ax = fig.add_subplot(nrows, cols, i + 1)
+        _sensitivity_panel(ax, name, p, metric)
+        if name == keyed:
+            ax.legend(fontsize=6)
     return fig
 
 

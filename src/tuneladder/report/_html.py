@@ -21,6 +21,7 @@ from tuneladder.rungs import (
     SEARCH_RUNGS,
     SEEDS,
     SELECT,
+    SENSITIVITY,
     by_name,
     finalist_label,
 )
@@ -246,6 +247,13 @@ def _final_text(d: Mapping[str, Any]) -> str:
     return f"chose {chosen}: val {fmt(d['val_mean'])}, test {fmt(d['test_mean'])}"
 
 
+def _sensitivity_text(d: Mapping[str, Any]) -> str:
+    return (
+        f"{d['trials']} trials: sensitive to {', '.join(d['sensitive']) or 'none'};"
+        f" flat in {', '.join(d['flat']) or 'none'}"
+    )
+
+
 # rung name -> the sentence for what it decided (summary's ``ladder.rungs[].decided``)
 DECIDED_TEXT = {
     PREPARE.name: _prepare_text,
@@ -255,6 +263,7 @@ DECIDED_TEXT = {
     SELECT.name: _select_text,
     SEEDS.name: _seeds_text,
     FINAL.name: _final_text,
+    SENSITIVITY.name: _sensitivity_text,
 }
 
 
@@ -481,6 +490,76 @@ def _seeds(s: Mapping[str, Any], figures: Mapping[str, bytes | None]) -> str:
     )
 
 
+def _value(value: Any) -> str:
+    return fmt(value, 3) if isinstance(value, float) else str(value)
+
+
+def _sensitivity(s: Mapping[str, Any], figures: Mapping[str, bytes | None]) -> str:
+    d, metric = s["sensitivity"], s["metric"]["name"]
+    if not d["enabled"]:
+        return (
+            "<p>The sensitivity rung did not run. With <code>sensitivity: {enabled: true}</code>"
+            " it varies each searched hyperparameter alone around the chosen config, the"
+            " methodology's targeted experiment, after the final choice.</p>"
+            + _figure("sensitivity", figures.get("sensitivity"))
+        )
+    seeds = ", ".join(map(str, d["seeds"]))
+    centre = (
+        "the seed rung's own trials of it, reused"
+        if d["centre_reused"]
+        else "trained by this rung where the seed rung's trials differ in epochs or seeds"
+    )
+    rows = []
+    for name, p in d["parameters"].items():
+        points = "; ".join(
+            f"{'<strong>' if q['chosen'] else ''}{_e(_value(q['value']))}:"
+            f" {_e(_pm(q) if q['n'] else 'all seeds failed')}{'</strong>' if q['chosen'] else ''}"
+            for q in p["points"]
+        )
+        ratio = p["effect_over_spread"]
+        rows.append(
+            [
+                _e(name),
+                _e(_range(p)),
+                points,
+                _e(fmt(p["spread"], 3)),
+                _e(f"{fmt(p['effect'], 3)} ({fmt(ratio, 3)}x)" if ratio is not None else "n/a"),
+                _answer(p["sensitive"]),
+                _e(p["shape"] + (f", {p['range_edge']} end" if p["range_edge"] else "")),
+            ]
+        )
+    verdicts = "".join(f"<li>{_e(p['verdict'])}</li>" for p in d["parameters"].values())
+    skipped = ", ".join(f"{name} ({why})" for name, why in d["skipped"].items())
+    return (
+        f"<p>After the final choice, each searched hyperparameter that applies to the chosen"
+        f" config took {_e(d['values'])} values around the chosen one (over half its searched"
+        " range, log ranges in log space, kept inside it; every choice of a categorical)"
+        f" while the others stayed as chosen: {_e(d['trials'])} trials of {_e(d['epochs'])}"
+        f" epochs, each value with the seed rung's seeds ({_e(seeds)}), scored on the val"
+        f" split only. The chosen value's point is {centre}. The test score above was read"
+        " once, for the choice; nothing here changes it.</p>"
+        f"<p>A change counts when it exceeds {fmt(d['noise_ratio'])} x the spread over seeds"
+        " (the pooled std of the hyperparameter's points). Verdict:"
+        f" <strong>{_e(d['verdict'])}</strong>.</p>"
+        + _table(
+            [
+                "parameter",
+                "searched range",
+                f"val {metric} per value (chosen in bold)",
+                "seed spread (std)",
+                "largest change (x spread)",
+                "sensitive",
+                "chosen value sits",
+            ],
+            rows,
+            frozenset({3, 4}),
+        )
+        + f"<ul>{verdicts}</ul>"
+        + (f"<p>Not varied: {_e(skipped)}.</p>" if skipped else "")
+        + _figure("sensitivity", figures.get("sensitivity"))
+    )
+
+
 def _diminishing(s: Mapping[str, Any], figures: Mapping[str, bytes | None]) -> str:
     d = s["diminishing_returns"]
     return (
@@ -612,6 +691,7 @@ def render(summary: Mapping[str, Any], figures: Mapping[str, bytes | None]) -> s
         "importance": _importance(summary, figures),
         "analysis": _analysis(summary),
         "seeds": _seeds(summary, figures),
+        "sensitivity": _sensitivity(summary, figures),
         "diminishing-returns": _diminishing(summary, figures),
         "failures": _failures(summary),
         "checklist": _checklist(summary),

@@ -43,7 +43,9 @@ class RunData:
     ``rows[rung]`` are the rung's ``results.json`` rows in plan order, each with
     ``trial_dir`` (resolved from the plan, wherever ``results/`` now lives) and
     ``history`` (the trial's ``history.csv`` as a list of dicts) added;
-    ``rung_dirs[rung]`` is the folder of the rung's plan and trials.
+    ``rung_dirs[rung]`` is the folder of the rung's plan and trials. ``plans``,
+    ``rows`` and ``rung_dirs`` hold the rungs of trials that ran, in ladder order:
+    an optional rung only when its files were given.
     """
 
     meta: dict[str, Any]
@@ -136,7 +138,11 @@ def load_run(
     ``benchmarks_dir`` holds Snakemake's benchmark files; the ladder table's
     timings are empty without it.
     """
-    missing = [input_name(r, role) for r, role in READS if input_name(r, role) not in inputs]
+    missing = [
+        input_name(r, role)
+        for r, role in READS
+        if r.enabled is None and input_name(r, role) not in inputs
+    ]
     if missing:
         raise ValueError(f"the report needs the inputs {missing}, got {sorted(inputs)}")
 
@@ -146,13 +152,11 @@ def load_run(
     def read(rung: Rung, role: str) -> Any:
         return read_json(input_path(rung, role))
 
-    plans = {rung.name: read(rung, "plan") for rung in TRIAL_RUNGS}
-    rows = {
-        rung.name: _rung_rows(input_path(rung, "results"), plans[rung.name])
-        for rung in TRIAL_RUNGS
-    }
+    ran = [r for r in TRIAL_RUNGS if input_name(r, "results") in inputs]
+    plans = {rung.name: read(rung, "plan") for rung in ran}
+    rows = {rung.name: _rung_rows(input_path(rung, "results"), plans[rung.name]) for rung in ran}
     results = {}
-    for rung in TRIAL_RUNGS:
+    for rung in ran:
         for row in rows[rung.name]:
             path = row["trial_dir"] / "result.json"
             if path.is_file():
@@ -167,6 +171,6 @@ def load_run(
         topk=read(SELECT, "topk"),
         fine_space=read(SELECT, "space"),
         final=read(FINAL, "summary"),
-        rung_dirs={r.name: input_path(r, "plan").parent for r in TRIAL_RUNGS},
+        rung_dirs={r.name: input_path(r, "plan").parent for r in ran},
         benchmarks=read_benchmarks(benchmarks_dir) if benchmarks_dir is not None else {},
     )

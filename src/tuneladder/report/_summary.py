@@ -18,6 +18,7 @@ from tuneladder.hparams import applicable
 from tuneladder.report import _analysis as analysis
 from tuneladder.report._importance import fanova_importance
 from tuneladder.report._load import RunData
+from tuneladder.report._sensitivity import sensitivity_summary
 from tuneladder.rungs import (
     BASELINE,
     COARSE,
@@ -30,7 +31,7 @@ from tuneladder.rungs import (
     SEARCH_RUNGS,
     SEEDS,
     SELECT,
-    TRIAL_RUNGS,
+    SENSITIVITY,
     Rung,
     by_name,
     split_level,
@@ -61,7 +62,10 @@ def trial_label(row: Mapping[str, Any]) -> str:
     return f"{row['rung']} #{row['name']}"
 
 
-def _timing(benchmarks: Mapping[str, float]) -> tuple[list[dict[str, Any]], float]:
+def _timing(
+    benchmarks: Mapping[str, float], ran: Sequence[str]
+) -> tuple[list[dict[str, Any]], float]:
+    """Seconds per rung; an optional rung has a row when it ran (its name is in ``ran``)."""
     rungs, known = [], set()
     for rung in LADDER:
         walls, total, count = [], 0.0, 0
@@ -78,6 +82,8 @@ def _timing(benchmarks: Mapping[str, float]) -> tuple[list[dict[str, Any]], floa
                 walls.append(max(hits))
                 total += sum(hits)
                 count += len(hits)
+        if rung.enabled is not None and rung.name not in ran:
+            continue
         rungs.append(
             {
                 "key": rung.name,
@@ -216,6 +222,15 @@ def _final_decided(run: RunData, rung: Rung, mode: Direction) -> dict[str, Any]:
     }
 
 
+def _sensitivity_decided(run: RunData, rung: Rung, mode: Direction) -> dict[str, Any]:
+    section = _sensitivity(run, mode)
+    return {
+        "trials": section["trials"],
+        "sensitive": section["sensitive"],
+        "flat": section["flat"],
+    }
+
+
 # rung name -> what the report's ladder table says it decided (a rung without an entry
 # shows its `decides` text from the rung table)
 DECIDED = {
@@ -226,6 +241,7 @@ DECIDED = {
     SELECT.name: _select_decided,
     SEEDS.name: _seeds_decided,
     FINAL.name: _final_decided,
+    SENSITIVITY.name: _sensitivity_decided,
 }
 
 
@@ -285,7 +301,7 @@ def equal_epochs(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _ladder(run: RunData, mode: Direction) -> dict[str, Any]:
-    rungs, total = _timing(run.benchmarks)
+    rungs, total = _timing(run.benchmarks, list(run.rows))
     for row in rungs:
         if row["key"] in DECIDED:
             row["decided"] = DECIDED[row["key"]](run, by_name(row["key"]), mode)
@@ -443,6 +459,21 @@ def _seeds(run: RunData) -> dict[str, Any]:
     return {"groups": groups, "seeds": [s for _, s in seeds]}
 
 
+def _sensitivity(run: RunData, mode: Direction) -> dict[str, Any]:
+    """The sensitivity rung's curves and verdicts; ``{"enabled": False}`` when it did not run."""
+    plan = run.plans.get(SENSITIVITY.name)
+    centre = []
+    for ref in (plan or {}).get("centre", []):
+        centre += [row for row in run.rows[ref["rung"]] if row["name"] == ref["name"]]
+    return sensitivity_summary(
+        plan,
+        run.rows.get(SENSITIVITY.name, []),
+        centre,
+        mode=mode,
+        metric=run.final["metric"],
+    )
+
+
 def _failures(run: RunData, mode: Direction) -> dict[str, Any]:
     rows = run.sweep_rows()
     classes = analysis.classify_trials(rows, [r["history"] for r in rows], mode)
@@ -470,7 +501,7 @@ def _failures(run: RunData, mode: Direction) -> dict[str, Any]:
         },
         "modes": ranges,
         "trials": [c for c in classes if c["mode"] != "ok"],
-        "status_counts": {r.name: _counts(run.rows[r.name]) for r in TRIAL_RUNGS},
+        "status_counts": {name: _counts(rows) for name, rows in run.rows.items()},
         "classes": classes,
     }
 
@@ -497,11 +528,11 @@ def builds(results: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
 def _logs(run: RunData) -> dict[str, Any]:
     planned, complete, missing, commits = 0, 0, [], set()
     needed = ("seed", "config_hash", "versions")
-    for rung in TRIAL_RUNGS:
-        for entry in run.plans[rung.name]["trials"]:
+    for rung, plan in run.plans.items():
+        for entry in plan["trials"]:
             planned += 1
-            name = f"{rung.name}/{entry['name']}"
-            trial_dir = run.rung_dirs[rung.name] / entry["dir"]
+            name = f"{rung}/{entry['name']}"
+            trial_dir = run.rung_dirs[rung] / entry["dir"]
             result = run.results.get(name)
             files_ok = all((trial_dir / f).is_file() for f in ("config.json", "history.csv"))
             if result is not None and files_ok and all(result.get(k) is not None for k in needed):
@@ -620,6 +651,7 @@ def build_summary(
         diminishing=diminishing,
     )
     headline = _headline(run)
+    sensitivity = _sensitivity(run, mode)
     pitfalls = analysis.pitfalls(
         overfit=run.overfit,
         space=run.coarse_space,
@@ -630,6 +662,7 @@ def build_summary(
         test=headline["test"],
         p_value=final.get("p_value_vs_runner_up"),
         mode=mode,
+        sensitivity=sensitivity,
     )
     panels = curve_panels(sweep, failures["classes"], mode)
     trial_versions = sorted(
@@ -637,16 +670,14 @@ def build_summary(
     )
     seeds = _seeds(run)
     trial_seconds = {
-        rung.name: sum(r.get("train_seconds") or 0.0 for r in run.rows[rung.name])
-        for rung in TRIAL_RUNGS
+        rung: sum(r.get("train_seconds") or 0.0 for r in rows) for rung, rows in run.rows.items()
     }
     return {
         "schema": 1,
         "experiment": final.get("experiment"),
         "metric": {"name": metric, "mode": mode},
         "trials": {
-            r.name: {"total": len(run.rows[r.name]), "counts": _counts(run.rows[r.name])}
-            for r in TRIAL_RUNGS
+            rung: {"total": len(rows), "counts": _counts(rows)} for rung, rows in run.rows.items()
         },
         "headline": headline,
         "ladder": {**_ladder(run, mode), "train_seconds": trial_seconds},
@@ -679,6 +710,7 @@ def build_summary(
         "importance": importance,
         "analysis": _analysis_answers(hyper, importance, mode),
         "seeds": seeds,
+        "sensitivity": sensitivity,
         "diminishing_returns": diminishing,
         "failures": failures,
         "checklist": checklist,
