@@ -82,7 +82,13 @@ def _trial(args: argparse.Namespace) -> int:
         from tuneladder.data import prepare
 
         try:
-            prepare(task, data_dir, seed=config["seed"])
+            prepare(
+                task,
+                data_dir,
+                seed=config["seed"],
+                materialize=config["data"]["materialize"],
+                max_memory_mb=config["data"]["max_memory_mb"],
+            )
         except (ValueError, OSError) as err:  # bad data: one line naming the file or column
             print(f"tuneladder: error: {err}", file=sys.stderr)
             return 2
@@ -96,7 +102,7 @@ def _trial(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(config["threads"])
     device = resolve_device(config["device"])
-    data = load_train_val(data_dir).to(device)
+    data = load_train_val(data_dir, task).to(device)
     trial_config = make_trial_config(
         base_params(config["train"], task.default_model),
         {},

@@ -25,10 +25,11 @@ from tuneladder.data import Split, load_test, load_train_val
 from tuneladder.direction import Direction, best_so_far, ok_value, top
 from tuneladder.hparams import TrialConfig, applicable
 from tuneladder.io import read_json, write_json, write_text, write_torch
+from tuneladder.loader import DatasetSplit, Loading
 from tuneladder.rungs import BASELINE, SEEDS, finalist_label, trial_order
 from tuneladder.runner import BuildModel, evaluate_metrics
 from tuneladder.stats import bounds_text, describe, metric_bounds, welch_p_value
-from tuneladder.tasks import DataInfo
+from tuneladder.tasks import DataInfo, Task
 
 __all__ = [
     "BASELINE",
@@ -186,7 +187,7 @@ class _Constant(nn.Module):
         return self.output.expand(len(x), *self.output.shape)
 
 
-def trivial_predictor(train: Split, info: DataInfo) -> tuple[nn.Module, str, str]:
+def trivial_predictor(train: Split | DatasetSplit, info: DataInfo) -> tuple[nn.Module, str, str]:
     """The best constant prediction from the train split: ``(model, name, what it predicts)``.
 
     Classification: logits ``log(class frequency)``, so it always predicts the
@@ -226,6 +227,8 @@ def finalize(
     experiment: str,
     finalists: Sequence[Mapping[str, Any]] | None = None,
     model_applies: Callable[[Mapping[str, Any]], Collection[str]] | None = None,
+    task: Task | None = None,
+    loading: Loading | None = None,
 ) -> dict[str, Any]:
     """Write ``summary.json``, ``summary.md``, the chosen config and the best seed's weights.
 
@@ -233,7 +236,8 @@ def finalize(
     None it is read from ``plan.json`` beside the seed trials. ``model_applies``
     is the task's :attr:`~tuneladder.tasks.Task.applies`: the summary lists only
     the hyperparameters that apply to the chosen config (``best_config.json``
-    keeps them all).
+    keeps them all). ``task`` reopens its Datasets where prepare stored them by
+    index, read as ``loading`` says.
     """
     out_dir = Path(out_dir)
     groups = group_rows(rows)
@@ -255,7 +259,7 @@ def finalize(
     )
     labels = {g: finalist_label(o, g) for g, o in origin.items()}
     tie = tie_break(ranked, metric, labels)
-    test = load_test(data_dir).to(device)
+    test = load_test(data_dir, task, loading=loading).to(device)
 
     def test_scores(group: str) -> tuple[list[float], list[Mapping[str, Any]]]:
         scores, used = [], []
@@ -281,7 +285,7 @@ def finalize(
         "val": describe([r["best_val_metric"] for r in base_rows], bounds),
         "test": describe(base_test, bounds),
     }
-    train_val = load_train_val(data_dir)
+    train_val = load_train_val(data_dir, task, loading=loading)
     trivial_model, trivial_name, trivial_what = trivial_predictor(train_val.train, info)
     trivial_model = trivial_model.to(device)
     trivial = {

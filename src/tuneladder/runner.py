@@ -3,9 +3,10 @@
 The loop (``_train``) is written out whole, nanoGPT-style, and shows only the
 order of things; beside it, :class:`TrainState` is what a checkpoint saves and
 restores, :func:`run_epoch` is one epoch, and :class:`Batches` how it is cut.
-Data already lives on the device and is batched by index; per-step values stay
-on the device and reach the host once per epoch, in one transfer, so the GPU
-never waits for Python.
+Data held in memory lives on the device and is batched by index; a Dataset that
+is not is read through a DataLoader (:mod:`tuneladder.loader`) in the same
+batches. Per-step values stay on the device and reach the host once per epoch,
+in one transfer, so the GPU never waits for Python.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tuneladder.data import Split, TrainVal
 from tuneladder.device import autocast, peak_memory_mb, reset_peak_memory
 from tuneladder.hparams import TrialConfig
 from tuneladder.io import write_csv, write_json, write_torch
+from tuneladder.loader import DatasetSplit, epoch_seed
 from tuneladder.metrics import batch_stats, loss_fn, n_stats, summarize, target_units
 from tuneladder.schedules import lr_multiplier
 from tuneladder.step import global_norm, setup, train_step
@@ -61,8 +63,6 @@ __all__ = [
     "train",
     "trial_key",
 ]
-
-EVAL_BATCH = 4096
 
 EpochCallback = Callable[[dict[str, float]], None]
 
@@ -153,7 +153,15 @@ def _train(
     amp, units = autocast(device, precision), target_units(data.info, device)
     reset_peak_memory(device)
     while state.epoch < config.epochs:
-        epoch = run_epoch(state, data, batches, amp=amp, units=units, clip=config.grad_clip)
+        epoch = run_epoch(
+            state,
+            data,
+            batches,
+            amp=amp,
+            units=units,
+            clip=config.grad_clip,
+            seed=epoch_seed(config.seed, state.epoch),
+        )
         row = epoch.row(state.epoch, metric, lr=state.lr, peak_memory_mb=peak_memory_mb(device))
         outcome.history.append(row)
         if outcome.first_loss is None:
@@ -335,11 +343,13 @@ def run_epoch(
     amp: contextlib.AbstractContextManager,
     units: torch.Tensor | None,
     clip: float | None,
+    seed: int = 0,
 ) -> Epoch:
     """One shuffled pass over the training split, then the val split.
 
     Per-step values are summed on the device; they reach the host once, at the
-    end, in one transfer, so the steps never wait for Python.
+    end, in one transfer, so the steps never wait for Python. ``seed``
+    (:func:`~tuneladder.loader.epoch_seed`) seeds the epoch's augmentation.
     """
     started = time.perf_counter()
     kind, model, device = data.info.kind, state.model, state.device
@@ -348,8 +358,8 @@ def run_epoch(
     norm_sum = torch.zeros((), device=device)
     first_loss = torch.full((), math.nan, device=device)
     model.train()
-    for step, idx in enumerate(batches.indices(state.shuffle, device)):
-        xb, yb = data.train.x[idx], data.train.y[idx]
+    order = batches.indices(state.shuffle, device)
+    for step, (xb, yb) in enumerate(data.train.batches(order, seed=seed)):
         measure = step % batches.norm_every == 0
         output, loss, norm = train_step(
             model, state.optimizer, kind, xb, yb, amp=amp, clip=clip, measure_norm=measure
@@ -360,7 +370,7 @@ def run_epoch(
             norm_sum += norm
         if step == 0:
             first_loss = loss.detach()
-        loss_sum.add_(loss.detach(), alpha=len(idx))
+        loss_sum.add_(loss.detach(), alpha=len(yb))
         stats.add_(batch_stats(kind, output, yb, units))
     model.eval()  # evaluate() restores the mode it finds: model.train() runs once an epoch
     val_loss, val_stats = evaluate(model, data.val, kind, amp, units)
@@ -375,11 +385,9 @@ def run_epoch(
         first_loss=first_loss,
     )
     return Epoch(
-        train=summarize(
-            kind, host["loss"][0], host["stats"], batches.usable, _width(data.train.y)
-        ),
+        train=summarize(kind, host["loss"][0], host["stats"], batches.usable, _width(data.info)),
         val=summarize(
-            kind, host["val_loss"][0], host["val_stats"], len(data.val), _width(data.val.y)
+            kind, host["val_loss"][0], host["val_stats"], len(data.val), _width(data.info)
         ),
         grad_norm=host["grad_norm"][0] / batches.norm_steps,
         weight_norm=host["weight_norm"][0],
@@ -398,8 +406,9 @@ def _to_host(**tensors: torch.Tensor) -> dict[str, list[float]]:
     return host
 
 
-def _width(y: torch.Tensor) -> int:
-    return 1 if y.ndim == 1 else int(y.shape[1])
+def _width(info: DataInfo) -> int:
+    """Values per row of the target: one class index, or the regression outputs."""
+    return 1 if info.kind == "classification" else info.n_outputs
 
 
 def _divergence(row: Mapping[str, float], first_loss: float, factor: float) -> str | None:
@@ -416,7 +425,7 @@ def _divergence(row: Mapping[str, float], first_loss: float, factor: float) -> s
 
 def evaluate(
     model: nn.Module,
-    split: Split,
+    split: Split | DatasetSplit,
     kind: str,
     amp: Any = None,
     target_std: torch.Tensor | None = None,
@@ -429,11 +438,10 @@ def evaluate(
     amp = amp if amp is not None else contextlib.nullcontext()
     was_training = model.training
     model.eval()
-    loss_sum = torch.zeros((), device=split.x.device)
-    stats = torch.zeros(n_stats(kind), device=split.x.device)
+    loss_sum = torch.zeros((), device=split.device)
+    stats = torch.zeros(n_stats(kind), device=split.device)
     with torch.inference_mode():
-        for start in range(0, len(split), EVAL_BATCH):
-            xb, yb = split.x[start : start + EVAL_BATCH], split.y[start : start + EVAL_BATCH]
+        for xb, yb in split.eval_batches():
             with amp:
                 output = model(xb)
             loss_sum += loss_fn(kind, output, yb) * len(yb)
@@ -442,11 +450,13 @@ def evaluate(
     return loss_sum, stats
 
 
-def evaluate_metrics(model: nn.Module, split: Split, info: DataInfo) -> dict[str, float]:
+def evaluate_metrics(
+    model: nn.Module, split: Split | DatasetSplit, info: DataInfo
+) -> dict[str, float]:
     """Metrics of a model on a split, as numbers, with the same units as training records."""
-    units = target_units(info, split.x.device)
+    units = target_units(info, split.device)
     loss_sum, stats = evaluate(model, split, info.kind, target_std=units)
-    return summarize(info.kind, loss_sum.item(), stats.tolist(), len(split), _width(split.y))
+    return summarize(info.kind, loss_sum.item(), stats.tolist(), len(split), _width(info))
 
 
 def run_trial(

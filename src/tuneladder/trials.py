@@ -99,6 +99,8 @@ CODE_MODULES = (
     "tuneladder.optimizers",
     "tuneladder.device",
     "tuneladder.data",
+    "tuneladder.datasets",
+    "tuneladder.loader",
     "tuneladder.tasks.models",
 )
 
