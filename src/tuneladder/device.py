@@ -25,10 +25,9 @@ from typing import IO, TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-    from tuneladder.loader import Loading
-
 __all__ = [
     "GpuClaim",
+    "Loading",
     "Runtime",
     "autocast",
     "claim_gpu",
@@ -134,6 +133,21 @@ def claim_gpu(
 
 
 @dataclass(frozen=True, kw_only=True)
+class Loading:
+    """How a :class:`~tuneladder.loader.DatasetSplit` reads: ``data.num_workers``, ``pin_memory``.
+
+    ``pin_memory`` takes effect on CUDA only (on the CPU there is nothing to copy to).
+    """
+
+    num_workers: int = 0
+    pin_memory: bool = False
+
+    def __post_init__(self) -> None:
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers=}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Runtime:
     """Where and how a job of a rung that trains runs: the same object for every such rung.
 
@@ -190,9 +204,7 @@ class Runtime:
         return cls(**params, threads=threads)  # type: ignore[arg-type]
 
     def loading(self) -> Loading:
-        """How this job's DataLoaders read (:class:`tuneladder.loader.Loading`)."""
-        from tuneladder.loader import Loading
-
+        """How this job's DataLoaders read."""
         return Loading(num_workers=self.num_workers, pin_memory=self.pin_memory)
 
     def start(self) -> torch.device:

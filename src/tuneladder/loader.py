@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import random
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,10 +27,12 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data import default_collate as collate
 
 from tuneladder.datasets import as_input
+from tuneladder.device import Loading
 
 if TYPE_CHECKING:
     from tuneladder.data import Split
 
+# Loading lives in tuneladder.device, beside the Runtime it comes from; importable here too
 __all__ = ["EVAL_BATCH_SAMPLES", "DatasetSplit", "Loading", "TensorPairs", "epoch_seed"]
 
 # Samples per evaluation batch read through a loader: a tenth of the in-memory
@@ -39,21 +40,6 @@ __all__ = ["EVAL_BATCH_SAMPLES", "DatasetSplit", "Loading", "TensorPairs", "epoc
 EVAL_BATCH_SAMPLES = 256
 _GOLDEN = 0x9E3779B97F4A7C15  # spreads consecutive positions over the 64-bit seeds
 _MASK = (1 << 64) - 1
-
-
-@dataclass(frozen=True, kw_only=True)
-class Loading:
-    """How a :class:`DatasetSplit` reads: the config's ``data.num_workers`` and ``pin_memory``.
-
-    ``pin_memory`` takes effect on CUDA only (on the CPU there is nothing to copy to).
-    """
-
-    num_workers: int = 0
-    pin_memory: bool = False
-
-    def __post_init__(self) -> None:
-        if self.num_workers < 0:
-            raise ValueError(f"num_workers must be >= 0, got {self.num_workers=}")
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
