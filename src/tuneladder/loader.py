@@ -107,6 +107,21 @@ class _Order:
         yield from batches
 
 
+def _keys(
+    order: Iterable[torch.Tensor], index: list[int] | None, seed: int
+) -> Iterator[list[tuple[int, int]]]:
+    """Batches of ``(sample seed, index in the Dataset)``, from batches of positions.
+
+    A function of its arguments alone: were it a closure over the split, a pass
+    left unfinished would tie the split and its loader's workers in a cycle.
+    """
+    for idx in order:
+        yield [
+            ((seed + p * _GOLDEN) & _MASK, index[p] if index is not None else p)
+            for p in idx.tolist()
+        ]
+
+
 class DatasetSplit:
     """A train, val or test split whose samples a Dataset reads when asked.
 
@@ -187,9 +202,7 @@ class DatasetSplit:
         if isinstance(order, tuple | list) and order and order[0].device.type != "cpu":
             sizes = [len(idx) for idx in order]  # one transfer for the epoch, not one a step
             order = torch.cat(list(order)).cpu().split(sizes)
-        self._order.pending = (
-            [((seed + p * _GOLDEN) & _MASK, self._at(p)) for p in idx.tolist()] for idx in order
-        )
+        self._order.pending = _keys(order, self._index, seed)
         pinned = self._pinned()
         for xb, yb in self._get_loader():
             yield xb.to(self._device, non_blocking=pinned), self._targets(yb)
