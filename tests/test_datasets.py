@@ -297,3 +297,12 @@ def test_a_ladder_on_fixed_splits_reads_test_in_the_final_rung_only(tmp_path: Pa
     models = len(summary["test_values"]) + summary["baseline"]["test"]["n"] + 1
     reads = [int(line.split()[0]) for line in record.read_text().splitlines()]
     assert sorted(reads) == sorted(list(range(60)) * models)
+
+
+def test_a_val_part_of_one_class_is_accepted_but_not_a_train_part(tmp_path: Path) -> None:
+    two = [(np.zeros(2), 0), (np.ones(2), 1)] * 10
+    one = [(np.zeros(2), 0)] * 6
+    meta = prepare(_task_returning({"train": two, "val": one, "test": two}), tmp_path, seed=0)
+    assert meta["sizes"] == {"train": 20, "val": 6, "test": 20}
+    with pytest.raises(DataError, match="train: the target has a single class"):
+        prepare(_task_returning({"train": one, "val": two, "test": two}), tmp_path, seed=0)

@@ -96,13 +96,16 @@ def _trial(args: argparse.Namespace) -> int:
     import torch
 
     from tuneladder.data import load_train_val
-    from tuneladder.device import resolve_device
+    from tuneladder.device import Loading, resolve_device
     from tuneladder.runner import run_trial
     from tuneladder.trials import base_params, make_trial_config
 
     torch.set_num_threads(config["threads"])
     device = resolve_device(config["device"])
-    data = load_train_val(data_dir, task).to(device)
+    loading = Loading(
+        num_workers=config["data"]["num_workers"], pin_memory=config["data"]["pin_memory"]
+    )
+    data = load_train_val(data_dir, task, loading=loading).to(device)
     trial_config = make_trial_config(
         base_params(config["train"], task.default_model),
         {},

@@ -34,7 +34,8 @@ from tuneladder.preflight import DataError, call_task_function, wrong_return
 from tuneladder.tasks import DataInfo, Task
 
 if TYPE_CHECKING:
-    from tuneladder.loader import DatasetSplit, Loading
+    from tuneladder.device import Loading
+    from tuneladder.loader import DatasetSplit
 
 __all__ = [
     "EVAL_BATCH",
@@ -151,8 +152,14 @@ def _checked_arrays(task: Task) -> tuple[np.ndarray, np.ndarray]:
     return x, _checked_targets(y, task.kind, source)
 
 
-def _checked_targets(y: np.ndarray, kind: str, source: str) -> np.ndarray:
-    """Targets as int64 class indices, or ``(n, outputs)`` float32 values."""
+def _checked_targets(
+    y: np.ndarray, kind: str, source: str, *, one_class_ok: bool = False
+) -> np.ndarray:
+    """Targets as int64 class indices, or ``(n, outputs)`` float32 values.
+
+    ``one_class_ok``: a task's own small val part may hold a single class; what
+    the model trains on may not.
+    """
     if kind == "regression":
         y = _as_float32(y.reshape(len(y), -1), f"{source}: target")
         _refuse_non_finite(y, f"{source}: target")
@@ -173,7 +180,7 @@ def _checked_targets(y: np.ndarray, kind: str, source: str) -> np.ndarray:
             f"{source}: classification targets must be class indices 0, 1, ..., got {value}"
         )
     y = y.astype(np.int64)
-    if len(np.unique(y)) < 2:
+    if len(np.unique(y)) < 2 and not one_class_ok:
         raise DataError(f"{source}: the target has a single class ({y[0]})")
     return y
 
@@ -314,7 +321,8 @@ def _prepare_datasets(
     stratify = classification and task.stratify
 
     def targets(name: str) -> np.ndarray:
-        return _checked_targets(labels_of(sources[name], f"{source}, {name}"), task.kind, source)
+        labels = labels_of(sources[name], f"{source}, {name}")
+        return _checked_targets(labels, task.kind, f"{source}, {name}", one_class_ok=name == "val")
 
     parts: dict[str, tuple[str, np.ndarray]] = {}
     try:

@@ -22,10 +22,11 @@ import torch
 from torch import nn
 
 from tuneladder.data import Split, load_test, load_train_val
+from tuneladder.device import Loading
 from tuneladder.direction import Direction, best_so_far, ok_value, top
 from tuneladder.hparams import TrialConfig, applicable
 from tuneladder.io import read_json, write_json, write_text, write_torch
-from tuneladder.loader import DatasetSplit, Loading
+from tuneladder.loader import DatasetSplit
 from tuneladder.rungs import BASELINE, SEEDS, finalist_label, trial_order
 from tuneladder.runner import BuildModel, evaluate_metrics
 from tuneladder.stats import bounds_text, describe, metric_bounds, welch_p_value
