@@ -25,6 +25,13 @@ def tiny_config(**overrides) -> dict:
         "precision": "fp32",
         "threads": 1,
         "workers": "auto",
+        # every key dvc.yaml names as a param (test_dvc writes this as config/config.yaml)
+        "data": {
+            "materialize": "auto",
+            "max_memory_mb": 1024,
+            "num_workers": 0,
+            "pin_memory": True,
+        },
         "train": {"epochs": 2, "batch_size": 128, "width": 32, "num_layers": 1},
         "space": {
             "lr": "auto",

@@ -167,6 +167,11 @@ def test_overrides_set_hyperparameters_and_paths() -> None:
             "metric.mode 'min' contradicts metric.name 'accuracy', which is better when larger",
         ),
         ({"space": {}}, "space is empty, so every trial would be the same: add the"),
+        ({"data": {"materialize": "yes"}}, "data.materialize must be one of auto, always, never"),
+        ({"data": {"num_workers": -1}}, "data.num_workers must be >= 0, got -1"),
+        ({"data": {"max_memory_mb": 0}}, "data.max_memory_mb must be > 0, got 0"),
+        ({"data": {"workers": 2}}, "unknown key data.workers"),
+        ({"task": {"name": "image_folder"}}, "task.options.path is required"),
     ],
 )
 def test_bad_config_fails_with_one_line_naming_the_key(change: dict, message: str) -> None:
@@ -197,6 +202,23 @@ def test_resolving_a_built_in_task_imports_no_torch(config: str) -> None:
         f"load_config({config!r}); "
         "heavy = [m for m in ('torch', 'pandas', 'optuna', 'sklearn', 'mlflow')"
         " if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
+
+
+def test_resolving_the_image_folder_task_imports_no_torch(tmp_path: Path) -> None:
+    (tmp_path / "images").mkdir()
+    config = {
+        "experiment": "folder",
+        "task": {"name": "image_folder", "options": {"path": str(tmp_path / "images")}},
+        "space": {"lr": "auto", "channels": {"dist": "choice", "values": [8, 16]}},
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    code = (
+        "import sys; from tuneladder.config import load_config; "
+        f"load_config({str(tmp_path / 'c.yaml')!r}); "
+        "heavy = [m for m in ('torch', 'torchvision', 'PIL') if m in sys.modules]; "
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)

@@ -55,10 +55,18 @@ COMMANDS = [c for c in _documented_commands() if c not in NOT_DRY_RUN]
 
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The repository's files as a fresh clone has them: tracked and not ignored."""
+    """The repository's files as a fresh clone has them: tracked and not ignored, plus
+    the README's Dataset module saved where the README says (its config names it)."""
     root = tmp_path_factory.mktemp("readme") / "tuneladder"
     copy_checkout(root)
+    (root / "my_shapes.py").write_text(_dataset_module((root / "README.md").read_text()))
     return root
+
+
+def _dataset_module(readme: str) -> str:
+    """The Python code block of the README's section on Datasets."""
+    section = readme.split("## Tuning a model on your Dataset", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, re.DOTALL)[0]
 
 
 def _run(clone: Path, args: list[str], timeout: int = 900) -> subprocess.CompletedProcess:
@@ -75,7 +83,7 @@ def _run(clone: Path, args: list[str], timeout: int = 900) -> subprocess.Complet
 def test_the_docs_show_the_commands_users_need() -> None:
     assert set(NOT_DRY_RUN) <= set(_documented_commands())
     assert "snakemake --cores all" in COMMANDS  # README command 1
-    for example in ("csv", "plugin"):
+    for example in ("csv", "plugin", "dataset"):
         assert f"snakemake --cores all --configfile config/examples/{example}.yaml" in COMMANDS
 
 
@@ -137,8 +145,34 @@ def _tiny_copy(clone: Path, example: str) -> str:
     return path
 
 
+def test_the_readmes_dataset_module_trains(clone: Path, monkeypatch) -> None:
+    """The module the README asks users to copy is complete: it prepares and trains."""
+    import torch
+
+    from tuneladder.data import load_train_val, prepare
+    from tuneladder.hparams import TrialConfig
+    from tuneladder.loader import DatasetSplit
+    from tuneladder.runner import train
+    from tuneladder.tasks import load_task
+
+    monkeypatch.chdir(clone)
+    task = load_task("my_shapes:make_task", {"samples": 60})
+    meta = prepare(task, clone / "my-data", seed=0)
+    assert meta["source"] == "fixed splits" and meta["sizes"] == {
+        "train": 60,
+        "val": 12,
+        "test": 12,
+    }
+    data = load_train_val(clone / "my-data", task)
+    assert isinstance(data.train, DatasetSplit)  # its augmentation reads through a loader
+    config = TrialConfig(epochs=1, batch_size=16, model=task.default_model)
+    outcome = train(config, data, task.build_model, metric="accuracy", mode="max",
+                    device=torch.device("cpu"))  # fmt: skip
+    assert outcome.status == "ok", outcome.reason
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("example", ["csv", "plugin"])
+@pytest.mark.parametrize("example", ["csv", "plugin", "dataset"])
 def test_example_climbs_the_ladder_from_the_root(clone: Path, example: str) -> None:
     config = _tiny_copy(clone, example)
     proc = _run(clone, ["--cores", "2", "--configfile", config])

@@ -82,7 +82,13 @@ def _trial(args: argparse.Namespace) -> int:
         from tuneladder.data import prepare
 
         try:
-            prepare(task, data_dir, seed=config["seed"])
+            prepare(
+                task,
+                data_dir,
+                seed=config["seed"],
+                materialize=config["data"]["materialize"],
+                max_memory_mb=config["data"]["max_memory_mb"],
+            )
         except (ValueError, OSError) as err:  # bad data: one line naming the file or column
             print(f"tuneladder: error: {err}", file=sys.stderr)
             return 2
@@ -90,14 +96,17 @@ def _trial(args: argparse.Namespace) -> int:
     import torch
 
     from tuneladder.data import load_train_val
-    from tuneladder.device import resolve_device
+    from tuneladder.device import Loading, resolve_device
     from tuneladder.metrics import Scoring
     from tuneladder.runner import run_trial
     from tuneladder.trials import base_params, make_trial_config
 
     torch.set_num_threads(config["threads"])
     device = resolve_device(config["device"])
-    data = load_train_val(data_dir).to(device)
+    loading = Loading(
+        num_workers=config["data"]["num_workers"], pin_memory=config["data"]["pin_memory"]
+    )
+    data = load_train_val(data_dir, task, loading=loading).to(device)
     trial_config = make_trial_config(
         base_params(config["train"], task.default_model),
         {},

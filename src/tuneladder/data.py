@@ -4,6 +4,14 @@ The prepare rung writes ``train.pt``, ``val.pt``, ``test.pt`` and ``meta.json``.
 Tuning code calls :func:`load_train_val`, which cannot return test data; only
 :func:`load_test`, called by the final rung, reads ``test.pt``.
 
+A task's arrays are stored as tensors. A task's Datasets are stored as tensors
+too when they are small (``data.materialize``, :func:`materialise`), except the
+test part; otherwise, and always for test, a split's file holds which samples
+of which Dataset it is (``part`` and ``indices``), and loading reopens the
+Datasets from the task and reads them through a DataLoader
+(:class:`~tuneladder.loader.DatasetSplit`). Prepare reads no test sample:
+only the final rung does.
+
 Regression targets are saved standardised with train-split statistics (unless
 the task opts out); their mean and std per output are in ``meta.json`` under
 ``info.target_scale``, and :mod:`tuneladder.metrics` reports errors in the
@@ -13,9 +21,10 @@ target's own units with them.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,24 +33,40 @@ from tuneladder.io import read_json, write_json, write_torch
 from tuneladder.preflight import DataError, call_task_function, wrong_return
 from tuneladder.tasks import DataInfo, Task
 
+if TYPE_CHECKING:
+    from tuneladder.device import Loading
+    from tuneladder.loader import DatasetSplit
+
 __all__ = [
+    "EVAL_BATCH",
+    "MATERIALIZE",
     "Split",
     "TrainVal",
     "load_info",
     "load_test",
     "load_train_val",
+    "materialise",
     "prepare",
     "split_indices",
 ]
 
+EVAL_BATCH = 4096  # samples per evaluation batch of a split held in memory
+MATERIALIZE = ("auto", "always", "never")
+
 
 @dataclass(frozen=True)
 class Split:
+    """A split held as tensors: batched by indexing, on the device."""
+
     x: torch.Tensor
     y: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.y)
+
+    @property
+    def device(self) -> torch.device:
+        return self.x.device
 
     def to(self, device: torch.device | str) -> Split:
         return Split(self.x.to(device), self.y.to(device))
@@ -49,13 +74,28 @@ class Split:
     def subset(self, n: int) -> Split:
         return Split(self.x[:n], self.y[:n])
 
+    def take(self, positions: torch.Tensor) -> Split:
+        positions = positions.to(self.x.device)
+        return Split(self.x[positions], self.y[positions])
+
+    def batches(
+        self, order: Iterable[torch.Tensor], *, seed: int = 0
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """``(x, y)`` for each batch of indices in ``order`` (``seed``: for DatasetSplit)."""
+        for idx in order:
+            yield self.x[idx], self.y[idx]
+
+    def eval_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for start in range(0, len(self), EVAL_BATCH):
+            yield self.x[start : start + EVAL_BATCH], self.y[start : start + EVAL_BATCH]
+
 
 @dataclass(frozen=True)
 class TrainVal:
     """What tuning may see: no test split in here by construction."""
 
-    train: Split
-    val: Split
+    train: Split | DatasetSplit
+    val: Split | DatasetSplit
     info: DataInfo
     fingerprint: str  # changes whenever the prepared data changes
 
@@ -64,26 +104,29 @@ class TrainVal:
 
 
 def split_indices(
-    y: np.ndarray, fractions: tuple[float, float, float], *, seed: int, stratify: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Seeded train/val/test indices; stratified by class for classification."""
+    y: np.ndarray, fractions: tuple[float, ...], *, seed: int, stratify: bool
+) -> tuple[np.ndarray, ...]:
+    """Seeded indices of one part per fraction (the last takes the rest); stratified
+    by class for classification. Three fractions: train, val, test."""
     rng = np.random.default_rng(seed)
     groups = [np.flatnonzero(y == c) for c in np.unique(y)] if stratify else [np.arange(len(y))]
-    parts: list[list[np.ndarray]] = [[], [], []]
+    parts: list[list[np.ndarray]] = [[] for _ in fractions]
     for group in groups:
         group = rng.permutation(group)
-        n_train = int(round(fractions[0] * len(group)))
-        n_val = int(round(fractions[1] * len(group)))
-        parts[0].append(group[:n_train])
-        parts[1].append(group[n_train : n_train + n_val])
-        parts[2].append(group[n_train + n_val :])
-    train, val, test = (np.sort(np.concatenate(p)) for p in parts)
-    for name, idx in (("train", train), ("val", val), ("test", test)):
+        start = 0
+        for i, fraction in enumerate(fractions[:-1]):
+            count = int(round(fraction * len(group)))
+            parts[i].append(group[start : start + count])
+            start += count
+        parts[-1].append(group[start:])
+    cut = tuple(np.sort(np.concatenate(p)) for p in parts)
+    names = ("train", "val", "test") if len(fractions) == 3 else ("train", "val")
+    for name, idx in zip(names, cut, strict=False):
         if len(idx) == 0:
             raise ValueError(
                 f"the {name} split is empty: too few samples ({len(y)}) for {fractions}"
             )
-    return train, val, test
+    return cut
 
 
 def _checked_arrays(task: Task) -> tuple[np.ndarray, np.ndarray]:
@@ -106,12 +149,23 @@ def _checked_arrays(task: Task) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{source}: x has {len(x)} rows but y has {len(y)}")
     x = _as_float32(x, f"{source}: feature")
     _refuse_non_finite(x, f"{source}: feature")
-    if task.kind == "regression":
+    return x, _checked_targets(y, task.kind, source)
+
+
+def _checked_targets(
+    y: np.ndarray, kind: str, source: str, *, one_class_ok: bool = False
+) -> np.ndarray:
+    """Targets as int64 class indices, or ``(n, outputs)`` float32 values.
+
+    ``one_class_ok``: a task's own small val part may hold a single class; what
+    the model trains on may not.
+    """
+    if kind == "regression":
         y = _as_float32(y.reshape(len(y), -1), f"{source}: target")
         _refuse_non_finite(y, f"{source}: target")
-        return x, y
-    if task.kind == "multilabel":
-        return x, _multilabel_targets(y, source)
+        return y
+    if kind == "multilabel":
+        return _multilabel_targets(y, source)
     if y.ndim != 1:
         raise DataError(f"{source}: y must hold one class index per sample, got shape {y.shape}")
     if y.dtype.kind not in "biuf":
@@ -128,9 +182,9 @@ def _checked_arrays(task: Task) -> tuple[np.ndarray, np.ndarray]:
             f"{source}: classification targets must be class indices 0, 1, ..., got {value}"
         )
     y = y.astype(np.int64)
-    if len(np.unique(y)) < 2:
+    if len(np.unique(y)) < 2 and not one_class_ok:
         raise DataError(f"{source}: the target has a single class ({y[0]})")
-    return x, y
+    return y
 
 
 def _multilabel_targets(y: np.ndarray, source: str) -> np.ndarray:
@@ -182,8 +236,25 @@ def _column(values: np.ndarray, flat_index: int) -> str:
     return str(tuple(int(i) for i in np.unravel_index(flat_index, shape)))
 
 
-def prepare(task: Task, out_dir: str | Path, *, seed: int) -> dict[str, Any]:
-    """Load the task's arrays, split, standardise and write them. Returns the meta."""
+def prepare(
+    task: Task,
+    out_dir: str | Path,
+    *,
+    seed: int,
+    materialize: str = "auto",
+    max_memory_mb: float = 1024,
+) -> dict[str, Any]:
+    """Load the task's data, split, standardise and write it. Returns the meta.
+
+    ``materialize`` and ``max_memory_mb`` decide whether a task's Datasets are
+    stored as tensors (:func:`materialise`); arrays always are.
+    """
+    if materialize not in MATERIALIZE:
+        raise ValueError(f"materialize must be one of {MATERIALIZE}, got {materialize!r}")
+    if task.load_datasets is not None:
+        return _prepare_datasets(
+            task, Path(out_dir), seed=seed, materialize=materialize, max_memory_mb=max_memory_mb
+        )
     out_dir = Path(out_dir)
     x, y = _checked_arrays(task)
     classification = task.kind == "classification"
@@ -244,28 +315,215 @@ def _train_stats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, std
 
 
+def materialise(mode: str, *, samples: int, sample_bytes: int, max_memory_mb: float) -> bool:
+    """Whether prepare stores a Dataset's train and val samples as tensors.
+
+    ``always`` and ``never`` decide alone. ``auto``: when they take at most
+    ``max_memory_mb`` as float32 (``samples`` x one sample's ``sample_bytes``).
+    Materialised, a split is read once by prepare and then lives on the device
+    as arrays do; the test part is never materialised by prepare.
+    """
+    if mode != "auto":
+        return mode == "always"
+    return samples * sample_bytes <= max_memory_mb * 2**20
+
+
+def _prepare_datasets(
+    task: Task, out_dir: Path, *, seed: int, materialize: str, max_memory_mb: float
+) -> dict[str, Any]:
+    """Split a task's Datasets by index, and store train and val, without reading test."""
+    from tuneladder.datasets import ALL, input_of, labels_of, open_sources, read_inputs
+
+    source = f"task {task.name!r}"
+    sources = open_sources(task)
+    classification = task.kind == "classification"
+    stratify = classification and task.stratify
+
+    def targets(name: str) -> np.ndarray:
+        labels = labels_of(sources[name], f"{source}, {name}")
+        return _checked_targets(labels, task.kind, f"{source}, {name}", one_class_ok=name == "val")
+
+    parts: dict[str, tuple[str, np.ndarray]] = {}
+    try:
+        if ALL in sources:
+            y_all = targets(ALL)
+            cut = split_indices(
+                y_all if stratify else np.zeros(len(y_all)),
+                task.split,
+                seed=seed,
+                stratify=stratify,
+            )
+            parts = {
+                name: (ALL, idx) for name, idx in zip(("train", "val", "test"), cut, strict=True)
+            }
+            y = {"train": y_all[cut[0]], "val": y_all[cut[1]]}
+        else:
+            y_train = targets("train")
+            if "val" in sources:
+                parts["train"] = ("train", np.arange(len(y_train)))
+                parts["val"] = ("val", np.arange(len(sources["val"])))
+                y = {"train": y_train, "val": targets("val")}
+            else:
+                share = task.split[1] / (task.split[0] + task.split[1])
+                train, val = split_indices(
+                    y_train if stratify else np.zeros(len(y_train)),
+                    (1 - share, share),
+                    seed=seed,
+                    stratify=stratify,
+                )
+                parts["train"], parts["val"] = ("train", train), ("train", val)
+                y = {"train": y_train[train], "val": y_train[val]}
+            parts["test"] = ("test", np.arange(len(sources["test"])))  # its length, no sample
+    except ValueError as err:
+        raise DataError(f"{source}: {err}") from None
+    first = input_of(sources[parts["train"][0]], int(parts["train"][1][0]), source)
+    n_outputs = _outputs(task, sources, y)
+    target_mean = target_std = None
+    if not classification and task.standardize_target:
+        y_mean, y_std = _train_stats(y["train"])
+        y = {name: (values - y_mean) / y_std for name, values in y.items()}
+        target_mean, target_std = tuple(y_mean.tolist()), tuple(y_std.tolist())
+    info = DataInfo(
+        task.kind,
+        tuple(first.shape),
+        n_outputs,
+        target_mean=target_mean,
+        target_std=target_std,
+    )
+    held = materialise(
+        materialize,
+        samples=len(y["train"]) + len(y["val"]),
+        sample_bytes=first.numel() * 4,
+        max_memory_mb=max_memory_mb,
+    )
+    digest = hashlib.sha256(task.name.encode())
+    for name, (part, idx) in parts.items():
+        blob: dict[str, Any] = {"part": part, "indices": torch.from_numpy(idx.astype(np.int64))}
+        if name != "test":
+            blob["y"] = torch.from_numpy(y[name].copy())
+            if held:
+                x = read_inputs(sources[part], idx, f"{source}, {name}")
+                _refuse_non_finite(x.numpy(), f"{source}: feature")
+                blob["x"] = x
+        write_torch(out_dir / f"{name}.pt", blob)
+        digest.update(part.encode())
+        for key in ("indices", "y", "x"):
+            if key in blob:
+                digest.update(blob[key].numpy().tobytes())
+    meta = {
+        "task": task.name,
+        "info": info.to_json(),
+        "sizes": {name: len(idx) for name, (_, idx) in parts.items()},
+        "split": list(task.split) if ALL in sources else None,
+        "seed": seed,
+        "standardize": None,
+        "source": "dataset" if ALL in sources else "fixed splits",
+        "parts": {name: part for name, (part, _) in parts.items()},
+        "materialized": held,
+        "fingerprint": digest.hexdigest()[:16],
+    }
+    write_json(out_dir / "meta.json", meta)
+    return meta
+
+
+def _outputs(task: Task, sources: Mapping[str, Any], y: Mapping[str, np.ndarray]) -> int:
+    """Classes (the Datasets' ``classes`` when they list them), or regression outputs."""
+    if task.kind == "regression":
+        return int(y["train"].shape[1])
+    seen = max(int(values.max()) for values in y.values()) + 1
+    listed = [len(getattr(ds, "classes", None) or ()) for ds in sources.values()]
+    return max(seen, *listed)
+
+
 def load_info(data_dir: str | Path) -> DataInfo:
     return DataInfo.from_json(read_json(Path(data_dir) / "meta.json")["info"])
 
 
-def _load_split(path: Path) -> Split:
+def _read(path: Path) -> dict[str, torch.Tensor | str]:
     if not path.is_file():
         raise FileNotFoundError(f"prepared data not found: {path} (run the prepare rung first)")
-    blob = torch.load(path, weights_only=True)
+    return torch.load(path, weights_only=True)
+
+
+def _load_split(path: Path) -> Split:
+    blob = _read(path)
     return Split(blob["x"], blob["y"])
 
 
-def load_train_val(data_dir: str | Path) -> TrainVal:
+def load_train_val(
+    data_dir: str | Path, task: Task | None = None, *, loading: Loading | None = None
+) -> TrainVal:
+    """Train and val as prepared; ``task`` reopens its Datasets where they were not stored.
+
+    With a task's ``train_transform``, train is read through a DataLoader
+    (:class:`~tuneladder.loader.DatasetSplit`) even when it is held as tensors:
+    each sample is augmented as it is read. ``loading`` sets that loader's
+    workers and pinned memory.
+    """
     data_dir = Path(data_dir)
     meta = read_json(data_dir / "meta.json")
+    info = DataInfo.from_json(meta["info"])
+    blobs = {name: _read(data_dir / f"{name}.pt") for name in ("train", "val")}
+    sources = _sources_for(blobs.values(), task, data_dir)
+    transform = task.train_transform if task is not None else None
     return TrainVal(
-        train=_load_split(data_dir / "train.pt"),
-        val=_load_split(data_dir / "val.pt"),
-        info=DataInfo.from_json(meta["info"]),
+        train=_split(blobs["train"], sources, info, transform=transform, loading=loading),
+        val=_split(blobs["val"], sources, info, transform=None, loading=loading),
+        info=info,
         fingerprint=meta["fingerprint"],
     )
 
 
-def load_test(data_dir: str | Path) -> Split:
+def load_test(
+    data_dir: str | Path, task: Task | None = None, *, loading: Loading | None = None
+) -> Split | DatasetSplit:
     """The held-out split. Only the final rung calls this, once per chosen model."""
-    return _load_split(Path(data_dir) / "test.pt")
+    data_dir = Path(data_dir)
+    blob = _read(data_dir / "test.pt")
+    sources = _sources_for([blob], task, data_dir)
+    return _split(blob, sources, load_info(data_dir), transform=None, loading=loading)
+
+
+def _sources_for(
+    blobs: Iterable[Mapping[str, Any]], task: Task | None, data_dir: Path
+) -> Mapping[str, Any]:
+    """The task's Datasets, opened only when a split is stored by index."""
+    if all("x" in blob for blob in blobs):
+        return {}
+    if task is None or task.load_datasets is None:
+        raise ValueError(
+            f"{data_dir} holds samples of a task's Datasets by index: pass the task to reopen them"
+        )
+    from tuneladder.datasets import open_sources
+
+    return open_sources(task)
+
+
+def _split(
+    blob: Mapping[str, Any],
+    sources: Mapping[str, Any],
+    info: DataInfo,
+    *,
+    transform: Any,
+    loading: Loading | None,
+) -> Split | DatasetSplit:
+    from tuneladder.loader import DatasetSplit, TensorPairs
+
+    if "x" in blob:
+        if transform is None:
+            return Split(blob["x"], blob["y"])
+        dataset, indices, scale = TensorPairs(blob["x"], blob["y"]), None, None
+    else:
+        dataset, indices = sources[blob["part"]], blob["indices"]
+        scale = None
+        if info.target_mean is not None and info.target_std is not None:
+            scale = (torch.tensor(info.target_mean), torch.tensor(info.target_std))
+    return DatasetSplit(
+        dataset,
+        indices=indices,
+        kind=info.kind,
+        y=blob.get("y"),
+        transform=transform,
+        target_scale=scale,
+        loading=loading,
+    )

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GpuClaim",
+    "Loading",
     "Runtime",
     "autocast",
     "claim_gpu",
@@ -132,12 +133,28 @@ def claim_gpu(
 
 
 @dataclass(frozen=True, kw_only=True)
+class Loading:
+    """How a :class:`~tuneladder.loader.DatasetSplit` reads: ``data.num_workers``, ``pin_memory``.
+
+    ``pin_memory`` takes effect on CUDA only (on the CPU there is nothing to copy to).
+    """
+
+    num_workers: int = 0
+    pin_memory: bool = False
+
+    def __post_init__(self) -> None:
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers=}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Runtime:
     """Where and how a job of a rung that trains runs: the same object for every such rung.
 
     The workflow builds it from the rule's ``runtime`` param (the config's
-    ``device``, ``precision``, ``checkpoint_every_s``, ``stale_claim_s`` and the
-    run's ``gpus``) and the job's ``threads``.
+    ``device``, ``precision``, ``checkpoint_every_s``, ``stale_claim_s``,
+    ``data.num_workers`` and ``data.pin_memory``, and the run's ``gpus``) and
+    the job's ``threads``.
 
     Attributes:
         device: ``auto``, ``cpu`` or ``cuda``.
@@ -146,6 +163,8 @@ class Runtime:
         gpus: GPUs the run may use locally (``--resources gpu=N``); 0 when not given.
         checkpoint_every_s: seconds between a trial's checkpoints.
         stale_claim_s: how old a claim's heartbeat may get before another worker takes it.
+        num_workers: DataLoader workers for splits read through a DataLoader.
+        pin_memory: pinned host memory for their batches on CUDA.
 
     Example:
         >>> runtime = Runtime.from_params({"device": "cpu", "precision": "fp32"}, threads=2)
@@ -159,6 +178,8 @@ class Runtime:
     gpus: int = 0
     checkpoint_every_s: float = 60.0
     stale_claim_s: float = 600.0
+    num_workers: int = 0
+    pin_memory: bool = True
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -169,6 +190,8 @@ class Runtime:
             raise ValueError(f"threads must be >= 1, got {self.threads=}")
         if self.gpus < 0:
             raise ValueError(f"gpus must be >= 0, got {self.gpus=}")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers=}")
         if self.checkpoint_every_s < 0 or self.stale_claim_s <= 0:
             raise ValueError(
                 "checkpoint_every_s must be >= 0 and stale_claim_s > 0, got"
@@ -179,6 +202,10 @@ class Runtime:
     def from_params(cls, params: Mapping[str, object], *, threads: int) -> Runtime:
         """From a rule's ``runtime`` param and the threads Snakemake gave the job."""
         return cls(**params, threads=threads)  # type: ignore[arg-type]
+
+    def loading(self) -> Loading:
+        """How this job's DataLoaders read."""
+        return Loading(num_workers=self.num_workers, pin_memory=self.pin_memory)
 
     def start(self) -> torch.device:
         """Claim a GPU (before CUDA starts) for the life of the process, set torch's

@@ -22,14 +22,16 @@ import torch
 from torch import nn
 
 from tuneladder.data import Split, load_test, load_train_val
+from tuneladder.device import Loading
 from tuneladder.direction import Direction, best_so_far, ok_value, top
 from tuneladder.hparams import TrialConfig, applicable
 from tuneladder.io import read_json, write_json, write_text, write_torch
+from tuneladder.loader import DatasetSplit
 from tuneladder.metrics import Scoring
 from tuneladder.rungs import BASELINE, SEEDS, finalist_label, trial_order
 from tuneladder.runner import BuildModel, evaluate_metrics
 from tuneladder.stats import Bounds, bounds_text, describe, metric_bounds, welch_p_value
-from tuneladder.tasks import DataInfo
+from tuneladder.tasks import DataInfo, Task
 
 __all__ = [
     "BASELINE",
@@ -190,7 +192,7 @@ class _Constant(nn.Module):
         return self.output.expand(len(x), *self.output.shape)
 
 
-def trivial_predictor(train: Split, info: DataInfo) -> tuple[nn.Module, str, str]:
+def trivial_predictor(train: Split | DatasetSplit, info: DataInfo) -> tuple[nn.Module, str, str]:
     """The best constant prediction from the train split: ``(model, name, what it predicts)``.
 
     Classification: logits ``log(class frequency)``, so it always predicts the
@@ -240,6 +242,8 @@ def finalize(
     model_applies: Callable[[Mapping[str, Any]], Collection[str]] | None = None,
     scoring: Scoring | None = None,
     bounds: Bounds | None = None,
+    task: Task | None = None,
+    loading: Loading | None = None,
 ) -> dict[str, Any]:
     """Write ``summary.json``, ``summary.md``, the chosen config and the best seed's weights.
 
@@ -250,7 +254,8 @@ def finalize(
     keeps them all). ``scoring`` is the task's own loss and metrics; ``bounds``
     the selected metric's range (by default a built-in metric's). Beside the
     selected metric, ``test_metrics`` records the chosen config's mean test value
-    of every metric the task records.
+    of every metric the task records. ``task`` reopens its Datasets where prepare
+    stored them by index, read as ``loading`` says.
     """
     out_dir = Path(out_dir)
     groups = group_rows(rows)
@@ -273,7 +278,7 @@ def finalize(
     )
     labels = {g: finalist_label(o, g) for g, o in origin.items()}
     tie = tie_break(ranked, metric, labels)
-    test = load_test(data_dir).to(device)
+    test = load_test(data_dir, task, loading=loading).to(device)
 
     def test_scores(group: str) -> tuple[list[dict[str, float]], list[Mapping[str, Any]]]:
         scores, used = [], []
@@ -300,7 +305,7 @@ def finalize(
         "val": describe([r["best_val_metric"] for r in base_rows], bounds),
         "test": describe(base_test, bounds),
     }
-    train_val = load_train_val(data_dir)
+    train_val = load_train_val(data_dir, task, loading=loading)
     trivial_model, trivial_name, trivial_what = trivial_predictor(train_val.train, info)
     trivial_model = trivial_model.to(device)
     trivial = {

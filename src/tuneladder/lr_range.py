@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ import torch
 
 from tuneladder.data import TrainVal
 from tuneladder.hparams import TrialConfig
+from tuneladder.loader import epoch_seed
 from tuneladder.metrics import Scoring, make_loss
 from tuneladder.step import setup, train_step
 from tuneladder.trials import BuildModel
@@ -64,18 +66,15 @@ def lr_range_test(
     batch_size = min(config.batch_size, n)
     lrs = start * (end / start) ** (np.arange(steps) / (steps - 1))
     losses: list[float] = []
-    order = torch.randperm(n, generator=generator, device=device)
-    cursor, best, avg = 0, math.inf, 0.0
+    best, avg = math.inf, 0.0
+    order = _index_batches(n, batch_size, steps, generator, device)
     started = time.perf_counter()
     model.train()
-    for i, lr in enumerate(lrs):
-        if cursor + batch_size > n:
-            order, cursor = torch.randperm(n, generator=generator, device=device), 0
-        idx = order[cursor : cursor + batch_size]
-        cursor += batch_size
+    feed = data.train.batches(order, seed=epoch_seed(config.seed, 0))
+    for i, (lr, (xb, yb)) in enumerate(zip(lrs, feed, strict=True)):
         for group in optimizer.param_groups:
             group["lr"] = float(lr)
-        _, loss, _ = train_step(model, optimizer, loss_fn, data.train.x[idx], data.train.y[idx])
+        _, loss, _ = train_step(model, optimizer, loss_fn, xb, yb)
         # a per-step sync is fine here: a few hundred steps, and stopping needs the value
         value = loss.item()
         losses.append(value)
@@ -100,6 +99,18 @@ def lr_range_test(
         config=config.to_json(),
     )
     return result
+
+
+def _index_batches(
+    n: int, batch_size: int, steps: int, generator: torch.Generator, device: torch.device
+) -> Iterator[torch.Tensor]:
+    """``steps`` batches of indices: shuffled passes over the split, a new order per pass."""
+    order, cursor = torch.randperm(n, generator=generator, device=device), 0
+    for _ in range(steps):
+        if cursor + batch_size > n:
+            order, cursor = torch.randperm(n, generator=generator, device=device), 0
+        yield order[cursor : cursor + batch_size]
+        cursor += batch_size
 
 
 def smooth(losses: np.ndarray, smoothing: float) -> np.ndarray:

@@ -66,8 +66,8 @@ def overfit_check(
         data.info, device, ("accuracy",) if kind == "classification" else (), scoring
     )
     generator = torch.Generator().manual_seed(config.seed)
-    pick = torch.randperm(len(data.train), generator=generator)[:subset].to(data.train.x.device)
-    tiny = Split(data.train.x[pick], data.train.y[pick])
+    # read as they are: augmentation is regularisation, and the check switches that off
+    tiny = data.train.take(torch.randperm(len(data.train), generator=generator)[:subset])
     plain = replace(config, lr=lr, weight_decay=0.0, model={**config.model, "dropout": 0.0})
     model, optimizer = setup(plain, build_model, data.info, device)
     model.train()

@@ -3,9 +3,10 @@
 The loop (``_train``) is written out whole, nanoGPT-style, and shows only the
 order of things; beside it, :class:`TrainState` is what a checkpoint saves and
 restores, :func:`run_epoch` is one epoch, and :class:`Batches` how it is cut.
-Data already lives on the device and is batched by index; per-step values stay
-on the device and reach the host once per epoch, in one transfer, so the GPU
-never waits for Python.
+Data held in memory lives on the device and is batched by index; a Dataset that
+is not is read through a DataLoader (:mod:`tuneladder.loader`) in the same
+batches. Per-step values stay on the device and reach the host once per epoch,
+in one transfer, so the GPU never waits for Python.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tuneladder.data import Split, TrainVal
 from tuneladder.device import autocast, peak_memory_mb, reset_peak_memory
 from tuneladder.hparams import TrialConfig
 from tuneladder.io import write_csv, write_json, write_torch
+from tuneladder.loader import DatasetSplit, epoch_seed
 from tuneladder.metrics import Scorer, Scoring, Tally
 from tuneladder.schedules import lr_multiplier
 from tuneladder.step import global_norm, setup, train_step
@@ -62,8 +64,6 @@ __all__ = [
     "train",
     "trial_key",
 ]
-
-EVAL_BATCH = 4096
 
 EpochCallback = Callable[[dict[str, float]], None]
 
@@ -183,7 +183,15 @@ def _train(
     reset_peak_memory(device)
     end = config.epochs if stop_at is None else min(stop_at, config.epochs)
     while state.epoch < end:
-        epoch = run_epoch(state, data, batches, amp=amp, scorer=scorer, clip=config.grad_clip)
+        epoch = run_epoch(
+            state,
+            data,
+            batches,
+            amp=amp,
+            scorer=scorer,
+            clip=config.grad_clip,
+            seed=epoch_seed(config.seed, state.epoch),
+        )
         row = epoch.row(state.epoch, metric, lr=state.lr, peak_memory_mb=peak_memory_mb(device))
         outcome.history.append(row)
         if outcome.first_loss is None:
@@ -368,12 +376,14 @@ def run_epoch(
     amp: contextlib.AbstractContextManager,
     scorer: Scorer,
     clip: float | None,
+    seed: int = 0,
 ) -> Epoch:
     """One shuffled pass over the training split, then the val split.
 
     Per-step values are summed on the device (``scorer``'s :class:`Tally`); they
     reach the host once, at the end, in one transfer, so the steps never wait
-    for Python.
+    for Python. ``seed`` (:func:`~tuneladder.loader.epoch_seed`) seeds the
+    epoch's augmentation.
     """
     started = time.perf_counter()
     model, device = state.model, state.device
@@ -381,8 +391,8 @@ def run_epoch(
     norm_sum = torch.zeros((), device=device)
     first_loss = torch.full((), math.nan, device=device)
     model.train()
-    for step, idx in enumerate(batches.indices(state.shuffle, device)):
-        xb, yb = data.train.x[idx], data.train.y[idx]
+    order = batches.indices(state.shuffle, device)
+    for step, (xb, yb) in enumerate(data.train.batches(order, seed=seed)):
         measure = step % batches.norm_every == 0
         output, loss, norm = train_step(
             model, state.optimizer, scorer.loss, xb, yb, amp=amp, clip=clip, measure_norm=measure
@@ -437,15 +447,16 @@ def _divergence(row: Mapping[str, float], first_loss: float, factor: float) -> s
     return None
 
 
-def evaluate(model: nn.Module, split: Split, scorer: Scorer, amp: Any = None) -> Tally:
+def evaluate(
+    model: nn.Module, split: Split | DatasetSplit, scorer: Scorer, amp: Any = None
+) -> Tally:
     """A pass over a split without gradients; its :class:`Tally` holds the sums, on the device."""
     amp = amp if amp is not None else contextlib.nullcontext()
     was_training = model.training
     model.eval()
     tally = scorer.tally()
     with torch.inference_mode():
-        for start in range(0, len(split), EVAL_BATCH):
-            xb, yb = split.x[start : start + EVAL_BATCH], split.y[start : start + EVAL_BATCH]
+        for xb, yb in split.eval_batches():
             with amp:
                 output = model(xb)
             tally.add(output, yb, scorer.loss(output, yb))
@@ -455,7 +466,7 @@ def evaluate(model: nn.Module, split: Split, scorer: Scorer, amp: Any = None) ->
 
 def evaluate_metrics(
     model: nn.Module,
-    split: Split,
+    split: Split | DatasetSplit,
     info: DataInfo,
     scoring: Scoring | None = None,
     names: Sequence[str] | None = None,
@@ -465,7 +476,7 @@ def evaluate_metrics(
     Every metric the task records (its kind's and ``scoring``'s), unless
     ``names`` picks some; ``loss`` is always there.
     """
-    scorer = Scorer.build(info, split.x.device, names, scoring)
+    scorer = Scorer.build(info, split.device, names, scoring)
     return scorer.named(evaluate(model, split, scorer).values().tolist())
 
 

@@ -103,30 +103,41 @@ def prepare_stage(
     task: Mapping[str, Any],
     seed: int,
     data_dir: str | Path,
+    data: Mapping[str, Any] | None = None,
     train: Mapping[str, Any] | None = None,
 ) -> None:
     """Prepare the data, then build the model and run one training step on train samples.
 
-    The model is the sanity rungs' base config (the task's default model, then
-    the fixed hyperparameters in ``train``), so a factory that cannot build it,
-    or builds one that cannot train, stops the ladder here rather than in a rung.
+    ``data`` is the config's ``materialize`` and ``max_memory_mb``. The model is
+    the sanity rungs' base config (the task's default model, then the fixed
+    hyperparameters in ``train``), so a factory that cannot build it, or builds
+    one that cannot train, stops the ladder here rather than in a rung.
     """
+    import torch
+
     from tuneladder.data import load_train_val, prepare
     from tuneladder.metrics import Scoring
-    from tuneladder.preflight import check_model, function_name
+    from tuneladder.preflight import CHECK_BATCH, check_model, function_name
 
     try:
         task_obj = _task(task)
-        meta = prepare(task_obj, data_dir, seed=seed)
+        meta = prepare(task_obj, data_dir, seed=seed, **(data or {}))
         log.info("prepared %s: %s", meta["task"], meta["sizes"])
-        data = load_train_val(data_dir)  # the train split only: never test
+        if meta.get("materialized") is not None:
+            log.info(
+                "%s, train and val %s",
+                meta["source"],
+                "held in memory" if meta["materialized"] else "read through a DataLoader",
+            )
+        train_val = load_train_val(data_dir, task_obj)  # the train split only: never test
         hyperparameters = _base_config(task_obj, {"epochs": 1, **(train or {})}, seed).model
+        first = train_val.train.take(torch.arange(min(CHECK_BATCH, len(train_val.train))))
         shape = check_model(
             task_obj.build_model,
             hyperparameters,
-            data.info,
-            data.train.x,
-            data.train.y,
+            train_val.info,
+            first.x,
+            first.y,
             scoring=Scoring.of(task_obj),
         )
     except UserCodeError as err:  # the task's own code: logged() keeps the traceback
@@ -163,11 +174,17 @@ def _sanity_inputs(
     data_dir: str | Path, task: Mapping[str, Any], runtime: Runtime
 ) -> tuple[Any, Any, Any]:
     """Device, task and train/val data on it: what both sanity rungs start from."""
-    from tuneladder.data import load_train_val
-
     torch_device = runtime.start()
     log.info("device %s, precision %s", torch_device, runtime.precision)
-    return torch_device, _task(task), load_train_val(data_dir).to(torch_device)
+    task_obj = _task(task)
+    return torch_device, task_obj, _train_val(data_dir, task_obj, runtime, torch_device)
+
+
+def _train_val(data_dir: str | Path, task_obj: Any, runtime: Runtime, device: Any) -> Any:
+    """The prepared train and val splits on ``device``, read as ``runtime`` says."""
+    from tuneladder.data import load_train_val
+
+    return load_train_val(data_dir, task_obj, loading=runtime.loading()).to(device)
 
 
 def _span() -> dict[str, float | None]:
@@ -432,12 +449,12 @@ def sweep_worker_stage(
     out: str | Path,
     tracking: Mapping[str, Any] | None = None,
 ) -> None:
-    from tuneladder.data import load_train_val
     from tuneladder.worker import run_worker
 
     torch_device = runtime.start()
     plan_data = read_json(plan)
-    data = load_train_val(data_dir).to(torch_device)
+    task_obj = _task(task)
+    data = _train_val(data_dir, task_obj, runtime, torch_device)
     on_result = _TrialLogger(tracking) if tracking else None
     task_obj = _task(task)
     try:
@@ -615,6 +632,8 @@ def final_stage(
         model_applies=task_obj.applies,
         scoring=_scoring(task_obj),
         bounds=task_obj.metrics[metric["name"]].bounds,
+        task=task_obj,
+        loading=runtime.loading(),
     )
     sweep_rows = [row for path in sweeps for row in read_json(path)["trials"]]
     write_views(summary, sweep_rows, out_dir)
@@ -697,7 +716,8 @@ def log_final_model_stage(
             config = TrialConfig.from_json(read_json(final_dir / "best_config.json"))
             model = task_obj.build_model(config.model, load_info(data_dir))
             model.load_state_dict(torch.load(final_dir / "model.pt", weights_only=True))
-            example = load_train_val(data_dir).val.x[:2].numpy()  # never the test split
+            val = load_train_val(data_dir, task_obj).val  # never the test split
+            example = val.take(torch.arange(2)).x.cpu().numpy()
             summary = read_json(final_dir / "summary.json")
             outcome["run_id"] = tracker.log_final(summary, final_dir, model, example)
             log.info("MLflow: final model logged in run %s", outcome["run_id"])

@@ -103,6 +103,8 @@ CODE_MODULES = (
     "tuneladder.optimizers",
     "tuneladder.device",
     "tuneladder.data",
+    "tuneladder.datasets",
+    "tuneladder.loader",
     "tuneladder.tasks.models",
 )
 

@@ -148,6 +148,16 @@ def runtime_params():
         "gpus": gpu_count(),
         "checkpoint_every_s": config["checkpoint_every_s"],
         "stale_claim_s": config["stale_claim_s"],
+        "num_workers": config["data"]["num_workers"],
+        "pin_memory": config["data"]["pin_memory"],
+    }
+
+
+def prepare_params():
+    """How prepare stores a task's Datasets: a change re-prepares (the loader's keys do not)."""
+    return {
+        "materialize": config["data"]["materialize"],
+        "max_memory_mb": config["data"]["max_memory_mb"],
     }
 
 

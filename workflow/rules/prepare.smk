@@ -10,6 +10,7 @@ rule prepare:
     params:
         task=config["task"],
         seed=config["seed"],
+        data=prepare_params(),
         data_dir=data_dir,
     script:
         "../scripts/prepare.py"

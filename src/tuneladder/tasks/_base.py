@@ -10,8 +10,12 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
     from torch import nn
+    from torch.utils.data import Dataset
 
-__all__ = ["METRICS", "DataInfo", "Metric", "Task"]
+__all__ = ["METRICS", "SPLIT_NAMES", "DataInfo", "Metric", "Task"]
+
+# The parts of a task's own fixed split, as keys of what ``load_datasets`` returns.
+SPLIT_NAMES = ("train", "val", "test")
 
 # The built-in metrics each kind of task can select on (tuneladder.metric_table).
 METRICS: dict[str, tuple[str, ...]] = {kind: tuple(names) for kind, names in BUILT_IN.items()}
@@ -72,6 +76,9 @@ class DataInfo:
 class Task:
     """A dataset and a model family.
 
+    A task gives its data in one of two forms: ``load_arrays`` (numpy arrays
+    that fit in memory) or ``load_datasets`` (map-style torch Datasets).
+
     Args:
         name: Shown in reports and paths of MLflow runs.
         kind: ``classification`` (one class index per sample; cross-entropy),
@@ -82,6 +89,26 @@ class Task:
         load_arrays: Returns all samples as ``(x, y)`` numpy arrays; the
             library splits them, so a task never decides what is test data.
             Called once, by the prepare rung, never on the trial path.
+        load_datasets: Returns either one map-style ``Dataset`` of ``(x, y)``
+            samples, which the library splits by seeded index like arrays, or
+            a mapping of the task's own fixed splits, ``{"train": ..., "test":
+            ...}`` with an optional ``"val"`` (left out, it is cut from train,
+            ``split[1] / (split[0] + split[1])`` of it). ``x`` is a tensor (or
+            array) of one shape for every sample; ``y`` a class index, or a
+            number or vector for regression. Called by every rung that trains,
+            to reopen the samples prepare chose: the test part's samples are
+            read by the final rung only (prepare takes its length). A Dataset
+            with ``targets`` (as torchvision's have) gives its labels without
+            reading samples. Small ones are materialised as tensors
+            (``data.materialize``); see docs/architecture.md.
+        train_transform: ``x -> x`` applied to training samples only, each
+            time one is read (augmentation); val and test never see it. It
+            draws from torch's (and Python's) random generator, seeded per
+            sample from the trial's seed, the epoch and the sample, so a trial
+            is reproducible whatever ``data.num_workers``. A task with one
+            trains through a DataLoader.
+        stratify: Classification splits the library cuts keep each class's
+            share in every part.
         build_model: ``(model_hyperparameters, data_info) -> nn.Module``.
         default_model: The model hyperparameters used where the config sets
             none; also "the task's default model" of the untuned baseline.
@@ -121,11 +148,14 @@ class Task:
 
     name: str
     kind: str
-    load_arrays: Callable[[], tuple[np.ndarray, np.ndarray]]
     build_model: Callable[[Mapping[str, Any], DataInfo], nn.Module]
+    load_arrays: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None
+    load_datasets: Callable[[], Dataset | Mapping[str, Dataset]] | None = None
+    train_transform: Callable[[Any], Any] | None = None
     default_model: Mapping[str, Any] = field(default_factory=dict)
     standardize: bool = False
     standardize_target: bool = True
+    stratify: bool = True
     split: tuple[float, float, float] = (0.6, 0.2, 0.2)
     applies: Callable[[Mapping[str, Any]], Collection[str]] | None = None
     loss: Callable[[DataInfo], Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] | None = None
@@ -134,6 +164,13 @@ class Task:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if (self.load_arrays is None) == (self.load_datasets is None):
+            raise ValueError("give exactly one of load_arrays and load_datasets")
+        if self.standardize and self.load_datasets is not None:
+            raise ValueError(
+                "standardize applies to load_arrays; normalise a Dataset's samples in the"
+                " Dataset itself"
+            )
         if self.loss is not None and not callable(self.loss):
             raise ValueError(f"loss must be callable (data_info -> loss), got {self.loss!r}")
         for name, metric in self.extra_metrics.items():

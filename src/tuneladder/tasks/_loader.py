@@ -26,11 +26,14 @@ def load_task(name: str, options: Mapping[str, Any] | None = None) -> Task:
         from tuneladder.tasks.digits import make_task
     elif name == "csv":
         from tuneladder.tasks.tabular import make_task
+    elif name == "image_folder":
+        from tuneladder.tasks.image_folder import make_task
     elif _PLUGIN.match(name):
         make_task = _import_factory(name)
     else:
         raise TaskError(
-            f"task.name must be digits, csv or 'package.module:function', got {name!r}"
+            "task.name must be digits, csv, image_folder or 'package.module:function', got"
+            f" {name!r}"
         )
     try:
         task = make_task(options)
@@ -56,6 +59,8 @@ def task_module_name(name: str) -> str | None:
         return "tuneladder.tasks.digits"
     if name == "csv":
         return "tuneladder.tasks.tabular"
+    if name == "image_folder":
+        return "tuneladder.tasks.image_folder"
     if _PLUGIN.match(name):
         return name.partition(":")[0]
     return None

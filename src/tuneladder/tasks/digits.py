@@ -45,18 +45,9 @@ def build_model(hp: Mapping[str, Any], info: DataInfo) -> nn.Module:
     """``arch`` picks the family; ``channels`` is read by the CNN only."""
     # torch only where a model is built: resolving a config (every `snakemake -n`,
     # every cluster job's parse) loads this module and must stay light
-    from tuneladder.tasks.models import MLP, ConvNet
+    from tuneladder.tasks.models import mlp_or_cnn
 
-    common = {
-        "width": int(hp["width"]),
-        "num_layers": int(hp["num_layers"]),
-        "dropout": float(hp["dropout"]),
-    }
-    if hp["arch"] == "mlp":
-        return MLP(info.input_shape, info.n_outputs, **common)
-    if hp["arch"] == "cnn":
-        return ConvNet(info.input_shape, info.n_outputs, channels=int(hp["channels"]), **common)
-    raise ValueError(f"arch must be mlp or cnn, got {hp['arch']!r}")
+    return mlp_or_cnn(hp, info)
 
 
 def applies(hp: Mapping[str, Any]) -> list[str]:

@@ -3,10 +3,29 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-__all__ = ["ConvNet", "MLP"]
+if TYPE_CHECKING:
+    from tuneladder.tasks import DataInfo
+
+__all__ = ["ConvNet", "MLP", "mlp_or_cnn"]
+
+
+def mlp_or_cnn(hp: Mapping[str, Any], info: DataInfo) -> nn.Module:
+    """``arch`` picks the family; ``channels`` is read by the CNN only."""
+    common = {
+        "width": int(hp["width"]),
+        "num_layers": int(hp["num_layers"]),
+        "dropout": float(hp["dropout"]),
+    }
+    if hp["arch"] == "mlp":
+        return MLP(info.input_shape, info.n_outputs, **common)
+    if hp["arch"] == "cnn":
+        return ConvNet(info.input_shape, info.n_outputs, channels=int(hp["channels"]), **common)
+    raise ValueError(f"arch must be mlp or cnn, got {hp['arch']!r}")
 
 
 class MLP(nn.Sequential):
