@@ -103,6 +103,17 @@ def test_overrides_set_hyperparameters_and_paths() -> None:
     assert raw["coarse"]["trials"] == 5
 
 
+def with_channels(when: dict, arch: list | None = None, arch_when: dict | None = None) -> dict:
+    """The tiny config's space, plus ``channels`` under ``when`` (and ``arch`` if given)."""
+    space = {**tiny_config()["space"], "channels": {"dist": "choice", "values": [16, 32]}}
+    space["channels"]["when"] = when
+    if arch:
+        space["arch"] = {"dist": "choice", "values": arch}
+        if arch_when:
+            space["arch"]["when"] = arch_when
+    return space
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -131,6 +142,46 @@ def test_overrides_set_hyperparameters_and_paths() -> None:
             "metric.mode 'max' contradicts metric.name 'rmse', which is better when smaller",
         ),
         ({"space": {}}, "space is empty, so every trial would be the same: add the"),
+        (
+            {"space": with_channels({"arhc": "cnn"})},
+            "space.channels.when.arhc: unknown hyperparameter (did you mean arch?)",
+        ),
+        (
+            {"space": with_channels({"arch": "rnn"}, arch=["mlp", "cnn"])},
+            "space.channels.when.arch: 'rnn' is not one of ['mlp', 'cnn']",
+        ),
+        (
+            {"space": with_channels({"num_layers": 5})},
+            "space.channels.when.num_layers: 5 is not one of the whole numbers in [1, 2]",
+        ),
+        (
+            {"space": with_channels({"dropout": 0.1})},
+            "space.channels.when.dropout: space.dropout is a range of floats",
+        ),
+        (
+            {"space": with_channels({"optimizer": "momentum"})},
+            "space.channels.when.optimizer: optimizer is fixed to 'adamw' (train.optimizer),"
+            " so space.channels would never be sampled",
+        ),
+        (
+            {"space": with_channels({"arch": "cnn"})},
+            "space.channels.when.arch: arch is fixed to the task's default 'mlp', so"
+            " space.channels would never be sampled",
+        ),
+        ({"space": with_channels({"channels": 16})}, "a parameter cannot depend on itself"),
+        (
+            {
+                "space": with_channels(
+                    {"arch": "cnn"}, arch=["mlp", "cnn"], arch_when={"channels": 16}
+                )
+            },
+            "space.channels.when and space.arch.when name each other",
+        ),
+        (
+            {"space": {"lr": "auto", "warmup_epochs": {"dist": "uniform", "low": 0.5, "high": 2}}},
+            "space.warmup_epochs would never be sampled: it applies only when schedule is"
+            " warmup_cosine, and schedule is fixed to 'constant' (train.schedule)",
+        ),
     ],
 )
 def test_bad_config_fails_with_one_line_naming_the_key(change: dict, message: str) -> None:
@@ -164,3 +215,18 @@ def test_resolving_a_built_in_task_imports_no_torch(config: str) -> None:
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
+
+
+def test_a_condition_that_can_hold_resolves() -> None:
+    space = with_channels({"arch": ["cnn"]}, arch=["mlp", "cnn"])
+    space["warmup_epochs"] = {"dist": "uniform", "low": 0.5, "high": 2.0}
+    space["schedule"] = {"dist": "choice", "values": ["cosine", "warmup_cosine"]}
+    resolve_config({**tiny_config(), "space": space})
+    # a momentum optimizer makes momentum worth sampling: no error
+    resolve_config(
+        {
+            **tiny_config(),
+            "train": {**tiny_config()["train"], "optimizer": "momentum"},
+            "space": {"lr": "auto", "momentum": {"dist": "uniform", "low": 0.8, "high": 0.99}},
+        }
+    )

@@ -52,7 +52,12 @@ class IncompleteRung(RuntimeError):
 def collect_rung(
     plan: Mapping[str, Any], rung_dir: str | Path, *, data_fingerprint: str, metric: str
 ) -> list[dict[str, Any]]:
-    """One row per planned trial: its name, dir, params and headline numbers."""
+    """One row per planned trial: its name, dir, params and headline numbers.
+
+    A sweep trial's row also has ``sampled``, the values its sampler chose and
+    the trial used: a searched parameter it did not sample (its condition
+    failed) is absent there, while ``params`` holds every value it trained with.
+    """
     rung_dir = Path(rung_dir)
     rows, missing = [], []
     codes: dict[str | None, Code] = {}  # the code now, by task module
@@ -77,7 +82,7 @@ def collect_rung(
             "params": result["params"],
         }
         row.update({k: result.get(k) for k in ROW_FIELDS})
-        for extra in ("group", "seed_index"):
+        for extra in ("sampled", "group", "seed_index"):
             if extra in entry:
                 row[extra] = entry[extra]
         rows.append(row)

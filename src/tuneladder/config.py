@@ -226,6 +226,7 @@ def _check_cross_fields(config: dict[str, Any]) -> None:
     config["seeds"].setdefault("epochs", config["train"]["epochs"])
     for key, spec in config["space"].items():
         _check_distribution(f"space.{key}", spec)
+    _check_conditions(config["space"], config["train"])
     top_k, coarse = config["select"]["top_k"], config["coarse"]["trials"]
     if top_k > coarse:
         raise ConfigError(f"select.top_k must be <= coarse.trials ({coarse}), got {top_k}")
@@ -243,14 +244,14 @@ def _check_distribution(path: str, spec: Any) -> None:
         return
     dist = spec["dist"]
     if dist == "choice":
-        extra = sorted(set(spec) - {"dist", "values"})
+        extra = sorted(set(spec) - {"dist", "values", "when"})
         if extra:
             raise ConfigError(f"{path}.{extra[0]} is not used by dist choice (use values)")
         values = spec.get("values")
         if not values:
             raise ConfigError(f"{path}.values must list at least one value, got {values!r}")
         return
-    extra = sorted(set(spec) - {"dist", "low", "high", "log"})
+    extra = sorted(set(spec) - {"dist", "low", "high", "log", "when"})
     if extra or ("log" in spec and dist != "int"):
         bad = extra[0] if extra else "log"
         raise ConfigError(f"{path}.{bad} is not used by dist {dist}")
@@ -266,6 +267,73 @@ def _check_distribution(path: str, spec: Any) -> None:
         raise ConfigError(f"{path}.low must be <= {path}.high, got {low=}, {high=}")
     if (dist == "loguniform" or spec.get("log")) and low <= 0:
         raise ConfigError(f"{path}.low must be > 0, got {low} (the scale is logarithmic)")
+
+
+def _fixed_value(name: str, train: Mapping[str, Any]) -> Any:
+    """The value a hyperparameter has when the space does not sample it (None: the task's)."""
+    if name in train:
+        return train[name]
+    default = _schema()["properties"]["train"]["properties"].get(name, {})
+    return default.get("default")
+
+
+def _check_conditions(space: Mapping[str, Any], train: Mapping[str, Any]) -> None:
+    """Each `when` names another hyperparameter and values it can take; none is never true.
+
+    A model hyperparameter the space does not sample takes the task's default,
+    which only the task knows: :func:`_check_against_task` checks those.
+    """
+    from tuneladder.hparams import ONLY_WITH
+
+    for name, spec in space.items():
+        for other, values in _when(spec).items():
+            path = f"space.{name}.when.{other}"
+            if other == name:
+                raise ConfigError(f"{path}: a parameter cannot depend on itself")
+            if name in _when(space.get(other)):
+                raise ConfigError(f"space.{name}.when and space.{other}.when name each other")
+            other_spec = space.get(other)
+            if other_spec is None:
+                fixed = _fixed_value(other, train)
+                if fixed is not None and fixed not in values:
+                    raise ConfigError(
+                        f"{path}: {other} is fixed to {fixed!r} (train.{other}), so"
+                        f" space.{name} would never be sampled"
+                    )
+                continue
+            dist = other_spec.get("dist") if isinstance(other_spec, Mapping) else None
+            if dist == "choice":
+                possible = other_spec["values"]
+                bad = [v for v in values if v not in possible]
+            elif dist == "int":
+                bad = [
+                    v
+                    for v in values
+                    if not (isinstance(v, int) and other_spec["low"] <= v <= other_spec["high"])
+                ]
+                possible = f"the whole numbers in [{other_spec['low']}, {other_spec['high']}]"
+            else:
+                raise ConfigError(
+                    f"{path}: space.{other} is a range of floats, which would hardly ever equal"
+                    " a listed value; condition on a choice, an int or a fixed value"
+                )
+            if bad:
+                raise ConfigError(f"{path}: {bad[0]!r} is not one of {possible}")
+    for name, (setting, values) in ONLY_WITH.items():
+        if name in space and setting not in space:
+            fixed = _fixed_value(setting, train)
+            if fixed not in values:
+                raise ConfigError(
+                    f"space.{name} would never be sampled: it applies only when {setting} is"
+                    f" {' or '.join(sorted(values))}, and {setting} is fixed to {fixed!r}"
+                    f" (train.{setting}); add {setting} to the space or drop {name}"
+                )
+
+
+def _when(spec: Any) -> dict[str, list[Any]]:
+    """A space entry's `when`, each value as a list (nothing for `auto` or none)."""
+    when = spec.get("when", {}) if isinstance(spec, Mapping) else {}
+    return {k: v if isinstance(v, list) else [v] for k, v in when.items()}
 
 
 def _check_against_task(config: dict[str, Any]) -> None:
@@ -292,6 +360,18 @@ def _check_against_task(config: dict[str, Any]) -> None:
             if key not in allowed:
                 raise ConfigError(
                     f"unknown hyperparameter {section}.{key}{_did_you_mean(key, allowed)}"
+                )
+    for key, spec in config["space"].items():
+        for other, values in _when(spec).items():
+            path = f"space.{key}.when.{other}"
+            if other not in allowed:
+                raise ConfigError(f"{path}: unknown hyperparameter{_did_you_mean(other, allowed)}")
+            fixed = task.default_model.get(other)
+            unsampled = other not in config["space"] and other not in config["train"]
+            if unsampled and other in task.model_params and fixed not in values:
+                raise ConfigError(
+                    f"{path}: {other} is fixed to the task's default {fixed!r}, so"
+                    f" space.{key} would never be sampled"
                 )
     if config["metric"]["name"] not in task.metrics:
         raise ConfigError(

@@ -264,11 +264,20 @@ def plan_coarse_stage(
     seed: int,
     out: str | Path,
 ) -> None:
-    from tuneladder.space import space_from_config
+    from tuneladder.space import conditions_from_config, space_from_config
 
     lr_bounds = tuple(read_json(lr_range)["range"]) if lr_range else None
     dists = space_from_config(space, lr_range=lr_bounds)
-    _write_sweep_plan(COARSE.name, dists, task=task, train=train, sweep=sweep, seed=seed, out=out)
+    _write_sweep_plan(
+        COARSE.name,
+        dists,
+        conditions=conditions_from_config(space),
+        task=task,
+        train=train,
+        sweep=sweep,
+        seed=seed,
+        out=out,
+    )
 
 
 def plan_fine_stage(
@@ -282,14 +291,25 @@ def plan_fine_stage(
 ) -> None:
     from tuneladder.space import space_from_json
 
-    dists = space_from_json(read_json(space)["space"])
-    _write_sweep_plan(FINE.name, dists, task=task, train=train, sweep=sweep, seed=seed, out=out)
+    narrowed = read_json(space)
+    dists = space_from_json(narrowed["space"])
+    _write_sweep_plan(
+        FINE.name,
+        dists,
+        conditions=narrowed.get("conditions", {}),
+        task=task,
+        train=train,
+        sweep=sweep,
+        seed=seed,
+        out=out,
+    )
 
 
 def _write_sweep_plan(
     rung: str,
     dists: Any,
     *,
+    conditions: Mapping[str, Any],
     task: Mapping[str, Any],
     train: Mapping[str, Any],
     sweep: Mapping[str, Any],
@@ -299,14 +319,17 @@ def _write_sweep_plan(
     from tuneladder.plan import plan_sweep
     from tuneladder.trials import base_params
 
+    task_obj = _task(task)
     plan = plan_sweep(
         rung,
         dists,
         sampler=sweep["sampler"],
         trials=sweep["trials"],
         epochs=sweep["epochs"],
-        base=base_params(train, _task(task).default_model),
+        base=base_params(train, task_obj.default_model),
         ladder_seed=seed,
+        conditions=conditions,
+        model_applies=task_obj.applies,
     )
     write_json(out, plan)
 
@@ -460,7 +483,7 @@ def select_top_k_stage(
     topk_out: str | Path,
     space_out: str | Path,
 ) -> None:
-    from tuneladder.selection import narrow_space, top_distinct
+    from tuneladder.selection import narrow, top_distinct
     from tuneladder.space import space_from_json, space_to_json
 
     rows = read_json(coarse)["trials"]
@@ -470,9 +493,14 @@ def select_top_k_stage(
             "coarse sweep: no trial finished ok, so there is nothing to narrow"
             f" around; see {coarse} for the reasons"
         )
-    space = space_from_json(read_json(plan)["space"])
-    sampled = [{**row, "params": {k: row["params"][k] for k in space}} for row in top]
-    fine = narrow_space(space, sampled)
+    coarse_plan = read_json(plan)
+    space = space_from_json(coarse_plan["space"])
+    # only what each trial sampled: a conditional parameter it did not use is absent
+    sampled = [{**row, "params": row["sampled"]} for row in top]
+    fine, narrowing = narrow(space, sampled)
+    for name, record in narrowing.items():
+        if record.get("note"):
+            log.info("narrowing %s: %s", name, record["note"])
     write_json(topk_out, {"top_k": top_k, "mode": mode, "trials": top})
     write_json(
         space_out,
@@ -481,6 +509,8 @@ def select_top_k_stage(
             "top_k": len(top),
             "coarse_space": space_to_json(space),
             "space": space_to_json(fine),
+            "conditions": coarse_plan.get("conditions", {}),
+            "narrowing": narrowing,
         },
     )
 
