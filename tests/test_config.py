@@ -182,6 +182,9 @@ def with_channels(when: dict, arch: list | None = None, arch_when: dict | None =
             "space.warmup_epochs would never be sampled: it applies only when schedule is"
             " warmup_cosine, and schedule is fixed to 'constant' (train.schedule)",
         ),
+        ({"coarse": {"trials": 4, "sampler": "tpe"}}, "coarse.sampler tpe is for the fine sweep"),
+        ({"coarse": {"trials": 4, "batch": 2}}, "coarse.batch is not used"),
+        ({"fine": {"trials": 4, "sampler": "tpe", "batch": 0}}, "fine.batch must be >= 1, got 0"),
     ],
 )
 def test_bad_config_fails_with_one_line_naming_the_key(change: dict, message: str) -> None:
@@ -217,11 +220,17 @@ def test_resolving_a_built_in_task_imports_no_torch(config: str) -> None:
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
 
 
-def test_a_condition_that_can_hold_resolves() -> None:
+def test_conditions_and_tpe_settings_resolve() -> None:
     space = with_channels({"arch": ["cnn"]}, arch=["mlp", "cnn"])
     space["warmup_epochs"] = {"dist": "uniform", "low": 0.5, "high": 2.0}
     space["schedule"] = {"dist": "choice", "values": ["cosine", "warmup_cosine"]}
-    resolve_config({**tiny_config(), "space": space})
+    config = resolve_config({**tiny_config(), "space": space, "fine": {"sampler": "tpe"}})
+    assert config["fine"]["batch"] == 4  # the default, for the fine sweep only
+    assert "batch" not in config["coarse"]
+    lines = describe_plan(
+        config, config, results="r", configfiles=[], workers={"coarse": 2, "fine": 2, "seeds": 2}
+    )
+    assert any(x.endswith("epochs, tpe in rounds of 4, 2 workers") for x in lines), lines
     # a momentum optimizer makes momentum worth sampling: no error
     resolve_config(
         {

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneladder.hparams import TrialConfig
+from tuneladder.tpe import resolved_entries
 from tuneladder.trials import (
     KEEP_TRIALS,
     Code,
@@ -61,7 +62,10 @@ def collect_rung(
     rung_dir = Path(rung_dir)
     rows, missing = [], []
     codes: dict[str | None, Code] = {}  # the code now, by task module
-    for entry in plan["trials"]:
+    for entry in resolved_entries(plan, rung_dir):
+        if "config" not in entry:  # a round of a tpe sweep that was never asked
+            missing.append(f"{entry['name']}: round {entry['round']} not asked yet")
+            continue
         result = read_result(rung_dir / entry["dir"])
         # the rung does not know its task: the result names the module it hashed
         module = ((result or {}).get("code") or {}).get("task_module")
@@ -82,7 +86,7 @@ def collect_rung(
             "params": result["params"],
         }
         row.update({k: result.get(k) for k in ROW_FIELDS})
-        for extra in ("sampled", "group", "seed_index"):
+        for extra in ("sampled", "round", "group", "seed_index"):
             if extra in entry:
                 row[extra] = entry[extra]
         rows.append(row)

@@ -227,6 +227,7 @@ def _check_cross_fields(config: dict[str, Any]) -> None:
     for key, spec in config["space"].items():
         _check_distribution(f"space.{key}", spec)
     _check_conditions(config["space"], config["train"])
+    _check_sweeps(config["coarse"], config["fine"])
     top_k, coarse = config["select"]["top_k"], config["coarse"]["trials"]
     if top_k > coarse:
         raise ConfigError(f"select.top_k must be <= coarse.trials ({coarse}), got {top_k}")
@@ -267,6 +268,21 @@ def _check_distribution(path: str, spec: Any) -> None:
         raise ConfigError(f"{path}.low must be <= {path}.high, got {low=}, {high=}")
     if (dist == "loguniform" or spec.get("log")) and low <= 0:
         raise ConfigError(f"{path}.low must be > 0, got {low} (the scale is logarithmic)")
+
+
+# Trials asked per round of a TPE fine sweep, unless the config says.
+TPE_BATCH = 4
+
+
+def _check_sweeps(coarse: dict[str, Any], fine: dict[str, Any]) -> None:
+    if coarse["sampler"] == "tpe":
+        raise ConfigError(
+            "coarse.sampler tpe is for the fine sweep only: TPE learns from finished trials,"
+            " and the coarse sweep is where they come from (use random or sobol)"
+        )
+    if "batch" in coarse:
+        raise ConfigError("coarse.batch is not used: only a tpe fine sweep runs in rounds")
+    fine.setdefault("batch", TPE_BATCH)
 
 
 def _fixed_value(name: str, train: Mapping[str, Any]) -> Any:
@@ -416,7 +432,9 @@ def describe_plan(
         f" {coarse['sampler']}, {workers['coarse']} workers",
         f"  select  top {config['select']['top_k']}, narrowed space for the fine sweep",
         f"  fine    {count('fine', 'trials')} trials x {fine['epochs']} epochs,"
-        f" {fine['sampler']}, {workers['fine']} workers",
+        f" {fine['sampler']}"
+        + (f" in rounds of {fine['batch']}" if fine["sampler"] == "tpe" else "")
+        + f", {workers['fine']} workers",
         f"  seeds   ({count('seeds', 'finalists')} finalists + untuned default) x"
         f" {count('seeds', 'seeds')} seeds x {seeds['epochs']} epochs ="
         f" {groups * seeds['seeds']} trials, {workers['seeds']} workers",

@@ -283,16 +283,36 @@ def plan_coarse_stage(
 def plan_fine_stage(
     *,
     space: str | Path,
+    coarse: str | Path,
     task: Mapping[str, Any],
     train: Mapping[str, Any],
     sweep: Mapping[str, Any],
     seed: int,
     out: str | Path,
 ) -> None:
+    """The fine plan; a tpe sweep's also lists the coarse trials its studies start from.
+
+    Those are the ok coarse trials that lie inside the fine space and trained as
+    many epochs as the fine trials will (a shorter trial's score is not comparable).
+    """
     from tuneladder.space import space_from_json
+    from tuneladder.tpe import inside
 
     narrowed = read_json(space)
     dists = space_from_json(narrowed["space"])
+    prior = [
+        {
+            "rung": row["rung"],
+            "name": row["name"],
+            "sampled": row["sampled"],
+            "status": row["status"],
+            "best_val_metric": row["best_val_metric"],
+        }
+        for row in read_json(coarse)["trials"]
+        if row["status"] == "ok"
+        and row["params"].get("epochs") == sweep["epochs"]
+        and inside(dists, row["sampled"])
+    ]
     _write_sweep_plan(
         FINE.name,
         dists,
@@ -302,6 +322,7 @@ def plan_fine_stage(
         sweep=sweep,
         seed=seed,
         out=out,
+        prior=prior,
     )
 
 
@@ -315,22 +336,45 @@ def _write_sweep_plan(
     sweep: Mapping[str, Any],
     seed: int,
     out: str | Path,
+    prior: Sequence[Mapping[str, Any]] = (),
 ) -> None:
     from tuneladder.plan import plan_sweep
+    from tuneladder.tpe import TPE, plan_tpe
     from tuneladder.trials import base_params
 
     task_obj = _task(task)
-    plan = plan_sweep(
-        rung,
-        dists,
-        sampler=sweep["sampler"],
-        trials=sweep["trials"],
-        epochs=sweep["epochs"],
-        base=base_params(train, task_obj.default_model),
-        ladder_seed=seed,
-        conditions=conditions,
-        model_applies=task_obj.applies,
-    )
+    base = base_params(train, task_obj.default_model)
+    if sweep["sampler"] == TPE:
+        plan = plan_tpe(
+            rung,
+            dists,
+            conditions=conditions,
+            trials=sweep["trials"],
+            batch=sweep["batch"],
+            epochs=sweep["epochs"],
+            base=base,
+            ladder_seed=seed,
+            prior=prior,
+        )
+        log.info(
+            "%s: %d trials in rounds of %d; the studies start from %d coarse trials",
+            rung,
+            sweep["trials"],
+            sweep["batch"],
+            len(prior),
+        )
+    else:
+        plan = plan_sweep(
+            rung,
+            dists,
+            sampler=sweep["sampler"],
+            trials=sweep["trials"],
+            epochs=sweep["epochs"],
+            base=base,
+            ladder_seed=seed,
+            conditions=conditions,
+            model_applies=task_obj.applies,
+        )
     write_json(out, plan)
 
 
@@ -414,13 +458,14 @@ def sweep_worker_stage(
     torch_device = runtime.start()
     plan_data = read_json(plan)
     data = load_train_val(data_dir).to(torch_device)
+    task_obj = _task(task)
     on_result = _TrialLogger(tracking) if tracking else None
     try:
         report = run_worker(
             plan_data,
             Path(plan).parent,
             data,
-            _task(task).build_model,
+            task_obj.build_model,
             worker=worker,
             workers=workers,
             metric=metric["name"],
@@ -432,6 +477,7 @@ def sweep_worker_stage(
             stale_claim_s=runtime.stale_claim_s,
             save_model=by_name(plan_data["rung"]).keeps_models,
             on_result=on_result,
+            model_applies=task_obj.applies,
         )
     finally:
         if on_result is not None:
