@@ -304,14 +304,14 @@ def plan_fine_stage(
         {
             "rung": row["rung"],
             "name": row["name"],
-            "sampled": row["sampled"],
+            "sampled": _sampled(row, dists),
             "status": row["status"],
             "best_val_metric": row["best_val_metric"],
         }
         for row in read_json(coarse)["trials"]
         if row["status"] == "ok"
         and row["params"].get("epochs") == sweep["epochs"]
-        and inside(dists, row["sampled"])
+        and inside(dists, _sampled(row, dists))
     ]
     _write_sweep_plan(
         FINE.name,
@@ -324,6 +324,14 @@ def plan_fine_stage(
         out=out,
         prior=prior,
     )
+
+
+def _sampled(row: Mapping[str, Any], space: Mapping[str, Any]) -> dict[str, Any]:
+    """What a sweep trial sampled; a row collected before rows recorded it: its searched
+    values (then every searched parameter counts as sampled)."""
+    if "sampled" in row:
+        return dict(row["sampled"])
+    return {name: row["params"][name] for name in space if name in row["params"]}
 
 
 def _write_sweep_plan(
@@ -542,7 +550,7 @@ def select_top_k_stage(
     coarse_plan = read_json(plan)
     space = space_from_json(coarse_plan["space"])
     # only what each trial sampled: a conditional parameter it did not use is absent
-    sampled = [{**row, "params": row["sampled"]} for row in top]
+    sampled = [{**row, "params": _sampled(row, space)} for row in top]
     fine, narrowing = narrow(space, sampled)
     for name, record in narrowing.items():
         if record.get("note"):
