@@ -134,6 +134,17 @@ def test_overrides_set_hyperparameters_and_paths() -> None:
     assert raw["coarse"]["trials"] == 5
 
 
+def with_channels(when: dict, arch: list | None = None, arch_when: dict | None = None) -> dict:
+    """The tiny config's space, plus ``channels`` under ``when`` (and ``arch`` if given)."""
+    space = {**tiny_config()["space"], "channels": {"dist": "choice", "values": [16, 32]}}
+    space["channels"]["when"] = when
+    if arch:
+        space["arch"] = {"dist": "choice", "values": arch}
+        if arch_when:
+            space["arch"]["when"] = arch_when
+    return space
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -172,6 +183,53 @@ def test_overrides_set_hyperparameters_and_paths() -> None:
         ({"data": {"max_memory_mb": 0}}, "data.max_memory_mb must be > 0, got 0"),
         ({"data": {"workers": 2}}, "unknown key data.workers"),
         ({"task": {"name": "image_folder"}}, "task.options.path is required"),
+        (
+            {"space": with_channels({"arhc": "cnn"})},
+            "space.channels.when.arhc: unknown hyperparameter (did you mean arch?)",
+        ),
+        (
+            {"space": with_channels({"arch": "rnn"}, arch=["mlp", "cnn"])},
+            "space.channels.when.arch: 'rnn' is not one of ['mlp', 'cnn']",
+        ),
+        (
+            {"space": with_channels({"num_layers": 5})},
+            "space.channels.when.num_layers: 5 is not one of the whole numbers in [1, 2]",
+        ),
+        (
+            {"space": with_channels({"dropout": 0.1})},
+            "space.channels.when.dropout: space.dropout is a range of floats",
+        ),
+        (
+            {"space": with_channels({"optimizer": "momentum"})},
+            "space.channels.when.optimizer: optimizer is fixed to 'adamw' (train.optimizer),"
+            " so space.channels would never be sampled",
+        ),
+        (
+            {"space": with_channels({"arch": "cnn"})},
+            "space.channels.when.arch: arch is fixed to the task's default 'mlp', so"
+            " space.channels would never be sampled",
+        ),
+        ({"space": with_channels({"channels": 16})}, "a parameter cannot depend on itself"),
+        (
+            {
+                "space": with_channels(
+                    {"arch": "cnn"}, arch=["mlp", "cnn"], arch_when={"channels": 16}
+                )
+            },
+            "space.channels.when and space.arch.when name each other",
+        ),
+        (
+            {"space": {"lr": "auto", "warmup_epochs": {"dist": "uniform", "low": 0.5, "high": 2}}},
+            "space.warmup_epochs would never be sampled: it applies only when schedule is"
+            " warmup_cosine, and schedule is fixed to 'constant' (train.schedule)",
+        ),
+        ({"coarse": {"trials": 4, "sampler": "tpe"}}, "coarse.sampler tpe is for the fine sweep"),
+        ({"coarse": {"trials": 4, "batch": 2}}, "coarse.batch is not used"),
+        (
+            {"fine": {"trials": 4, "sampler": "tpe", "halving": {"min_epochs": 1}}},
+            "fine.halving does not combine with fine.sampler tpe",
+        ),
+        ({"fine": {"trials": 4, "sampler": "tpe", "batch": 0}}, "fine.batch must be >= 1, got 0"),
     ],
 )
 def test_bad_config_fails_with_one_line_naming_the_key(change: dict, message: str) -> None:
@@ -222,3 +280,24 @@ def test_resolving_the_image_folder_task_imports_no_torch(tmp_path: Path) -> Non
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
+
+
+def test_conditions_and_tpe_settings_resolve() -> None:
+    space = with_channels({"arch": ["cnn"]}, arch=["mlp", "cnn"])
+    space["warmup_epochs"] = {"dist": "uniform", "low": 0.5, "high": 2.0}
+    space["schedule"] = {"dist": "choice", "values": ["cosine", "warmup_cosine"]}
+    config = resolve_config({**tiny_config(), "space": space, "fine": {"sampler": "tpe"}})
+    assert config["fine"]["batch"] == 4  # the default, for the fine sweep only
+    assert "batch" not in config["coarse"]
+    lines = describe_plan(
+        config, config, results="r", configfiles=[], workers={"coarse": 2, "fine": 2, "seeds": 2}
+    )
+    assert any(x.endswith("epochs, tpe in rounds of 4, 2 workers") for x in lines), lines
+    # a momentum optimizer makes momentum worth sampling: no error
+    resolve_config(
+        {
+            **tiny_config(),
+            "train": {**tiny_config()["train"], "optimizer": "momentum"},
+            "space": {"lr": "auto", "momentum": {"dist": "uniform", "low": 0.8, "high": 0.99}},
+        }
+    )

@@ -284,6 +284,43 @@ def test_fanova_survives_degenerate_inputs() -> None:
     assert "outside" in fanova_importance(outside, SPACE, mode="max", seed=0)["caveats"][0]
 
 
+def _conditional_sweep(n):
+    """``channels`` only where arch is cnn, and there it decides the value."""
+    rows = []
+    for r in _sweep(n):
+        if r["params"]["arch"] == "cnn":
+            r["params"]["channels"] = [16, 32][(r["index"] // 2) % 2]
+            r["best_val_metric"] += 0.3 * (r["params"]["channels"] == 32)
+        rows.append(r)
+    return rows
+
+
+def test_fanova_measures_a_conditional_parameter_among_the_trials_that_sampled_it() -> None:
+    space = {**SPACE, "channels": CategoricalDistribution([16, 32])}
+    rows = _conditional_sweep(40)
+    result = fanova_importance(rows, space, mode="max", seed=0)
+    assert result["trials"] == 40 and result["conditional"] == {"channels": 20}
+    assert (
+        "sampled by some trials only, so measured among those trials: channels (20 trials)"
+        in (result["caveats"])
+    )
+    # among the cnn trials channels explains most of the variance
+    assert result["importances"]["channels"] > 0.5
+    # the interactions' share sums the parameters every trial sampled, not channels
+    always = sum(result["importances"][n] for n in SPACE)
+    assert math.isclose(result["interactions"], max(0.0, 1.0 - always))
+    # absent values are drawn, not tripped over
+    from tuneladder.report import _figures as figs
+
+    labels = ["ok"] * len(rows)
+    for fig in (
+        figs.parallel_figure(rows, space, metric="acc", mode="max"),
+        figs.hyperparameters_figure(rows, labels, space, chosen={}, metric="acc", mode="max"),
+        figs.importance_figure(result),
+    ):
+        assert figs.png_bytes(fig).startswith(b"\x89PNG\r\n\x1a\n")
+
+
 # --- the page, from a real tiny ladder -------------------------------------------------------
 
 

@@ -6,7 +6,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from tuneladder.final import choose, tie_break
-from tuneladder.selection import narrow_space, top_distinct
+from tuneladder.selection import narrow, narrow_space, top_distinct
 from tuneladder.stats import describe, welch_p_value
 
 
@@ -34,35 +34,66 @@ def test_top_distinct_skips_repeated_configs_and_ties_keep_ladder_order() -> Non
     assert [r["index"] for r in top_distinct(tied, 3, "max")] == [1, 2, 0]
 
 
-def test_narrowing_stays_inside_and_uses_log_space() -> None:
+def test_narrowing_centres_on_the_best_and_spans_the_others_distance() -> None:
     space = {
         "lr": FloatDistribution(1e-5, 1e-1, log=True),
         "dropout": FloatDistribution(0.0, 0.5),
         "layers": IntDistribution(1, 6),
         "opt": CategoricalDistribution(["sgd", "adam", "adamw"]),
     }
-    top = [
+    top = [  # best first
         row(0, lr=1e-3, dropout=0.1, layers=2, opt="adamw"),
         row(1, lr=1e-2, dropout=0.2, layers=3, opt="sgd"),
+        row(2, lr=1e-4, dropout=0.3, layers=2, opt="adamw"),
     ]
-    fine = narrow_space(space, top)
-    lo, hi = fine["lr"].low, fine["lr"].high
-    # log span of one decade, widened by half a decade each side
-    assert math.isclose(math.log10(lo), -3.5) and math.isclose(math.log10(hi), -1.5)
-    assert math.isclose(fine["dropout"].low, 0.05) and math.isclose(fine["dropout"].high, 0.25)
-    assert (fine["layers"].low, fine["layers"].high) == (1, 4)
+    fine, record = narrow(space, top)
+    # lr: the others lie one decade from the best (RMS 1): [1e-4, 1e-2], half the 4 decades
+    assert math.isclose(fine["lr"].low, 1e-4) and math.isclose(fine["lr"].high, 1e-2)
+    assert math.isclose(record["lr"]["kept"], 0.5) and record["lr"]["agree"] is True
+    # dropout: RMS of 0.1 and 0.2 is 0.158; clipped at 0 the range keeps 52%: they disagree
+    assert fine["dropout"].low == 0.0 and math.isclose(fine["dropout"].high, 0.1 + 0.025**0.5)
+    assert record["dropout"]["agree"] is False
+    assert record["dropout"]["note"] == (
+        "the top 3 disagree: spread 0.16 around the best, so the fine range keeps 52% of the"
+        " coarse one"
+    )
+    # layers: RMS of 1 and 0 is 0.71 around 2, widened to whole numbers: [1, 3]
+    assert (fine["layers"].low, fine["layers"].high) == (1, 3) and record["layers"]["agree"]
     assert fine["opt"].choices == ("sgd", "adamw")  # original order, unused value gone
+    assert record["opt"] == {
+        "used_by": 3,
+        "of": 3,
+        "values": ["sgd", "adamw"],
+        "kept": 2 / 3,
+        "agree": True,
+    }
     for name, dist in fine.items():
         if hasattr(dist, "low"):
             assert space[name].low <= dist.low <= dist.high <= space[name].high
 
 
-def test_narrowing_never_widens_past_the_original() -> None:
+def test_narrowing_never_widens_past_the_original_nor_to_a_point() -> None:
     space = {"x": FloatDistribution(0.0, 1.0)}
-    fine = narrow_space(space, [row(0, x=0.0), row(1, x=1.0)])
-    assert (fine["x"].low, fine["x"].high) == (0.0, 1.0)
-    single = narrow_space(space, [row(0, x=0.5)])
-    assert 0.4 < single["x"].low < 0.5 < single["x"].high < 0.6
+    fine, record = narrow(space, [row(0, x=0.0), row(1, x=1.0)])
+    assert (fine["x"].low, fine["x"].high) == (0.0, 1.0) and record["x"]["agree"] is False
+    # all agree: the narrowest range, a twentieth of the coarse on each side
+    same = narrow_space(space, [row(i, x=0.5) for i in range(3)])
+    assert math.isclose(same["x"].low, 0.45) and math.isclose(same["x"].high, 0.55)
+    single = narrow_space(space, [row(0, x=0.5)])  # top_k 1: the same around it
+    assert math.isclose(single["x"].low, 0.45) and math.isclose(single["x"].high, 0.55)
+
+
+def test_a_parameter_few_of_the_top_k_sampled_keeps_its_coarse_range() -> None:
+    space = {"x": FloatDistribution(0.0, 1.0), "channels": CategoricalDistribution([16, 32])}
+    top = [row(0, x=0.5), row(1, x=0.52, channels=32), row(2, x=0.48)]
+    fine, record = narrow(space, top)
+    assert fine["channels"] == space["channels"]
+    assert record["channels"]["note"] == "only 1 of the top 3 sampled it: coarse range kept"
+    assert record["channels"]["agree"] is None
+    # x: only the trials that sampled it count, and all three did
+    assert record["x"]["used_by"] == 3 and record["x"]["agree"] is True
+    none, record = narrow(space, [row(0, x=0.5), row(1, x=0.6)])
+    assert none["channels"] == space["channels"] and record["channels"]["used_by"] == 0
 
 
 def test_narrowing_needs_a_successful_trial() -> None:

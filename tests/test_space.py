@@ -5,7 +5,15 @@ import math
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from tuneladder.space import sample, space_from_config, space_from_json, space_to_json
+from tuneladder.space import (
+    active,
+    conditions_from_config,
+    sample,
+    space_from_config,
+    space_from_json,
+    space_to_json,
+)
+from tuneladder.tasks.digits import applies
 
 SPEC = {
     "lr": {"dist": "loguniform", "low": 1e-5, "high": 1e-1},
@@ -98,3 +106,60 @@ def test_sobol_point_i_is_the_sequences_point_i(index: int) -> None:
     if index:
         engine.fast_forward(index)
     assert np.array_equal(engine.random(1)[0], _unit_point("sobol", dims=5, index=index, seed=7))
+
+
+COND_SPEC = {
+    "arch": {"dist": "choice", "values": ["mlp", "cnn"]},
+    "channels": {"dist": "choice", "values": [16, 32]},
+    "schedule": {"dist": "choice", "values": ["constant", "warmup_cosine"]},
+    "warmup_epochs": {"dist": "uniform", "low": 0.5, "high": 3.0},
+    "optimizer": {"dist": "choice", "values": ["adamw", "momentum"]},
+    "momentum": {"dist": "uniform", "low": 0.8, "high": 0.99},
+    "grad_clip": {"dist": "uniform", "low": 0.5, "high": 2.0, "when": {"optimizer": "momentum"}},
+}
+BASE = {"arch": "mlp", "channels": 16, "num_layers": 2, "width": 64, "dropout": 0.1}
+
+
+def test_a_trial_samples_only_what_it_reads() -> None:
+    """momentum only with the momentum optimizer, warm-up only for warmup_cosine, channels only
+    for the cnn (the digits task's applies), grad_clip only where its `when` holds."""
+    space = space_from_config(COND_SPEC)
+    conditions = conditions_from_config(COND_SPEC)
+    assert conditions == {"grad_clip": {"optimizer": ["momentum"]}}
+    seen = []
+    for i in range(64):
+        drawn = sample(space, sampler="sobol", index=i, seed=0)
+        used = active(drawn, BASE, conditions=conditions, model_applies=applies)
+        assert set(used) <= set(drawn) and all(used[k] == drawn[k] for k in used)
+        assert ("channels" in used) == (drawn["arch"] == "cnn")
+        assert ("warmup_epochs" in used) == (drawn["schedule"] == "warmup_cosine")
+        assert ("momentum" in used) == (drawn["optimizer"] == "momentum")
+        assert ("grad_clip" in used) == (drawn["optimizer"] == "momentum")
+        seen.append(used)
+    # every combination occurs, so each parameter is both present and absent somewhere
+    for name in ("channels", "warmup_epochs", "momentum", "grad_clip"):
+        assert 0 < sum(name in used for used in seen) < len(seen)
+
+
+def test_dropping_a_value_can_drop_another() -> None:
+    # arch is sampled only with warm-up; when it falls back to the fixed mlp, channels goes too
+    conditions = {"arch": {"schedule": ["warmup_cosine"]}}
+    drawn = {"schedule": "constant", "arch": "cnn", "channels": 32}
+    assert active(drawn, BASE, conditions=conditions, model_applies=applies) == {
+        "schedule": "constant"
+    }
+    drawn["schedule"] = "warmup_cosine"
+    assert active(drawn, BASE, conditions=conditions, model_applies=applies) == drawn
+
+
+def test_conditions_keep_trial_i_a_function_of_i() -> None:
+    """Every dimension is drawn, then some dropped: trial i does not depend on the others."""
+    space = space_from_config(COND_SPEC)
+    conditions = conditions_from_config(COND_SPEC)
+
+    def trial(i: int) -> dict:
+        drawn = sample(space, sampler="sobol", index=i, seed=5)
+        return active(drawn, BASE, conditions=conditions, model_applies=applies)
+
+    forward = [trial(i) for i in range(20)]
+    assert forward == list(reversed([trial(i) for i in reversed(range(20))]))

@@ -93,3 +93,70 @@ def test_sanity_rungs_train_under_the_runtimes_precision(
         assert (tmp_path / "lr_range.csv").is_file()
     assert seen == [("enter", "bf16"), ("train", "cpu"), ("exit", "bf16")]
     assert read_json(next(tmp_path.glob("*.json")))
+
+
+def test_select_and_plan_fine_use_what_each_trial_sampled(tmp_path: Path) -> None:
+    """The top-k narrow only on the values their trials sampled; a tpe fine plan starts
+    from the ok coarse trials inside the fine space that trained as many epochs."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    from tuneladder.io import write_json
+    from tuneladder.space import space_to_json
+
+    space = {
+        "lr": FloatDistribution(1e-4, 1e-1, log=True),
+        "arch": CategoricalDistribution(["mlp", "cnn"]),
+        "channels": CategoricalDistribution([16, 32]),
+    }
+
+    def row(name, value, lr, arch, epochs=2, status="ok", **extra):
+        sampled = {"lr": lr, "arch": arch, **extra}
+        params = {"lr": lr, "arch": arch, "channels": 16, "epochs": epochs, **extra}
+        return {"rung": "coarse", "name": name, "index": int(name), "status": status,
+                "best_val_metric": value, "params": params, "sampled": sampled}  # fmt: skip
+
+    rows = [
+        row("0", 0.9, 1e-3, "cnn", channels=32),
+        row("1", 0.8, 2e-3, "mlp"),  # channels not sampled: absent, not 16
+        row("2", 0.7, 4e-3, "mlp", epochs=5),  # another length: not in the prior
+        row("3", 0.1, 1e-1, "mlp"),  # outside the fine lr range
+        row("4", None, 1e-3, "mlp", status="diverged"),
+    ]
+    write_json(tmp_path / "coarse.json", {"trials": rows})
+    write_json(tmp_path / "plan.json", {"space": space_to_json(space), "conditions": {}})
+    stages.select_top_k_stage(
+        coarse=tmp_path / "coarse.json",
+        plan=tmp_path / "plan.json",
+        top_k=3,
+        mode="max",
+        topk_out=tmp_path / "topk.json",
+        space_out=tmp_path / "space.json",
+    )
+    narrowed = read_json(tmp_path / "space.json")
+    assert narrowed["narrowing"]["channels"]["used_by"] == 1  # only trial 0 sampled it
+    assert narrowed["narrowing"]["channels"]["note"].startswith("only 1 of the top 3")
+    assert narrowed["conditions"] == {}
+    stages.plan_fine_stage(
+        space=tmp_path / "space.json",
+        coarse=tmp_path / "coarse.json",
+        task={"name": "digits", "options": {}},
+        train={"epochs": 2},
+        sweep={"trials": 4, "epochs": 2, "sampler": "tpe", "batch": 2},
+        seed=0,
+        out=tmp_path / "fine.json",
+    )
+    fine = read_json(tmp_path / "fine.json")
+    assert [p["name"] for p in fine["prior"]] == ["0", "1"]
+    assert fine["prior"][1]["sampled"] == {"lr": 2e-3, "arch": "mlp"}
+    # rows collected before they recorded `sampled`: every searched value counts
+    legacy = [{k: v for k, v in r.items() if k != "sampled"} for r in rows]
+    write_json(tmp_path / "coarse.json", {"trials": legacy})
+    stages.select_top_k_stage(
+        coarse=tmp_path / "coarse.json",
+        plan=tmp_path / "plan.json",
+        top_k=3,
+        mode="max",
+        topk_out=tmp_path / "topk.json",
+        space_out=tmp_path / "space.json",
+    )
+    assert read_json(tmp_path / "space.json")["narrowing"]["channels"]["used_by"] == 3

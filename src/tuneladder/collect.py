@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneladder.hparams import TrialConfig
+from tuneladder.tpe import resolved_entries
 from tuneladder.trials import (
     KEEP_TRIALS,
     Code,
@@ -53,11 +54,19 @@ class IncompleteRung(RuntimeError):
 def collect_rung(
     plan: Mapping[str, Any], rung_dir: str | Path, *, data_fingerprint: str, metric: str
 ) -> list[dict[str, Any]]:
-    """One row per planned trial: its name, dir, params and headline numbers."""
+    """One row per planned trial: its name, dir, params and headline numbers.
+
+    A sweep trial's row also has ``sampled``, the values its sampler chose and
+    the trial used: a searched parameter it did not sample (its condition
+    failed) is absent there, while ``params`` holds every value it trained with.
+    """
     rung_dir = Path(rung_dir)
     rows, missing = [], []
     codes: dict[str | None, Code] = {}  # the code now, by task module
-    for entry in plan["trials"]:
+    for entry in resolved_entries(plan, rung_dir):
+        if "config" not in entry:  # a round of a tpe sweep that was never asked
+            missing.append(f"{entry['name']}: round {entry['round']} not asked yet")
+            continue
         result = read_result(rung_dir / entry["dir"])
         # the rung does not know its task: the result names the module it hashed
         module = ((result or {}).get("code") or {}).get("task_module")
@@ -81,7 +90,7 @@ def collect_rung(
             "params": result["params"],
         }
         row.update({k: result.get(k) for k in ROW_FIELDS})
-        for extra in ("group", "seed_index", "level"):
+        for extra in ("sampled", "round", "group", "seed_index", "level"):
             if extra in entry:
                 row[extra] = entry[extra]
         rows.append(row)

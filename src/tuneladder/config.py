@@ -237,6 +237,8 @@ def _check_cross_fields(config: dict[str, Any], task: Any) -> None:
     _sensitivity_defaults(config)
     for key, spec in config["space"].items():
         _check_distribution(f"space.{key}", spec)
+    _check_conditions(config["space"], config["train"])
+    _check_sweeps(config["coarse"], config["fine"])
     top_k, coarse = config["select"]["top_k"], config["coarse"]["trials"]
     if top_k > coarse:
         raise ConfigError(f"select.top_k must be <= coarse.trials ({coarse}), got {top_k}")
@@ -267,14 +269,14 @@ def _check_distribution(path: str, spec: Any) -> None:
         return
     dist = spec["dist"]
     if dist == "choice":
-        extra = sorted(set(spec) - {"dist", "values"})
+        extra = sorted(set(spec) - {"dist", "values", "when"})
         if extra:
             raise ConfigError(f"{path}.{extra[0]} is not used by dist choice (use values)")
         values = spec.get("values")
         if not values:
             raise ConfigError(f"{path}.values must list at least one value, got {values!r}")
         return
-    extra = sorted(set(spec) - {"dist", "low", "high", "log"})
+    extra = sorted(set(spec) - {"dist", "low", "high", "log", "when"})
     if extra or ("log" in spec and dist != "int"):
         bad = extra[0] if extra else "log"
         raise ConfigError(f"{path}.{bad} is not used by dist {dist}")
@@ -290,6 +292,93 @@ def _check_distribution(path: str, spec: Any) -> None:
         raise ConfigError(f"{path}.low must be <= {path}.high, got {low=}, {high=}")
     if (dist == "loguniform" or spec.get("log")) and low <= 0:
         raise ConfigError(f"{path}.low must be > 0, got {low} (the scale is logarithmic)")
+
+
+# Trials asked per round of a TPE fine sweep, unless the config says.
+TPE_BATCH = 4
+
+
+def _check_sweeps(coarse: dict[str, Any], fine: dict[str, Any]) -> None:
+    if coarse["sampler"] == "tpe":
+        raise ConfigError(
+            "coarse.sampler tpe is for the fine sweep only: TPE learns from finished trials,"
+            " and the coarse sweep is where they come from (use random or sobol)"
+        )
+    if "batch" in coarse:
+        raise ConfigError("coarse.batch is not used: only a tpe fine sweep runs in rounds")
+    if fine["sampler"] == "tpe" and fine.get("halving"):
+        raise ConfigError(
+            "fine.halving does not combine with fine.sampler tpe: a TPE round learns from"
+            " finished trials, and halving stops most of them early (use one or the other)"
+        )
+    fine.setdefault("batch", TPE_BATCH)
+
+
+def _fixed_value(name: str, train: Mapping[str, Any]) -> Any:
+    """The value a hyperparameter has when the space does not sample it (None: the task's)."""
+    if name in train:
+        return train[name]
+    default = _schema()["properties"]["train"]["properties"].get(name, {})
+    return default.get("default")
+
+
+def _check_conditions(space: Mapping[str, Any], train: Mapping[str, Any]) -> None:
+    """Each `when` names another hyperparameter and values it can take; none is never true.
+
+    A model hyperparameter the space does not sample takes the task's default,
+    which only the task knows: :func:`_check_against_task` checks those.
+    """
+    from tuneladder.hparams import ONLY_WITH
+
+    for name, spec in space.items():
+        for other, values in _when(spec).items():
+            path = f"space.{name}.when.{other}"
+            if other == name:
+                raise ConfigError(f"{path}: a parameter cannot depend on itself")
+            if name in _when(space.get(other)):
+                raise ConfigError(f"space.{name}.when and space.{other}.when name each other")
+            other_spec = space.get(other)
+            if other_spec is None:
+                fixed = _fixed_value(other, train)
+                if fixed is not None and fixed not in values:
+                    raise ConfigError(
+                        f"{path}: {other} is fixed to {fixed!r} (train.{other}), so"
+                        f" space.{name} would never be sampled"
+                    )
+                continue
+            dist = other_spec.get("dist") if isinstance(other_spec, Mapping) else None
+            if dist == "choice":
+                possible = other_spec["values"]
+                bad = [v for v in values if v not in possible]
+            elif dist == "int":
+                bad = [
+                    v
+                    for v in values
+                    if not (isinstance(v, int) and other_spec["low"] <= v <= other_spec["high"])
+                ]
+                possible = f"the whole numbers in [{other_spec['low']}, {other_spec['high']}]"
+            else:
+                raise ConfigError(
+                    f"{path}: space.{other} is a range of floats, which would hardly ever equal"
+                    " a listed value; condition on a choice, an int or a fixed value"
+                )
+            if bad:
+                raise ConfigError(f"{path}: {bad[0]!r} is not one of {possible}")
+    for name, (setting, values) in ONLY_WITH.items():
+        if name in space and setting not in space:
+            fixed = _fixed_value(setting, train)
+            if fixed not in values:
+                raise ConfigError(
+                    f"space.{name} would never be sampled: it applies only when {setting} is"
+                    f" {' or '.join(sorted(values))}, and {setting} is fixed to {fixed!r}"
+                    f" (train.{setting}); add {setting} to the space or drop {name}"
+                )
+
+
+def _when(spec: Any) -> dict[str, list[Any]]:
+    """A space entry's `when`, each value as a list (nothing for `auto` or none)."""
+    when = spec.get("when", {}) if isinstance(spec, Mapping) else {}
+    return {k: v if isinstance(v, list) else [v] for k, v in when.items()}
 
 
 def _load_task(config: Mapping[str, Any]) -> Any:
@@ -337,6 +426,18 @@ def _check_against_task(config: dict[str, Any], task: Any) -> None:
             if key not in allowed:
                 raise ConfigError(
                     f"unknown hyperparameter {section}.{key}{_did_you_mean(key, allowed)}"
+                )
+    for key, spec in config["space"].items():
+        for other, values in _when(spec).items():
+            path = f"space.{key}.when.{other}"
+            if other not in allowed:
+                raise ConfigError(f"{path}: unknown hyperparameter{_did_you_mean(other, allowed)}")
+            fixed = task.default_model.get(other)
+            unsampled = other not in config["space"] and other not in config["train"]
+            if unsampled and other in task.model_params and fixed not in values:
+                raise ConfigError(
+                    f"{path}: {other} is fixed to the task's default {fixed!r}, so"
+                    f" space.{key} would never be sampled"
                 )
 
 
@@ -389,7 +490,9 @@ def describe_plan(
         f" {coarse['sampler']}, {workers['coarse']} workers{halving('coarse')}",
         f"  select  top {config['select']['top_k']}, narrowed space for the fine sweep",
         f"  fine    {count('fine', 'trials')} trials x {fine['epochs']} epochs,"
-        f" {fine['sampler']}, {workers['fine']} workers{halving('fine')}",
+        f" {fine['sampler']}"
+        + (f" in rounds of {fine['batch']}" if fine["sampler"] == "tpe" else "")
+        + f", {workers['fine']} workers{halving('fine')}",
         f"  seeds   ({count('seeds', 'finalists')} finalists + untuned default) x"
         f" {count('seeds', 'seeds')} seeds x {seeds['epochs']} epochs ="
         f" {groups * seeds['seeds']} trials, {workers['seeds']} workers",

@@ -9,7 +9,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TRAIN_FIELDS", "TrialConfig", "applicable", "config_hash"]
+__all__ = ["ONLY_WITH", "TRAIN_FIELDS", "TrialConfig", "applicable", "config_hash", "unused"]
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def config_hash(config: TrialConfig) -> str:
 
 
 # Settings that apply only under some values of another: name -> (setting, the values).
-_ONLY_WITH: dict[str, tuple[str, frozenset[str]]] = {
+ONLY_WITH: dict[str, tuple[str, frozenset[str]]] = {
     "momentum": ("optimizer", frozenset({"momentum"})),
     "nesterov": ("optimizer", frozenset({"momentum"})),
     "step_epochs": ("schedule", frozenset({"step"})),
@@ -87,6 +87,36 @@ _ONLY_WITH: dict[str, tuple[str, frozenset[str]]] = {
 _GUARDS = frozenset({"diverge_factor"})
 
 
+def unused(
+    params: Mapping[str, Any],
+    *,
+    model_applies: Callable[[Mapping[str, Any]], Collection[str]] | None = None,
+) -> set[str]:
+    """The names in a flat config that the trial built from it never reads.
+
+    ``momentum`` and ``nesterov`` unless the optimizer is ``momentum``; ``gamma``
+    unless the schedule is ``step`` or ``exponential``; ``step_epochs`` unless it
+    is ``step``; ``warmup_epochs`` unless it is ``warmup_cosine``; and the model
+    hyperparameters (names outside :data:`TRAIN_FIELDS`) that ``model_applies`` (a
+    task's :attr:`~tuneladder.tasks.Task.applies`) leaves out, none when it is None.
+    The sweeps sample a searched parameter only where it is read
+    (:func:`tuneladder.space.active`); the summary lists only the others.
+
+    Example::
+
+        >>> sorted(unused({"optimizer": "adamw", "momentum": 0.9, "lr": 1e-3}))
+        ['momentum']
+    """
+    train = {k for k in params if k in TRAIN_FIELDS or k == "seed"}
+    model = {k: v for k, v in params.items() if k not in train}
+    model_kept = set(model) if model_applies is None else set(model_applies(model))
+    out = {name for name in model if name not in model_kept}
+    for name, (setting, values) in ONLY_WITH.items():
+        if name in params and setting in params and params[setting] not in values:
+            out.add(name)
+    return out
+
+
 def applicable(
     params: Mapping[str, Any],
     *,
@@ -94,30 +124,12 @@ def applicable(
 ) -> dict[str, Any]:
     """The hyperparameters of a flat config that the trial actually used, in their order.
 
-    Dropped: runner guards (``diverge_factor``); ``momentum`` and ``nesterov`` unless
-    the optimizer is ``momentum``; ``gamma`` unless the schedule is ``step`` or
-    ``exponential``; ``step_epochs`` unless it is ``step``; ``warmup_epochs``
-    unless it is ``warmup_cosine``. Model hyperparameters (names outside
-    :data:`TRAIN_FIELDS`) are kept when ``model_applies`` (a task's
-    :attr:`~tuneladder.tasks.Task.applies`) names them, all of them when it is None.
+    Dropped: runner guards (``diverge_factor``) and what :func:`unused` names.
 
     Example::
 
         >>> applicable({"optimizer": "adamw", "momentum": 0.9, "lr": 1e-3})
         {'optimizer': 'adamw', 'lr': 0.001}
     """
-    train = {k for k in params if k in TRAIN_FIELDS or k == "seed"}
-    model = {k: v for k, v in params.items() if k not in train}
-    model_kept = set(model) if model_applies is None else set(model_applies(model))
-    out = {}
-    for name, value in params.items():
-        if name in _GUARDS:
-            continue
-        if name in _ONLY_WITH:
-            setting, values = _ONLY_WITH[name]
-            if setting in params and params[setting] not in values:
-                continue
-        if name in model and name not in model_kept:
-            continue
-        out[name] = value
-    return out
+    dropped = unused(params, model_applies=model_applies) | _GUARDS
+    return {name: value for name, value in params.items() if name not in dropped}

@@ -6,11 +6,11 @@ plans the same trials; trial ``i`` does not depend on how many trials there are.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from tuneladder.rungs import BASELINE, SEEDS
-from tuneladder.space import Space, sample, space_to_json
+from tuneladder.space import Conditions, Space, active, sample, space_to_json
 from tuneladder.trials import derive_seed, make_trial_config
 
 __all__ = ["plan_seeds", "plan_sweep"]
@@ -25,14 +25,22 @@ def plan_sweep(
     epochs: int,
     base: Mapping[str, Any],
     ladder_seed: int,
+    conditions: Conditions | None = None,
+    model_applies: Callable[[Mapping[str, Any]], Collection[str]] | None = None,
 ) -> dict[str, Any]:
-    """``trials`` configs sampled from ``space`` over the fixed ``base`` hyperparameters."""
+    """``trials`` configs sampled from ``space`` over the fixed ``base`` hyperparameters.
+
+    A sampled value the trial would not use (``conditions``, and the task's
+    ``model_applies``) is dropped: the trial keeps the fixed value
+    (:func:`tuneladder.space.active`).
+    """
     entries = []
     for index in range(trials):
         # the sampler's stream is keyed by rung, so coarse and fine never repeat each other
         sampled = sample(
             space, sampler=sampler, index=index, seed=derive_seed(ladder_seed, f"{rung}-space", 0)
         )
+        sampled = active(sampled, base, conditions=conditions, model_applies=model_applies)
         config = make_trial_config(
             base, sampled, epochs=epochs, seed=derive_seed(ladder_seed, rung, index)
         )
@@ -45,7 +53,13 @@ def plan_sweep(
                 "config": config.to_json(),
             }
         )
-    return {"rung": rung, "sampler": sampler, "space": space_to_json(space), "trials": entries}
+    return {
+        "rung": rung,
+        "sampler": sampler,
+        "space": space_to_json(space),
+        "conditions": dict(conditions or {}),
+        "trials": entries,
+    }
 
 
 def plan_seeds(

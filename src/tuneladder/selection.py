@@ -1,11 +1,15 @@
 """Ranking trials, keeping the top k, and narrowing the space around them.
 
-Narrowing rule (docs/architecture.md): for each numeric parameter take the
-top-k values' span, in log space for log parameters and linear space
-otherwise, widen it by half its width on each side (by a tenth of the
-original span when all top-k agree), and clip it to the original range;
-categorical parameters keep only the values the top-k use, in their original
-order. The fine space is therefore never wider than the coarse one.
+Narrowing rule (docs/architecture.md): each numeric parameter's fine range is
+centred on the best trial's value and reaches as far on each side as the other
+top-k trials lie from it (their root-mean-square distance, in log space for log
+parameters), at least a twentieth of the coarse range, clipped to the coarse
+range. Categorical parameters keep only the values the top-k use, in their
+original order. Only the trials that sampled a parameter count for it (a
+conditional one may be absent); when only one of several did, it keeps its
+coarse range. The fine space is never wider than the coarse one, and each parameter's
+record says whether the top-k agreed: a fine range that keeps more than half of
+the coarse one is centred on the best but says that the top-k disagree.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from tuneladder.direction import Direction, top
 from tuneladder.space import Space
 
-__all__ = ["narrow_space", "top_distinct"]
+__all__ = ["AGREE", "MIN_HALF_WIDTH", "narrow", "narrow_space", "top_distinct"]
 
-WIDEN = 0.5
-MIN_SPAN = 0.1
+# The narrowest fine range, as a share of the coarse range on each side of the best.
+MIN_HALF_WIDTH = 0.05
+# The top-k agree on a parameter when its fine range keeps at most this share of the coarse.
+AGREE = 0.5
 
 
 def top_distinct(
@@ -33,34 +39,82 @@ def top_distinct(
 
 
 def narrow_space(space: Space, top: Sequence[Mapping[str, Any]]) -> Space:
-    """The fine space around the ``top`` trials' sampled values."""
+    """The fine space around the ``top`` trials' sampled values (best first)."""
+    return narrow(space, top)[0]
+
+
+def narrow(
+    space: Space, top: Sequence[Mapping[str, Any]]
+) -> tuple[Space, dict[str, dict[str, Any]]]:
+    """The fine space around the ``top`` trials (best first), and how each parameter narrowed.
+
+    ``top`` rows carry the values each trial sampled under ``params``; a
+    parameter a trial did not sample is absent there. The record of a parameter
+    has ``used_by`` (how many of the top-k sampled it), ``kept`` (the fine
+    range's share of the coarse one, in log space for log parameters; for a
+    categorical, the share of its values), ``agree`` and, when they do not,
+    ``note``, a sentence for the report.
+    """
     if not top:
         raise ValueError("no successful trial to narrow the space around")
     fine: Space = {}
+    records: dict[str, dict[str, Any]] = {}
     for name, dist in space.items():
-        values = [row["params"][name] for row in top]
-        if isinstance(dist, CategoricalDistribution):
+        values = [row["params"][name] for row in top if name in row["params"]]
+        record: dict[str, Any] = {"used_by": len(values), "of": len(top)}
+        if not values or (len(values) == 1 and len(top) > 1):
+            fine[name] = dist
+            record.update(kept=1.0, agree=None)
+            record["note"] = (
+                f"only {len(values)} of the top {len(top)} sampled it: coarse range kept"
+            )
+        elif isinstance(dist, CategoricalDistribution):
             used = [c for c in dist.choices if c in values]
             fine[name] = CategoricalDistribution(used)
-            continue
-        assert isinstance(dist, FloatDistribution | IntDistribution)
-        low, high = _narrow(values, dist.low, dist.high, log=dist.log)
-        if isinstance(dist, IntDistribution):
-            fine[name] = IntDistribution(
-                max(dist.low, math.floor(low)), min(dist.high, math.ceil(high)), log=dist.log
-            )
+            record.update(values=used, kept=len(used) / len(dist.choices))
+            record["agree"] = len(used) < len(dist.choices) or len(used) == 1
+            if not record["agree"]:
+                record["note"] = f"the top {len(values)} use every value: all kept"
         else:
-            fine[name] = FloatDistribution(low, high, log=dist.log)
-    return fine
+            assert isinstance(dist, FloatDistribution | IntDistribution)
+            fine[name], range_record = _narrow_range(dist, values)
+            record.update(range_record)
+            if not record["agree"]:
+                record["note"] = (
+                    f"the top {len(values)} disagree: spread {record['spread']:.2g}"
+                    f"{' decades' if dist.log else ''} around the best, so the fine range keeps"
+                    f" {record['kept']:.0%} of the coarse one"
+                )
+        records[name] = record
+    return fine, records
 
 
-def _narrow(values: Sequence[float], low: float, high: float, *, log: bool) -> tuple[float, float]:
-    to = math.log if log else float
-    back = math.exp if log else float
-    lo, hi = to(min(values)), to(max(values))
-    span = hi - lo
-    pad = WIDEN * span if span > 0 else MIN_SPAN * (to(high) - to(low)) / 2
-    new_low = max(to(low), lo - pad)
-    new_high = min(to(high), hi + pad)
-    # exp(log(x)) may drift by an ulp past the original bounds: clip in value space too
-    return max(low, back(new_low)), min(high, back(new_high))
+def _narrow_range(
+    dist: FloatDistribution | IntDistribution, values: Sequence[float]
+) -> tuple[FloatDistribution | IntDistribution, dict[str, Any]]:
+    """Centre on ``values[0]`` (the best), half-width the others' RMS distance from it."""
+    to = math.log10 if dist.log else float
+    back = (lambda t: 10.0**t) if dist.log else float
+    low, high = to(dist.low), to(dist.high)
+    width = high - low
+    centre = to(values[0])
+    others = [to(v) - centre for v in values[1:]]
+    spread = math.sqrt(sum(d * d for d in others) / len(others)) if others else 0.0
+    half = max(spread, MIN_HALF_WIDTH * width)
+    # 10**log10(x) may drift by an ulp past the original bounds: clip in value space too
+    new_low = max(dist.low, back(max(low, centre - half)))
+    new_high = min(dist.high, back(min(high, centre + half)))
+    narrowed: FloatDistribution | IntDistribution
+    if isinstance(dist, IntDistribution):
+        lo, hi = max(dist.low, math.floor(new_low)), min(dist.high, math.ceil(new_high))
+        narrowed = IntDistribution(lo, hi, log=dist.log)
+        new_low, new_high = lo, hi
+    else:
+        narrowed = FloatDistribution(new_low, new_high, log=dist.log)
+    kept = (to(new_high) - to(new_low)) / width if width > 0 else 1.0
+    return narrowed, {
+        "best": values[0],
+        "spread": spread,
+        "kept": kept,
+        "agree": kept <= AGREE,
+    }

@@ -6,12 +6,17 @@ That is why the samplers here map a per-index point of the unit cube onto the
 distributions instead of driving an Optuna study: Optuna's ``QMCSampler``
 samples its first trial independently and categorical parameters at random,
 and its ``RandomSampler`` draws from one stream shared by all trials.
+
+Conditional parameters keep that purity: every trial draws a value for every
+dimension, and :func:`active` then drops the values the trial would not read
+(``momentum`` for adamw, ``channels`` for an MLP) or whose ``when`` fails, so
+trial ``i`` of a space with conditions still takes point ``i``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,7 +31,10 @@ from optuna.distributions import (
 
 __all__ = [
     "SAMPLERS",
+    "Conditions",
     "Space",
+    "active",
+    "conditions_from_config",
     "sample",
     "space_from_config",
     "space_from_json",
@@ -34,6 +42,8 @@ __all__ = [
 ]
 
 Space = dict[str, BaseDistribution]
+# parameter -> {another parameter: the values under which it is sampled}
+Conditions = dict[str, dict[str, list[Any]]]
 SAMPLERS = ("random", "sobol")
 
 
@@ -63,6 +73,64 @@ def space_from_config(
         else:
             raise ValueError(f"space.{name}.dist is unknown: {entry['dist']!r}")
     return space
+
+
+def conditions_from_config(spec: Mapping[str, Any]) -> Conditions:
+    """The ``when`` of each entry of the config's ``space``, with single values as lists.
+
+    Example::
+
+        >>> conditions_from_config({"channels": {"dist": "int", "low": 8, "high": 32,
+        ...                                      "when": {"arch": "cnn"}}})
+        {'channels': {'arch': ['cnn']}}
+    """
+    out: Conditions = {}
+    for name, entry in sorted(spec.items()):
+        when = entry.get("when") if isinstance(entry, Mapping) else None
+        if when:
+            out[name] = {
+                other: list(values) if isinstance(values, list) else [values]
+                for other, values in sorted(when.items())
+            }
+    return out
+
+
+def active(
+    sampled: Mapping[str, Any],
+    base: Mapping[str, Any],
+    *,
+    conditions: Mapping[str, Mapping[str, Sequence[Any]]] | None = None,
+    model_applies: Callable[[Mapping[str, Any]], Collection[str]] | None = None,
+) -> dict[str, Any]:
+    """The sampled values a trial uses; the others fall back to the fixed ``base`` values.
+
+    A value is dropped when its ``when`` fails or when the trial would not read it
+    (:func:`tuneladder.hparams.unused`, with the task's ``applies``). Dropping one
+    value can drop another (``channels`` when ``arch`` itself fell back to
+    ``mlp``), so this repeats until nothing changes.
+
+    Example::
+
+        >>> active({"optimizer": "adamw", "momentum": 0.8, "lr": 0.01}, {"optimizer": "sgd"})
+        {'optimizer': 'adamw', 'lr': 0.01}
+    """
+    from tuneladder.hparams import unused
+
+    conditions = conditions or {}
+    kept = dict(sampled)
+    while True:
+        flat = {**base, **kept}
+        drop = unused(flat, model_applies=model_applies) & set(kept)
+        drop |= {
+            name
+            for name in kept
+            if any(
+                flat.get(other) not in values for other, values in conditions.get(name, {}).items()
+            )
+        }
+        if not drop:
+            return kept
+        kept = {name: value for name, value in kept.items() if name not in drop}
 
 
 def space_to_json(space: Space) -> dict[str, str]:

@@ -299,51 +299,126 @@ def plan_coarse_stage(
     seed: int,
     out: str | Path,
 ) -> None:
-    from tuneladder.space import space_from_config
+    from tuneladder.space import conditions_from_config, space_from_config
 
     lr_bounds = tuple(read_json(lr_range)["range"]) if lr_range else None
     dists = space_from_config(space, lr_range=lr_bounds)
-    _write_sweep_plan(COARSE.name, dists, task=task, train=train, sweep=sweep, seed=seed, out=out)
+    _write_sweep_plan(
+        COARSE.name,
+        dists,
+        conditions=conditions_from_config(space),
+        task=task,
+        train=train,
+        sweep=sweep,
+        seed=seed,
+        out=out,
+    )
 
 
 def plan_fine_stage(
     *,
     space: str | Path,
+    coarse: str | Path,
     task: Mapping[str, Any],
     train: Mapping[str, Any],
     sweep: Mapping[str, Any],
     seed: int,
     out: str | Path,
 ) -> None:
-    from tuneladder.space import space_from_json
+    """The fine plan; a tpe sweep's also lists the coarse trials its studies start from.
 
-    dists = space_from_json(read_json(space)["space"])
-    _write_sweep_plan(FINE.name, dists, task=task, train=train, sweep=sweep, seed=seed, out=out)
+    Those are the ok coarse trials that lie inside the fine space and trained as
+    many epochs as the fine trials will (a shorter trial's score is not comparable).
+    """
+    from tuneladder.space import space_from_json
+    from tuneladder.tpe import inside
+
+    narrowed = read_json(space)
+    dists = space_from_json(narrowed["space"])
+    prior = [
+        {
+            "rung": row["rung"],
+            "name": row["name"],
+            "sampled": _sampled(row, dists),
+            "status": row["status"],
+            "best_val_metric": row["best_val_metric"],
+        }
+        for row in read_json(coarse)["trials"]
+        if row["status"] == "ok"
+        and row["params"].get("epochs") == sweep["epochs"]
+        and inside(dists, _sampled(row, dists))
+    ]
+    _write_sweep_plan(
+        FINE.name,
+        dists,
+        conditions=narrowed.get("conditions", {}),
+        task=task,
+        train=train,
+        sweep=sweep,
+        seed=seed,
+        out=out,
+        prior=prior,
+    )
+
+
+def _sampled(row: Mapping[str, Any], space: Mapping[str, Any]) -> dict[str, Any]:
+    """What a sweep trial sampled; a row collected before rows recorded it: its searched
+    values (then every searched parameter counts as sampled)."""
+    if "sampled" in row:
+        return dict(row["sampled"])
+    return {name: row["params"][name] for name in space if name in row["params"]}
 
 
 def _write_sweep_plan(
     rung: str,
     dists: Any,
     *,
+    conditions: Mapping[str, Any],
     task: Mapping[str, Any],
     train: Mapping[str, Any],
     sweep: Mapping[str, Any],
     seed: int,
     out: str | Path,
+    prior: Sequence[Mapping[str, Any]] = (),
 ) -> None:
     from tuneladder.halving import Halving, with_halving
     from tuneladder.plan import plan_sweep
+    from tuneladder.tpe import TPE, plan_tpe
     from tuneladder.trials import base_params
 
-    plan = plan_sweep(
-        rung,
-        dists,
-        sampler=sweep["sampler"],
-        trials=sweep["trials"],
-        epochs=sweep["epochs"],
-        base=base_params(train, _task(task).default_model),
-        ladder_seed=seed,
-    )
+    task_obj = _task(task)
+    base = base_params(train, task_obj.default_model)
+    if sweep["sampler"] == TPE:
+        plan = plan_tpe(
+            rung,
+            dists,
+            conditions=conditions,
+            trials=sweep["trials"],
+            batch=sweep["batch"],
+            epochs=sweep["epochs"],
+            base=base,
+            ladder_seed=seed,
+            prior=prior,
+        )
+        log.info(
+            "%s: %d trials in rounds of %d; the studies start from %d coarse trials",
+            rung,
+            sweep["trials"],
+            sweep["batch"],
+            len(prior),
+        )
+    else:
+        plan = plan_sweep(
+            rung,
+            dists,
+            sampler=sweep["sampler"],
+            trials=sweep["trials"],
+            epochs=sweep["epochs"],
+            base=base,
+            ladder_seed=seed,
+            conditions=conditions,
+            model_applies=task_obj.applies,
+        )
     halving = Halving.from_sweep(sweep)
     if halving is not None:
         plan = with_halving(plan, halving)
@@ -456,7 +531,6 @@ def sweep_worker_stage(
     task_obj = _task(task)
     data = _train_val(data_dir, task_obj, runtime, torch_device)
     on_result = _TrialLogger(tracking) if tracking else None
-    task_obj = _task(task)
     try:
         report = run_worker(
             plan_data,
@@ -475,6 +549,7 @@ def sweep_worker_stage(
             save_model=by_name(plan_data["rung"]).keeps_models,
             on_result=on_result,
             scoring=_scoring(task_obj),
+            model_applies=task_obj.applies,
         )
     finally:
         if on_result is not None:
@@ -537,7 +612,7 @@ def select_top_k_stage(
     topk_out: str | Path,
     space_out: str | Path,
 ) -> None:
-    from tuneladder.selection import narrow_space, top_distinct
+    from tuneladder.selection import narrow, top_distinct
     from tuneladder.space import space_from_json, space_to_json
 
     rows = read_json(coarse)["trials"]
@@ -547,9 +622,14 @@ def select_top_k_stage(
             "coarse sweep: no trial finished ok, so there is nothing to narrow"
             f" around; see {coarse} for the reasons"
         )
-    space = space_from_json(read_json(plan)["space"])
-    sampled = [{**row, "params": {k: row["params"][k] for k in space}} for row in top]
-    fine = narrow_space(space, sampled)
+    coarse_plan = read_json(plan)
+    space = space_from_json(coarse_plan["space"])
+    # only what each trial sampled: a conditional parameter it did not use is absent
+    sampled = [{**row, "params": _sampled(row, space)} for row in top]
+    fine, narrowing = narrow(space, sampled)
+    for name, record in narrowing.items():
+        if record.get("note"):
+            log.info("narrowing %s: %s", name, record["note"])
     write_json(topk_out, {"top_k": top_k, "mode": mode, "trials": top})
     write_json(
         space_out,
@@ -558,6 +638,8 @@ def select_top_k_stage(
             "top_k": len(top),
             "coarse_space": space_to_json(space),
             "space": space_to_json(fine),
+            "conditions": coarse_plan.get("conditions", {}),
+            "narrowing": narrowing,
         },
     )
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from tuneladder.data import TrainVal
 from tuneladder.hparams import TrialConfig
 from tuneladder.metrics import Scoring
 from tuneladder.runner import run_trial
+from tuneladder.tpe import ask_round, is_rounds, rounds
 from tuneladder.trials import (
     MODEL_FILE,
     RESULT_FILE,
@@ -46,13 +47,20 @@ log = logging.getLogger(__name__)
 
 def worker_order(n_trials: int, *, worker: int, workers: int, steal: bool) -> list[int]:
     """Own stripe first, then (when stealing) the others' stripes, from their far end."""
+    return _order(range(n_trials), worker=worker, workers=workers, steal=steal)
+
+
+def _order(indices: Sequence[int], *, worker: int, workers: int, steal: bool) -> list[int]:
+    """Positions in ``indices`` (trial indices, of a rung or of one round) in the order
+    worker ``worker`` tries them: the stripe is by trial index, ``index % workers``, so
+    with one job per trial each job trains its own trial whichever round it is in."""
     if not 0 <= worker < workers:
         raise ValueError(f"worker must be in [0, {workers}), got {worker=}")
-    own = list(range(worker, n_trials, workers))
+    own = [i for i, index in enumerate(indices) if index % workers == worker]
     if not steal:
         return own
     # start stealing at the end of the list: the owners start at the front
-    others = [i for i in reversed(range(n_trials)) if i % workers != worker]
+    others = [i for i in reversed(range(len(indices))) if indices[i] % workers != worker]
     return own + others
 
 
@@ -116,41 +124,50 @@ def run_worker(
     save_model: bool = False,
     on_result: Callable[[Mapping[str, Any], Path], None] | None = None,
     scoring: Scoring | None = None,
+    model_applies: Callable[[Mapping[str, Any]], Collection[str]] | None = None,
 ) -> dict[str, Any]:
     """Run until no trial of the plan is left to claim; return what this worker did.
 
     ``on_result(result, trial_dir)`` sees every trial this worker finishes, and
     every finished one it finds of its own stripe (so a tracking store that
     missed a trial catches up on a rerun). ``scoring`` is the task's own loss and
-    metrics.
+    metrics. A plan of rounds (a tpe sweep) is run round by round: the worker
+    asks a round once every trial before it has a result, training any of those
+    nobody holds while it waits (``model_applies`` is the task's, for the asks'
+    conditional parameters).
     """
     rung_dir = Path(rung_dir)
-    entries: Sequence[Mapping[str, Any]] = plan["trials"]
     claims = ClaimBook(rung_dir / "claims", stale_s=stale_claim_s)
-    steal = workers < len(entries)
     ran: list[str] = []
     reused: list[str] = []
     stale: dict[str, str] = {}  # trials trained again, and why
     code = code_fingerprint(task_module(build_model))
     started = time.perf_counter()
-    for i in worker_order(len(entries), worker=worker, workers=workers, steal=steal):
-        entry = entries[i]
+
+    def key(entry: Mapping[str, Any]) -> str:
+        config = TrialConfig.from_json(entry["config"])
+        budget = entry.get("budget")  # a halving level's stopping epoch
+        return trial_key(config, data.fingerprint, metric, code.fingerprint, budget=budget)
+
+    def complete(entry: Mapping[str, Any]) -> bool:
+        return is_complete(rung_dir / entry["dir"], key(entry))
+
+    def attempt(entry: Mapping[str, Any]) -> str:
+        """Reuse, or claim and train, one trial: ``reused``, ``ran`` or ``held`` (by another)."""
         name, trial_dir = entry["name"], rung_dir / entry["dir"]
         config = TrialConfig.from_json(entry["config"])
         budget = entry.get("budget")
-        key = trial_key(config, data.fingerprint, metric, code.fingerprint, budget=budget)
         result = read_result(trial_dir)
-        reason = stale_reason(result, key, code)
+        reason = stale_reason(result, key(entry), code)
         if reason is None:
-            reused.append(name)
             if on_result is not None and int(entry["index"]) % workers == worker:
                 on_result(result, trial_dir)
-            continue
+            return "reused"
         if not claims.try_claim(name):
-            continue
+            return "held"
         try:
-            if is_complete(trial_dir, key):  # finished by another worker meanwhile
-                continue
+            if is_complete(trial_dir, key(entry)):  # finished by another worker meanwhile
+                return "held"
             if result is not None:
                 stale[name] = reason
                 log.info("%s %s %s: training it again", plan["rung"], name, reason)
@@ -182,7 +199,6 @@ def run_worker(
                 stop_at=budget,
                 continues=continues,
             )
-            ran.append(name)
             if on_result is not None:
                 on_result(result, trial_dir)
             log.info(
@@ -193,8 +209,28 @@ def run_worker(
                 result["best_val_metric"],
                 result["total_seconds"],
             )
+            return "ran"
         finally:
             claims.release(name)
+
+    def run(entries: Sequence[Mapping[str, Any]]) -> None:
+        steal = workers < len(entries)
+        indices = [int(e["index"]) for e in entries]
+        for i in _order(indices, worker=worker, workers=workers, steal=steal):
+            outcome = attempt(entries[i])
+            if outcome != "held":
+                (ran if outcome == "ran" else reused).append(entries[i]["name"])
+
+    if is_rounds(plan):
+        batches = rounds(plan)
+        for r in range(len(batches)):
+            asked = ask_round(plan, rung_dir, r, mode=mode, model_applies=model_applies)
+            run(asked)
+            if r + 1 < len(batches):
+                log.info("%s round %d: waiting for its last trials", plan["rung"], r)
+                ran.extend(_wait_for(asked, attempt, complete))
+    else:
+        run(plan["trials"])
     return {
         "rung": plan["rung"],
         "worker": worker,
@@ -204,3 +240,28 @@ def run_worker(
         "stale": stale,
         "seconds": time.perf_counter() - started,
     }
+
+
+# How often a worker waiting for a round to finish looks again, in seconds.
+POLL_S = 0.5
+
+
+def _wait_for(
+    entries: Sequence[Mapping[str, Any]],
+    attempt: Callable[[Mapping[str, Any]], str],
+    complete: Callable[[Mapping[str, Any]], bool],
+) -> list[str]:
+    """Until every trial of ``entries`` is complete, train the ones nobody holds.
+
+    Trials held by live workers are waited for; a claim whose worker died goes
+    stale and is taken over, so a round always finishes. Returns the trials this
+    worker trained meanwhile.
+    """
+    ran: list[str] = []
+    while left := [e for e in entries if not complete(e)]:
+        for entry in left:
+            if attempt(entry) == "ran":
+                ran.append(entry["name"])
+        if any(not complete(e) for e in left):
+            time.sleep(POLL_S)
+    return ran

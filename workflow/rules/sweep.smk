@@ -20,9 +20,11 @@ rule plan_coarse:
         "../scripts/plan_coarse.py"
 
 
+# A tpe fine sweep's studies start from the coarse trials inside the fine space.
 rule plan_fine:
     input:
         space=f"{RESULTS}/fine/space.json",
+        coarse=f"{RESULTS}/coarse/results.json",
     output:
         f"{RESULTS}/fine/plan.json",
     log:

@@ -321,13 +321,20 @@ def hyperparameters_figure(
             hit = [
                 r
                 for r in rows
-                if r["rung"] == rung and r["status"] == "ok" and r["best_val_metric"] is not None
+                if r["rung"] == rung
+                and r["status"] == "ok"
+                and r["best_val_metric"] is not None
+                and name in r["params"]  # absent where the trial did not sample it
             ]
             if hit:
                 x = _positions(dist, [r["params"][name] for r in hit], rng)
                 y = [r["best_val_metric"] for r in hit]
                 _scatter_metric(ax, x, y, limits, mode, **style)
-        bad = [r for r, label in zip(rows, labels, strict=True) if label in ("diverged", "failed")]
+        bad = [
+            r
+            for r, label in zip(rows, labels, strict=True)
+            if label in ("diverged", "failed") and name in r["params"]
+        ]
         if bad:
             x = _positions(dist, [r["params"][name] for r in bad], rng)
             bottom = blended_transform_factory(ax.transData, ax.transAxes)
@@ -370,6 +377,10 @@ def _end_label(dist: BaseDistribution, end: str) -> str:
     return f"{value:.3g}"
 
 
+# Where the parallel coordinates put a parameter a trial did not sample: below the axis.
+ABSENT_Y = -0.2
+
+
 def parallel_figure(
     rows: Sequence[Mapping[str, Any]],
     space: Mapping[str, BaseDistribution],
@@ -403,8 +414,11 @@ def parallel_figure(
     xs = list(range(len(names) + 1))
     # worst first and the best last, on top; trials without a metric first of all
     ordered = sorted(rows, key=lambda row: direction.sort_key(ok_value(row)), reverse=True)
+    absent = set()
     for row in ordered:
-        ys = [_unit(space[n], row["params"][n]) for n in names]
+        # a parameter the trial did not sample sits below its axis, at "absent"
+        ys = [_unit(space[n], row["params"][n]) if n in row["params"] else ABSENT_Y for n in names]
+        absent.update(n for n in names if n not in row["params"])
         value = ok_value(row)
         if value is not None:
             ys.append(float(place(value)) if hi > lo else 0.5)
@@ -419,6 +433,8 @@ def parallel_figure(
         if isinstance(dist, CategoricalDistribution):
             for choice in dist.choices:
                 ax.text(x + 0.03, _unit(dist, choice), str(choice), fontsize=7, va="center")
+        if name in absent:
+            ax.text(x + 0.03, ABSENT_Y, "absent", fontsize=7, va="center", style="italic")
     ax.axvline(len(names), color="black", lw=0.8)
     low_end = f"≤ {c_lo:.3g}" if cut and worse_low else f"{c_lo:.3g}"
     high_end = f"≥ {c_hi:.3g}" if cut and not worse_low else f"{c_hi:.3g}"
@@ -426,9 +442,11 @@ def parallel_figure(
     ax.text(len(names), 1.04, high_end, ha="center", va="bottom", fontsize=7)
     labels = [n + (" (log)" if getattr(space[n], "log", False) else "") for n in names]
     ax.set_xticks(xs)
-    ax.set_xticklabels([*labels, f"val {metric}"], fontsize=8)
+    # many axes: tilt the names so that neighbours do not overlap
+    tilt = {"rotation": 20, "ha": "right"} if len(names) > 8 else {}
+    ax.set_xticklabels([*labels, f"val {metric}"], fontsize=8, **tilt)
     ax.set_yticks([])
-    ax.set_ylim(-0.12, 1.12)
+    ax.set_ylim(ABSENT_Y - 0.06 if absent else -0.12, 1.12)
     ax.set_xlim(-0.3, len(names) + 0.3)
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
@@ -445,9 +463,11 @@ def importance_figure(importance: Mapping[str, Any]) -> Figure:
         reason = "; ".join(importance.get("caveats") or []) or "not computed"
         return _empty(fig, f"importance not computed: {reason}")
     ax = fig.add_subplot()
-    names = list(scores)
-    bars = [scores[n] for n in names]
-    colors = ["#4c72b0"] * len(names)
+    # a parameter only some trials sampled is measured among those: a lighter bar
+    conditional = importance.get("conditional") or {}
+    names = [n + (f" ({conditional[n]} trials)" if n in conditional else "") for n in scores]
+    bars = list(scores.values())
+    colors = ["#a6bddb" if n in conditional else "#4c72b0" for n in scores]
     if importance.get("interactions") is not None:
         names.append("(interactions)")
         bars.append(importance["interactions"])

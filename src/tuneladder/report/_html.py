@@ -288,17 +288,33 @@ def _ladder(s: Mapping[str, Any], figures: Mapping[str, bytes | None]) -> str:
     ]
     select = next((r["decided"] for r in ladder["rungs"] if r["key"] == "select"), None) or {}
     narrowed = [
-        [_e(name), _e(_range(v["coarse"])), _e(_range(v["fine"]))]
+        [
+            _e(name),
+            _e(_range(v["coarse"])),
+            _e(_range(v["fine"])),
+            _e("n/a" if v.get("kept") is None else f"{v['kept']:.0%}"),
+            _e(v.get("note") or ("the top-k agree" if v.get("agree") else "")),
+        ]
         for name, v in (select.get("narrowed") or {}).items()
     ]
+    disagree = select.get("disagree") or []
     train = ", ".join(f"{k} {fmt(v, 3)} s" for k, v in ladder["train_seconds"].items())
     return (
         f"<p>About {fmt(ladder['total_seconds'], 3)} s of wall-clock time in all"
         f" (per rung: its jobs in sequence, workers in parallel). Training time summed over"
         f" trials: {_e(train)}.</p>"
         + _table(["rung", "seconds", "jobs", "what it decided"], rows, frozenset({1, 2}))
-        + "<p>Narrowing: the coarse ranges and the fine ranges derived from the top-k.</p>"
-        + _table(["parameter", "coarse", "fine"], narrowed)
+        + "<p>Narrowing: the coarse ranges and the fine ranges derived from the top-k, each"
+        " centred on the best of them and as wide as the others lie from it (log parameters"
+        " in log space).</p>"
+        + (
+            f'<p class="caveat">The top-k disagree on {_e(", ".join(disagree))}: their fine'
+            " ranges keep more than half of the coarse ones, so the fine sweep searches there"
+            " almost as widely as the coarse one did.</p>"
+            if disagree
+            else ""
+        )
+        + _table(["parameter", "coarse", "fine", "kept", "top-k"], narrowed, frozenset({3}))
         + _figure("ladder", figures.get("ladder"))
     )
 
@@ -444,7 +460,21 @@ def _hyperparameters(s: Mapping[str, Any], figures: Mapping[str, bytes | None]) 
 def _importance(s: Mapping[str, Any], figures: Mapping[str, bytes | None]) -> str:
     imp = s["importance"]
     caveats = "".join(f'<p class="caveat">{_e(c)}</p>' for c in imp["caveats"])
-    rows = [[_e(k), _e(fmt(v, 3))] for k, v in imp["importances"].items()]
+    conditional = imp.get("conditional") or {}
+    rows = [
+        [
+            _e(
+                k
+                + (
+                    f" (among the {conditional[k]} trials that sampled it)"
+                    if k in conditional
+                    else ""
+                )
+            ),
+            _e(fmt(v, 3)),
+        ]
+        for k, v in imp["importances"].items()
+    ]
     inter = imp["interactions"]
     return (
         f"<p>{_e(imp['method'])}, seed {_e(imp['seed'])}, on {_e(imp['trials'])} ok coarse and"

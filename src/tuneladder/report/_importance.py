@@ -8,6 +8,13 @@ uniformly over the parameter's box, and the log box is the one they were
 sampled from. Importances are the fraction of the val metric's variance each
 parameter explains alone (Optuna's unnormalised main effects); what the main
 effects leave unexplained is due to interactions (and the forest's noise).
+
+A conditional parameter is absent from the trials that did not sample it, and
+fANOVA needs every parameter in every trial it fits. The main analysis takes
+the parameters every ok trial sampled, over all of them; each of the others is
+measured in a second fit over the trials that sampled it, beside those same
+parameters. Its number is a share of the variance among those trials only, so
+it is listed apart (``conditional``) and left out of the interactions' share.
 """
 
 from __future__ import annotations
@@ -61,10 +68,12 @@ def fanova_importance(
     """fANOVA main effects of the ok rows' val metric, with caveats.
 
     Returns ``importances`` (name -> fraction of variance, None where not
-    computed), ``interactions`` (1 - their sum), ``trials`` (how many were used)
-    and ``caveats`` (why the numbers may mean little, and any warning raised).
-    Degenerate inputs (no parameter, fewer than two trials, a constant metric)
-    give no importances and a caveat instead of an error.
+    computed), ``interactions`` (1 - the sum over the parameters every trial
+    sampled), ``trials`` (how many were used), ``conditional`` (name -> the
+    trials that sampled it, for parameters absent from some) and ``caveats``
+    (why the numbers may mean little, and any warning raised). Degenerate
+    inputs (no parameter, fewer than two trials, a constant metric) give no
+    importances and a caveat instead of an error.
     """
     import optuna
 
@@ -74,13 +83,24 @@ def fanova_importance(
         value = ok_value(row)
         if value is None:
             continue
-        params = {name: _value(space[name], row["params"].get(name)) for name in space}
+        # a parameter the trial did not sample is absent from its params
+        params = {
+            name: _value(space[name], row["params"][name])
+            for name in space
+            if name in row["params"]
+        }
         if any(v is None for v in params.values()):
             skipped += 1
             continue
         trials.append(
-            optuna.trial.create_trial(params=params, distributions=dists, value=float(value))
+            optuna.trial.create_trial(
+                params=params, distributions={n: dists[n] for n in params}, value=float(value)
+            )
         )
+    always = [name for name in space if all(name in t.params for t in trials)]
+    conditional = {
+        name: sum(name in t.params for t in trials) for name in space if name not in always
+    }
     out: dict[str, Any] = {
         "method": "optuna FanovaImportanceEvaluator (main effects, unnormalised)",
         "seed": seed,
@@ -88,6 +108,7 @@ def fanova_importance(
         "min_trials": min_trials,
         "importances": {name: None for name in space},
         "interactions": None,
+        "conditional": conditional,
         "caveats": [],
     }
     caveats = out["caveats"]
@@ -107,16 +128,31 @@ def fanova_importance(
             f"only {len(trials)} ok trials (fewer than {min_trials}): the forest behind"
             " fANOVA has little to learn from, so read these numbers as a rough hint"
         )
+    if conditional:
+        caveats.append(
+            "sampled by some trials only, so measured among those trials: "
+            + ", ".join(f"{name} ({n} trials)" for name, n in conditional.items())
+        )
+    importances: dict[str, float | None] = {name: None for name in space}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(direction=Direction(mode).optuna)
         study.add_trials(trials)
         evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
-        scores = evaluator.evaluate(study)
+        if always:
+            scores = evaluator.evaluate(study, params=always)
+            importances.update({name: float(scores.get(name, 0.0)) for name in always})
+        for name, count in conditional.items():
+            subset = [t for t in trials if name in t.params]
+            if count >= 2 and len({t.value for t in subset}) >= 2:
+                scores = evaluator.evaluate(study, params=[*always, name])
+                importances[name] = float(scores.get(name, 0.0))
     for warning in caught:
         caveats.append(f"{warning.category.__name__}: {warning.message}")
-    importances = {name: float(scores.get(name, 0.0)) for name in space}
-    out["importances"] = dict(sorted(importances.items(), key=lambda kv: -kv[1]))
-    out["interactions"] = max(0.0, 1.0 - sum(importances.values()))
+    out["importances"] = dict(
+        sorted(importances.items(), key=lambda kv: (kv[1] is None, -(kv[1] or 0.0)))
+    )
+    if always:
+        out["interactions"] = max(0.0, 1.0 - sum(importances[name] or 0.0 for name in always))
     return out

@@ -118,14 +118,29 @@ def read_benchmarks(bench_dir: str | Path) -> dict[str, float]:
 
 
 def _rung_rows(table_path: Path, plan: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A rung's rows; in a sweep's, a searched parameter the trial did not sample is absent.
+
+    The trial still trained with a value for it (the fixed one), which
+    ``results.json`` keeps; the report shows what the search tried, so that
+    value is not plotted, ranked or fed to fANOVA as if it had been searched.
+    """
     table = read_json(table_path)
     dirs = {entry["name"]: entry["dir"] for entry in plan["trials"]}
+    searched = set(plan.get("space") or ())
     rows = []
     for row in table["trials"]:
         # a sweep that halves names each config's furthest level (tuneladder.halving)
         trial_dir = table_path.parent / row.get("path", dirs[row["name"]])
+        params = row["params"]
+        if "sampled" in row:
+            params = {k: v for k, v in params.items() if k not in searched or k in row["sampled"]}
         rows.append(
-            {**row, "trial_dir": trial_dir, "history": read_history(trial_dir / "history.csv")}
+            {
+                **row,
+                "params": params,
+                "trial_dir": trial_dir,
+                "history": read_history(trial_dir / "history.csv"),
+            }
         )
     return rows
 

@@ -115,7 +115,9 @@ def _counts(rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
 
 
 def _sampled(row: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
-    return {name: row["params"].get(name) for name in names}
+    """The searched values of a trial; None where it did not sample the parameter."""
+    values = row.get("sampled", row["params"])
+    return {name: values.get(name) for name in names}
 
 
 # --- what each rung decided: one function per rung, keyed by the rung's name ------------
@@ -178,6 +180,7 @@ def _sweep_decided(run: RunData, rung: Rung, mode: Direction) -> dict[str, Any]:
 def _select_decided(run: RunData, rung: Rung, mode: Direction) -> dict[str, Any]:
     names = list(run.coarse_space)
     coarse_space, fine_space = run.coarse_space, run.narrowed_space
+    narrowing = run.fine_space.get("narrowing", {})
     return {
         "top_k": [
             {
@@ -192,10 +195,15 @@ def _select_decided(run: RunData, rung: Rung, mode: Direction) -> dict[str, Any]
             name: {
                 "coarse": analysis.describe_distribution(coarse_space[name]),
                 "fine": analysis.describe_distribution(fine_space[name]),
+                # how far it narrowed, and whether the top-k agreed (older ladders: unknown)
+                "kept": narrowing.get(name, {}).get("kept"),
+                "agree": narrowing.get(name, {}).get("agree"),
+                "note": narrowing.get(name, {}).get("note"),
             }
             for name in names
             if name in fine_space
         },
+        "disagree": [name for name in names if narrowing.get(name, {}).get("agree") is False],
     }
 
 
