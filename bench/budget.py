@@ -123,6 +123,7 @@ def one_seed(base: dict, seed: int, cores: int, scratch: Path) -> dict[str, Any]
     other = copy.deepcopy(config)
     sampler = "random" if resolved["fine"]["sampler"] == "tpe" else "tpe"
     other["fine"] = {**other.get("fine", {}), "sampler": sampler}
+    other["fine"].pop("halving", None)  # TPE rounds do not halve; the trial-epochs say so
     snakemake(fine_alt, other, cores, f"results/{experiment}/fine/results.json")
     out["fine_other"] = sweep_figures(fine_alt / "results" / experiment, "fine", mode)
 
@@ -162,12 +163,15 @@ def show(runs: list[dict[str, Any]]) -> None:
             f" {a['trial_epochs']:>9}   {label[b['halving']]:<12} {b['best_val']:>9.4f}"
             f" {b['trial_epochs']:>9}"
         )
-    print(f"\n{'seed':>4} {'fine':<8} {'best val':>9}   {'other':<8} {'best val':>9}")
+    print(
+        f"\n{'seed':>4} {'fine':<8} {'best val':>9} {'trial-ep':>9}   {'other':<8}"
+        f" {'best val':>9} {'trial-ep':>9}"
+    )
     for r in runs:
         a, b = r["fine"], r["fine_other"]
         print(
-            f"{r['seed']:>4} {a['sampler']:<8} {a['best_val']:>9.4f}   {b['sampler']:<8}"
-            f" {b['best_val']:>9.4f}"
+            f"{r['seed']:>4} {a['sampler']:<8} {a['best_val']:>9.4f} {a['trial_epochs']:>9}"
+            f"   {b['sampler']:<8} {b['best_val']:>9.4f} {b['trial_epochs']:>9}"
         )
 
     def mean(values: list[float]) -> str:

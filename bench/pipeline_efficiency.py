@@ -82,17 +82,20 @@ def _trials(results: Path) -> tuple[dict, dict, dict]:
     train: dict[str, float] = defaultdict(float)
     total: dict[str, float] = defaultdict(float)
     count: dict[str, int] = defaultdict(int)
-    # the trials each rung planned (MLflow's artifact copies of result.json do not count)
-    paths = [
-        plan.parent / entry["dir"] / "result.json"
-        for plan in sorted(results.glob("*/plan.json"))
-        for entry in json.loads(plan.read_text())["trials"]
-    ]
+    # the trials each rung planned (MLflow's artifact copies of result.json do not count);
+    # a sweep that halves plans each level in levels/<l>/plan.json (dirs relative to it)
+    plans = sorted(results.glob("*/plan.json")) + sorted(results.glob("*/levels/*/plan.json"))
+    paths = []
+    for plan in plans:
+        data = json.loads(plan.read_text())
+        if data.get("halving"):
+            continue  # its levels' plans list the trials
+        paths += [plan.parent / entry["dir"] / "result.json" for entry in data["trials"]]
     for path in paths:
         if not path.is_file():
             continue
         result = json.loads(path.read_text())
-        rung = result["trial"].get("rung", path.parts[-3])
+        rung = result["trial"].get("rung", path.parts[-3]).split("/")[0]
         train[rung] += result["train_seconds"]
         total[rung] += result["total_seconds"]
         count[rung] += 1
@@ -113,9 +116,14 @@ def _jobs(results: Path) -> dict[str, dict[str, float]]:
 def _first_steps(results: Path) -> dict[str, float | None]:
     """Seconds from a worker's process start to its first training step, per worker job."""
     steps = {}
-    for path in sorted(results.glob("*/workers/*.json")):
+    found = sorted(results.glob("*/workers/*.json")) + sorted(
+        results.glob("*/levels/*/workers/*.json")
+    )
+    for path in found:
         report = json.loads(path.read_text())
-        steps[f"{path.parts[-3]}/{path.stem}"] = report.get("first_step_s")
+        steps[str(path.relative_to(results).parent.parent / path.stem)] = report.get(
+            "first_step_s"
+        )
     return steps
 
 

@@ -47,8 +47,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     reproduced once by `dvc repro` and committed. Tests that change it use a copy."""
     root = tmp_path_factory.mktemp("dvc") / "project"
     copy_checkout(root)
+    # the fine sweep halves, as the default config's does: dvc.yaml lists fine/levels
+    halving_fine = {"trials": 3, "epochs": 2, "halving": {"eta": 2, "min_epochs": 1}}
     (root / "config" / "config.yaml").write_text(
-        yaml.safe_dump(tiny_config(mlflow={"enabled": False}))
+        yaml.safe_dump(tiny_config(mlflow={"enabled": False}, fine=halving_fine))
     )
     sh(root, "git", "init", "-q")
     sh(root, "git", "add", "-A")
