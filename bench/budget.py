@@ -39,11 +39,14 @@ REPO = Path(__file__).resolve().parents[1]
 HALVING = {"eta": 3, "min_epochs": 3}  # what a config that does not halve is compared with
 
 
-def snakemake(workdir: Path, config: dict, cores: int, *targets: str) -> float:
+def snakemake(
+    workdir: Path, config: dict, cores: int, *targets: str, forcerun: str | None = None
+) -> float:
     """Seconds from the command to its last target (the summary and the report by default)."""
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     command = [
         str(Path(sys.executable).parent / "snakemake"),
+        *targets,  # before --quiet, which would take them as its values
         "--snakefile",
         str(REPO / "workflow" / "Snakefile"),
         "--directory",
@@ -55,7 +58,8 @@ def snakemake(workdir: Path, config: dict, cores: int, *targets: str) -> float:
         "--cores",
         str(cores),
         "--quiet",
-        *targets,
+        "all",
+        *(["--forcerun", forcerun] if forcerun else []),
     ]
     started = time.time()
     subprocess.run(command, check=True, cwd=workdir, stdout=subprocess.DEVNULL)
@@ -75,7 +79,10 @@ def sweep_figures(results: Path, rung: str, mode: str) -> dict[str, Any]:
     if plan.get("halving"):
         epochs = plan["halving"]["trial_epochs"]
     else:
-        epochs = sum(t["config"]["epochs"] for t in plan["trials"])
+        # a TPE plan leaves each trial's config to its round: every trial runs the sweep's
+        epochs = sum(
+            t["config"]["epochs"] if "config" in t else plan["epochs"] for t in plan["trials"]
+        )
     best = max(values) if mode == "max" else min(values)
     return {"best_val": best, "trial_epochs": epochs, "sampler": plan.get("sampler")}
 
@@ -124,7 +131,9 @@ def one_seed(base: dict, seed: int, cores: int, scratch: Path) -> dict[str, Any]
     sampler = "random" if resolved["fine"]["sampler"] == "tpe" else "tpe"
     other["fine"] = {**other.get("fine", {}), "sampler": sampler}
     other["fine"].pop("halving", None)  # TPE rounds do not halve; the trial-epochs say so
-    snakemake(fine_alt, other, cores, f"results/{experiment}/fine/results.json")
+    # a copy has no Snakemake metadata to see the changed params by: force the fine plan
+    target = f"results/{experiment}/fine/results.json"
+    snakemake(fine_alt, other, cores, target, forcerun="plan_fine")
     out["fine_other"] = sweep_figures(fine_alt / "results" / experiment, "fine", mode)
 
     # the hand-written study, given the ladder's wall time
