@@ -32,10 +32,10 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import plain_optuna  # noqa: E402  (a sibling script)
+from _workflow import REPO, snakemake_command  # noqa: E402
 
 from tuneladder.config import resolve_config  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 HALVING = {"eta": 3, "min_epochs": 3}  # what a config that does not halve is compared with
 
 
@@ -44,23 +44,8 @@ def snakemake(
 ) -> float:
     """Seconds from the command to its last target (the summary and the report by default)."""
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    command = [
-        str(Path(sys.executable).parent / "snakemake"),
-        *targets,  # before --quiet, which would take them as its values
-        "--snakefile",
-        str(REPO / "workflow" / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        "--workflow-profile",
-        str(REPO / "profiles" / "default"),
-        "--cores",
-        str(cores),
-        "--quiet",
-        "all",
-        *(["--forcerun", forcerun] if forcerun else []),
-    ]
+    extra = ("--forcerun", forcerun) if forcerun else ()
+    command = snakemake_command(workdir, workdir / "config.yaml", cores, *targets, extra=extra)
     started = time.time()
     subprocess.run(command, check=True, cwd=workdir, stdout=subprocess.DEVNULL)
     results = workdir / "results" / config["experiment"]

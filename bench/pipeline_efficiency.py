@@ -22,15 +22,14 @@ import argparse
 import csv
 import json
 import subprocess
-import sys
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import yaml
+from _workflow import REPO, snakemake_command
 
-REPO = Path(__file__).resolve().parents[1]
 BOOKKEEPING = ("plan", "select", "collect")  # jobs that only read and write small files
 
 
@@ -47,21 +46,7 @@ def main() -> None:
         # resolved before Snakemake changes directory: a relative --keep means here
         workdir = (args.keep or Path(scratch)).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
-        command = [
-            str(Path(sys.executable).parent / "snakemake"),
-            "--snakefile",
-            str(REPO / "workflow" / "Snakefile"),
-            "--directory",
-            str(workdir),
-            "--configfile",
-            str(config),
-            "--workflow-profile",
-            str(REPO / "profiles" / "default"),
-            "--cores",
-            str(args.cores),
-            "--quiet",
-            "all",
-        ]
+        command = snakemake_command(workdir, config, args.cores)
         started = time.time()
         subprocess.run(command, check=True, cwd=workdir)
         exited = time.time() - started
