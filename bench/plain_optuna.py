@@ -45,9 +45,7 @@ def study(
         k: v for k, v in first.flat().items() if k not in space and k not in ("epochs", "seed")
     }
     epochs = first.epochs
-    metric, mode = _metric(results)
-    task = _task(results)
-    data = load_train_val(results / "data")
+    task, metric, mode, data = _ladder(results)
     torch.set_num_threads(1)
     lock = threading.Lock()
     epochs_run = [0]
@@ -64,15 +62,7 @@ def study(
             if trial.should_prune():
                 raise _Pruned
 
-        outcome = train(
-            config,
-            data,
-            task.build_model,
-            metric=metric,
-            mode=mode,
-            device=torch.device("cpu"),
-            on_epoch=report,
-        )
+        outcome = _train(config, data, task, metric, mode, on_epoch=report)
         if outcome.reason and outcome.reason.startswith("_Pruned"):
             raise optuna.TrialPruned
         if outcome.best_val_metric is None:  # diverged or failed: no value to learn from
@@ -102,22 +92,12 @@ def test_over_seeds(results: Path, params: Mapping[str, Any]) -> list[float]:
     runs = [TrialConfig.from_json(t["config"]) for t in seeds_plan["trials"]]
     seeds = sorted({c.seed for c in runs})
     epochs = runs[0].epochs
-    metric, mode = _metric(results)
-    task = _task(results)
-    data = load_train_val(results / "data")
+    task, metric, mode, data = _ladder(results)
     test = load_test(results / "data")
     scores = []
     for seed in seeds:
         config = TrialConfig.from_flat(dict(params), epochs=epochs, seed=seed)
-        outcome = train(
-            config,
-            data,
-            task.build_model,
-            metric=metric,
-            mode=mode,
-            device=torch.device("cpu"),
-            keep_best_state=True,
-        )
+        outcome = _train(config, data, task, metric, mode, keep_best_state=True)
         torch.manual_seed(0)
         model = task.build_model(config.model, data.info)
         model.load_state_dict(outcome.best_state)
@@ -134,15 +114,20 @@ def _suggest(trial: optuna.Trial, name: str, dist: Any) -> Any:
     return trial.suggest_float(name, dist.low, dist.high, log=dist.log)
 
 
-def _metric(results: Path) -> tuple[str, str]:
+def _ladder(results: Path) -> tuple[Any, str, str, Any]:
+    """The finished ladder's task, selection metric and direction, and its train/val data."""
     summary = json.loads((results / "final" / "summary.json").read_text())
-    return summary["metric"], summary["mode"]
-
-
-def _task(results: Path) -> Any:
     config = json.loads((results / "report" / "summary.json").read_text())["reproducibility"]
     task = config["config"]["task"]
-    return load_task(task["name"], task.get("options"))
+    loaded = load_task(task["name"], task.get("options"))
+    return loaded, summary["metric"], summary["mode"], load_train_val(results / "data")
+
+
+def _train(config: TrialConfig, data: Any, task: Any, metric: str, mode: str, **kw: Any) -> Any:
+    """One training run on the CPU, as the ladder's runner does it."""
+    return train(
+        config, data, task.build_model, metric=metric, mode=mode, device=torch.device("cpu"), **kw
+    )
 
 
 def main() -> None:
