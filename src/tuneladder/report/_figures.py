@@ -271,6 +271,20 @@ def curves_figure(panels: Sequence[Mapping[str, Any]]) -> Figure:
     return fig
 
 
+def _mark_failures(ax: Any, xs: Any, label: str) -> None:
+    """Crosses along the bottom edge at ``xs``: a failed run has no metric to plot at."""
+    bottom = blended_transform_factory(ax.transData, ax.transAxes)
+    ax.scatter(
+        xs,
+        [0.03] * len(xs),
+        transform=bottom,
+        marker="x",
+        color=FAILURE_COLOR,
+        label=label,
+        clip_on=False,
+    )
+
+
 def _positions(dist: BaseDistribution, values: Sequence[Any], rng: np.random.Generator) -> Any:
     if isinstance(dist, CategoricalDistribution):
         index = [dist.choices.index(v) if v in dist.choices else -1 for v in values]
@@ -337,16 +351,7 @@ def hyperparameters_figure(
         ]
         if bad:
             x = _positions(dist, [r["params"][name] for r in bad], rng)
-            bottom = blended_transform_factory(ax.transData, ax.transAxes)
-            ax.scatter(
-                x,
-                [0.03] * len(bad),
-                transform=bottom,
-                marker="x",
-                color=FAILURE_COLOR,
-                label="diverged/failed",
-                clip_on=False,
-            )
+            _mark_failures(ax, x, "diverged/failed")
         if name in chosen:
             value = _positions(dist, [chosen[name]], np.random.default_rng(0))[0]
             if isinstance(dist, CategoricalDistribution):
@@ -548,16 +553,7 @@ def _sensitivity_panel(ax: Any, name: str, p: Mapping[str, Any], metric: str) ->
             ax.fill_between(kx, means - stds, means + stds, color="black", alpha=0.12, lw=0)
     failed = [x for x, q in zip(xs, points, strict=True) if q["n"] == 0]
     if failed:
-        bottom = blended_transform_factory(ax.transData, ax.transAxes)
-        ax.scatter(
-            failed,
-            [0.03] * len(failed),
-            transform=bottom,
-            marker="x",
-            color=FAILURE_COLOR,
-            label="all seeds failed",
-            clip_on=False,
-        )
+        _mark_failures(ax, failed, "all seeds failed")
     chosen = next(x for x, q in zip(xs, points, strict=True) if q["chosen"])
     ax.axvline(chosen, color="black", ls=":", lw=1, label="chosen")
     if choice:
