@@ -157,8 +157,9 @@ def run_worker(
         name, trial_dir = entry["name"], rung_dir / entry["dir"]
         config = TrialConfig.from_json(entry["config"])
         budget = entry.get("budget")
+        expected = key(entry)
         result = read_result(trial_dir)
-        reason = stale_reason(result, key(entry), code)
+        reason = stale_reason(result, expected, code)
         if reason is None:
             if on_result is not None and int(entry["index"]) % workers == worker:
                 on_result(result, trial_dir)
@@ -166,7 +167,7 @@ def run_worker(
         if not claims.try_claim(name):
             return "held"
         try:
-            if is_complete(trial_dir, key(entry)):  # finished by another worker meanwhile
+            if is_complete(trial_dir, expected):  # finished by another worker meanwhile
                 return "held"
             if result is not None:
                 stale[name] = reason
