@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from tuneladder.direction import top
-from tuneladder.halving import Halving, continuing, merge_levels, plan_level, with_halving
+from tuneladder.halving import (
+    Halving,
+    continuing,
+    expected_seconds,
+    merge_levels,
+    plan_level,
+    with_halving,
+)
 from tuneladder.hparams import TrialConfig
 from tuneladder.runner import Checkpoint, train
 from tuneladder.trials import STATE_FILE
@@ -136,6 +143,21 @@ def test_each_level_plans_its_configs_and_the_sweep_table_is_each_ones_furthest_
     # its value at fewer epochs: 0.96 at one epoch loses to 0.93 at two
     merged[2]["best_val_metric"] = 0.96
     assert [r["name"] for r in top(merged, 3, "max")] == ["3", "1", "2"]
+
+
+def test_a_continuing_level_is_timed_from_each_configs_pace_at_the_level_before() -> None:
+    plan = {
+        **sweep_plan(),
+        "halving": Halving(trials=4, epochs=9, eta=2, min_epochs=3).to_json(),
+    }
+    assert expected_seconds(None, plan_level(plan, 0, None, "max")) is None
+    level0 = [
+        row(str(i), v, epochs=3, level=0, train_seconds=s)
+        for i, (v, s) in enumerate([(0.9, 3.0), (0.5, 1.0), (0.8, 6.0), (0.7, 0.3)])
+    ]
+    second = plan_level(plan, 1, level0, "max")
+    # 1 s and 2 s per epoch at level 0, and 6 - 3 epochs to add
+    assert expected_seconds(level0, second) == {"0": 3.0, "2": 6.0}
 
 
 def test_trends_and_importance_compare_every_config_at_level_0s_epochs() -> None:
@@ -318,6 +340,10 @@ def test_a_halving_ladder_continues_the_best_configs_from_their_states(
     # level 1: the two best at one epoch, ranked here by hand from their own results
     best_two = sorted(at_one, key=lambda n: -at_one[n]["best_val_metric"])[:2]
     second = read_json(coarse / "levels" / "1" / "plan.json")
+    # one set of worker jobs trained both levels: the 4 configs, then the 2 that went on
+    markers = [read_json(p) for p in sorted((coarse / "workers").glob("*.json"))]
+    assert len(markers) == 2
+    assert sorted(n for m in markers for n in m["ran"]) == sorted([*at_one, *best_two])
     assert sorted(e["name"] for e in second["trials"]) == sorted(best_two)
     assert second["ranked"] == best_two
     assert sorted(p.parent.name for p in coarse.glob("trials/*/e2")) == sorted(best_two)
@@ -367,8 +393,7 @@ def test_a_halving_ladder_continues_the_best_configs_from_their_states(
     lost = best_two[0]
     before = {p: p.stat().st_mtime_ns for p in coarse.glob("trials/*/*/result.json")}
     killed = [coarse / "trials" / lost / "e2" / "result.json", coarse / "results.json"]
-    killed += [coarse / "levels" / "1" / "results.json"]
-    killed += (coarse / "levels" / "1" / "workers").glob("*.json")
+    killed += (coarse / "workers").glob("*.json")
     for path in killed:
         path.unlink()
     snakemake(ladder)

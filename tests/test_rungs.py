@@ -118,7 +118,7 @@ def planned(workdir: Path) -> list[dict[str, str]]:
 def test_the_workflow_makes_every_output_of_the_table_with_the_rungs_rules(
     tmp_path: Path, sensitivity: bool
 ) -> None:
-    # both sweeps halve, so that every rule of the table has jobs (plan_level included)
+    # both sweeps halve: their levels run inside the sweep's workers, with no jobs of their own
     halving = {"eta": 2, "min_epochs": 1}
     write_config(
         tmp_path,
@@ -139,12 +139,11 @@ def test_the_workflow_makes_every_output_of_the_table_with_the_rungs_rules(
     ):
         assert producer[f"{results}report/{figure.path}"]["rule"] == "report"
     assert f"{results}report/figures/halving.png" in producer
-    # each halving level has its plan, workers and table
-    for rung, levels in (("coarse", 2), ("fine", 2)):
-        for level in range(levels):
-            folder = f"{results}{rung}/levels/{level}/"
-            assert producer[folder + "plan.json"]["rule"] == "plan_level"
-            assert producer[folder + "results.json"]["rule"] == "collect_rung"
+    assert not [out for out in producer if "/levels/" in out]
+    # one set of workers per sweep, as many as level 0 has configs at most (2 slots here)
+    for rung in ("coarse", "fine"):
+        workers = [out for out in producer if out.startswith(f"{results}{rung}/workers/")]
+        assert sorted(workers) == [f"{results}{rung}/workers/{w}-of-2.json" for w in (0, 1)]
     # an optional rung that is off has no job, and the report does not read it
     assert ("plan_sensitivity" in {job["rule"] for job in jobs}) is sensitivity
     assert (results + "sensitivity/results.json" in producer) is sensitivity
@@ -160,16 +159,7 @@ def test_the_workflow_makes_every_output_of_the_table_with_the_rungs_rules(
         log = job["log"].removeprefix(results + "logs/").removesuffix(".log")
         bench = job["benchmark"].removeprefix(results + "benchmarks/").removesuffix(".tsv")
         assert log == bench, job
-        log, _ = rungs.split_level(log)  # coarse/levels/1/worker-0-of-2: coarse/worker-...
         assert any(log == name or log.startswith(name + "-") for name in rung.jobs), (log, rung)
-
-
-def test_a_job_name_splits_into_the_rungs_job_and_its_halving_level() -> None:
-    assert rungs.split_level("coarse/levels/1/worker-0-of-2") == ("coarse/worker-0-of-2", 1)
-    assert rungs.split_level("fine/levels/12/plan") == ("fine/plan", 12)
-    assert rungs.split_level("coarse/worker-0-of-2") == ("coarse/worker-0-of-2", None)
-    assert rungs.split_level("plan_coarse") == ("plan_coarse", None)
-    assert rungs.split_level("coarse/levels/x/plan") == ("coarse/levels/x/plan", None)
 
 
 def test_status_reads_the_table(monkeypatch, tmp_path: Path) -> None:

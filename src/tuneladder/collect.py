@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tuneladder.direction import Direction
+from tuneladder.halving import level_dir, merge_levels, plan_level
 from tuneladder.hparams import TrialConfig
 from tuneladder.tpe import resolved_entries
 from tuneladder.trials import (
@@ -24,7 +26,7 @@ from tuneladder.trials import (
     trial_key,
 )
 
-__all__ = ["IncompleteRung", "collect_rung", "ROW_FIELDS"]
+__all__ = ["IncompleteRung", "collect_halving", "collect_rung", "ROW_FIELDS"]
 
 ROW_FIELDS = (
     "status",
@@ -108,3 +110,32 @@ def collect_rung(
             f" ran. {advice}"
         )
     return rows
+
+
+def collect_halving(
+    plan: Mapping[str, Any],
+    sweep_dir: str | Path,
+    *,
+    data_fingerprint: str,
+    metric: str,
+    mode: Direction | str,
+) -> list[dict[str, Any]]:
+    """A sweep that halves: one row per config, from the furthest level it reached.
+
+    Each level is planned again from the table of the level before, as the
+    workers planned it, and collected on its own, so a level that is not
+    complete is refused with its own trials named.
+    """
+    sweep_dir = Path(sweep_dir)
+    tables: list[list[dict[str, Any]]] = []
+    for level in range(len(plan["halving"]["levels"])):
+        level_plan = plan_level(plan, level, tables[-1] if tables else None, mode)
+        tables.append(
+            collect_rung(
+                level_plan,
+                sweep_dir / level_dir(level),
+                data_fingerprint=data_fingerprint,
+                metric=metric,
+            )
+        )
+    return merge_levels(plan, tables)

@@ -34,6 +34,7 @@ __all__ = [
     "Halving",
     "Level",
     "continuing",
+    "expected_seconds",
     "level_dir",
     "merge_levels",
     "plan_level",
@@ -215,6 +216,29 @@ def plan_level(
         "configs": here["configs"],
         "ranked": [row["name"] for row in ranked],  # who continued, best first
         "trials": entries,
+    }
+
+
+def expected_seconds(
+    previous: Sequence[Mapping[str, Any]] | None, level_plan: Mapping[str, Any]
+) -> dict[str, float] | None:
+    """How long each trial of a level will train, by name: its config's seconds per epoch
+    at the level before (``previous``, that level's table), times the epochs it adds.
+
+    Workers start the longest first, since a level ends when its last trial does;
+    None at level 0, where nothing has been timed yet.
+    """
+    if not previous:
+        return None
+    per_epoch = {
+        row["name"]: row["train_seconds"] / row["epochs_run"]
+        for row in previous
+        if row.get("train_seconds") and row.get("epochs_run")
+    }
+    return {
+        entry["name"]: per_epoch.get(entry["name"], 0.0)
+        * (entry["budget"] - entry["continues"]["budget"])
+        for entry in level_plan["trials"]
     }
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from tuneladder.halving import LEVELS_DIR, Halving
+from tuneladder.halving import Halving
 
 __all__ = [
     "BASELINE",
@@ -45,7 +45,6 @@ __all__ = [
     "active",
     "by_name",
     "finalist_label",
-    "split_level",
     "trial_order",
 ]
 
@@ -53,10 +52,8 @@ __all__ = [
 BASELINE = "default"
 
 # Rules that run once per rung of trials (the `{rung}` wildcard): their jobs' logs and
-# benchmarks are named `<rung>/<stem>` (workers add `-<w>-of-<n>`). A sweep that halves
-# runs them once per level too, as `<rung>/levels/<level>/<stem>`, and plans each level
-# with `plan_level` (tuneladder.halving).
-PER_RUNG_RULES = {"plan_level": "plan", "sweep_worker": "worker", "collect_rung": "collect"}
+# benchmarks are named `<rung>/<stem>` (workers add `-<w>-of-<n>`).
+PER_RUNG_RULES = {"sweep_worker": "worker", "collect_rung": "collect"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -193,7 +190,7 @@ COARSE = Rung(
     name="coarse",
     label="coarse sweep",
     decides="the best region of the search space",
-    rules=("plan_coarse", "plan_level", "sweep_worker", "collect_rung"),
+    rules=("plan_coarse", "sweep_worker", "collect_rung"),
     outputs=_trial_outputs("coarse"),
     trials=_sweep_trials("coarse"),
     searches=True,
@@ -209,7 +206,7 @@ FINE = Rung(
     name="fine",
     label="fine sweep",
     decides="the best configs inside the narrowed space",
-    rules=("plan_fine", "plan_level", "sweep_worker", "collect_rung"),
+    rules=("plan_fine", "sweep_worker", "collect_rung"),
     outputs=_trial_outputs("fine"),
     trials=_sweep_trials("fine"),
     searches=True,
@@ -272,16 +269,6 @@ def by_name(name: str) -> Rung:
         if row.name == name:
             return row
     raise ValueError(f"no rung called {name!r}; the rungs are {[r.name for r in RUNGS]}")
-
-
-def split_level(job: str) -> tuple[str, int | None]:
-    """A job's name without its halving level, and the level: ``coarse/levels/1/worker-0-of-2``
-    is ``("coarse/worker-0-of-2", 1)``; a job outside the levels gives ``(job, None)``."""
-    rung, sep, rest = job.partition(f"/{LEVELS_DIR}/")
-    level, slash, stem = rest.partition("/")
-    if not sep or not slash or not level.isdigit():
-        return job, None
-    return f"{rung}/{stem}", int(level)
 
 
 def active(config: Mapping[str, Any] | None, among: Sequence[Rung] = RUNGS) -> tuple[Rung, ...]:

@@ -35,7 +35,6 @@ __all__ = [
     "overfit_check_stage",
     "plan_coarse_stage",
     "plan_fine_stage",
-    "plan_level_stage",
     "plan_seeds_stage",
     "plan_sensitivity_stage",
     "prepare_stage",
@@ -425,31 +424,6 @@ def _write_sweep_plan(
     write_json(out, plan)
 
 
-def plan_level_stage(
-    *,
-    plan: str | Path,
-    previous: str | Path | None,
-    level: int,
-    mode: str,
-    out: str | Path,
-) -> None:
-    """One halving level's trials: every config at level 0, else the best of the level before."""
-    from tuneladder.halving import plan_level
-
-    rows = read_json(previous)["trials"] if previous else None
-    level_plan = plan_level(read_json(plan), level, rows, mode)
-    if level > 0:
-        log.info(
-            "level %d: %d of %d configs continue to epoch %d: %s",
-            level,
-            len(level_plan["trials"]),
-            len(rows or []),
-            level_plan["epochs"],
-            ", ".join(level_plan["ranked"]),
-        )
-    write_json(out, level_plan)
-
-
 def _tracker(tracking: Mapping[str, Any] | None) -> Any:
     """The ladder's MLflow tracker, or None when tracking is off or the store is unreachable."""
     if not tracking:
@@ -576,20 +550,24 @@ def collect_rung_stage(
     data_dir: str | Path,
     metric: Mapping[str, str],
     out: str | Path,
-    levels: Sequence[str | Path] | None = None,
 ) -> None:
-    """A rung's table; a sweep that halves merges its ``levels``' tables (level 0 first),
-    each of which was collected, and checked complete, on its own."""
-    from tuneladder.collect import IncompleteRung, collect_rung
-    from tuneladder.halving import merge_levels
+    """A rung's table; a sweep that halves has one row per config, from its furthest level."""
+    from tuneladder.collect import IncompleteRung, collect_halving, collect_rung
 
     meta = read_json(Path(data_dir) / "meta.json")
+    plan_data = read_json(plan)
     try:
-        if levels:
-            rows = merge_levels(read_json(plan), [read_json(p)["trials"] for p in levels])
+        if plan_data.get("halving"):
+            rows = collect_halving(
+                plan_data,
+                Path(plan).parent,
+                data_fingerprint=meta["fingerprint"],
+                metric=metric["name"],
+                mode=metric["mode"],
+            )
         else:
             rows = collect_rung(
-                read_json(plan),
+                plan_data,
                 Path(plan).parent,
                 data_fingerprint=meta["fingerprint"],
                 metric=metric["name"],

@@ -4,9 +4,13 @@ Start-up (importing torch, building the data on the device) is paid once per
 worker instead of once per trial. Worker ``w`` of ``W`` first takes its own
 stripe (trials ``w, w+W, ...``), then, when ``steal`` is on, anything left
 unclaimed, so the load balances itself. Which worker runs a trial changes
-nothing in its result: the trial's config and seed come from the plan. A
-halving level's plan (:mod:`tuneladder.halving`) adds to each trial the epoch it
-stops at and the trial of the level before that it continues.
+nothing in its result: the trial's config and seed come from the plan.
+
+A sweep that halves (:mod:`tuneladder.halving`) runs its levels inside the same
+workers, one after the other: when a level's last trial is done, each worker
+plans the next level from the level's results (every worker gets the same
+plan) and goes on, so a level costs no job start. Trials of a later level
+stop at that level's epoch and continue the state of the level before.
 """
 
 from __future__ import annotations
@@ -20,8 +24,11 @@ from typing import Any
 import torch
 
 from tuneladder.claims import ClaimBook
+from tuneladder.collect import collect_rung
 from tuneladder.data import TrainVal
+from tuneladder.halving import expected_seconds, level_dir, plan_level
 from tuneladder.hparams import TrialConfig
+from tuneladder.io import read_json, write_json
 from tuneladder.metrics import Scoring
 from tuneladder.runner import run_trial
 from tuneladder.tpe import ask_round, is_rounds, rounds
@@ -137,7 +144,6 @@ def run_worker(
     conditional parameters).
     """
     rung_dir = Path(rung_dir)
-    claims = ClaimBook(rung_dir / "claims", stale_s=stale_claim_s)
     ran: list[str] = []
     reused: list[str] = []
     stale: dict[str, str] = {}  # trials trained again, and why
@@ -149,89 +155,128 @@ def run_worker(
         budget = entry.get("budget")  # a halving level's stopping epoch
         return trial_key(config, data.fingerprint, metric, code.fingerprint, budget=budget)
 
-    def complete(entry: Mapping[str, Any]) -> bool:
-        return is_complete(rung_dir / entry["dir"], key(entry))
+    class Part:
+        """Trials that share a folder and a claim book: a rung's, or one halving level's."""
 
-    def attempt(entry: Mapping[str, Any]) -> str:
-        """Reuse, or claim and train, one trial: ``reused``, ``ran`` or ``held`` (by another)."""
-        name, trial_dir = entry["name"], rung_dir / entry["dir"]
-        config = TrialConfig.from_json(entry["config"])
-        budget = entry.get("budget")
-        expected = key(entry)
-        result = read_result(trial_dir)
-        reason = stale_reason(result, expected, code)
-        if reason is None:
-            if on_result is not None and int(entry["index"]) % workers == worker:
-                on_result(result, trial_dir)
-            return "reused"
-        if not claims.try_claim(name):
-            return "held"
-        try:
-            if is_complete(trial_dir, expected):  # finished by another worker meanwhile
+        def __init__(self, folder: Path) -> None:
+            self.folder = folder
+            self.claims = ClaimBook(folder / "claims", stale_s=stale_claim_s)
+
+        def complete(self, entry: Mapping[str, Any]) -> bool:
+            return is_complete(self.folder / entry["dir"], key(entry))
+
+        def attempt(self, entry: Mapping[str, Any]) -> str:
+            """Reuse, or claim and train, one trial: ``reused``, ``ran`` or ``held`` (by
+            another worker)."""
+            name, trial_dir, claims = entry["name"], self.folder / entry["dir"], self.claims
+            config = TrialConfig.from_json(entry["config"])
+            budget = entry.get("budget")
+            expected = key(entry)
+            result = read_result(trial_dir)
+            reason = stale_reason(result, expected, code)
+            if reason is None:
+                if on_result is not None and int(entry["index"]) % workers == worker:
+                    on_result(result, trial_dir)
+                return "reused"
+            if not claims.try_claim(name):
                 return "held"
-            if result is not None:
-                stale[name] = reason
-                log.info("%s %s %s: training it again", plan["rung"], name, reason)
-            for stale_file in (RESULT_FILE, MODEL_FILE, STATE_FILE):
-                (trial_dir / stale_file).unlink(missing_ok=True)
-            continues = _continues(entry, rung_dir, config, data.fingerprint, metric, code)
+            try:
+                if is_complete(trial_dir, expected):  # finished by another worker meanwhile
+                    return "held"
+                if result is not None:
+                    stale[name] = reason
+                    log.info("%s %s %s: training it again", plan["rung"], name, reason)
+                for stale_file in (RESULT_FILE, MODEL_FILE, STATE_FILE):
+                    (trial_dir / stale_file).unlink(missing_ok=True)
+                continues = _continues(entry, self.folder, config, data.fingerprint, metric, code)
 
-            result = run_trial(
-                config,
-                data,
-                build_model,
-                trial_dir,
-                metric=metric,
-                mode=mode,
-                device=device,
-                precision=precision,
-                threads=threads,
-                trial={
-                    "rung": plan["rung"],
-                    "index": entry["index"],
-                    "name": name,
-                    "worker": worker,
-                    **{k: entry[k] for k in ("level", "budget") if k in entry},
-                },
-                checkpoint_every_s=checkpoint_every_s,
-                save_model=save_model,
-                on_epoch=_progress(claims, plan["rung"], name, budget or config.epochs),
-                scoring=scoring,
-                stop_at=budget,
-                continues=continues,
-            )
-            if on_result is not None:
-                on_result(result, trial_dir)
-            log.info(
-                "%s %s %s best %s in %.1fs",
-                plan["rung"],
-                name,
-                result["status"],
-                result["best_val_metric"],
-                result["total_seconds"],
-            )
-            return "ran"
-        finally:
-            claims.release(name)
+                result = run_trial(
+                    config,
+                    data,
+                    build_model,
+                    trial_dir,
+                    metric=metric,
+                    mode=mode,
+                    device=device,
+                    precision=precision,
+                    threads=threads,
+                    trial={
+                        "rung": plan["rung"],
+                        "index": entry["index"],
+                        "name": name,
+                        "worker": worker,
+                        **{k: entry[k] for k in ("level", "budget") if k in entry},
+                    },
+                    checkpoint_every_s=checkpoint_every_s,
+                    save_model=save_model,
+                    on_epoch=_progress(claims, plan["rung"], name, budget or config.epochs),
+                    scoring=scoring,
+                    stop_at=budget,
+                    continues=continues,
+                )
+                if on_result is not None:
+                    on_result(result, trial_dir)
+                log.info(
+                    "%s %s %s best %s in %.1fs",
+                    plan["rung"],
+                    name,
+                    result["status"],
+                    result["best_val_metric"],
+                    result["total_seconds"],
+                )
+                return "ran"
+            finally:
+                claims.release(name)
 
-    def run(entries: Sequence[Mapping[str, Any]]) -> None:
+        def run(self, entries: Sequence[Mapping[str, Any]], order: Sequence[int]) -> None:
+            for i in order:
+                outcome = self.attempt(entries[i])
+                if outcome != "held":
+                    (ran if outcome == "ran" else reused).append(entries[i]["name"])
+
+        def finish(self, entries: Sequence[Mapping[str, Any]]) -> None:
+            """Wait for the others' trials of ``entries``, taking over any whose worker died."""
+            ran.extend(_wait_for(entries, self.attempt, self.complete))
+
+    def order(
+        entries: Sequence[Mapping[str, Any]], expected: Mapping[str, float] | None = None
+    ) -> list[int]:
         steal = workers < len(entries)
+        if steal and expected:
+            # longest first, the same list for every worker: a level ends when its last
+            # trial does, so the long ones must not be left for the end
+            return sorted(range(len(entries)), key=lambda i: -expected[entries[i]["name"]])
         indices = [int(e["index"]) for e in entries]
-        for i in _order(indices, worker=worker, workers=workers, steal=steal):
-            outcome = attempt(entries[i])
-            if outcome != "held":
-                (ran if outcome == "ran" else reused).append(entries[i]["name"])
+        return _order(indices, worker=worker, workers=workers, steal=steal)
 
     if is_rounds(plan):
+        part = Part(rung_dir)
         batches = rounds(plan)
         for r in range(len(batches)):
             asked = ask_round(plan, rung_dir, r, mode=mode, model_applies=model_applies)
-            run(asked)
+            part.run(asked, order(asked))
             if r + 1 < len(batches):
                 log.info("%s round %d: waiting for its last trials", plan["rung"], r)
-                ran.extend(_wait_for(asked, attempt, complete))
+                part.finish(asked)
+    elif plan.get("halving"):
+        previous = None
+        for level in range(len(plan["halving"]["levels"])):
+            part = Part(rung_dir / level_dir(level))
+            level_plan = plan_level(plan, level, previous, mode)
+            _write_level_plan(part.folder / "plan.json", level_plan)
+            mine = order(level_plan["trials"], expected_seconds(previous, level_plan))
+            if not mine:
+                # it will have none at the levels after either: they continue a subset
+                log.info("%s level %d: no trials for this worker; done", plan["rung"], level)
+                break
+            part.run(level_plan["trials"], mine)
+            log.info("%s level %d: waiting for its last trials", plan["rung"], level)
+            part.finish(level_plan["trials"])
+            previous = collect_rung(
+                level_plan, part.folder, data_fingerprint=data.fingerprint, metric=metric
+            )
     else:
-        run(plan["trials"])
+        Part(rung_dir).run(plan["trials"], order(plan["trials"]))
     return {
         "rung": plan["rung"],
         "worker": worker,
@@ -243,8 +288,16 @@ def run_worker(
     }
 
 
+def _write_level_plan(path: Path, level_plan: Mapping[str, Any]) -> None:
+    """Every worker plans the same level; the first to get there writes it down (for
+    ``tuneladder status`` and the report), and a rerun rewrites it only if it changed."""
+    if path.is_file() and read_json(path) == level_plan:
+        return
+    write_json(path, level_plan)
+
+
 # How often a worker waiting for a round to finish looks again, in seconds.
-POLL_S = 0.5
+POLL_S = 0.2
 
 
 def _wait_for(

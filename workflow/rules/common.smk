@@ -7,7 +7,7 @@ from snakemake.utils import validate
 from tuneladder import rungs
 from tuneladder.conda_envs import write_env_file
 from tuneladder.config import SCHEMA_PATH, ConfigError, describe_plan, resolve_config
-from tuneladder.halving import Halving, level_dir
+from tuneladder.halving import Halving
 from tuneladder.report import figures_for, report_inputs
 from tuneladder.tasks import TaskError, task_module_name
 from tuneladder.trials import code_fingerprint
@@ -34,9 +34,7 @@ DATA = [f"{RESULTS}/{path}" for path in rungs.PREPARE.outputs.values()]
 
 
 wildcard_constraints:
-    # a rung of trials, or one halving level of a sweep (coarse/levels/1)
-    rung="|".join(TRIAL_RUNGS + [rf"{rung}/levels/\d+" for rung in SEARCH_RUNGS]),
-    level=r"\d+",
+    rung="|".join(TRIAL_RUNGS),
     w=r"\d+",
     n=r"\d+",
 
@@ -58,18 +56,12 @@ def uses_gpu():
     )
 
 
-def halving_levels(rung):
-    """The halving levels of a sweep (tuneladder.halving); none when it does not halve."""
-    halving = Halving.from_sweep(config[rung]) if rung in SEARCH_RUNGS else None
-    return halving.levels if halving else ()
-
-
 def rung_trials(rung):
-    """The trials one set of workers shares: a rung's, or one halving level's."""
-    name, _, level = rung.partition("/levels/")
-    levels = halving_levels(name)
-    if levels:
-        return levels[int(level or 0)].configs
+    """The most trials a rung's workers train at once: a sweep that halves trains every
+    config at level 0, and fewer at each level after (tuneladder.halving)."""
+    halving = Halving.from_sweep(config[rung]) if rung in SEARCH_RUNGS else None
+    if halving is not None:
+        return halving.levels[0].configs
     return rungs.by_name(rung).trials(config)
 
 
@@ -114,30 +106,6 @@ def rung_workers(rung):
 def worker_markers(wildcards):
     n = rung_workers(wildcards.rung)
     return [f"{RESULTS}/{wildcards.rung}/workers/{w}-of-{n}.json" for w in range(n)]
-
-
-def rung_parts(wildcards):
-    """What a rung's table is collected from: its workers' markers, or, for a sweep that
-    halves, its levels' tables, level 0 first."""
-    levels = halving_levels(wildcards.rung)
-    if levels:
-        folder = f"{RESULTS}/{wildcards.rung}"
-        return {
-            "levels": [
-                f"{folder}/{level_dir(level.index)}/results.json" for level in levels
-            ]
-        }
-    return {"workers": worker_markers(wildcards)}
-
-
-def level_inputs(wildcards):
-    """A halving level is planned from its sweep's plan and the level before's table."""
-    folder = f"{RESULTS}/{wildcards.rung}"
-    inputs = {"plan": f"{folder}/plan.json"}
-    level = int(wildcards.level)
-    if level > 0:
-        inputs["previous"] = f"{folder}/{level_dir(level - 1)}/results.json"
-    return inputs
 
 
 def runtime_params():

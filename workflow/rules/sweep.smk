@@ -42,25 +42,8 @@ rule plan_fine:
         "../scripts/plan_fine.py"
 
 
-# A sweep that halves trains in levels (tuneladder.halving): each level's plan names the
-# configs that go on from the level before, and the level's workers train them.
-rule plan_level:
-    input:
-        unpack(level_inputs),
-    output:
-        f"{RESULTS}/{{rung}}/levels/{{level}}/plan.json",
-    log:
-        f"{RESULTS}/logs/{{rung}}/levels/{{level}}/plan.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/{{rung}}/levels/{{level}}/plan.tsv"
-    conda:
-        CONDA_ENV
-    params:
-        mode=config["metric"]["mode"],
-    script:
-        "../scripts/plan_level.py"
-
-
+# A sweep that halves (tuneladder.halving) trains its levels inside the same workers:
+# each worker plans the next level itself when a level is done, so no level starts a job.
 # A worker claims trials of its rung one at a time; trial files are not outputs,
 # so a killed worker never takes finished trials with it.
 rule sweep_worker:
@@ -92,7 +75,7 @@ rule sweep_worker:
 
 rule collect_rung:
     input:
-        unpack(rung_parts),
+        workers=worker_markers,
         data=DATA,
         plan=f"{RESULTS}/{{rung}}/plan.json",
     output:

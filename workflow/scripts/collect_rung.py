@@ -6,5 +6,4 @@ with logged(snakemake.log[0]):
         data_dir=snakemake.params.data_dir,
         metric=snakemake.params.metric,
         out=snakemake.output[0],
-        levels=snakemake.input.get("levels"),
     )

@@ -34,7 +34,6 @@ from tuneladder.rungs import (
     SENSITIVITY,
     Rung,
     by_name,
-    split_level,
 )
 
 __all__ = [
@@ -70,17 +69,16 @@ def _timing(
     for rung in LADDER:
         walls, total, count = [], 0.0, 0
         for job in rung.jobs:
-            # a job that runs as several workers at once has a file each: <job>-<w>-of-<n>;
-            # a sweep that halves runs it once per level, one level after the other
-            levels: dict[int | None, list[float]] = {}
-            for name, seconds in benchmarks.items():
-                base, level = split_level(name)
-                if base == job or base.startswith(job + "-"):
-                    known.add(name)
-                    levels.setdefault(level, []).append(seconds)
-            for hits in levels.values():
-                walls.append(max(hits))
-                total += sum(hits)
+            # a job that runs as several workers at once has a file each: <job>-<w>-of-<n>
+            hits = {
+                name: seconds
+                for name, seconds in benchmarks.items()
+                if name == job or name.startswith(job + "-")
+            }
+            known.update(hits)
+            if hits:
+                walls.append(max(hits.values()))
+                total += sum(hits.values())
                 count += len(hits)
         if rung.enabled is not None and rung.name not in ran:
             continue
