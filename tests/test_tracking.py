@@ -151,9 +151,9 @@ def test_the_ladders_store_after_a_run_and_a_rerun(tiny_ladder: Path, tmp_path: 
     assert {r.data.tags["mlflow.parentRunId"] for r in trials} == {parent.info.run_id}
     (final,) = runs["final"]
     assert final.data.tags["mlflow.parentRunId"] == parent.info.run_id
-    # logged by a job of its own, beside the report, which records the run
+    # the trials and the model are logged by one job of its own, beside the report
     marker = json.loads((results_of(tiny_ladder) / "final" / "mlflow.json").read_text())
-    assert marker == {"run_id": final.info.run_id, "error": None}
+    assert marker == {"run_id": final.info.run_id, "trials": 13, "error": None}
     from mlflow import MlflowClient
 
     store = results_of(tiny_ladder) / "mlflow.db"
@@ -168,8 +168,22 @@ def test_the_ladders_store_after_a_run_and_a_rerun(tiny_ladder: Path, tmp_path: 
     workdir = tmp_path / "ladder"
     shutil.copytree(tiny_ladder, workdir, ignore=shutil.ignore_patterns(".snakemake"))
     proc = snakemake(workdir, "--forcerun", "sweep_worker")
-    assert "rule log_final_model" in proc.stdout + proc.stderr
+    assert "rule log_mlflow" in proc.stdout + proc.stderr
     again = _store(results_of(workdir))
     assert [r.info.run_id for r in again["ladder"]] == [parent.info.run_id]
     assert sorted(r.info.run_id for r in again["trial"]) == sorted(r.info.run_id for r in trials)
     assert [r.info.run_id for r in again["final"]] == [final.info.run_id]
+
+
+@pytest.mark.slow
+def test_live_workers_mirror_each_trial_before_the_ladder_ends(tmp_path: Path) -> None:
+    from helpers import results_of, snakemake, write_config
+
+    write_config(tmp_path, mlflow={"enabled": True, "live": True})
+    snakemake(tmp_path, "results/tiny/coarse/results.json")  # the coarse sweep only
+    results = results_of(tmp_path)
+    assert not (results / "final" / "mlflow.json").exists()  # no mirroring job has run
+    runs = _store(results)
+    assert sorted(r.data.tags["tuneladder.trial"].split("/")[1] for r in runs["trial"]) == [
+        str(i) for i in range(4)
+    ]

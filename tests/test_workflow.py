@@ -176,7 +176,7 @@ def test_more_fine_trials_rerun_only_fine_and_after(ladder: Path, tmp_path: Path
         "collect_rung",
         "plan_seeds",
         "final",
-        "log_final_model",
+        "log_mlflow",
         "report",
         "all",
     }

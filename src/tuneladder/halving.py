@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any
 
 from tuneladder.direction import Direction, ok_value, top
@@ -36,6 +37,7 @@ __all__ = [
     "continuing",
     "expected_seconds",
     "level_dir",
+    "level_trial_dirs",
     "merge_levels",
     "plan_level",
     "trial_dir",
@@ -142,6 +144,16 @@ def level_dir(level: int) -> str:
 def trial_dir(index: int, epochs: int) -> str:
     """A config's trial folder at one level, relative to its sweep's folder."""
     return f"trials/{index}/e{epochs}"
+
+
+def level_trial_dirs(row: Mapping[str, Any]) -> list[str]:
+    """Every trial folder of a rung's table row: for a sweep that halves, one per level
+    its config reached (siblings ``e<epochs>`` of its furthest one), else its own."""
+    halving = row.get("halving")
+    if not halving:
+        return [row["dir"]]
+    furthest = PurePosixPath(row["dir"])
+    return [str(furthest.parent / f"e{level['epochs']}") for level in halving["levels"]]
 
 
 def with_halving(plan: Mapping[str, Any], halving: Halving) -> dict[str, Any]:

@@ -30,9 +30,9 @@ __all__ = [
     "BASELINE",
     "COARSE",
     "FINAL",
-    "FINAL_MLFLOW",
     "FINE",
     "LADDER",
+    "MLFLOW_MARKER",
     "PER_RUNG_RULES",
     "PREPARE",
     "REPORT",
@@ -224,7 +224,7 @@ FINAL = Rung(
     name="final",
     label="final choice and test",
     decides="the chosen config, and its test score",
-    rules=("final", "log_final_model"),
+    rules=("final", "log_mlflow"),
     outputs={
         "summary": "final/summary.json",
         "markdown": "final/summary.md",
@@ -253,8 +253,9 @@ REPORT = Rung(
     outputs={"html": "report/index.html", "summary": "report/summary.json"},
 )
 
-# The final rung's MLflow record of the chosen model: an output only while tracking is on.
-FINAL_MLFLOW = "final/mlflow.json"
+# The MLflow mirror's record (trials mirrored, the final model's run): an output only
+# while tracking is on.
+MLFLOW_MARKER = "final/mlflow.json"
 
 # The rungs the report's ladder table times, in order; the report itself comes last.
 LADDER = (PREPARE, OVERFIT, LR_RANGE, COARSE, SELECT, FINE, SEEDS, FINAL, SENSITIVITY)

@@ -29,7 +29,7 @@ __all__ = [
     "Runtime",
     "collect_rung_stage",
     "final_stage",
-    "log_final_model_stage",
+    "log_mlflow_stage",
     "logged",
     "lr_range_test_stage",
     "overfit_check_stage",
@@ -745,43 +745,66 @@ def plan_sensitivity_stage(
     write_json(out, plan)
 
 
-def log_final_model_stage(
+def log_mlflow_stage(
     *,
+    tables: Sequence[str | Path],
     final_dir: str | Path,
     data_dir: str | Path,
     task: Mapping[str, Any],
     tracking: Mapping[str, Any],
     marker: str | Path,
 ) -> None:
-    """Mirror the chosen model into MLflow, in a job of its own.
+    """Mirror the ladder into MLflow in one job of its own: every trial, then the model.
 
-    Importing MLflow and writing the model with its environment takes seconds;
-    the summary and the report need none of it, so this job runs beside the
-    report instead of holding up ``final``. ``marker`` records the run (or why
-    there is none): the files in ``final/`` stay the source of truth.
+    Importing MLflow and opening the store cost about 2 s of CPU per process;
+    paid in every worker they slowed its training (the worker's thread shares
+    the interpreter), and the summary and the report need none of it. So one
+    job pays it once, beside the report. ``tables`` are the rungs' results;
+    a trial a live worker (``mlflow.live``) or an earlier run already logged is
+    found by its tag and not logged again. ``marker`` records the final run (or
+    why there is none): the files under ``results/`` stay the source of truth.
     """
+    from tuneladder.halving import level_trial_dirs
+
+    final_dir = Path(final_dir)
+    outcome: dict[str, Any] = {"run_id": None, "trials": 0, "error": None}
+    tracker = _tracker(tracking)
+    if tracker is None:
+        outcome["error"] = "tracking store unavailable"
+        write_json(marker, outcome)
+        return
+    for table in tables:
+        for row in read_json(table)["trials"]:
+            for trial_dir in level_trial_dirs(row):
+                result = read_json(Path(trial_dir) / "result.json")
+                try:
+                    tracker.log_trial(result, trial_dir)
+                    outcome["trials"] += 1
+                except Exception as err:  # the result files stay the source of truth
+                    log.warning("MLflow: could not log %s: %s", trial_dir, err)
+    log.info("MLflow: %d trials mirrored", outcome["trials"])
+    try:
+        outcome["run_id"] = _log_final_model(tracker, final_dir, data_dir, task)
+        log.info("MLflow: final model logged in run %s", outcome["run_id"])
+    except Exception as err:  # the files in final/ stay the source of truth
+        log.warning("MLflow: could not log the final model: %s", err)
+        outcome["error"] = f"{type(err).__name__}: {err}"
+    write_json(marker, outcome)
+
+
+def _log_final_model(
+    tracker: Any, final_dir: Path, data_dir: str | Path, task: Mapping[str, Any]
+) -> str:
     import torch
 
     from tuneladder.data import load_info, load_train_val
     from tuneladder.hparams import TrialConfig
 
-    final_dir = Path(final_dir)
-    outcome: dict[str, Any] = {"run_id": None, "error": None}
-    tracker = _tracker(tracking)
-    if tracker is None:
-        outcome["error"] = "tracking store unavailable"
-    else:
-        try:
-            task_obj = _task(task)
-            config = TrialConfig.from_json(read_json(final_dir / "best_config.json"))
-            model = task_obj.build_model(config.model, load_info(data_dir))
-            model.load_state_dict(torch.load(final_dir / "model.pt", weights_only=True))
-            val = load_train_val(data_dir, task_obj).val  # never the test split
-            example = val.take(torch.arange(2)).x.cpu().numpy()
-            summary = read_json(final_dir / "summary.json")
-            outcome["run_id"] = tracker.log_final(summary, final_dir, model, example)
-            log.info("MLflow: final model logged in run %s", outcome["run_id"])
-        except Exception as err:  # the files in final/ stay the source of truth
-            log.warning("MLflow: could not log the final model: %s", err)
-            outcome["error"] = f"{type(err).__name__}: {err}"
-    write_json(marker, outcome)
+    task_obj = _task(task)
+    config = TrialConfig.from_json(read_json(final_dir / "best_config.json"))
+    model = task_obj.build_model(config.model, load_info(data_dir))
+    model.load_state_dict(torch.load(final_dir / "model.pt", weights_only=True))
+    val = load_train_val(data_dir, task_obj).val  # never the test split
+    example = val.take(torch.arange(2)).x.cpu().numpy()
+    summary = read_json(final_dir / "summary.json")
+    return tracker.log_final(summary, final_dir, model, example)

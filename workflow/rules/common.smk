@@ -149,6 +149,20 @@ def code_params():
     return code_fingerprint(task_module_name(config["task"]["name"])).fingerprint
 
 
+def live_tracking_params():
+    """Where workers mirror each trial as it finishes: only with mlflow.live (else the
+    log_mlflow job mirrors them all at the end)."""
+    return tracking_params() if config["mlflow"]["live"] else None
+
+
+def trial_tables():
+    """The results tables of every rung of trials the config runs, in ladder order."""
+    return [
+        f"{RESULTS}/{rung.outputs['results']}"
+        for rung in rungs.active(config, rungs.TRIAL_RUNGS)
+    ]
+
+
 def tracking_params():
     """Where jobs mirror results into MLflow (None: not at all); the store is set up lazily."""
     if not config["mlflow"]["enabled"]:
@@ -190,7 +204,7 @@ def all_targets():
         for path in rung.outputs.values()
     ]
     if tracking_params():
-        targets.append(f"{RESULTS}/{rungs.FINAL_MLFLOW}")
+        targets.append(f"{RESULTS}/{rungs.MLFLOW_MARKER}")
     return targets
 
 

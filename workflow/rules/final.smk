@@ -31,20 +31,22 @@ rule final:
         "../scripts/final.py"
 
 
-# Off the critical path: the report does not wait for MLflow (asked for by rule all
-# only while mlflow.enabled).
-rule log_final_model:
+# Off the critical path: one job mirrors every trial and the final model into MLflow,
+# beside the report, which does not wait for it (asked for by rule all only while
+# mlflow.enabled; with mlflow.live the workers have mirrored the trials already).
+rule log_mlflow:
     input:
         data=DATA,
+        tables=trial_tables(),
         summary=f"{RESULTS}/final/summary.json",
         config=f"{RESULTS}/final/best_config.json",
         model=f"{RESULTS}/final/model.pt",
     output:
-        f"{RESULTS}/{rungs.FINAL_MLFLOW}",
+        f"{RESULTS}/{rungs.MLFLOW_MARKER}",
     log:
-        f"{RESULTS}/logs/log_final_model.log",
+        f"{RESULTS}/logs/log_mlflow.log",
     benchmark:
-        f"{RESULTS}/benchmarks/log_final_model.tsv"
+        f"{RESULTS}/benchmarks/log_mlflow.tsv"
     conda:
         CONDA_ENV
     params:
@@ -52,4 +54,4 @@ rule log_final_model:
         task=config["task"],
         tracking=tracking_params(),
     script:
-        "../scripts/log_final_model.py"
+        "../scripts/log_mlflow.py"

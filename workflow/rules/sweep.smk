@@ -66,7 +66,7 @@ rule sweep_worker:
         task=config["task"],
         metric=config["metric"],
         runtime=runtime_params(),
-        tracking=tracking_params(),
+        tracking=live_tracking_params(),
         # not read by the job: a code fix changes it, so the workers rerun (and -n says so)
         code=code_params(),
     script:

@@ -1,9 +1,10 @@
 from pathlib import Path
 
-from tuneladder.stages import log_final_model_stage, logged
+from tuneladder.stages import log_mlflow_stage, logged
 
 with logged(snakemake.log[0]):
-    log_final_model_stage(
+    log_mlflow_stage(
+        tables=snakemake.input.tables,
         final_dir=Path(snakemake.input.summary).parent,
         data_dir=snakemake.params.data_dir,
         task=snakemake.params.task,
