@@ -40,3 +40,18 @@ def test_process_start_is_before_now_and_after_boot() -> None:
     assert started is not None  # Linux: /proc is there
     # this process started within the last hour, and before this line ran
     assert time.time() - 3600 < started <= time.time()
+
+
+def test_process_start_is_exact_to_a_few_clock_ticks() -> None:
+    """A child started just after a mark reports a start just after it, not a second early
+    (the boot time in /proc/stat is in whole seconds)."""
+    import subprocess
+    import sys
+    import time
+
+    code = "from tuneladder.env import process_started_at; print(repr(process_started_at()))"
+    before = time.time()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    after = time.time()
+    started = float(out.stdout)
+    assert before - 0.05 <= started <= after  # clock ticks are 0.01 s

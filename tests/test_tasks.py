@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,30 @@ def test_digits_split_is_60_20_20_stratified_and_seeded(digits_dir: Path) -> Non
     counts = torch.bincount(data.train.y, minlength=10).float() / len(data.train)
     assert counts.min() > 0.09 and counts.max() < 0.11  # stratified
     assert data.info.input_shape == (1, 8, 8) and data.info.n_outputs == 10
+
+
+def test_digits_are_scikit_learns_read_without_importing_it(tmp_path: Path) -> None:
+    """The file is read directly (importing scikit-learn was a third of the prepare rung);
+    the samples, and so the prepared data's fingerprint, are what they always were."""
+    code = (
+        "import sys, numpy as np; from tuneladder.tasks import load_task;"
+        " from tuneladder.data import prepare; task = load_task('digits');"
+        " x, y = task.load_arrays(); np.save(sys.argv[1] + '/x.npy', x);"
+        " np.save(sys.argv[1] + '/y.npy', y);"
+        " print(prepare(task, sys.argv[1] + '/data', seed=0)['fingerprint']);"
+        " assert 'sklearn' not in sys.modules, 'scikit-learn was imported'"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x, y = np.load(tmp_path / "x.npy"), np.load(tmp_path / "y.npy")
+    assert x.shape == (1797, 1, 8, 8) and x.dtype == np.float32 and y.dtype == np.int64
+    assert np.array_equal(x, (digits.images / 16.0).astype(np.float32)[:, None])
+    assert np.array_equal(y, digits.target)
+    assert out.stdout.strip() == "7e40a4af872b071f"  # seed 0, before and after the change
 
 
 def test_split_is_fixed_for_a_seed_and_disjoint() -> None:

@@ -7,6 +7,7 @@ import platform
 import socket
 import subprocess
 import sys
+import time
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -113,14 +114,13 @@ def process_started_at() -> float | None:
     """
     try:
         stat = Path("/proc/self/stat").read_text()
-        boot = next(
-            float(line.split()[1])
-            for line in Path("/proc/stat").read_text().splitlines()
-            if line.startswith("btime ")
-        )
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        now = time.time()
         ticks = os.sysconf("SC_CLK_TCK")
-    except (OSError, StopIteration, ValueError):
+    except (OSError, IndexError, ValueError):
         return None
     # the command name (field 2) may hold spaces: fields are counted after its ")"
     start_ticks = float(stat.rpartition(")")[2].split()[19])
-    return boot + start_ticks / ticks
+    # counted back from now: the boot time in /proc/stat (btime) is in whole seconds,
+    # which put every start up to a second early
+    return now - (uptime - start_ticks / ticks)

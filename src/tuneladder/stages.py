@@ -24,6 +24,7 @@ from tuneladder.device import Runtime
 from tuneladder.io import read_json, write_csv, write_json
 from tuneladder.preflight import DataError, UserCodeError
 from tuneladder.rungs import COARSE, FINE, by_name, trial_order
+from tuneladder.startup import freeze_at_exit, import_torch
 
 __all__ = [
     "Runtime",
@@ -58,6 +59,7 @@ def logged(log_path: str | Path) -> Iterator[None]:
     when the task's own code raised, its traceback in ``<log>.traceback`` beside
     the log (which names it).
     """
+    freeze_at_exit()  # a job ends when its stage does: see tuneladder.startup
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     traceback_path = log_path.with_suffix(".traceback")
@@ -112,6 +114,7 @@ def prepare_stage(
     hyperparameters in ``train``), so a factory that cannot build it, or builds
     one that cannot train, stops the ladder here rather than in a rung.
     """
+    import_torch(dynamo=False)
     import torch
 
     from tuneladder.data import load_train_val, prepare
@@ -203,6 +206,7 @@ def overfit_check_stage(
     runtime: Runtime,
     out: str | Path,
 ) -> None:
+    import_torch(dynamo=True)
     from tuneladder.overfit import failure_message, overfit_check
 
     torch_device, task_obj, data = _sanity_inputs(data_dir, task, runtime)
@@ -248,6 +252,7 @@ def lr_range_test_stage(
     out: str | Path,
     csv_out: str | Path,
 ) -> None:
+    import_torch(dynamo=True)
     from tuneladder.lr_range import lr_range_test
 
     torch_device, task_obj, data = _sanity_inputs(data_dir, task, runtime)
@@ -498,6 +503,7 @@ def sweep_worker_stage(
     out: str | Path,
     tracking: Mapping[str, Any] | None = None,
 ) -> None:
+    import_torch(dynamo=True)
     from tuneladder.worker import run_worker
 
     torch_device = runtime.start()
@@ -673,6 +679,7 @@ def final_stage(
     experiment: str,
     out_dir: str | Path,
 ) -> None:
+    import_torch(dynamo=False)
     from tuneladder.data import load_info
     from tuneladder.final import finalize, write_views
 
@@ -766,6 +773,7 @@ def log_mlflow_stage(
     """
     from tuneladder.halving import level_trial_dirs
 
+    import_torch(dynamo=True)  # torch.export, which MLflow's model format uses, loads it
     final_dir = Path(final_dir)
     outcome: dict[str, Any] = {"run_id": None, "trials": 0, "error": None}
     tracker = _tracker(tracking)

@@ -1,0 +1,77 @@
+"""A job's process imports torch with the collector paused, freezes it, and freezes at exit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def _run(code: str) -> dict:
+    """``code`` in a fresh interpreter, as a job starts; it prints one JSON line."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+IMPORT = "from tuneladder.startup import import_torch;"
+STATE = (
+    "import gc, json, sys; print(json.dumps({'enabled': gc.isenabled(),"
+    " 'frozen': gc.get_freeze_count(), 'torch': 'torch' in sys.modules,"
+    " 'dynamo': 'torch._dynamo' in sys.modules}))"
+)
+
+
+def test_a_jobs_first_torch_import_leaves_it_frozen_and_the_collector_on() -> None:
+    state = _run(f"{IMPORT} import_torch(dynamo=True); {STATE}")
+    assert state["torch"] and state["dynamo"]
+    assert state["enabled"]
+    assert state["frozen"] > 100_000  # torch's objects, out of every later collection
+
+
+def test_without_dynamo_only_torch_is_imported() -> None:
+    state = _run(f"{IMPORT} import_torch(dynamo=False); {STATE}")
+    assert state["torch"] and not state["dynamo"]
+
+
+def test_a_process_that_already_has_torch_is_not_frozen() -> None:
+    # a test session, or a job whose code imported torch first: its objects stay collectable
+    state = _run(f"import torch; {IMPORT} import_torch(dynamo=True); {STATE}")
+    assert state["dynamo"] and state["enabled"] and state["frozen"] == 0
+
+
+def test_a_collector_switched_off_stays_off() -> None:
+    state = _run(f"import gc; gc.disable(); {IMPORT} import_torch(dynamo=False); {STATE}")
+    assert not state["enabled"]
+
+
+def test_a_failed_import_switches_the_collector_back_on() -> None:
+    code = (
+        "import importlib.abc, sys\n"
+        "class Refuse(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'torch._dynamo':\n"
+        "            raise ImportError('no dynamo here')\n"
+        "sys.meta_path.insert(0, Refuse())\n"
+        "from tuneladder.startup import import_torch\n"
+        "try:\n"
+        "    import_torch(dynamo=True)\n"
+        "except ImportError:\n"
+        "    pass\n"
+        f"{STATE}"
+    )
+    state = _run(code)
+    assert state["torch"] and not state["dynamo"]
+    assert state["enabled"]
+
+
+def test_the_heap_is_frozen_once_the_interpreter_starts_shutting_down() -> None:
+    # exit handlers run last registered first: the one registered before sees the freeze
+    code = (
+        "import atexit, gc\n"
+        "atexit.register(lambda: print(gc.get_freeze_count() > 0))\n"
+        "from tuneladder.startup import freeze_at_exit\n"
+        "freeze_at_exit(); freeze_at_exit()\n"
+        "print(gc.get_freeze_count() > 0)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]
