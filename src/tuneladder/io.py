@@ -37,8 +37,16 @@ def write_text(path: str | Path, text: str) -> None:
         handle.write(text)
 
 
+# Above this size a JSON file is written without indentation: indenting makes json use
+# its pure-Python encoder (about 1.5 s for a 10,000-trial plan, against 0.1 s).
+INDENT_UP_TO = 1_000_000
+
+
 def write_json(path: str | Path, data: Any) -> None:
-    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n")
+    text = json.dumps(data, default=_jsonable)
+    if len(text) <= INDENT_UP_TO:
+        text = json.dumps(data, indent=2, default=_jsonable)
+    write_text(path, text + "\n")
 
 
 def read_json(path: str | Path) -> Any:
