@@ -669,6 +669,65 @@ def test_report_of_a_ladder_with_failures(tiny_ladder: Path, tmp_path: Path) -> 
             assert f"<tr><td>{rung} #{name}</td><td>{mode}</td>" in failures
 
 
+@pytest.mark.slow
+def test_the_sweep_part_runs_without_the_seed_reruns_and_changes_nothing(
+    tiny_ladder: Path, tmp_path: Path
+) -> None:
+    from tuneladder.report import (
+        SWEEP_READS,
+        SWEEPS_FILE,
+        report_inputs,
+        report_stage,
+        report_sweeps_stage,
+    )
+
+    results = results_of(tiny_ladder)
+    config = read_json(results / "report" / "summary.json")["reproducibility"]["config"]
+    # the report_sweeps job, in a folder the seed reruns and the final rung never wrote to
+    early = tmp_path / "early"
+    shutil.copytree(results, early, ignore=shutil.ignore_patterns("seeds", "final", "report"))
+    numbers = report_sweeps_stage(
+        inputs=report_inputs(early, config, SWEEP_READS),
+        out_dir=early / "report",
+        seed=config["seed"],
+        config=config,
+    )
+    assert set(numbers) == {"importance", "trends"}
+    # the whole report in one process, as report_stage does when not given the sweep part
+    alone = tmp_path / "alone"
+    shutil.copytree(results, alone, ignore=shutil.ignore_patterns("report"))
+    summary = report_stage(
+        inputs=report_inputs(alone, config),
+        benchmarks_dir=None,
+        out_dir=alone / "report",
+        seed=config["seed"],
+        config=config,
+    )
+    made = results / "report"  # by the workflow's two jobs
+    for report in (early / "report", made):
+        assert read_json(report / SWEEPS_FILE) == read_json(alone / "report" / SWEEPS_FILE)
+    for figure in FIGURES:
+        if figure.name not in SHOWN or figure.name == "ladder":  # the ladder's: job timings
+            continue
+        drawn = (alone / "report" / figure.path).read_bytes()
+        assert (made / figure.path).read_bytes() == drawn, figure.name
+        if figure.from_sweeps:
+            assert (early / "report" / figure.path).read_bytes() == drawn, figure.name
+        else:
+            assert not (early / "report" / figure.path).exists(), figure.name
+    by_jobs = read_json(made / "summary.json")
+    for key in ("importance", "hyperparameters", "analysis", "failures", "learning_curves"):
+        assert summary[key] == by_jobs[key], key
+    # fANOVA saw every ok trial of both sweeps, read from their tables here
+    ok = [
+        row
+        for rung in ("coarse", "fine")
+        for row in read_json(results / rung / "results.json")["trials"]
+        if row["status"] == "ok"
+    ]
+    assert summary["importance"]["trials"] == len(ok) > 0
+
+
 def test_epoch_axes_have_whole_epochs_only() -> None:
     from tuneladder.report import _figures as figs
 

@@ -14,7 +14,7 @@ from helpers import REPO, SNAKEMAKE, results_of, tiny_config, write_config
 from tuneladder import rungs, status
 from tuneladder.config import resolve_config
 from tuneladder.io import read_json
-from tuneladder.report import FIGURES, SECTIONS, figures_for, report_inputs
+from tuneladder.report import FIGURES, SECTIONS, SWEEP_READS, figures_for, report_inputs
 from tuneladder.rungs import LADDER, RUNGS, SENSITIVITY, TRIAL_RUNGS, Rung, active
 
 RULES = REPO / "workflow" / "rules"
@@ -137,7 +137,8 @@ def test_the_workflow_makes_every_output_of_the_table_with_the_rungs_rules(
     for figure in figures_for(
         resolve_config(yaml.safe_load((tmp_path / "config.yaml").read_text()))
     ):
-        assert producer[f"{results}report/{figure.path}"]["rule"] == "report"
+        rule = "report_sweeps" if figure.from_sweeps else "report"
+        assert producer[f"{results}report/{figure.path}"]["rule"] == rule
     assert f"{results}report/figures/halving.png" in producer
     assert not [out for out in producer if "/levels/" in out]
     # one set of workers per sweep, as many as level 0 has configs at most (2 slots here)
@@ -200,6 +201,20 @@ def test_report_inputs_and_figures_come_from_the_tables() -> None:
         assert inputs[f"{rung.name}_plan"] == f"results/x/{rung.name}/plan.json"
         assert inputs[f"{rung.name}_results"] == f"results/x/{rung.name}/results.json"
     assert inputs["final_summary"] == "results/x/final/summary.json"
+    # the sweep part reads the sanity checks, the sweeps and the selection, nothing later
+    early = report_inputs("results/x", None, SWEEP_READS)
+    assert set(early) == {
+        "prepare_meta",
+        "overfit_json",
+        "lr_range_json",
+        "coarse_plan",
+        "coarse_results",
+        "fine_plan",
+        "fine_results",
+        "select_topk",
+        "select_space",
+    }
+    assert all(early[name] == inputs[name] for name in early)
     # an optional rung's files are inputs when the config runs it
     assert "sensitivity_plan" not in inputs
     on = report_inputs("results/x", resolve_config(tiny_config(sensitivity={"enabled": True})))

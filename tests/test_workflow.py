@@ -177,6 +177,7 @@ def test_more_fine_trials_rerun_only_fine_and_after(ladder: Path, tmp_path: Path
         "plan_seeds",
         "final",
         "log_mlflow",
+        "report_sweeps",
         "report",
         "all",
     }

@@ -249,7 +249,7 @@ REPORT = Rung(
     name="report",
     label="report",
     decides="nothing: it shows what the rungs before it decided",
-    rules=("report",),
+    rules=("report_sweeps", "report"),
     outputs={"html": "report/index.html", "summary": "report/summary.json"},
 )
 

@@ -8,7 +8,7 @@ from tuneladder import rungs
 from tuneladder.conda_envs import write_env_file
 from tuneladder.config import SCHEMA_PATH, ConfigError, describe_plan, resolve_config
 from tuneladder.halving import Halving
-from tuneladder.report import figures_for, report_inputs
+from tuneladder.report import SWEEP_READS, SWEEPS_FILE, figures_for, report_inputs
 from tuneladder.tasks import TaskError, task_module_name
 from tuneladder.trials import code_fingerprint
 
@@ -194,6 +194,11 @@ def sweep_results():
 def report_files(wildcards):
     """Every file the report reads, by the name it reads it under."""
     return report_inputs(RESULTS, config)
+
+
+def report_sweeps_files(wildcards):
+    """The files the report's sweep part reads (sanity checks and sweeps), by name."""
+    return report_inputs(RESULTS, config, SWEEP_READS)
 
 
 def all_targets():

@@ -1,9 +1,49 @@
 # The report: one self-contained page, its numbers as JSON, and the figures as PNGs
 # marked for `snakemake --report report.zip` (figures, captions in workflow/report/ and
 # categories from tuneladder.report.FIGURES).
+
+
+# Its part that reads only the sanity checks and the sweeps: fANOVA, the rank trends
+# and the figures marked `from_sweeps`. It waits for the seed reruns (it reads none of
+# their files) so that it fills the core `final` leaves idle instead of taking one from
+# a seed worker; the report job then has only the final rung's part left to do.
+rule report_sweeps:
+    input:
+        unpack(report_sweeps_files),
+        after_seeds=f"{RESULTS}/{rungs.SEEDS.outputs['results']}",
+    output:
+        sweeps=f"{RESULTS}/report/{SWEEPS_FILE}",
+        figures=[
+            report(
+                f"{RESULTS}/report/{figure.path}",
+                caption=f"../report/{figure.caption_file}",
+                category=figure.category,
+            )
+            for figure in figures_for(config)
+            if figure.from_sweeps
+        ],
+    log:
+        f"{RESULTS}/logs/report_sweeps.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report_sweeps.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        seed=config["seed"],
+        config=config,
+    script:
+        "../scripts/report_sweeps.py"
+
+
 rule report:
     input:
         unpack(report_files),
+        sweeps=f"{RESULTS}/report/{SWEEPS_FILE}",
+        sweep_figures=[
+            f"{RESULTS}/report/{figure.path}"
+            for figure in figures_for(config)
+            if figure.from_sweeps
+        ],
     output:
         html=report(
             f"{RESULTS}/report/index.html",
@@ -18,6 +58,7 @@ rule report:
                 category=figure.category,
             )
             for figure in figures_for(config)
+            if not figure.from_sweeps
         ],
     log:
         f"{RESULTS}/logs/report.log",

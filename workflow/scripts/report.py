@@ -12,4 +12,5 @@ with logged(snakemake.log[0]):
         configfiles=snakemake.params.configfiles,
         config_args=snakemake.params.config_args,
         out_dir=Path(snakemake.output.html).parent,
+        sweeps=snakemake.input.sweeps,
     )

@@ -4,7 +4,11 @@
 verdict (``_analysis``, ``_importance``, assembled by ``_summary``), draws the
 figures (``_figures``) and renders the page (``_html``). The page's sections and
 figures are listed once, in ``_contents``; the files it reads, in ``_load``.
-docs/report.md says what each section shows and states the rules.
+The part that reads only the sanity checks and the sweeps (fANOVA, the rank
+trends and the figures ``from_sweeps``) is ``report_sweeps_stage``, a job of its
+own that runs beside the final rung; ``report_stage`` runs it first when it is
+not given its output. docs/report.md says what each section shows and states
+the rules.
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneladder.io import atomic_open, write_json, write_text
+from tuneladder.io import atomic_open, read_json, write_json, write_text
 from tuneladder.report._contents import (
     FIGURE_NAMES,
     FIGURES,
     READS,
     SECTIONS,
+    SWEEP_READS,
+    SWEEPS_FILE,
     Figure,
     figures_for,
     report_inputs,
@@ -34,11 +40,14 @@ __all__ = [
     "FIGURE_NAMES",
     "READS",
     "SECTIONS",
+    "SWEEPS_FILE",
+    "SWEEP_READS",
     "Figure",
     "draw_figures",
     "figures_for",
     "report_inputs",
     "report_stage",
+    "report_sweeps_stage",
 ]
 
 log = logging.getLogger("tuneladder")
@@ -47,7 +56,11 @@ log = logging.getLogger("tuneladder")
 def draw_figures(
     run: RunData, summary: Mapping[str, Any], figures: Sequence[Figure] = FIGURES
 ) -> dict[str, bytes]:
-    """The ``figures`` (by default all of :data:`FIGURES`) as PNG bytes, keyed by name."""
+    """The ``figures`` (by default all of :data:`FIGURES`) as PNG bytes, keyed by name.
+
+    ``summary`` needs the parts those figures show: for the figures ``from_sweeps``,
+    those of ``_summary.sweep_summary``.
+    """
     from optuna.distributions import FloatDistribution
 
     from tuneladder.report import _figures as figs
@@ -69,22 +82,20 @@ def draw_figures(
     lr_bounds = (
         (coarse_lr.low, coarse_lr.high) if isinstance(coarse_lr, FloatDistribution) else None
     )
-    names = {f.name for f in figures}
-    drawn = {
-        "ladder": figs.ladder_figure(summary["ladder"]["rungs"]),
-        "halving": figs.halving_figure(
+    # built only when asked for: the summary of the report_sweeps job has no final parts
+    draw = {
+        "ladder": lambda: figs.ladder_figure(summary["ladder"]["rungs"]),
+        "halving": lambda: figs.halving_figure(
             [
                 {**summary["halving"][rung], "rung": rung, "rows": run.rows[rung]}
                 for rung in summary["halving"]
             ],
             metric=metric,
-        )
-        if "halving" in names
-        else None,
-        "overfit": figs.overfit_figure(run.overfit),
-        "lr_range": figs.lr_range_figure(run.lr_range, lr_bounds),
-        "learning_curves": figs.curves_figure(panels),
-        "hyperparameters": figs.hyperparameters_figure(
+        ),
+        "overfit": lambda: figs.overfit_figure(run.overfit),
+        "lr_range": lambda: figs.lr_range_figure(run.lr_range, lr_bounds),
+        "learning_curves": lambda: figs.curves_figure(panels),
+        "hyperparameters": lambda: figs.hyperparameters_figure(
             sweep,
             [c["mode"] for c in classes],
             space,
@@ -92,11 +103,11 @@ def draw_figures(
             metric=metric,
             mode=mode,
         ),
-        "parallel": figs.parallel_figure(sweep, space, metric=metric, mode=mode),
-        "importance": figs.importance_figure(summary["importance"]),
-        "seeds": figs.seeds_figure(summary["seeds"]["groups"], metric=metric),
-        "sensitivity": figs.sensitivity_figure(summary["sensitivity"], metric=metric),
-        "best_so_far": figs.best_so_far_figure(
+        "parallel": lambda: figs.parallel_figure(sweep, space, metric=metric, mode=mode),
+        "importance": lambda: figs.importance_figure(summary["importance"]),
+        "seeds": lambda: figs.seeds_figure(summary["seeds"]["groups"], metric=metric),
+        "sensitivity": lambda: figs.sensitivity_figure(summary["sensitivity"], metric=metric),
+        "best_so_far": lambda: figs.best_so_far_figure(
             sweep,
             summary["diminishing_returns"]["best_so_far"],
             window=summary["diminishing_returns"]["window"],
@@ -104,7 +115,7 @@ def draw_figures(
             mode=mode,
         ),
     }
-    return {f.name: figs.png_bytes(drawn[f.name]) for f in figures}
+    return {f.name: figs.png_bytes(draw[f.name]()) for f in figures}
 
 
 def reproduce_command(configfiles: Sequence[str], config_args: Sequence[str] = ()) -> str:
@@ -117,6 +128,56 @@ def reproduce_command(configfiles: Sequence[str], config_args: Sequence[str] = (
     return shlex.join(words)
 
 
+def report_sweeps_stage(
+    *,
+    inputs: Mapping[str, str | Path],
+    out_dir: str | Path,
+    seed: int,
+    config: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Write ``sweeps.json`` and the figures ``from_sweeps`` into ``out_dir``.
+
+    The part of the report that reads only the sanity checks and the sweeps, so
+    that it runs beside the final rung instead of after it: ``report_stage``
+    reads what it wrote.
+
+    Args:
+        inputs: the files it reads, named as ``report_inputs(results_dir, config,
+            SWEEP_READS)`` names them.
+        out_dir: where the report goes (``results/<experiment>/report``).
+        seed: seeds fANOVA's forest.
+        config: the resolved experiment config (its metric and whether a sweep halves).
+
+    Returns:
+        What ``sweeps.json`` holds: ``_summary.sweep_numbers``.
+    """
+    from tuneladder.report._load import load_run
+
+    run = load_run(inputs, reads=SWEEP_READS)
+    return _draw_sweeps(run, Path(out_dir), seed=seed, config=config, metric=config["metric"])
+
+
+def _draw_sweeps(
+    run: RunData,
+    out_dir: Path,
+    *,
+    seed: int,
+    config: Mapping[str, Any],
+    metric: Mapping[str, str],
+) -> dict[str, Any]:
+    from tuneladder.report._summary import sweep_numbers, sweep_summary
+
+    numbers = sweep_numbers(run, mode=metric["mode"], seed=seed)
+    shown = [f for f in figures_for(config) if f.from_sweeps]
+    summary = sweep_summary(run, metric=metric["name"], mode=metric["mode"], sweeps=numbers)
+    figures = draw_figures(run, summary, shown)
+    for f in shown:
+        with atomic_open(out_dir / f.path, "wb") as handle:
+            handle.write(figures[f.name])
+    write_json(out_dir / SWEEPS_FILE, numbers)
+    return numbers
+
+
 def report_stage(
     *,
     inputs: Mapping[str, str | Path],
@@ -126,6 +187,7 @@ def report_stage(
     config: Mapping[str, Any],
     configfiles: Sequence[str] = (),
     config_args: Sequence[str] = (),
+    sweeps: str | Path | None = None,
 ) -> dict[str, Any]:
     """Write ``index.html``, ``summary.json`` and ``figures/*.png`` into ``out_dir``.
 
@@ -138,6 +200,8 @@ def report_stage(
         config: the resolved experiment config, shown and hashed on the page.
         configfiles: the config files of the run (relative to where it ran), and
         config_args: its ``--config`` overrides, for the reproducing command.
+        sweeps: the ``sweeps.json`` that :func:`report_sweeps_stage` wrote, with the
+            figures ``from_sweeps`` beside it; None: run it here first, into ``out_dir``.
 
     Returns:
         The summary, as written to ``summary.json``.
@@ -152,6 +216,11 @@ def report_stage(
 
     out_dir = Path(out_dir)
     run = load_run(inputs, benchmarks_dir)
+    if sweeps is None:
+        metric = {"name": run.final["metric"], "mode": run.final["mode"]}
+        _draw_sweeps(run, out_dir, seed=seed, config=config, metric=metric)
+        sweeps = out_dir / SWEEPS_FILE
+    sweeps_dir = Path(sweeps).parent
     versions = dict(package_versions())
     for name in ("matplotlib", "scikit-learn", "scipy"):
         versions[name] = metadata.version(name)
@@ -163,14 +232,21 @@ def report_stage(
         command=reproduce_command(configfiles, config_args),
         versions=versions,
         source_commit=git_commit(str(source)),
+        sweeps=read_json(sweeps),
     )
     shown = figures_for(config)
-    figures = draw_figures(run, summary, shown)
+    here = [f for f in shown if not f.from_sweeps]
+    drawn = draw_figures(run, summary, here)
+    for f in here:
+        with atomic_open(out_dir / f.path, "wb") as handle:
+            handle.write(drawn[f.name])
+    # in page order, the report_sweeps job's figures read back from where it wrote them
+    figures = {
+        f.name: drawn[f.name] if f.name in drawn else (sweeps_dir / f.path).read_bytes()
+        for f in shown
+    }
     summary["figures"] = {f.name: f.path for f in shown}
     summary = finite_or_none(summary)
-    for f in shown:
-        with atomic_open(out_dir / f.path, "wb") as handle:
-            handle.write(figures[f.name])
     write_json(out_dir / "summary.json", summary)
     write_text(out_dir / "index.html", render(summary, figures))
     log.info(

@@ -1,9 +1,11 @@
 """The report's table of contents: what it reads, its sections, and its figures.
 
 The page (``_html``), the drawing (``draw_figures``) and the workflow's report
-rule (each PNG marked for ``snakemake --report`` with its caption file and
+rules (each PNG marked for ``snakemake --report`` with its caption file and
 category) all read :data:`FIGURES`; no other list of figures exists. The report
-rule's inputs are :func:`report_inputs`, which ``_load`` reads by name. This
+rules' inputs are :func:`report_inputs`, which ``_load`` reads by name: the
+``report_sweeps`` job reads :data:`SWEEP_READS` and draws the figures marked
+``from_sweeps``, the ``report`` job reads :data:`READS` and the rest. This
 module stays cheap to import: the workflow reads it while parsing.
 """
 
@@ -32,6 +34,8 @@ __all__ = [
     "FIGURE_NAMES",
     "READS",
     "SECTIONS",
+    "SWEEPS_FILE",
+    "SWEEP_READS",
     "Figure",
     "figure",
     "figures_for",
@@ -52,6 +56,16 @@ READS: tuple[tuple[Rung, str], ...] = (
     (SELECT, "space"),
     (FINAL, "summary"),
 )
+# What the `report_sweeps` job reads: the rungs up to the sweeps' end, so that it can run
+# while the seed reruns and the final rung do.
+SWEEP_READS = tuple(
+    (rung, role)
+    for rung, role in READS
+    if rung in (PREPARE, OVERFIT, LR_RANGE, *SEARCH_RUNGS, SELECT)
+)
+# What it leaves for the report job besides its figures, relative to the report's folder:
+# the numbers it computed from the sweeps (fANOVA, rank trends).
+SWEEPS_FILE = "sweeps.json"
 
 
 def input_name(rung: Rung, role: str) -> str:
@@ -60,9 +74,11 @@ def input_name(rung: Rung, role: str) -> str:
 
 
 def report_inputs(
-    results_dir: str | Path, config: Mapping[str, Any] | None = None
+    results_dir: str | Path,
+    config: Mapping[str, Any] | None = None,
+    reads: tuple[tuple[Rung, str], ...] = READS,
 ) -> dict[str, str]:
-    """The files the report reads, by input name, in ``results_dir``.
+    """The files the report reads (``reads``: by default all of them), by input name.
 
     Optional rungs (the sensitivity rung) are read when the resolved ``config``
     runs them; without a config, only the rungs that always run are.
@@ -70,7 +86,7 @@ def report_inputs(
     on = {rung.name for rung in active(config)}
     return {
         input_name(rung, role): f"{results_dir}/{rung.outputs[role]}"
-        for rung, role in READS
+        for rung, role in reads
         if rung.name in on
     }
 
@@ -107,6 +123,8 @@ class Figure:
         category: its category in ``snakemake --report``.
         caption: its caption on the page.
         needs_halving: drawn only when a sweep halves (its section is shown only then).
+        from_sweeps: it shows only the sanity checks and the sweeps, so the
+            ``report_sweeps`` job draws it before the final rung has run.
     """
 
     name: str
@@ -114,6 +132,7 @@ class Figure:
     category: str
     caption: str
     needs_halving: bool = False
+    from_sweeps: bool = False
 
     def __post_init__(self) -> None:
         if self.section not in SECTIONS:
@@ -144,12 +163,14 @@ FIGURES = (
         caption="Val metric per epoch of every config of each sweep that halves: a line ends"
         " where its config stopped; the dotted lines are the levels' epochs.",
         needs_halving=True,
+        from_sweeps=True,
     ),
     Figure(
         name="overfit",
         section="sanity",
         category="2. Sanity checks",
         caption="Overfit check: training loss on a small subset, and its threshold.",
+        from_sweeps=True,
     ),
     Figure(
         name="lr_range",
@@ -157,6 +178,7 @@ FIGURES = (
         category="2. Sanity checks",
         caption="LR range test: loss against an exponentially rising LR, with the suggestion,"
         " the minimum, the divergence point and the derived range marked.",
+        from_sweeps=True,
     ),
     Figure(
         name="learning_curves",
@@ -164,6 +186,7 @@ FIGURES = (
         category="3. Learning curves",
         caption="Train and val loss per epoch of the top trials and of one trial per failure"
         " mode.",
+        from_sweeps=True,
     ),
     Figure(
         name="hyperparameters",
@@ -178,12 +201,14 @@ FIGURES = (
         category="4. Hyperparameters",
         caption="Parallel coordinates of all coarse and fine trials, coloured by the best val"
         " metric.",
+        from_sweeps=True,
     ),
     Figure(
         name="importance",
         section="importance",
         category="4. Hyperparameters",
         caption="fANOVA main effects of the searched parameters.",
+        from_sweeps=True,
     ),
     Figure(
         name="seeds",
@@ -205,6 +230,7 @@ FIGURES = (
         category="6. Diminishing returns",
         caption="Best val metric so far against trial number; the shaded band is the rule's"
         " window.",
+        from_sweeps=True,
     ),
 )
 FIGURE_NAMES = tuple(f.name for f in FIGURES)

@@ -45,7 +45,8 @@ class RunData:
     ``history`` (the trial's ``history.csv`` as a list of dicts) added;
     ``rung_dirs[rung]`` is the folder of the rung's plan and trials. ``plans``,
     ``rows`` and ``rung_dirs`` hold the rungs of trials that ran, in ladder order:
-    an optional rung only when its files were given.
+    an optional rung only when its files were given. ``final`` is empty where the
+    final rung's summary was not read (the ``report_sweeps`` job, which runs before it).
     """
 
     meta: dict[str, Any]
@@ -146,16 +147,19 @@ def _rung_rows(table_path: Path, plan: Mapping[str, Any]) -> list[dict[str, Any]
 
 
 def load_run(
-    inputs: Mapping[str, str | Path], benchmarks_dir: str | Path | None = None
+    inputs: Mapping[str, str | Path],
+    benchmarks_dir: str | Path | None = None,
+    reads: tuple[tuple[Rung, str], ...] = READS,
 ) -> RunData:
     """Load a finished ladder from the report rule's inputs (named as :func:`report_inputs`).
 
     ``benchmarks_dir`` holds Snakemake's benchmark files; the ladder table's
-    timings are empty without it.
+    timings are empty without it. ``reads`` are the rung outputs to read (by
+    default all the report shows; ``SWEEP_READS`` for the ``report_sweeps`` job).
     """
     missing = [
         input_name(r, role)
-        for r, role in READS
+        for r, role in reads
         if r.enabled is None and input_name(r, role) not in inputs
     ]
     if missing:
@@ -167,7 +171,9 @@ def load_run(
     def read(rung: Rung, role: str) -> Any:
         return read_json(input_path(rung, role))
 
-    ran = [r for r in TRIAL_RUNGS if input_name(r, "results") in inputs]
+    ran = [
+        r for r in TRIAL_RUNGS if (r, "results") in reads and input_name(r, "results") in inputs
+    ]
     plans = {rung.name: read(rung, "plan") for rung in ran}
     rows = {rung.name: _rung_rows(input_path(rung, "results"), plans[rung.name]) for rung in ran}
     results = {}
@@ -185,7 +191,7 @@ def load_run(
         results=results,
         topk=read(SELECT, "topk"),
         fine_space=read(SELECT, "space"),
-        final=read(FINAL, "summary"),
+        final=read(FINAL, "summary") if (FINAL, "summary") in reads else {},
         rung_dirs={r.name: input_path(r, "plan").parent for r in ran},
         benchmarks=read_benchmarks(benchmarks_dir) if benchmarks_dir is not None else {},
     )

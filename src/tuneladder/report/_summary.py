@@ -42,6 +42,8 @@ __all__ = [
     "builds",
     "config_hash",
     "curve_panels",
+    "sweep_numbers",
+    "sweep_summary",
     "trial_label",
 ]
 
@@ -385,13 +387,43 @@ def curve_panels(
     return picked
 
 
-def _hyperparameters(run: RunData, mode: Direction) -> dict[str, Any]:
+def sweep_numbers(run: RunData, *, mode: Direction | str, seed: int) -> dict[str, Any]:
+    """The numbers of the sweeps that take seconds: fANOVA and the rank trends.
+
+    The ``report_sweeps`` job computes them (with SciPy and scikit-learn, about a
+    second to import) while the seed reruns and the final rung still run; the
+    ``report`` job reads them (``build_summary``'s ``sweeps``).
+    """
+    rows = equal_epochs(run.sweep_rows())
+    return {
+        "importance": fanova_importance(rows, run.coarse_space, mode=mode, seed=seed),
+        "trends": analysis.trends(rows, run.coarse_space, mode),
+    }
+
+
+def sweep_summary(
+    run: RunData, *, metric: str, mode: Direction | str, sweeps: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The parts of the summary that read only the sanity checks and the sweeps, given their
+    :func:`sweep_numbers`: what the figures ``from_sweeps`` show."""
+    mode = Direction(mode)
+    return {
+        "metric": {"name": metric, "mode": mode},
+        "halving": _halving(run, mode),
+        "importance": sweeps["importance"],
+        "diminishing_returns": analysis.diminishing_returns(run.sweep_rows(), mode),
+        "failures": _failures(run, mode),
+    }
+
+
+def _hyperparameters(
+    run: RunData, mode: Direction, trend: Mapping[str, dict[str, Any]]
+) -> dict[str, Any]:
     rows = run.sweep_rows()
     space = run.coarse_space
     fine = run.narrowed_space
     best = top(rows, TOP_N, mode)
     common = analysis.top_ranges(best, space)
-    trend = analysis.trends(equal_epochs(rows), space, mode)
     params = {}
     for name, dist in space.items():
         params[name] = {
@@ -632,20 +664,25 @@ def build_summary(
     command: str,
     versions: Mapping[str, str],
     source_commit: str | None,
+    sweeps: Mapping[str, Any],
 ) -> dict[str, Any]:
     """Every number the report shows, from the loaded run.
 
     ``config`` is the resolved experiment config (shown and hashed), ``command``
     the command that reproduces the run, ``versions`` the report's own packages,
-    ``source_commit`` the commit of the tuneladder source the report ran from.
+    ``source_commit`` the commit of the tuneladder source the report ran from,
+    ``sweeps`` the run's :func:`sweep_numbers` (fANOVA seeded with ``seed``).
     """
     final = run.final
     mode, metric = Direction(final["mode"]), final["metric"]
     sweep = run.sweep_rows()
-    hyper = _hyperparameters(run, mode)
-    importance = fanova_importance(equal_epochs(sweep), run.coarse_space, mode=mode, seed=seed)
-    diminishing = analysis.diminishing_returns(sweep, mode)
-    failures = _failures(run, mode)
+    hyper = _hyperparameters(run, mode, sweeps["trends"])
+    part = sweep_summary(run, metric=metric, mode=mode, sweeps=sweeps)
+    importance, diminishing, failures = (
+        part["importance"],
+        part["diminishing_returns"],
+        part["failures"],
+    )
     logs = _logs(run)
     checklist = analysis.checklist(
         sweep_rows=sweep,
@@ -687,7 +724,7 @@ def build_summary(
         },
         "headline": headline,
         "ladder": {**_ladder(run, mode), "train_seconds": trial_seconds},
-        "halving": _halving(run, mode),
+        "halving": part["halving"],
         "sanity": {
             "overfit": {k: v for k, v in run.overfit.items() if k not in ("curve", "config")},
             "lr_range": {
