@@ -4,13 +4,14 @@
 
 
 # Its part that reads only the sanity checks and the sweeps: fANOVA, the rank trends
-# and the figures marked `from_sweeps`. It waits for the seed reruns (it reads none of
-# their files) so that it fills the core `final` leaves idle instead of taking one from
-# a seed worker; the report job then has only the final rung's part left to do.
+# and the figures marked `from_sweeps`. It can start once the seed reruns are planned
+# (it reads none of their files), but workers go first (their `priority`), so it takes
+# the core the first seed worker to finish leaves idle, and the report job then has
+# only the final rung's part left to do.
 rule report_sweeps:
     input:
         unpack(report_sweeps_files),
-        after_seeds=f"{RESULTS}/{rungs.SEEDS.outputs['results']}",
+        after_seeds=f"{RESULTS}/{rungs.SEEDS.outputs['plan']}",
     output:
         sweeps=f"{RESULTS}/report/{SWEEPS_FILE}",
         figures=[

@@ -56,6 +56,8 @@ rule sweep_worker:
         f"{RESULTS}/logs/{{rung}}/worker-{{w}}-of-{{n}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/{{rung}}/worker-{{w}}-of-{{n}}.tsv"
+    # before any job that could wait: the report's sweep part fills a slot a worker left
+    priority: 1
     conda:
         CONDA_ENV
     threads: config["threads"]
