@@ -6,8 +6,8 @@ figures (``_figures``) and renders the page (``_html``). The page's sections and
 figures are listed once, in ``_contents``; the files it reads, in ``_load``.
 The part that reads only the sanity checks and the sweeps (fANOVA, the rank
 trends and the figures ``from_sweeps``) is ``report_sweeps_stage``, a job of its
-own that runs beside the final rung; ``report_stage`` runs it first when it is
-not given its output. docs/report.md says what each section shows and states
+own that runs while the seed reruns finish; ``report_stage`` runs it first when
+it is not given its output. docs/report.md says what each section shows and states
 the rules.
 """
 
@@ -138,8 +138,8 @@ def report_sweeps_stage(
     """Write ``sweeps.json`` and the figures ``from_sweeps`` into ``out_dir``.
 
     The part of the report that reads only the sanity checks and the sweeps, so
-    that it runs beside the final rung instead of after it: ``report_stage``
-    reads what it wrote.
+    that it runs before the final rung is done instead of after it:
+    ``report_stage`` reads what it wrote.
 
     Args:
         inputs: the files it reads, named as ``report_inputs(results_dir, config,
