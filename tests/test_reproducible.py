@@ -36,7 +36,7 @@ VOLATILE = {
     "source_commit",  # provenance: HEAD may move between the runs in a shared checkout
     "created",
     "generated_at",
-    "run_id",  # MLflow's run ids are random (final/mlflow.json)
+    "run_id",  # MLflow's run ids are random (mlflow.json)
 }
 SKIP_DIRS = {"logs", "benchmarks", "workers", "claims", "figures", "mlartifacts"}
 

@@ -152,7 +152,7 @@ def test_the_ladders_store_after_a_run_and_a_rerun(tiny_ladder: Path, tmp_path: 
     (final,) = runs["final"]
     assert final.data.tags["mlflow.parentRunId"] == parent.info.run_id
     # the trials and the model are logged by one job of its own, beside the report
-    marker = json.loads((results_of(tiny_ladder) / "final" / "mlflow.json").read_text())
+    marker = json.loads((results_of(tiny_ladder) / "mlflow.json").read_text())
     assert marker == {"run_id": final.info.run_id, "trials": 13, "error": None}
     from mlflow import MlflowClient
 
@@ -182,7 +182,7 @@ def test_live_workers_mirror_each_trial_before_the_ladder_ends(tmp_path: Path) -
     write_config(tmp_path, mlflow={"enabled": True, "live": True})
     snakemake(tmp_path, "results/tiny/coarse/results.json")  # the coarse sweep only
     results = results_of(tmp_path)
-    assert not (results / "final" / "mlflow.json").exists()  # no mirroring job has run
+    assert not (results / "mlflow.json").exists()  # no mirroring job has run
     runs = _store(results)
     assert sorted(r.data.tags["tuneladder.trial"].split("/")[1] for r in runs["trial"]) == [
         str(i) for i in range(4)

@@ -255,7 +255,7 @@ REPORT = Rung(
 
 # The MLflow mirror's record (trials mirrored, the final model's run): an output only
 # while tracking is on.
-MLFLOW_MARKER = "final/mlflow.json"
+MLFLOW_MARKER = "mlflow.json"  # beside the default store, mlflow.db
 
 # The rungs the report's ladder table times, in order; the report itself comes last.
 LADDER = (PREPARE, OVERFIT, LR_RANGE, COARSE, SELECT, FINE, SEEDS, FINAL, SENSITIVITY)
