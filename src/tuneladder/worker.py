@@ -141,7 +141,9 @@ def run_worker(
     metrics. A plan of rounds (a tpe sweep) is run round by round: the worker
     asks a round once every trial before it has a result, training any of those
     nobody holds while it waits (``model_applies`` is the task's, for the asks'
-    conditional parameters).
+    conditional parameters). A plan that halves is run level by level in the
+    same way: each level is planned from the table of the level before, once
+    every trial of that level has a result.
     """
     rung_dir = Path(rung_dir)
     ran: list[str] = []
@@ -260,7 +262,8 @@ def run_worker(
                 part.finish(asked)
     elif plan.get("halving"):
         previous = None
-        for level in range(len(plan["halving"]["levels"])):
+        levels = len(plan["halving"]["levels"])
+        for level in range(levels):
             part = Part(rung_dir / level_dir(level))
             level_plan = plan_level(plan, level, previous, mode)
             _write_level_plan(part.folder / "plan.json", level_plan)
@@ -270,6 +273,8 @@ def run_worker(
                 log.info("%s level %d: no trials for this worker; done", plan["rung"], level)
                 break
             part.run(level_plan["trials"], mine)
+            if level + 1 == levels:
+                break  # the last level: the rung's collect job waits for the others
             log.info("%s level %d: waiting for its last trials", plan["rung"], level)
             part.finish(level_plan["trials"])
             previous = collect_rung(
