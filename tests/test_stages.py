@@ -124,15 +124,19 @@ def test_select_and_plan_fine_use_what_each_trial_sampled(tmp_path: Path) -> Non
     ]
     write_json(tmp_path / "coarse.json", {"trials": rows})
     write_json(tmp_path / "plan.json", {"space": space_to_json(space), "conditions": {}})
-    stages.select_top_k_stage(
-        coarse=tmp_path / "coarse.json",
-        plan=tmp_path / "plan.json",
-        top_k=3,
-        mode="max",
-        topk_out=tmp_path / "topk.json",
-        space_out=tmp_path / "space.json",
-    )
-    narrowed = read_json(tmp_path / "space.json")
+
+    def select_top_3() -> dict:
+        stages.select_top_k_stage(
+            coarse=tmp_path / "coarse.json",
+            plan=tmp_path / "plan.json",
+            top_k=3,
+            mode="max",
+            topk_out=tmp_path / "topk.json",
+            space_out=tmp_path / "space.json",
+        )
+        return read_json(tmp_path / "space.json")
+
+    narrowed = select_top_3()
     assert narrowed["narrowing"]["channels"]["used_by"] == 1  # only trial 0 sampled it
     assert narrowed["narrowing"]["channels"]["note"].startswith("only 1 of the top 3")
     assert narrowed["conditions"] == {}
@@ -151,12 +155,4 @@ def test_select_and_plan_fine_use_what_each_trial_sampled(tmp_path: Path) -> Non
     # rows collected before they recorded `sampled`: every searched value counts
     legacy = [{k: v for k, v in r.items() if k != "sampled"} for r in rows]
     write_json(tmp_path / "coarse.json", {"trials": legacy})
-    stages.select_top_k_stage(
-        coarse=tmp_path / "coarse.json",
-        plan=tmp_path / "plan.json",
-        top_k=3,
-        mode="max",
-        topk_out=tmp_path / "topk.json",
-        space_out=tmp_path / "space.json",
-    )
-    assert read_json(tmp_path / "space.json")["narrowing"]["channels"]["used_by"] == 3
+    assert select_top_3()["narrowing"]["channels"]["used_by"] == 3
