@@ -772,6 +772,7 @@ def log_mlflow_stage(
     why there is none): the files under ``results/`` stay the source of truth.
     """
     from tuneladder.halving import level_trial_dirs
+    from tuneladder.trials import read_result
 
     import_torch(dynamo=True)  # torch.export, which MLflow's model format uses, loads it
     final_dir = Path(final_dir)
@@ -784,7 +785,10 @@ def log_mlflow_stage(
     for table in tables:
         for row in read_json(table)["trials"]:
             for trial_dir in level_trial_dirs(row):
-                result = read_json(Path(trial_dir) / "result.json")
+                result = read_result(trial_dir)
+                if result is None:  # deleted since the rung was collected
+                    log.warning("MLflow: %s has no result to log", trial_dir)
+                    continue
                 try:
                     tracker.log_trial(result, trial_dir)
                     outcome["trials"] += 1
