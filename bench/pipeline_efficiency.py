@@ -64,9 +64,21 @@ def main() -> None:
 
 
 def _trials(results: Path) -> tuple[dict, dict, dict]:
+    """Per rung: seconds in training loops, seconds in trials, and trials run.
+
+    A halving level's trial continues the state of the one before it, and its
+    ``train_seconds`` counts the epochs it continues as well as its own. So the
+    training seconds come from the rung's table (``results.json``: one row per
+    config, at the last level it reached), where each epoch counts once, as in the
+    report. Trial seconds (``total_seconds``, one process's time on one trial)
+    and the count cover every level's trials.
+    """
     train: dict[str, float] = defaultdict(float)
     total: dict[str, float] = defaultdict(float)
     count: dict[str, int] = defaultdict(int)
+    for table in sorted(results.glob("*/results.json")):
+        for row in json.loads(table.read_text())["trials"]:
+            train[table.parent.name] += row.get("train_seconds") or 0.0
     # the trials each rung planned (MLflow's artifact copies of result.json do not count);
     # a sweep that halves plans each level in levels/<l>/plan.json (dirs relative to it)
     plans = sorted(results.glob("*/plan.json")) + sorted(results.glob("*/levels/*/plan.json"))
@@ -81,7 +93,6 @@ def _trials(results: Path) -> tuple[dict, dict, dict]:
             continue
         result = json.loads(path.read_text())
         rung = result["trial"].get("rung", path.parts[-3]).split("/")[0]
-        train[rung] += result["train_seconds"]
         total[rung] += result["total_seconds"]
         count[rung] += 1
     return train, total, count
