@@ -112,6 +112,47 @@ def test_a_code_change_retrains_unless_trials_are_kept(
     assert len(collect()) == 1
 
 
+def test_the_code_fingerprint_follows_the_users_imports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a plugin whose network, loss and a helper of the network live in modules of
+    # their own: a fix to any of them changes what its trials compute
+    tag = tmp_path.name.replace("-", "_")
+    files = {
+        f"task_{tag}.py": f"import numpy, torch\nfrom net_{tag} import Net\n"
+        f"from pkg_{tag} import losses\n",
+        f"net_{tag}.py": f"import helper_{tag} as h\n",
+        f"helper_{tag}.py": "ACT = 'relu'\n",
+        f"pkg_{tag}/__init__.py": "",
+        f"pkg_{tag}/losses.py": "from .base import Loss\nfrom . import *\n",
+        f"pkg_{tag}/base.py": "from tuneladder.tasks.models import digits_model\n",
+        f"unused_{tag}.py": "X = 1\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(tmp_path)
+    code = code_fingerprint(f"task_{tag}")
+    user = set(code.digests) - set(CODE_MODULES)
+    assert user == {f"task_{tag}", f"net_{tag}", f"helper_{tag}", f"pkg_{tag}",
+                    f"pkg_{tag}.losses", f"pkg_{tag}.base"}  # fmt: skip
+    (tmp_path / f"unused_{tag}.py").write_text("X = 2\n")  # not imported: no change
+    assert code_fingerprint(f"task_{tag}") == code
+    (tmp_path / f"helper_{tag}.py").write_text("ACT = 'gelu'\n")
+    changed = code_fingerprint(f"task_{tag}")
+    assert changed.fingerprint != code.fingerprint
+    assert changed.changed_since(code.to_json()) == [f"helper_{tag}"]
+    # an installed package: its own modules count, the packages it imports do not
+    installed = set(code_fingerprint("yaml").digests) - set(CODE_MODULES)
+    assert "yaml.constructor" in installed and all(n.split(".")[0] == "yaml" for n in installed)
+    # the built-in tasks: CODE_MODULES lists the tuneladder code that decides them
+    assert set(code_fingerprint("tuneladder.tasks.digits").digests) == {
+        *CODE_MODULES,
+        "tuneladder.tasks.digits",
+    }
+
+
 def test_the_code_fingerprint_reads_files_and_names_what_changed(monkeypatch) -> None:
     from tuneladder.tasks.digits import build_model
 

@@ -4,9 +4,9 @@ A trial folder holds ``config.json``, ``history.csv`` and ``result.json``;
 ``result.json`` is written last, so a trial is complete when its result carries
 the expected key: the hash of the config, the prepared data's fingerprint, the
 selection metric and the code that decides the trial's numbers
-(:data:`CODE_MODULES` and the task's module). While it runs the folder also
-holds ``checkpoint.pt``, and a seed trial keeps its best weights in
-``model.pt``. A trial of a halving level that later levels may continue keeps
+(:data:`CODE_MODULES`, the task's module and the project modules it imports).
+While it runs the folder also holds ``checkpoint.pt``, and a seed trial keeps
+its best weights in ``model.pt``. A trial of a halving level that later levels may continue keeps
 the state it stopped in as ``state.pt`` (:mod:`tuneladder.halving`). This
 module is the one home of those facts, and it imports no torch: bookkeeping
 rules (collect, status) read trials in a process that never loads it.
@@ -14,12 +14,14 @@ rules (collect, status) read trials in a process that never loads it.
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import importlib.util
 import json
 import os
 import sys
+import sysconfig
 import time
 import zlib
 from collections.abc import Callable, Mapping
@@ -161,11 +163,87 @@ class Code:
 
 
 def code_fingerprint(task_module: str | None) -> Code:
-    """Hash :data:`CODE_MODULES` and the task's module, reading their files, importing none."""
-    names = list(CODE_MODULES)
-    if task_module is not None and task_module not in names:
-        names.append(task_module)
-    return Code(task_module, {name: _source_digest(name) for name in names})
+    """Hash :data:`CODE_MODULES`, the task's module and the user's modules it imports.
+
+    Files are read, never imported: ``collect`` runs without torch, and a user's
+    package may import it. A task module of the user's own (not ``tuneladder``'s)
+    usually keeps its network, loss or Dataset in modules beside it; a fix there
+    must retrain finished trials as much as a fix to the task module itself.
+    """
+    digests = {name: _source_digest(name) for name in CODE_MODULES}
+    if task_module is not None and task_module not in digests:
+        digests[task_module] = _source_digest(task_module)
+        for name, path in _user_imports(task_module).items():
+            digests.setdefault(name, _file_digest(path))
+    return Code(task_module, digests)
+
+
+def _user_imports(task_module: str) -> dict[str, Path]:
+    """The modules of the user's project that ``task_module`` imports, directly or through
+    each other, found by reading their ``import`` statements.
+
+    The project is the folder the task module is imported from (its package's
+    parent for a package module); a module counts when its file is there. In an
+    installed package (site-packages), only the task's own package counts. Imports
+    made by name at run time (``importlib``) are not seen.
+    """
+    start = _source_file(task_module)
+    if start is None or task_module.split(".")[0] == "tuneladder":
+        return {}  # the built-in tasks: CODE_MODULES already lists what decides them
+    parts = task_module.split(".")
+    root = start.parents[len(parts) - (0 if start.name == "__init__.py" else 1)]
+    installed = bool({"site-packages", "dist-packages"} & set(root.parts))
+    installed = installed or root == Path(sysconfig.get_paths()["stdlib"])
+
+    def locate(name: str) -> Path | None:
+        top = name.split(".")[0]
+        if top == "tuneladder" or (installed and top != parts[0]):
+            return None
+        base = root.joinpath(*name.split("."))
+        for path in (base.with_suffix(".py"), base / "__init__.py"):
+            if path.is_file():
+                return path
+        return None
+
+    found: dict[str, Path] = {}
+    queue = [(task_module, start)]
+    while queue:
+        module, path = queue.pop()
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        for name in _imported_names(path, package):
+            # importing a.b.c runs a/__init__.py and a/b/__init__.py as well
+            prefixes = [".".join(name.split(".")[: i + 1]) for i in range(name.count(".") + 1)]
+            for candidate in prefixes:
+                if candidate in found or candidate == task_module:
+                    continue
+                located = locate(candidate)
+                if located is not None:
+                    found[candidate] = located
+                    queue.append((candidate, located))
+    return dict(sorted(found.items()))
+
+
+def _imported_names(path: Path, package: str) -> list[str]:
+    """Every module name an ``import`` in the file may load, relative ones resolved."""
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (SyntaxError, ValueError):
+        return []  # the import itself will report it
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".") if package else []
+                anchor = anchor[: len(anchor) - (node.level - 1)] if node.level > 1 else anchor
+                base = ".".join(filter(None, [*anchor, base]))
+            if base:
+                names.append(base)
+            # ``from pkg import sub`` may name a submodule
+            names += [f"{base}.{a.name}" if base else a.name for a in node.names if a.name != "*"]
+    return names
 
 
 def task_module(build_model: BuildModel) -> str | None:
@@ -181,8 +259,10 @@ def task_module(build_model: BuildModel) -> str | None:
 
 def _source_digest(module: str) -> str:
     path = _source_file(module)
-    if path is None:
-        return "missing"
+    return "missing" if path is None else _file_digest(path)
+
+
+def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
