@@ -6,9 +6,9 @@ the expected key: the hash of the config, the prepared data's fingerprint, the
 selection metric and the code that decides the trial's numbers
 (:data:`CODE_MODULES`, the task's module and the project modules it imports).
 While it runs the folder also holds ``checkpoint.pt``, and a seed trial keeps
-its best weights in ``model.pt``. A trial of a halving level that later levels may continue keeps
-the state it stopped in as ``state.pt`` (:mod:`tuneladder.halving`). This
-module is the one home of those facts, and it imports no torch: bookkeeping
+its best weights in ``model.pt``. A trial of a halving level that later levels
+may continue keeps the state it stopped in as ``state.pt``
+(:mod:`tuneladder.halving`). This module is the one home of those facts, and it imports no torch: bookkeeping
 rules (collect, status) read trials in a process that never loads it.
 """
 
