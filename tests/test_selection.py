@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from scipy.stats import ttest_ind
 
 from tuneladder.final import choose, tie_break
 from tuneladder.selection import narrow, narrow_space, top_distinct
@@ -142,6 +144,12 @@ def test_interval_and_welch() -> None:
     assert welch_p_value([0.9, 0.91, 0.92], [0.5, 0.51, 0.52]) < 0.001
     assert welch_p_value([0.9, 0.95, 0.85], [0.91, 0.86, 0.93]) > 0.5
     assert welch_p_value([1.0], [2.0, 3.0]) is None
+    a, b = [0.9, 0.95, 0.85, 0.97], [0.91, 0.86, 0.93]
+    assert math.isclose(welch_p_value(a, b), ttest_ind(a, b, equal_var=False).pvalue)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one side's values all equal, as seeds' accuracy often is
+        tied = [358 / 359] * 5
+        assert 0.1 < welch_p_value(tied, [359 / 359, 358 / 359, 358 / 359, 357 / 359, 358 / 359])
 
 
 def test_when_all_seeds_tie_the_lower_val_loss_wins_and_says_so() -> None:

@@ -8,8 +8,9 @@ selection metric and the code that decides the trial's numbers
 While it runs the folder also holds ``checkpoint.pt``, and a seed trial keeps
 its best weights in ``model.pt``. A trial of a halving level that later levels
 may continue keeps the state it stopped in as ``state.pt``
-(:mod:`tuneladder.halving`). This module is the one home of those facts, and it imports no torch: bookkeeping
-rules (collect, status) read trials in a process that never loads it.
+(:mod:`tuneladder.halving`). This module is the one home of those facts, and it
+imports no torch: bookkeeping rules (collect, status) read trials in a process
+that never loads it.
 """
 
 from __future__ import annotations
