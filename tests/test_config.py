@@ -73,7 +73,9 @@ def test_the_plan_says_which_counts_were_written() -> None:
     by_rung = {line.split()[0]: line for line in lines[1:]}
     assert "10 trials x 30 epochs, random, 2 workers" in by_rung["coarse"]
     assert "9 (written; budget quick: 6) trials" in by_rung["fine"]
-    assert "(2 finalists + untuned default) x 3 seeds x 30 epochs = 9 trials" in by_rung["seeds"]
+    assert by_rung["seeds"].endswith(
+        "(2 finalists + untuned default) x 3 seeds x 30 epochs = 9 trials, 1 worker"
+    )
 
 
 @pytest.mark.parametrize(

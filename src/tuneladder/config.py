@@ -487,19 +487,23 @@ def describe_plan(
         f" (<= {config['overfit']['max_steps']} steps); LR range test,"
         f" {config['lr_range']['steps']} steps (lr {lr})",
         f"  coarse  {count('coarse', 'trials')} trials x {coarse['epochs']} epochs,"
-        f" {coarse['sampler']}, {workers['coarse']} workers{halving('coarse')}",
+        f" {coarse['sampler']}, {_workers(workers['coarse'])}{halving('coarse')}",
         f"  select  top {config['select']['top_k']}, narrowed space for the fine sweep",
         f"  fine    {count('fine', 'trials')} trials x {fine['epochs']} epochs,"
         f" {fine['sampler']}"
         + (f" in rounds of {fine['batch']}" if fine["sampler"] == "tpe" else "")
-        + f", {workers['fine']} workers{halving('fine')}",
+        + f", {_workers(workers['fine'])}{halving('fine')}",
         f"  seeds   ({count('seeds', 'finalists')} finalists + untuned default) x"
         f" {count('seeds', 'seeds')} seeds x {seeds['epochs']} epochs ="
-        f" {groups * seeds['seeds']} trials, {workers['seeds']} workers",
+        f" {groups * seeds['seeds']} trials, {_workers(workers['seeds'])}",
         f"  final   best mean {config['metric']['name']} ({config['metric']['mode']}) over"
         " seeds; the test split is read once",
         *_sensitivity_line(config, workers),
     ]
+
+
+def _workers(count: int) -> str:
+    return f"{count} worker" + ("" if count == 1 else "s")
 
 
 def _sensitivity_line(config: Mapping[str, Any], workers: Mapping[str, int]) -> list[str]:
@@ -511,6 +515,6 @@ def _sensitivity_line(config: Mapping[str, Any], workers: Mapping[str, int]) -> 
     return [
         f"  sensitivity  each searched hyperparameter over {sensitivity['values']} values"
         f" around the chosen one x {sensitivity['seeds']} seeds x {sensitivity['epochs']}"
-        f" epochs: up to {SENSITIVITY.trials(config)} trials, {workers['sensitivity']}"
-        " workers; val only"
+        f" epochs: up to {SENSITIVITY.trials(config)} trials,"
+        f" {_workers(workers['sensitivity'])}; val only"
     ]

@@ -360,9 +360,10 @@ def format_status(status: Mapping[str, Any]) -> str:
             if status["unplanned"]
             else ""
         )
+        workers = f"{status['workers']} worker" + ("" if status["workers"] == 1 else "s")
         lines.append(
             f"  left: ~{_duration(status['estimate_left_s'])} ({status['trials_left']} trials x"
-            f" {_duration(status['mean_trial_s'])} / {status['workers']} workers{more})"
+            f" {_duration(status['mean_trial_s'])} / {workers}{more})"
         )
     elif status["report"]:
         lines.append(f"  report: {status['results']}/{REPORT.outputs['html']}")
