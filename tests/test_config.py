@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import REPO, tiny_config
+from helpers import REPO, snakemake, tiny_config, write_config
 from tuneladder.config import (
     ConfigError,
     apply_overrides,
+    command_line_values,
     describe_plan,
     load_config,
     resolve_config,
@@ -303,3 +304,15 @@ def test_conditions_and_tpe_settings_resolve() -> None:
             "space": {"lr": "auto", "momentum": {"dist": "uniform", "low": 0.8, "high": 0.99}},
         }
     )
+
+
+def test_nested_command_line_values_are_read_as_a_config_files_are(tmp_path: Path) -> None:
+    # what Snakemake hands over for --config 'coarse={trials: 5, sampler: random}' seed=3
+    given = {"coarse": {"trials": "5", "sampler": "random", "halving": {"eta": "3"}}, "seed": 3}
+    assert command_line_values(given) == {
+        "coarse": {"trials": 5, "sampler": "random", "halving": {"eta": 3}},
+        "seed": 3,
+    }
+    write_config(tmp_path)
+    proc = snakemake(tmp_path, "-n", "--config", "coarse={trials: 5, epochs: 2}", "seed=3")
+    assert "coarse  5 (written; budget quick: 10) trials x 2 epochs" in proc.stdout + proc.stderr

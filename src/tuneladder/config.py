@@ -27,6 +27,7 @@ __all__ = [
     "ConfigError",
     "SCHEMA_PATH",
     "apply_overrides",
+    "command_line_values",
     "describe_plan",
     "load_config",
     "resolve_config",
@@ -98,6 +99,33 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[st
                 raise ConfigError(f"override {key}: {part} is not a mapping")
         node[parts[-1]] = value
     return config
+
+
+def command_line_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Snakemake's ``--config`` values, their nested scalars read as a config file's are.
+
+    Snakemake reads a nested value with YAML's base loader, which keeps every
+    scalar a string: ``--config 'coarse={trials: 5}'`` gives ``{"trials": "5"}``,
+    which the schema would refuse. Top-level values (``budget=quick``, ``seed=3``)
+    Snakemake types itself; they are left as they are.
+    """
+
+    def typed(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {key: typed(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [typed(value) for value in node]
+        if isinstance(node, str) and node.strip():
+            try:
+                return yaml.safe_load(node)
+            except yaml.YAMLError:
+                return node  # the schema names the key if it matters
+        return node
+
+    return {
+        key: typed(value) if isinstance(value, dict | list) else value
+        for key, value in values.items()
+    }
 
 
 def resolve_config(raw: Mapping[str, Any], *, check_task: bool = True) -> dict[str, Any]:

@@ -2,16 +2,24 @@ import os
 import sys
 from pathlib import Path
 
-from snakemake.utils import validate
+from snakemake.utils import update_config, validate
 
 from tuneladder import rungs
 from tuneladder.conda_envs import write_env_file
-from tuneladder.config import SCHEMA_PATH, ConfigError, describe_plan, resolve_config
+from tuneladder.config import (
+    SCHEMA_PATH,
+    ConfigError,
+    command_line_values,
+    describe_plan,
+    resolve_config,
+)
 from tuneladder.halving import Halving
 from tuneladder.report import SWEEP_READS, SWEEPS_FILE, figures_for, report_inputs
 from tuneladder.tasks import TaskError, task_module_name
 from tuneladder.trials import code_fingerprint
 
+# --config 'coarse={trials: 5}': Snakemake leaves the nested 5 a string
+update_config(config, command_line_values(workflow.config_settings.config or {}))
 WRITTEN_CONFIG = dict(config)
 try:
     # the task is checked where the user sees the answer: in the main process (also
