@@ -307,12 +307,12 @@ def test_conditions_and_tpe_settings_resolve() -> None:
 
 
 def test_nested_command_line_values_are_read_as_a_config_files_are(tmp_path: Path) -> None:
-    # what Snakemake hands over for --config 'coarse={trials: 5, sampler: random}' seed=3
-    given = {"coarse": {"trials": "5", "sampler": "random", "halving": {"eta": "3"}}, "seed": 3}
+    given = ["coarse={trials: 5, sampler: random, halving: {eta: 3}}", "seed=3", "train={x: '7'}"]
     assert command_line_values(given) == {
         "coarse": {"trials": 5, "sampler": "random", "halving": {"eta": 3}},
-        "seed": 3,
+        "train": {"x": "7"},  # quoted: a string, as in a config file
     }
+    assert command_line_values(["coarse={trials: [}"]) == {} and command_line_values(None) == {}
     write_config(tmp_path)
     proc = snakemake(tmp_path, "-n", "--config", "coarse={trials: 5, epochs: 2}", "seed=3")
     assert "coarse  5 (written; budget quick: 10) trials x 2 epochs" in proc.stdout + proc.stderr

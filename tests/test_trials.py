@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -146,11 +147,53 @@ def test_the_code_fingerprint_follows_the_users_imports(
     # an installed package: its own modules count, the packages it imports do not
     installed = set(code_fingerprint("yaml").digests) - set(CODE_MODULES)
     assert "yaml.constructor" in installed and all(n.split(".")[0] == "yaml" for n in installed)
+    target = tmp_path / "target"  # pip install --target: other distributions beside it
+    (target / "other-1.0.dist-info").mkdir(parents=True)
+    (target / f"plug_{tag}.py").write_text(f"import other_{tag}\n")
+    (target / f"other_{tag}.py").write_text("")
+    monkeypatch.syspath_prepend(target)
+    assert set(code_fingerprint(f"plug_{tag}").digests) - set(CODE_MODULES) == {f"plug_{tag}"}
     # the built-in tasks: CODE_MODULES lists the tuneladder code that decides them
     assert set(code_fingerprint("tuneladder.tasks.digits").digests) == {
         *CODE_MODULES,
         "tuneladder.tasks.digits",
     }
+
+
+def test_the_code_fingerprint_runs_no_user_code_and_agrees_with_a_loaded_task(
+    tmp_path: Path,
+) -> None:
+    # a task module in a package whose __init__ imports torch and a module of its own:
+    # collect (no torch) must hash the same files as a worker that imported the task
+    tag = tmp_path.name.replace("-", "_")
+    package = tmp_path / f"pkg_{tag}"
+    package.mkdir()
+    (package / "__init__.py").write_text("import torch\nfrom . import cfg\n")
+    (package / "cfg.py").write_text("WIDTH = 8\n")
+    (package / "task.py").write_text("import numpy\n")
+    script = (
+        "import json, sys\n"
+        "from tuneladder.trials import code_fingerprint\n"
+        f"code = code_fingerprint('pkg_{tag}.task')\n"
+        "print(json.dumps({'digests': dict(code.digests), 'torch': 'torch' in sys.modules,"
+        f" 'package': 'pkg_{tag}' in sys.modules}}))\n"
+    )
+
+    def run(first: str) -> dict:
+        code = f"import sys\n{first}\n{script}"
+        proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path,
+                              capture_output=True, text=True, check=True, timeout=120)  # fmt: skip
+        return json.loads(proc.stdout)
+
+    collect = run("pass")
+    assert not collect["torch"] and not collect["package"]
+    assert set(collect["digests"]) - set(CODE_MODULES) == {
+        f"pkg_{tag}",
+        f"pkg_{tag}.cfg",
+        f"pkg_{tag}.task",
+    }
+    worker = run(f"sys.path.insert(0, ''); import pkg_{tag}.task")
+    assert worker["torch"] and worker["digests"] == collect["digests"]
 
 
 def test_the_code_fingerprint_reads_files_and_names_what_changed(monkeypatch) -> None:

@@ -101,31 +101,25 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[st
     return config
 
 
-def command_line_values(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Snakemake's ``--config`` values, their nested scalars read as a config file's are.
+def command_line_values(entries: Iterable[str] | None) -> dict[str, Any]:
+    """The nested values of Snakemake's ``--config`` arguments, read as a config file's are.
 
     Snakemake reads a nested value with YAML's base loader, which keeps every
     scalar a string: ``--config 'coarse={trials: 5}'`` gives ``{"trials": "5"}``,
-    which the schema would refuse. Top-level values (``budget=quick``, ``seed=3``)
-    Snakemake types itself; they are left as they are.
+    which the schema would refuse. Read again from the argument as written, ``5``
+    is a number and a quoted ``'5'`` stays a string. Top-level values
+    (``budget=quick``, ``seed=3``) Snakemake types itself; they are not returned.
     """
-
-    def typed(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {key: typed(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [typed(value) for value in node]
-        if isinstance(node, str) and node.strip():
-            try:
-                return yaml.safe_load(node)
-            except yaml.YAMLError:
-                return node  # the schema names the key if it matters
-        return node
-
-    return {
-        key: typed(value) if isinstance(value, dict | list) else value
-        for key, value in values.items()
-    }
+    values = {}
+    for entry in entries or ():
+        key, sep, text = entry.partition("=")
+        if not sep or text.lstrip()[:1] not in ("{", "["):
+            continue
+        try:
+            values[key] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            continue  # Snakemake's reading stands; the schema names the key if it matters
+    return values
 
 
 def resolve_config(raw: Mapping[str, Any], *, check_task: bool = True) -> dict[str, Any]:

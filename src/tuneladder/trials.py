@@ -18,14 +18,14 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
-import importlib.util
 import json
 import os
 import sys
 import sysconfig
 import time
+import warnings
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -193,25 +193,27 @@ def _user_imports(task_module: str) -> dict[str, Path]:
         return {}  # the built-in tasks: CODE_MODULES already lists what decides them
     parts = task_module.split(".")
     root = start.parents[len(parts) - (0 if start.name == "__init__.py" else 1)]
+    # a folder pip installs into holds other distributions too: torch, say
     installed = bool({"site-packages", "dist-packages"} & set(root.parts))
     installed = installed or root == Path(sysconfig.get_paths()["stdlib"])
+    installed = installed or any(root.glob("*.dist-info"))
 
     def locate(name: str) -> Path | None:
         top = name.split(".")[0]
         if top == "tuneladder" or (installed and top != parts[0]):
             return None
         base = root.joinpath(*name.split("."))
-        for path in (base.with_suffix(".py"), base / "__init__.py"):
+        # a package wins over a module of the same name, as in Python's own search
+        for path in (base / "__init__.py", base.with_suffix(".py")):
             if path.is_file():
                 return path
         return None
 
     found: dict[str, Path] = {}
     queue = [(task_module, start)]
-    while queue:
-        module, path = queue.pop()
-        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-        for name in _imported_names(path, package):
+
+    def add(names: Iterable[str]) -> None:
+        for name in names:
             # importing a.b.c runs a/__init__.py and a/b/__init__.py as well
             prefixes = [".".join(name.split(".")[: i + 1]) for i in range(name.count(".") + 1)]
             for candidate in prefixes:
@@ -221,14 +223,22 @@ def _user_imports(task_module: str) -> dict[str, Path]:
                 if located is not None:
                     found[candidate] = located
                     queue.append((candidate, located))
+
+    add([task_module])  # the task module's own packages run when it is imported
+    while queue:
+        module, path = queue.pop()
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        add(_imported_names(path, package))
     return dict(sorted(found.items()))
 
 
 def _imported_names(path: Path, package: str) -> list[str]:
     """Every module name an ``import`` in the file may load, relative ones resolved."""
     try:
-        tree = ast.parse(path.read_bytes(), filename=str(path))
-    except (SyntaxError, ValueError):
+        with warnings.catch_warnings():  # e.g. "invalid escape sequence": not ours to say
+            warnings.simplefilter("ignore")
+            tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (OSError, SyntaxError, ValueError):
         return []  # the import itself will report it
     names = []
     for node in ast.walk(tree):
@@ -238,7 +248,9 @@ def _imported_names(path: Path, package: str) -> list[str]:
             base = node.module or ""
             if node.level:
                 anchor = package.split(".") if package else []
-                anchor = anchor[: len(anchor) - (node.level - 1)] if node.level > 1 else anchor
+                if node.level - 1 >= len(anchor):
+                    continue  # above the top package: that import fails anyway
+                anchor = anchor[: len(anchor) - (node.level - 1)]
                 base = ".".join(filter(None, [*anchor, base]))
             if base:
                 names.append(base)
@@ -264,19 +276,56 @@ def _source_digest(module: str) -> str:
 
 
 def _file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except OSError:
+        return "unreadable"
 
 
 def _source_file(module: str) -> Path | None:
     origin = getattr(sys.modules.get(module), "__file__", None)
     if origin is None:
         plugin_path()  # a plugin is found where the task loader finds it
+        origin = _find_origin(module)
+    return Path(origin) if origin and Path(origin).is_file() else None
+
+
+def _find_origin(module: str) -> str | None:
+    """The file the import system would load for ``module``, running none of its packages.
+
+    ``importlib.util.find_spec("pkg.task")`` imports ``pkg`` first, and with it
+    whatever ``pkg/__init__.py`` imports (torch, in ``collect``, which must not
+    load it) or raises; a worker, which has the plugin loaded, and ``collect``
+    would then hash different files. Each level is looked up with the finders
+    instead, inside the folders of the level above.
+    """
+    parts = module.split(".")
+    search: list[str] | None = None
+    spec = None
+    for depth in range(1, len(parts) + 1):
+        name = ".".join(parts[:depth])
+        loaded = sys.modules.get(name)
+        spec = getattr(loaded, "__spec__", None) if loaded is not None else None
+        if spec is None:
+            spec = _find_with_finders(name, search)
+        if spec is None:
+            return None
+        search = spec.submodule_search_locations
+        if search is None and depth < len(parts):
+            return None  # a module, not a package, above the one asked for
+    return spec.origin
+
+
+def _find_with_finders(name: str, search: list[str] | None) -> Any:
+    for finder in sys.meta_path:
+        find = getattr(finder, "find_spec", None)
         try:
-            spec = importlib.util.find_spec(module)
+            spec = find(name, search) if find is not None else None
         except (ImportError, ValueError):
             spec = None
-        origin = spec.origin if spec is not None else None
-    return Path(origin) if origin and Path(origin).is_file() else None
+        if spec is not None:
+            return spec
+    return None
 
 
 def trial_key(

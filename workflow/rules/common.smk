@@ -19,7 +19,7 @@ from tuneladder.tasks import TaskError, task_module_name
 from tuneladder.trials import code_fingerprint
 
 # --config 'coarse={trials: 5}': Snakemake leaves the nested 5 a string
-update_config(config, command_line_values(workflow.config_settings.config or {}))
+update_config(config, command_line_values(workflow.config_settings.config_args))
 WRITTEN_CONFIG = dict(config)
 try:
     # the task is checked where the user sees the answer: in the main process (also
