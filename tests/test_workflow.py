@@ -223,11 +223,22 @@ def test_a_fix_to_the_tasks_code_shows_in_a_dry_run_and_retrains(tmp_path: Path)
     target = str(results_of(tmp_path).relative_to(tmp_path) / "coarse" / "results.json")
     snakemake(tmp_path, target)
     assert "Nothing to be done" in snakemake(tmp_path, "-n", target).stdout
+    (tmp_path / "fault_helper.py").write_text("WIDTH = 8\n")
     with open(tmp_path / "fault_task.py", "a") as plugin:
-        plugin.write("\n# a fix to the model code\n")
-    dry = snakemake(tmp_path, "-n", target)
-    out = dry.stdout + dry.stderr
-    assert "params have changed since last execution:\n        sweep_worker" in out, out
-    snakemake(tmp_path, target)
-    for trial in (results_of(tmp_path) / "coarse" / "trials").glob("*/result.json"):
-        assert read_json(trial)["code"]["task_module"] == "fault_task"
+        plugin.write(
+            "\n# a fix to the model code, with a module of its own\nimport fault_helper\n"
+        )
+    trials = sorted((results_of(tmp_path) / "coarse" / "trials").glob("*/result.json"))
+    assert len(trials) == 2
+    for fix in ("the task's module", "a module the task imports"):
+        dry = snakemake(tmp_path, "-n", target)
+        out = dry.stdout + dry.stderr
+        assert "params have changed since last execution:\n        sweep_worker" in out, fix
+        keys = [read_json(trial)["key"] for trial in trials]
+        snakemake(tmp_path, target)
+        for trial, key in zip(trials, keys, strict=True):
+            result = read_json(trial)
+            assert result["key"] != key, fix  # trained again
+            assert result["code"]["task_module"] == "fault_task"
+            assert "fault_helper" in result["code"]["modules"]
+        (tmp_path / "fault_helper.py").write_text("WIDTH = 16\n")

@@ -40,6 +40,7 @@ from tuneladder.trials import (
     STATE_FILE,
     BuildModel,
     Checkpoint,
+    Code,
     code_fingerprint,
     make_result,
     task_module,
@@ -498,6 +499,7 @@ def run_trial(
     scoring: Scoring | None = None,
     stop_at: int | None = None,
     continues: Checkpoint | None = None,
+    code: Code | None = None,
 ) -> dict[str, Any]:
     """Train one trial and write ``config.json``, ``history.csv`` and ``result.json``.
 
@@ -505,10 +507,12 @@ def run_trial(
     A checkpoint in ``out_dir`` from an interrupted run of the same config and
     data is resumed from its last epoch. A halving level's trial stops at
     ``stop_at``, starts from ``continues`` (see :func:`train`), and keeps the
-    state it stops in as ``state.pt`` when its schedule has epochs left.
+    state it stops in as ``state.pt`` when its schedule has epochs left. ``code``
+    is the fingerprint of the code that decides the trial (a worker computes it
+    once for all its trials); by default, that of the model factory's module.
     """
     out_dir = Path(out_dir)
-    code = code_fingerprint(task_module(build_model))
+    code = code or code_fingerprint(task_module(build_model))
     key = trial_key(config, data.fingerprint, metric, code.fingerprint, budget=stop_at)
     write_json(out_dir / CONFIG_FILE, config.to_json())
     checkpoint = Checkpoint(out_dir / CHECKPOINT_FILE, key, checkpoint_every_s)

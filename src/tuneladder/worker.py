@@ -38,6 +38,7 @@ from tuneladder.trials import (
     STATE_FILE,
     BuildModel,
     Checkpoint,
+    Code,
     code_fingerprint,
     is_complete,
     read_result,
@@ -132,6 +133,7 @@ def run_worker(
     on_result: Callable[[Mapping[str, Any], Path], None] | None = None,
     scoring: Scoring | None = None,
     model_applies: Callable[[Mapping[str, Any]], Collection[str]] | None = None,
+    code: Code | None = None,
 ) -> dict[str, Any]:
     """Run until no trial of the plan is left to claim; return what this worker did.
 
@@ -143,13 +145,15 @@ def run_worker(
     nobody holds while it waits (``model_applies`` is the task's, for the asks'
     conditional parameters). A plan that halves is run level by level in the
     same way: each level is planned from the table of the level before, once
-    every trial of that level has a result.
+    every trial of that level has a result. ``code`` is the fingerprint of the
+    code that decides the trials (see :func:`tuneladder.trials.code_fingerprint`);
+    by default, that of the model factory's module.
     """
     rung_dir = Path(rung_dir)
     ran: list[str] = []
     reused: list[str] = []
     stale: dict[str, str] = {}  # trials trained again, and why
-    code = code_fingerprint(task_module(build_model))
+    code = code or code_fingerprint(task_module(build_model))
     started = time.perf_counter()
 
     def key(entry: Mapping[str, Any]) -> str:
@@ -213,6 +217,7 @@ def run_worker(
                     save_model=save_model,
                     on_epoch=_progress(claims, plan["rung"], name, budget or config.epochs),
                     scoring=scoring,
+                    code=code,
                     stop_at=budget,
                     continues=continues,
                 )
