@@ -504,8 +504,7 @@ def sweep_worker_stage(
     tracking: Mapping[str, Any] | None = None,
 ) -> None:
     import_torch(dynamo=True)
-    from tuneladder.tasks import task_module_name
-    from tuneladder.trials import code_fingerprint, task_module
+    from tuneladder.trials import task_code
     from tuneladder.worker import run_worker
 
     torch_device = runtime.start()
@@ -513,8 +512,6 @@ def sweep_worker_stage(
     task_obj = _task(task)
     data = _train_val(data_dir, task_obj, runtime, torch_device)
     on_result = _TrialLogger(tracking) if tracking else None
-    # the code of make_task's module and what it imports: the model, the loss, the data
-    code_root = task_module_name(task["name"]) or task_module(task_obj.build_model)
     try:
         report = run_worker(
             plan_data,
@@ -534,7 +531,7 @@ def sweep_worker_stage(
             on_result=on_result,
             scoring=_scoring(task_obj),
             model_applies=task_obj.applies,
-            code=code_fingerprint(code_root),
+            code=task_code(task["name"], task_obj.build_model),
         )
     finally:
         if on_result is not None:

@@ -35,7 +35,7 @@ import numpy as np
 from tuneladder.env import provenance
 from tuneladder.hparams import TrialConfig, config_hash
 from tuneladder.io import read_json, write_json, write_torch
-from tuneladder.tasks._loader import plugin_path
+from tuneladder.tasks._loader import plugin_path, task_module_name
 
 if TYPE_CHECKING:
     import torch
@@ -66,6 +66,7 @@ __all__ = [
     "make_trial_config",
     "read_result",
     "stale_reason",
+    "task_code",
     "task_module",
     "trial_key",
     "write_result",
@@ -177,6 +178,19 @@ def code_fingerprint(task_module: str | None) -> Code:
         for name, path in _user_imports(task_module).items():
             digests.setdefault(name, _file_digest(path))
     return Code(task_module, digests)
+
+
+def task_code(task_name: str, build_model: BuildModel | None = None) -> Code:
+    """The fingerprint of a configured task's code: ``task.name``'s module (a plugin's
+    ``make_task`` module) with what it imports.
+
+    The workflow's rerun trigger and the workers' trial keys both come from here,
+    so they hash the same files. Without a module in the name, the model factory's.
+    """
+    module = task_module_name(task_name)
+    if module is None and build_model is not None:
+        module = task_module(build_model)
+    return code_fingerprint(module)
 
 
 def _user_imports(task_module: str) -> dict[str, Path]:

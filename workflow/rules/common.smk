@@ -15,8 +15,8 @@ from tuneladder.config import (
 )
 from tuneladder.halving import Halving
 from tuneladder.report import SWEEP_READS, SWEEPS_FILE, figures_for, report_inputs
-from tuneladder.tasks import TaskError, task_module_name
-from tuneladder.trials import code_fingerprint
+from tuneladder.tasks import TaskError
+from tuneladder.trials import task_code
 
 # --config 'coarse={trials: 5}': Snakemake leaves the nested 5 a string
 update_config(config, command_line_values(workflow.config_settings.config_args))
@@ -154,7 +154,7 @@ def code_params():
     """The fingerprint of the code that decides trials' numbers (no import, a hash of
     files): after a fix to it, the workers' params change, so `snakemake -n` lists
     them with `params changed`, and they retrain the trials the fix made stale."""
-    return code_fingerprint(task_module_name(config["task"]["name"])).fingerprint
+    return task_code(config["task"]["name"]).fingerprint
 
 
 def live_tracking_params():
