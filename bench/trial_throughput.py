@@ -10,6 +10,10 @@ taken in turns, is shown. Last, the time from process start to the first
 training step of a worker-like process.
 
     python bench/trial_throughput.py [--epochs 20] [--threads 1] [--repeats 3]
+        [--device cpu|cuda] [--precision fp32|bf16]
+
+On CUDA both sides keep the data on the GPU and read one number back per epoch
+(the plain loop its val loss, the runner its epoch's values).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 import torch
 
 from tuneladder.data import load_train_val, prepare
+from tuneladder.device import autocast
 from tuneladder.hparams import TrialConfig
 from tuneladder.metrics import loss_fn
 from tuneladder.optimizers import make_optimizer
@@ -41,7 +46,9 @@ MODELS = {
 }
 
 
-def minimal_loop(config: TrialConfig, data, build_model) -> tuple[float, float]:
+def minimal_loop(
+    config: TrialConfig, data, build_model, device: torch.device, precision: str = "fp32"
+) -> tuple[float, float]:
     """(seconds of the whole call, seconds of its epochs) for the plainest loop.
 
     This is the loop the methodology writes by hand (train_epoch, then validate),
@@ -49,26 +56,33 @@ def minimal_loop(config: TrialConfig, data, build_model) -> tuple[float, float]:
     """
     called = time.perf_counter()
     torch.manual_seed(config.seed)
-    model = build_model(config.model, data.info)
+    model = build_model(config.model, data.info).to(device)
     optimizer = make_optimizer(model.parameters(), config)
-    generator = torch.Generator().manual_seed(config.seed)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
     x, y = data.train.x, data.train.y
+    amp = autocast(device, precision)
     started = time.perf_counter()
     for _ in range(config.epochs):
         model.train()
-        for idx in torch.randperm(len(y), generator=generator).split(config.batch_size):
-            loss = loss_fn(data.info.kind, model(x[idx]), y[idx])
+        for idx in torch.randperm(len(y), generator=generator, device=device).split(
+            config.batch_size
+        ):
+            with amp:
+                output = model(x[idx])
+            loss = loss_fn(data.info.kind, output, y[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
         model.eval()
-        with torch.inference_mode():
+        with torch.inference_mode(), amp:
             loss_fn(data.info.kind, model(data.val.x), data.val.y).item()
     ended = time.perf_counter()
     return ended - called, ended - started
 
 
-def runner_loop(config: TrialConfig, data, build_model) -> tuple[float, float]:
+def runner_loop(
+    config: TrialConfig, data, build_model, device: torch.device, precision: str = "fp32"
+) -> tuple[float, float]:
     """(seconds of the whole call, seconds of its epochs) for the runner's ``train``.
 
     The epochs span runs from the start of the first epoch (its end, less its
@@ -86,7 +100,8 @@ def runner_loop(config: TrialConfig, data, build_model) -> tuple[float, float]:
         build_model,
         metric="accuracy",
         mode="max",
-        device=torch.device("cpu"),
+        device=device,
+        precision=precision,
         on_epoch=on_epoch,
     )
     ended = time.perf_counter()
@@ -134,17 +149,21 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
     task = load_task("digits")
     with tempfile.TemporaryDirectory() as tmp:
         prepare(task, tmp, seed=0)
-        data = load_train_val(tmp)
+        data = load_train_val(tmp).to(device)
         n = len(data.train)
         figures = {}
         print(
-            f"digits: {n} training samples, {args.epochs} epochs, {args.threads} thread(s);"
+            f"digits on {device} ({args.precision}): {n} training samples, {args.epochs} epochs,"
+            f" {args.threads} thread(s);"
             f" training samples/s, best of {args.repeats} after one warm-up run each"
         )
         print(f"{'':12}" + "".join(f"{title:^27}" for title in SPANS.values()))
@@ -152,12 +171,13 @@ def main() -> None:
         for name, model in MODELS.items():
             for batch in (32, 128):
                 config = TrialConfig(epochs=args.epochs, batch_size=batch, lr=1e-3, model=model)
-                minimal_loop(config, data, task.build_model)  # warm-up: first-use costs
-                runner_loop(config, data, task.build_model)
+                sides = (config, data, task.build_model, device, args.precision)
+                minimal_loop(*sides)  # warm-up: first-use costs
+                runner_loop(*sides)
                 plain, ours = [], []
                 for _ in range(args.repeats):  # in turns: a busy machine slows both alike
-                    plain.append(minimal_loop(config, data, task.build_model))
-                    ours.append(runner_loop(config, data, task.build_model))
+                    plain.append(minimal_loop(*sides))
+                    ours.append(runner_loop(*sides))
                 # the runner drops a final batch of one sample: count what it trained on
                 trained = (n - 1 if n % batch == 1 else n) * args.epochs
                 row = {}

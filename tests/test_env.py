@@ -55,3 +55,67 @@ def test_process_start_is_exact_to_a_few_clock_ticks() -> None:
     after = time.time()
     started = float(out.stdout)
     assert before - 0.05 <= started <= after  # clock ticks are 0.01 s
+
+
+def test_provenance_survives_a_torch_without_its_cuda_functions(monkeypatch) -> None:
+    """Recording where a trial ran never fails it: a torch release that drops a function
+    (as 2.11 dropped torch._C._cuda_getDriverVersion) leaves that field unknown."""
+    from types import SimpleNamespace
+
+    from tuneladder import env
+
+    bare = SimpleNamespace(
+        __version__="9.9.0+cu999",
+        version=SimpleNamespace(cuda="99.0"),
+        backends=SimpleNamespace(cudnn=SimpleNamespace()),  # no version()
+        device=torch.device,
+        cuda=SimpleNamespace(),  # no get_device_name, no current_device
+        _C=SimpleNamespace(),  # none of torch's private functions
+    )
+    monkeypatch.setitem(__import__("sys").modules, "torch", bare)
+    monkeypatch.setattr(env, "_nvidia_driver", lambda: None)  # no nvidia-smi
+    monkeypatch.setattr(env, "_cuda_driver_api", lambda: None)  # no libcuda
+    record = provenance(torch.device("cuda", 0))
+    build = record["build"]
+    assert build["torch"] == "9.9.0+cu999" and build["cuda_built"] == "99.0"
+    assert build["device"] == "cuda:0"
+    for unknown in ("cudnn_built", "device_name", "driver", "cuda_driver_api"):
+        assert build[unknown] is None, unknown
+
+
+def test_a_missing_libcuda_leaves_the_driver_api_unknown(monkeypatch) -> None:
+    import ctypes
+
+    from tuneladder import env
+
+    def no_library(name: str):
+        raise OSError(f"{name}: cannot open shared object file")
+
+    env._cuda_driver_api.cache_clear()
+    monkeypatch.setattr(ctypes, "CDLL", no_library)
+    try:
+        assert env._cuda_driver_api() is None
+    finally:
+        env._cuda_driver_api.cache_clear()
+
+
+def test_no_private_torch_api_in_the_library() -> None:
+    """``torch._anything`` as code (not in a string or comment) anywhere in src/."""
+    import io
+    import tokenize
+    from pathlib import Path
+
+    import tuneladder
+
+    found = []
+    for path in Path(tuneladder.__file__).parent.rglob("*.py"):
+        tokens = [
+            t
+            for t in tokenize.generate_tokens(io.StringIO(path.read_text()).readline)
+            if t.type in (tokenize.NAME, tokenize.OP)
+        ]
+        for a, dot, b in zip(tokens, tokens[1:], tokens[2:], strict=False):
+            private = b.string.startswith("_") and not b.string.startswith("__")
+            if a.string == "torch" and dot.string == "." and private:
+                found.append(f"{path.name}:{a.start[0]} torch.{b.string}")
+    assert not found, found

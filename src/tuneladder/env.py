@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import platform
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -35,6 +37,7 @@ def package_versions() -> dict[str, str]:
 
 @cache
 def _nvidia_driver() -> str | None:
+    """The driver's version as nvidia-smi prints it (``580.159.04``); None where it cannot."""
     try:
         out = subprocess.run(
             ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
@@ -48,28 +51,58 @@ def _nvidia_driver() -> str | None:
     return lines[0] if out.returncode == 0 and lines else None
 
 
+@cache
+def _cuda_driver_api() -> int | None:
+    """The CUDA version the driver supports (13000 for 13.0), from the driver's public C API.
+
+    ``cuDriverGetVersion`` in libcuda, not a private torch function: those come
+    and go between torch releases (``torch._C._cuda_getDriverVersion`` did).
+    """
+    try:
+        libcuda = ctypes.CDLL("libcuda.so.1")
+        version = ctypes.c_int(0)
+        if libcuda.cuDriverGetVersion(ctypes.byref(version)) != 0:
+            return None
+    except (OSError, AttributeError):
+        return None
+    return version.value or None
+
+
+def _read(field: Callable[[], Any]) -> Any:
+    """A provenance field, or None (unknown) when it cannot be read.
+
+    Recording where a trial ran must never fail the trial: a torch without a
+    function, a driver that does not answer or a missing tool only leave the
+    field unknown.
+    """
+    try:
+        return field()
+    except Exception:  # noqa: BLE001 - any failure to read is an unknown field
+        return None
+
+
 def torch_build(device: Any = None) -> dict[str, Any]:
     """Exactly which torch build ran, and on what: the CUDA and cuDNN it was built
     with, and on a GPU the device's name and the driver.
 
     Reads torch only where the caller has already imported it, so that provenance
-    never costs a torch import of its own.
+    never costs a torch import of its own. Only public torch APIs; a field that
+    cannot be read is None.
     """
     torch = sys.modules.get("torch")
     if torch is None:
         return {}
+    cuda_built = _read(lambda: torch.version.cuda)
     build: dict[str, Any] = {
-        "torch": torch.__version__,
-        "cuda_built": torch.version.cuda,
-        "cudnn_built": torch.backends.cudnn.version() if torch.version.cuda else None,
+        "torch": _read(lambda: torch.__version__),
+        "cuda_built": cuda_built,
+        "cudnn_built": _read(lambda: torch.backends.cudnn.version()) if cuda_built else None,
         "device": str(device) if device is not None else None,
     }
-    if device is not None and torch.device(device).type == "cuda":
-        index = torch.device(device).index
-        index = torch.cuda.current_device() if index is None else index
-        build["device_name"] = torch.cuda.get_device_name(index)
+    if device is not None and _read(lambda: torch.device(device).type) == "cuda":
+        build["device_name"] = _read(lambda: torch.cuda.get_device_name(torch.device(device)))
         build["driver"] = _nvidia_driver()
-        build["cuda_driver_api"] = torch._C._cuda_getDriverVersion()
+        build["cuda_driver_api"] = _cuda_driver_api()
     return build
 
 

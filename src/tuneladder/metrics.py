@@ -193,13 +193,23 @@ class Scorer:
 
 
 class Tally:
-    """One pass over a split: device sums that a batch adds to, and the metrics at the end."""
+    """One pass over a split: device sums that a batch adds to, and the metrics at the end.
+
+    A batch is only held (its outputs, targets and loss, detached): every
+    :data:`FOLD_BATCHES` batches, or :data:`FOLD_ELEMENTS` held output values,
+    they are folded into the sums together, in a handful of kernels. On a GPU a
+    small model's step is a few dozen kernel launches; folding per batch would
+    add a fifth more, where folding 32 at once adds well under one.
+    """
+
+    FOLD_BATCHES = 32
+    FOLD_ELEMENTS = 1 << 22  # 16 MiB of float32 outputs held at most
 
     def __init__(self, scorer: Scorer) -> None:
         self.scorer = scorer
         self.rows = 0  # samples, known on the host
         self._elements = 0  # target values (regression: samples x outputs)
-        self._loss = torch.zeros((), device=scorer.device)
+        self._loss = torch.zeros((), dtype=torch.float64, device=scorer.device)
         self._counts = None
         if scorer.counts:
             size = {
@@ -211,13 +221,35 @@ class Tally:
             self._counts = torch.zeros(size, dtype=dtype, device=scorer.device)
         self._outputs: list[torch.Tensor] = []
         self._targets: list[torch.Tensor] = []
+        self._held: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]] = []
+        self._held_elements = 0
 
     def add(self, output: torch.Tensor, target: torch.Tensor, loss: torch.Tensor) -> None:
         """Add a batch: its outputs, targets and mean loss. Nothing leaves the device."""
         output, rows = output.detach(), len(target)
         self.rows += rows
         self._elements += target.numel()
-        self._loss.add_(loss.detach(), alpha=rows)
+        self._held.append((output, target, loss.detach(), rows))
+        self._held_elements += output.numel()
+        if len(self._held) >= self.FOLD_BATCHES or self._held_elements >= self.FOLD_ELEMENTS:
+            self._fold()
+
+    def _fold(self) -> None:
+        """The held batches into the sums: one concatenation, then one batch's kernels."""
+        held, self._held, self._held_elements = self._held, [], 0
+        if not held:
+            return
+        # the loss sum weights each batch's mean by its rows: batches of one size at once
+        by_rows: dict[int, list[torch.Tensor]] = {}
+        for _, _, loss, rows in held:
+            by_rows.setdefault(rows, []).append(loss)
+        for rows, losses in by_rows.items():
+            self._loss.add_(torch.stack(losses).sum(dtype=torch.float64), alpha=rows)
+        if len(held) == 1:
+            output, target = held[0][0], held[0][1]
+        else:
+            output = torch.cat([h[0] for h in held])
+            target = torch.cat([h[1] for h in held])
         if self._counts is not None:
             self._count(output, target)
         if self.scorer.keeps_outputs:
@@ -255,15 +287,18 @@ class Tally:
 
     def values(self) -> torch.Tensor:
         """The mean loss, then each of the scorer's metrics, as one float64 device vector."""
+        self._fold()
         scorer = self.scorer
         metrics: dict[str, torch.Tensor] = {}
         if self._counts is not None:
             metrics.update(
-                _from_counts(scorer.kind, self._counts, self._elements, scorer.n_outputs)
+                _from_counts(
+                    scorer.kind, self._counts, self._elements, scorer.n_outputs, scorer.names
+                )
             )
         if scorer.keeps_outputs:
             metrics.update(self._from_outputs())
-        loss = self._loss.double() / self.rows
+        loss = self._loss / self.rows
         return torch.stack([loss, *(metrics[name] for name in scorer.names)])
 
     def _from_outputs(self) -> dict[str, torch.Tensor]:
@@ -288,34 +323,40 @@ class Tally:
 
 
 def _from_counts(
-    kind: str, counts: torch.Tensor, elements: int, outputs: int
+    kind: str, counts: torch.Tensor, elements: int, outputs: int, names: Sequence[str]
 ) -> dict[str, torch.Tensor]:
-    """The counted metrics of a kind, on the device (all of them: a few scalar operations)."""
+    """The counted metrics among ``names``, on the device: a few scalar operations each."""
+    wanted = set(names) & _COUNTED[kind]
     if kind == "classification":
         matrix = counts.view(outputs, outputs)  # rows: the target, columns: the prediction
         hits = matrix.diagonal()
-        actual, predicted = matrix.sum(dim=1), matrix.sum(dim=0)
-        return {
-            "accuracy": hits.sum() / matrix.sum(),
+        found: dict[str, Callable[[], torch.Tensor]] = {
+            "accuracy": lambda: hits.sum() / matrix.sum(),
             # 0/0 is NaN for a class absent from the split (and never predicted), and left out
-            "balanced_accuracy": torch.nanmean(hits / actual),
-            "macro_f1": torch.nanmean(2 * hits / (actual + predicted)),
+            "balanced_accuracy": lambda: torch.nanmean(hits / matrix.sum(dim=1)),
+            "macro_f1": lambda: torch.nanmean(2 * hits / (matrix.sum(dim=1) + matrix.sum(dim=0))),
         }
+        return {name: found[name]() for name in wanted}
     if kind == "multilabel":
         tp, fp, fn = counts.view(3, -1)
         denominator = 2 * tp + fp + fn
         # a label never present nor predicted scores 0, as scikit-learn's default has it
         f1 = torch.where(denominator > 0, 2 * tp / denominator, torch.zeros_like(denominator))
-        return {"macro_f1": f1.mean()}
+        return {"macro_f1": f1.mean()} if wanted else {}
     sse, sae, s1, s2 = counts.double()
-    variance = s2 / elements - (s1 / elements) ** 2
-    return {
-        "rmse": torch.sqrt(sse / elements),
-        "mae": sae / elements,
-        "r2": torch.where(
-            variance > 0, 1.0 - (sse / elements) / variance, torch.full_like(variance, torch.nan)
-        ),
+    found = {
+        "rmse": lambda: torch.sqrt(sse / elements),
+        "mae": lambda: sae / elements,
+        "r2": lambda: _r2(sse, s1, s2, elements),
     }
+    return {name: found[name]() for name in wanted}
+
+
+def _r2(sse: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, elements: int) -> torch.Tensor:
+    variance = s2 / elements - (s1 / elements) ** 2
+    return torch.where(
+        variance > 0, 1.0 - (sse / elements) / variance, torch.full_like(variance, torch.nan)
+    )
 
 
 def _roc_auc(kind: str, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

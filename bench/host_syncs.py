@@ -1,0 +1,162 @@
+"""Where a trial makes the GPU wait for the host, and what one training step launches.
+
+A step that reads a device value on the host (``.item()``, ``bool(tensor)``, a
+shape that depends on data) stalls the CPU until the GPU has caught up, and a
+small model then trains at the speed of Python rather than of the GPU. This
+runs one trial of the digits CNN through the runner with
+``torch.cuda.set_sync_debug_mode("warn")`` and prints every line of code that
+synchronised, with how often per epoch; then it profiles one epoch of the runner
+and of a plain loop and prints the kernels launched and the host time per step.
+
+    python bench/host_syncs.py [--epochs 3] [--precision fp32] [--json out.json]
+
+Needs CUDA; on a machine without it, it says so and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from tuneladder.data import load_train_val, prepare
+from tuneladder.device import autocast
+from tuneladder.hparams import TrialConfig
+from tuneladder.metrics import loss_fn
+from tuneladder.optimizers import make_optimizer
+from tuneladder.runner import Batches, train
+from tuneladder.tasks import load_task
+
+CNN = {"arch": "cnn", "width": 64, "num_layers": 3, "channels": 32, "dropout": 0.1}
+
+
+def sync_sites(config: TrialConfig, data, build_model, precision: str) -> dict[str, int]:
+    """``file:line`` of each synchronising call of a runner trial, with its count."""
+    sites: collections.Counter[str] = collections.Counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            train(
+                config,
+                data,
+                build_model,
+                metric="accuracy",
+                mode="max",
+                device=torch.device("cuda"),
+                precision=precision,
+            )
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    for warning in caught:
+        if "synchroniz" in str(warning.message):
+            sites[f"{Path(warning.filename).name}:{warning.lineno}"] += 1
+    return dict(sites.most_common())
+
+
+def plain_epoch(config: TrialConfig, data, build_model, precision: str) -> None:
+    torch.manual_seed(config.seed)
+    model = build_model(config.model, data.info).cuda()
+    optimizer = make_optimizer(model.parameters(), config)
+    x, y = data.train.x, data.train.y
+    amp = autocast(torch.device("cuda"), precision)
+    for idx in torch.randperm(len(y), device="cuda").split(config.batch_size):
+        with amp:
+            output = model(x[idx])
+        loss = loss_fn(data.info.kind, output, y[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    with torch.inference_mode(), amp:
+        loss_fn(data.info.kind, model(data.val.x), data.val.y).item()
+
+
+def runner_epoch(config: TrialConfig, data, build_model, precision: str) -> None:
+    train(
+        config,
+        data,
+        build_model,
+        metric="accuracy",
+        mode="max",
+        device=torch.device("cuda"),
+        precision=precision,
+    )
+
+
+def profile(fn, *args) -> dict[str, float]:
+    """Kernels launched, and host seconds, of one call, after one untimed call."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as profiler
+
+    fn(*args)
+    torch.cuda.synchronize()
+    with profiler(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        fn(*args)
+        torch.cuda.synchronize()
+    events = prof.key_averages()
+    launches = sum(e.count for e in events if e.key in ("cudaLaunchKernel", "cuLaunchKernel"))
+    syncs = sum(
+        e.count
+        for e in events
+        if e.key in ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaMemcpyAsync")
+    )
+    started = time.perf_counter()
+    fn(*args)
+    torch.cuda.synchronize()
+    return {
+        "kernel_launches": launches,
+        "sync_or_copy_calls": syncs,
+        "seconds": time.perf_counter() - started,
+        "top": [
+            (e.key, round(e.self_cpu_time_total / 1e3, 2), e.count)
+            for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:12]
+        ],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        print("host_syncs: no CUDA device; nothing to measure")
+        return
+    task = load_task("digits")
+    with tempfile.TemporaryDirectory() as tmp:
+        prepare(task, tmp, seed=0)
+        data = load_train_val(tmp).to("cuda")
+    config = TrialConfig(epochs=args.epochs, batch_size=64, lr=1e-3, model=CNN)
+    steps = Batches.plan(len(data.train), config).steps
+    sites = sync_sites(config, data, task.build_model, args.precision)
+    total = sum(sites.values())
+    print(
+        f"host syncs in a {args.epochs}-epoch runner trial ({steps} steps an epoch,"
+        f" {args.precision}): {total} ({total / args.epochs:.1f} an epoch)"
+    )
+    for site, count in sites.items():
+        print(f"  {count:6d}  {site}")
+    one_epoch = TrialConfig(epochs=1, batch_size=64, lr=1e-3, model=CNN)
+    figures = {"syncs": sites, "syncs_per_epoch": total / args.epochs, "steps": steps}
+    for name, fn in (("plain", plain_epoch), ("runner", runner_epoch)):
+        result = profile(fn, one_epoch, data, task.build_model, args.precision)
+        figures[name] = result
+        print(
+            f"{name:>7}: {result['kernel_launches'] / steps:.1f} kernels a step,"
+            f" {result['seconds'] / steps * 1e6:.0f} us a step (one epoch, host clock)"
+        )
+        for key, ms, count in result["top"]:
+            print(f"           {ms:9.2f} ms {count:6d}x {key}")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
