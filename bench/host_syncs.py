@@ -144,7 +144,15 @@ def main() -> None:
     for site, count in sites.items():
         print(f"  {count:6d}  {site}")
     one_epoch = TrialConfig(epochs=1, batch_size=64, lr=1e-3, model=CNN)
-    figures = {"syncs": sites, "syncs_per_epoch": total / args.epochs, "steps": steps}
+    # a line that synchronises on most steps is a per-step sync: the loop must have none
+    per_step = [site for site, count in sites.items() if count >= args.epochs * steps / 2]
+    print(f"lines that synchronise on every step: {', '.join(per_step) or 'none'}")
+    figures = {
+        "syncs": sites,
+        "syncs_per_epoch": total / args.epochs,
+        "steps": steps,
+        "per_step_sites": per_step,
+    }
     for name, fn in (("plain", plain_epoch), ("runner", runner_epoch)):
         result = profile(fn, one_epoch, data, task.build_model, args.precision)
         figures[name] = result

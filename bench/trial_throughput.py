@@ -151,6 +151,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--batches", nargs="+", type=int, default=[32, 128])
+    parser.add_argument(
+        "--no-startup", action="store_true", help="skip timing a worker-like process's start"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -168,8 +173,9 @@ def main() -> None:
         )
         print(f"{'':12}" + "".join(f"{title:^27}" for title in SPANS.values()))
         print(f"{'model':<6}{'batch':>6}" + f"{'minimal/s':>11}{'runner/s':>10}{'ratio':>6}" * 2)
-        for name, model in MODELS.items():
-            for batch in (32, 128):
+        for name in args.models:
+            model = MODELS[name]
+            for batch in args.batches:
                 config = TrialConfig(epochs=args.epochs, batch_size=batch, lr=1e-3, model=model)
                 sides = (config, data, task.build_model, device, args.precision)
                 minimal_loop(*sides)  # warm-up: first-use costs
@@ -196,6 +202,10 @@ def main() -> None:
                     for r in row.values()
                 )
                 print(f"{name:<6}{batch:>6}{cells}")
+        if args.no_startup:
+            if args.json:
+                args.json.write_text(json.dumps(figures, indent=2) + "\n")
+            return
         imports, first_step = min(startup_seconds(Path(tmp)) for _ in range(args.repeats))
         bare = min(_bare_torch_import() for _ in range(args.repeats))
         figures["startup"] = {

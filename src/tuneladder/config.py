@@ -470,11 +470,13 @@ def describe_plan(
     results: str,
     configfiles: Iterable[str],
     workers: Mapping[str, int],
+    device: str | None = None,
 ) -> list[str]:
     """What the ladder will do, one line per rung, as resolved from the config.
 
     ``written`` is the config as the user wrote it: a count it sets is marked as
     written, so a user sees at once whether the budget preset or their file won.
+    ``device`` is a line on how the run uses GPUs, when it does.
     """
     budget = config["budget"]
 
@@ -505,6 +507,7 @@ def describe_plan(
     return [
         f"tuneladder: experiment {config['experiment']} from {files}, budget {budget},"
         f" results in {results}/",
+        *([device] if device else []),
         f"  sanity  overfit check on {config['overfit']['subset']} samples"
         f" (<= {config['overfit']['max_steps']} steps); LR range test,"
         f" {config['lr_range']['steps']} steps (lr {lr})",

@@ -90,6 +90,10 @@ class GpuClaim:
         self.index = index
         self._handle = handle
 
+    def fileno(self) -> int | None:
+        """The lock's file descriptor: a child process that inherits it holds the claim too."""
+        return self._handle.fileno() if self._handle is not None else None
+
     def release(self) -> None:
         if self._handle is not None:
             self._handle.close()
@@ -165,6 +169,9 @@ class Runtime:
         stale_claim_s: how old a claim's heartbeat may get before another worker takes it.
         num_workers: DataLoader workers for splits read through a DataLoader.
         pin_memory: pinned host memory for their batches on CUDA.
+        trials_per_gpu: trials a worker job trains side by side on its GPU, each in a
+            process of its own (:mod:`tuneladder.lanes`): a number, or ``auto`` for
+            what the GPU probe measured. 1 where the run uses no GPU.
 
     Example:
         >>> runtime = Runtime.from_params({"device": "cpu", "precision": "fp32"}, threads=2)
@@ -180,6 +187,7 @@ class Runtime:
     stale_claim_s: float = 600.0
     num_workers: int = 0
     pin_memory: bool = True
+    trials_per_gpu: int | str = 1
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -192,6 +200,10 @@ class Runtime:
             raise ValueError(f"gpus must be >= 0, got {self.gpus=}")
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers=}")
+        if self.trials_per_gpu != "auto" and not (
+            isinstance(self.trials_per_gpu, int) and self.trials_per_gpu >= 1
+        ):
+            raise ValueError(f"trials_per_gpu must be auto or >= 1, got {self.trials_per_gpu=}")
         if self.checkpoint_every_s < 0 or self.stale_claim_s <= 0:
             raise ValueError(
                 "checkpoint_every_s must be >= 0 and stale_claim_s > 0, got"
@@ -207,14 +219,21 @@ class Runtime:
         """How this job's DataLoaders read."""
         return Loading(num_workers=self.num_workers, pin_memory=self.pin_memory)
 
-    def start(self) -> torch.device:
-        """Claim a GPU (before CUDA starts) for the life of the process, set torch's
-        threads, and resolve the device."""
+    def claim(self) -> GpuClaim | None:
+        """Claim a GPU for the life of the process (before CUDA starts), when this run
+        counts GPUs; the claim, or None when nothing was claimed."""
         if self.device in ("auto", "cuda") and self.gpus > 0:
             claim = claim_gpu(self.gpus)
             if claim.index is not None:
                 _HELD.append(claim)
                 log.info("claimed GPU %d of %d", claim.index, self.gpus)
+                return claim
+        return None
+
+    def start(self) -> torch.device:
+        """Claim a GPU (before CUDA starts) for the life of the process, set torch's
+        threads, and resolve the device."""
+        self.claim()
         import torch
 
         torch.set_num_threads(self.threads)

@@ -190,7 +190,8 @@ COARSE = Rung(
     name="coarse",
     label="coarse sweep",
     decides="the best region of the search space",
-    rules=("plan_coarse", "sweep_worker", "collect_rung"),
+    # gpu_probe: with trials_per_gpu auto on GPUs, before the first workers
+    rules=("plan_coarse", "gpu_probe", "sweep_worker", "collect_rung"),
     outputs=_trial_outputs("coarse"),
     trials=_sweep_trials("coarse"),
     searches=True,

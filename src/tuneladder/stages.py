@@ -40,6 +40,7 @@ __all__ = [
     "plan_sensitivity_stage",
     "prepare_stage",
     "select_top_k_stage",
+    "sweep_lane_stage",
     "sweep_worker_stage",
 ]
 
@@ -64,7 +65,9 @@ def logged(log_path: str | Path) -> Iterator[None]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     traceback_path = log_path.with_suffix(".traceback")
     traceback_path.unlink(missing_ok=True)  # from an earlier failed run
-    with open(log_path, "w") as handle:
+    log_path.write_text("")
+    # appended to: a worker's lanes write to the same log (tuneladder.lanes)
+    with open(log_path, "a") as handle:
         handler = logging.StreamHandler(handle)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         root = logging.getLogger()
@@ -502,26 +505,80 @@ def sweep_worker_stage(
     runtime: Runtime,
     out: str | Path,
     tracking: Mapping[str, Any] | None = None,
+    probe: str | Path | None = None,
+    log_path: str | Path | None = None,
 ) -> None:
+    """A worker job: one process, or on a GPU ``trials_per_gpu`` lanes side by side.
+
+    ``probe`` is the GPU probe's result (``trials_per_gpu: auto``); ``log_path``
+    the job's log, which the lanes append to.
+    """
+    from tuneladder.lanes import lane_count
+
+    lanes = lane_count(
+        runtime.trials_per_gpu,
+        probe=probe,
+        trials=_trials_at_once(read_json(plan)),
+        workers=workers,
+    )
+    spec = {
+        "plan": str(plan),
+        "data_dir": str(data_dir),
+        "task": dict(task),
+        "worker": worker,
+        "workers": workers,
+        "metric": dict(metric),
+        "tracking": dict(tracking) if tracking else None,
+    }
+    if lanes == 1:
+        report = sweep_lane_stage(spec, runtime)
+    else:
+        report = _sweep_lanes(spec, runtime, lanes, Path(out), log_path)
+    log.info(
+        "worker %d/%d: ran %d, reused %d%s",
+        worker,
+        workers,
+        len(report["ran"]),
+        len(report["reused"]),
+        f" on {lanes} lanes" if lanes > 1 else "",
+    )
+    write_json(out, report)
+
+
+def _trials_at_once(plan: Mapping[str, Any]) -> int:
+    """The most trials of a plan that can train at once: a round's, or every config."""
+    from tuneladder.tpe import is_rounds, rounds
+
+    if is_rounds(plan):
+        return max((len(batch) for batch in rounds(plan)), default=0)
+    return len(plan["trials"])
+
+
+def sweep_lane_stage(spec: Mapping[str, Any], runtime: Runtime) -> dict[str, Any]:
+    """Train trials of the plan as worker ``spec['worker']`` of ``spec['workers']``
+    in this process; what it did (:func:`tuneladder.worker.run_worker`)."""
     import_torch(dynamo=True)
     from tuneladder.trials import task_code
     from tuneladder.worker import run_worker
 
+    plan = Path(spec["plan"])
     torch_device = runtime.start()
     plan_data = read_json(plan)
+    task = spec["task"]
     task_obj = _task(task)
-    data = _train_val(data_dir, task_obj, runtime, torch_device)
+    data = _train_val(spec["data_dir"], task_obj, runtime, torch_device)
+    tracking = spec.get("tracking")
     on_result = _TrialLogger(tracking) if tracking else None
     try:
         report = run_worker(
             plan_data,
-            Path(plan).parent,
+            plan.parent,
             data,
             task_obj.build_model,
-            worker=worker,
-            workers=workers,
-            metric=metric["name"],
-            mode=metric["mode"],
+            worker=spec["worker"],
+            workers=spec["workers"],
+            metric=spec["metric"]["name"],
+            mode=spec["metric"]["mode"],
             device=torch_device,
             precision=runtime.precision,
             threads=runtime.threads,
@@ -540,16 +597,74 @@ def sweep_worker_stage(
         device=str(torch_device),
         pid=os.getpid(),
         cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
-        first_step_s=_first_step_s(Path(plan).parent, plan_data, report["ran"]),
+        first_step_s=_first_step_s(plan.parent, plan_data, report["ran"]),
     )
+    return report
+
+
+def _sweep_lanes(
+    spec: Mapping[str, Any], runtime: Runtime, lanes: int, out: Path, log_path: str | Path | None
+) -> dict[str, Any]:
+    """Claim the job's GPU, run ``lanes`` lanes on it, and merge what they did."""
+    import dataclasses
+
+    from tuneladder.lanes import lane_worker, run_lanes
+
+    started = time.perf_counter()
+    claim = runtime.claim()
+    lane_runtime = dataclasses.replace(
+        runtime, gpus=0, trials_per_gpu=1, threads=max(1, runtime.threads // lanes)
+    )
+    folder = out.with_suffix(".lanes")
+    specs = []
+    for lane in range(lanes):
+        worker, workers = lane_worker(spec["worker"], spec["workers"], lane, lanes)
+        specs.append(
+            {
+                **spec,
+                "worker": worker,
+                "workers": workers,
+                "lane": lane,
+                "runtime": dataclasses.asdict(lane_runtime),
+                "report": str(folder / f"lane-{lane}.report.json"),
+            }
+        )
     log.info(
-        "worker %d/%d: ran %d, reused %d",
-        worker,
-        workers,
-        len(report["ran"]),
-        len(report["reused"]),
+        "%d lanes on %s, %d thread(s) each",
+        lanes,
+        f"GPU {claim.index}" if claim is not None else "this job's device",
+        lane_runtime.threads,
     )
-    write_json(out, report)
+    fd = claim.fileno() if claim is not None else None
+    codes = run_lanes(
+        specs,
+        folder,
+        module="tuneladder.sweep_lane",
+        keep_fds=[fd] if fd is not None else [],
+        threads=lane_runtime.threads,
+        log=log_path,
+    )
+    failed = {lane: code for lane, code in enumerate(codes) if code != 0}
+    if failed:
+        where = f"; see {log_path}" if log_path else ""
+        codes = ", ".join(f"lane {lane} exit code {code}" for lane, code in failed.items())
+        raise StageError(f"worker {spec['worker']}: {codes}{where}")
+    reports = [read_json(s["report"]) for s in specs]
+    for path in folder.iterdir():
+        path.unlink()
+    folder.rmdir()
+    return {
+        "rung": reports[0]["rung"],
+        "worker": spec["worker"],
+        "workers": spec["workers"],
+        "lanes": lanes,
+        "ran": [name for r in reports for name in r["ran"]],
+        "reused": [name for r in reports for name in r["reused"]],
+        "stale": {k: v for r in reports for k, v in r["stale"].items()},
+        "seconds": time.perf_counter() - started,
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "lane_reports": reports,
+    }
 
 
 def collect_rung_stage(

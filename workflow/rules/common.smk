@@ -64,6 +64,36 @@ def uses_gpu():
     )
 
 
+def trials_per_gpu():
+    """Trials side by side on each GPU (tuneladder.lanes): 1 on a run that uses none."""
+    return config["gpu"]["trials_per_gpu"] if uses_gpu() else 1
+
+
+def gpu_probe_input(wildcards):
+    """The GPU probe's result, for a worker that runs `trials_per_gpu: auto` lanes."""
+    if trials_per_gpu() == "auto":
+        return {"probe": f"{RESULTS}/sanity/gpu_probe.json"}
+    return {}
+
+
+def device_line():
+    """How the run uses GPUs, for the plan's lines; None when it uses none."""
+    if not uses_gpu():
+        return None
+    n = trials_per_gpu()
+    gpus = gpu_count()
+    where = (
+        f"{gpus} GPU{'s' if gpus != 1 else ''} (--resources gpu={gpus})"
+        if gpus
+        else ("the GPUs the scheduler gives each worker job")
+    )
+    if n == "auto":
+        per = "trials per GPU measured by the GPU probe before the sweeps"
+    else:
+        per = f"{n} trial{'s' if n != 1 else ''} side by side on each"
+    return f"  device  {config['device']}, {config['precision']}: {where}, {per}"
+
+
 def rung_trials(rung):
     """The most trials a rung's workers train at once: a sweep that halves trains every
     config at level 0, and fewer at each level after (tuneladder.halving)."""
@@ -83,6 +113,7 @@ def report_plan():
         results=RESULTS,
         configfiles=CONFIGFILES,
         workers={rung: rung_workers(rung) for rung in TRIAL_RUNGS},
+        device=device_line(),
     )
     print("\n".join(lines), file=sys.stderr)
 
@@ -126,6 +157,7 @@ def runtime_params():
         "stale_claim_s": config["stale_claim_s"],
         "num_workers": config["data"]["num_workers"],
         "pin_memory": config["data"]["pin_memory"],
+        "trials_per_gpu": trials_per_gpu(),
     }
 
 

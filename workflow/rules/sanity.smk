@@ -49,3 +49,30 @@ rule lr_range_test:
         runtime=runtime_params(),
     script:
         "../scripts/lr_range_test.py"
+
+
+# trials_per_gpu: auto on a run that uses GPUs: how many trials one GPU trains side by
+# side best, measured once on the default config, before the sweeps' workers start.
+rule gpu_probe:
+    input:
+        data=DATA,
+    output:
+        f"{RESULTS}/sanity/gpu_probe.json",
+    log:
+        f"{RESULTS}/logs/gpu_probe.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/gpu_probe.tsv"
+    conda:
+        CONDA_ENV
+    threads: workflow.cores
+    resources:
+        gpu=1 if uses_gpu() else 0,
+    params:
+        data_dir=data_dir,
+        task=config["task"],
+        train=config["train"],
+        seed=config["seed"],
+        gpu=config["gpu"],
+        runtime=runtime_params(),
+    script:
+        "../scripts/gpu_probe.py"

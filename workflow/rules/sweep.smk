@@ -48,6 +48,7 @@ rule plan_fine:
 # so a killed worker never takes finished trials with it.
 rule sweep_worker:
     input:
+        unpack(gpu_probe_input),
         data=DATA,
         plan=f"{RESULTS}/{{rung}}/plan.json",
     output:

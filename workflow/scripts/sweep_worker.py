@@ -11,4 +11,6 @@ with logged(snakemake.log[0]):
         runtime=Runtime.from_params(snakemake.params.runtime, threads=snakemake.threads),
         tracking=snakemake.params.tracking,
         out=snakemake.output[0],
+        probe=snakemake.input.get("probe"),
+        log_path=snakemake.log[0],
     )

@@ -1,0 +1,402 @@
+"""The GPU checks in one run: what bench/gpu_check.sh runs after installing the project.
+
+    python bench/gpu_check.py wheels DIR        # on a machine with a package index
+    python bench/gpu_check.py run --out DIR [--dry]
+
+`wheels` fills DIR with what a GPU machine that has torch, numpy, scipy, pandas,
+pyyaml, scikit-learn and matplotlib (but no package index) needs to run the
+ladder: this project's wheel, and Snakemake, Optuna and jsonschema with
+everything they need that those packages do not bring, for CPython 3.12 on
+x86-64 Linux, at the versions installed here.
+
+`run` checks the GPU path and prints one line per check, PASS, FAIL or SKIP,
+with its figure; every figure also goes to DIR/gpu_check.json, with the logs.
+With `--dry` (no GPU needed; CI runs it) the same code runs on the CPU with a
+fake GPU count and tiny sizes, and the checks that need a GPU say SKIP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+LADDER = REPO / "bench" / "gpu-ladder.yaml"
+# what the GPU machine has; the wheels bring the rest
+PRESENT = ("torch", "numpy", "scipy", "pandas", "pyyaml", "scikit-learn", "matplotlib")
+NEEDED = ("snakemake", "optuna", "jsonschema")
+PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
+
+
+# --- wheels -------------------------------------------------------------------------
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _closure(roots: tuple[str, ...]) -> dict[str, str]:
+    """Distributions installed here that ``roots`` need, with their versions."""
+    from packaging.requirements import Requirement
+
+    found: dict[str, str] = {}
+    todo = list(roots)
+    while todo:
+        name = _norm(todo.pop())
+        if name in found:
+            continue
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        found[name] = dist.version
+        for text in dist.requires or []:
+            req = Requirement(text)
+            if req.marker and not req.marker.evaluate({"extra": "", "python_version": "3.12"}):
+                continue
+            todo.append(req.name)
+    return found
+
+
+def wheels(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    there = _closure(PRESENT)
+    wanted = {k: v for k, v in _closure(NEEDED).items() if k not in there}
+    pip = [sys.executable, "-m", "pip", "-q"]
+    for name, version in sorted(wanted.items()):
+        platform = [arg for p in PLATFORMS for arg in ("--platform", p)]
+        got = subprocess.run(
+            [*pip, "download", "--no-deps", "--only-binary=:all:", "--python-version", "3.12"]
+            + ["--implementation", "cp", *platform, "-d", str(folder), f"{name}=={version}"],
+            capture_output=True,
+            text=True,
+        )
+        if got.returncode != 0:  # published as a source archive only: build it (pure Python)
+            subprocess.run(
+                [*pip, "wheel", "--no-deps", "-w", str(folder), f"{name}=={version}"], check=True
+            )
+    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(folder), str(REPO)], check=True)
+    size = sum(p.stat().st_size for p in folder.glob("*.whl")) / 2**20
+    print(f"{len(list(folder.glob('*.whl')))} wheels, {size:.1f} MB in {folder}")
+
+
+# --- checks ---------------------------------------------------------------------------
+
+
+class Checks:
+    """Each check prints one line and adds its figures to the report."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.report: dict[str, Any] = {"checks": []}
+
+    def line(self, status: str, name: str, figure: str, **figures: Any) -> None:
+        print(f"{status:<4} {name}: {figure}", flush=True)
+        self.report["checks"].append({"status": status, "name": name, "figure": figure})
+        if figures:
+            self.report[name] = figures
+
+    def save(self) -> None:
+        (self.out / "gpu_check.json").write_text(json.dumps(self.report, indent=2) + "\n")
+
+
+def _run(cmd: list[str], log: Path, timeout: float = 600) -> tuple[int, float, list[float]]:
+    """Exit code, wall seconds and GPU utilization samples (%) of a command."""
+    samples: list[float] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        smi = shutil.which("nvidia-smi")
+        while smi and not stop.is_set():
+            got = subprocess.run(
+                [smi, "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
+                capture_output=True,
+                text=True,
+            )
+            if got.returncode == 0 and got.stdout.strip():
+                samples.append(float(got.stdout.split()[0]))
+            stop.wait(0.25)
+
+    watcher = threading.Thread(target=sample, daemon=True)
+    watcher.start()
+    started = time.perf_counter()
+    with open(log, "w") as handle:
+        try:
+            code = subprocess.run(cmd, stdout=handle, stderr=subprocess.STDOUT, timeout=timeout)
+            rc = code.returncode
+        except subprocess.TimeoutExpired:
+            rc = 124
+    wall = time.perf_counter() - started
+    stop.set()
+    watcher.join()
+    return rc, wall, samples
+
+
+def _snakemake(work: Path, targets: list[str], config: list[str]) -> list[str]:
+    return [
+        shutil.which("snakemake") or "snakemake",
+        "--snakefile",
+        str(REPO / "workflow" / "Snakefile"),
+        "--directory",
+        str(work),
+        "--configfile",
+        str(LADDER),
+        "--cores",
+        "all",
+        "--resources",
+        "gpu=1",
+        "--config",
+        *config,
+        "--",
+        *targets,
+    ]
+
+
+def _util(samples: list[float]) -> str:
+    if not samples:
+        return "GPU utilization not sampled"
+    busy = [s for s in samples if s > 0]
+    mean_busy = sum(busy) / len(busy) if busy else 0.0
+    return f"GPU utilization mean {sum(samples) / len(samples):.0f}% ({mean_busy:.0f}% while busy)"
+
+
+def check_provenance(checks: Checks, gpu: bool) -> None:
+    import torch
+
+    from tuneladder.env import provenance
+
+    device = torch.device("cuda", 0) if gpu else torch.device("cpu")
+    build = provenance(device)["build"]
+    fields = ("device_name", "driver", "cuda_driver_api") if gpu else ("torch", "device")
+    missing = [f for f in fields if build.get(f) is None]
+    figure = ", ".join(f"{k}={build.get(k)}" for k in ("torch", "device_name", "driver"))
+    checks.line("FAIL" if missing else "PASS", "provenance", figure, build=build)
+
+
+def check_host_syncs(checks: Checks, gpu: bool) -> None:
+    if not gpu:
+        checks.line("SKIP", "host_syncs", "needs CUDA")
+        return
+    out = checks.out / "host_syncs.json"
+    log = checks.out / "host_syncs.txt"
+    rc, _, _ = _run(
+        [sys.executable, str(REPO / "bench" / "host_syncs.py"), "--epochs", "5", "--json", str(out)],
+        log,
+    )
+    if rc != 0 or not out.is_file():
+        checks.line("FAIL", "host_syncs", f"exit code {rc} (see host_syncs.txt)")
+        return
+    figures = json.loads(out.read_text())
+    per_step = figures["per_step_sites"]
+    checks.line(
+        "FAIL" if per_step else "PASS",
+        "host_syncs",
+        f"{figures['syncs_per_epoch']:.1f} syncs an epoch of {figures['steps']} steps;"
+        f" lines that sync every step: {', '.join(per_step) or 'none'}",
+        **figures,
+    )
+
+
+def check_throughput(checks: Checks, gpu: bool, dry: bool) -> None:
+    device = "cuda" if gpu else "cpu"
+    precisions = ("fp32", "bf16") if gpu else ("fp32",)
+    for precision in precisions:
+        out = checks.out / f"throughput_{precision}.json"
+        args = ["--epochs", "1", "--repeats", "1"] if dry else ["--epochs", "15", "--repeats", "3"]
+        rc, _, _ = _run(
+            [sys.executable, str(REPO / "bench" / "trial_throughput.py"), *args]
+            + ["--device", device, "--precision", precision, "--models", "cnn"]
+            + ["--batches", "64", "128", "--no-startup", "--json", str(out)],
+            checks.out / f"throughput_{precision}.txt",
+        )
+        name = f"throughput_{precision}"
+        if rc != 0 or not out.is_file():
+            checks.line("FAIL", name, f"exit code {rc}")
+            continue
+        for row, spans in json.loads(out.read_text()).items():
+            epochs = spans["epochs"]
+            ratio = epochs["ratio"]
+            # the goal is a GPU's: on a CPU the figure is printed, not judged
+            status = ("PASS" if ratio >= 0.95 else "FAIL") if gpu else "INFO"
+            checks.line(
+                status,
+                f"{name}_{row}",
+                f"trial {epochs['runner_samples_per_s']:.0f} samples/s, plain loop"
+                f" {epochs['minimal_samples_per_s']:.0f}: {ratio:.2f}x (goal >= 0.95x)",
+                **spans,
+            )
+
+
+def _trial_results(results: Path) -> list[dict[str, Any]]:
+    files = glob.glob(str(results / "**" / "result.json"), recursive=True)
+    return [json.loads(Path(f).read_text()) for f in files]
+
+
+def check_ladder(checks: Checks, work: Path, precision: str, gpu: bool, dry: bool) -> None:
+    name = f"ladder_{precision}"
+    experiment = f"gpu-{precision}"
+    config = [f"experiment={experiment}", f"precision={precision}"]
+    if dry:
+        config += [
+            "train={epochs: 2, batch_size: 128, arch: cnn, channels: 8}",
+            "coarse={trials: 4, epochs: 2, sampler: sobol}",
+            "fine={trials: 2, epochs: 2}",
+            "seeds={finalists: 1, seeds: 2, epochs: 2}",
+            "lr_range={steps: 30}",
+            "gpu={probe_seconds: 0.5}",
+        ]
+    results = work / "results" / experiment
+    rc, wall, util = _run(
+        _snakemake(work, [], config), checks.out / f"{name}.log", timeout=420 if gpu else 600
+    )
+    summary = results / "final" / "summary.json"
+    trials = _trial_results(results)
+    expected = precision if gpu else "fp32"  # bf16 autocast is CUDA only
+    wrong = [
+        r.get("trial", {}).get("name")
+        for r in trials
+        if r.get("precision") != expected
+        or (gpu and not (r["build"].get("device_name") and r["build"].get("driver")))
+        or (gpu and not str(r.get("device", "")).startswith("cuda"))
+    ]
+    ok = rc == 0 and summary.is_file() and trials and not wrong
+    probe = results / "sanity" / "gpu_probe.json"
+    chosen = json.loads(probe.read_text()) if probe.is_file() else None
+    first = trials[0] if trials else {}
+    checks.line(
+        "PASS" if ok else "FAIL",
+        name,
+        f"exit code {rc}, {wall:.1f} s, {len(trials)} trial results"
+        + (f", {len(wrong)} without GPU, driver or precision {expected}" if wrong else "")
+        + f"; they name {first.get('build', {}).get('device_name')},"
+        f" driver {first.get('build', {}).get('driver')}, precision {first.get('precision')};"
+        f" {_util(util)}",
+        wall_s=wall,
+        utilization=util,
+        trials=len(trials),
+        wrong=wrong,
+    )
+    if chosen is not None:
+        levels = ", ".join(
+            f"{lv['trials']}: {lv['samples_per_s']:.0f}/s"
+            + (f" ({lv['speedup']:.2f}x)" if lv.get("speedup") else "")
+            for lv in chosen["levels"]
+        )
+        checks.line(
+            "PASS" if chosen["chosen"] >= 1 else "FAIL",
+            f"probe_{precision}",
+            f"chose {chosen['chosen']} trials per GPU in {chosen['seconds']:.1f} s; {levels};"
+            f" {chosen.get('per_trial_mb') or 0:.0f} MB a trial",
+            **chosen,
+        )
+        shutil.copy(probe, checks.out / f"gpu_probe_{precision}.json")
+    elif rc == 0:
+        checks.line("FAIL", f"probe_{precision}", "no sanity/gpu_probe.json")
+
+
+def check_lanes(checks: Checks, work: Path, gpu: bool, dry: bool) -> None:
+    counts = (1, 2) if dry else (1, 2, 4, 8)
+    trials, epochs = (6, 2) if dry else (48, 10)
+    base = None
+    for n in counts:
+        experiment = f"lanes-{n}"
+        results = work / "results" / experiment
+        config = [
+            f"experiment={experiment}",
+            f"gpu={{trials_per_gpu: {n}}}",
+            f"coarse={{trials: {trials}, epochs: {epochs}, sampler: sobol}}",
+        ]
+        if dry:
+            config += ["train={epochs: 2, batch_size: 128}", "lr_range={steps: 30}"]
+        rc, wall, util = _run(
+            _snakemake(work, [f"results/{experiment}/coarse/results.json"], config),
+            checks.out / f"lanes_{n}.log",
+        )
+        bench = results / "benchmarks" / "coarse" / "worker-0-of-1.tsv"
+        sweep = float(bench.read_text().split("\n")[1].split("\t")[0]) if bench.is_file() else 0
+        done = [r for r in _trial_results(results / "coarse") if r.get("status") == "ok"]
+        pids = {r.get("pid") for r in done}
+        base = base or sweep
+        ok = rc == 0 and len(done) == trials and len(pids) == n
+        checks.line(
+            "PASS" if ok else "FAIL",
+            f"lanes_{n}",
+            f"{trials} trials x {epochs} epochs, {n} per GPU ({len(pids)} processes):"
+            f" sweep {sweep:.1f} s ({base / sweep if sweep else 0:.2f}x one),"
+            f" command {wall:.1f} s; {_util(util)}",
+            sweep_s=sweep,
+            wall_s=wall,
+            utilization=util,
+            processes=len(pids),
+            trials_ok=len(done),
+        )
+
+
+def run(out: Path, dry: bool) -> int:
+    out.mkdir(parents=True, exist_ok=True)
+    import torch
+
+    gpu = torch.cuda.is_available() and not dry
+    checks = Checks(out)
+    checks.report.update(
+        torch=torch.__version__,
+        device=torch.cuda.get_device_name(0) if gpu else "cpu",
+        dry=dry,
+        date=time.strftime("%Y-%m-%d"),
+    )
+    print(f"gpu_check: torch {torch.__version__}, {checks.report['device']}, dry={dry}")
+    work = out / "work"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir()
+    steps = [
+        lambda: check_provenance(checks, gpu),
+        lambda: check_host_syncs(checks, gpu),
+        lambda: check_throughput(checks, gpu, dry),
+        lambda: check_ladder(checks, work, "fp32", gpu, dry),
+        lambda: check_ladder(checks, work, "bf16", gpu, dry) if gpu else None,
+        lambda: check_lanes(checks, work, gpu, dry),
+    ]
+    for step in steps:
+        try:
+            step()
+        except Exception as err:  # one broken check must not hide the others' figures
+            checks.line("FAIL", "check", f"{type(err).__name__}: {err}")
+        checks.save()
+    with tarfile.open(out / "logs.tar.gz", "w:gz") as tar:
+        for log in glob.glob(str(work / "results" / "*" / "logs")):
+            tar.add(log, arcname=str(Path(log).relative_to(work)))
+    failed = [c for c in checks.report["checks"] if c["status"] == "FAIL"]
+    passed = [c for c in checks.report["checks"] if c["status"] == "PASS"]
+    print(f"gpu_check: {len(passed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    w = sub.add_parser("wheels")
+    w.add_argument("folder", type=Path)
+    r = sub.add_parser("run")
+    r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--dry", action="store_true", help="CPU only, tiny sizes (for CI)")
+    args = parser.parse_args()
+    if args.command == "wheels":
+        wheels(args.folder)
+    else:
+        raise SystemExit(run(args.out.resolve(), args.dry))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The GPU checks as one command, for a machine with a GPU and no package index.
+#
+#   bench/gpu_check.sh wheels DIR                       # first, where pip reaches an index
+#   bench/gpu_check.sh run [--wheels DIR] [--out DIR] [--dry]
+#
+# `wheels` fills DIR with this project's wheel and what Snakemake, Optuna and
+# jsonschema need beyond torch, numpy, scipy, pandas, pyyaml, scikit-learn and
+# matplotlib (CPython 3.12, x86-64 Linux). `run --wheels DIR` installs from it,
+# into a folder of its own, every wheel whose package the machine lacks, then
+# runs bench/gpu_check.py: one line per check (PASS, FAIL or SKIP with its
+# figure), everything measured in DIR (default gpu-check-out/). `--dry` runs the
+# same code on the CPU with a fake GPU and tiny sizes; CI runs it.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+
+usage() { sed -n '4,5p' "$0" | sed 's/^#  */usage: /' >&2; }
+case "${1:-}" in
+    wheels)
+        [ $# -eq 2 ] || { usage; exit 2; }
+        exec "$PY" bench/gpu_check.py wheels "$2" ;;
+    run) shift ;;
+    *) usage; exit 2 ;;
+esac
+
+wheels="" out="gpu-check-out" dry=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --wheels) wheels=$2; shift 2 ;;
+        --out) out=$2; shift 2 ;;
+        --dry) dry=(--dry); shift ;;
+        *) usage; exit 2 ;;
+    esac
+done
+
+if [ -n "$wheels" ]; then
+    site=$(mktemp -d)/site
+    "$PY" - "$wheels" "$site" <<'PYTHON' || { echo "FAIL install: from $wheels" >&2; exit 1; }
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+folder, site = Path(sys.argv[1]), sys.argv[2]
+missing = []
+for wheel in sorted(folder.glob("*.whl")):
+    name = wheel.name.split("-")[0]
+    try:
+        metadata.version(name)  # the machine's own copy stays
+    except metadata.PackageNotFoundError:
+        missing.append(str(wheel))
+subprocess.run(
+    [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
+     "--target", site, *missing],
+    check=True,
+)
+print(f"PASS install: {len(missing)} wheels into {site}")
+PYTHON
+    export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" PATH="$site/bin:$PATH"
+fi
+exec "$PY" bench/gpu_check.py run --out "$out" "${dry[@]}"
