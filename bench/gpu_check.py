@@ -191,7 +191,8 @@ def check_host_syncs(checks: Checks, gpu: bool) -> None:
     out = checks.out / "host_syncs.json"
     log = checks.out / "host_syncs.txt"
     rc, _, _ = _run(
-        [sys.executable, str(REPO / "bench" / "host_syncs.py"), "--epochs", "5", "--json", str(out)],
+        [sys.executable, str(REPO / "bench" / "host_syncs.py"), "--epochs", "5"]
+        + ["--json", str(out)],
         log,
     )
     if rc != 0 or not out.is_file():
