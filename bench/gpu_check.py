@@ -344,7 +344,10 @@ def check_lanes(checks: Checks, work: Path, gpu: bool, dry: bool) -> None:
         )
 
 
-def run(out: Path, dry: bool) -> int:
+CHECKS = ("provenance", "host_syncs", "throughput", "ladder_fp32", "ladder_bf16", "lanes")
+
+
+def run(out: Path, dry: bool, only: tuple[str, ...] = CHECKS) -> int:
     out.mkdir(parents=True, exist_ok=True)
     import torch
 
@@ -361,15 +364,15 @@ def run(out: Path, dry: bool) -> int:
     if work.exists():
         shutil.rmtree(work)
     work.mkdir()
-    steps = [
-        lambda: check_provenance(checks, gpu),
-        lambda: check_host_syncs(checks, gpu),
-        lambda: check_throughput(checks, gpu, dry),
-        lambda: check_ladder(checks, work, "fp32", gpu, dry),
-        lambda: check_ladder(checks, work, "bf16", gpu, dry) if gpu else None,
-        lambda: check_lanes(checks, work, gpu, dry),
-    ]
-    for step in steps:
+    steps = {
+        "provenance": lambda: check_provenance(checks, gpu),
+        "host_syncs": lambda: check_host_syncs(checks, gpu),
+        "throughput": lambda: check_throughput(checks, gpu, dry),
+        "ladder_fp32": lambda: check_ladder(checks, work, "fp32", gpu, dry),
+        "ladder_bf16": lambda: check_ladder(checks, work, "bf16", gpu, dry) if gpu else None,
+        "lanes": lambda: check_lanes(checks, work, gpu, dry),
+    }
+    for step in (steps[name] for name in CHECKS if name in only):
         try:
             step()
         except Exception as err:  # one broken check must not hide the others' figures
@@ -392,11 +395,12 @@ def main() -> None:
     r = sub.add_parser("run")
     r.add_argument("--out", type=Path, required=True)
     r.add_argument("--dry", action="store_true", help="CPU only, tiny sizes (for CI)")
+    r.add_argument("--only", nargs="+", choices=CHECKS, default=CHECKS, help="these checks")
     args = parser.parse_args()
     if args.command == "wheels":
         wheels(args.folder)
     else:
-        raise SystemExit(run(args.out.resolve(), args.dry))
+        raise SystemExit(run(args.out.resolve(), args.dry, tuple(args.only)))
 
 
 if __name__ == "__main__":

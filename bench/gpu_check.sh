@@ -2,7 +2,7 @@
 # The GPU checks as one command, for a machine with a GPU and no package index.
 #
 #   bench/gpu_check.sh wheels DIR                       # first, where pip reaches an index
-#   bench/gpu_check.sh run [--wheels DIR] [--out DIR] [--dry]
+#   bench/gpu_check.sh run [--wheels DIR] [--out DIR] [--dry] [--only CHECK ...]
 #
 # `wheels` fills DIR with this project's wheel and what Snakemake, Optuna and
 # jsonschema need beyond torch, numpy, scipy, pandas, pyyaml, scikit-learn and
@@ -24,12 +24,13 @@ case "${1:-}" in
     *) usage; exit 2 ;;
 esac
 
-wheels="" out="gpu-check-out" dry=()
+wheels="" out="gpu-check-out" dry=() only=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --wheels) wheels=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
         --dry) dry=(--dry); shift ;;
+        --only) shift; while [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; do only+=("$1"); shift; done ;;
         *) usage; exit 2 ;;
     esac
 done
@@ -59,4 +60,5 @@ print(f"PASS install: {len(missing)} wheels into {site}")
 PYTHON
     export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" PATH="$site/bin:$PATH"
 fi
-exec "$PY" bench/gpu_check.py run --out "$out" "${dry[@]}"
+[ ${#only[@]} -gt 0 ] && only=(--only "${only[@]}")
+exec "$PY" bench/gpu_check.py run --out "$out" "${dry[@]}" "${only[@]}"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 from pathlib import Path
 
 import pytest
+import torch
 
 from tuneladder import device, stages
 from tuneladder.device import Runtime
@@ -47,52 +47,49 @@ def test_a_claimed_gpu_stays_claimed_while_the_job_runs(monkeypatch, tmp_path: P
 
 
 @pytest.mark.parametrize("stage", ["overfit_check", "lr_range_test"])
-def test_sanity_rungs_train_under_the_runtimes_precision(
+def test_sanity_rungs_learn_under_the_runtimes_bf16_autocast(
     stage: str, digits_dir: Path, monkeypatch, tmp_path: Path
 ) -> None:
-    seen = []
+    """Both sanity rungs train in the sweeps' precision, and still learn in it.
 
-    @contextlib.contextmanager
-    def fake_autocast(self: Runtime, torch_device):
-        seen.append(("enter", self.precision))
-        yield
-        seen.append(("exit", self.precision))
+    CUDA's bf16 autocast is played by the CPU's (the same autocast, another device):
+    the rungs must enter it around each forward pass, as the trials do. Wrapped around
+    the backward pass and the optimizer step too, the digits CNN did not learn (its
+    overfit check failed on an H200 in bf16).
+    """
+    entered = []
 
-    def fake_rung(*args, **kwargs):
-        seen.append(("train", kwargs["device"].type))
-        if stage == "overfit_check":
-            return {"passed": True, "final_loss": 0.0, "steps": 1, "initial_loss": 1.0,
-                    "loss_threshold": 0.05}  # fmt: skip
-        return {"lrs": [1e-3], "losses": [1.0], "smoothed": [1.0], "smoothed_zero_lag": [1.0],
-                "suggestion": 1e-3, "range": [1e-4, 1e-2], "divergence_lr": None}  # fmt: skip
+    def cpu_bf16(self: Runtime, torch_device):
+        entered.append(self.precision)
+        return torch.autocast("cpu", dtype=torch.bfloat16)
 
-    monkeypatch.setattr(Runtime, "autocast", fake_autocast)
-    module = {"overfit_check": "overfit", "lr_range_test": "lr_range"}[stage]
-    monkeypatch.setattr(f"tuneladder.{module}.{stage}", fake_rung)
+    monkeypatch.setattr(Runtime, "autocast", cpu_bf16)
     runtime = Runtime(device="cpu", precision="bf16", threads=1)
-    common = {"data_dir": digits_dir, "task": {"name": "digits"}, "train": {"epochs": 1}}
+    cnn = {"epochs": 1, "arch": "cnn", "channels": 16, "lr": 1e-3}
+    common = {"data_dir": digits_dir, "task": {"name": "digits"}, "train": cnn, "seed": 0}
     if stage == "overfit_check":
-        overfit = {"subset": 8, "max_steps": 1, "lr": 0.1, "loss_ratio": 0.05}
+        overfit = {"subset": 64, "max_steps": 300, "lr": 1e-3, "loss_ratio": 0.05}
         stages.overfit_check_stage(
             **common,
-            seed=0,
             overfit={**overfit, "loss_threshold": None, "enforce": True},
             runtime=runtime,
             out=tmp_path / "overfit.json",
         )
+        report = read_json(tmp_path / "overfit.json")
+        assert report["passed"] and report["final_loss"] < 0.05 * report["initial_loss"]
     else:
-        lr_range = {"start": 1e-5, "end": 1, "steps": 4, "smoothing": 0.9, "diverge_factor": 4}
+        lr_range = {"start": 1e-5, "end": 1, "steps": 60, "smoothing": 0.1, "diverge_factor": 4}
         stages.lr_range_test_stage(
             **common,
-            seed=0,
             lr_range=lr_range,
             runtime=runtime,
             out=tmp_path / "lr_range.json",
             csv_out=tmp_path / "lr_range.csv",
         )
-        assert (tmp_path / "lr_range.csv").is_file()
-    assert seen == [("enter", "bf16"), ("train", "cpu"), ("exit", "bf16")]
-    assert read_json(next(tmp_path.glob("*.json")))
+        result = read_json(tmp_path / "lr_range.json")
+        # somewhere along the sweep the loss fell well below where it started
+        assert min(result["smoothed"]) < 0.8 * result["smoothed"][0]
+    assert entered == ["bf16"]
 
 
 def test_select_and_plan_fine_use_what_each_trial_sampled(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ Rule for the coarse range when the space says ``lr: auto`` (docs/lr-range.md):
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ from tuneladder.data import TrainVal
 from tuneladder.hparams import TrialConfig
 from tuneladder.loader import epoch_seed
 from tuneladder.metrics import Scoring, make_loss
-from tuneladder.step import setup, train_step
+from tuneladder.step import NO_AMP, setup, train_step
 from tuneladder.trials import BuildModel
 
 __all__ = ["analyse", "coarse_range", "lr_range_test", "smooth", "smooth_zero_lag"]
@@ -50,10 +51,12 @@ def lr_range_test(
     diverge_factor: float,
     device: torch.device,
     scoring: Scoring | None = None,
+    amp: contextlib.AbstractContextManager | None = None,
 ) -> dict[str, Any]:
     """Run the sweep on the training split and return the curve and the derived range.
 
-    The loss is the task's (``scoring``), the one the trials train on.
+    The loss is the task's (``scoring``), the one the trials train on; ``amp``
+    their autocast, around each forward pass as in the trials.
     """
     if not 0 < smoothing <= 1:
         raise ValueError(f"smoothing must be in (0, 1], got {smoothing=}")
@@ -74,7 +77,7 @@ def lr_range_test(
     for i, (lr, (xb, yb)) in enumerate(zip(lrs, feed, strict=True)):
         for group in optimizer.param_groups:
             group["lr"] = float(lr)
-        _, loss, _ = train_step(model, optimizer, loss_fn, xb, yb)
+        _, loss, _ = train_step(model, optimizer, loss_fn, xb, yb, amp=amp or NO_AMP)
         # a per-step sync is fine here: a few hundred steps, and stopping needs the value
         value = loss.item()
         losses.append(value)

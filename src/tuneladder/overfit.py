@@ -9,6 +9,7 @@ fraction of the untrained model's loss, so a target's units do not move it.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -19,7 +20,7 @@ import torch
 from tuneladder.data import Split, TrainVal
 from tuneladder.hparams import TrialConfig
 from tuneladder.metrics import Scorer, Scoring
-from tuneladder.step import setup, train_step
+from tuneladder.step import NO_AMP, setup, train_step
 from tuneladder.trials import BuildModel
 
 __all__ = ["OverfitFailed", "failure_message", "overfit_check"]
@@ -43,8 +44,13 @@ def overfit_check(
     loss_threshold: float | None = None,
     device: torch.device,
     scoring: Scoring | None = None,
+    amp: contextlib.AbstractContextManager | None = None,
 ) -> dict[str, Any]:
     """Train on ``subset`` training samples until the loss is near zero or steps run out.
+
+    ``amp`` is the trials' autocast (:meth:`tuneladder.device.Runtime.autocast`),
+    entered around each forward pass as the trials do: autocast around the
+    backward pass and the optimizer step too keeps a bf16 model from learning.
 
     Passes when the training loss falls below ``loss_ratio`` times the
     untrained model's loss (the loss of the first step, before any update), or
@@ -76,7 +82,9 @@ def overfit_check(
     passed = False
     threshold = loss_threshold
     for step in range(1, max_steps + 1):
-        output, loss, _ = train_step(model, optimizer, scorer.loss, tiny.x, tiny.y)
+        output, loss, _ = train_step(
+            model, optimizer, scorer.loss, tiny.x, tiny.y, amp=amp or NO_AMP
+        )
         if step % CHECK_EVERY == 0 or step == 1 or step == max_steps:
             tally = scorer.tally()
             tally.add(output, tiny.y, loss)

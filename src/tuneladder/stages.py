@@ -213,20 +213,20 @@ def overfit_check_stage(
     from tuneladder.overfit import failure_message, overfit_check
 
     torch_device, task_obj, data = _sanity_inputs(data_dir, task, runtime)
-    # in the precision the sweeps train in (overfit_check takes no precision of its own)
-    with runtime.autocast(torch_device):
-        report = overfit_check(
-            _base_config(task_obj, train, seed),
-            data,
-            task_obj.build_model,
-            subset=overfit["subset"],
-            max_steps=overfit["max_steps"],
-            lr=overfit["lr"],
-            loss_ratio=overfit["loss_ratio"],
-            loss_threshold=overfit["loss_threshold"],
-            device=torch_device,
-            scoring=_scoring(task_obj),
-        )
+    # in the precision the sweeps train in: their autocast, around each forward pass
+    report = overfit_check(
+        _base_config(task_obj, train, seed),
+        data,
+        task_obj.build_model,
+        subset=overfit["subset"],
+        max_steps=overfit["max_steps"],
+        lr=overfit["lr"],
+        loss_ratio=overfit["loss_ratio"],
+        loss_threshold=overfit["loss_threshold"],
+        device=torch_device,
+        scoring=_scoring(task_obj),
+        amp=runtime.autocast(torch_device),
+    )
     report["enforced"] = overfit["enforce"]
     report.update(_span())
     log.info(
@@ -259,20 +259,20 @@ def lr_range_test_stage(
     from tuneladder.lr_range import lr_range_test
 
     torch_device, task_obj, data = _sanity_inputs(data_dir, task, runtime)
-    # in the precision the sweeps train in (lr_range_test takes no precision of its own)
-    with runtime.autocast(torch_device):
-        result = lr_range_test(
-            _base_config(task_obj, train, seed),
-            data,
-            task_obj.build_model,
-            start=lr_range["start"],
-            end=lr_range["end"],
-            steps=lr_range["steps"],
-            smoothing=lr_range["smoothing"],
-            diverge_factor=lr_range["diverge_factor"],
-            device=torch_device,
-            scoring=_scoring(task_obj),
-        )
+    # in the precision the sweeps train in: their autocast, around each forward pass
+    result = lr_range_test(
+        _base_config(task_obj, train, seed),
+        data,
+        task_obj.build_model,
+        start=lr_range["start"],
+        end=lr_range["end"],
+        steps=lr_range["steps"],
+        smoothing=lr_range["smoothing"],
+        diverge_factor=lr_range["diverge_factor"],
+        device=torch_device,
+        scoring=_scoring(task_obj),
+        amp=runtime.autocast(torch_device),
+    )
     # a plain table of the curve, for `dvc plots`
     zero_lag = result["smoothed_zero_lag"]
     curve = zip(result["lrs"], result["losses"], result["smoothed"], strict=True)
