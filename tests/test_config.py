@@ -316,3 +316,16 @@ def test_nested_command_line_values_are_read_as_a_config_files_are(tmp_path: Pat
     write_config(tmp_path)
     proc = snakemake(tmp_path, "-n", "--config", "coarse={trials: 5, epochs: 2}", "seed=3")
     assert "coarse  5 (written; budget quick: 10) trials x 2 epochs" in proc.stdout + proc.stderr
+
+
+def test_trials_per_gpu_is_auto_by_default_and_a_bad_value_names_the_key() -> None:
+    config = resolve_config({"experiment": "x", "space": SPACE})
+    assert config["gpu"] == {
+        "trials_per_gpu": "auto",
+        "max_trials_per_gpu": 16,
+        "probe_seconds": 2,
+    }
+    assert resolve_config({"experiment": "x", "space": SPACE, "gpu": {"trials_per_gpu": 4}})
+    for bad in (0, "four", 2.5):
+        with pytest.raises(ConfigError, match="gpu.trials_per_gpu"):
+            resolve_config({"experiment": "x", "space": SPACE, "gpu": {"trials_per_gpu": bad}})
