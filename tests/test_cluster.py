@@ -71,6 +71,15 @@ def test_two_gpus_give_two_workers_per_rung(tmp_path: Path) -> None:
     proc = snakemake(tmp_path, "-n", "--cores", "4", "--resources", "gpu=2")
     assert planned_jobs(proc.stdout)["sweep_worker"] == 2 * 3
     assert "gpu=1" in proc.stdout
+    # trials_per_gpu: auto (the default) measures the lanes once, before the first workers
+    assert planned_jobs(proc.stdout)["gpu_probe"] == 1
+    assert "2 GPUs (--resources gpu=2), trials per GPU measured by the GPU probe" in proc.stderr
+    # 4 trials side by side on each of 2 GPUs: still one worker job per GPU, no probe
+    write_config(tmp_path, device="cuda", gpu={"trials_per_gpu": 4})
+    proc = snakemake(tmp_path, "-n", "--cores", "4", "--resources", "gpu=2")
+    assert planned_jobs(proc.stdout)["sweep_worker"] == 2 * 3
+    assert "gpu_probe" not in planned_jobs(proc.stdout)
+    assert "2 GPUs (--resources gpu=2), 4 trials side by side on each" in proc.stderr
     write_config(tmp_path, device="cpu")
     proc = snakemake(tmp_path, "-n", "--cores", "4", "--resources", "gpu=2")
     assert planned_jobs(proc.stdout)["sweep_worker"] == 4 + 3 + 4  # cores, capped by trials
