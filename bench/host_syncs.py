@@ -24,12 +24,10 @@ import warnings
 from pathlib import Path
 
 import torch
+from trial_throughput import minimal_loop, runner_loop  # bench/, beside this file
 
 from tuneladder.data import load_train_val, prepare
-from tuneladder.device import autocast
 from tuneladder.hparams import TrialConfig
-from tuneladder.metrics import loss_fn
-from tuneladder.optimizers import make_optimizer
 from tuneladder.runner import Batches, train
 from tuneladder.tasks import load_task
 
@@ -61,32 +59,11 @@ def sync_sites(config: TrialConfig, data, build_model, precision: str) -> dict[s
 
 
 def plain_epoch(config: TrialConfig, data, build_model, precision: str) -> None:
-    torch.manual_seed(config.seed)
-    model = build_model(config.model, data.info).cuda()
-    optimizer = make_optimizer(model.parameters(), config)
-    x, y = data.train.x, data.train.y
-    amp = autocast(torch.device("cuda"), precision)
-    for idx in torch.randperm(len(y), device="cuda").split(config.batch_size):
-        with amp:
-            output = model(x[idx])
-        loss = loss_fn(data.info.kind, output, y[idx])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    with torch.inference_mode(), amp:
-        loss_fn(data.info.kind, model(data.val.x), data.val.y).item()
+    minimal_loop(config, data, build_model, torch.device("cuda"), precision)
 
 
 def runner_epoch(config: TrialConfig, data, build_model, precision: str) -> None:
-    train(
-        config,
-        data,
-        build_model,
-        metric="accuracy",
-        mode="max",
-        device=torch.device("cuda"),
-        precision=precision,
-    )
+    runner_loop(config, data, build_model, torch.device("cuda"), precision)
 
 
 def profile(fn, *args) -> dict[str, float]:
