@@ -69,6 +69,13 @@ def trials_per_gpu():
     return config["gpu"]["trials_per_gpu"] if uses_gpu() else 1
 
 
+def probe_threads():
+    """The GPU probe tries up to one lane per core of its job: every local core (--cores);
+    under a cluster executor, where no total is set, the config's threads (cpus_per_task)."""
+    cores = _global_resource("_cores")
+    return max(config["threads"], int(cores)) if cores else config["threads"]
+
+
 def gpu_probe_input(wildcards):
     """The GPU probe's result, for a worker that runs `trials_per_gpu: auto` lanes."""
     if trials_per_gpu() == "auto":

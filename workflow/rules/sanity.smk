@@ -64,7 +64,7 @@ rule gpu_probe:
         f"{RESULTS}/benchmarks/gpu_probe.tsv"
     conda:
         CONDA_ENV
-    threads: workflow.cores
+    threads: probe_threads()
     resources:
         gpu=1 if uses_gpu() else 0,
     params:
