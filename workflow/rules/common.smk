@@ -71,7 +71,8 @@ def trials_per_gpu():
 
 def probe_threads():
     """The GPU probe tries up to one lane per core of its job: every local core (--cores);
-    under a cluster executor, where no total is set, the config's threads (cpus_per_task)."""
+    under a cluster executor, where no total is set, the config's threads (cpus_per_task).
+    """
     cores = _global_resource("_cores")
     return max(config["threads"], int(cores)) if cores else config["threads"]
 
