@@ -68,7 +68,7 @@ PARENT = textwrap.dedent(
     claim = claim_gpu(1, lock_dir=locks, timeout_s=10)
     specs = [{"lane": k, "pid_file": str(folder / f"pid-{k}"), "sleep": sys.argv[3]}
              for k in range(2)]
-    codes = run_lanes(specs, folder / "specs", module="sleepy_lane", keep_fds=[claim.fileno()])
+    codes = run_lanes(specs, folder / "specs", module="sleepy_lane", claim=claim)
     print(codes)
     """
 )

@@ -11,6 +11,7 @@ claimed.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import os
@@ -218,6 +219,11 @@ class Runtime:
     def loading(self) -> Loading:
         """How this job's DataLoaders read."""
         return Loading(num_workers=self.num_workers, pin_memory=self.pin_memory)
+
+    def for_lanes(self, threads: int) -> Runtime:
+        """The runtime of a lane (:mod:`tuneladder.lanes`): on its job's claimed GPU, which
+        it does not claim again, one trial at a time, with ``threads`` threads."""
+        return dataclasses.replace(self, gpus=0, trials_per_gpu=1, threads=threads)
 
     def claim(self) -> GpuClaim | None:
         """Claim a GPU for the life of the process (before CUDA starts), when this run

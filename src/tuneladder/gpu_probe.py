@@ -31,7 +31,7 @@ from typing import Any
 
 from tuneladder.device import Runtime
 from tuneladder.io import read_json, write_json
-from tuneladder.lanes import lane_main, run_lanes
+from tuneladder.lanes import clear, lane_main, run_lanes
 
 __all__ = ["choose", "gpu_probe_stage", "probe_levels"]
 
@@ -96,10 +96,8 @@ def gpu_probe_stage(
     most = max(1, min(int(gpu["max_trials_per_gpu"]), runtime.threads))
     levels = probe_levels(most)
     folder = Path(out).with_suffix(".lanes")
-    if folder.exists():
-        for stale in folder.iterdir():
-            stale.unlink()
-    lane_runtime = dataclasses.replace(runtime, gpus=0, trials_per_gpu=1, threads=1)
+    clear(folder)  # meeting files of a killed probe would let the lanes run ahead
+    lane_runtime = runtime.for_lanes(threads=1)
     common = {
         "data_dir": str(data_dir),
         "task": dict(task),
@@ -112,12 +110,11 @@ def gpu_probe_stage(
         "folder": str(folder),
     }
     log.info("probing %s lanes side by side, %.1f s each", levels, common["seconds"])
-    fd = claim.fileno() if claim is not None else None
     codes = run_lanes(
         [{**common, "lane": lane} for lane in range(most)],
         folder,
         module="tuneladder.gpu_probe",
-        keep_fds=[fd] if fd is not None else [],
+        claim=claim,
         log=log_path,
     )
     figures = _figures(folder, levels)
@@ -155,9 +152,7 @@ def gpu_probe_stage(
         )
     log.info("chosen: %d trials per GPU (%s)", chosen, rule)
     write_json(out, report)
-    for path in folder.iterdir():
-        path.unlink()
-    folder.rmdir()
+    clear(folder)
 
 
 def _figures(folder: Path, levels: Sequence[int]) -> dict[int, dict[str, Any]]:

@@ -29,11 +29,14 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuneladder.io import read_json
 
-__all__ = ["die_with_parent", "lane_count", "lane_main", "lane_worker", "run_lanes"]
+if TYPE_CHECKING:
+    from tuneladder.device import GpuClaim
+
+__all__ = ["clear", "die_with_parent", "lane_count", "lane_main", "lane_worker", "run_lanes"]
 
 log = logging.getLogger("tuneladder")
 
@@ -77,20 +80,22 @@ def run_lanes(
     folder: str | Path,
     *,
     module: str,
-    keep_fds: Sequence[int] = (),
+    claim: GpuClaim | None = None,
     threads: int = 1,
     log: str | Path | None = None,
 ) -> list[int]:
     """Run ``python -m module SPEC`` once per spec, side by side; wait for all of them.
 
-    Each spec is written to ``folder`` as JSON; the lane reads it. ``keep_fds``
-    stay open in every lane (the job's GPU claim). The lanes' output is appended
-    to ``log`` (line by line, so lanes do not cut into each other's lines).
+    Each spec is written to ``folder`` as JSON; the lane reads it. The job's GPU
+    ``claim`` stays held in every lane (its locked file is inherited). The lanes'
+    output is appended to ``log`` (line by line, so lanes do not cut into each
+    other's lines).
     Returns the exit codes; a SIGTERM or SIGINT to this process ends every lane
     first.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    fd = claim.fileno() if claim is not None else None
     env = dict(os.environ)
     env["OMP_NUM_THREADS"] = str(threads)  # the lanes share the job's cores
     lanes: list[Lane] = []
@@ -107,7 +112,7 @@ def run_lanes(
             process = subprocess.Popen(
                 [sys.executable, "-m", module, str(path)],
                 env=env,
-                pass_fds=tuple(keep_fds),
+                pass_fds=(fd,) if fd is not None else (),
                 stdout=output,
                 stderr=output,
             )
@@ -119,6 +124,15 @@ def run_lanes(
             output.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def clear(folder: str | Path) -> None:
+    """Remove the lanes' folder (their specs, reports and meeting files), if there is one."""
+    folder = Path(folder)
+    if folder.is_dir():
+        for path in folder.iterdir():
+            path.unlink()
+        folder.rmdir()
 
 
 def _end(lanes: Sequence[Lane]) -> None:

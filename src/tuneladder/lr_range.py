@@ -51,7 +51,7 @@ def lr_range_test(
     diverge_factor: float,
     device: torch.device,
     scoring: Scoring | None = None,
-    amp: contextlib.AbstractContextManager | None = None,
+    amp: contextlib.AbstractContextManager = NO_AMP,
 ) -> dict[str, Any]:
     """Run the sweep on the training split and return the curve and the derived range.
 
@@ -77,7 +77,7 @@ def lr_range_test(
     for i, (lr, (xb, yb)) in enumerate(zip(lrs, feed, strict=True)):
         for group in optimizer.param_groups:
             group["lr"] = float(lr)
-        _, loss, _ = train_step(model, optimizer, loss_fn, xb, yb, amp=amp or NO_AMP)
+        _, loss, _ = train_step(model, optimizer, loss_fn, xb, yb, amp=amp)
         # a per-step sync is fine here: a few hundred steps, and stopping needs the value
         value = loss.item()
         losses.append(value)

@@ -44,7 +44,7 @@ def overfit_check(
     loss_threshold: float | None = None,
     device: torch.device,
     scoring: Scoring | None = None,
-    amp: contextlib.AbstractContextManager | None = None,
+    amp: contextlib.AbstractContextManager = NO_AMP,
 ) -> dict[str, Any]:
     """Train on ``subset`` training samples until the loss is near zero or steps run out.
 
@@ -82,9 +82,7 @@ def overfit_check(
     passed = False
     threshold = loss_threshold
     for step in range(1, max_steps + 1):
-        output, loss, _ = train_step(
-            model, optimizer, scorer.loss, tiny.x, tiny.y, amp=amp or NO_AMP
-        )
+        output, loss, _ = train_step(model, optimizer, scorer.loss, tiny.x, tiny.y, amp=amp)
         if step % CHECK_EVERY == 0 or step == 1 or step == max_steps:
             tally = scorer.tally()
             tally.add(output, tiny.y, loss)

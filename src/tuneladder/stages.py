@@ -515,11 +515,9 @@ def sweep_worker_stage(
     """
     from tuneladder.lanes import lane_count
 
+    plan_data = read_json(plan)
     lanes = lane_count(
-        runtime.trials_per_gpu,
-        probe=probe,
-        trials=_trials_at_once(read_json(plan)),
-        workers=workers,
+        runtime.trials_per_gpu, probe=probe, trials=_trials_at_once(plan_data), workers=workers
     )
     spec = {
         "plan": str(plan),
@@ -531,7 +529,7 @@ def sweep_worker_stage(
         "tracking": dict(tracking) if tracking else None,
     }
     if lanes == 1:
-        report = sweep_lane_stage(spec, runtime)
+        report = sweep_lane_stage(spec, runtime, plan_data)
     else:
         report = _sweep_lanes(spec, runtime, lanes, Path(out), log_path)
     log.info(
@@ -554,16 +552,19 @@ def _trials_at_once(plan: Mapping[str, Any]) -> int:
     return len(plan["trials"])
 
 
-def sweep_lane_stage(spec: Mapping[str, Any], runtime: Runtime) -> dict[str, Any]:
+def sweep_lane_stage(
+    spec: Mapping[str, Any], runtime: Runtime, plan_data: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Train trials of the plan as worker ``spec['worker']`` of ``spec['workers']``
-    in this process; what it did (:func:`tuneladder.worker.run_worker`)."""
+    in this process; what it did (:func:`tuneladder.worker.run_worker`). ``plan_data``
+    is the plan when the caller has read it already."""
     import_torch(dynamo=True)
     from tuneladder.trials import task_code
     from tuneladder.worker import run_worker
 
     plan = Path(spec["plan"])
     torch_device = runtime.start()
-    plan_data = read_json(plan)
+    plan_data = plan_data if plan_data is not None else read_json(plan)
     task = spec["task"]
     task_obj = _task(task)
     data = _train_val(spec["data_dir"], task_obj, runtime, torch_device)
@@ -608,13 +609,11 @@ def _sweep_lanes(
     """Claim the job's GPU, run ``lanes`` lanes on it, and merge what they did."""
     import dataclasses
 
-    from tuneladder.lanes import lane_worker, run_lanes
+    from tuneladder.lanes import clear, lane_worker, run_lanes
 
     started = time.perf_counter()
     claim = runtime.claim()
-    lane_runtime = dataclasses.replace(
-        runtime, gpus=0, trials_per_gpu=1, threads=max(1, runtime.threads // lanes)
-    )
+    lane_runtime = runtime.for_lanes(threads=max(1, runtime.threads // lanes))
     folder = out.with_suffix(".lanes")
     specs = []
     for lane in range(lanes):
@@ -635,12 +634,11 @@ def _sweep_lanes(
         f"GPU {claim.index}" if claim is not None else "this job's device",
         lane_runtime.threads,
     )
-    fd = claim.fileno() if claim is not None else None
     codes = run_lanes(
         specs,
         folder,
         module="tuneladder.sweep_lane",
-        keep_fds=[fd] if fd is not None else [],
+        claim=claim,
         threads=lane_runtime.threads,
         log=log_path,
     )
@@ -650,9 +648,7 @@ def _sweep_lanes(
         codes = ", ".join(f"lane {lane} exit code {code}" for lane, code in failed.items())
         raise StageError(f"worker {spec['worker']}: {codes}{where}")
     reports = [read_json(s["report"]) for s in specs]
-    for path in folder.iterdir():
-        path.unlink()
-    folder.rmdir()
+    clear(folder)
     return {
         "rung": reports[0]["rung"],
         "worker": spec["worker"],
