@@ -10,7 +10,7 @@ taken in turns, is shown. Last, the time from process start to the first
 training step of a worker-like process.
 
     python bench/trial_throughput.py [--epochs 20] [--threads 1] [--repeats 3]
-        [--device cpu|cuda] [--precision fp32|bf16]
+        [--device cpu|cuda] [--precision fp32|bf16] [--norm-samples 2]
 
 On CUDA both sides keep the data on the GPU and read one number back per epoch
 (the plain loop its val loss, the runner its epoch's values).
@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from tuneladder import runner as trial_runner
 from tuneladder.data import load_train_val, prepare
 from tuneladder.device import autocast
 from tuneladder.hparams import TrialConfig
@@ -117,7 +118,8 @@ STARTUP = textwrap.dedent(
     import torch
     from tuneladder.data import load_train_val
     from tuneladder.hparams import TrialConfig
-    from tuneladder.runner import train
+    from tuneladder import runner
+from tuneladder.runner import train
     from tuneladder.tasks import load_task
     imported = time.time()
     torch.set_num_threads(1)
@@ -156,8 +158,15 @@ def main() -> None:
     parser.add_argument(
         "--no-startup", action="store_true", help="skip timing a worker-like process's start"
     )
+    parser.add_argument(
+        "--norm-samples",
+        type=int,
+        default=trial_runner.NORM_SAMPLES,
+        help="steps an epoch whose gradient norm the trial measures (what the diagnostic costs)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
+    trial_runner.NORM_SAMPLES = args.norm_samples  # read by Batches.plan, at each trial's start
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     task = load_task("digits")
@@ -168,7 +177,7 @@ def main() -> None:
         figures = {}
         print(
             f"digits on {device} ({args.precision}): {n} training samples, {args.epochs} epochs,"
-            f" {args.threads} thread(s);"
+            f" {args.threads} thread(s), gradient norm on {args.norm_samples} step(s) an epoch;"
             f" training samples/s, best of {args.repeats} after one warm-up run each"
         )
         print(f"{'':12}" + "".join(f"{title:^27}" for title in SPANS.values()))

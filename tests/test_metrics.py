@@ -17,12 +17,13 @@ import yaml
 from sklearn import metrics as sk
 
 from helpers import REPO, results_of, snakemake
+from tuneladder import data as data_module
 from tuneladder.data import load_test, load_train_val, prepare
 from tuneladder.final import trivial_predictor
 from tuneladder.hparams import TrialConfig
 from tuneladder.io import read_json
 from tuneladder.metric_table import BUILT_IN, Metric, built_in
-from tuneladder.metrics import Scorer, Scoring, roc_auc_per_column
+from tuneladder.metrics import Scorer, Scoring, Tally, roc_auc_per_column
 from tuneladder.preflight import DataError, UserCodeError, check_model
 from tuneladder.runner import evaluate_metrics, run_trial
 from tuneladder.tasks import DataInfo, Task
@@ -38,7 +39,7 @@ def scored(info: DataInfo, outputs, targets, names=None, scoring=None, batch=37)
     for start in range(0, len(targets), batch):
         out, target = outputs[start : start + batch], targets[start : start + batch]
         tally.add(out, target, scorer.loss(out, target))
-    return scorer.named(tally.values().tolist())
+    return tally.result()
 
 
 def test_a_metric_name_means_one_metric_in_every_kind() -> None:
@@ -62,8 +63,10 @@ def test_roc_auc_counts_tied_scores_as_half() -> None:
     assert math.isnan(roc_auc_per_column(scores[:, :1], torch.ones(4, 1, dtype=torch.bool))[0])
 
 
-@pytest.mark.parametrize("classes", [2, 5])
-def test_classification_metrics_match_scikit_learn(classes: int) -> None:
+@pytest.mark.parametrize(("classes", "whole_matrix"), [(2, True), (5, True), (5, False)])
+def test_classification_metrics_match_scikit_learn(classes: int, whole_matrix, monkeypatch):
+    if not whole_matrix:  # as for a thousand classes: diagonal and marginals reduced on the device
+        monkeypatch.setattr(Tally, "WHOLE_MATRIX", 0)
     rng = np.random.default_rng(classes)
     # imbalanced, a class that is never predicted right, and rounded scores with many ties
     y = rng.choice(
@@ -104,6 +107,18 @@ def test_classes_absent_from_a_split_are_left_out_as_scikit_learn_does() -> None
     assert got["macro_f1"] == pytest.approx(f1)
     # recalls 2/3 (class 0) and 2/3 (class 1); classes 2 and 3 have no samples
     assert got["balanced_accuracy"] == pytest.approx(balanced) == pytest.approx(2 / 3)
+
+
+def test_a_split_evaluated_in_many_folds_scores_as_in_one(digits, digits_task, monkeypatch):
+    # evaluation runs under inference mode; sums folded there are updated in place only there
+    torch.manual_seed(0)
+    model = digits_task.build_model(digits_task.default_model, digits.info)
+    whole = evaluate_metrics(model, digits.val, digits.info)
+    monkeypatch.setattr(data_module, "EVAL_BATCH", 40)  # 9 batches: one left over
+    monkeypatch.setattr(Tally, "FOLD_BATCHES", 2)
+    folded = evaluate_metrics(model, digits.val, digits.info)
+    assert folded == pytest.approx(whole, rel=1e-6)
+    assert set(folded) == {"loss", *BUILT_IN["classification"]}
 
 
 def test_multilabel_metrics_match_scikit_learn() -> None:

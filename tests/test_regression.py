@@ -151,7 +151,7 @@ def regression_metrics(output, target, std=None) -> dict[str, float]:
     scorer = Scorer.build(info, CPU)
     tally = scorer.tally()
     tally.add(output, target, torch.zeros(()))
-    return scorer.named(tally.values().tolist())
+    return tally.result()
 
 
 def test_regression_errors_are_scaled_back_per_output() -> None:

@@ -14,6 +14,7 @@ from tuneladder.io import read_json
 from tuneladder.metrics import Scorer
 from tuneladder.runner import (
     HISTORY_COLUMNS,
+    NORM_SAMPLES,
     Batches,
     Checkpoint,
     Outcome,
@@ -302,6 +303,7 @@ def test_an_epoch_returns_its_numbers_by_name(digits, digits_task) -> None:
     assert epoch.first_loss == pytest.approx(math.log(10), rel=0.1)  # untrained: ln(classes)
     assert epoch.grad_norm > 0 and epoch.weight_norm > 0 and epoch.seconds > 0
     assert batches.norm_steps == batches.steps  # clipping measures every step
+    assert Batches.plan(len(digits.train), config(batch_size=100)).norm_steps == NORM_SAMPLES
     row = epoch.row(0, "accuracy", lr=state.lr, peak_memory_mb=1.0)
     assert tuple(row) == HISTORY_COLUMNS and row["val_metric"] == epoch.val["accuracy"]
 

@@ -2,8 +2,9 @@
 
 A :class:`Scorer` is built once per trial (or evaluation) for the metrics it
 must record. Each pass over a split fills a :class:`Tally`: a batch adds a few
-device tensors, and :meth:`Tally.values` computes the metrics on the device at
-the end, as one vector that reaches the host in the epoch's one transfer.
+device tensors; at the end, :meth:`Tally.parts` are the sums the host needs, read
+back in the epoch's one transfer, and :meth:`Tally.finish` makes the metrics of
+them on the host.
 
 What a batch adds depends on the metrics asked for:
 
@@ -27,10 +28,12 @@ objective. A task may train on its own loss (:attr:`tuneladder.tasks.Task.loss`)
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -187,94 +190,95 @@ class Scorer:
     def tally(self) -> Tally:
         return Tally(self)
 
-    def named(self, values: Sequence[float]) -> dict[str, float]:
-        """:meth:`Tally.values`, on the host, by name: ``loss`` first, then :attr:`names`."""
-        return {"loss": values[0], **dict(zip(self.names, values[1:], strict=True))}
-
 
 class Tally:
-    """One pass over a split: device sums that a batch adds to, and the metrics at the end.
+    """One pass over a split: what its batches add up to on the device, and its metrics.
 
     A batch is only held (its outputs, targets and loss, detached): every
     :data:`FOLD_BATCHES` batches, or :data:`FOLD_ELEMENTS` held output values,
     they are folded into the sums together, in a handful of kernels. On a GPU a
     small model's step is a few dozen kernel launches; folding per batch would
     add a fifth more, where folding 32 at once adds well under one.
+
+    The end of a pass is split in two so that a trial's epoch reads everything
+    in one transfer: :meth:`parts` are the device tensors the host needs (each
+    batch's loss, the counts, any metric computed from the outputs) and
+    :meth:`finish` turns their values, read back, into the metrics. Dividing,
+    weighting and averaging happen there, on the host, in float64: on a GPU each
+    of those would be a kernel launch of its own. :meth:`result` does both.
     """
 
     FOLD_BATCHES = 32
     FOLD_ELEMENTS = 1 << 22  # 16 MiB of float32 outputs held at most
+    # a confusion matrix up to this many cells is read back whole; above it, its
+    # diagonal and marginals are reduced on the device first
+    WHOLE_MATRIX = 4096
 
     def __init__(self, scorer: Scorer) -> None:
         self.scorer = scorer
         self.rows = 0  # samples, known on the host
         self._elements = 0  # target values (regression: samples x outputs)
-        self._loss = torch.zeros((), dtype=torch.float64, device=scorer.device)
-        self._counts = None
-        if scorer.counts:
-            size = {
-                "classification": scorer.n_outputs**2,
-                "multilabel": 3 * scorer.n_outputs,
-                "regression": 4,
-            }[scorer.kind]
-            dtype = torch.float32 if scorer.kind == "regression" else torch.float64
-            self._counts = torch.zeros(size, dtype=dtype, device=scorer.device)
+        self._batch_rows: list[int] = []  # each batch's samples: the weights of its mean loss
+        self._losses: list[torch.Tensor] = []  # each fold's batch losses, as one vector
+        self._counts: torch.Tensor | None = None  # made by the first fold
         self._outputs: list[torch.Tensor] = []
         self._targets: list[torch.Tensor] = []
-        self._held: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]] = []
+        self._held: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self._held_elements = 0
+        self._layout: list[tuple[str, int]] = []  # what parts() returned: (what, length)
 
     def add(self, output: torch.Tensor, target: torch.Tensor, loss: torch.Tensor) -> None:
         """Add a batch: its outputs, targets and mean loss. Nothing leaves the device."""
-        output, rows = output.detach(), len(target)
+        rows = len(target)
         self.rows += rows
         self._elements += target.numel()
-        self._held.append((output, target, loss.detach(), rows))
+        self._batch_rows.append(rows)
+        self._held.append((output.detach(), target, loss.detach()))
         self._held_elements += output.numel()
         if len(self._held) >= self.FOLD_BATCHES or self._held_elements >= self.FOLD_ELEMENTS:
-            self._fold()
+            self.fold()
 
-    def _fold(self) -> None:
-        """The held batches into the sums: one concatenation, then one batch's kernels."""
+    def fold(self) -> None:
+        """The held batches into the sums: one concatenation, then one batch's kernels.
+
+        A pass run under ``torch.inference_mode`` folds before it leaves it: its sums
+        are inference tensors, which cannot be updated in place outside it.
+        """
         held, self._held, self._held_elements = self._held, [], 0
         if not held:
             return
-        # the loss sum weights each batch's mean by its rows: batches of one size at once
-        by_rows: dict[int, list[torch.Tensor]] = {}
-        for _, _, loss, rows in held:
-            by_rows.setdefault(rows, []).append(loss)
-        for rows, losses in by_rows.items():
-            self._loss.add_(torch.stack(losses).sum(dtype=torch.float64), alpha=rows)
         if len(held) == 1:
-            output, target = held[0][0], held[0][1]
+            output, target, loss = held[0]
+            self._losses.append(loss.reshape(1))
         else:
             output = torch.cat([h[0] for h in held])
             target = torch.cat([h[1] for h in held])
-        if self._counts is not None:
+            self._losses.append(torch.stack([h[2] for h in held]).reshape(-1))
+        if self.scorer.counts:
             self._count(output, target)
         if self.scorer.keeps_outputs:
             self._outputs.append(output.float())
             self._targets.append(target)
 
     def _count(self, output: torch.Tensor, target: torch.Tensor) -> None:
-        counts, kind = self._counts, self.scorer.kind
-        assert counts is not None
+        kind, n = self.scorer.kind, self.scorer.n_outputs
         if kind == "classification":
+            if self._counts is None:
+                self._counts = torch.zeros(n * n, dtype=torch.float64, device=output.device)
             # index_add_, not bincount: bincount reads the largest index on the host
-            cell = target * self.scorer.n_outputs + output.argmax(dim=1)
-            ones = torch.ones(len(cell), dtype=counts.dtype, device=counts.device)
-            counts.index_add_(0, cell, ones)
-        elif kind == "multilabel":
+            cell = torch.add(output.argmax(dim=1), target, alpha=n)  # target * n + prediction
+            ones = torch.ones(len(cell), dtype=torch.float64, device=output.device)
+            self._counts.index_add_(0, cell, ones)
+            return
+        if kind == "multilabel":
             predicted, actual = output > 0, target > 0.5
-            counts.add_(
-                torch.cat(
-                    [
-                        (predicted & actual).sum(dim=0),
-                        (predicted & ~actual).sum(dim=0),
-                        (~predicted & actual).sum(dim=0),
-                    ]
-                )
-            )
+            found = torch.cat(
+                [
+                    (predicted & actual).sum(dim=0),
+                    (predicted & ~actual).sum(dim=0),
+                    (~predicted & actual).sum(dim=0),
+                ]
+            ).double()
         else:
             error, t = output.float() - target, target.float()
             std = self.scorer.target_std
@@ -282,24 +286,59 @@ class Tally:
                 # scaled back per output; the target's mean is not added back: r2 needs only
                 # its variance, and a shift leaves that unchanged
                 error, t = error * std, t * std
-            sums = [error.pow(2).sum(), error.abs().sum(), t.sum(), t.pow(2).sum()]
-            counts.add_(torch.stack(sums))
+            found = torch.stack([error.pow(2).sum(), error.abs().sum(), t.sum(), t.pow(2).sum()])
+        self._counts = found if self._counts is None else self._counts.add_(found)
 
-    def values(self) -> torch.Tensor:
-        """The mean loss, then each of the scorer's metrics, as one float64 device vector."""
-        self._fold()
-        scorer = self.scorer
-        metrics: dict[str, torch.Tensor] = {}
+    def parts(self) -> list[torch.Tensor]:
+        """The pass's device tensors, each 1-d, that :meth:`finish` reads back."""
+        self.fold()
+        scorer, parts = self.scorer, []
+        self._layout = []
+
+        def put(what: str, tensor: torch.Tensor) -> None:
+            parts.append(tensor.reshape(-1))
+            self._layout.append((what, tensor.numel()))
+
+        for losses in self._losses:
+            put("losses", losses)
         if self._counts is not None:
-            metrics.update(
-                _from_counts(
-                    scorer.kind, self._counts, self._elements, scorer.n_outputs, scorer.names
-                )
-            )
+            n = scorer.n_outputs
+            if scorer.kind == "classification" and n * n > self.WHOLE_MATRIX:
+                matrix = self._counts.view(n, n)
+                put("hits", matrix.diagonal())
+                put("targets", matrix.sum(dim=1))
+                put("predictions", matrix.sum(dim=0))
+            else:
+                put("counts", self._counts)
         if scorer.keeps_outputs:
-            metrics.update(self._from_outputs())
-        loss = self._loss / self.rows
-        return torch.stack([loss, *(metrics[name] for name in scorer.names)])
+            for name, value in self._from_outputs().items():
+                put(name, value)
+        return parts
+
+    def finish(self, values: Sequence[float]) -> dict[str, float]:
+        """The metrics, ``loss`` first, from the host values of :meth:`parts` in order."""
+        read: dict[str, list[float]] = {}
+        start = 0
+        for what, length in self._layout:
+            read.setdefault(what, []).extend(values[start : start + length])
+            start += length
+        if start != len(values):
+            raise ValueError(f"expected {start} values from this tally's parts, got {len(values)}")
+        batches = zip(read.get("losses", []), self._batch_rows, strict=True)
+        weighted = math.fsum(loss * rows for loss, rows in batches)
+        out = {"loss": weighted / self.rows if self.rows else math.nan}
+        counted = set(self.scorer.names) & _COUNTED[self.scorer.kind]
+        if counted:
+            counts = _counts_on_host(self.scorer.kind, self.scorer.n_outputs, read)
+            out.update(_from_counts(self.scorer.kind, counts, self.rows, self._elements, counted))
+        out.update({name: read[name][0] for name in self.scorer.names if name in read})
+        return {"loss": out["loss"], **{name: out[name] for name in self.scorer.names}}
+
+    def result(self) -> dict[str, float]:
+        """:meth:`parts` read back in one transfer, then :meth:`finish`."""
+        parts = self.parts()
+        values = torch.cat(parts).tolist() if parts else []
+        return self.finish(values)
 
     def _from_outputs(self) -> dict[str, torch.Tensor]:
         scorer = self.scorer
@@ -322,41 +361,61 @@ class Tally:
         return out
 
 
+def _counts_on_host(kind: str, n: int, read: Mapping[str, list[float]]) -> dict[str, np.ndarray]:
+    """The counts read back, by what they are (a classification's diagonal and marginals)."""
+    if kind != "classification":
+        return {"counts": np.asarray(read["counts"], dtype=np.float64)}
+    if "counts" in read:
+        matrix = np.asarray(read["counts"], dtype=np.float64).reshape(n, n)
+        # rows: the target, columns: the prediction
+        return {"hits": matrix.diagonal(), "targets": matrix.sum(1), "predictions": matrix.sum(0)}
+    return {what: np.asarray(read[what], dtype=np.float64) for what in _MARGINALS}
+
+
+_MARGINALS = ("hits", "targets", "predictions")
+
+
 def _from_counts(
-    kind: str, counts: torch.Tensor, elements: int, outputs: int, names: Sequence[str]
-) -> dict[str, torch.Tensor]:
-    """The counted metrics among ``names``, on the device: a few scalar operations each."""
-    wanted = set(names) & _COUNTED[kind]
+    kind: str, counts: Mapping[str, np.ndarray], rows: int, elements: int, wanted: set[str]
+) -> dict[str, float]:
+    """The counted metrics in ``wanted``, on the host, in float64."""
     if kind == "classification":
-        matrix = counts.view(outputs, outputs)  # rows: the target, columns: the prediction
-        hits = matrix.diagonal()
-        found: dict[str, Callable[[], torch.Tensor]] = {
-            "accuracy": lambda: hits.sum() / matrix.sum(),
+        hits, targets, predictions = (counts[what] for what in _MARGINALS)
+        found: dict[str, Callable[[], float]] = {
+            "accuracy": lambda: float(hits.sum()) / rows if rows else math.nan,
             # 0/0 is NaN for a class absent from the split (and never predicted), and left out
-            "balanced_accuracy": lambda: torch.nanmean(hits / matrix.sum(dim=1)),
-            "macro_f1": lambda: torch.nanmean(2 * hits / (matrix.sum(dim=1) + matrix.sum(dim=0))),
+            "balanced_accuracy": lambda: _nanmean(hits, targets),
+            "macro_f1": lambda: _nanmean(2 * hits, targets + predictions),
         }
         return {name: found[name]() for name in wanted}
     if kind == "multilabel":
-        tp, fp, fn = counts.view(3, -1)
+        tp, fp, fn = counts["counts"].reshape(3, -1)
         denominator = 2 * tp + fp + fn
         # a label never present nor predicted scores 0, as scikit-learn's default has it
-        f1 = torch.where(denominator > 0, 2 * tp / denominator, torch.zeros_like(denominator))
-        return {"macro_f1": f1.mean()} if wanted else {}
-    sse, sae, s1, s2 = counts.double()
+        f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
+        return {"macro_f1": float(f1.mean())}
+    sse, sae, s1, s2 = (float(v) for v in counts["counts"])
     found = {
-        "rmse": lambda: torch.sqrt(sse / elements),
-        "mae": lambda: sae / elements,
+        "rmse": lambda: math.sqrt(sse / elements) if elements else math.nan,
+        "mae": lambda: sae / elements if elements else math.nan,
         "r2": lambda: _r2(sse, s1, s2, elements),
     }
     return {name: found[name]() for name in wanted}
 
 
-def _r2(sse: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, elements: int) -> torch.Tensor:
+def _nanmean(numerator: np.ndarray, denominator: np.ndarray) -> float:
+    """The mean of ``numerator / denominator`` over the entries whose denominator is not 0."""
+    present = denominator > 0
+    if not present.any():
+        return math.nan
+    return float((numerator[present] / denominator[present]).mean())
+
+
+def _r2(sse: float, s1: float, s2: float, elements: int) -> float:
+    if not elements:
+        return math.nan
     variance = s2 / elements - (s1 / elements) ** 2
-    return torch.where(
-        variance > 0, 1.0 - (sse / elements) / variance, torch.full_like(variance, torch.nan)
-    )
+    return 1.0 - (sse / elements) / variance if variance > 0 else math.nan
 
 
 def _roc_auc(kind: str, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -86,7 +86,7 @@ def overfit_check(
         if step % CHECK_EVERY == 0 or step == 1 or step == max_steps:
             tally = scorer.tally()
             tally.add(output, tiny.y, loss)
-            stats = scorer.named(tally.values().tolist())
+            stats = tally.result()
             point = {"step": step, "loss": stats["loss"]}
             if kind == "classification":
                 point["accuracy"] = stats["accuracy"]

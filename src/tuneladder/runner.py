@@ -68,7 +68,7 @@ __all__ = [
 
 EpochCallback = Callable[[dict[str, float]], None]
 # steps of an epoch whose gradient norm is measured, when nothing clips (clipping measures all)
-NORM_SAMPLES = 4
+NORM_SAMPLES = 2
 
 
 @dataclass
@@ -233,9 +233,9 @@ class Batches:
         # a last batch of one sample breaks batch norm; dropping it costs one sample per epoch
         usable = n - 1 if n % size == 1 and n > 1 else n
         steps = math.ceil(usable / size)
-        # without clipping, the gradient norm is sampled on 4 steps an epoch (fewer when
-        # there are fewer): it is a diagnostic, and each measurement costs a small model
-        # on a GPU about a tenth of a step in kernel launches
+        # without clipping, the gradient norm is sampled on 2 steps an epoch, the first and
+        # the middle one: it is a diagnostic, and each measurement costs a small model on a
+        # GPU a few kernel launches, against a few dozen for the step itself
         norm_every = 1 if config.grad_clip else max(1, math.ceil(steps / NORM_SAMPLES))
         return cls(n=n, size=size, usable=usable, steps=steps, norm_every=norm_every)
 
@@ -392,8 +392,8 @@ def run_epoch(
     started = time.perf_counter()
     model, device = state.model, state.device
     train = scorer.tally()
-    norms: list[torch.Tensor] = []  # summed once, at the end: no kernel per step for it
-    first_loss = torch.full((), math.nan, device=device)
+    norms: list[torch.Tensor] = []  # read back with the rest, at the end: no kernel for them
+    first_loss = None
     model.train()
     order = batches.indices(state.shuffle, device)
     for step, (xb, yb) in enumerate(data.train.batches(order, seed=seed)):
@@ -405,37 +405,42 @@ def run_epoch(
             state.scheduler.step()
         if norm is not None:
             norms.append(norm)
-        if step == 0:
-            first_loss = loss.detach()
+        if first_loss is None:
+            first_loss = loss
         train.add(output, yb, loss)
     model.eval()  # evaluate() restores the mode it finds: model.train() runs once an epoch
     val = evaluate(model, data.val, scorer, amp)
     weight_norm = global_norm(p for p in model.parameters() if p.requires_grad)
     host = _to_host(
-        train=train.values(),
-        val=val.values(),
-        grad_norm=torch.stack(norms).sum() if norms else torch.zeros((), device=device),
-        weight_norm=weight_norm,
-        first_loss=first_loss,
+        train=train.parts(),
+        val=val.parts(),
+        grad_norm=norms,
+        weight_norm=[weight_norm],
+        first_loss=[] if first_loss is None else [first_loss],
     )
     return Epoch(
-        train=scorer.named(host["train"]),
-        val=scorer.named(host["val"]),
-        grad_norm=host["grad_norm"][0] / batches.norm_steps,
+        train=train.finish(host["train"]),
+        val=val.finish(host["val"]),
+        grad_norm=math.fsum(host["grad_norm"]) / len(norms) if norms else math.nan,
         weight_norm=host["weight_norm"][0],
-        first_loss=host["first_loss"][0],
+        first_loss=host["first_loss"][0] if host["first_loss"] else math.nan,
         seconds=time.perf_counter() - started,
     )
 
 
-def _to_host(**tensors: torch.Tensor) -> dict[str, list[float]]:
-    """Device tensors as host numbers, by name, in one transfer: the epoch's one sync."""
-    # float64 holds float32 values exactly, and the metrics computed in float64 whole
-    flat = torch.cat([t.reshape(-1).double() for t in tensors.values()]).tolist()
+def _to_host(**groups: Sequence[torch.Tensor]) -> dict[str, list[float]]:
+    """Device tensors as host numbers, by group, in one transfer: the epoch's one sync.
+
+    One concatenation (``torch.cat`` promotes float32 to float64, which holds it
+    exactly) and one copy: a kernel launch or two, whatever the number of tensors.
+    """
+    flat = [t.reshape(-1) for tensors in groups.values() for t in tensors]
+    values = torch.cat(flat).tolist() if flat else []
     host, start = {}, 0
-    for name, tensor in tensors.items():
-        host[name] = flat[start : start + tensor.numel()]
-        start += tensor.numel()
+    for name, tensors in groups.items():
+        length = sum(t.numel() for t in tensors)
+        host[name] = values[start : start + length]
+        start += length
     return host
 
 
@@ -464,6 +469,7 @@ def evaluate(
             with amp:
                 output = model(xb)
             tally.add(output, yb, scorer.loss(output, yb))
+        tally.fold()
     model.train(was_training)
     return tally
 
@@ -481,7 +487,7 @@ def evaluate_metrics(
     ``names`` picks some; ``loss`` is always there.
     """
     scorer = Scorer.build(info, split.device, names, scoring)
-    return scorer.named(evaluate(model, split, scorer).values().tolist())
+    return evaluate(model, split, scorer).result()
 
 
 def run_trial(
