@@ -65,7 +65,9 @@ def results_of(workdir: Path) -> Path:
     return workdir / "results" / experiment
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """The real Snakemake on the repository's workflow, in ``workdir``, on 2 cores."""
     command = [
         SNAKEMAKE,
@@ -86,7 +88,7 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
         capture_output=True,
         text=True,
         cwd=workdir,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         timeout=900,
     )
     if check and proc.returncode != 0:

@@ -15,6 +15,7 @@ import yaml
 from test_workflow import planned_jobs
 
 from helpers import REPO, SNAKEMAKE, results_of, snakemake, tiny_config, write_config
+from tuneladder.device import VISIBLE_GPUS_VARIABLE
 from tuneladder.io import read_json
 
 CLUSTER_SCRIPT = REPO / "scripts" / "slurm-cluster.sh"
@@ -64,11 +65,14 @@ def test_requirement_parsing() -> None:
     assert _requirement("optuna>=5,<6") == ("optuna", "<6,>=5")
 
 
+TWO_GPUS = {VISIBLE_GPUS_VARIABLE: "2"}  # planned as on a machine with two
+
+
 @pytest.mark.slow
 def test_two_gpus_give_two_workers_per_rung(tmp_path: Path) -> None:
     # planning never touches CUDA, so device: cuda is planned on a CPU machine
     write_config(tmp_path, device="cuda")
-    proc = snakemake(tmp_path, "-n", "--cores", "4", "--resources", "gpu=2")
+    proc = snakemake(tmp_path, "-n", "--cores", "4", "--resources", "gpu=2", env=TWO_GPUS)
     assert planned_jobs(proc.stdout)["sweep_worker"] == 2 * 3
     assert "gpu=1" in proc.stdout
     # trials_per_gpu: auto (the default) measures the lanes once, before the first workers
@@ -76,14 +80,33 @@ def test_two_gpus_give_two_workers_per_rung(tmp_path: Path) -> None:
     assert "2 GPUs (--resources gpu=2), trials per GPU measured by the GPU probe" in proc.stderr
     # 4 trials side by side on each of 2 GPUs: still one worker job per GPU, no probe
     write_config(tmp_path, device="cuda", gpu={"trials_per_gpu": 4})
-    proc = snakemake(tmp_path, "-n", "--cores", "4", "--resources", "gpu=2")
+    proc = snakemake(tmp_path, "-n", "--cores", "4", "--resources", "gpu=2", env=TWO_GPUS)
     assert planned_jobs(proc.stdout)["sweep_worker"] == 2 * 3
     assert "gpu_probe" not in planned_jobs(proc.stdout)
     assert "2 GPUs (--resources gpu=2), 4 trials side by side on each" in proc.stderr
     write_config(tmp_path, device="cpu")
-    proc = snakemake(tmp_path, "-n", "--cores", "4", "--resources", "gpu=2")
+    proc = snakemake(tmp_path, "-n", "--cores", "4", "--resources", "gpu=2", env=TWO_GPUS)
     assert planned_jobs(proc.stdout)["sweep_worker"] == 4 + 3 + 4  # cores, capped by trials
     assert "gpu=1" not in proc.stdout
+
+
+@pytest.mark.slow
+def test_gpu_settings_on_a_machine_without_a_gpu_are_said_before_any_job(tmp_path: Path):
+    no_gpu = {VISIBLE_GPUS_VARIABLE: "0"}
+    write_config(tmp_path, device="auto")
+    proc = snakemake(tmp_path, "-n", "--cores", "4", "--resources", "gpu=1", env=no_gpu)
+    assert (
+        "device  auto: this machine has no GPU, so --resources gpu=1 is ignored"
+        " and trials train on the CPU"
+    ) in proc.stderr
+    jobs = planned_jobs(proc.stdout)
+    assert jobs["sweep_worker"] == 4 + 3 + 4  # the cores, not cut to the one GPU
+    assert "gpu_probe" not in jobs and not re.search(r"resources: .*\bgpu=1", proc.stdout)
+    write_config(tmp_path, device="cuda")
+    proc = snakemake(tmp_path, "--cores", "4", "--resources", "gpu=1", env=no_gpu, check=False)
+    assert proc.returncode != 0
+    assert "config error: device: cuda, but this machine has no GPU" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "results").exists()
 
 
 def test_slurm_profile_maps_gpus_and_jobs() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tuneladder.device import autocast, claim_gpu, peak_memory_mb, resolve_device
+from tuneladder.device import autocast, claim_gpu, peak_memory_mb, resolve_device, visible_gpus
 
 HOLDER = textwrap.dedent(
     """
@@ -103,3 +103,40 @@ def test_cpu_device_precision_and_memory() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="no CUDA device"):
             resolve_device("cuda")
+
+
+def machine(root: Path, gpus: int | None = None, nodes: tuple[str, ...] = ()) -> Path:
+    """A stand-in filesystem root: Linux's /proc, with an NVIDIA driver's GPUs if given."""
+    (root / "proc").mkdir(parents=True)
+    (root / "dev").mkdir()
+    if gpus is not None:
+        for i in range(gpus):
+            (root / "proc" / "driver" / "nvidia" / "gpus" / f"0000:0{i}:00.0").mkdir(parents=True)
+    for node in nodes:
+        (root / "dev" / node).touch()
+    return root
+
+
+@pytest.mark.parametrize(
+    ("gpus", "nodes", "environ", "expected"),
+    [
+        (None, (), {}, 0),  # Linux, no driver, no device node: no GPU, for sure
+        (4, (), {}, 4),
+        (4, (), {"CUDA_VISIBLE_DEVICES": "1,3"}, 2),
+        (4, (), {"CUDA_VISIBLE_DEVICES": ""}, 0),
+        (4, (), {"CUDA_VISIBLE_DEVICES": "-1"}, 0),
+        (None, ("nvidia0",), {}, None),  # a device node without the driver's list: torch decides
+        (None, ("kfd",), {}, None),  # AMD's ROCm, which torch.cuda also drives
+        (None, (), {"TUNELADDER_VISIBLE_GPUS": "2"}, 2),  # planning a GPU run elsewhere
+        (8, (), {"TUNELADDER_VISIBLE_GPUS": "0"}, 0),
+    ],
+)
+def test_visible_gpus_are_counted_without_torch(tmp_path, gpus, nodes, environ, expected):
+    root = machine(tmp_path, gpus, nodes)
+    assert visible_gpus({"PATH": "", **environ}, root=root) == expected
+
+
+def test_visible_gpus_leave_other_systems_to_torch(tmp_path: Path) -> None:
+    assert visible_gpus({"PATH": ""}, root=tmp_path) is None  # no /proc: not Linux
+    with pytest.raises(ValueError, match="TUNELADDER_VISIBLE_GPUS must be a number"):
+        visible_gpus({"TUNELADDER_VISIBLE_GPUS": "two"}, root=tmp_path)

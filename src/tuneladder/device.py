@@ -16,6 +16,7 @@ import fcntl
 import logging
 import os
 import resource
+import shutil
 import tempfile
 import time
 from collections.abc import Mapping
@@ -35,14 +36,53 @@ __all__ = [
     "peak_memory_mb",
     "reset_peak_memory",
     "resolve_device",
+    "visible_gpus",
 ]
 
 log = logging.getLogger("tuneladder")
 # what `device` and `precision` may be (the config schema lists the same)
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16")
+# the GPU count the workflow plans by, where it cannot be read or is planned elsewhere
+VISIBLE_GPUS_VARIABLE = "TUNELADDER_VISIBLE_GPUS"
 # GPU claims of this process: held until it exits (the lock goes with the open file)
 _HELD: list[GpuClaim] = []
+
+
+def visible_gpus(environ: Mapping[str, str] | None = None, root: Path = Path("/")) -> int | None:
+    """NVIDIA GPUs this machine shows a process, counted without importing torch.
+
+    The workflow asks while it parses, before any job: ``--resources gpu=N`` on a
+    machine without a GPU is then said once, up front, instead of each job finding
+    out. 0 only when sure (``CUDA_VISIBLE_DEVICES`` empty or -1; or Linux with no
+    NVIDIA driver, device node, ``nvidia-smi`` or AMD ``/dev/kfd``); None when it
+    cannot tell, and the jobs' torch decides as before. ``TUNELADDER_VISIBLE_GPUS``
+    overrides the count: to plan a GPU run on a machine without one (the tests do).
+    ``environ`` and ``root`` are for tests.
+    """
+    environ = os.environ if environ is None else environ
+    if (told := environ.get(VISIBLE_GPUS_VARIABLE, "").strip()) != "":
+        try:
+            return max(0, int(told))
+        except ValueError:
+            raise ValueError(
+                f"{VISIBLE_GPUS_VARIABLE} must be a number of GPUs, got {told!r}"
+            ) from None
+    visible = environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return 0
+    driver = root / "proc" / "driver" / "nvidia" / "gpus"
+    if driver.is_dir():
+        count = sum(1 for _ in driver.iterdir())
+        if visible is not None:  # a list of indices or UUIDs, up to the first invalid one
+            count = min(count, len([v for v in visible.split(",") if v.strip()]))
+        return count
+    if not (root / "proc").is_dir():
+        return None  # not Linux: leave it to torch
+    devices = (root / "dev" / "nvidia0", root / "dev" / "kfd")
+    if any(p.exists() for p in devices) or shutil.which("nvidia-smi", path=environ.get("PATH")):
+        return None
+    return 0
 
 
 def resolve_device(name: str) -> torch.device:

@@ -6,6 +6,7 @@ from snakemake.utils import update_config, validate
 
 from tuneladder import rungs
 from tuneladder.conda_envs import write_env_file
+from tuneladder.device import visible_gpus
 from tuneladder.config import (
     SCHEMA_PATH,
     ConfigError,
@@ -58,10 +59,33 @@ def gpu_count():
     return int(value) if isinstance(value, int) else 0
 
 
+# GPUs this machine shows, counted without torch (None: it cannot tell, and the jobs'
+# torch decides); a cluster's jobs run elsewhere, so only a local run goes by it
+LOCAL_GPUS = visible_gpus()
+
+
+def no_gpu_here():
+    """A local run (no --jobs, so no executor's job slots) on a machine without a GPU."""
+    return _global_resource("_nodes") is None and LOCAL_GPUS == 0
+
+
 def uses_gpu():
+    if no_gpu_here():
+        return False
     return config["device"] == "cuda" or (
         config["device"] == "auto" and gpu_count() > 0
     )
+
+
+def check_devices():
+    """Say before any job what the GPU settings come to on this machine."""
+    if not (workflow.is_main_process and no_gpu_here()):
+        return
+    if config["device"] == "cuda":
+        sys.exit(
+            "tuneladder: config error: device: cuda, but this machine has no GPU that CUDA"
+            " can use; set device: auto (a GPU where there is one, else the CPU) or cpu"
+        )
 
 
 def trials_per_gpu():
@@ -86,6 +110,11 @@ def gpu_probe_input(wildcards):
 
 def device_line():
     """How the run uses GPUs, for the plan's lines; None when it uses none."""
+    if no_gpu_here() and gpu_count() > 0:
+        return (
+            f"  device  {config['device']}: this machine has no GPU, so --resources"
+            f" gpu={gpu_count()} is ignored and trials train on the CPU"
+        )
     if not uses_gpu():
         return None
     n = trials_per_gpu()
@@ -160,7 +189,7 @@ def runtime_params():
     return {
         "device": config["device"],
         "precision": config["precision"],
-        "gpus": gpu_count(),
+        "gpus": gpu_count() if uses_gpu() else 0,
         "checkpoint_every_s": config["checkpoint_every_s"],
         "stale_claim_s": config["stale_claim_s"],
         "num_workers": config["data"]["num_workers"],
@@ -261,4 +290,5 @@ def all_targets():
     return targets
 
 
+check_devices()
 report_plan()
