@@ -16,6 +16,7 @@ from helpers import REPO, SNAKEMAKE, results_of, snakemake, write_fault_ladder
 from tuneladder.io import read_json
 
 EPOCHS = 6
+FIRST_RUN = "first-run.log"  # what the interrupted run printed
 
 
 def slow_ladder(workdir: Path) -> None:
@@ -39,13 +40,14 @@ def start(workdir: Path) -> subprocess.Popen:
     command = [SNAKEMAKE, "--snakefile", str(REPO / "workflow" / "Snakefile"),
                "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"),
                "--workflow-profile", profile, "--cores", "2"]  # fmt: skip
-    return subprocess.Popen(
-        command,
-        cwd=workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group: the workers are in it too
-    )
+    with open(workdir / FIRST_RUN, "w") as log:  # the child holds its own copy of the file
+        return subprocess.Popen(
+            command,
+            cwd=workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: the workers are in it too
+        )
 
 
 def _epochs_saved(checkpoint: Path) -> int | None:
@@ -120,8 +122,10 @@ def interrupt_and_rerun(workdir: Path, sig: signal.Signals) -> None:
         assert read_json(path)["key"]
     before = fingerprints(done)
     if sig == signal.SIGKILL:
-        snakemake(workdir, "--unlock")  # a killed Snakemake leaves its lock behind
-    snakemake(workdir)
+        assert list((workdir / ".snakemake" / "locks").glob("*.lock"))  # left behind
+    rerun = snakemake(workdir)  # no --unlock: nothing holds the lock any more
+    killed = "removed the lock of an earlier run that was killed" in rerun.stderr
+    assert killed == (sig == signal.SIGKILL)
     check_resumed_ladder(workdir, done, before, running)
 
 

@@ -15,6 +15,7 @@ from tuneladder.config import (
     resolve_config,
 )
 from tuneladder.halving import Halving
+from tuneladder.stale_locks import clear_stale_locks
 from tuneladder.report import SWEEP_READS, SWEEPS_FILE, figures_for, report_inputs
 from tuneladder.tasks import TaskError
 from tuneladder.trials import task_code
@@ -75,6 +76,14 @@ def uses_gpu():
     return config["device"] == "cuda" or (
         config["device"] == "auto" and gpu_count() > 0
     )
+
+
+def clear_locks():
+    """A run killed outright (kill -9, out of memory) leaves Snakemake's locks: clear them
+    when no Snakemake process works here any more, so the rerun just goes on."""
+    if workflow.is_main_process:
+        if said := clear_stale_locks(Path.cwd()):
+            print(f"tuneladder: {said}", file=sys.stderr)
 
 
 def check_devices():
@@ -290,5 +299,6 @@ def all_targets():
     return targets
 
 
+clear_locks()
 check_devices()
 report_plan()

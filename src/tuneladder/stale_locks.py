@@ -1,0 +1,88 @@
+"""Snakemake's locks left behind by a run that was killed, and whether anything still holds them.
+
+Snakemake locks a working directory's outputs in ``.snakemake/locks`` and frees
+them as it exits; a ``kill -9`` or an out-of-memory kill leaves them, and the
+next run stops with ``LockException`` until ``snakemake --unlock``. The locks
+record no process, so this looks for one: a live Snakemake process (or one of
+its jobs) whose working directory is this one. Without any, the locks are stale
+and are removed, which is what ``--unlock`` does. Where processes cannot be
+inspected (not Linux, another user's process), nothing is removed and the
+caller says what to run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["clear_stale_locks", "lock_holders"]
+
+LOCKS = Path(".snakemake") / "locks"
+
+
+def clear_stale_locks(workdir: Path) -> str | None:
+    """Remove ``workdir``'s Snakemake locks when no process holds them; one line on what was done.
+
+    None when there were no locks, or live ones (Snakemake then reports them as
+    usual: a second run on the same outputs must stop).
+    """
+    locks = workdir / LOCKS
+    files = sorted(locks.glob("*.lock")) if locks.is_dir() else []
+    if not files:
+        return None
+    holders = lock_holders(workdir)
+    if holders is None:
+        return (
+            "a Snakemake lock from an earlier run is in .snakemake/locks; if no Snakemake"
+            " runs here any more, `snakemake --unlock` removes it"
+        )
+    if holders:
+        return None
+    for file in files:
+        file.unlink(missing_ok=True)
+    return "removed the lock of an earlier run that was killed (no Snakemake process holds it)"
+
+
+def lock_holders(workdir: Path, proc: Path = Path("/proc")) -> list[int] | None:
+    """Snakemake processes, other than this one and its parents, working in ``workdir``.
+
+    None when that cannot be known: no ``/proc``, or a Snakemake process whose
+    working directory may not be read (another user's).
+    """
+    if not proc.is_dir():
+        return None
+    here = workdir.resolve()
+    mine = set(_ancestors(proc))
+    holders: list[int] = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) in mine:
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+        except OSError:  # gone since the listing
+            continue
+        if b"snakemake" not in command:
+            continue
+        try:
+            cwd = Path(os.readlink(entry / "cwd"))
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return None
+        if cwd == here:
+            holders.append(int(entry.name))
+    return holders
+
+
+def _ancestors(proc: Path) -> Iterator[int]:
+    """This process and its parents: a wrapper (a shell, ``dvc repro``) that started this run."""
+    pid = os.getpid()
+    while pid > 1:
+        yield pid
+        try:
+            stat = (proc / str(pid) / "stat").read_text()
+        except OSError:
+            return
+        # "pid (command) state ppid ...": the command may hold spaces and parentheses
+        pid = int(stat.rsplit(")", 1)[1].split()[1])

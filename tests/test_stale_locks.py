@@ -1,0 +1,62 @@
+"""Snakemake's locks after a kill: removed when no Snakemake process works in the folder."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tuneladder.stale_locks import clear_stale_locks, lock_holders
+
+pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads processes in /proc")
+
+
+def locked(workdir: Path) -> Path:
+    locks = workdir / ".snakemake" / "locks"
+    locks.mkdir(parents=True)
+    (locks / "0.input.lock").write_text("a\n")
+    (locks / "0.output.lock").write_text("b\n")
+    return locks
+
+
+def stand_in(cwd: Path) -> subprocess.Popen:
+    """A process whose command line names snakemake, as a run's main process and jobs do."""
+    script = "import sys, time; print('up', flush=True); time.sleep(60)"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, "snakemake"], cwd=cwd, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline() == "up\n"
+    return proc
+
+
+def test_a_lock_nothing_holds_is_removed(tmp_path: Path) -> None:
+    locks = locked(tmp_path)
+    said = clear_stale_locks(tmp_path)
+    assert said is not None and "removed the lock" in said
+    assert not list(locks.iterdir())
+    assert clear_stale_locks(tmp_path) is None  # no lock, nothing to say
+
+
+def test_a_lock_a_live_run_holds_stays(tmp_path: Path) -> None:
+    locks = locked(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    runs_here, runs_elsewhere = stand_in(tmp_path), stand_in(elsewhere)
+    try:
+        assert lock_holders(tmp_path) == [runs_here.pid]
+        assert clear_stale_locks(tmp_path) is None  # Snakemake says it is locked, as it should
+        assert len(list(locks.iterdir())) == 2
+    finally:
+        for proc in (runs_here, runs_elsewhere):
+            proc.kill()
+            proc.communicate()
+    time.sleep(0.1)
+    assert lock_holders(tmp_path) == []
+    assert clear_stale_locks(tmp_path) is not None and not list(locks.iterdir())
+
+
+def test_without_proc_it_says_what_to_run(tmp_path: Path) -> None:
+    assert lock_holders(tmp_path, proc=tmp_path / "no-proc") is None
