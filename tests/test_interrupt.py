@@ -123,6 +123,13 @@ def interrupt_and_rerun(workdir: Path, sig: signal.Signals) -> None:
     before = fingerprints(done)
     if sig == signal.SIGKILL:
         assert list((workdir / ".snakemake" / "locks").glob("*.lock"))  # left behind
+    else:  # Ctrl-C: no traceback, no replayed log, one line on what was kept and what next
+        printed = (workdir / FIRST_RUN).read_text()
+        assert "Traceback" not in printed and "KeyboardInterrupt" not in printed
+        assert "Logfile" not in printed
+        said = [line for line in printed.splitlines() if line.startswith("tuneladder: stopped")]
+        assert len(said) == 1 and "trials kept: coarse " in said[0], printed[-3000:]
+        assert "goes on from there" in said[0]
     rerun = snakemake(workdir)  # no --unlock: nothing holds the lock any more
     killed = "removed the lock of an earlier run that was killed" in rerun.stderr
     assert killed == (sig == signal.SIGKILL)

@@ -335,3 +335,26 @@ def test_prepare_stage_builds_the_sanity_rungs_model(tmp_path: Path, caplog) -> 
     # train's width wins over the task's default, as in the sanity rungs
     assert "model check: bad_task:build_model with {'mistake': 'none', 'width': 4}" in caplog.text
     assert (tmp_path / "data" / "meta.json").is_file()
+
+
+def test_an_unexpected_error_is_one_line_on_the_terminal_and_whole_in_the_log(
+    tmp_path: Path, capfd
+) -> None:
+    log_path = tmp_path / "logs" / "stage.log"
+    with pytest.raises(SystemExit) as stopped, logged(log_path):
+        {}["missing"]  # noqa: B018 - any bug in a stage
+    assert stopped.value.code == 1
+    assert capfd.readouterr().err.splitlines() == [
+        f"tuneladder: KeyError: 'missing' (traceback in {log_path})"
+    ]
+    log = log_path.read_text()
+    assert "stage failed" in log and "Traceback" in log and '{}["missing"]' in log
+
+
+def test_ctrl_c_in_a_stage_leaves_one_line_in_its_log(tmp_path: Path, capfd) -> None:
+    log_path = tmp_path / "logs" / "stage.log"
+    with pytest.raises(SystemExit) as stopped, logged(log_path):
+        raise KeyboardInterrupt
+    assert stopped.value.code == 130  # 128 + SIGINT, as a shell reports it
+    assert capfd.readouterr().err == ""  # the run's own last line says what was kept
+    assert "interrupted: stopped here" in log_path.read_text()

@@ -81,16 +81,23 @@ def logged(log_path: str | Path) -> Iterator[None]:
             if cause is None:
                 log.error("%s", err)
             else:
-                # Snakemake prints a failed rule's log (show-failed-logs, in the profile):
-                # kept beside it, the traceback stays off the terminal
+                # kept beside the log, the traceback stays out of the log's few lines
                 traceback_path.write_text("".join(traceback.format_exception(cause)))
                 log.error("%s (traceback in %s)", err, traceback_path)
             print(f"tuneladder: {err}", file=sys.__stderr__)
             # a clean exit: Python and Snakemake's script runner print no traceback
             raise SystemExit(1) from None
-        except Exception:
+        except KeyboardInterrupt:
+            # Ctrl-C reaches every job of the run: each leaves one line in its log, and
+            # what it finished is on disk already (tuneladder.io writes atomically)
+            log.warning("interrupted: stopped here; what was finished is kept")
+            raise SystemExit(130) from None
+        except Exception as err:
             log.exception("stage failed")
-            raise
+            # the traceback is in the log; the terminal gets its last line and the log's name
+            print(f"tuneladder: {type(err).__name__}: {err} (traceback in {log_path})",
+                  file=sys.__stderr__)  # fmt: skip
+            raise SystemExit(1) from None
         finally:
             sys.stderr = saved
             root.removeHandler(handler)

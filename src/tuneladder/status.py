@@ -368,3 +368,17 @@ def format_status(status: Mapping[str, Any]) -> str:
     elif status["report"]:
         lines.append(f"  report: {status['results']}/{REPORT.outputs['html']}")
     return "\n".join(lines) + "\n"
+
+
+def stop_line(status: Mapping[str, Any], command: str) -> str:
+    """One line for a run that stopped (Ctrl-C, a failed job): what is kept, how to go on."""
+    kept = [
+        f"{r['rung']} {r['done']}/{r['total']}" if r["total"] is not None else r["rung"]
+        for r in status["rungs"]
+        if r["done"]
+    ]
+    what = f"trials kept: {', '.join(kept)}" if kept else "no trial had finished"
+    return (
+        f"stopped before the end ({what}); `{command}` goes on from there,"
+        " and `tuneladder status` shows where the ladder stands"
+    )

@@ -16,6 +16,7 @@ from tuneladder.config import (
 )
 from tuneladder.halving import Halving
 from tuneladder.stale_locks import clear_stale_locks
+from tuneladder.status import ladder_status, stop_line
 from tuneladder.report import SWEEP_READS, SWEEPS_FILE, figures_for, report_inputs
 from tuneladder.tasks import TaskError
 from tuneladder.trials import task_code
@@ -76,6 +77,14 @@ def uses_gpu():
     return config["device"] == "cuda" or (
         config["device"] == "auto" and gpu_count() > 0
     )
+
+
+def stopped_line():
+    """What a stopped run kept, and the command that goes on: the one that was run."""
+    status = ladder_status(RESULTS, config=config, stale_s=config["stale_claim_s"])
+    cli = Path(sys.argv[0]).name == "snakemake"  # not Snakemake's API, from a notebook
+    command = " ".join(["snakemake", *sys.argv[1:]]) if cli else "snakemake"
+    return stop_line(status, command)
 
 
 def clear_locks():
