@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+import tuneladder
 from helpers import results_of, tiny_config, write_config
 from tuneladder.config import resolve_config
-from tuneladder.io import read_json
+from tuneladder.io import read_json, write_json
 from tuneladder.status import format_status, ladder_status
 
 TUNELADDER = str(Path(sys.executable).parent / "tuneladder")
@@ -110,3 +111,62 @@ def test_status_before_anything_ran(tmp_path: Path) -> None:
     assert ladder_status(tmp_path / "results" / "fresh")["state"] == "not started"
     text = _status(tmp_path).stdout
     assert text == "experiment fresh in results/fresh: not started\n"
+
+
+def write_halving_sweep(results: Path, done_at_level_1: int) -> None:
+    """A coarse sweep of 6 configs halved to 2 (levels of 3 and 9 epochs), as workers leave it."""
+    levels = [{"level": 0, "epochs": 3, "configs": 6}, {"level": 1, "epochs": 9, "configs": 2}]
+    coarse = results / "coarse"
+    # a level's plan names trial folders from its own folder, levels/<n>/
+    trials = [{"name": str(i), "dir": f"../../trials/{i}/e3"} for i in range(6)]
+    write_json(coarse / "plan.json", {"trials": trials, "halving": {"levels": levels}})
+    write_json(coarse / "levels" / "0" / "plan.json", {"trials": trials})
+    promoted = [{"name": str(i), "dir": f"../../trials/{i}/e9"} for i in (4, 5)]
+    write_json(coarse / "levels" / "1" / "plan.json", {"trials": promoted})
+    finished = [*trials, *promoted[:done_at_level_1]]
+    for n, entry in enumerate(finished):
+        result = {
+            "status": "ok",
+            "best_val_metric": 0.5 + n / 100,
+            "total_seconds": 1.0,
+            "started_at": 1000.0 + n,
+            "metric": {"name": "accuracy", "mode": "max"},
+        }
+        write_json(coarse / "levels" / "0" / entry["dir"] / "result.json", result)
+
+
+@pytest.mark.parametrize(("done_at_level_1", "done", "left"), [(0, 4, 2), (1, 5, 1), (2, 6, 0)])
+def test_a_halving_sweep_is_counted_in_configs(tmp_path: Path, done_at_level_1, done, left):
+    results = tmp_path / "results" / "x"
+    write_halving_sweep(results, done_at_level_1)
+    (coarse,) = [r for r in ladder_status(results)["rungs"] if r["rung"] == "coarse"]
+    # the 4 configs left out of level 1 are done; the 2 promoted ones when they finish it
+    assert (coarse["done"], coarse["total"], coarse["trials_left"]) == (done, 6, left)
+    assert [(lv["done"], lv["total"]) for lv in coarse["levels"]] == [(6, 6), (done_at_level_1, 2)]
+
+
+def test_status_json_read_by_head_ends_quietly(tmp_path: Path) -> None:
+    write_config(tmp_path, experiment="big")
+    coarse = tmp_path / "results" / "big" / "coarse"
+    # 600 trials: well over the 64 KiB a pipe holds
+    trials = [{"name": str(i), "dir": f"trials/{i}"} for i in range(600)]
+    write_json(coarse / "plan.json", {"trials": trials})
+    for entry in trials:
+        write_json(coarse / entry["dir"] / "result.json", {"status": "ok", "total_seconds": 1.0})
+    proc = subprocess.Popen(
+        [TUNELADDER, "status", "--config", "config.yaml", "--json"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout.readline() == "{\n"
+    proc.stdout.close()  # as `| head -1` does
+    assert proc.wait(timeout=60) == 0
+    assert proc.stderr.read() == ""
+    proc.stderr.close()
+
+
+def test_version() -> None:
+    out = subprocess.run([TUNELADDER, "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"tuneladder {tuneladder.__version__}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -12,7 +13,10 @@ __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from tuneladder import __version__
+
     parser = argparse.ArgumentParser(prog="tuneladder", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"tuneladder {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     trial = commands.add_parser("trial", help="train one configuration, one line per epoch")
@@ -64,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, TaskError, FileNotFoundError) as err:
         print(f"tuneladder: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # read by `head` or a pager that quit: what it wanted was printed
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return 1
 
 
@@ -167,4 +175,5 @@ def _status(args: argparse.Namespace) -> int:
         print(json.dumps(status, indent=2))
     else:
         print(format_status(status), end="")
+    sys.stdout.flush()  # a closed pipe shows here, inside main's handler
     return 0

@@ -16,7 +16,7 @@ from typing import Any
 
 from tuneladder.claims import ClaimBook
 from tuneladder.direction import Direction, top
-from tuneladder.halving import level_dir
+from tuneladder.halving import Halving, level_dir
 from tuneladder.rungs import (
     FINAL,
     LADDER,
@@ -40,7 +40,23 @@ def _read(path: Path) -> Any | None:
 
 
 def _planned_counts(config: Mapping[str, Any] | None) -> dict[str, int | None]:
-    return {r.name: r.trials(config) if config and r.trials else None for r in TRIAL_RUNGS}
+    """Each rung's trials by the config: a halving sweep's configs, not its trainings."""
+    counts: dict[str, int | None] = {}
+    for rung in TRIAL_RUNGS:
+        counts[rung.name] = rung.trials(config) if config and rung.trials else None
+        if config and rung in SEARCH_RUNGS:
+            if (halving := Halving.from_sweep(config[rung.name])) is not None:
+                counts[rung.name] = halving.levels[0].configs
+    return counts
+
+
+def _planned_trainings(config: Mapping[str, Any] | None, rung: Rung) -> int | None:
+    """Trainings a rung not planned yet will run: a halving config's, once per level."""
+    if not config or not rung.trials:
+        return None
+    if rung in SEARCH_RUNGS and (halving := Halving.from_sweep(config[rung.name])) is not None:
+        return sum(level.configs for level in halving.levels)
+    return rung.trials(config)
 
 
 def _trial_rungs(results: Path, config: Mapping[str, Any] | None) -> list[Rung]:
@@ -76,7 +92,9 @@ def _sources(results: Path, rung: Rung, plan: Mapping[str, Any]) -> list[tuple[A
     return out
 
 
-def _rung(results: Path, rung: Rung, planned: int | None, stale_s: float) -> dict[str, Any]:
+def _rung(
+    results: Path, rung: Rung, planned: int | None, stale_s: float, trainings: int | None = None
+) -> dict[str, Any]:
     plan = _read(results / rung.outputs["plan"])
     if plan is None:
         return {
@@ -84,6 +102,7 @@ def _rung(results: Path, rung: Rung, planned: int | None, stale_s: float) -> dic
             "state": "not started",
             "total": planned,
             "done": 0,
+            "trials_left": trainings if trainings is not None else planned or 0,
             "running": 0,
             "trials": [],
             "workers": 0,
@@ -129,13 +148,16 @@ def _rung(results: Path, rung: Rung, planned: int | None, stale_s: float) -> dic
             )
     for t in trials:
         t["superseded"] = "halving" in t and furthest[t["name"]] is not t
-    done = len(trials)
+    done, left = len(trials), None
+    if plan.get("halving"):
+        # counted in configs, as planned: a config is done when it reached its last level
+        done, left = _halving_progress(results / rung.name, plan["halving"]["levels"], furthest)
     # the config says what the next run will plan: a plan on disk from before the
     # counts changed is out of date, and its trials do not finish the new rung
     if planned is not None:
         total = planned
     elif plan.get("halving"):
-        total = sum(level["configs"] for level in plan["halving"]["levels"])
+        total = plan["halving"]["levels"][0]["configs"]
     else:
         total = len(plan["trials"])
     if rung.counted_by_plan:  # what the rungs before it found decided its count
@@ -149,6 +171,8 @@ def _rung(results: Path, rung: Rung, planned: int | None, stale_s: float) -> dic
         "state": state,
         "total": total,
         "done": done,
+        # trainings still to run: a halving config trains once more at each level it reaches
+        "trials_left": max(0, total - done) if left is None else left,
         "running": len(running),
         "trials": trials,
         "workers": max(_most_at_once(spans), len(running)),
@@ -156,6 +180,36 @@ def _rung(results: Path, rung: Rung, planned: int | None, stale_s: float) -> dic
     if plan.get("halving"):
         out["levels"] = levels
     return out
+
+
+def _halving_progress(
+    folder: Path, levels: list[Mapping[str, Any]], furthest: Mapping[str, Mapping[str, Any]]
+) -> tuple[int, int]:
+    """(configs done, level trainings left) of a halving sweep.
+
+    A config is done when it finished the last level, failed, or was left out of
+    the next level's plan; the trainings left count each level's planned configs
+    not finished there yet, levels not planned yet included.
+    """
+    last = len(levels) - 1
+    promoted: dict[int, set[str]] = {}
+    for spec in levels[1:]:
+        level_plan = _read(folder / level_dir(spec["level"]) / "plan.json")
+        if level_plan is not None:
+            promoted[spec["level"]] = {entry["name"] for entry in level_plan["trials"]}
+    done = 0
+    at_level = [0] * len(levels)
+    for name, trial in furthest.items():
+        level = trial["halving"]["level"]
+        at_level[level] += 1
+        going_on = level + 1 in promoted and name in promoted[level + 1]
+        waiting = level < last and level + 1 not in promoted
+        if trial["status"] != "ok" or not (going_on or waiting):
+            done += 1
+    # a config at a later level was trained at every earlier one
+    finished = [sum(at_level[i:]) for i in range(len(levels))]
+    left = sum(max(0, spec["configs"] - finished[i]) for i, spec in enumerate(levels))
+    return done, left
 
 
 def _most_at_once(spans: list[tuple[float, float]]) -> int:
@@ -220,7 +274,10 @@ def ladder_status(
         }
     planned = _planned_counts(config)
     shown = _trial_rungs(results, config)
-    rungs = [_rung(results, rung, planned[rung.name], stale_s) for rung in shown]
+    rungs = [
+        _rung(results, rung, planned[rung.name], stale_s, _planned_trainings(config, rung))
+        for rung in shown
+    ]
     files = [p for p in results.rglob("*") if p.is_file()]
     times = [p.stat().st_mtime for p in files]
     running = sum(r["running"] for r in rungs)
@@ -257,7 +314,7 @@ def ladder_status(
                 failures[t["status"]] = failures.get(t["status"], 0) + 1
     seconds = [t["total_seconds"] for r in rungs for t in r["trials"] if t["total_seconds"]]
     mean = sum(seconds) / len(seconds) if seconds else None
-    left = [r["total"] - r["done"] for r in rungs if r["total"] is not None]
+    left = [r["trials_left"] for r in rungs if r["total"] is not None]
     unknown = [r["rung"] for r in rungs if r["total"] is None]
     workers = max((r["workers"] for r in rungs), default=0) or 1
     estimate = None
@@ -265,7 +322,7 @@ def ladder_status(
         # a rung's own trials predict it best (seed reruns train longer than sweeps)
         estimate = (
             sum(
-                (_mean_seconds(r) or mean) * (r["total"] - r["done"])
+                (_mean_seconds(r) or mean) * r["trials_left"]
                 for r in rungs
                 if r["total"] is not None
             )
