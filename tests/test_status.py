@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import tuneladder
-from helpers import results_of, tiny_config, write_config
+from helpers import results_of, snakemake, tiny_config, write_config
 from tuneladder.config import resolve_config
 from tuneladder.io import read_json, write_json
 from tuneladder.status import format_status, ladder_status
@@ -170,3 +170,21 @@ def test_status_json_read_by_head_ends_quietly(tmp_path: Path) -> None:
 def test_version() -> None:
     out = subprocess.run([TUNELADDER, "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == f"tuneladder {tuneladder.__version__}"
+
+
+def test_a_failed_prepare_is_named_with_its_reason(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("a,label\n1,0\n2,0\n3,0\n")
+    write_config(tmp_path, task={"name": "csv", "options": {"path": "t.csv", "target": "label"}})
+    run = snakemake(tmp_path, check=False)
+    assert run.returncode != 0
+    status = json.loads(_status(tmp_path, "--json").stdout)
+    assert status["state"] == "failed"
+    (failed,) = status["failed_jobs"]
+    assert failed["job"] == "prepare"
+    assert "target 'label' has a single class (0)" in failed["reason"]
+    text = _status(tmp_path).stdout
+    assert text.startswith("experiment tiny in results/tiny: failed")
+    assert f"FAILED prepare: {tmp_path / 't.csv'}: target 'label' has a single class" in text
+    assert "left: ~" not in text
+    # a stopped ladder's clock stopped with it
+    assert json.loads(_status(tmp_path, "--json").stdout)["elapsed_s"] == status["elapsed_s"]

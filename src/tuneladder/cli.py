@@ -55,6 +55,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="read this folder instead of results/<experiment>/ (the config still gives counts)",
     )
     status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.add_argument(
+        "--watch",
+        type=float,
+        nargs="?",
+        const=5.0,
+        default=None,
+        metavar="SECONDS",
+        help="show it again every SECONDS (default 5) until the ladder finishes or fails",
+    )
 
     args = parser.parse_args(argv)
     from tuneladder.config import ConfigError
@@ -166,14 +175,29 @@ def _status(args: argparse.Namespace) -> int:
     import json
 
     from tuneladder.config import load_config
+    from tuneladder.stale_locks import lock_holders
     from tuneladder.status import format_status, ladder_status
 
     config = load_config(args.config)
     results = args.results or Path("results") / config["experiment"]
-    status = ladder_status(results, config=config)
-    if args.json:
-        print(json.dumps(status, indent=2))
-    else:
-        print(format_status(status), end="")
-    sys.stdout.flush()  # a closed pipe shows here, inside main's handler
-    return 0
+    # the folder Snakemake runs in: the one that holds results/<experiment>/
+    workdir = results.resolve().parent.parent if results.parent.name == "results" else Path.cwd()
+    while True:
+        status = ladder_status(
+            results,
+            config=config,
+            stale_s=config["stale_claim_s"],
+            snakemake_running=bool(lock_holders(workdir)),
+        )
+        if args.watch is not None and sys.stdout.isatty():
+            print("\033[H\033[J", end="")  # a fresh screen each time, as `watch` shows it
+        print(json.dumps(status, indent=2) if args.json else format_status(status), end="")
+        if args.json:
+            print()
+        sys.stdout.flush()  # a closed pipe shows here, inside main's handler
+        if args.watch is None or status["state"] in ("finished", "failed"):
+            return 0
+        try:
+            time.sleep(args.watch)
+        except KeyboardInterrupt:
+            return 0

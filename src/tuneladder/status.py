@@ -182,6 +182,26 @@ def _rung(
     return out
 
 
+def _failed_jobs(results: Path) -> list[dict[str, str]]:
+    """Jobs whose last run failed, each with its one-line reason, from the rules' logs.
+
+    A job rewrites its log when it starts (:func:`tuneladder.stages.logged`), so an
+    error line in a log is from its last run.
+    """
+    failed = []
+    for log_file in sorted((results / "logs").rglob("*.log")):
+        try:
+            lines = log_file.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        errors = [line for line in lines if " ERROR " in line]
+        if errors:
+            job = str(log_file.relative_to(results / "logs").with_suffix(""))
+            reason = errors[0].split(" ERROR ", 1)[1].removeprefix(f"{job}: ")
+            failed.append({"job": job, "reason": reason, "log": str(log_file)})
+    return failed
+
+
 def _halving_progress(
     folder: Path, levels: list[Mapping[str, Any]], furthest: Mapping[str, Mapping[str, Any]]
 ) -> tuple[int, int]:
@@ -256,11 +276,15 @@ def ladder_status(
     config: Mapping[str, Any] | None = None,
     now: float | None = None,
     stale_s: float = 600.0,
+    snakemake_running: bool = False,
 ) -> dict[str, Any]:
     """The ladder's progress as a dict (see :func:`format_status` for the text).
 
     ``config`` (the resolved experiment config), when given, supplies the trial
     counts of rungs not planned yet, so the estimate can cover them.
+    ``snakemake_running``: a Snakemake process works in the ladder's folder
+    (:func:`tuneladder.stale_locks.lock_holders`), so the ladder runs even while
+    no trial does (preparing, planning, reporting).
     """
     results = Path(results_dir)
     now = time.time() if now is None else now
@@ -304,9 +328,15 @@ def ladder_status(
             )
             if not closing.is_file() or closing.stat().st_mtime < newest:
                 finished = False
-    state = "finished" if finished else "running" if running else "stopped"
+    report = (results / REPORT.outputs["html"]).is_file()
+    failed = _failed_jobs(results)
+    # finished: every requested output there, the report last; and nothing failed since
+    finished = finished and report and not failed
+    live = bool(running) or snakemake_running
+    state = "finished" if finished else "running" if live else "failed" if failed else "stopped"
     started = min(times, default=now)
-    ended = max(times, default=now) if finished and not running else now
+    # a stopped ladder's clock stopped with it: at its last file, not at now
+    ended = now if live else max(times, default=now)
     failures: dict[str, int] = {}
     for rung in rungs:
         for t in rung["trials"]:
@@ -345,7 +375,8 @@ def ladder_status(
         "workers": workers,
         "estimate_left_s": estimate,
         "unplanned": unknown,
-        "report": (results / REPORT.outputs["html"]).is_file(),
+        "report": report,
+        "failed_jobs": failed,
     }
 
 
@@ -366,6 +397,9 @@ def format_status(status: Mapping[str, Any]) -> str:
     if not status["rungs"]:
         return lines[0] + "\n"
     overfit = status["sanity"]["overfit"]
+    failed_jobs = {job["job"] for job in status.get("failed_jobs", [])}
+    if "overfit_check" in failed_jobs:
+        overfit = False
     lines.append(
         "  sanity   overfit check "
         + ("not run" if overfit is None else "passed" if overfit else "FAILED")
@@ -410,8 +444,10 @@ def format_status(status: Mapping[str, Any]) -> str:
         "  failures: "
         + (", ".join(f"{n} {s}" for s, n in sorted(failures.items())) if failures else "none")
     )
+    for job in status.get("failed_jobs", []):
+        lines.append(f"  FAILED {job['job']}: {job['reason']}")
     lines.append(f"  elapsed: {_duration(status['elapsed_s'])}")
-    if status["state"] != "finished":
+    if status["state"] not in ("finished", "failed"):
         more = (
             f", plus {', '.join(status['unplanned'])} (not planned yet)"
             if status["unplanned"]
