@@ -348,7 +348,7 @@ def test_an_unexpected_error_is_one_line_on_the_terminal_and_whole_in_the_log(
         f"tuneladder: KeyError: 'missing' (traceback in {log_path})"
     ]
     log = log_path.read_text()
-    assert "stage failed" in log and "Traceback" in log and '{}["missing"]' in log
+    assert "ERROR KeyError: 'missing'" in log and "Traceback" in log and '{}["missing"]' in log
 
 
 def test_ctrl_c_in_a_stage_leaves_one_line_in_its_log(tmp_path: Path, capfd) -> None:

@@ -93,7 +93,7 @@ def logged(log_path: str | Path) -> Iterator[None]:
             log.warning("interrupted: stopped here; what was finished is kept")
             raise SystemExit(130) from None
         except Exception as err:
-            log.exception("stage failed")
+            log.exception("%s: %s", type(err).__name__, err)  # status reads the first line
             # the traceback is in the log; the terminal gets its last line and the log's name
             print(f"tuneladder: {type(err).__name__}: {err} (traceback in {log_path})",
                   file=sys.__stderr__)  # fmt: skip
