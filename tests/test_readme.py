@@ -12,6 +12,7 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -230,3 +231,23 @@ def test_regression_csv_on_raw_targets_beats_the_untuned_default(clone: Path) ->
     # in the target's own units: its std is about 70, the mean predictor's rmse too
     assert 1 < summary["test_mean"] < 40
     assert summary["test_mean"] < summary["baseline"]["test"]["mean"]
+
+
+@pytest.mark.slow
+def test_the_readmes_python_example_runs_from_the_root(clone: Path) -> None:
+    section = (clone / "README.md").read_text().split("## From Python", 1)[1].split("\n## ")[0]
+    (example,) = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    run = subprocess.run(
+        [sys.executable, "-c", example],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith("ok 0.")  # the one trial: its status and best val accuracy
+    assert "coarse" in run.stdout and "seeds" in run.stdout  # the trials, by rung
+    assert 0.5 < float(lines[-1]) <= 1.0  # the chosen config's test accuracy
+    trials = read_json(clone / "results" / "digits-api" / "coarse" / "results.json")["trials"]
+    assert len(trials) == 4 and all(t["status"] == "ok" for t in trials)

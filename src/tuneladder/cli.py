@@ -86,56 +86,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _trial(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    from tuneladder.api import run_trial
     from tuneladder.config import load_config
-    from tuneladder.tasks import load_task
 
     config = load_config(args.config, args.overrides)
-    task = load_task(config["task"]["name"], config["task"]["options"])
-    data_dir = args.data
-    if data_dir is None:
-        default = Path("results") / config["experiment"] / "data"
-        data_dir = default if (default / "meta.json").is_file() else args.out / "data"
-    if not (data_dir / "meta.json").is_file():
-        from tuneladder.data import prepare
-
-        try:
-            prepare(
-                task,
-                data_dir,
-                seed=config["seed"],
-                materialize=config["data"]["materialize"],
-                max_memory_mb=config["data"]["max_memory_mb"],
-            )
-        except (ValueError, OSError) as err:  # bad data: one line naming the file or column
-            print(f"tuneladder: error: {err}", file=sys.stderr)
-            return 2
-
-    import torch
-
-    from tuneladder.data import load_train_val
-    from tuneladder.device import Loading, resolve_device
-    from tuneladder.metrics import Scoring
-    from tuneladder.runner import run_trial
-    from tuneladder.trials import base_params, make_trial_config
-
-    torch.set_num_threads(config["threads"])
-    device = resolve_device(config["device"])
-    loading = Loading(
-        num_workers=config["data"]["num_workers"], pin_memory=config["data"]["pin_memory"]
-    )
-    data = load_train_val(data_dir, task, loading=loading).to(device)
-    trial_config = make_trial_config(
-        base_params(config["train"], task.default_model),
-        {},
-        epochs=config["train"]["epochs"],
-        seed=args.seed,
-    )
     metric = config["metric"]
-    print(
-        f"setup {time.perf_counter() - started:.2f}s  device {device}  "
-        f"{len(data.train)} train / {len(data.val)} val",
-        flush=True,
-    )
+
+    def ready(info: dict) -> None:
+        print(
+            f"setup {time.perf_counter() - started:.2f}s  device {info['device']}  "
+            f"{info['train']} train / {info['val']} val",
+            flush=True,
+        )
 
     def show(row: dict[str, float]) -> None:
         print(
@@ -145,21 +107,13 @@ def _trial(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    result = run_trial(
-        trial_config,
-        data,
-        task.build_model,
-        args.out,
-        metric=metric["name"],
-        mode=metric["mode"],
-        device=device,
-        precision=config["precision"],
-        threads=config["threads"],
-        trial={"rung": "debug", "index": 0, "name": "debug"},
-        checkpoint_every_s=config["checkpoint_every_s"],
-        on_epoch=show,
-        scoring=Scoring.of(task),
-    )
+    try:
+        result = run_trial(
+            config, args.out, seed=args.seed, data_dir=args.data, on_start=ready, on_epoch=show
+        )
+    except (ValueError, OSError) as err:  # bad data: one line naming the file or column
+        print(f"tuneladder: error: {err}", file=sys.stderr)
+        return 2
     best = result["best_val_metric"]
     print(
         f"{result['status']}: best val_{metric['name']} "

@@ -30,7 +30,9 @@ try:
     config = resolve_config(config, check_task=workflow.is_main_process)
 except (ConfigError, TaskError) as err:
     sys.exit(f"tuneladder: config error: {err}")
-validate(config, str(SCHEMA_PATH))
+# resolve_config filled the defaults; Snakemake filling them again would step into a null
+# section (`halving: null`) and fail
+validate(config, str(SCHEMA_PATH), set_default=False)
 
 # Every experiment has its own folder: trials, status, report, MLflow store, DVC outputs.
 RESULTS = f"results/{config['experiment']}"
