@@ -16,10 +16,11 @@ import torch
 from helpers import tiny_config
 from tuneladder.config import ConfigError, resolve_config
 from tuneladder.data import load_train_val, prepare
+from tuneladder.io import read_json
 from tuneladder.preflight import DataError, UserCodeError, check_model
 from tuneladder.stages import logged, prepare_stage
 from tuneladder.tasks import Task, TaskError, load_task
-from tuneladder.tasks.tabular import check_header, load_table
+from tuneladder.tasks.tabular import TableOptions, check_header, encode_table, load_table
 
 line_of = bad_task.line_of
 BUILD_MODEL = line_of("def build_model(hp: Mapping[str, Any], info: DataInfo) -> Any:")
@@ -185,12 +186,6 @@ def with_value(values: np.ndarray, index: tuple[int, int], value):
         ),
         ("classification", x20(), labels20() + 0.5, "must be class indices 0, 1, ..., got 0.5"),
         ("classification", x20(), labels20() - 1, "must be class indices 0, 1, ..., got -1"),
-        (
-            "classification",
-            x20(),
-            np.where(labels20() == 1, "cat", "dog"),
-            "must be class indices 0, 1, ..., got 'dog'",
-        ),
         ("classification", x20(), np.zeros(20, dtype=int), "the target has a single class (0)"),
         ("regression", x20()[:3], np.ones(3), "split is empty: too few samples (3)"),
     ],
@@ -204,44 +199,119 @@ def test_data_mistakes_name_the_task_and_column(
     assert message in str(caught.value)
 
 
+def test_text_labels_are_classes_named_by_them(tmp_path: Path) -> None:
+    labels = np.where(labels20() == 1, "cat", "dog")
+    meta = prepare(arrays("classification", x20(), labels), tmp_path / "data", seed=0)
+    assert meta["info"]["class_names"] == ["cat", "dog"]  # sorted: cat is 0, dog is 1
+    data = load_train_val(tmp_path / "data")
+    assert data.info.class_names == ("cat", "dog") and set(data.train.y.tolist()) == {0, 1}
+
+
 def write_csv(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
 
 
 @pytest.mark.parametrize(
-    ("text", "kind", "message"),
+    ("text", "kind", "options", "message"),
     [
-        (
-            "a,b,label\n1,2,0\n3,x,1\n4,5,0\n",
-            "classification",
-            "feature column 'b' is not numeric (1 row, first: data row 2, e.g. 'x')",
-        ),
         (
             "a,b,label\n1,2,0\n3,4,1\n4,5,\n",
             "classification",
-            "target column 'label' has missing values (1 row, first: data row 3)",
-        ),
-        (
-            "a,label\n1,0.5\ninf,2\n",
-            "regression",
-            "feature column 'a' has infinite values (1 row, first: data row 2)",
+            {},
+            "target column 'label' has missing values (1 row, first: data row 3):"
+            " remove those rows from the file",
         ),
         (
             "a,label\n1,0.5\n2,big\n",
             "regression",
+            {},
             "target column 'label' is not numeric (1 row, first: data row 2, e.g. 'big')",
         ),
-        ("a,label\n1,0\n2,0\n", "classification", "target 'label' has a single class (0)"),
+        ("a,label\n1,0\n2,0\n", "classification", {}, "target 'label' has a single class (0)"),
+        (
+            "a,b,label\n1,2,0\n3,x,1\n4,5,0\n",
+            "classification",
+            {"categorical": "error"},
+            "feature column 'b' is text (e.g. '2'): set task.options.categorical: onehot,"
+            " or leave it out with task.options.drop: [b]",
+        ),
+        (
+            "a,label\n1,0.5\ninf,2\n",
+            "regression",
+            {"missing": "error"},
+            "feature column 'a' has infinite values (1 row, first: data row 2):"
+            " set task.options.missing: fill (they are filled as missing values are)",
+        ),
+        (
+            "a,b,label\n1,p,0\n2,q,1\n3,r,0\n",
+            "classification",
+            {"max_categories": 2},
+            "feature column 'b' has 3 distinct text values, more than"
+            " task.options.max_categories (2): raise it, or leave the column out with"
+            " task.options.drop: [b]",
+        ),
     ],
 )
-def test_csv_contents_name_the_file_column_and_row(
-    text: str, kind: str, message: str, tmp_path: Path
+def test_csv_contents_name_the_file_column_row_and_fix(
+    text: str, kind: str, options: dict, message: str, tmp_path: Path
 ) -> None:
     path = write_csv(tmp_path / "table.csv", text)
     with pytest.raises(DataError) as caught:
-        load_table(path, "label", kind)
+        load_table(path, "label", kind, TableOptions.from_options(options))
     assert str(caught.value) == f"{path}: {message}"
+
+
+def test_a_csv_lists_every_problem_at_once(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "t.csv", "a,b,c,label\n1,x,,0\n2,y,3,1\n,z,4,\n")
+    strict = {"missing": "error", "categorical": "error", "drop": ["d"]}
+    options = TableOptions.from_options(strict)
+    with pytest.raises(DataError) as caught:
+        load_table(path, "label", "classification", options)
+    lines = str(caught.value).splitlines()
+    assert lines[0] == f"{path}: "
+    assert [line.split(":")[0] for line in lines[1:]] == [
+        "  - task.options.drop names 'd', which is not a column",
+        "  - feature column 'a' has missing values (1 row, first",
+        "  - feature column 'b' is text (e.g. 'x')",
+        "  - feature column 'c' has missing values (1 row, first",
+        "  - target column 'label' has missing values (1 row, first",
+    ]
+
+
+def test_a_csv_table_is_encoded_from_its_train_rows_only(tmp_path: Path) -> None:
+    path = write_csv(
+        tmp_path / "t.csv",
+        "size,colour,label\n1,red,a\n3,blue,b\n,red,a\n100,green,b\n5,,a\n",
+    )
+    table, y = load_table(path, "label", "classification")
+    assert y.tolist() == ["a", "b", "a", "b", "a"]  # text labels stay text: prepare names them
+    train = np.array([0, 1, 2, 4])  # row 3 (size 100, the only green) is val or test
+    encoded = encode_table(table, train, TableOptions())
+    assert encoded.columns == (
+        "size", "size (missing)", "colour=blue", "colour=red", "colour (missing)"
+    )  # fmt: skip
+    size, size_missing, blue, red, colour_missing = encoded.x.T
+    assert size.tolist() == [1, 3, 3, 100, 5]  # the train median of 1, 3, 5; never 100
+    assert size_missing.tolist() == [0, 0, 1, 0, 0]
+    assert blue.tolist() == [0, 1, 0, 0, 0] and red.tolist() == [1, 0, 1, 0, 0]
+    assert colour_missing.tolist() == [0, 0, 0, 0, 1]  # green, unseen in train: all zeros
+    assert any("a category train lacks in 1 row" in line for line in encoded.changes)
+
+
+def test_prepare_names_text_classes_and_reports_what_it_changed(tmp_path: Path, capfd) -> None:
+    rows = [f"{i % 7},{'red' if i % 2 else ''},{'cat' if i % 2 else 'dog'}" for i in range(40)]
+    path = write_csv(tmp_path / "t.csv", "size,colour,label\n" + "\n".join(rows) + "\n")
+    task = {"name": "csv", "options": {"path": str(path), "target": "label"}}
+    with logged(tmp_path / "logs" / "prepare.log"):
+        prepare_stage(task=task, seed=0, data_dir=tmp_path / "data", train={"width": 4})
+    meta = read_json(tmp_path / "data" / "meta.json")
+    assert meta["info"]["class_names"] == ["cat", "dog"]
+    assert meta["encoding"]["columns"] == ["size", "colour=red", "colour (missing)"]
+    said = capfd.readouterr().err.splitlines()
+    assert said[0].startswith("tuneladder: prepare: csv:t.csv: 2 change(s) to the data as given")
+    assert said[1].startswith("tuneladder:   colour: text, one-hot over the train split's 1 ")
+    assert said[2] == "tuneladder:   target: 2 classes by name (cat, dog), as 0-1"
 
 
 def test_csv_header_is_checked_from_its_first_line_only(tmp_path: Path) -> None:

@@ -129,27 +129,44 @@ def split_indices(
     return cut
 
 
-def _checked_arrays(task: Task) -> tuple[np.ndarray, np.ndarray]:
-    """The task's samples as float32 features and int64 labels or (n, outputs) float32 targets.
+def _checked_arrays(task: Task) -> tuple[Any, np.ndarray, tuple[str, ...] | None]:
+    """The task's samples: float32 features, int64 labels or (n, outputs) float32 targets,
+    and the class names where the labels were text.
 
-    What a model cannot train on is a DataError naming the task and the column;
-    an exception inside ``load_arrays`` is a UserCodeError pointing at its line.
+    A task that encodes its features (:attr:`Task.encode`) gets its ``x`` back as
+    it gave it, to encode after the split. What a model cannot train on is a
+    DataError naming the task and the column; an exception inside
+    ``load_arrays`` is a UserCodeError pointing at its line.
     """
     source = f"task {task.name!r}"
     arrays = call_task_function(task.load_arrays)
     if not (isinstance(arrays, tuple | list) and len(arrays) == 2):
         raise wrong_return(task.load_arrays, arrays, "a pair (x, y) of arrays")
     try:
-        x, y = np.asarray(arrays[0]), np.asarray(arrays[1])
+        x = arrays[0] if task.encode is not None else np.asarray(arrays[0])
+        y = np.asarray(arrays[1])
     except (TypeError, ValueError) as err:  # ragged lists, say
         raise DataError(f"{source}: x and y must be arrays ({err})") from None
-    if x.ndim < 2 or len(x) == 0:
-        raise DataError(f"{source}: x must hold a row of features per sample, got shape {x.shape}")
+    if task.encode is None:
+        x = _features(x, source)
     if len(x) != len(y):
         raise DataError(f"{source}: x has {len(x)} rows but y has {len(y)}")
+    class_names = None
+    if task.kind == "classification" and y.ndim == 1 and y.dtype.kind in "OUS":
+        # text labels: the classes in sorted order, each sample's index among them
+        names, y = np.unique(y.astype(str), return_inverse=True)
+        class_names = tuple(str(name) for name in names)
+    return x, _checked_targets(y, task.kind, source), class_names
+
+
+def _features(x: Any, source: str) -> np.ndarray:
+    """Features as a float32 array of a row per sample, every value finite."""
+    x = np.asarray(x)
+    if x.ndim < 2 or len(x) == 0:
+        raise DataError(f"{source}: x must hold a row of features per sample, got shape {x.shape}")
     x = _as_float32(x, f"{source}: feature")
     _refuse_non_finite(x, f"{source}: feature")
-    return x, _checked_targets(y, task.kind, source)
+    return x
 
 
 def _checked_targets(
@@ -256,7 +273,7 @@ def prepare(
             task, Path(out_dir), seed=seed, materialize=materialize, max_memory_mb=max_memory_mb
         )
     out_dir = Path(out_dir)
-    x, y = _checked_arrays(task)
+    x, y, class_names = _checked_arrays(task)
     classification = task.kind == "classification"
     n_outputs = int(y.max()) + 1 if classification else y.shape[1]
     try:
@@ -268,6 +285,12 @@ def prepare(
         )
     except ValueError as err:
         raise DataError(f"task {task.name!r}: {err}") from None
+    encoding = None
+    if task.encode is not None:
+        # fitted on the train rows only: categories and fill values never see val or test
+        encoded = call_task_function(task.encode, x, np.sort(train))
+        x = _features(encoded.x, f"task {task.name!r} (encoded)")
+        encoding = {"columns": list(encoded.columns), "changes": list(encoded.changes)}
     # statistics of the train split only: nothing of val or test leaks into training
     stats = None
     if task.standardize:
@@ -287,6 +310,7 @@ def prepare(
         n_outputs,
         target_mean=target_mean,
         target_std=target_std,
+        class_names=class_names,
     )
     digest = hashlib.sha256()
     for name, idx in (("train", train), ("val", val), ("test", test)):
@@ -301,6 +325,7 @@ def prepare(
         "split": list(task.split),
         "seed": seed,
         "standardize": stats,
+        "encoding": encoding,
         "fingerprint": digest.hexdigest()[:16],
     }
     write_json(out_dir / "meta.json", meta)

@@ -216,7 +216,7 @@ def trivial_predictor(train: Split | DatasetSplit, info: DataInfo) -> tuple[nn.M
         return (
             _Constant(logits),
             "majority class",
-            f"always class {majority}, the train split's most frequent",
+            f"always class {info.class_name(majority)}, the train split's most frequent",
         )
     mean = train.y.float().mean(dim=0).cpu()
     return _Constant(mean), "mean predictor", "always the train split's target mean"
@@ -361,6 +361,8 @@ def finalize(
         "baseline": baseline,
         "trivial": trivial,
         "finalists": [{**r, "params": shown(r["params"])} for r in ranked],
+        # model.pt's outputs, in order, where the data named its classes
+        "class_names": list(info.class_names) if info.class_names else None,
     }
     write_json(out_dir / "summary.json", summary)
     write_text(out_dir / "summary.md", summary_markdown(summary))
@@ -429,6 +431,9 @@ def summary_markdown(s: Mapping[str, Any]) -> str:
         )
     if s["tie"]:
         lines.append(f"Tie: {s['tie']['sentence']}")
+    if s.get("class_names"):
+        classes = ", ".join(s["class_names"])
+        lines.append(f"The model's outputs are the classes {classes}, in this order.")
     lines += ["", "Hyperparameters that apply to this config:", ""]
     lines += [f"- {k}: {v}" for k, v in sorted(s["best_config"].items())]
     if s["not_applicable"]:

@@ -109,6 +109,25 @@ def _task(task: Mapping[str, Any]) -> Any:
     return load_task(task["name"], task.get("options", {}))
 
 
+def _report_encoding(meta: Mapping[str, Any], data_dir: str | Path) -> None:
+    """What prepare changed in the task's columns and labels: in the log and on the terminal."""
+    lines = list((meta.get("encoding") or {}).get("changes", []))
+    names = meta["info"].get("class_names")
+    if names:
+        shown = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")
+        lines.append(f"target: {len(names)} classes by name ({shown}), as 0-{len(names) - 1}")
+    if not lines:
+        return
+    features = (meta.get("encoding") or {}).get("columns")
+    head = f"prepare: {meta['task']}: {len(lines)} change(s) to the data as given"
+    if features:
+        head += f", {len(features)} feature columns in all"
+    head += f" (train-split statistics only; in {Path(data_dir) / 'meta.json'}):"
+    for line in (head, *(f"  {line}" for line in lines)):
+        log.info("%s", line)
+        print(f"tuneladder: {line}", file=sys.__stderr__)
+
+
 def prepare_stage(
     *,
     task: Mapping[str, Any],
@@ -135,6 +154,7 @@ def prepare_stage(
         task_obj = _task(task)
         meta = prepare(task_obj, data_dir, seed=seed, **(data or {}))
         log.info("prepared %s: %s", meta["task"], meta["sizes"])
+        _report_encoding(meta, data_dir)
         if meta.get("materialized") is not None:
             log.info(
                 "%s, train and val %s",

@@ -7,13 +7,14 @@ that takes the config's ``task.options`` and returns a :class:`Task`.
 
 from __future__ import annotations
 
-from tuneladder.tasks._base import METRICS, SPLIT_NAMES, DataInfo, Metric, Task
+from tuneladder.tasks._base import METRICS, SPLIT_NAMES, DataInfo, Encoded, Metric, Task
 from tuneladder.tasks._loader import TaskError, load_task, task_module_name
 
 __all__ = [
     "METRICS",
     "SPLIT_NAMES",
     "DataInfo",
+    "Encoded",
     "Metric",
     "Task",
     "TaskError",

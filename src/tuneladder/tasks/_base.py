@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from torch import nn
     from torch.utils.data import Dataset
 
-__all__ = ["METRICS", "SPLIT_NAMES", "DataInfo", "Metric", "Task"]
+__all__ = ["METRICS", "SPLIT_NAMES", "DataInfo", "Encoded", "Metric", "Task"]
 
 # The parts of a task's own fixed split, as keys of what ``load_datasets`` returns.
 SPLIT_NAMES = ("train", "val", "test")
@@ -38,6 +38,8 @@ class DataInfo:
     n_outputs: int  # classes, labels, or regression targets
     target_mean: tuple[float, ...] | None = None
     target_std: tuple[float, ...] | None = None
+    # classification: what each class index stands for, when the data named them (text labels)
+    class_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if (self.target_mean is None) != (self.target_std is None):
@@ -57,6 +59,7 @@ class DataInfo:
             "input_shape": list(self.input_shape),
             "n_outputs": self.n_outputs,
             "target_scale": scale,
+            "class_names": list(self.class_names) if self.class_names is not None else None,
         }
 
     @classmethod
@@ -69,7 +72,21 @@ class DataInfo:
             int(data["n_outputs"]),
             target_mean=tuple(float(v) for v in scale["mean"]) if scale else None,
             target_std=tuple(float(v) for v in scale["std"]) if scale else None,
+            class_names=tuple(names) if (names := data.get("class_names")) else None,
         )
+
+    def class_name(self, index: int) -> str:
+        """A class as a reader knows it: its name where the data had one, else its index."""
+        return repr(self.class_names[index]) if self.class_names else str(index)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A task's features after :attr:`Task.encode`: the array, and what was done to get it."""
+
+    x: np.ndarray  # float features, a row per sample
+    columns: tuple[str, ...]  # the name of each feature column
+    changes: tuple[str, ...] = ()  # one line per column the encoding changed, for the log
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,6 +151,11 @@ class Task:
             label_smoothing=0.1)``, moved to the trial's device. Built once per
             trial; trials, both sanity rungs and evaluation all use it, and the
             recorded ``loss`` is its value. None: the kind's built-in loss.
+        encode: ``(x, train_rows) -> Encoded``: turns what ``load_arrays``
+            returned as ``x`` (a table, say) into float features, with every
+            statistic it needs (categories, fill values) taken from the rows
+            ``train_rows`` only; called by prepare after the split. The csv task
+            encodes text columns and fills missing values this way.
         extra_metrics: The task's own metrics by name, each a
             :class:`~tuneladder.metric_table.Metric` with its function and
             direction; the config's ``metric.name`` can select any of them, as
@@ -160,6 +182,7 @@ class Task:
     applies: Callable[[Mapping[str, Any]], Collection[str]] | None = None
     loss: Callable[[DataInfo], Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] | None = None
     extra_metrics: Mapping[str, Metric] = field(default_factory=dict)
+    encode: Callable[[Any, np.ndarray], Encoded] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

@@ -4,22 +4,61 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tuneladder.preflight import DataError
-from tuneladder.tasks._base import DataInfo, Task
+from tuneladder.tasks._base import DataInfo, Encoded, Task
 
 if TYPE_CHECKING:
+    import pandas as pd
     from torch import nn
 
-__all__ = ["check_data_path", "check_header", "data_path", "load_table", "make_task"]
+__all__ = [
+    "TableOptions",
+    "check_data_path",
+    "check_header",
+    "data_path",
+    "encode_table",
+    "load_table",
+    "make_task",
+]
 
 DEFAULT_MODEL = {"width": 128, "num_layers": 2, "dropout": 0.1}
-OPTIONS = {"path", "target", "kind", "split"}
+OPTIONS = {"path", "target", "kind", "split", "categorical", "max_categories", "missing", "drop"}
 SHOWN_COLUMNS = 10  # of a header, in an error line
+SHOWN_CATEGORIES = 5  # of a text column's categories, in prepare's summary
+
+
+@dataclass(frozen=True)
+class TableOptions:
+    """How the csv task turns a table's columns into features (``task.options``)."""
+
+    categorical: str = "onehot"  # text feature columns: onehot, or error
+    max_categories: int = 20  # a text column with more distinct values is refused
+    missing: str = "fill"  # missing feature values: fill (train median + indicator), or error
+    drop: tuple[str, ...] = ()  # columns left out
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> TableOptions:
+        made = cls(
+            categorical=str(options.get("categorical", cls.categorical)),
+            max_categories=int(options.get("max_categories", cls.max_categories)),
+            missing=str(options.get("missing", cls.missing)),
+            drop=tuple(str(c) for c in options.get("drop") or ()),
+        )
+        for key, allowed in (("categorical", ("onehot", "error")), ("missing", ("fill", "error"))):
+            if (value := getattr(made, key)) not in allowed:
+                choices = " or ".join(allowed)
+                raise ValueError(f"task.options.{key} must be {choices}, got {value!r}")
+        if made.max_categories < 2:
+            raise ValueError(
+                f"task.options.max_categories must be >= 2, got {made.max_categories}"
+            )
+        return made
 
 
 def make_task(options: Mapping[str, Any]) -> Task:
@@ -30,13 +69,15 @@ def make_task(options: Mapping[str, Any]) -> Task:
         if not options.get(key):
             raise ValueError(f"task.options.{key} is required for the csv task")
     kind = options.get("kind", "classification")
+    table_options = TableOptions.from_options(options)
     # resolved once, against the directory the ladder runs in (config.py checks it exists)
     path = data_path(options["path"])
     target = str(options["target"])
     return Task(
         name=f"csv:{path.name}",
         kind=kind,
-        load_arrays=lambda: load_table(path, target, kind),
+        load_arrays=lambda: load_table(path, target, kind, table_options),
+        encode=lambda table, train_rows: encode_table(table, train_rows, table_options),
         build_model=_build_model,
         default_model=DEFAULT_MODEL,
         standardize=True,
@@ -91,10 +132,18 @@ def _check_target(path: Path, target: str, columns: list[str]) -> None:
         raise DataError(f"{path}: no target column {target!r} (columns: {shown}{close})")
 
 
-def load_table(path: Path, target: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """Read the file and check it, naming the file and column of any problem."""
+def load_table(
+    path: Path, target: str, kind: str, options: TableOptions | None = None
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The file's feature columns as a table, and its targets; every problem at once.
+
+    What cannot be used is one :class:`DataError` that lists each problem with
+    the option that fixes it. Text labels of a classification target stay text:
+    prepare names the classes by them.
+    """
     import pandas as pd
 
+    options = options or TableOptions()
     if not path.is_file():
         raise DataError(f"task.options.path: data file not found: {path}")
     try:
@@ -103,41 +152,156 @@ def load_table(path: Path, target: str, kind: str) -> tuple[np.ndarray, np.ndarr
         raise DataError(f"{path}: cannot read ({type(err).__name__}: {err})") from None
     if table.empty:
         raise DataError(f"{path}: has no rows")
-    _check_target(path, target, [str(c) for c in table.columns])
-    features = table.drop(columns=[target])
+    table.columns = [str(c) for c in table.columns]
+    _check_target(path, target, list(table.columns))
+    absent = [c for c in options.drop if c not in table]
+    problems = [f"task.options.drop names {c!r}, which is not a column" for c in absent]
+    features = table.drop(columns=[target, *(c for c in options.drop if c in table)])
     if features.shape[1] == 0:
         raise DataError(f"{path}: has no feature columns besides {target!r}")
     for column in features.columns:
-        _check_column(path, f"feature column {column!r}", features[column], numeric=True)
-    _check_column(path, f"target column {target!r}", table[target], numeric=kind == "regression")
-    x = features.to_numpy(dtype=np.float32)
+        problems += _column_problems(f"feature column {column!r}", features[column], options)
+    labels = table[target]
+    missing = labels.isna().to_numpy()
+    if missing.any():
+        problems.append(
+            f"target column {target!r} has missing values ({_rows(missing)}): remove those"
+            " rows from the file"
+        )
+    elif kind != "classification":
+        problems += _numeric_problems(f"target column {target!r}", labels)
+    if problems:
+        shown = problems[0] if len(problems) == 1 else "".join(f"\n  - {p}" for p in problems)
+        raise DataError(f"{path}: {shown}")
     if kind == "classification":
-        classes, y = np.unique(table[target].to_numpy(), return_inverse=True)
-        if len(classes) < 2:
-            only = classes[:1].tolist()[0]
+        values = labels.to_numpy()
+        if len(np.unique(values.astype(str))) < 2:
+            only = values[:1].tolist()[0]
             raise DataError(f"{path}: target {target!r} has a single class ({only!r})")
-        return x, y.astype(np.int64)
-    return x, table[target].to_numpy(dtype=np.float32)[:, None]
+        # text labels stay text (prepare names the classes by them); numbers are indices
+        if labels.dtype.kind in "biu":
+            return features, values.astype(np.int64)
+        if labels.dtype.kind == "f" and np.all(values == np.round(values)):
+            return features, values.astype(np.int64)
+        return features, values.astype(str)
+    return features, labels.to_numpy(dtype=np.float32)[:, None]
 
 
-def _check_column(path: Path, name: str, values: Any, *, numeric: bool) -> None:
-    """Refuse missing, non-numeric (where numbers are needed) or infinite values."""
+def _column_problems(name: str, values: pd.Series, options: TableOptions) -> list[str]:
+    """What keeps a feature column out of the features, each with the option that fixes it."""
     import pandas as pd
 
     missing = values.isna().to_numpy()
-    if missing.any():
-        raise DataError(f"{path}: {name} has missing values ({_rows(missing)})")
-    if not numeric:
-        return
-    if not pd.api.types.is_numeric_dtype(values):
-        text = pd.to_numeric(values, errors="coerce").isna().to_numpy()
-        if not text.any():  # dates, say: every value converts, but not to a number
-            raise DataError(f"{path}: {name} is not numeric (dtype {values.dtype})")
+    problems = []
+    if missing.any() and options.missing == "error":
+        problems.append(
+            f"{name} has missing values ({_rows(missing)}): set task.options.missing: fill"
+            " (the train median and an indicator column)"
+        )
+    if _is_numeric(values):
+        if options.missing == "error":
+            numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+            infinite = np.isinf(numbers)
+            if infinite.any():
+                problems.append(
+                    f"{name} has infinite values ({_rows(infinite)}): set task.options.missing:"
+                    " fill (they are filled as missing values are)"
+                )
+        return problems
+    text = values[~missing].astype(str)
+    if options.categorical == "error":
+        problems.append(
+            f"{name} is text (e.g. {text.iloc[0]!r}): set task.options.categorical: onehot,"
+            f" or leave it out with task.options.drop: [{values.name}]"
+        )
+    elif (distinct := text.nunique()) > options.max_categories:
+        problems.append(
+            f"{name} has {distinct} distinct text values, more than task.options.max_categories"
+            f" ({options.max_categories}): raise it, or leave the column out with"
+            f" task.options.drop: [{values.name}]"
+        )
+    return problems
+
+
+def _numeric_problems(name: str, values: pd.Series) -> list[str]:
+    """A column that must be numbers (a regression target): text and infinities."""
+    import pandas as pd
+
+    numbers = pd.to_numeric(values, errors="coerce")
+    text = numbers.isna().to_numpy() & ~values.isna().to_numpy()
+    if text.any():
         first = str(values.to_numpy()[text.argmax()])
-        raise DataError(f"{path}: {name} is not numeric ({_rows(text)}, e.g. {first!r})")
-    infinite = ~np.isfinite(values.to_numpy(dtype=np.float64))
+        return [f"{name} is not numeric ({_rows(text)}, e.g. {first!r})"]
+    if not pd.api.types.is_numeric_dtype(values):
+        return [f"{name} is not numeric (dtype {values.dtype})"]
+    infinite = np.isinf(numbers.to_numpy(dtype=np.float64))
     if infinite.any():
-        raise DataError(f"{path}: {name} has infinite values ({_rows(infinite)})")
+        return [f"{name} has infinite values ({_rows(infinite)})"]
+    return []
+
+
+def _is_numeric(values: pd.Series) -> bool:
+    """Numbers (booleans included), or text that is all numbers where it is not missing."""
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+        return True
+    present = values.dropna()
+    return len(present) > 0 and not pd.to_numeric(present, errors="coerce").isna().any()
+
+
+def encode_table(table: pd.DataFrame, train_rows: np.ndarray, options: TableOptions) -> Encoded:
+    """The table as float features; categories and fill values from the train rows only.
+
+    A text column becomes one 0/1 column per category seen in the train rows
+    (a value only val or test has is all zeros), plus one for a missing value
+    when the column has any. A numeric column's missing (and infinite) values
+    become the train rows' median, with an indicator column beside it.
+    """
+    import pandas as pd
+
+    columns: list[np.ndarray] = []
+    names: list[str] = []
+    changes: list[str] = []
+    for column in table.columns:
+        values = table[column]
+        if _is_numeric(values):
+            numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+            bad = ~np.isfinite(numbers)
+            columns.append(numbers)
+            names.append(column)
+            if bad.any():
+                train_values = numbers[train_rows][~bad[train_rows]]
+                fill = float(np.median(train_values)) if len(train_values) else 0.0
+                columns[-1] = np.where(bad, fill, numbers)
+                columns.append(bad.astype(np.float64))
+                names.append(f"{column} (missing)")
+                changes.append(
+                    f"{column}: missing or infinite in {_rows(bad)}; filled with the train"
+                    f" median {fill:.6g}, beside an indicator column '{column} (missing)'"
+                )
+            continue
+        missing = values.isna().to_numpy()
+        text = values.astype(str).to_numpy()
+        categories = sorted(set(text[train_rows][~missing[train_rows]]))
+        for category in categories:
+            columns.append(((text == category) & ~missing).astype(np.float64))
+            names.append(f"{column}={category}")
+        if missing.any():
+            columns.append(missing.astype(np.float64))
+            names.append(f"{column} (missing)")
+        shown = ", ".join(categories[:SHOWN_CATEGORIES])
+        more = len(categories) - SHOWN_CATEGORIES
+        shown += f" and {more} more" if more > 0 else ""
+        unseen = ~missing & ~np.isin(text, categories)
+        changes.append(
+            f"{column}: text, one-hot over the train split's {len(categories)} categories"
+            f" ({shown})"
+            + (f"; missing in {_rows(missing)}: a column of its own" if missing.any() else "")
+            + (f"; a category train lacks in {_rows(unseen)}: all zeros" if unseen.any() else "")
+        )
+    x = np.stack(columns, axis=1).astype(np.float32)
+    return Encoded(x=x, columns=tuple(names), changes=tuple(changes))
 
 
 def _rows(bad: np.ndarray) -> str:
