@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -352,6 +353,12 @@ def run(out: Path, dry: bool, only: tuple[str, ...] = CHECKS) -> int:
     import torch
 
     gpu = torch.cuda.is_available() and not dry
+    if not gpu:
+        from tuneladder.device import VISIBLE_GPUS_VARIABLE
+
+        # a dry run plans as if the GPU were there, so the probe and the lanes run (on the
+        # CPU): the workflow would otherwise ignore --resources gpu=1 on a CPU machine
+        os.environ.setdefault(VISIBLE_GPUS_VARIABLE, "1")
     checks = Checks(out)
     checks.report.update(
         torch=torch.__version__,

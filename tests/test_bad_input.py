@@ -23,13 +23,13 @@ def make_task(options):
 SPACE = {"lr": {"dist": "loguniform", "low": 1e-3, "high": 1e-1}}  # valid for any task
 
 
-def csv(text: str):
+def csv(text: str, **table_options):
     """A config using a CSV file with ``text`` as its contents (None: no file at all)."""
 
     def setup(workdir: Path) -> dict:
         if text is not None:
             (workdir / "table.csv").write_text(text)
-        options = {"path": "table.csv", "target": "label"}
+        options = {"path": "table.csv", "target": "label", **table_options}
         return {
             "task": {"name": "csv", "options": options},
             "train": {"epochs": 1},
@@ -118,10 +118,25 @@ CASES = [
     ("csv-no-target", csv("a,b,y\n1,2,0\n3,4,1\n"), "table.csv: no target column 'label'"),
     (
         "csv-nan",
-        csv("a,b,label\n" + "1,,0\n2,3,1\n" * 10),
-        "feature column 'b' has missing values",
+        csv("a,b,label\n" + "1,,0\n2,3,1\n" * 10, missing="error"),
+        "feature column 'b' has missing values (10 rows, first: data row 1): set"
+        " task.options.missing: fill",
     ),
-    ("csv-text", csv("a,b,label\n" + "1,x,0\n2,3,1\n" * 10), "feature column 'b' is not numeric"),
+    (
+        "csv-text",
+        csv("a,b,label\n" + "1,x,0\n2,3,1\n" * 10, categorical="error"),
+        "feature column 'b' is text (e.g. 'x'): set task.options.categorical: onehot",
+    ),
+    (
+        "csv-many-categories",
+        csv("a,b,label\n" + "".join(f"1,t{i},{i % 2}\n" for i in range(25))),
+        "feature column 'b' has 25 distinct text values, more than task.options.max_categories",
+    ),
+    (
+        "csv-bad-option",
+        csv("a,label\n1,0\n2,1\n", missing="zero"),
+        "task.options.missing must be fill or error, got 'zero'",
+    ),
     ("csv-one-class", csv("a,b,label\n" + "1,2,0\n" * 20), "target 'label' has a single class"),
     (
         "csv-nan-target",

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from tuneladder.device import Runtime
+from tuneladder.halving import LEVELS_DIR
 from tuneladder.io import read_json, write_csv, write_json
 from tuneladder.preflight import DataError, UserCodeError
-from tuneladder.rungs import COARSE, FINE, by_name, trial_order
+from tuneladder.rungs import COARSE, FINE, SEARCH_RUNGS, by_name, trial_order
 from tuneladder.startup import freeze_at_exit, import_torch
 
 __all__ = [
@@ -45,6 +46,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("tuneladder")
+# the rungs that sweep (coarse, fine): their folders hold levels/ when they halve
+SEARCHING = frozenset(rung.name for rung in SEARCH_RUNGS)
 
 
 class StageError(RuntimeError):
@@ -718,6 +721,10 @@ def collect_rung_stage(
                 data_fingerprint=meta["fingerprint"],
                 metric=metric["name"],
             )
+            if plan_data.get("rung") in SEARCHING:
+                # dvc.yaml declares a sweep's levels/ whatever the config: one that does
+                # not halve leaves it empty, so `dvc repro` finds every output it names
+                (Path(plan).parent / LEVELS_DIR).mkdir(exist_ok=True)
     except IncompleteRung as err:
         raise StageError(str(err)) from None
     counts: dict[str, int] = {}
