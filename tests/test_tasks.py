@@ -126,21 +126,23 @@ def test_data_info_round_trips_with_its_target_scale() -> None:
 
 
 @pytest.mark.parametrize(
-    ("content", "message"),
+    ("content", "options", "message"),
     [
-        (None, "data file not found"),
-        ("", "cannot read"),
-        ("a,b\n1,2\n", "no target column 'label'"),
-        ("a,label\nx,1\ny,0\n", "feature column 'a' is not numeric"),
-        ("a,label\n1,1\n,0\n", "feature column 'a' has missing values"),
-        ("a,label\n1,1\n2,1\n", "single class"),
+        (None, {}, "data file not found"),
+        ("", {}, "cannot read"),
+        ("a,b\n1,2\n", {}, "no target column 'label'"),
+        ("a,label\nx,1\ny,0\n", {"categorical": "error"}, "feature column 'a' is text"),
+        ("a,label\n1,1\n,0\n", {"missing": "error"}, "feature column 'a' has missing values"),
+        ("a,label\n1,1\n2,1\n", {}, "single class"),
     ],
 )
-def test_csv_problems_name_the_file_and_column(tmp_path: Path, content, message: str) -> None:
+def test_csv_problems_name_the_file_and_column(
+    tmp_path: Path, content, options: dict, message: str
+) -> None:
     path = tmp_path / "bad.csv"
     if content is not None:
         path.write_text(content)
-    task = load_task("csv", {"path": str(path), "target": "label"})
+    task = load_task("csv", {"path": str(path), "target": "label", **options})
     with pytest.raises((ValueError, FileNotFoundError), match=message):
         prepare(task, tmp_path / "data", seed=0)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import subprocess
@@ -103,7 +104,16 @@ def test_a_trial_run_holds_params_curves_tags_and_files(tmp_path: Path, trials) 
     assert run.data.tags["tuneladder.status"] == "ok"
     assert run.data.params["lr"] == str(result["params"]["lr"])
     assert run.data.params["width"] == "16"
-    assert [m.step for m in client.get_metric_history(run_id, "val_accuracy")] == [0, 1]
+    curve = client.get_metric_history(run_id, "val_accuracy")
+    assert [m.step for m in curve] == [0, 1]
+    # each epoch at the time it ended: start plus the epochs' seconds so far
+    rows = csv.DictReader((trials[0] / "history.csv").read_text().splitlines())
+    seconds = [float(r["epoch_seconds"]) for r in rows]
+    started = int(result["started_at"] * 1000)
+    assert [m.timestamp for m in curve] == [
+        started + int(1000 * sum(seconds[: i + 1])) for i in range(len(seconds))
+    ]
+    assert curve[1].timestamp > curve[0].timestamp
     assert run.data.metrics["best_val_metric"] == pytest.approx(result["best_val_metric"])
     artifacts = {a.path for a in client.list_artifacts(run_id)}
     assert {"config.json", "history.csv", "result.json"} <= artifacts
@@ -144,6 +154,8 @@ def test_the_ladders_store_after_a_run_and_a_rerun(tiny_ladder: Path, tmp_path: 
 
     runs = _store(results_of(tiny_ladder))
     (parent,) = runs["ladder"]
+    # the ladder's run ends with its final stage, not left RUNNING
+    assert parent.info.status == "FINISHED" and parent.info.end_time is not None
     trials = runs["trial"]
     # one run per trial on disk (4 coarse + 3 fine + 3 groups x 2 seeds), each a child
     assert len(trials) == len(_trials_on_disk(results_of(tiny_ladder))) == 13

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import sys
 import time
@@ -309,13 +310,14 @@ def lr_range_test_stage(
     rows = [
         {
             "lr": lr,
+            "log10_lr": math.log10(lr),
             "loss": loss,
             "smoothed": sm,
             "smoothed_zero_lag": zero_lag[i] if i < len(zero_lag) else None,
         }
         for i, (lr, loss, sm) in enumerate(curve)
     ]
-    write_csv(csv_out, ("lr", "loss", "smoothed", "smoothed_zero_lag"), rows)
+    write_csv(csv_out, ("lr", "log10_lr", "loss", "smoothed", "smoothed_zero_lag"), rows)
     log.info(
         "LR range test: suggestion %.3g, range %s, divergence at %s",
         result["suggestion"],

@@ -212,15 +212,19 @@ class Tracker:
         out = []
         history = trial_dir / "history.csv"
         if history.is_file():
+            # each epoch stamped when it ended, so MLflow's wall-time axis shows the training
+            elapsed_ms = 0.0
             with open(history) as handle:
                 for row in csv.DictReader(handle):
                     step = int(row["epoch"])
+                    elapsed_ms += 1000 * (_number(row.get("epoch_seconds")) or 0.0)
+                    stamp = started + int(elapsed_ms)
                     values = {k: row[k] for k in HISTORY_METRICS}
                     values[f"train_{name}"] = row["train_metric"]
                     values[f"val_{name}"] = row["val_metric"]
                     for key, text in values.items():
                         if text not in ("", None):
-                            out.append(Metric(key, float(text), started, step))
+                            out.append(Metric(key, float(text), stamp, step))
         for key in (
             "best_val_metric",
             "best_val_loss",
@@ -247,6 +251,7 @@ class Tracker:
         with _locked(self._lock):
             existing = self.find(tag)
             if existing:
+                self._end_parent()
                 return existing
             numbers = {
                 # every metric the task records, on test; the headline names below win
@@ -286,7 +291,25 @@ class Tracker:
                     pip_requirements=[f"torch=={_torch_version()}"],
                 )
                 run_id = run.info.run_id
+            self._end_parent()
         return run_id
+
+    def _end_parent(self) -> None:
+        """The ladder's run ends with its final stage: FINISHED, with an end time.
+
+        A later trial (a rerun with more seeds) logs under it again; ending it once
+        more then moves its end time forward.
+        """
+        self._client.set_terminated(self._parent, status="FINISHED")
+
+
+def _number(text: str | None) -> float | None:
+    """A history cell as a finite float; blank or non-finite cells are None."""
+    try:
+        value = float(text) if text not in ("", None) else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _torch_version() -> str:
