@@ -383,7 +383,9 @@ def test_a_halving_ladder_continues_the_best_configs_from_their_states(
     assert '<section id="halving">' in (report / "index.html").read_text()
     status = ladder_status(results_of(halving_ladder), config=ladder_config)
     text = format_status(status)
-    assert "coarse   6/6 done" in text and "halving levels: 4/4 to 1, 2/2 to 2 epochs" in text
+    # configs, not trainings: 4 configs, of which 2 went on to the second level
+    assert "coarse   4/4 done" in text, text
+    assert "halving levels: 4/4 to 1, 2/2 to 2 epochs" in text, text
     assert status["best"]["rung"] != "coarse" or status["best"]["name"] in best_two
     # reuse: nothing to do; after a kill in level 1, its lost trial is trained again from
     # level 0's state, and nothing else is
@@ -404,3 +406,51 @@ def test_a_halving_ladder_continues_the_best_configs_from_their_states(
     assert history_rows(redone.parent / "history.csv") == history_rows(
         halving_ladder / redone.parent.relative_to(ladder) / "history.csv"
     )
+
+
+@pytest.mark.slow
+def test_mlflow_holds_one_run_per_config_with_its_levels_as_steps(
+    halving_ladder: Path, tmp_path: Path
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from helpers import results_of
+    from tuneladder.halving import level_trial_dirs
+    from tuneladder.io import read_json
+    from tuneladder.tracking import open_ladder
+    from tuneladder.trials import read_result
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = open_ladder(tracking_uri=uri, experiment="halving", results=tmp_path)
+    rows = read_json(results_of(halving_ladder) / "coarse" / "results.json")["trials"]
+    levels = {r["name"]: [halving_ladder / d for d in level_trial_dirs(r)] for r in rows}
+    ids = {}
+    for _ in range(2):  # a second pass finds every level logged and adds nothing
+        for name, dirs in levels.items():
+            for d in dirs:
+                ids.setdefault(name, set()).add(tracker.log_trial(read_result(d), d))
+    assert all(len(run_ids) == 1 for run_ids in ids.values())  # one run per config
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("halving")
+    trials = client.search_runs(
+        [experiment.experiment_id], filter_string="tags.`tuneladder.role` = 'trial'"
+    )
+    assert sorted(r.info.run_name for r in trials) == sorted(f"coarse-{n}" for n in levels)
+    for name, dirs in levels.items():
+        (run_id,) = ids[name]
+        curve = client.get_metric_history(run_id, "val_loss")
+        # the epochs of every level once each, in order, each stamped after the one before
+        assert [m.step for m in curve] == list(range(len(dirs)))
+        assert [m.timestamp for m in curve] == sorted(m.timestamp for m in curve)
+        assert [m.step for m in client.get_metric_history(run_id, "best_val_metric")] == list(
+            range(len(dirs))
+        )
+        run = client.get_run(run_id)
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["tuneladder.epochs_logged"] == str(len(dirs))
+        last = read_result(dirs[-1])
+        assert run.info.end_time == int(last["started_at"] * 1000) + int(
+            last["total_seconds"] * 1000
+        )
+        artifacts = {a.path for a in client.list_artifacts(run_id)}
+        assert artifacts == {f"level-{i}" for i in range(len(dirs))}

@@ -25,6 +25,9 @@ __all__ = ["Tracker", "ladder_run", "open_ladder", "resolve_uri"]
 log = logging.getLogger(__name__)
 
 TRIAL_TAG = "tuneladder.trial"
+CONFIG_TAG = "tuneladder.config"  # a halving config's run, over all its levels
+LEVEL_TAG = "tuneladder.level"  # .<level>: the trial tag of each level logged
+EPOCHS_TAG = "tuneladder.epochs_logged"
 ROLE_TAG = "tuneladder.role"
 HISTORY_METRICS = (
     "train_loss",
@@ -158,58 +161,120 @@ class Tracker:
         return runs[0].info.run_id if runs else None
 
     def log_trial(self, result: Mapping[str, Any], trial_dir: str | Path) -> str:
-        """Mirror one finished trial; returns its run id (the existing one when logged before)."""
-        from mlflow.entities import Param, RunTag
-        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+        """Mirror one finished trial; returns its run id (the existing one when logged before).
 
+        The levels of a config in a sweep that halves are one run: the first level
+        creates it, each later one adds the epochs it trained (the steps go on where
+        the level before stopped) and moves its end time and status.
+        """
         trial_dir = Path(trial_dir)
         info = result["trial"]
         tag = f"{info['rung']}/{info['name']}/{result['key']}"
         with _locked(self._lock):
-            existing = self.find(tag)
-            if existing:
-                return existing
-            started = int(result["started_at"] * 1000)
-            run = self._client.create_run(
-                self._experiment_id,
-                run_name=f"{info['rung']}-{info['name']}",
-                start_time=started,
-                tags={
-                    MLFLOW_PARENT_RUN_ID: self._parent,
-                    TRIAL_TAG: tag,
-                    ROLE_TAG: "trial",
-                    "tuneladder.rung": info["rung"],
-                    "tuneladder.index": str(info.get("index")),
-                    "tuneladder.seed": str(result["seed"]),
-                    "tuneladder.status": result["status"],
-                    "tuneladder.device": result["device"],
-                    "tuneladder.git_commit": str(result.get("git_commit")),
-                    "tuneladder.reason": str(result.get("reason") or "")[:4000],
-                },
+            if info.get("level") is None:
+                existing = self.find(tag)
+                return existing or self._new_run(result, trial_dir, {TRIAL_TAG: tag})
+            config = f"{info['rung']}/{info['name']}"
+            level = f"{LEVEL_TAG}.{info['level']}"
+            runs = self._client.search_runs(
+                [self._experiment_id],
+                filter_string=f"tags.`{CONFIG_TAG}` = '{config}'",
+                max_results=1,
             )
-            run_id = run.info.run_id
-            params = [Param(k, str(v)) for k, v in sorted(result["params"].items())]
-            metrics = self._metrics(result, trial_dir, started)
-            for i in range(0, max(len(params), 1), 100):
-                self._client.log_batch(run_id, params=params[i : i + 100])
-            for i in range(0, len(metrics), BATCH):
-                self._client.log_batch(run_id, metrics=metrics[i : i + BATCH])
-            self._client.log_batch(
-                run_id, tags=[RunTag("tuneladder.config_hash", result["config_hash"])]
-            )
-            for name in ("config.json", "history.csv", "result.json"):
-                if (trial_dir / name).is_file():
-                    self._client.log_artifact(run_id, str(trial_dir / name))
-            end = started + int(result["total_seconds"] * 1000)
-            status = "FINISHED" if result["status"] == "ok" else "FAILED"
-            self._client.set_terminated(run_id, status=status, end_time=end)
+            if not runs:
+                return self._new_run(
+                    result, trial_dir, {CONFIG_TAG: config, TRIAL_TAG: config, level: tag}
+                )
+            run = runs[0]
+            if run.data.tags.get(level) != tag:
+                self._add_level(run, result, trial_dir, level, tag)
+            return run.info.run_id
+
+    def _new_run(self, result: Mapping[str, Any], trial_dir: Path, tags: Mapping[str, str]) -> str:
+        from mlflow.entities import Param
+        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+        info = result["trial"]
+        started = int(result["started_at"] * 1000)
+        run = self._client.create_run(
+            self._experiment_id,
+            run_name=f"{info['rung']}-{info['name']}",
+            start_time=started,
+            tags={
+                MLFLOW_PARENT_RUN_ID: self._parent,
+                ROLE_TAG: "trial",
+                "tuneladder.rung": info["rung"],
+                "tuneladder.index": str(info.get("index")),
+                "tuneladder.seed": str(result["seed"]),
+                "tuneladder.device": result["device"],
+                "tuneladder.git_commit": str(result.get("git_commit")),
+                **tags,
+            },
+        )
+        run_id = run.info.run_id
+        params = [Param(k, str(v)) for k, v in sorted(result["params"].items())]
+        for i in range(0, max(len(params), 1), 100):
+            self._client.log_batch(run_id, params=params[i : i + 100])
+        self._log_outcome(run_id, result, trial_dir, first_step=0, started=started)
         return run_id
 
-    def _metrics(self, result: Mapping[str, Any], trial_dir: Path, started: int) -> list[Any]:
+    def _add_level(
+        self, run: Any, result: Mapping[str, Any], trial_dir: Path, level: str, tag: str
+    ) -> None:
+        """A later level of a halving config: its new epochs, files and outcome on the run."""
+        from mlflow.entities import RunTag
+
+        run_id = run.info.run_id
+        logged = int(run.data.tags.get(EPOCHS_TAG, "0"))
+        # the level resumed at its start time; its first epoch is the first not yet logged
+        started = int(result["started_at"] * 1000)
+        self._client.log_batch(run_id, tags=[RunTag(level, tag)])
+        self._log_outcome(run_id, result, trial_dir, first_step=logged, started=started)
+
+    def _log_outcome(
+        self,
+        run_id: str,
+        result: Mapping[str, Any],
+        trial_dir: Path,
+        *,
+        first_step: int,
+        started: int,
+    ) -> None:
+        from mlflow.entities import RunTag
+
+        metrics, epochs = self._metrics(result, trial_dir, started, first_step=first_step)
+        for i in range(0, len(metrics), BATCH):
+            self._client.log_batch(run_id, metrics=metrics[i : i + BATCH])
+        tags = {
+            "tuneladder.status": result["status"],
+            "tuneladder.reason": str(result.get("reason") or "")[:4000],
+            "tuneladder.config_hash": result["config_hash"],
+            EPOCHS_TAG: str(max(epochs, first_step)),
+        }
+        self._client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        level = result["trial"].get("level")
+        folder = None if level is None else f"level-{level}"
+        for name in ("config.json", "history.csv", "result.json"):
+            if (trial_dir / name).is_file():
+                self._client.log_artifact(run_id, str(trial_dir / name), folder)
+        end = started + int(result["total_seconds"] * 1000)
+        status = "FINISHED" if result["status"] == "ok" else "FAILED"
+        self._client.set_terminated(run_id, status=status, end_time=end)
+
+    def _metrics(
+        self, result: Mapping[str, Any], trial_dir: Path, started: int, *, first_step: int
+    ) -> tuple[list[Any], int]:
+        """The trial's epoch curves from ``first_step`` on, and its result's numbers.
+
+        Returns the metrics and how many epochs the history holds. The result's
+        numbers are stepped by halving level (0 for a trial that does not halve),
+        so a config's levels read as one series each.
+        """
         from mlflow.entities import Metric
 
         name = result["metric"]["name"]
         out = []
+        epochs = 0
         history = trial_dir / "history.csv"
         if history.is_file():
             # each epoch stamped when it ended, so MLflow's wall-time axis shows the training
@@ -217,6 +282,9 @@ class Tracker:
             with open(history) as handle:
                 for row in csv.DictReader(handle):
                     step = int(row["epoch"])
+                    epochs = max(epochs, step + 1)
+                    if step < first_step:  # logged with the level before
+                        continue
                     elapsed_ms += 1000 * (_number(row.get("epoch_seconds")) or 0.0)
                     stamp = started + int(elapsed_ms)
                     values = {k: row[k] for k in HISTORY_METRICS}
@@ -225,6 +293,7 @@ class Tracker:
                     for key, text in values.items():
                         if text not in ("", None):
                             out.append(Metric(key, float(text), stamp, step))
+        step = int(result["trial"].get("level") or 0)
         for key in (
             "best_val_metric",
             "best_val_loss",
@@ -235,8 +304,8 @@ class Tracker:
         ):
             value = result.get(key)
             if isinstance(value, int | float) and math.isfinite(value):
-                out.append(Metric(key, float(value), started, 0))
-        return out
+                out.append(Metric(key, float(value), started, step))
+        return out, epochs
 
     def log_final(
         self, summary: Mapping[str, Any], out_dir: str | Path, model: Any, example: Any
