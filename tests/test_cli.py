@@ -61,6 +61,36 @@ def test_trial_command_reports_a_bad_override_in_one_line(tmp_path: Path) -> Non
     assert proc.stderr.strip() == "tuneladder: error: train.lr must be > 0, got -1"
 
 
+def test_config_command_writes_a_whole_experiment_dvc_can_read(tmp_path: Path) -> None:
+    """A partial experiment file, resolved: every key filled, and every key dvc.yaml's
+    stages name as params present, so the output can be the config DVC versions."""
+    import yaml
+
+    from tuneladder.config import resolve_config
+
+    command = [TUNELADDER, "config", "--config", str(REPO / "config/examples/csv.yaml")]
+    proc = subprocess.run([*command, "--set", "coarse.trials=7"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    full = yaml.safe_load(proc.stdout)
+    raw = yaml.safe_load((REPO / "config/examples/csv.yaml").read_text())
+    assert full["experiment"] == raw["experiment"] and full["coarse"]["trials"] == 7
+    assert resolve_config(full) == full  # already whole: resolving it changes nothing
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    named = {
+        key
+        for stage in stages.values()
+        for group in stage.get("params", [])
+        for key in group.get("config/config.yaml", [])
+    }
+    for key in sorted(named):
+        node = full
+        for part in key.split("."):
+            assert part in node, f"dvc.yaml's param {key} is not in the resolved config"
+            node = node[part]
+    bad = subprocess.run([*command, "--set", "coarse.trials=-1"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "coarse.trials" in bad.stderr
+
+
 def test_trial_path_imports_no_pandas_matplotlib_or_sklearn() -> None:
     code = (
         "import sys\n"

@@ -39,6 +39,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         " present, else prepared into OUT)",
     )
 
+    full = commands.add_parser(
+        "config",
+        help="print the experiment's whole config: every key, defaults and budget filled in",
+    )
+    full.add_argument("--config", default="config/config.yaml", type=Path)
+    full.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
     status = commands.add_parser(
         "status", help="where a running or finished ladder stands, and what is left"
     )
@@ -74,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _trial(args)
         if args.command == "status":
             return _status(args)
+        if args.command == "config":
+            return _config(args)
     except (ConfigError, TaskError, FileNotFoundError) as err:
         print(f"tuneladder: error: {err}", file=sys.stderr)
         return 2
@@ -82,6 +91,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     return 1
+
+
+def _config(args: argparse.Namespace) -> int:
+    """The resolved config as YAML: what a run of it would use, and a file DVC can read
+    (``dvc.yaml`` names keys of ``config/config.yaml`` as params, so each must be in it)."""
+    import yaml
+
+    from tuneladder.config import load_config
+
+    config = load_config(args.config, args.overrides)
+    print(f"# {args.config}, resolved by tuneladder config: every key, defaults filled in")
+    print(yaml.safe_dump(config, sort_keys=False, default_flow_style=None, width=100), end="")
+    return 0
 
 
 def _trial(args: argparse.Namespace) -> int:
