@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import snakemake, write_config
+from helpers import snakemake, terminal_output, write_config
 from tuneladder.data import load_train_val, prepare
 from tuneladder.tasks import load_task
 
@@ -63,7 +63,9 @@ def tiny_ladder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """
     workdir = tmp_path_factory.mktemp("ladder")
     write_config(workdir)
-    snakemake(workdir)
+    proc = snakemake(workdir)
+    # what the run printed, beside the ladder (not in it): test_terminal reads it
+    terminal_output(workdir).write_text(proc.stdout + proc.stderr)
     before = _snapshot(workdir)
     yield workdir
     changed = sorted(set(before.items()).symmetric_difference(_snapshot(workdir).items()), key=str)

@@ -59,6 +59,11 @@ def write_config(workdir: Path, **overrides) -> None:
     (workdir / "config.yaml").write_text(yaml.safe_dump(tiny_config(**overrides)))
 
 
+def terminal_output(ladder: Path) -> Path:
+    """Where the shared tiny ladder's run left what it printed (beside it, not in it)."""
+    return ladder.parent / f"{ladder.name}-terminal.txt"
+
+
 def results_of(workdir: Path) -> Path:
     """The folder a ladder in ``workdir`` writes to: ``results/<experiment>``."""
     experiment = yaml.safe_load((workdir / "config.yaml").read_text())["experiment"]

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from snakemake.utils import update_config, validate
 
-from tuneladder import rungs
+from tuneladder import rungs, terminal
 from tuneladder.conda_envs import write_env_file
 from tuneladder.device import visible_gpus
 from tuneladder.config import (
@@ -16,6 +16,7 @@ from tuneladder.config import (
 )
 from tuneladder.halving import Halving
 from tuneladder.stale_locks import clear_stale_locks
+from tuneladder.terminal import result_lines
 from tuneladder.status import ladder_status, stop_line
 from tuneladder.report import SWEEP_READS, SWEEPS_FILE, figures_for, report_inputs
 from tuneladder.tasks import TaskError
@@ -87,6 +88,16 @@ def stopped_line():
     cli = Path(sys.argv[0]).name == "snakemake"  # not Snakemake's API, from a notebook
     command = " ".join(["snakemake", *sys.argv[1:]]) if cli else "snakemake"
     return stop_line(status, command)
+
+
+def start_progress():
+    """Progress lines from the process that runs the ladder (not from a job's)."""
+    if workflow.is_main_process:
+        terminal.start(RESULTS, config)
+
+
+def stop_progress():
+    terminal.stop()
 
 
 def clear_locks():
