@@ -69,7 +69,7 @@ def run_trial(
     """
     import torch
 
-    from tuneladder.data import load_train_val, prepare
+    from tuneladder.data import data_for, load_train_val, prepare
     from tuneladder.device import Loading, resolve_device
     from tuneladder.metrics import Scoring
     from tuneladder.runner import run_trial as train_one
@@ -82,6 +82,7 @@ def run_trial(
         default = Path("results") / config["experiment"] / "data"
         data_dir = default if (default / "meta.json").is_file() else out / "data"
     data_dir = Path(data_dir)
+    params = base_params(config["train"], task.defaults)
     if not (data_dir / "meta.json").is_file():
         prepare(
             task,
@@ -89,7 +90,9 @@ def run_trial(
             seed=config["seed"],
             materialize=config["data"]["materialize"],
             max_memory_mb=config["data"]["max_memory_mb"],
+            data_values=task.data_values(params),
         )
+    data_dir = data_for(data_dir, task, params)  # a copy at other data hyperparameters
     torch.set_num_threads(config["threads"])
     device = resolve_device(config["device"])
     loading = Loading(
@@ -99,7 +102,7 @@ def run_trial(
     if on_start is not None:
         on_start({"device": str(device), "train": len(data.train), "val": len(data.val)})
     trial_config = make_trial_config(
-        base_params(config["train"], task.default_model),
+        params,
         {},
         epochs=config["train"]["epochs"],
         seed=seed,
@@ -162,7 +165,12 @@ def run_ladder(
     )
     here = Path.cwd()
     try:
-        with SnakemakeApi(OutputSettings(dryrun=dry_run)) as api:
+        # the terminal view of the snakemake command: the ladder, not the jobs
+        from snakemake_logger_plugin_tuneladder import LogHandlerSettings
+
+        view = {"tuneladder": LogHandlerSettings()}
+        output = OutputSettings(dryrun=dry_run, stdout=dry_run, log_handler_settings=view)
+        with SnakemakeApi(output) as api:
             workflow = api.workflow(
                 resource_settings=resources,
                 # as --config KEY=VALUE: Snakemake's reading of it, and the entries as

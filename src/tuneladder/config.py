@@ -454,7 +454,7 @@ def _check_against_task(config: dict[str, Any], task: Any) -> None:
             path = f"space.{key}.when.{other}"
             if other not in allowed:
                 raise ConfigError(f"{path}: unknown hyperparameter{_did_you_mean(other, allowed)}")
-            fixed = task.default_model.get(other)
+            fixed = task.defaults.get(other)
             unsampled = other not in config["space"] and other not in config["train"]
             if unsampled and other in task.model_params and fixed not in values:
                 raise ConfigError(

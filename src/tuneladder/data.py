@@ -21,6 +21,7 @@ target's own units with them.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ __all__ = [
     "MATERIALIZE",
     "Split",
     "TrainVal",
+    "data_for",
     "load_info",
     "load_test",
     "load_train_val",
@@ -51,6 +53,7 @@ __all__ = [
 ]
 
 EVAL_BATCH = 4096  # samples per evaluation batch of a split held in memory
+VARIANTS = "data-variants"  # beside data/: a copy per other value of a data hyperparameter
 MATERIALIZE = ("auto", "always", "never")
 
 
@@ -260,19 +263,74 @@ def prepare(
     seed: int,
     materialize: str = "auto",
     max_memory_mb: float = 1024,
+    data_values: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Load the task's data, split, standardise and write it. Returns the meta.
 
     ``materialize`` and ``max_memory_mb`` decide whether a task's Datasets are
-    stored as tensors (:func:`materialise`); arrays always are.
+    stored as tensors (:func:`materialise`); arrays always are. ``data_values``
+    are the task's data hyperparameters to load with (its defaults fill the
+    rest); the meta records them, and the settings, for :func:`data_for`.
     """
     if materialize not in MATERIALIZE:
         raise ValueError(f"materialize must be one of {MATERIALIZE}, got {materialize!r}")
-    if task.load_datasets is not None:
-        return _prepare_datasets(
-            task, Path(out_dir), seed=seed, materialize=materialize, max_memory_mb=max_memory_mb
-        )
+    values = task.data_values(data_values or {})
+    task = task.with_data(values)
     out_dir = Path(out_dir)
+    if task.load_datasets is not None:
+        meta = _prepare_datasets(
+            task, out_dir, seed=seed, materialize=materialize, max_memory_mb=max_memory_mb
+        )
+    else:
+        meta = _prepare_arrays(task, out_dir, seed=seed)
+    meta["data_params"] = values
+    meta["settings"] = {"materialize": materialize, "max_memory_mb": max_memory_mb}
+    write_json(out_dir / "meta.json", meta)
+    return meta
+
+
+def data_for(data_dir: str | Path, task: Task, params: Mapping[str, Any]) -> Path:
+    """The folder of prepared data a trial of hyperparameters ``params`` trains on.
+
+    Data hyperparameters (:attr:`Task.data_params`) at the values prepare used
+    are the experiment's own ``data_dir``. Other values get a copy of their own
+    under ``data-variants/`` beside it, prepared once (the first process to need
+    it prepares while others wait on its lock) with the same seed and settings,
+    and named by the values, so every trial with them shares it. Like prepare's,
+    the copy's test split is read by the final rung only.
+    """
+    data_dir = Path(data_dir)
+    if not task.data_params:
+        return data_dir
+    values = task.data_values(params)
+    meta = read_json(data_dir / "meta.json")
+    if _canonical(values) == _canonical(meta.get("data_params") or {}):
+        return data_dir
+    digest = hashlib.sha256(_canonical(values).encode()).hexdigest()[:12]
+    out = data_dir.parent / VARIANTS / digest
+    if not (out / "meta.json").is_file():
+        import fcntl
+        import os
+        import shutil
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out.with_suffix(".lock"), "a") as lock:
+            fcntl.lockf(lock, fcntl.LOCK_EX)
+            if not (out / "meta.json").is_file():  # not made while this one waited
+                partial = out.with_name(f"{out.name}.partial-{os.getpid()}")
+                shutil.rmtree(partial, ignore_errors=True)
+                settings = meta.get("settings") or {}
+                prepare(task, partial, seed=meta["seed"], data_values=values, **settings)
+                shutil.rmtree(out, ignore_errors=True)
+                os.replace(partial, out)
+    return out
+
+
+def _canonical(values: Mapping[str, Any]) -> str:
+    return json.dumps(dict(values), sort_keys=True, separators=(",", ":"))
+
+
+def _prepare_arrays(task: Task, out_dir: Path, *, seed: int) -> dict[str, Any]:
     x, y, class_names = _checked_arrays(task)
     classification = task.kind == "classification"
     n_outputs = int(y.max()) + 1 if classification else y.shape[1]
@@ -328,7 +386,6 @@ def prepare(
         "encoding": encoding,
         "fingerprint": digest.hexdigest()[:16],
     }
-    write_json(out_dir / "meta.json", meta)
     return meta
 
 
@@ -447,7 +504,6 @@ def _prepare_datasets(
         "materialized": held,
         "fingerprint": digest.hexdigest()[:16],
     }
-    write_json(out_dir / "meta.json", meta)
     return meta
 
 
@@ -488,6 +544,7 @@ def load_train_val(
     data_dir = Path(data_dir)
     meta = read_json(data_dir / "meta.json")
     info = DataInfo.from_json(meta["info"])
+    task = _bound(task, meta)
     blobs = {name: _read(data_dir / f"{name}.pt") for name in ("train", "val")}
     sources = _sources_for(blobs.values(), task, data_dir)
     transform = task.train_transform if task is not None else None
@@ -505,8 +562,16 @@ def load_test(
     """The held-out split. Only the final rung calls this, once per chosen model."""
     data_dir = Path(data_dir)
     blob = _read(data_dir / "test.pt")
+    task = _bound(task, read_json(data_dir / "meta.json"))
     sources = _sources_for([blob], task, data_dir)
     return _split(blob, sources, load_info(data_dir), transform=None, loading=loading)
+
+
+def _bound(task: Task | None, meta: Mapping[str, Any]) -> Task | None:
+    """The task loading as the data was prepared: at the data hyperparameters in its meta."""
+    if task is None or not task.data_params:
+        return task
+    return task.with_data(task.data_values(meta.get("data_params") or {}))
 
 
 def _sources_for(

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tuneladder.data import Split, load_test, load_train_val
+from tuneladder.data import Split, data_for, load_info, load_test, load_train_val
 from tuneladder.device import Loading
 from tuneladder.direction import Direction, best_so_far, ok_value, top
 from tuneladder.hparams import TrialConfig, applicable
@@ -278,7 +278,21 @@ def finalize(
     )
     labels = {g: finalist_label(o, g) for g, o in origin.items()}
     tie = tie_break(ranked, metric, labels)
-    test = load_test(data_dir, task, loading=loading).to(device)
+    # each test split is read here, once: prepare's, and that of each other value of
+    # the task's data hyperparameters a finalist trained at (tuneladder.data.data_for)
+    tests: dict[Path, tuple[Split | DatasetSplit, DataInfo]] = {}
+
+    def test_of(params: Mapping[str, Any] | None) -> tuple[Split | DatasetSplit, DataInfo]:
+        """The test split of ``params``' data values; prepare's when None."""
+        folder = Path(data_dir)
+        if task is not None and params is not None:
+            folder = data_for(data_dir, task, params)
+        if folder not in tests:
+            split = load_test(folder, task, loading=loading).to(device)
+            tests[folder] = (split, info if folder == Path(data_dir) else load_info(folder))
+        return tests[folder]
+
+    test, _ = test_of(None)  # prepare's: the trivial baseline's
 
     def test_scores(group: str) -> tuple[list[dict[str, float]], list[Mapping[str, Any]]]:
         scores, used = [], []
@@ -287,9 +301,10 @@ def finalize(
             if row["status"] != "ok" or not weights.is_file():
                 continue
             config = TrialConfig.from_json({**_config_of(row)})
-            model = build_model(config.model, info).to(device)
+            split, split_info = test_of(config.model)
+            model = build_model(config.model, split_info).to(device)
             model.load_state_dict(torch.load(weights, weights_only=True, map_location=device))
-            scores.append(evaluate_metrics(model, test, info, scoring))
+            scores.append(evaluate_metrics(model, split, split_info, scoring))
             used.append(row)
         return scores, used
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import inspect
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,7 @@ __all__ = [
     "call_task_function",
     "check_model",
     "function_name",
+    "unread_hyperparameters",
     "user_error",
     "wrong_return",
 ]
@@ -87,6 +88,74 @@ def wrong_return(func: Callable[..., Any], value: Any, expected: str) -> UserCod
         f"{function_name(func)} ({_definition(func)}) returned {type(value).__name__},"
         f" expected {expected}"
     )
+
+
+class _Reads(dict):
+    """The hyperparameters, noting which of them the factory looks up."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        super().__init__(values)
+        self.read: set[str] = set()
+
+    def __getitem__(self, key: str) -> Any:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self.read.add(str(key))
+        return super().__contains__(key)
+
+    def keys(self) -> Any:  # dict(hp), {**hp}: every value is read
+        self.read.update(super().keys())
+        return super().keys()
+
+    def items(self) -> Any:
+        self.read.update(super().keys())
+        return super().items()
+
+    def values(self) -> Any:
+        self.read.update(super().keys())
+        return super().values()
+
+    def __iter__(self) -> Any:
+        self.read.update(super().keys())
+        return super().__iter__()
+
+
+def unread_hyperparameters(
+    build_model: Callable[..., Any],
+    configs: Sequence[tuple[Mapping[str, Any], Collection[str]]],
+    info: DataInfo,
+) -> list[str]:
+    """Names sampled for some configs that ``build_model`` read for none of them.
+
+    ``configs`` are pairs of a config's model hyperparameters and the names its
+    trial samples. Each is built on the meta device (no memory, no weights); a
+    config the factory cannot build there is left out, as the prepare rung has
+    already built the base config for real. A name the factory reads only in
+    some configs (``channels`` of a CNN) counts as read when one of them samples
+    it, so conditional reads are not taken for unread ones.
+    """
+    import torch
+
+    sampled: set[str] = set()
+    read: set[str] = set()
+    built = 0
+    for hyperparameters, names in configs:
+        values = _Reads(hyperparameters)
+        try:
+            with torch.device("meta"), torch.random.fork_rng(devices=[]):
+                build_model(values, info)
+        except Exception:  # noqa: S112 - a factory that needs real tensors is checked at prepare
+            continue
+        built += 1
+        sampled |= set(names) & set(hyperparameters)
+        read |= values.read & set(names)
+    return sorted(sampled - read) if built else []
 
 
 def check_model(

@@ -156,7 +156,12 @@ def prepare_stage(
 
     try:
         task_obj = _task(task)
-        meta = prepare(task_obj, data_dir, seed=seed, **(data or {}))
+        # the data hyperparameters at the config's fixed values (a sweep's others get
+        # copies of their own, prepared when a trial first needs them: data.data_for)
+        values = task_obj.data_values(train or {})
+        meta = prepare(task_obj, data_dir, seed=seed, data_values=values, **(data or {}))
+        if values:
+            log.info("data hyperparameters: %s", values)
         log.info("prepared %s: %s", meta["task"], meta["sizes"])
         _report_encoding(meta, data_dir)
         if meta.get("materialized") is not None:
@@ -192,7 +197,7 @@ def _base_config(task_obj: Any, train: Mapping[str, Any], seed: int) -> Any:
     from tuneladder.trials import base_params, derive_seed, make_trial_config
 
     return make_trial_config(
-        base_params(train, task_obj.default_model),
+        base_params(train, task_obj.defaults),
         {},
         epochs=train["epochs"],
         seed=derive_seed(seed, "sanity", 0),
@@ -221,6 +226,41 @@ def _train_val(data_dir: str | Path, task_obj: Any, runtime: Runtime, device: An
     from tuneladder.data import load_train_val
 
     return load_train_val(data_dir, task_obj, loading=runtime.loading()).to(device)
+
+
+def _data_provider(
+    data_dir: str | Path, task_obj: Any, runtime: Runtime, device: Any, base: Any
+) -> Any:
+    """``config -> TrainVal`` for a task with data hyperparameters, else None.
+
+    A trial at prepare's values trains on ``base``; one at other values on their
+    prepared copy (:func:`tuneladder.data.data_for`), loaded when first needed and
+    kept on the device until a trial needs another (trials of one value tend to
+    follow each other only by chance, so one copy beside ``base`` is kept, not all).
+    The copy carries ``base``'s fingerprint: that keys every trial, whose config
+    holds the values.
+    """
+    if not task_obj.data_params:
+        return None
+    import dataclasses
+
+    from tuneladder.data import data_for, load_train_val
+
+    base_dir = Path(data_dir)
+    held: dict[Path, Any] = {}
+
+    def provide(config: Any) -> Any:
+        folder = data_for(base_dir, task_obj, config.model)
+        if folder == base_dir:
+            return base
+        if folder not in held:
+            held.clear()
+            loaded = load_train_val(folder, task_obj, loading=runtime.loading()).to(device)
+            held[folder] = dataclasses.replace(loaded, fingerprint=base.fingerprint)
+            log.info("data %s from %s", task_obj.data_values(config.model), folder)
+        return held[folder]
+
+    return provide
 
 
 def _span() -> dict[str, float | None]:
@@ -337,7 +377,10 @@ def plan_coarse_stage(
     sweep: Mapping[str, Any],
     seed: int,
     out: str | Path,
+    data_dir: str | Path | None = None,
 ) -> None:
+    """The coarse plan; with ``data_dir``, also refuse a searched model hyperparameter
+    that the task's model factory never reads (:func:`_check_reads`)."""
     from tuneladder.space import conditions_from_config, space_from_config
 
     lr_bounds = tuple(read_json(lr_range)["range"]) if lr_range else None
@@ -352,6 +395,38 @@ def plan_coarse_stage(
         seed=seed,
         out=out,
     )
+    if data_dir is not None:
+        _check_reads(_task(task), read_json(out), data_dir, out)
+
+
+def _check_reads(task_obj: Any, plan: Mapping[str, Any], data_dir: str | Path, out: Any) -> None:
+    """A model hyperparameter searched but never read by the factory would be "tuned"
+    (and given an importance) while it changes nothing: a config error, before any
+    trial. Each planned config is built on the meta device, recording what it reads."""
+    import_torch(dynamo=False)
+    from tuneladder.config import ConfigError
+    from tuneladder.data import load_info
+    from tuneladder.preflight import function_name, unread_hyperparameters
+
+    model = set(task_obj.default_model)
+    configs = [
+        (entry["config"]["model"], set(entry["sampled"]) & model)
+        for entry in plan["trials"]
+        if "config" in entry and set(entry.get("sampled", {})) & model
+    ][:64]
+    if not configs:
+        return
+    unread = unread_hyperparameters(task_obj.build_model, configs, load_info(data_dir))
+    if unread:
+        Path(out).unlink(missing_ok=True)  # no plan: the sweep must not start
+        names = ", ".join(f"space.{name}" for name in unread)
+        raise ConfigError(
+            f"{names}: searched, but the model factory {function_name(task_obj.build_model)}"
+            f" never reads {'it' if len(unread) == 1 else 'them'} in {len(configs)} planned"
+            " configs, so the sweep would tune a value that changes nothing. Leave it out"
+            " of space, read it in the factory, or, if it changes the data, give it in the"
+            " task's data_params (README: Data hyperparameters)"
+        )
 
 
 def plan_fine_stage(
@@ -426,7 +501,7 @@ def _write_sweep_plan(
     from tuneladder.trials import base_params
 
     task_obj = _task(task)
-    base = base_params(train, task_obj.default_model)
+    base = base_params(train, task_obj.defaults)
     if sweep["sampler"] == TPE:
         plan = plan_tpe(
             rung,
@@ -600,6 +675,7 @@ def sweep_lane_stage(
     task = spec["task"]
     task_obj = _task(task)
     data = _train_val(spec["data_dir"], task_obj, runtime, torch_device)
+    data_for = _data_provider(spec["data_dir"], task_obj, runtime, torch_device, data)
     tracking = spec.get("tracking")
     on_result = _TrialLogger(tracking) if tracking else None
     try:
@@ -622,6 +698,7 @@ def sweep_lane_stage(
             scoring=_scoring(task_obj),
             model_applies=task_obj.applies,
             code=task_code(task["name"], task_obj.build_model),
+            data_for=data_for,
         )
     finally:
         if on_result is not None:
@@ -805,7 +882,7 @@ def plan_seeds_stage(
         }
         for r in finalists
     ]
-    baseline = base_params(train, _task(task).default_model)
+    baseline = base_params(train, _task(task).defaults)
     plan = plan_seeds(
         picked, seeds=seeds["seeds"], epochs=seeds["epochs"], baseline=baseline, ladder_seed=seed
     )
@@ -958,11 +1035,12 @@ def _log_final_model(
 ) -> str:
     import torch
 
-    from tuneladder.data import load_info, load_train_val
+    from tuneladder.data import data_for, load_info, load_train_val
     from tuneladder.hparams import TrialConfig
 
     task_obj = _task(task)
     config = TrialConfig.from_json(read_json(final_dir / "best_config.json"))
+    data_dir = data_for(data_dir, task_obj, config.model)  # at the chosen data values
     model = task_obj.build_model(config.model, load_info(data_dir))
     model.load_state_dict(torch.load(final_dir / "model.pt", weights_only=True))
     val = load_train_val(data_dir, task_obj).val  # never the test split

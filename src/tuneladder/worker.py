@@ -78,9 +78,12 @@ def _progress(claims: ClaimBook, rung: str, name: str, epochs: int) -> Any:
     def on_epoch(row: Mapping[str, float]) -> None:
         claims.heartbeat(name)
         log.info(
-            "%s %s epoch %d/%d val_metric %.4f (%.2fs)",
+            # epochs are numbered from 0 everywhere (history.csv, result.json, MLflow's
+            # steps); the count beside it says how far the trial has come
+            "%s %s epoch %d (%d of %d) val_metric %.4f (%.2fs)",
             rung,
             name,
+            row["epoch"],
             row["epoch"] + 1,
             epochs,
             row["val_metric"],
@@ -134,6 +137,7 @@ def run_worker(
     scoring: Scoring | None = None,
     model_applies: Callable[[Mapping[str, Any]], Collection[str]] | None = None,
     code: Code | None = None,
+    data_for: Callable[[TrialConfig], TrainVal] | None = None,
 ) -> dict[str, Any]:
     """Run until no trial of the plan is left to claim; return what this worker did.
 
@@ -147,7 +151,11 @@ def run_worker(
     same way: each level is planned from the table of the level before, once
     every trial of that level has a result. ``code`` is the fingerprint of the
     code that decides the trials (see :func:`tuneladder.trials.code_fingerprint`);
-    by default, that of the model factory's module.
+    by default, that of the model factory's module. ``data_for(config)`` is the
+    data a trial trains on when its data hyperparameters are not prepare's (see
+    :func:`tuneladder.data.data_for`; it must carry ``data``'s fingerprint, which
+    keys every trial: the values themselves are in the trial's config); ``data``
+    when None.
     """
     rung_dir = Path(rung_dir)
     ran: list[str] = []
@@ -198,7 +206,7 @@ def run_worker(
 
                 result = run_trial(
                     config,
-                    data,
+                    data if data_for is None else data_for(config),
                     build_model,
                     trial_dir,
                     metric=metric,

@@ -2,6 +2,7 @@ rule plan_coarse:
     input:
         unpack(lr_range_input),
         overfit=f"{RESULTS}/sanity/overfit.json",
+        data=DATA,
     output:
         f"{RESULTS}/coarse/plan.json",
     log:
@@ -16,6 +17,7 @@ rule plan_coarse:
         train=config["train"],
         sweep=config["coarse"],
         seed=config["seed"],
+        data_dir=data_dir,
     script:
         "../scripts/plan_coarse.py"
 

@@ -9,4 +9,5 @@ with logged(snakemake.log[0]):
         sweep=snakemake.params.sweep,
         seed=snakemake.params.seed,
         out=snakemake.output[0],
+        data_dir=snakemake.params.data_dir,
     )

@@ -160,6 +160,17 @@ class Task:
             :class:`~tuneladder.metric_table.Metric` with its function and
             direction; the config's ``metric.name`` can select any of them, as
             any built-in one. A name must not be a built-in one.
+        data_params: Data hyperparameters and their defaults, such as a
+            window length, an image size or an augmentation strength: names
+            the config's ``train`` and ``space`` take as they take model
+            hyperparameters. With any, ``load_arrays`` and ``load_datasets``
+            (and ``train_transform``, when it takes two arguments) are called
+            with the trial's values as a dict. Prepare makes the data of the
+            config's fixed values; a trial with other values gets its own
+            prepared copy, made once per distinct values and shared by every
+            trial that has them (see :func:`tuneladder.data.data_for`). The
+            test split of each copy is read by the final rung only. The model
+            factory sees them too, among its hyperparameters.
 
     Example::
 
@@ -183,8 +194,19 @@ class Task:
     loss: Callable[[DataInfo], Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] | None = None
     extra_metrics: Mapping[str, Metric] = field(default_factory=dict)
     encode: Callable[[Any, np.ndarray], Encoded] | None = None
+    data_params: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if both := sorted(set(self.data_params) & set(self.default_model)):
+            raise ValueError(
+                f"{both[0]!r} is in both data_params and default_model: a hyperparameter"
+                " changes the data or the model, give it in one of them"
+            )
+        if self.data_params and self.applies is not None:
+            # ``applies`` speaks for the model; the data hyperparameters always apply
+            object.__setattr__(
+                self, "applies", _AppliesWithData(self.applies, frozenset(self.data_params))
+            )
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         if (self.load_arrays is None) == (self.load_datasets is None):
@@ -209,8 +231,37 @@ class Task:
 
     @property
     def model_params(self) -> frozenset[str]:
-        """The hyperparameter names ``build_model`` reads: others in a config are typos."""
-        return frozenset(self.default_model)
+        """The task's hyperparameter names, the model's and the data's: a config's others
+        are typos."""
+        return frozenset(self.default_model) | frozenset(self.data_params)
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """Every task hyperparameter's default: the model's, then the data's."""
+        return {**self.default_model, **self.data_params}
+
+    def data_values(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The data hyperparameters of a trial's (or a config's) ``params``, defaults filled."""
+        return {name: params.get(name, default) for name, default in self.data_params.items()}
+
+    def with_data(self, values: Mapping[str, Any]) -> Task:
+        """This task with its loaders (and two-argument train transform) bound to ``values``:
+        what prepare and the trials of those data hyperparameters load through."""
+        if not self.data_params:
+            return self
+        import dataclasses
+        import functools
+        import inspect
+
+        values = dict(values)
+        bound: dict[str, Any] = {"data_params": {}}
+        for name in ("load_arrays", "load_datasets"):
+            if (func := getattr(self, name)) is not None:
+                bound[name] = functools.partial(func, values)
+        transform = self.train_transform
+        if transform is not None and len(inspect.signature(transform).parameters) >= 2:
+            bound["train_transform"] = functools.partial(_with_values, transform, values)
+        return dataclasses.replace(self, **bound)
 
     @property
     def metrics(self) -> dict[str, Metric]:
@@ -220,3 +271,19 @@ class Task:
             # the task's own loss may take any value: nothing to clip an interval to
             built_in["loss"] = Metric(mode="min")
         return {**built_in, **self.extra_metrics}
+
+
+def _with_values(transform: Callable[[Any, Mapping[str, Any]], Any], values: Any, x: Any) -> Any:
+    """A two-argument train transform, given the trial's data hyperparameters."""
+    return transform(x, values)
+
+
+@dataclass(frozen=True)
+class _AppliesWithData:
+    """A task's ``applies``, with its data hyperparameters, which apply to every model."""
+
+    model: Callable[[Mapping[str, Any]], Collection[str]]
+    data: frozenset[str]
+
+    def __call__(self, params: Mapping[str, Any]) -> set[str]:
+        return set(self.model(params)) | (self.data & set(params))
