@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 from tuneladder.claims import ClaimBook
 
 
@@ -82,3 +84,54 @@ def test_worker_order_takes_own_stripe_then_steals_from_the_end() -> None:
     for w in range(3):
         every |= set(worker_order(7, worker=w, workers=3, steal=False))
     assert every == set(range(7))
+
+
+class _Slow(torch.nn.Module):
+    """A linear model whose every forward pass waits: an epoch longer than stale_s."""
+
+    def __init__(self, features: int, outputs: int) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(features, outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        time.sleep(0.5)
+        return self.linear(x.flatten(1))
+
+
+def _slow_model(hp, info) -> torch.nn.Module:
+    return _Slow(int(torch.tensor(info.input_shape).prod()), info.n_outputs)
+
+
+def _train_slowly(rung_dir: str, digits, done) -> None:
+    from tuneladder.hparams import TrialConfig
+    from tuneladder.worker import run_worker
+
+    config = TrialConfig(epochs=1, batch_size=512, model={})
+    plan = {"rung": "coarse", "trials": [{"name": "0", "index": 0, "dir": "trials/0",
+                                          "config": config.to_json()}]}  # fmt: skip
+    report = run_worker(plan, rung_dir, digits, _slow_model, worker=0, workers=1,
+                        metric="accuracy", mode="max", device=torch.device("cpu"),
+                        stale_claim_s=1.0)  # fmt: skip
+    done.put(report["ran"])
+
+
+def test_a_claim_outlives_an_epoch_longer_than_stale_s(tmp_path: Path, digits) -> None:
+    """Another host may take a claim over once its heartbeat is stale_s old: the worker
+    training the trial keeps it fresh from a thread, so an epoch of several seconds
+    (stale_s is 1 s here) is trained once, by the worker that claimed it."""
+    ctx = mp.get_context("fork")
+    done = ctx.Queue()
+    worker = ctx.Process(target=_train_slowly, args=(str(tmp_path), digits, done))
+    worker.start()
+    elsewhere = ClaimBook(tmp_path / "claims", stale_s=1.0, host="another-node")
+    held_for = 0.0
+    start = time.monotonic()
+    while worker.is_alive() and time.monotonic() - start < 120:
+        if elsewhere.path("0").exists():
+            assert not elsewhere.try_claim("0"), "a live worker's claim was taken over"
+            held_for = time.monotonic() - start
+        time.sleep(0.1)
+    worker.join(timeout=60)
+    assert worker.exitcode == 0 and done.get(timeout=5) == ["0"]
+    assert held_for > 3.0  # the claim was held (and tried) for more than 3 x stale_s
+    assert (tmp_path / "trials" / "0" / "result.json").is_file()

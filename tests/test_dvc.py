@@ -72,6 +72,12 @@ def _copy(project: Path, tmp_path: Path) -> Path:
 def test_repro_runs_the_ladder_and_a_second_repro_does_nothing(project: Path) -> None:
     metrics = json.loads((project / RESULTS / "final" / "metrics.json").read_text())
     assert 0.5 < metrics["test_mean"] <= 1.0 and metrics["trials"] == 7
+    # the mlflow stage ran too; with mlflow off its marker says so
+    marker = json.loads((project / RESULTS / "mlflow.json").read_text())
+    assert marker == {"run_id": None, "trials": 0, "error": "mlflow is disabled in the config"}
+    # the plots: LR range on log10(lr), and the report's figures as images
+    plots = sh(project, "dvc", "plots", "show", "--json")
+    assert "log10_lr" in plots and f"{RESULTS}/report/figures/lr_range.png" in plots
     assert "Data and pipelines are up to date" in sh(project, "dvc", "repro")
     assert "Data and pipelines are up to date" in sh(project, "dvc", "status")
     dry_run = sh(project, "snakemake", "-n")

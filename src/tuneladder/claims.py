@@ -2,10 +2,12 @@
 
 A claim is created with ``O_CREAT | O_EXCL``, which is atomic on local disks
 and on NFS (v3 and later), so two workers never run the same trial. A claim is
-stale when its process is gone (same host) or its heartbeat (the file's mtime,
-touched every epoch) is older than ``stale_s`` (any host). Taking over a stale
-claim happens under a lock on the rung's claim folder, so two workers cannot
-both take over the same one.
+stale when its process is gone (same host) or its heartbeat (the file's mtime)
+is older than ``stale_s`` (any host). The holder touches it from a thread of its
+own (:meth:`ClaimBook.beating`) every ``stale_s / 4`` seconds at most, whatever
+an epoch takes, so a long epoch never looks like a dead worker to another host.
+Taking over a stale claim happens under a lock on the rung's claim folder, so two
+workers cannot both take over the same one.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import fcntl
 import json
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,14 +28,35 @@ __all__ = ["ClaimBook"]
 class ClaimBook:
     """The claims of one rung, seen from one worker process."""
 
-    def __init__(self, directory: str | Path, *, stale_s: float = 600.0) -> None:
+    def __init__(
+        self, directory: str | Path, *, stale_s: float = 600.0, host: str | None = None
+    ) -> None:
+        """``host`` names this process's machine (the host name unless given)."""
         if stale_s <= 0:
             raise ValueError(f"stale_s must be > 0, got {stale_s=}")
         self._dir = Path(directory)
         self._dir.mkdir(parents=True, exist_ok=True)
         self._stale_s = stale_s
-        self._host = socket.gethostname()
+        self._host = host or socket.gethostname()
         self._pid = os.getpid()
+
+    @contextlib.contextmanager
+    def beating(self, name: str) -> Iterator[None]:
+        """Keep the claim on ``name`` fresh while the block runs (training it)."""
+        stop = threading.Event()
+        every = min(self._stale_s / 4, 30.0)
+
+        def beat() -> None:
+            while not stop.wait(every):
+                self.heartbeat(name)
+
+        thread = threading.Thread(target=beat, name=f"heartbeat-{name}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def path(self, name: str) -> Path:
         return self._dir / f"{name}.claim"

@@ -1000,9 +1000,13 @@ def log_mlflow_stage(
     from tuneladder.halving import level_trial_dirs
     from tuneladder.trials import read_result
 
-    import_torch(dynamo=True)  # torch.export, which MLflow's model format uses, loads it
     final_dir = Path(final_dir)
     outcome: dict[str, Any] = {"run_id": None, "trials": 0, "error": None}
+    if not tracking:  # mlflow.enabled: false (dvc repro's mlflow stage still runs)
+        outcome["error"] = "mlflow is disabled in the config"
+        write_json(marker, outcome)
+        return
+    import_torch(dynamo=True)  # torch.export, which MLflow's model format uses, loads it
     tracker = _tracker(tracking)
     if tracker is None:
         outcome["error"] = "tracking store unavailable"

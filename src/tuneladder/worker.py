@@ -204,31 +204,33 @@ def run_worker(
                     (trial_dir / stale_file).unlink(missing_ok=True)
                 continues = _continues(entry, self.folder, config, data.fingerprint, metric, code)
 
-                result = run_trial(
-                    config,
-                    data if data_for is None else data_for(config),
-                    build_model,
-                    trial_dir,
-                    metric=metric,
-                    mode=mode,
-                    device=device,
-                    precision=precision,
-                    threads=threads,
-                    trial={
-                        "rung": plan["rung"],
-                        "index": entry["index"],
-                        "name": name,
-                        "worker": worker,
-                        **{k: entry[k] for k in ("level", "budget") if k in entry},
-                    },
-                    checkpoint_every_s=checkpoint_every_s,
-                    save_model=save_model,
-                    on_epoch=_progress(claims, plan["rung"], name, budget or config.epochs),
-                    scoring=scoring,
-                    code=code,
-                    stop_at=budget,
-                    continues=continues,
-                )
+                # the claim stays fresh however long an epoch (or preparing its data) takes
+                with claims.beating(name):
+                    result = run_trial(
+                        config,
+                        data if data_for is None else data_for(config),
+                        build_model,
+                        trial_dir,
+                        metric=metric,
+                        mode=mode,
+                        device=device,
+                        precision=precision,
+                        threads=threads,
+                        trial={
+                            "rung": plan["rung"],
+                            "index": entry["index"],
+                            "name": name,
+                            "worker": worker,
+                            **{k: entry[k] for k in ("level", "budget") if k in entry},
+                        },
+                        checkpoint_every_s=checkpoint_every_s,
+                        save_model=save_model,
+                        on_epoch=_progress(claims, plan["rung"], name, budget or config.epochs),
+                        scoring=scoring,
+                        code=code,
+                        stop_at=budget,
+                        continues=continues,
+                    )
                 if on_result is not None:
                     on_result(result, trial_dir)
                 log.info(
