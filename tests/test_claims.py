@@ -94,7 +94,7 @@ class _Slow(torch.nn.Module):
         self.linear = torch.nn.Linear(features, outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        time.sleep(0.5)
+        time.sleep(1.0)
         return self.linear(x.flatten(1))
 
 
@@ -133,5 +133,5 @@ def test_a_claim_outlives_an_epoch_longer_than_stale_s(tmp_path: Path, digits) -
         time.sleep(0.1)
     worker.join(timeout=60)
     assert worker.exitcode == 0 and done.get(timeout=5) == ["0"]
-    assert held_for > 3.0  # the claim was held (and tried) for more than 3 x stale_s
+    assert held_for > 2.5  # the claim was held (and tried) for over 2.5 x stale_s
     assert (tmp_path / "trials" / "0" / "result.json").is_file()

@@ -39,6 +39,15 @@ def _read(path: Path) -> Any | None:
         return None  # absent, or being written by a worker this instant
 
 
+def _mtime(path: Path) -> float | None:
+    """A file's modification time; None for a folder or a file removed meanwhile."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime if not path.is_dir() else None
+
+
 def _planned_counts(config: Mapping[str, Any] | None) -> dict[str, int | None]:
     """Each rung's trials by the config: a halving sweep's configs, not its trainings."""
     counts: dict[str, int | None] = {}
@@ -302,8 +311,9 @@ def ladder_status(
         _rung(results, rung, planned[rung.name], stale_s, _planned_trainings(config, rung))
         for rung in shown
     ]
-    files = [p for p in results.rglob("*") if p.is_file()]
-    times = [p.stat().st_mtime for p in files]
+    # a running ladder adds and removes files (temporary ones, MLflow's journal) as
+    # this reads: one that is gone by its stat is left out
+    times = [t for p in results.rglob("*") if (t := _mtime(p)) is not None]
     running = sum(r["running"] for r in rungs)
     overfit = (_read(results / OVERFIT.outputs["json"]) or {}).get("passed")
     # finished means the final rung ran after every planned trial: a summary left

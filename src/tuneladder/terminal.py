@@ -126,6 +126,7 @@ class LadderProgress:
         self._interval = interval
         self._counts: dict[str, tuple[int, int]] = {}
         self._best: float | None = None
+        self._failed = False
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -163,8 +164,10 @@ class LadderProgress:
             try:
                 self._print(self.poll())
             except Exception as err:  # progress lines must never stop the ladder
-                self._print([f"tuneladder: progress unavailable ({type(err).__name__}: {err})"])
-                return
+                if not self._failed:  # said once; the next read may well work
+                    why = f"{type(err).__name__}: {err}"
+                    self._print([f"tuneladder: progress unavailable ({why})"])
+                self._failed = True
             wait = max(self._interval, 10 * (time.perf_counter() - began))
 
     def start(self) -> None:
