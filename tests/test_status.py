@@ -16,6 +16,7 @@ import tuneladder
 from helpers import results_of, snakemake, tiny_config, write_config
 from tuneladder.config import resolve_config
 from tuneladder.io import read_json, write_json
+from tuneladder.job_times import read_benchmarks
 from tuneladder.status import format_status, ladder_status
 
 TUNELADDER = str(Path(sys.executable).parent / "tuneladder")
@@ -62,6 +63,9 @@ def test_status_of_a_ladder_stopped_half_way(tiny_ladder: Path, tmp_path: Path) 
     source, results = results_of(tiny_ladder), results_of(tmp_path)
     for part in ("data", "sanity"):
         shutil.copytree(source / part, results / part)
+    (results / "benchmarks").mkdir()
+    for job in ("prepare", "overfit_check", "lr_range_test", "plan_coarse"):
+        shutil.copy(source / "benchmarks" / f"{job}.tsv", results / "benchmarks")
     (results / "coarse").mkdir()
     shutil.copy(source / "coarse" / "plan.json", results / "coarse" / "plan.json")
     for name in ("0", "1"):
@@ -79,9 +83,29 @@ def test_status_of_a_ladder_stopped_half_way(tiny_ladder: Path, tmp_path: Path) 
     assert fine["state"] == seeds["state"] == "not started"
     assert (fine["total"], seeds["total"]) == (3, 6)  # from the config
     assert status["trials_left"] == 2 + 3 + 6
-    coarse_mean = sum(t["total_seconds"] for t in coarse["trials"]) / 2
-    expected = (coarse_mean * 2 + status["mean_trial_s"] * 9) / status["workers"]
-    assert status["estimate_left_s"] == pytest.approx(expected)
+    # training left: every planned trial-epoch at the seconds per epoch measured so far
+    seconds = sum(t["total_seconds"] for t in coarse["trials"])
+    per_epoch = seconds / sum(t["epochs_trained"] for t in coarse["trials"])
+    epochs = {"coarse": 2 * 2, "fine": 3 * 2, "seeds": 6 * 2}  # tiny: 2 epochs a trial
+    assert {r["rung"]: r["epochs_left"] for r in status["rungs"]} == epochs
+    training = per_epoch * sum(epochs.values()) / status["workers"]
+    assert status["estimate_training_s"] == pytest.approx(training)
+    # the jobs left, one after another, each at what the jobs that ran took: the
+    # workers' start-up (no rung finished yet) and select's are unknown, the rest
+    # cost a typical job of the four that ran
+    ran = read_benchmarks(source / "benchmarks")
+    typical = sum(ran[job] for job in ("prepare", "overfit_check", "lr_range_test", "plan_coarse"))
+    typical, plan = typical / 4, ran["plan_coarse"]
+    steps = {
+        "coarse collect": typical,
+        "select": typical,
+        "fine": plan + 2 * typical,
+        "seeds": plan + 2 * typical,
+        "final": typical,
+        "report": typical,  # and log_mlflow beside it, were MLflow on
+    }
+    assert status["estimate_jobs_s"] == pytest.approx(sum(steps.values()))
+    assert status["estimate_left_s"] == pytest.approx(training + sum(steps.values()))
     text = format_status(status)
     assert "coarse   2/4 done (1 running)" in text and "fine     not started (3 trials)" in text
     assert "left: ~" in text

@@ -17,13 +17,17 @@ from typing import Any
 from tuneladder.claims import ClaimBook
 from tuneladder.direction import Direction, top
 from tuneladder.halving import Halving, level_dir
+from tuneladder.job_times import read_benchmarks
 from tuneladder.rungs import (
     FINAL,
     LADDER,
     LR_RANGE,
+    MLFLOW_MARKER,
     OVERFIT,
+    PREPARE,
     REPORT,
     SEARCH_RUNGS,
+    SELECT,
     TRIAL_RUNGS,
     Rung,
     active,
@@ -68,6 +72,25 @@ def _planned_trainings(config: Mapping[str, Any] | None, rung: Rung) -> int | No
     return rung.trials(config)
 
 
+def _planned_epochs(config: Mapping[str, Any] | None, rung: Rung) -> int | None:
+    """Trial-epochs a rung not planned yet will train: a halving config goes on from
+    where it stopped, so each level adds only its extra epochs."""
+    trainings = _planned_trainings(config, rung)
+    if trainings is None or config is None:
+        return None
+    if rung in SEARCH_RUNGS and (halving := Halving.from_sweep(config[rung.name])) is not None:
+        return halving.trial_epochs
+    epochs = (config.get(rung.name) or {}).get("epochs")
+    return trainings * int(epochs) if epochs is not None else None  # then counted in trials
+
+
+def _trained_epochs(result: Mapping[str, Any]) -> int | None:
+    """Epochs a trial trained itself (a halving level resumes its config's last one)."""
+    if result.get("epochs_run") is None:
+        return None
+    return max(0, int(result["epochs_run"]) - int(result.get("resumed_from_epoch") or 0))
+
+
 def _trial_rungs(results: Path, config: Mapping[str, Any] | None) -> list[Rung]:
     """The rungs of trials the config runs; without a config, also an optional one that
     left a plan."""
@@ -102,8 +125,14 @@ def _sources(results: Path, rung: Rung, plan: Mapping[str, Any]) -> list[tuple[A
 
 
 def _rung(
-    results: Path, rung: Rung, planned: int | None, stale_s: float, trainings: int | None = None
+    results: Path,
+    rung: Rung,
+    planned: int | None,
+    stale_s: float,
+    trainings: int | None = None,
+    epochs: int | None = None,
 ) -> dict[str, Any]:
+    """One rung's counts; ``trainings`` and ``epochs``: what the config plans for it."""
     plan = _read(results / rung.outputs["plan"])
     if plan is None:
         return {
@@ -112,9 +141,11 @@ def _rung(
             "total": planned,
             "done": 0,
             "trials_left": trainings if trainings is not None else planned or 0,
+            "epochs_left": epochs,
             "running": 0,
             "trials": [],
             "workers": 0,
+            "span": None,
             "up_to": rung.counted_by_plan,  # the count from the config is an upper bound
         }
     trials, spans, levels, running = [], [], [], []
@@ -133,6 +164,7 @@ def _rung(
                     "mode": (result.get("metric") or {}).get("mode", "max"),
                     "name_of_metric": (result.get("metric") or {}).get("name"),
                     "total_seconds": result.get("total_seconds"),
+                    "epochs_trained": _trained_epochs(result),
                 }
             )
             if result.get("started_at") is not None and result.get("total_seconds") is not None:
@@ -158,9 +190,17 @@ def _rung(
     for t in trials:
         t["superseded"] = "halving" in t and furthest[t["name"]] is not t
     done, left = len(trials), None
+    finished = {t["name"] for t in trials}
+    epochs_left = sum(
+        int((entry.get("config") or {}).get("epochs") or 0)
+        for entry in plan["trials"]
+        if entry["name"] not in finished
+    )
     if plan.get("halving"):
         # counted in configs, as planned: a config is done when it reached its last level
-        done, left = _halving_progress(results / rung.name, plan["halving"]["levels"], furthest)
+        done, left, epochs_left = _halving_progress(
+            results / rung.name, plan["halving"]["levels"], furthest
+        )
     # the config says what the next run will plan: a plan on disk from before the
     # counts changed is out of date, and its trials do not finish the new rung
     if planned is not None:
@@ -182,9 +222,12 @@ def _rung(
         "done": done,
         # trainings still to run: a halving config trains once more at each level it reaches
         "trials_left": max(0, total - done) if left is None else left,
+        "epochs_left": epochs_left,
         "running": len(running),
         "trials": trials,
         "workers": max(_most_at_once(spans), len(running)),
+        # when its first trial started and its last one ended: the rung's training time
+        "span": [min(a for a, _ in spans), max(b for _, b in spans)] if spans else None,
     }
     if plan.get("halving"):
         out["levels"] = levels
@@ -213,12 +256,13 @@ def _failed_jobs(results: Path) -> list[dict[str, str]]:
 
 def _halving_progress(
     folder: Path, levels: list[Mapping[str, Any]], furthest: Mapping[str, Mapping[str, Any]]
-) -> tuple[int, int]:
-    """(configs done, level trainings left) of a halving sweep.
+) -> tuple[int, int, int]:
+    """(configs done, level trainings left, trial-epochs left) of a halving sweep.
 
     A config is done when it finished the last level, failed, or was left out of
     the next level's plan; the trainings left count each level's planned configs
-    not finished there yet, levels not planned yet included.
+    not finished there yet, levels not planned yet included. A level's training
+    goes on from the level before, so it trains only the epochs between them.
     """
     last = len(levels) - 1
     promoted: dict[int, set[str]] = {}
@@ -237,8 +281,11 @@ def _halving_progress(
             done += 1
     # a config at a later level was trained at every earlier one
     finished = [sum(at_level[i:]) for i in range(len(levels))]
-    left = sum(max(0, spec["configs"] - finished[i]) for i, spec in enumerate(levels))
-    return done, left
+    short = [max(0, spec["configs"] - finished[i]) for i, spec in enumerate(levels)]
+    starts = [0, *(spec["epochs"] for spec in levels[:-1])]
+    steps = zip(short, levels, starts, strict=True)
+    epochs = sum(n * (spec["epochs"] - start) for n, spec, start in steps)
+    return done, sum(short), epochs
 
 
 def _most_at_once(spans: list[tuple[float, float]]) -> int:
@@ -254,6 +301,101 @@ def _most_at_once(spans: list[tuple[float, float]]) -> int:
 def _mean_seconds(rung: Mapping[str, Any]) -> float | None:
     seconds = [t["total_seconds"] for t in rung["trials"] if t["total_seconds"]]
     return sum(seconds) / len(seconds) if seconds else None
+
+
+def _training_left(rungs: list[dict[str, Any]], mean: float) -> float:
+    """Seconds of training the planned trials still need, on one worker.
+
+    A rung's trials train at its own seconds per epoch once some have finished
+    (seed reruns of bigger finalists are slower than a sweep's average), else at
+    the ladder's; counted in trial-epochs, since halving levels and reruns train
+    for different lengths. A plan without epochs falls back to trials x mean time.
+    """
+    epochs = sum(t["epochs_trained"] or 0 for r in rungs for t in r["trials"])
+    overall = sum(t["total_seconds"] or 0 for r in rungs for t in r["trials"]) / max(epochs, 1)
+    total = 0.0
+    for rung in rungs:
+        if rung["total"] is None:
+            continue
+        mine = [t for t in rung["trials"] if t["total_seconds"] and t["epochs_trained"]]
+        rate = (
+            sum(t["total_seconds"] for t in mine) / sum(t["epochs_trained"] for t in mine)
+            if mine
+            else overall
+        )
+        if rung["epochs_left"] and epochs:
+            total += rate * rung["epochs_left"]
+        else:
+            total += (_mean_seconds(rung) or mean) * rung["trials_left"]
+    return total
+
+
+def _step_kind(job: str) -> str:
+    """Jobs that cost alike: every plan, every collect, a rung's workers' start-up."""
+    if job.startswith("plan_"):
+        return "plan"
+    return job.split("/", 1)[1].split("-", 1)[0] if "/" in job else job
+
+
+def _jobs_left(
+    results: Path, config: Mapping[str, Any] | None, rungs: list[dict[str, Any]]
+) -> float:
+    """Seconds the jobs around the trials still take, one after another.
+
+    Each job waits on the one before it, so what is left is the sum over the steps
+    not done (jobs that run side by side, as the two sanity checks, count as the
+    slowest). A step costs what Snakemake measured for the same job (an earlier run
+    of this ladder), else for its kind in this run (the coarse plan predicts the
+    fine one), else a typical job of this run. A rung's workers cost their
+    start-up: a worker job's seconds beyond its rung's training.
+    """
+    measured = read_benchmarks(results / "benchmarks")
+    kinds: dict[str, list[float]] = {}
+    for job, seconds in measured.items():
+        if _step_kind(job) != "worker":
+            kinds.setdefault(_step_kind(job), []).append(seconds)
+    for rung in rungs:
+        workers = [s for job, s in measured.items() if job.startswith(f"{rung['rung']}/worker")]
+        if workers and rung["span"] is not None and rung["state"] == "done":
+            startup = max(0.0, max(workers) - (rung["span"][1] - rung["span"][0]))
+            kinds.setdefault("worker", []).append(startup)
+    typical = [s for kind, times in kinds.items() if kind != "worker" for s in times]
+    fallback = sum(typical) / len(typical) if typical else 0.0
+
+    def cost(job: str) -> float:
+        if job in measured and _step_kind(job) != "worker":
+            return measured[job]
+        times = kinds.get(_step_kind(job))
+        return sum(times) / len(times) if times else fallback
+
+    def there(*paths: str) -> bool:
+        return all((results / path).is_file() for path in paths)
+
+    closing = [REPORT.rules[-1]]
+    if config is not None and config["mlflow"]["enabled"]:
+        closing.append("log_mlflow")
+    steps = [  # (jobs side by side, done)
+        (PREPARE.rules, there(PREPARE.outputs["meta"])),
+        (
+            OVERFIT.rules + LR_RANGE.rules,
+            there(OVERFIT.outputs["json"], LR_RANGE.outputs["json"]),
+        ),
+        (SELECT.rules, there(*SELECT.outputs.values())),
+        (FINAL.rules[:1], there(FINAL.outputs["summary"])),
+        (
+            tuple(closing),
+            there(REPORT.outputs["html"], *([MLFLOW_MARKER] if len(closing) > 1 else [])),
+        ),
+    ]
+    for rung in rungs:
+        name, outputs = rung["rung"], {r.name: r for r in TRIAL_RUNGS}[rung["rung"]].outputs
+        steps += [
+            ((f"plan_{name}",), there(outputs["plan"])),
+            # started once a trial ran: what the workers cost before training is behind
+            ((f"{name}/worker",), bool(rung["trials"] or rung["running"])),
+            ((f"{name}/collect",), there(outputs["results"])),
+        ]
+    return sum(max(cost(job) for job in jobs) for jobs, done in steps if not done)
 
 
 def _best(rungs: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -308,7 +450,14 @@ def ladder_status(
     planned = _planned_counts(config)
     shown = _trial_rungs(results, config)
     rungs = [
-        _rung(results, rung, planned[rung.name], stale_s, _planned_trainings(config, rung))
+        _rung(
+            results,
+            rung,
+            planned[rung.name],
+            stale_s,
+            _planned_trainings(config, rung),
+            _planned_epochs(config, rung),
+        )
         for rung in shown
     ]
     # a running ladder adds and removes files (temporary ones, MLflow's journal) as
@@ -339,6 +488,9 @@ def ladder_status(
             if not closing.is_file() or closing.stat().st_mtime < newest:
                 finished = False
     report = (results / REPORT.outputs["html"]).is_file()
+    if config is not None and config["mlflow"]["enabled"]:
+        # the MLflow mirror is a requested output too, and often the last one written
+        finished = finished and (results / MLFLOW_MARKER).is_file()
     failed = _failed_jobs(results)
     # finished: every requested output there, the report last; and nothing failed since
     finished = finished and report and not failed
@@ -357,17 +509,11 @@ def ladder_status(
     left = [r["trials_left"] for r in rungs if r["total"] is not None]
     unknown = [r["rung"] for r in rungs if r["total"] is None]
     workers = max((r["workers"] for r in rungs), default=0) or 1
-    estimate = None
+    estimate = training = jobs = None
     if mean is not None and not finished:
-        # a rung's own trials predict it best (seed reruns train longer than sweeps)
-        estimate = (
-            sum(
-                (_mean_seconds(r) or mean) * r["trials_left"]
-                for r in rungs
-                if r["total"] is not None
-            )
-            / workers
-        )
+        training = _training_left(rungs, mean) / workers
+        jobs = _jobs_left(results, config, rungs)
+        estimate = training + jobs
     return {
         "experiment": experiment,
         "results": str(results),
@@ -384,6 +530,9 @@ def ladder_status(
         "trials_left": sum(left),
         "workers": workers,
         "estimate_left_s": estimate,
+        # its parts: the trials' training, and the jobs around them
+        "estimate_training_s": training,
+        "estimate_jobs_s": jobs,
         "unplanned": unknown,
         "report": report,
         "failed_jobs": failed,
@@ -464,10 +613,13 @@ def format_status(status: Mapping[str, Any]) -> str:
             else ""
         )
         workers = f"{status['workers']} worker" + ("" if status["workers"] == 1 else "s")
-        lines.append(
-            f"  left: ~{_duration(status['estimate_left_s'])} ({status['trials_left']} trials x"
-            f" {_duration(status['mean_trial_s'])} / {workers}{more})"
-        )
+        parts = f"{status['trials_left']} trials on {workers}"
+        if status.get("estimate_training_s") is not None:
+            parts = (
+                f"~{_duration(status['estimate_training_s'])} training: {parts},"
+                f" ~{_duration(status['estimate_jobs_s'])} of jobs around them"
+            )
+        lines.append(f"  left: ~{_duration(status['estimate_left_s'])} ({parts}{more})")
     elif status["report"]:
         lines.append(f"  report: {status['results']}/{REPORT.outputs['html']}")
     return "\n".join(lines) + "\n"

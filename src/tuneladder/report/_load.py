@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import csv
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tuneladder.io import read_json
+from tuneladder.job_times import read_benchmarks
 from tuneladder.report._contents import READS, input_name
 from tuneladder.rungs import (
     FINAL,
     LR_RANGE,
     OVERFIT,
-    PER_RUNG_RULES,
     PREPARE,
     SEARCH_RUNGS,
     SELECT,
@@ -31,9 +30,6 @@ from tuneladder.rungs import (
 from tuneladder.space import Space, space_from_json
 
 __all__ = ["RunData", "load_run", "read_benchmarks", "read_history"]
-
-# a sweep worker's benchmark: <rung>/worker-<w>-of-<n>.tsv
-_WORKER_TSV = re.compile(rf"{PER_RUNG_RULES['sweep_worker']}-(\d+)-of-(\d+)\.tsv")
 
 
 @dataclass
@@ -88,34 +84,6 @@ def _number(text: str | None) -> float:
         return float(text) if text not in (None, "") else math.nan
     except ValueError:
         return math.nan
-
-
-def read_benchmarks(bench_dir: str | Path) -> dict[str, float]:
-    """Seconds per job from Snakemake's benchmark files (column ``s``), keyed by file stem.
-
-    Worker files are named ``<rung>/worker-<w>-of-<n>``; when the worker count
-    changed between runs, only the newest set (by file time) is kept.
-    """
-    bench_dir = Path(bench_dir)
-    if not bench_dir.is_dir():
-        return {}
-    paths = sorted(bench_dir.rglob("*.tsv"))
-    newest: dict[Path, tuple[float, int]] = {}  # folder -> (mtime, n) of its newest worker set
-    for path in paths:
-        match = _WORKER_TSV.fullmatch(path.name)
-        if match:
-            seen = (path.stat().st_mtime, int(match[2]))
-            newest[path.parent] = max(newest.get(path.parent, seen), seen)
-    out: dict[str, float] = {}
-    for path in paths:
-        match = _WORKER_TSV.fullmatch(path.name)
-        if match and int(match[2]) != newest[path.parent][1]:
-            continue
-        with open(path, newline="") as handle:
-            rows = list(csv.DictReader(handle, delimiter="\t"))
-        if rows and rows[-1].get("s") not in (None, ""):
-            out[path.relative_to(bench_dir).with_suffix("").as_posix()] = float(rows[-1]["s"])
-    return out
 
 
 def _rung_rows(table_path: Path, plan: Mapping[str, Any]) -> list[dict[str, Any]]:
