@@ -146,6 +146,41 @@ def test_experiment_with_more_trials_and_its_comparison(project: Path, tmp_path:
     assert (plots / "index.html").is_file()
 
 
+@pytest.mark.slow
+def test_repro_with_halving_tpe_and_sensitivity(tmp_path: Path) -> None:
+    """The sweep settings the fixture's config leaves out: a coarse sweep that halves
+    (its levels are an output), a fine sweep of TPE rounds (no levels), and the
+    sensitivity rung, which the report stage runs through Snakemake."""
+    root = tmp_path / "project"
+    copy_checkout(root)
+    config = tiny_config(
+        experiment="settings",
+        mlflow={"enabled": False},
+        coarse={
+            "trials": 4,
+            "epochs": 2,
+            "sampler": "sobol",
+            "halving": {"eta": 2, "min_epochs": 1},
+        },
+        fine={"trials": 4, "epochs": 2, "sampler": "tpe", "batch": 2},
+        seeds={"finalists": 1, "seeds": 2, "epochs": 2},
+        sensitivity={"enabled": True, "values": 3, "seeds": 2},
+    )
+    (root / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    sh(root, "git", "init", "-q")
+    sh(root, "git", "add", "-A")
+    sh(root, "git", "commit", "-qm", "project")
+    sh(root, "dvc", "repro")
+    results = root / "results" / "settings"
+    assert sorted(p.name for p in (results / "coarse" / "levels").iterdir()) == ["0", "1"]
+    assert json.loads((results / "fine" / "plan.json").read_text())["sampler"] == "tpe"
+    sensitivity = json.loads((results / "sensitivity" / "results.json").read_text())
+    assert sensitivity["trials"] and (results / "report" / "index.html").is_file()
+    assert "Data and pipelines are up to date" in sh(root, "dvc", "repro")
+    dry_run = sh(root, "snakemake", "-n")
+    assert "Nothing to be done" in dry_run, dry_run
+
+
 def _imports(node: ast.AST, package: str) -> set[str]:
     """tuneladder modules imported anywhere under ``node`` (lazy ones too, not TYPE_CHECKING)."""
     found: set[str] = set()

@@ -16,6 +16,8 @@ from tuneladder.trials import (
     KEEP_TRIALS,
     RESULT_FILE,
     Checkpoint,
+    Code,
+    _file_digest,
     code_fingerprint,
     is_complete,
     read_result,
@@ -99,7 +101,9 @@ def test_a_code_change_retrains_unless_trials_are_kept(
     assert set(recorded["modules"]) == {*CODE_MODULES, name}
     assert work()["reused"] == ["0"] and len(collect()) == 1
 
-    source.write_text(PLUGIN + "# a fix\n")  # what decides the numbers changed
+    source.write_text(PLUGIN + "# a comment\n")  # what it computes is the same
+    assert work()["reused"] == ["0"] and len(collect()) == 1
+    source.write_text(PLUGIN + "SCALE = 2\n")  # what decides the numbers changed
     with pytest.raises(IncompleteRung, match=rf"0: stale: code changed \({name}\)"):
         collect()
     monkeypatch.setenv(KEEP_TRIALS, "1")  # keep them on purpose
@@ -194,6 +198,35 @@ def test_the_code_fingerprint_runs_no_user_code_and_agrees_with_a_loaded_task(
     }
     worker = run(f"sys.path.insert(0, ''); import pkg_{tag}.task")
     assert worker["torch"] and worker["digests"] == collect["digests"]
+
+
+def test_the_code_fingerprint_keys_by_content_not_by_place(tmp_path: Path) -> None:
+    """Moving a module into a subpackage keeps every finished trial; a change to what
+    the code computes does not."""
+    old = tmp_path / "old.py"
+    old.write_text(
+        '"""The old home."""\nfrom tuneladder.step import train_step  # one place\n\n'
+        'def f(x):\n    """Why it adds one."""\n    return train_step(x) + 1\n'
+    )
+    moved = tmp_path / "moved.py"
+    for header in (
+        "from tuneladder.training.step import train_step",
+        "from ..training.step import train_step",
+    ):
+        moved.write_text(f"{header}\n\n\ndef f(x):\n    return train_step(x) + 1  # same\n")
+        assert _file_digest(moved) == _file_digest(old)
+    moved.write_text("from tuneladder.training.step import train_step\ndef f(x):\n    return 2\n")
+    assert _file_digest(moved) != _file_digest(old)
+    elsewhere = old.read_text().replace("from tuneladder.step", "from other.step")
+    moved.write_text(elsewhere)  # another package's function of the same name
+    assert _file_digest(moved) != _file_digest(old)
+    # every module under a new name, the same digests: the same fingerprint, so the
+    # same trial keys; the record still names modules by where they were
+    code = code_fingerprint("tuneladder.tasks.digits")
+    renamed = {f"tuneladder.training.{n.rsplit('.', 1)[1]}": d for n, d in code.digests.items()}
+    assert Code(code.task_module, renamed).fingerprint == code.fingerprint
+    changed = {**code.digests, "tuneladder.step": "0" * 16}
+    assert Code(code.task_module, changed).fingerprint != code.fingerprint
 
 
 def test_the_code_fingerprint_reads_files_and_names_what_changed(monkeypatch) -> None:

@@ -146,7 +146,9 @@ class Code:
 
     @property
     def fingerprint(self) -> str:
-        text = json.dumps(dict(self.digests), sort_keys=True)
+        """The digests' contents without the modules' names: a module that moves keeps
+        its trials (:func:`_file_digest`); ``digests`` still names what changed."""
+        text = json.dumps(sorted(self.digests.values()))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def to_json(self) -> dict[str, Any]:
@@ -290,10 +292,41 @@ def _source_digest(module: str) -> str:
 
 
 def _file_digest(path: Path) -> str:
+    """A digest of what the file computes, not of how it is written or where it lives.
+
+    The syntax tree is hashed without docstrings (comments and layout are not in
+    it), and an import from this package (``tuneladder.*`` or relative) keeps only
+    the names it imports: moving a module to another folder changes the import
+    lines of the modules that use it, not what they compute. An import from
+    another package keeps its module (``from torch import nn`` is not
+    ``from other import nn``). A file Python cannot parse is hashed as bytes.
+    """
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        source = path.read_bytes()
     except OSError:
         return "unreadable"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return hashlib.sha256(source).hexdigest()[:16]
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+        if isinstance(node, ast.ImportFrom) and (
+            node.level or (node.module or "").split(".")[0] == "tuneladder"
+        ):
+            node.module, node.level = None, 0
+    text = ast.dump(tree, annotate_fields=False, include_attributes=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _source_file(module: str) -> Path | None:
