@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+import dataclasses
 
+import pytest
+import yaml
+
+from helpers import REPO
 from tuneladder.hparams import TrialConfig, applicable
 from tuneladder.tasks import load_task
 
@@ -82,3 +86,17 @@ def test_the_digits_hook_matches_what_its_models_read() -> None:
 def test_order_is_kept_and_names_of_other_tasks_pass_through() -> None:
     params = {"lr": 0.1, "optimizer": "sgd", "momentum": 0.9, "hidden": 8}
     assert list(applicable(params)) == ["lr", "optimizer", "hidden"]
+
+
+def test_the_schemas_training_defaults_are_trial_configs() -> None:
+    """A trial built from a config that writes no ``train`` key trains with the schema's
+    defaults; they and TrialConfig's are one set, or a key would mean two things."""
+    schema = yaml.safe_load(
+        (REPO / "src" / "tuneladder" / "schemas" / "config.schema.yaml").read_text()
+    )
+    train = schema["properties"]["train"]["properties"]
+    defaults = {f.name: f.default for f in dataclasses.fields(TrialConfig) if f.name != "model"}
+    assert set(defaults) - {"seed"} <= set(train)  # the seed comes from the ladder's
+    for name, value in defaults.items():
+        if name in train:
+            assert train[name]["default"] == value, name

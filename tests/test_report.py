@@ -395,7 +395,7 @@ def test_page_has_every_section_with_its_content(page: str, summary: dict) -> No
     assert checklist_html.count('class="yes"') + checklist_html.count('class="no"') == 8
     assert len(re.findall(r"<tr><td>", _section(page, "pitfalls"))) == 6
     repro = _section(page, "reproducibility")
-    assert summary["reproducibility"]["config_hash"] in repro and "snakemake --cores" in repro
+    assert summary["reproducibility"]["experiment_hash"] in repro and "snakemake --cores" in repro
     for build in summary["reproducibility"]["builds"]:
         assert f"<td>{build['torch']}</td>" in repro and f"<td>{build['device']}</td>" in repro
 
@@ -456,7 +456,7 @@ def test_summary_agrees_with_the_result_files(summary: dict, ladder: Path) -> No
     assert _within(yaml.safe_load((ladder / "config.yaml").read_text()), repro["config"])
     # the hash, spelled out: sha256 of the config as sorted, compact JSON, first 16 hex digits
     text = json.dumps(repro["config"], sort_keys=True, separators=(",", ":"), default=str)
-    assert repro["config_hash"] == hashlib.sha256(text.encode()).hexdigest()[:16]
+    assert repro["experiment_hash"] == hashlib.sha256(text.encode()).hexdigest()[:16]
     assert repro["ladder_seed"] == 0
     trial_results = [
         read_json(ladder / row["dir"] / "result.json")

@@ -97,7 +97,7 @@ def test_two_runs_give_identical_results_whatever_the_cores_and_workers(
         "per-trial",
     ]
     for summary in summaries:
-        del summary["reproducibility"]["config_hash"]
+        del summary["reproducibility"]["experiment_hash"]
         for rung in summary["ladder"]["rungs"]:
             rung.pop("jobs")
     assert summaries[0] == summaries[1]

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tuneladder.trial_files import HISTORY_FILE
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -215,7 +217,7 @@ class LadderResults:
         row = self.trials[(self.trials["rung"] == rung) & (self.trials["name"] == str(name))]
         if row.empty:
             raise KeyError(f"no trial {name!r} in rung {rung!r} of {self.folder}")
-        return pd.read_csv(Path(row["trial_dir"].iloc[0]) / "history.csv")
+        return pd.read_csv(Path(row["trial_dir"].iloc[0]) / HISTORY_FILE)
 
     def histories(self) -> pd.DataFrame:
         """Every trial's history in one frame, with its ``rung`` and ``name``."""
@@ -223,7 +225,7 @@ class LadderResults:
 
         frames = []
         for row in self.trials.itertuples():
-            path = Path(row.trial_dir) / "history.csv"
+            path = Path(row.trial_dir) / HISTORY_FILE
             if path.is_file():
                 frames.append(pd.read_csv(path).assign(rung=row.rung, name=row.name))
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -15,15 +15,14 @@ from typing import Any
 
 from tuneladder.direction import Direction
 from tuneladder.halving import level_dir, merge_levels, plan_level
-from tuneladder.hparams import TrialConfig
 from tuneladder.tpe import resolved_entries
 from tuneladder.trials import (
     KEEP_TRIALS,
     Code,
     code_fingerprint,
+    entry_key,
     read_result,
     stale_reason,
-    trial_key,
 )
 
 __all__ = ["IncompleteRung", "collect_halving", "collect_rung", "ROW_FIELDS"]
@@ -75,10 +74,7 @@ def collect_rung(
         if module not in codes:
             codes[module] = code_fingerprint(module)
         code = codes[module]
-        config = TrialConfig.from_json(entry["config"])
-        key = trial_key(
-            config, data_fingerprint, metric, code.fingerprint, budget=entry.get("budget")
-        )
+        key = entry_key(entry, data_fingerprint, metric, code.fingerprint)
         reason = stale_reason(result, key, code)
         if result is None or reason is not None:
             missing.append(f"{entry['name']}: {reason}")

@@ -526,11 +526,6 @@ def _read(path: Path) -> dict[str, torch.Tensor | str]:
     return torch.load(path, weights_only=True)
 
 
-def _load_split(path: Path) -> Split:
-    blob = _read(path)
-    return Split(blob["x"], blob["y"])
-
-
 def load_train_val(
     data_dir: str | Path, task: Task | None = None, *, loading: Loading | None = None
 ) -> TrainVal:

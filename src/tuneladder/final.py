@@ -32,6 +32,7 @@ from tuneladder.rungs import BASELINE, SEEDS, finalist_label, trial_order
 from tuneladder.runner import BuildModel, evaluate_metrics
 from tuneladder.stats import Bounds, bounds_text, describe, metric_bounds, welch_p_value
 from tuneladder.tasks import DataInfo, Task
+from tuneladder.trial_files import CONFIG_FILE, HISTORY_FILE, MODEL_FILE
 
 __all__ = [
     "BASELINE",
@@ -297,7 +298,7 @@ def finalize(
     def test_scores(group: str) -> tuple[list[dict[str, float]], list[Mapping[str, Any]]]:
         scores, used = [], []
         for row in groups.get(group, []):
-            weights = Path(row["dir"]) / "model.pt"
+            weights = Path(row["dir"]) / MODEL_FILE
             if row["status"] != "ok" or not weights.is_file():
                 continue
             config = TrialConfig.from_json({**_config_of(row)})
@@ -332,7 +333,7 @@ def finalize(
     top_seed = next(iter(top(best_rows, 1, mode)), None)
     if top_seed is not None:
         state = torch.load(
-            Path(top_seed["dir"]) / "model.pt", weights_only=True, map_location="cpu"
+            Path(top_seed["dir"]) / MODEL_FILE, weights_only=True, map_location="cpu"
         )
         write_torch(out_dir / "model.pt", state)
     write_json(out_dir / "best_config.json", _config_of(top_seed or groups[best["group"]][0]))
@@ -385,7 +386,7 @@ def finalize(
 
 
 def _config_of(row: Mapping[str, Any]) -> dict[str, Any]:
-    return read_json(Path(row["dir"]) / "config.json")
+    return read_json(Path(row["dir"]) / CONFIG_FILE)
 
 
 def _fmt(stats: Mapping[str, Any] | None) -> str:
@@ -516,5 +517,5 @@ def write_views(
         ("trial", "rung", "name", "val_metric", "best_so_far"),
         best_so_far_rows(sweep_rows, summary["mode"]),
     )
-    history = Path(summary["best_seed_dir"]) / "history.csv"
+    history = Path(summary["best_seed_dir"]) / HISTORY_FILE
     write_text(out_dir / "history.csv", history.read_text())

@@ -23,13 +23,9 @@ from tuneladder.metrics import Scorer, Scoring
 from tuneladder.step import NO_AMP, setup, train_step
 from tuneladder.trials import BuildModel
 
-__all__ = ["OverfitFailed", "failure_message", "overfit_check"]
+__all__ = ["failure_message", "overfit_check"]
 
 CHECK_EVERY = 10
-
-
-class OverfitFailed(RuntimeError):
-    """The pipeline cannot memorise a tiny subset; tuning it would waste the budget."""
 
 
 def overfit_check(

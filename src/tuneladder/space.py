@@ -196,12 +196,3 @@ def _from_unit(dist: BaseDistribution, u: float) -> Any:
             return float(math.exp(lo + u * (hi - lo)))
         return float(dist.low + u * (dist.high - dist.low))
     raise TypeError(f"unsupported distribution {type(dist).__name__}")
-
-
-def is_log(dist: BaseDistribution) -> bool:
-    """Whether a parameter is best compared on a log axis."""
-    return isinstance(dist, FloatDistribution | IntDistribution) and bool(dist.log)
-
-
-def choices(dist: BaseDistribution) -> Sequence[Any]:
-    return dist.choices if isinstance(dist, CategoricalDistribution) else ()

@@ -27,6 +27,7 @@ from tuneladder.io import read_json, write_csv, write_json
 from tuneladder.preflight import DataError, UserCodeError
 from tuneladder.rungs import COARSE, FINE, SEARCH_RUNGS, by_name, trial_order
 from tuneladder.startup import freeze_at_exit, import_torch
+from tuneladder.trial_files import RESULT_FILE
 
 __all__ = [
     "Runtime",
@@ -597,7 +598,7 @@ def _first_step_s(rung_dir: Path, plan: Mapping[str, Any], ran: list[str]) -> fl
     if started is None or not ran:
         return None
     entry = next(e for e in plan["trials"] if e["name"] == ran[0])
-    result = read_json(rung_dir / entry["dir"] / "result.json")
+    result = read_json(rung_dir / entry["dir"] / RESULT_FILE)
     return result["started_at"] - started
 
 

@@ -32,6 +32,7 @@ from tuneladder.rungs import (
     Rung,
     active,
 )
+from tuneladder.trial_files import RESULT_FILE
 
 __all__ = ["format_status", "ladder_status"]
 
@@ -153,7 +154,7 @@ def _rung(
     for source, folder, level in _sources(results, rung, plan):
         mine = []
         for entry in source["trials"]:
-            result = _read(folder / entry["dir"] / "result.json")
+            result = _read(folder / entry["dir"] / RESULT_FILE)
             if result is None:
                 continue
             mine.append(

@@ -20,6 +20,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from tuneladder.trial_files import CONFIG_FILE, HISTORY_FILE, RESULT_FILE
+
 __all__ = ["Tracker", "ladder_run", "open_ladder", "resolve_uri"]
 
 log = logging.getLogger(__name__)
@@ -254,7 +256,7 @@ class Tracker:
         self._client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
         level = result["trial"].get("level")
         folder = None if level is None else f"level-{level}"
-        for name in ("config.json", "history.csv", "result.json"):
+        for name in (CONFIG_FILE, HISTORY_FILE, RESULT_FILE):
             if (trial_dir / name).is_file():
                 self._client.log_artifact(run_id, str(trial_dir / name), folder)
         end = started + int(result["total_seconds"] * 1000)
@@ -275,7 +277,7 @@ class Tracker:
         name = result["metric"]["name"]
         out = []
         epochs = 0
-        history = trial_dir / "history.csv"
+        history = trial_dir / HISTORY_FILE
         if history.is_file():
             # each epoch stamped when it ended, so MLflow's wall-time axis shows the training
             elapsed_ms = 0.0

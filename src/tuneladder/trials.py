@@ -36,6 +36,15 @@ from tuneladder.env import provenance
 from tuneladder.hparams import TrialConfig, config_hash
 from tuneladder.io import read_json, write_json, write_torch
 from tuneladder.tasks._loader import plugin_path, task_module_name
+from tuneladder.trial_files import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    HISTORY_COLUMNS,
+    HISTORY_FILE,
+    MODEL_FILE,
+    RESULT_FILE,
+    STATE_FILE,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -60,6 +69,7 @@ __all__ = [
     "base_params",
     "code_fingerprint",
     "derive_seed",
+    "entry_key",
     "is_complete",
     "keep_trials",
     "make_result",
@@ -71,28 +81,6 @@ __all__ = [
     "trial_key",
     "write_result",
 ]
-
-CONFIG_FILE = "config.json"
-HISTORY_FILE = "history.csv"
-RESULT_FILE = "result.json"
-CHECKPOINT_FILE = "checkpoint.pt"
-MODEL_FILE = "model.pt"
-# the training state a halving level stopped in: the next level continues from it
-STATE_FILE = "state.pt"
-
-# One row per epoch of ``history.csv``, in this order.
-HISTORY_COLUMNS = (
-    "epoch",
-    "train_loss",
-    "train_metric",
-    "val_loss",
-    "val_metric",
-    "lr",
-    "grad_norm",
-    "weight_norm",
-    "epoch_seconds",
-    "peak_memory_mb",
-)
 
 # A task's model factory: ``(model hyperparameters, data info) -> nn.Module``.
 BuildModel = Callable[[Mapping[str, Any], "DataInfo"], "nn.Module"]
@@ -395,6 +383,15 @@ def trial_key(
     if budget is not None:
         inputs += f"-e{budget}"
     return inputs if code is None else f"{inputs}:{code}"
+
+
+def entry_key(
+    entry: Mapping[str, Any], data_fingerprint: str, metric: str, code: str | None
+) -> str:
+    """The key a plan entry's finished trial carries: its config, and its halving
+    level's stopping epoch where it has one (the one way workers and collect read it)."""
+    config = TrialConfig.from_json(entry["config"])
+    return trial_key(config, data_fingerprint, metric, code, budget=entry.get("budget"))
 
 
 def keep_trials() -> bool:

@@ -40,6 +40,7 @@ from tuneladder.trials import (
     Checkpoint,
     Code,
     code_fingerprint,
+    entry_key,
     is_complete,
     read_result,
     stale_reason,
@@ -165,9 +166,7 @@ def run_worker(
     started = time.perf_counter()
 
     def key(entry: Mapping[str, Any]) -> str:
-        config = TrialConfig.from_json(entry["config"])
-        budget = entry.get("budget")  # a halving level's stopping epoch
-        return trial_key(config, data.fingerprint, metric, code.fingerprint, budget=budget)
+        return entry_key(entry, data.fingerprint, metric, code.fingerprint)
 
     class Part:
         """Trials that share a folder and a claim book: a rung's, or one halving level's."""

@@ -665,7 +665,7 @@ def _reproducibility(s: Mapping[str, Any]) -> str:
         ["command", f"<code>{_e(r['command'])}</code>"],
         ["git commit (trials)", _e(", ".join(r["git_commits"]) or "n/a")],
         ["git commit (tuneladder source)", _e(r["source_commit"] or "not a git checkout")],
-        ["config hash", f"<code>{_e(r['config_hash'])}</code>"],
+        ["experiment config hash", f"<code>{_e(r['experiment_hash'])}</code>"],
         ["chosen trial, its config hash", _e(f"{r['chosen_trial']}: {r['chosen_config_hash']}")],
         ["data fingerprint", _e(r["data_fingerprint"])],
         [

@@ -28,6 +28,7 @@ from tuneladder.rungs import (
     Rung,
 )
 from tuneladder.space import Space, space_from_json
+from tuneladder.trial_files import HISTORY_FILE, RESULT_FILE
 
 __all__ = ["RunData", "load_run", "read_benchmarks", "read_history"]
 
@@ -108,7 +109,7 @@ def _rung_rows(table_path: Path, plan: Mapping[str, Any]) -> list[dict[str, Any]
                 **row,
                 "params": params,
                 "trial_dir": trial_dir,
-                "history": read_history(trial_dir / "history.csv"),
+                "history": read_history(trial_dir / HISTORY_FILE),
             }
         )
     return rows
@@ -147,7 +148,7 @@ def load_run(
     results = {}
     for rung in ran:
         for row in rows[rung.name]:
-            path = row["trial_dir"] / "result.json"
+            path = row["trial_dir"] / RESULT_FILE
             if path.is_file():
                 results[f"{rung.name}/{row['name']}"] = read_json(path)
     return RunData(

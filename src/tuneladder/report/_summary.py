@@ -35,16 +35,16 @@ from tuneladder.rungs import (
     Rung,
     by_name,
 )
+from tuneladder.trial_files import CONFIG_FILE, HISTORY_FILE
 
 __all__ = [
     "DECIDED",
     "build_summary",
     "builds",
-    "config_hash",
+    "experiment_hash",
     "curve_panels",
     "sweep_numbers",
     "sweep_summary",
-    "trial_label",
 ]
 
 TOP_N = 5
@@ -53,14 +53,11 @@ CURVE_TOP = 3
 STRONG = 0.1
 
 
-def config_hash(config: Mapping[str, Any]) -> str:
-    """A short hash of the resolved experiment config (sorted JSON)."""
+def experiment_hash(config: Mapping[str, Any]) -> str:
+    """A short hash of the resolved experiment config (sorted JSON); a trial's own
+    config has :func:`tuneladder.hparams.config_hash`."""
     text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def trial_label(row: Mapping[str, Any]) -> str:
-    return f"{row['rung']} #{row['name']}"
 
 
 def _timing(
@@ -572,7 +569,7 @@ def _logs(run: RunData) -> dict[str, Any]:
             name = f"{rung}/{entry['name']}"
             trial_dir = run.rung_dirs[rung] / entry["dir"]
             result = run.results.get(name)
-            files_ok = all((trial_dir / f).is_file() for f in ("config.json", "history.csv"))
+            files_ok = all((trial_dir / f).is_file() for f in (CONFIG_FILE, HISTORY_FILE))
             if result is not None and files_ok and all(result.get(k) is not None for k in needed):
                 complete += 1
                 commits.add(result.get("git_commit") or "not recorded (not a git checkout)")
@@ -760,7 +757,7 @@ def build_summary(
         "pitfalls": pitfalls,
         "reproducibility": {
             "command": command,
-            "config_hash": config_hash(config),
+            "experiment_hash": experiment_hash(config),
             "config": dict(config),
             "ladder_seed": config.get("seed"),
             "split_seed": run.meta.get("seed"),
