@@ -14,12 +14,12 @@ from dataset_task import read_count
 
 from helpers import REPO, results_of, snakemake, tiny_config
 from tuneladder.data import Split, load_test, load_train_val, materialise, prepare
+from tuneladder.errors import DataError, UserCodeError
 from tuneladder.hparams import TrialConfig
 from tuneladder.io import read_json
 from tuneladder.loader import DatasetSplit, Loading
 from tuneladder.lr_range import lr_range_test
 from tuneladder.overfit import overfit_check
-from tuneladder.preflight import DataError, UserCodeError
 from tuneladder.runner import Checkpoint, evaluate_metrics, train
 from tuneladder.tasks import Task, load_task
 

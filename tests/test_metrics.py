@@ -17,14 +17,15 @@ import yaml
 from sklearn import metrics as sk
 
 from helpers import REPO, results_of, snakemake
-from tuneladder import data as data_module
+from tuneladder import loader as loader_module
 from tuneladder.data import load_test, load_train_val, prepare
+from tuneladder.errors import DataError, UserCodeError
 from tuneladder.final import trivial_predictor
 from tuneladder.hparams import TrialConfig
 from tuneladder.io import read_json
 from tuneladder.metric_table import BUILT_IN, Metric, built_in
 from tuneladder.metrics import Scorer, Scoring, Tally, roc_auc_per_column
-from tuneladder.preflight import DataError, UserCodeError, check_model
+from tuneladder.preflight import check_model
 from tuneladder.runner import evaluate_metrics, run_trial
 from tuneladder.tasks import DataInfo, Task
 
@@ -114,7 +115,7 @@ def test_a_split_evaluated_in_many_folds_scores_as_in_one(digits, digits_task, m
     torch.manual_seed(0)
     model = digits_task.build_model(digits_task.default_model, digits.info)
     whole = evaluate_metrics(model, digits.val, digits.info)
-    monkeypatch.setattr(data_module, "EVAL_BATCH", 40)  # 9 batches: one left over
+    monkeypatch.setattr(loader_module, "EVAL_BATCH", 40)  # 9 batches: one left over
     monkeypatch.setattr(Tally, "FOLD_BATCHES", 2)
     folded = evaluate_metrics(model, digits.val, digits.info)
     assert folded == pytest.approx(whole, rel=1e-6)

@@ -16,8 +16,9 @@ import torch
 from helpers import tiny_config
 from tuneladder.config import ConfigError, resolve_config
 from tuneladder.data import load_train_val, prepare
+from tuneladder.errors import DataError, UserCodeError
 from tuneladder.io import read_json
-from tuneladder.preflight import DataError, UserCodeError, check_model
+from tuneladder.preflight import check_model
 from tuneladder.stages import logged, prepare_stage
 from tuneladder.tasks import Task, TaskError, load_task
 from tuneladder.tasks.tabular import TableOptions, check_header, encode_table, load_table

@@ -18,7 +18,7 @@ from tuneladder.hparams import TrialConfig
 from tuneladder.io import read_json
 from tuneladder.report import _figures as figs
 from tuneladder.report._sensitivity import analyse, sensitivity_summary
-from tuneladder.rungs import SENSITIVITY
+from tuneladder.rungs import SEEDS, SENSITIVITY
 from tuneladder.sensitivity import CHOSEN, plan_sensitivity, probe_values
 from tuneladder.space import space_from_config
 from tuneladder.stages import plan_sensitivity_stage
@@ -102,6 +102,8 @@ def plan(**overrides: Any) -> dict[str, Any]:
         "seeds": 2,
         "epochs": 4,
         "ladder_seed": 7,
+        "rung": SENSITIVITY.name,
+        "seeds_rung": SEEDS.name,
     }
     args.update(overrides)
     return plan_sensitivity(CHOSEN_PARAMS, space_from_config(SPACE), **args)
@@ -156,6 +158,8 @@ def test_the_rungs_count_from_the_config_is_exact_when_everything_applies() -> N
         seeds=2,
         epochs=4,
         ladder_seed=7,
+        rung=SENSITIVITY.name,
+        seeds_rung=SEEDS.name,
     )
     assert len([e for e in at_edge["trials"] if e["group"] != CHOSEN]) == 24
 

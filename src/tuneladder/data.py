@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,16 +30,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from tuneladder.errors import DataError, call_task_function, wrong_return
 from tuneladder.io import read_json, write_json, write_torch
-from tuneladder.preflight import DataError, call_task_function, wrong_return
+from tuneladder.loader import DatasetSplit, Split, TensorPairs
 from tuneladder.tasks import DataInfo, Task
 
 if TYPE_CHECKING:
     from tuneladder.device import Loading
-    from tuneladder.loader import DatasetSplit
 
 __all__ = [
-    "EVAL_BATCH",
     "MATERIALIZE",
     "Split",
     "TrainVal",
@@ -52,45 +51,8 @@ __all__ = [
     "split_indices",
 ]
 
-EVAL_BATCH = 4096  # samples per evaluation batch of a split held in memory
 VARIANTS = "data-variants"  # beside data/: a copy per other value of a data hyperparameter
 MATERIALIZE = ("auto", "always", "never")
-
-
-@dataclass(frozen=True)
-class Split:
-    """A split held as tensors: batched by indexing, on the device."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    @property
-    def device(self) -> torch.device:
-        return self.x.device
-
-    def to(self, device: torch.device | str) -> Split:
-        return Split(self.x.to(device), self.y.to(device))
-
-    def subset(self, n: int) -> Split:
-        return Split(self.x[:n], self.y[:n])
-
-    def take(self, positions: torch.Tensor) -> Split:
-        positions = positions.to(self.x.device)
-        return Split(self.x[positions], self.y[positions])
-
-    def batches(
-        self, order: Iterable[torch.Tensor], *, seed: int = 0
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """``(x, y)`` for each batch of indices in ``order`` (``seed``: for DatasetSplit)."""
-        for idx in order:
-            yield self.x[idx], self.y[idx]
-
-    def eval_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for start in range(0, len(self), EVAL_BATCH):
-            yield self.x[start : start + EVAL_BATCH], self.y[start : start + EVAL_BATCH]
 
 
 @dataclass(frozen=True)
@@ -592,7 +554,6 @@ def _split(
     transform: Any,
     loading: Loading | None,
 ) -> Split | DatasetSplit:
-    from tuneladder.loader import DatasetSplit, TensorPairs
 
     if "x" in blob:
         if transform is None:

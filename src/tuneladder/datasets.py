@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from tuneladder.preflight import DataError, call_task_function, user_error, wrong_return
+from tuneladder.errors import DataError, call_task_function, user_error, wrong_return
 from tuneladder.tasks import SPLIT_NAMES
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """A split read through a DataLoader: Datasets not held in memory, and augmentation.
 
-The in-memory path (:class:`tuneladder.data.Split`) indexes tensors on the
+The in-memory path (:class:`Split`) indexes tensors on the
 device. A :class:`DatasetSplit` reads its samples from a Dataset through one
 DataLoader, made on first use and kept as long as the split: with
 ``num_workers`` its worker processes persist across epochs, and across the
@@ -19,7 +19,8 @@ from __future__ import annotations
 import contextlib
 import random
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,11 +30,18 @@ from torch.utils.data import default_collate as collate
 from tuneladder.datasets import as_input
 from tuneladder.device import Loading
 
-if TYPE_CHECKING:
-    from tuneladder.data import Split
-
 # Loading lives in tuneladder.device, beside the Runtime it comes from; importable here too
-__all__ = ["EVAL_BATCH_SAMPLES", "DatasetSplit", "Loading", "TensorPairs", "epoch_seed"]
+__all__ = [
+    "EVAL_BATCH",
+    "EVAL_BATCH_SAMPLES",
+    "DatasetSplit",
+    "Loading",
+    "Split",
+    "TensorPairs",
+    "epoch_seed",
+]
+
+EVAL_BATCH = 4096  # samples per evaluation batch of a split held in memory
 
 # Samples per evaluation batch read through a loader: a tenth of the in-memory
 # path's, since a sample here may be a full-size image.
@@ -45,6 +53,42 @@ _MASK = (1 << 64) - 1
 def epoch_seed(seed: int, epoch: int) -> int:
     """The seed of an epoch's augmentation draws, from the trial's seed and the epoch."""
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0])
+
+
+@dataclass(frozen=True)
+class Split:
+    """A split held as tensors: batched by indexing, on the device."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def device(self) -> torch.device:
+        return self.x.device
+
+    def to(self, device: torch.device | str) -> Split:
+        return Split(self.x.to(device), self.y.to(device))
+
+    def subset(self, n: int) -> Split:
+        return Split(self.x[:n], self.y[:n])
+
+    def take(self, positions: torch.Tensor) -> Split:
+        positions = positions.to(self.x.device)
+        return Split(self.x[positions], self.y[positions])
+
+    def batches(
+        self, order: Iterable[torch.Tensor], *, seed: int = 0
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """``(x, y)`` for each batch of indices in ``order`` (``seed``: for DatasetSplit)."""
+        for idx in order:
+            yield self.x[idx], self.y[idx]
+
+    def eval_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for start in range(0, len(self), EVAL_BATCH):
+            yield self.x[start : start + EVAL_BATCH], self.y[start : start + EVAL_BATCH]
 
 
 class TensorPairs(Dataset):
@@ -186,8 +230,6 @@ class DatasetSplit:
 
     def take(self, positions: torch.Tensor) -> Split:
         """The samples at ``positions`` as tensors on the device, without augmentation."""
-        from tuneladder.data import Split
-
         plain = _Samples(self.dataset, None)
         xs, ys = zip(*(plain[(0, self._at(p))] for p in positions.tolist()), strict=True)
         return Split(torch.stack(xs), self._targets(collate(list(ys)))).to(self._device)

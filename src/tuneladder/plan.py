@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
-from tuneladder.rungs import BASELINE, SEEDS
 from tuneladder.space import Conditions, Space, active, sample, space_to_json
 from tuneladder.trials import derive_seed, make_trial_config
 
@@ -69,19 +68,23 @@ def plan_seeds(
     epochs: int,
     baseline: Mapping[str, Any],
     ladder_seed: int,
+    rung: str,
+    baseline_group: str,
 ) -> dict[str, Any]:
     """Each finalist and the untuned baseline, once per seed, at full epochs.
 
     Every config gets the same seeds, so that finalists are compared on equal
     luck (same data order), and the baseline is measured exactly as they are.
+    ``rung`` (the plan's rung, whose name seeds the trials) and ``baseline_group``
+    (the baseline's group) come from the ladder's table, which search does not read.
     """
     groups = [(str(rank), f["params"]) for rank, f in enumerate(finalists)]
-    groups.append((BASELINE, baseline))
+    groups.append((baseline_group, baseline))
     entries = []
     for group, params in groups:
         for s in range(seeds):
             config = make_trial_config(
-                params, {}, epochs=epochs, seed=derive_seed(ladder_seed, SEEDS.name, s)
+                params, {}, epochs=epochs, seed=derive_seed(ladder_seed, rung, s)
             )
             name = f"{group}-{s}"
             entries.append(
@@ -94,4 +97,4 @@ def plan_seeds(
                     "config": config.to_json(),
                 }
             )
-    return {"rung": SEEDS.name, "finalists": list(finalists), "trials": entries}
+    return {"rung": rung, "finalists": list(finalists), "trials": entries}

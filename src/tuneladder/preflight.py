@@ -2,11 +2,8 @@
 
 The prepare rung loads the task's arrays and builds its model with the default
 hyperparameters, then runs one forward and backward pass on a few training
-samples. A problem with the data is a :class:`DataError`, whose message names the
-file or task and the column. A problem in the task's own code is a
-:class:`UserCodeError`, whose message names the function (``module:qualname``),
-the file and line in it, and the error; the original exception is chained as its
-``__cause__``, so that its full traceback can be kept for the rule's log.
+samples. What goes wrong is one :class:`~tuneladder.errors.UserCodeError` line
+naming the function, its file and line (:mod:`tuneladder.errors`).
 
 Example::
 
@@ -16,12 +13,18 @@ Example::
 
 from __future__ import annotations
 
-import functools
-import inspect
-import traceback
 from collections.abc import Callable, Collection, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from tuneladder.errors import (
+    UserCodeError,
+    call_task_function,
+    defined_at,
+    function_name,
+    raised,
+    user_error,
+    wrong_return,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -29,65 +32,9 @@ if TYPE_CHECKING:
     from tuneladder.metrics import Scoring
     from tuneladder.tasks import DataInfo
 
-__all__ = [
-    "CHECK_BATCH",
-    "DataError",
-    "UserCodeError",
-    "call_task_function",
-    "check_model",
-    "function_name",
-    "unread_hyperparameters",
-    "user_error",
-    "wrong_return",
-]
+__all__ = ["CHECK_BATCH", "check_model", "unread_hyperparameters"]
 
 CHECK_BATCH = 8  # train samples the model check runs on: enough for batch norm, cheap
-
-
-class DataError(ValueError):
-    """Data a task cannot train on; the message names the file or task and the column."""
-
-
-class UserCodeError(ValueError):
-    """A task's function raised, or returned something unusable.
-
-    The message names the function, and the file and line where it went wrong;
-    the exception it raised, if any, is the ``__cause__``.
-    """
-
-
-def function_name(func: Callable[..., Any]) -> str:
-    """``module:qualname`` of a function, as a plugin's ``task.name`` spells it."""
-    func = _unwrapped(func)
-    module = getattr(func, "__module__", None) or "?"
-    qualname = getattr(func, "__qualname__", None) or type(func).__qualname__
-    return f"{module}:{qualname}"
-
-
-def call_task_function(func: Callable[..., Any], *args: Any) -> Any:
-    """Call a task's function; what it raises becomes one :class:`UserCodeError` line.
-
-    A :class:`DataError` passes unchanged: it already names the file and column.
-    """
-    try:
-        return func(*args)
-    except DataError:
-        raise
-    except Exception as err:  # the user's code may fail in any way
-        raise user_error(func, err) from err
-
-
-def user_error(func: Callable[..., Any], err: BaseException) -> UserCodeError:
-    """``plugin:load raised KeyError at plugin.py:12: 'x'``, at the innermost line in its file."""
-    return UserCodeError(f"{function_name(func)} {_raised(err, func)}")
-
-
-def wrong_return(func: Callable[..., Any], value: Any, expected: str) -> UserCodeError:
-    """A function returned ``value`` instead of ``expected``: the error points at its def."""
-    return UserCodeError(
-        f"{function_name(func)} ({_definition(func)}) returned {type(value).__name__},"
-        f" expected {expected}"
-    )
 
 
 class _Reads(dict):
@@ -185,7 +132,7 @@ def check_model(
     from tuneladder.metrics import Scoring, make_loss
 
     name = function_name(build_model)
-    defined = _definition(build_model)
+    defined = defined_at(build_model)
     xb, yb = x[:batch], y[:batch]
     expected = (len(xb), info.n_outputs)
     # the check must not move the caller's random stream (fork_rng restores it)
@@ -231,7 +178,7 @@ def check_model(
         except UserCodeError:
             raise
         except Exception as err:  # forward or backward of the user's model
-            raise UserCodeError(f"{subject} ({step}) {_raised(err, build_model)}") from err
+            raise UserCodeError(f"{subject} ({step}) {raised(err, build_model)}") from err
         for name, metric in scoring.extra.items():
             _check_metric(name, metric.fn, output.detach().float(), yb, step)
     return tuple(output.shape)
@@ -249,11 +196,11 @@ def _task_loss(
     try:
         loss = loss_fn(output, target)
     except Exception as err:  # the user's loss may fail in any way
-        raise UserCodeError(f"{subject} ({step}) {_raised(err, factory)}") from err
+        raise UserCodeError(f"{subject} ({step}) {raised(err, factory)}") from err
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
         got = f"shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else type(loss)
         raise UserCodeError(
-            f"{subject} ({_definition(factory)}) gives {got} in {step}, expected the batch's"
+            f"{subject} ({defined_at(factory)}) gives {got} in {step}, expected the batch's"
             " mean loss, one number (reduction='mean')"
         )
     return loss
@@ -268,64 +215,9 @@ def _check_metric(name: str, fn: Any, output: Any, target: Any, step: str) -> No
         with torch.no_grad():
             value = torch.as_tensor(fn(output, target))
     except Exception as err:  # the user's metric may fail in any way
-        raise UserCodeError(f"{subject} ({step}) {_raised(err, fn)}") from err
+        raise UserCodeError(f"{subject} ({step}) {raised(err, fn)}") from err
     if value.numel() != 1:
         raise UserCodeError(
-            f"{subject} ({_definition(fn)}) gives shape {tuple(value.shape)} in {step},"
+            f"{subject} ({defined_at(fn)}) gives shape {tuple(value.shape)} in {step},"
             " expected one number"
         )
-
-
-def _raised(err: BaseException, func: Callable[..., Any]) -> str:
-    """``raised KeyError at plugin.py:12: 'x'``: the innermost line in the function's file."""
-    message = next((line for line in str(err).splitlines() if line.strip()), "")
-    text = f"raised {type(err).__name__} {_raised_where(err, func)}"
-    return f"{text}: {message}" if message else text
-
-
-def _raised_where(err: BaseException, func: Callable[..., Any]) -> str:
-    path = _source_file(func)
-    for frame in reversed(traceback.extract_tb(err.__traceback__)):
-        if frame.filename == path:
-            return f"at {_shown(frame.filename)}:{frame.lineno}"
-    # no line of the function's file was running (an nn.Sequential's layers, say)
-    tb = err.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    module = tb.tb_frame.f_globals.get("__name__", "?") if tb is not None else "?"
-    return f"inside {module.partition('.')[0]} (the function is at {_definition(func)})"
-
-
-def _unwrapped(func: Any) -> Any:
-    while isinstance(func, functools.partial):
-        func = func.func
-    return inspect.unwrap(func) if callable(func) else func
-
-
-def _code(func: Callable[..., Any]) -> Any:
-    func = _unwrapped(func)
-    code = getattr(func, "__code__", None)
-    if code is None and callable(func):  # a callable object: its __call__ method
-        code = getattr(type(func).__call__, "__code__", None)
-    return code
-
-
-def _source_file(func: Callable[..., Any]) -> str | None:
-    code = _code(func)
-    return code.co_filename if code is not None else None
-
-
-def _definition(func: Callable[..., Any]) -> str:
-    """``file.py:LINE`` where the function is defined."""
-    code = _code(func)
-    if code is None:
-        return "unknown file"
-    return f"{_shown(code.co_filename)}:{code.co_firstlineno}"
-
-
-def _shown(filename: str) -> str:
-    """A path relative to the working directory when it is inside it."""
-    try:
-        return str(Path(filename).resolve().relative_to(Path.cwd()))
-    except (ValueError, OSError):
-        return filename

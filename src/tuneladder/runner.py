@@ -41,6 +41,7 @@ from tuneladder.trials import (
     BuildModel,
     Checkpoint,
     Code,
+    Outcome,
     code_fingerprint,
     make_result,
     task_module,
@@ -69,22 +70,6 @@ __all__ = [
 EpochCallback = Callable[[dict[str, float]], None]
 # steps of an epoch whose gradient norm is measured, when nothing clips (clipping measures all)
 NORM_SAMPLES = 2
-
-
-@dataclass
-class Outcome:
-    """What training produced; the checkpoint carries the fields in ``_RESUMED``."""
-
-    status: str = "ok"  # ok | diverged | failed
-    history: list[dict[str, float]] = field(default_factory=list)
-    best_epoch: int | None = None
-    best_val_metric: float | None = None
-    best_val_loss: float | None = None
-    first_loss: float | None = None  # the trial's first step: what divergence is measured by
-    stopped_early: bool = False
-    reason: str | None = None  # why it diverged, or the error when it failed
-    resumed_from_epoch: int | None = None
-    best_state: dict[str, torch.Tensor] | None = None
 
 
 _RESUMED = (

@@ -31,7 +31,6 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from tuneladder.rungs import SEEDS, SENSITIVITY
 from tuneladder.space import Space, space_to_json
 from tuneladder.trials import derive_seed, make_trial_config
 
@@ -116,6 +115,8 @@ def plan_sensitivity(
     seeds: int,
     epochs: int,
     ladder_seed: int,
+    rung: str,
+    seeds_rung: str,
 ) -> dict[str, Any]:
     """Every trial of the rung: each hyperparameter of ``space`` that ``applies``, one at a time.
 
@@ -131,13 +132,15 @@ def plan_sensitivity(
         seeds: seeds per value: the seed rung's first ``seeds`` seeds.
         epochs: epochs per trial.
         ladder_seed: the ladder's seed.
+        rung: this rung's name; seeds_rung: the seed reruns' (their names seed
+            the trials, and the chosen point's trials are theirs where equal).
 
     Returns:
         The plan: ``parameters`` (per hyperparameter its values, or why it is
         skipped), ``centre`` (the chosen point's trials, by rung and name) and
         ``trials`` (what the workers train).
     """
-    seed_values = [derive_seed(ladder_seed, SEEDS.name, s) for s in range(seeds)]
+    seed_values = [derive_seed(ladder_seed, seeds_rung, s) for s in range(seeds)]
     base = {k: v for k, v in chosen.items() if k not in ("epochs", "seed")}
     entries: list[dict[str, Any]] = []
 
@@ -163,10 +166,10 @@ def plan_sensitivity(
         own = make_trial_config(base, {}, epochs=epochs, seed=seed_values[s]).to_json()
         seed_trial = by_seed.get(s)
         if seed_trial is not None and dict(seed_trial["config"]) == own:
-            centre.append({"rung": SEEDS.name, "name": seed_trial["name"], "seed_index": s})
+            centre.append({"rung": seeds_rung, "name": seed_trial["name"], "seed_index": s})
         else:
             name = add(CHOSEN, CHOSEN, {}, s)
-            centre.append({"rung": SENSITIVITY.name, "name": name, "seed_index": s})
+            centre.append({"rung": rung, "name": name, "seed_index": s})
 
     parameters: dict[str, dict[str, Any]] = {}
     for position, (name, dist) in enumerate(sorted(space.items())):
@@ -187,7 +190,7 @@ def plan_sensitivity(
             for s in range(seeds):
                 add(name, f"{stem}-{j}", {name: value}, s, param=name, value=value)
     return {
-        "rung": SENSITIVITY.name,
+        "rung": rung,
         "chosen": base,
         "values": values,
         "seeds": seed_values,

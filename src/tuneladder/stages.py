@@ -22,10 +22,19 @@ from pathlib import Path
 from typing import Any
 
 from tuneladder.device import Runtime
+from tuneladder.errors import DataError, UserCodeError
 from tuneladder.halving import LEVELS_DIR
 from tuneladder.io import read_json, write_csv, write_json
-from tuneladder.preflight import DataError, UserCodeError
-from tuneladder.rungs import COARSE, FINE, SEARCH_RUNGS, by_name, trial_order
+from tuneladder.rungs import (
+    BASELINE,
+    COARSE,
+    FINE,
+    SEARCH_RUNGS,
+    SEEDS,
+    SENSITIVITY,
+    by_name,
+    trial_order,
+)
 from tuneladder.startup import freeze_at_exit, import_torch
 from tuneladder.trial_files import RESULT_FILE
 
@@ -60,8 +69,8 @@ class StageError(RuntimeError):
 def logged(log_path: str | Path) -> Iterator[None]:
     """Send logging and stderr to the rule's log; a StageError also reaches the terminal.
 
-    So do a task's :class:`~tuneladder.preflight.DataError` and
-    :class:`~tuneladder.preflight.UserCodeError`: one line on the terminal, and
+    So do a task's :class:`~tuneladder.errors.DataError` and
+    :class:`~tuneladder.errors.UserCodeError`: one line on the terminal, and
     when the task's own code raised, its traceback in ``<log>.traceback`` beside
     the log (which names it).
     """
@@ -152,8 +161,9 @@ def prepare_stage(
     import torch
 
     from tuneladder.data import load_train_val, prepare
+    from tuneladder.errors import function_name
     from tuneladder.metrics import Scoring
-    from tuneladder.preflight import CHECK_BATCH, check_model, function_name
+    from tuneladder.preflight import CHECK_BATCH, check_model
 
     try:
         task_obj = _task(task)
@@ -407,7 +417,8 @@ def _check_reads(task_obj: Any, plan: Mapping[str, Any], data_dir: str | Path, o
     import_torch(dynamo=False)
     from tuneladder.config import ConfigError
     from tuneladder.data import load_info
-    from tuneladder.preflight import function_name, unread_hyperparameters
+    from tuneladder.errors import function_name
+    from tuneladder.preflight import unread_hyperparameters
 
     model = set(task_obj.default_model)
     configs = [
@@ -885,7 +896,13 @@ def plan_seeds_stage(
     ]
     baseline = base_params(train, _task(task).defaults)
     plan = plan_seeds(
-        picked, seeds=seeds["seeds"], epochs=seeds["epochs"], baseline=baseline, ladder_seed=seed
+        picked,
+        seeds=seeds["seeds"],
+        epochs=seeds["epochs"],
+        baseline=baseline,
+        ladder_seed=seed,
+        rung=SEEDS.name,
+        baseline_group=BASELINE,
     )
     write_json(out, plan)
 
@@ -968,6 +985,8 @@ def plan_sensitivity_stage(
         seeds=sensitivity["seeds"],
         epochs=sensitivity["epochs"],
         ladder_seed=seed,
+        rung=SENSITIVITY.name,
+        seeds_rung=SEEDS.name,
     )
     varied = [n for n, p in plan["parameters"].items() if "skipped" not in p]
     log.info(

@@ -26,7 +26,7 @@ import time
 import warnings
 import zlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +35,8 @@ import numpy as np
 from tuneladder.env import provenance
 from tuneladder.hparams import TrialConfig, config_hash
 from tuneladder.io import read_json, write_json, write_torch
-from tuneladder.tasks._loader import plugin_path, task_module_name
+from tuneladder.tasks._base import plugin_path
+from tuneladder.tasks._loader import task_module_name
 from tuneladder.trial_files import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -50,7 +51,6 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from tuneladder.runner import Outcome
     from tuneladder.tasks import DataInfo
 
 __all__ = [
@@ -66,6 +66,7 @@ __all__ = [
     "BuildModel",
     "Checkpoint",
     "Code",
+    "Outcome",
     "base_params",
     "code_fingerprint",
     "derive_seed",
@@ -81,6 +82,23 @@ __all__ = [
     "trial_key",
     "write_result",
 ]
+
+
+@dataclass
+class Outcome:
+    """What training produced; the checkpoint carries the fields in ``_RESUMED``."""
+
+    status: str = "ok"  # ok | diverged | failed
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_val_metric: float | None = None
+    best_val_loss: float | None = None
+    first_loss: float | None = None  # the trial's first step: what divergence is measured by
+    stopped_early: bool = False
+    reason: str | None = None  # why it diverged, or the error when it failed
+    resumed_from_epoch: int | None = None
+    best_state: dict[str, torch.Tensor] | None = None
+
 
 # A task's model factory: ``(model hyperparameters, data info) -> nn.Module``.
 BuildModel = Callable[[Mapping[str, Any], "DataInfo"], "nn.Module"]

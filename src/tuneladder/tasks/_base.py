@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuneladder.metric_table import BUILT_IN, KINDS, Metric, check_name
@@ -12,7 +14,7 @@ if TYPE_CHECKING:
     from torch import nn
     from torch.utils.data import Dataset
 
-__all__ = ["METRICS", "SPLIT_NAMES", "DataInfo", "Encoded", "Metric", "Task"]
+__all__ = ["METRICS", "SPLIT_NAMES", "DataInfo", "Encoded", "Metric", "Task", "plugin_path"]
 
 # The parts of a task's own fixed split, as keys of what ``load_datasets`` returns.
 SPLIT_NAMES = ("train", "val", "test")
@@ -287,3 +289,13 @@ class _AppliesWithData:
 
     def __call__(self, params: Mapping[str, Any]) -> set[str]:
         return set(self.model(params)) | (self.data & set(params))
+
+
+def plugin_path() -> None:
+    """Put the working directory first on ``sys.path``, where plugin modules are found.
+
+    Plugin modules live in the user's project, like ``python -m`` would find them.
+    """
+    cwd = str(Path.cwd())
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)

@@ -2,15 +2,13 @@ from __future__ import annotations
 
 import importlib
 import re
-import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from tuneladder.preflight import user_error
-from tuneladder.tasks._base import Task
+from tuneladder.errors import user_error
+from tuneladder.tasks._base import Task, plugin_path
 
-__all__ = ["TaskError", "load_task", "plugin_path", "task_module_name"]
+__all__ = ["TaskError", "load_task", "task_module_name"]
 
 _PLUGIN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
@@ -64,16 +62,6 @@ def task_module_name(name: str) -> str | None:
     if _PLUGIN.match(name):
         return name.partition(":")[0]
     return None
-
-
-def plugin_path() -> None:
-    """Put the working directory first on ``sys.path``, where plugin modules are found.
-
-    Plugin modules live in the user's project, like ``python -m`` would find them.
-    """
-    cwd = str(Path.cwd())
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
 
 
 def _import_factory(name: str) -> Any:

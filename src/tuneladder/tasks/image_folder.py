@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneladder.preflight import DataError
+from tuneladder.errors import DataError
 from tuneladder.tasks._base import DataInfo, Task
 from tuneladder.tasks.digits import applies
 
@@ -87,7 +87,7 @@ def _model(options: Mapping[str, Any]) -> tuple[Callable[..., Any], dict[str, An
         if "default_model" in options:
             raise ValueError("task.options.default_model goes with task.options.model")
         return build_model, dict(DEFAULT_MODEL), applies
-    from tuneladder.tasks._loader import plugin_path
+    from tuneladder.tasks._base import plugin_path
 
     module_name, _, name = str(options["model"]).partition(":")
     plugin_path()

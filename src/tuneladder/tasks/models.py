@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 if TYPE_CHECKING:
-    from tuneladder.tasks import DataInfo
+    from tuneladder.tasks._base import DataInfo
 
 __all__ = ["ConvNet", "MLP", "mlp_or_cnn"]
 
