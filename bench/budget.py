@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import plain_optuna  # noqa: E402  (a sibling script)
 from _workflow import REPO, snakemake_command  # noqa: E402
 
-from tuneladder.config import resolve_config  # noqa: E402
+from tuneladder.ladder.config import resolve_config  # noqa: E402
 
 HALVING = {"eta": 3, "min_epochs": 3}  # what a config that does not halve is compared with
 

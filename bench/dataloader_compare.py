@@ -8,7 +8,7 @@ over the train split and a loss over the val split:
 
 * plain: ``DataLoader(Subset(folder, train), shuffle=True, num_workers=w,
   persistent_workers=w > 0)`` and the loop written by hand;
-* runner: :func:`tuneladder.runner.train` on ``load_train_val(...)`` with
+* runner: :func:`tuneladder.training.runner.train` on ``load_train_val(...)`` with
   ``Loading(num_workers=w)``, all its measurements included.
 
 Printed per worker count: training samples/s over the epochs (best of
@@ -30,13 +30,13 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from tuneladder.data import load_train_val, prepare
-from tuneladder.device import Loading
-from tuneladder.hparams import TrialConfig
-from tuneladder.metrics import loss_fn
-from tuneladder.optimizers import make_optimizer
-from tuneladder.runner import train
+from tuneladder.core.hparams import TrialConfig
+from tuneladder.data.prepared import load_train_val, prepare
+from tuneladder.infra.device import Loading
 from tuneladder.tasks import load_task
+from tuneladder.training.metrics import loss_fn
+from tuneladder.training.optimizers import make_optimizer
+from tuneladder.training.runner import train
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # examples/, beside bench/
 from examples.shapes_task import write_folder  # noqa: E402

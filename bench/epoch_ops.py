@@ -22,8 +22,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from trial_throughput import MODELS, minimal_loop, runner_loop  # bench/, beside this file
 
-from tuneladder.data import load_train_val, prepare
-from tuneladder.hparams import TrialConfig
+from tuneladder.core.hparams import TrialConfig
+from tuneladder.data.prepared import load_train_val, prepare
 from tuneladder.tasks import load_task
 
 # operations that only make a new view of a tensor: no kernel runs for them

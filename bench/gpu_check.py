@@ -175,7 +175,7 @@ def _util(samples: list[float]) -> str:
 def check_provenance(checks: Checks, gpu: bool) -> None:
     import torch
 
-    from tuneladder.env import provenance
+    from tuneladder.infra.env import provenance
 
     device = torch.device("cuda", 0) if gpu else torch.device("cpu")
     build = provenance(device)["build"]
@@ -354,7 +354,7 @@ def run(out: Path, dry: bool, only: tuple[str, ...] = CHECKS) -> int:
 
     gpu = torch.cuda.is_available() and not dry
     if not gpu:
-        from tuneladder.device import VISIBLE_GPUS_VARIABLE
+        from tuneladder.infra.device import VISIBLE_GPUS_VARIABLE
 
         # a dry run plans as if the GPU were there, so the probe and the lanes run (on the
         # CPU): the workflow would otherwise ignore --resources gpu=1 on a CPU machine

@@ -26,10 +26,10 @@ from pathlib import Path
 import torch
 from trial_throughput import minimal_loop, runner_loop  # bench/, beside this file
 
-from tuneladder.data import load_train_val, prepare
-from tuneladder.hparams import TrialConfig
-from tuneladder.runner import Batches, train
+from tuneladder.core.hparams import TrialConfig
+from tuneladder.data.prepared import load_train_val, prepare
 from tuneladder.tasks import load_task
+from tuneladder.training.runner import Batches, train
 
 CNN = {"arch": "cnn", "width": 64, "num_layers": 3, "channels": 32, "dropout": 0.1}
 

@@ -38,13 +38,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from tuneladder.config import load_config
-from tuneladder.data import TrainVal, load_train_val, prepare
-from tuneladder.lr_range import SKIP_FRACTION, analyse, lr_range_test, smooth
-from tuneladder.metrics import loss_fn
-from tuneladder.optimizers import make_optimizer
-from tuneladder.stages import _base_config
+from tuneladder.data.prepared import TrainVal, load_train_val, prepare
+from tuneladder.ladder.config import load_config
+from tuneladder.sanity.lr_range import SKIP_FRACTION, analyse, lr_range_test, smooth
+from tuneladder.stages.common import _base_config
 from tuneladder.tasks import load_task
+from tuneladder.training.metrics import loss_fn
+from tuneladder.training.optimizers import make_optimizer
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCHS = ("mlp", "cnn")

@@ -23,11 +23,11 @@ from typing import Any
 import optuna
 import torch
 
-from tuneladder.data import load_test, load_train_val
-from tuneladder.hparams import TrialConfig
-from tuneladder.runner import evaluate_metrics, train
-from tuneladder.space import space_from_json
+from tuneladder.core.hparams import TrialConfig
+from tuneladder.data.prepared import load_test, load_train_val
+from tuneladder.search.space import space_from_json
 from tuneladder.tasks import load_task
+from tuneladder.training.runner import evaluate_metrics, train
 
 
 class _Pruned(Exception):

@@ -40,8 +40,8 @@ HEAD = ("prepare", "overfit_check", "lr_range_test", "plan_coarse")
 # What the rules' scripts do, with the values their rules would pass (rules/*.smk).
 PREAMBLE = """
 import json, sys
-from tuneladder.stages import *
-from tuneladder.stages import Runtime, logged
+from tuneladder.stages.common import *
+from tuneladder.stages.common import Runtime, logged
 c, results, out = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
 data = results + "/data"
 runtime = Runtime.from_params({
@@ -74,7 +74,7 @@ def main() -> None:
     config_path = args.config.resolve()
     experiment = yaml.safe_load(config_path.read_text())["experiment"]
     sys.path.insert(0, str(REPO / "src"))
-    from tuneladder.config import load_config
+    from tuneladder.ladder.config import load_config
 
     config = load_config(config_path)
     with tempfile.TemporaryDirectory() as scratch:

@@ -25,8 +25,8 @@ from pathlib import Path
 
 from _workflow import REPO, snakemake_command
 
-from tuneladder.config import load_config
-from tuneladder.status import ladder_status
+from tuneladder.execution.status import ladder_status
+from tuneladder.ladder.config import load_config
 
 
 def _live(config_file: Path, cores: int, every: float) -> tuple[list[tuple[float, dict]], float]:

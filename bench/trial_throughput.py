@@ -1,6 +1,6 @@
 """How fast the trial runner trains, against a minimal hand-written loop.
 
-Prints training samples/s of `tuneladder.runner.train` and of the plainest loop
+Prints training samples/s of `tuneladder.training.runner.train` and of the plainest loop
 that trains the same model on the same data (same batch size, same optimizer,
 validation loss each epoch), over two spans timed the same way on both sides:
 the whole call (building the model and optimizer, then every epoch) and the
@@ -30,14 +30,14 @@ from pathlib import Path
 
 import torch
 
-from tuneladder import runner as trial_runner
-from tuneladder.data import load_train_val, prepare
-from tuneladder.device import autocast
-from tuneladder.hparams import TrialConfig
-from tuneladder.metrics import loss_fn
-from tuneladder.optimizers import make_optimizer
-from tuneladder.runner import train
+from tuneladder.core.hparams import TrialConfig
+from tuneladder.data.prepared import load_train_val, prepare
+from tuneladder.infra.device import autocast
 from tuneladder.tasks import load_task
+from tuneladder.training import runner as trial_runner
+from tuneladder.training.metrics import loss_fn
+from tuneladder.training.optimizers import make_optimizer
+from tuneladder.training.runner import train
 
 # what each pair of columns times, on both sides
 SPANS = {"call": "whole call (build + epochs)", "epochs": "epochs only"}
@@ -116,10 +116,10 @@ STARTUP = textwrap.dedent(
     """
     import sys, time
     import torch
-    from tuneladder.data import load_train_val
-    from tuneladder.hparams import TrialConfig
-    from tuneladder import runner
-from tuneladder.runner import train
+    from tuneladder.data.prepared import load_train_val
+    from tuneladder.core.hparams import TrialConfig
+    from tuneladder.training import runner
+from tuneladder.training.runner import train
     from tuneladder.tasks import load_task
     imported = time.time()
     torch.set_num_threads(1)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from helpers import snakemake, terminal_output, write_config
-from tuneladder.data import load_train_val, prepare
+from tuneladder.data.prepared import load_train_val, prepare
 from tuneladder.tasks import load_task
 
 

@@ -1,4 +1,7 @@
-"""A lane that only waits: for the tests of tuneladder.lanes (python -m sleepy_lane SPEC)."""
+"""A lane that only waits, for the tests of tuneladder.execution.lanes.
+
+python -m sleepy_lane SPEC
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from tuneladder.lanes import lane_main
+from tuneladder.execution.lanes import lane_main
 
 
 def run(spec: dict) -> None:

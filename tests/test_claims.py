@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from tuneladder.claims import ClaimBook
+from tuneladder.store.claims import ClaimBook
 
 
 def _claim_all(directory: str, names: list[str], out: str, barrier) -> None:
@@ -76,7 +76,9 @@ def test_release_only_removes_own_claim(tmp_path: Path) -> None:
 
 
 def test_worker_order_takes_own_stripe_then_steals_from_the_end() -> None:
-    from tuneladder.worker import worker_order  # here: spawned claimers need not load torch
+    from tuneladder.execution.worker import (
+        worker_order,  # here: spawned claimers need not load torch
+    )
 
     assert worker_order(7, worker=1, workers=3, steal=False) == [1, 4]
     assert worker_order(7, worker=1, workers=3, steal=True) == [1, 4, 6, 5, 3, 2, 0]
@@ -103,8 +105,8 @@ def _slow_model(hp, info) -> torch.nn.Module:
 
 
 def _train_slowly(rung_dir: str, digits, done) -> None:
-    from tuneladder.hparams import TrialConfig
-    from tuneladder.worker import run_worker
+    from tuneladder.core.hparams import TrialConfig
+    from tuneladder.execution.worker import run_worker
 
     config = TrialConfig(epochs=1, batch_size=512, model={})
     plan = {"rung": "coarse", "trials": [{"name": "0", "index": 0, "dir": "trials/0",

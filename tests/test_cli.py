@@ -66,7 +66,7 @@ def test_config_command_writes_a_whole_experiment_dvc_can_read(tmp_path: Path) -
     stages name as params present, so the output can be the config DVC versions."""
     import yaml
 
-    from tuneladder.config import resolve_config
+    from tuneladder.ladder.config import resolve_config
 
     command = [TUNELADDER, "config", "--config", str(REPO / "config/examples/csv.yaml")]
     proc = subprocess.run([*command, "--set", "coarse.trials=7"], capture_output=True, text=True)
@@ -94,8 +94,9 @@ def test_config_command_writes_a_whole_experiment_dvc_can_read(tmp_path: Path) -
 def test_trial_path_imports_no_pandas_matplotlib_or_sklearn() -> None:
     code = (
         "import sys\n"
-        "import tuneladder.worker, tuneladder.runner, tuneladder.data, tuneladder.tasks.digits\n"
-        "import tuneladder.stages, tuneladder.device\n"
+        "import tuneladder.execution.worker, tuneladder.training.runner\n"
+        "import tuneladder.data.prepared, tuneladder.tasks.digits\n"
+        "import tuneladder.stages.common, tuneladder.infra.device\n"
         "heavy = [m for m in ('pandas', 'matplotlib', 'sklearn', 'optuna', 'scipy')"
         " if m in sys.modules]\n"
         "print(','.join(heavy))\n"

@@ -15,8 +15,8 @@ import yaml
 from test_workflow import planned_jobs
 
 from helpers import REPO, SNAKEMAKE, results_of, snakemake, tiny_config, write_config
-from tuneladder.device import VISIBLE_GPUS_VARIABLE
-from tuneladder.io import read_json
+from tuneladder.infra.device import VISIBLE_GPUS_VARIABLE
+from tuneladder.store.io import read_json
 
 CLUSTER_SCRIPT = REPO / "scripts" / "slurm-cluster.sh"
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from helpers import REPO, snakemake, write_config
-from tuneladder.conda_envs import write_env_file
+from tuneladder.infra.conda_envs import write_env_file
 
 
 @pytest.mark.parametrize("kind", ["cpu", "cuda"])

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from helpers import REPO, snakemake, tiny_config, write_config
-from tuneladder.config import (
+from tuneladder.ladder.config import (
     ConfigError,
     apply_overrides,
     command_line_values,
@@ -259,7 +259,7 @@ def test_python_tags_in_yaml_are_refused(tmp_path: Path) -> None:
 def test_resolving_a_built_in_task_imports_no_torch(config: str) -> None:
     """The Snakefile resolves the config on every parse (-n, cluster jobs): keep it light."""
     code = (
-        "import sys; from tuneladder.config import load_config; "
+        "import sys; from tuneladder.ladder.config import load_config; "
         f"load_config({config!r}); "
         "heavy = [m for m in ('torch', 'pandas', 'optuna', 'sklearn', 'mlflow')"
         " if m in sys.modules]; "
@@ -277,7 +277,7 @@ def test_resolving_the_image_folder_task_imports_no_torch(tmp_path: Path) -> Non
     }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     code = (
-        "import sys; from tuneladder.config import load_config; "
+        "import sys; from tuneladder.ladder.config import load_config; "
         f"load_config({str(tmp_path / 'c.yaml')!r}); "
         "heavy = [m for m in ('torch', 'torchvision', 'PIL') if m in sys.modules]; "
         "assert not heavy, heavy"

@@ -16,10 +16,10 @@ import yaml
 from torch import nn
 
 from helpers import REPO, results_of, snakemake
-from tuneladder.data import data_for, load_info, load_train_val, prepare
-from tuneladder.io import read_json
-from tuneladder.preflight import unread_hyperparameters
+from tuneladder.data.prepared import data_for, load_info, load_train_val, prepare
+from tuneladder.store.io import read_json
 from tuneladder.tasks import DataInfo, Task
+from tuneladder.training.preflight import unread_hyperparameters
 
 
 def _windows(calls: Path | None = None):

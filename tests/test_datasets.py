@@ -13,15 +13,15 @@ import yaml
 from dataset_task import read_count
 
 from helpers import REPO, results_of, snakemake, tiny_config
-from tuneladder.data import Split, load_test, load_train_val, materialise, prepare
-from tuneladder.errors import DataError, UserCodeError
-from tuneladder.hparams import TrialConfig
-from tuneladder.io import read_json
-from tuneladder.loader import DatasetSplit, Loading
-from tuneladder.lr_range import lr_range_test
-from tuneladder.overfit import overfit_check
-from tuneladder.runner import Checkpoint, evaluate_metrics, train
+from tuneladder.core.errors import DataError, UserCodeError
+from tuneladder.core.hparams import TrialConfig
+from tuneladder.data.loader import DatasetSplit, Loading
+from tuneladder.data.prepared import Split, load_test, load_train_val, materialise, prepare
+from tuneladder.sanity.lr_range import lr_range_test
+from tuneladder.sanity.overfit import overfit_check
+from tuneladder.store.io import read_json
 from tuneladder.tasks import Task, load_task
+from tuneladder.training.runner import Checkpoint, evaluate_metrics, train
 
 CPU = torch.device("cpu")
 MODEL = {"width": 16, "dropout": 0.2}

@@ -11,12 +11,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from tuneladder.device import autocast, claim_gpu, peak_memory_mb, resolve_device, visible_gpus
+from tuneladder.infra.device import (
+    autocast,
+    claim_gpu,
+    peak_memory_mb,
+    resolve_device,
+    visible_gpus,
+)
 
 HOLDER = textwrap.dedent(
     """
     import os, sys, time
-    from tuneladder.device import claim_gpu
+    from tuneladder.infra.device import claim_gpu
     os.environ.pop("CUDA_VISIBLE_DEVICES", None)
     claim = claim_gpu(int(sys.argv[1]), lock_dir=sys.argv[2], timeout_s=60, poll_s=0.01)
     with open(sys.argv[3], "a") as log:

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from tuneladder.direction import Direction, best_so_far, ok_value, top
+from tuneladder.core.direction import Direction, best_so_far, ok_value, top
 
 NAN, INF = float("nan"), float("inf")
 MAX, MIN = Direction.MAXIMIZE, Direction.MINIMIZE

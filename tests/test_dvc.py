@@ -207,7 +207,7 @@ def _source(module: str) -> Path:
 
 def _modules_run_by(script: Path) -> set[str]:
     """Every module a workflow script's stage functions import, followed through imports."""
-    stages = ast.parse(_source("tuneladder.stages").read_text())
+    stages = ast.parse(_source("tuneladder.stages.common").read_text())
     functions = {f.name: f for f in stages.body if isinstance(f, ast.FunctionDef)}
     called = [a.name for a in _import_nodes(script) if a.name in functions]
     todo = _imports(ast.parse(script.read_text()), "")
@@ -235,7 +235,7 @@ def _modules_run_by(script: Path) -> set[str]:
         seen.add(module)
         source = _source(module)
         package = module if source.name == "__init__.py" else module.rpartition(".")[0]
-        if module != "tuneladder.stages":
+        if module != "tuneladder.stages.common":
             todo |= _imports(ast.parse(source.read_text()), package)
         parts = module.split(".")
         todo |= {".".join(parts[:i]) for i in range(2, len(parts))}  # parent packages

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from tuneladder.env import package_versions, provenance, torch_build
+from tuneladder.infra.env import package_versions, provenance, torch_build
 
 
 def test_the_torch_version_keeps_its_build_tag() -> None:
@@ -34,7 +34,7 @@ def test_provenance_carries_the_build() -> None:
 def test_process_start_is_before_now_and_after_boot() -> None:
     import time
 
-    from tuneladder.env import process_started_at
+    from tuneladder.infra.env import process_started_at
 
     started = process_started_at()
     assert started is not None  # Linux: /proc is there
@@ -49,7 +49,7 @@ def test_process_start_is_exact_to_a_few_clock_ticks() -> None:
     import sys
     import time
 
-    code = "from tuneladder.env import process_started_at; print(repr(process_started_at()))"
+    code = "from tuneladder.infra.env import process_started_at; print(repr(process_started_at()))"
     before = time.time()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     after = time.time()
@@ -62,7 +62,7 @@ def test_provenance_survives_a_torch_without_its_cuda_functions(monkeypatch) -> 
     (as 2.11 dropped torch._C._cuda_getDriverVersion) leaves that field unknown."""
     from types import SimpleNamespace
 
-    from tuneladder import env
+    from tuneladder.infra import env
 
     bare = SimpleNamespace(
         __version__="9.9.0+cu999",
@@ -86,7 +86,7 @@ def test_provenance_survives_a_torch_without_its_cuda_functions(monkeypatch) -> 
 def test_a_missing_libcuda_leaves_the_driver_api_unknown(monkeypatch) -> None:
     import ctypes
 
-    from tuneladder import env
+    from tuneladder.infra import env
 
     def no_library(name: str):
         raise OSError(f"{name}: cannot open shared object file")

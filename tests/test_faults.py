@@ -10,10 +10,10 @@ import torch
 from fault_task import make_task
 
 from helpers import results_of, snakemake, write_fault_ladder
-from tuneladder.data import load_train_val, prepare
-from tuneladder.hparams import TrialConfig
-from tuneladder.io import read_json
-from tuneladder.runner import run_trial
+from tuneladder.core.hparams import TrialConfig
+from tuneladder.data.prepared import load_train_val, prepare
+from tuneladder.store.io import read_json
+from tuneladder.training.runner import run_trial
 
 EXPECTED = {"none": "ok", "sleep": "ok", "nan": "diverged", "raise": "failed", "oom": "failed"}
 REASONS = {"nan": "train_loss is nan at epoch 1", "raise": "injected fault at epoch 1",

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from tuneladder.data import load_info, load_test, load_train_val, prepare, split_indices
-from tuneladder.final import finalize, trivial_predictor
-from tuneladder.hparams import TrialConfig
-from tuneladder.io import read_json, write_json
-from tuneladder.runner import evaluate_metrics
+from tuneladder.core.hparams import TrialConfig
+from tuneladder.data.prepared import load_info, load_test, load_train_val, prepare, split_indices
+from tuneladder.stages.final import finalize, trivial_predictor
+from tuneladder.store.io import read_json, write_json
 from tuneladder.tasks import Task, load_task
+from tuneladder.training.runner import evaluate_metrics
 
 # finalist 0 came from coarse #8, finalist 1 from fine #2 (the seeds plan's order)
 FINALISTS = [
@@ -208,7 +208,7 @@ def test_mean_predictor_scores_in_the_targets_own_units(
 def test_every_metric_the_task_records_is_measured_on_test(summary: dict, tmp_path: Path) -> None:
     from sklearn import metrics as sk
 
-    from tuneladder.final import write_views
+    from tuneladder.stages.final import write_views
 
     test = load_test(tmp_path / "data")
     info = load_info(tmp_path / "data")

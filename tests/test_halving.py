@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tuneladder.direction import top
-from tuneladder.halving import (
+from tuneladder.core.direction import top
+from tuneladder.core.hparams import TrialConfig
+from tuneladder.search.halving import (
     Halving,
     continuing,
     expected_seconds,
@@ -16,9 +17,8 @@ from tuneladder.halving import (
     plan_level,
     with_halving,
 )
-from tuneladder.hparams import TrialConfig
-from tuneladder.runner import Checkpoint, train
-from tuneladder.trials import STATE_FILE
+from tuneladder.store.trials import STATE_FILE
+from tuneladder.training.runner import Checkpoint, train
 
 CPU = torch.device("cpu")
 MLP = {"arch": "mlp", "width": 32, "num_layers": 1, "channels": 8, "dropout": 0.3}
@@ -319,12 +319,12 @@ def test_a_halving_ladder_continues_the_best_configs_from_their_states(
     halving_ladder: Path, tmp_path: Path
 ) -> None:
     from helpers import copy_ladder, results_of, snakemake, tiny_config
-    from tuneladder.config import resolve_config
-    from tuneladder.data import load_train_val
-    from tuneladder.io import read_json
-    from tuneladder.runner import run_trial
-    from tuneladder.status import format_status, ladder_status
+    from tuneladder.data.prepared import load_train_val
+    from tuneladder.execution.status import format_status, ladder_status
+    from tuneladder.ladder.config import resolve_config
+    from tuneladder.store.io import read_json
     from tuneladder.tasks import load_task
+    from tuneladder.training.runner import run_trial
 
     ladder_config = resolve_config(tiny_config(**HALVING_LADDER))
 
@@ -415,10 +415,10 @@ def test_mlflow_holds_one_run_per_config_with_its_levels_as_steps(
     from mlflow.tracking import MlflowClient
 
     from helpers import results_of
-    from tuneladder.halving import level_trial_dirs
-    from tuneladder.io import read_json
-    from tuneladder.tracking import open_ladder
-    from tuneladder.trials import read_result
+    from tuneladder.search.halving import level_trial_dirs
+    from tuneladder.store.io import read_json
+    from tuneladder.store.trials import read_result
+    from tuneladder.tracking.mirror import open_ladder
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracker = open_ladder(tracking_uri=uri, experiment="halving", results=tmp_path)

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from helpers import REPO
-from tuneladder.hparams import TrialConfig, applicable
+from tuneladder.core.hparams import TrialConfig, applicable
 from tuneladder.tasks import load_task
 
 

@@ -11,9 +11,9 @@ import torch
 import yaml
 
 from helpers import REPO, results_of, snakemake, tiny_config
-from tuneladder.data import load_test, load_train_val, prepare
-from tuneladder.io import read_json
-from tuneladder.loader import DatasetSplit
+from tuneladder.data.loader import DatasetSplit
+from tuneladder.data.prepared import load_test, load_train_val, prepare
+from tuneladder.store.io import read_json
 from tuneladder.tasks import TaskError, load_task
 
 pytest.importorskip("torchvision", reason="the image_folder task needs the images extra")

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from helpers import REPO, SNAKEMAKE, results_of, snakemake, write_fault_ladder
-from tuneladder.io import read_json
+from tuneladder.store.io import read_json
 
 EPOCHS = 6
 FIRST_RUN = "first-run.log"  # what the interrupted run printed

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO
-from tuneladder.gpu_probe import choose, probe_levels
-from tuneladder.io import write_json
-from tuneladder.lanes import lane_count, lane_worker
+from tuneladder.execution.lanes import lane_count, lane_worker
+from tuneladder.stages.gpu_probe import choose, probe_levels
+from tuneladder.store.io import write_json
 
 TESTS = Path(__file__).parent
 
@@ -61,8 +61,8 @@ PARENT = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from tuneladder.device import claim_gpu
-    from tuneladder.lanes import run_lanes
+    from tuneladder.infra.device import claim_gpu
+    from tuneladder.execution.lanes import run_lanes
 
     folder, locks = Path(sys.argv[1]), sys.argv[2]
     claim = claim_gpu(1, lock_dir=locks, timeout_s=10)

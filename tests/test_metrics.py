@@ -17,17 +17,17 @@ import yaml
 from sklearn import metrics as sk
 
 from helpers import REPO, results_of, snakemake
-from tuneladder import loader as loader_module
-from tuneladder.data import load_test, load_train_val, prepare
-from tuneladder.errors import DataError, UserCodeError
-from tuneladder.final import trivial_predictor
-from tuneladder.hparams import TrialConfig
-from tuneladder.io import read_json
-from tuneladder.metric_table import BUILT_IN, Metric, built_in
-from tuneladder.metrics import Scorer, Scoring, Tally, roc_auc_per_column
-from tuneladder.preflight import check_model
-from tuneladder.runner import evaluate_metrics, run_trial
+from tuneladder.core.errors import DataError, UserCodeError
+from tuneladder.core.hparams import TrialConfig
+from tuneladder.core.metric_table import BUILT_IN, Metric, built_in
+from tuneladder.data import loader as loader_module
+from tuneladder.data.prepared import load_test, load_train_val, prepare
+from tuneladder.stages.final import trivial_predictor
+from tuneladder.store.io import read_json
 from tuneladder.tasks import DataInfo, Task
+from tuneladder.training.metrics import Scorer, Scoring, Tally, roc_auc_per_column
+from tuneladder.training.preflight import check_model
+from tuneladder.training.runner import evaluate_metrics, run_trial
 
 CPU = torch.device("cpu")
 MLP = {"arch": "mlp", "width": 32, "num_layers": 1, "channels": 8, "dropout": 0.0}

@@ -14,14 +14,14 @@ import pytest
 import torch
 
 from helpers import tiny_config
-from tuneladder.config import ConfigError, resolve_config
-from tuneladder.data import load_train_val, prepare
-from tuneladder.errors import DataError, UserCodeError
-from tuneladder.io import read_json
-from tuneladder.preflight import check_model
-from tuneladder.stages import logged, prepare_stage
+from tuneladder.core.errors import DataError, UserCodeError
+from tuneladder.data.prepared import load_train_val, prepare
+from tuneladder.ladder.config import ConfigError, resolve_config
+from tuneladder.stages.common import logged, prepare_stage
+from tuneladder.store.io import read_json
 from tuneladder.tasks import Task, TaskError, load_task
 from tuneladder.tasks.tabular import TableOptions, check_header, encode_table, load_table
+from tuneladder.training.preflight import check_model
 
 line_of = bad_task.line_of
 BUILD_MODEL = line_of("def build_model(hp: Mapping[str, Any], info: DataInfo) -> Any:")

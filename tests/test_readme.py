@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from helpers import REPO, SNAKEMAKE, copy_checkout
-from tuneladder.config import resolve_config
-from tuneladder.io import read_json
+from tuneladder.ladder.config import resolve_config
+from tuneladder.store.io import read_json
 
 # Commands a dry run cannot check, and why: Snakemake's own report needs a finished
 # run (test_report checks the figures it collects).
@@ -150,11 +150,11 @@ def test_the_readmes_dataset_module_trains(clone: Path, monkeypatch) -> None:
     """The module the README asks users to copy is complete: it prepares and trains."""
     import torch
 
-    from tuneladder.data import load_train_val, prepare
-    from tuneladder.hparams import TrialConfig
-    from tuneladder.loader import DatasetSplit
-    from tuneladder.runner import train
+    from tuneladder.core.hparams import TrialConfig
+    from tuneladder.data.loader import DatasetSplit
+    from tuneladder.data.prepared import load_train_val, prepare
     from tuneladder.tasks import load_task
+    from tuneladder.training.runner import train
 
     monkeypatch.chdir(clone)
     task = load_task("my_shapes:make_task", {"samples": 60})

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from tuneladder.data import load_test, load_train_val, prepare, split_indices
-from tuneladder.hparams import TrialConfig
-from tuneladder.io import read_json
-from tuneladder.metrics import Scorer
-from tuneladder.overfit import failure_message, overfit_check
-from tuneladder.runner import evaluate_metrics, run_trial
+from tuneladder.core.hparams import TrialConfig
+from tuneladder.data.prepared import load_test, load_train_val, prepare, split_indices
+from tuneladder.sanity.overfit import failure_message, overfit_check
+from tuneladder.store.io import read_json
 from tuneladder.tasks import DataInfo, Task, load_task
+from tuneladder.training.metrics import Scorer
+from tuneladder.training.runner import evaluate_metrics, run_trial
 
 CPU = torch.device("cpu")
 ROWS = 400

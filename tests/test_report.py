@@ -21,7 +21,6 @@ from matplotlib.image import imread
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from helpers import REPO, copy_ladder, results_of, snakemake
-from tuneladder.io import read_json, write_json
 from tuneladder.report import FIGURE_NAMES, FIGURES, SECTIONS
 from tuneladder.report._analysis import (
     checklist,
@@ -33,6 +32,7 @@ from tuneladder.report._analysis import (
 )
 from tuneladder.report._importance import fanova_importance
 from tuneladder.report._summary import builds
+from tuneladder.store.io import read_json, write_json
 
 # The tiny ladder does not halve: its page has neither the halving section nor its figure.
 SHOWN = [f.name for f in FIGURES if not f.needs_halving]

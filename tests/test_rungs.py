@@ -11,11 +11,12 @@ import pytest
 import yaml
 
 from helpers import REPO, SNAKEMAKE, results_of, tiny_config, write_config
-from tuneladder import rungs, status
-from tuneladder.config import resolve_config
-from tuneladder.io import read_json
+from tuneladder.execution import status
+from tuneladder.ladder import rungs
+from tuneladder.ladder.config import resolve_config
+from tuneladder.ladder.rungs import LADDER, RUNGS, SENSITIVITY, TRIAL_RUNGS, Rung, active
 from tuneladder.report import FIGURES, SECTIONS, SWEEP_READS, figures_for, report_inputs
-from tuneladder.rungs import LADDER, RUNGS, SENSITIVITY, TRIAL_RUNGS, Rung, active
+from tuneladder.store.io import read_json
 
 RULES = REPO / "workflow" / "rules"
 SCRIPTS = REPO / "workflow" / "scripts"

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from tuneladder.data import TrainVal
-from tuneladder.hparams import TrialConfig
-from tuneladder.io import read_json
-from tuneladder.metrics import Scorer
-from tuneladder.runner import (
+from tuneladder.core.hparams import TrialConfig
+from tuneladder.data.prepared import TrainVal
+from tuneladder.store.io import read_json
+from tuneladder.training.metrics import Scorer
+from tuneladder.training.runner import (
     HISTORY_COLUMNS,
     NORM_SAMPLES,
     Batches,
@@ -77,7 +77,9 @@ def test_trial_writes_config_history_and_result(tmp_path: Path, digits, digits_t
     # the key ends with the fingerprint of the code that decided the numbers
     assert saved["code"]["task_module"] == "tuneladder.tasks.digits"
     assert saved["key"].endswith(":" + saved["code"]["fingerprint"])
-    assert {"tuneladder.runner", "tuneladder.tasks.digits"} <= set(saved["code"]["modules"])
+    assert {"tuneladder.training.runner", "tuneladder.tasks.digits"} <= set(
+        saved["code"]["modules"]
+    )
     assert saved["config"]["model"] == MLP
     rows = history(tmp_path / "history.csv")
     assert list(rows[0]) == list(HISTORY_COLUMNS) and len(rows) == 3
@@ -280,7 +282,7 @@ def test_checkpoint_of_another_config_is_ignored(tmp_path, digits, digits_task) 
 def test_result_files_honour_the_umask(tmp_path: Path) -> None:
     import os
 
-    from tuneladder.io import write_json
+    from tuneladder.store.io import write_json
 
     old = os.umask(0o022)
     try:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO, tiny_config
-from tuneladder.config import ConfigError, resolve_config
+from tuneladder.ladder.config import ConfigError, resolve_config
 
 PY_FILES = sorted([*(REPO / "src").rglob("*.py"), *(REPO / "workflow").rglob("*.py")])
 SMK_FILES = sorted([REPO / "workflow" / "Snakefile", *(REPO / "workflow").rglob("*.smk")])

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from tuneladder.data import Split, TrainVal
-from tuneladder.hparams import TrialConfig
-from tuneladder.lr_range import analyse, coarse_range, lr_range_test
-from tuneladder.overfit import failure_message, overfit_check
+from tuneladder.core.hparams import TrialConfig
+from tuneladder.data.prepared import Split, TrainVal
+from tuneladder.sanity.lr_range import analyse, coarse_range, lr_range_test
+from tuneladder.sanity.overfit import failure_message, overfit_check
 
 CPU = torch.device("cpu")
 MLP = {"arch": "mlp", "width": 64, "num_layers": 1, "channels": 8, "dropout": 0.5}

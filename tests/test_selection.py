@@ -7,9 +7,9 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from scipy.stats import ttest_ind
 
-from tuneladder.final import choose, tie_break
-from tuneladder.selection import narrow, narrow_space, top_distinct
-from tuneladder.stats import describe, welch_p_value
+from tuneladder.core.stats import describe, welch_p_value
+from tuneladder.search.selection import narrow, narrow_space, top_distinct
+from tuneladder.stages.final import choose, tie_break
 
 
 def row(index, status="ok", value=None, **params):
@@ -197,7 +197,7 @@ def test_tie_break_says_what_decided_or_nothing_without_a_tie() -> None:
     ],
 )
 def test_intervals_stay_inside_the_metric_bounds(metric, values, ci) -> None:
-    from tuneladder.stats import metric_bounds
+    from tuneladder.core.stats import metric_bounds
 
     stats = describe(values, metric_bounds(metric))
     assert stats["ci95_clipped"]

@@ -13,17 +13,17 @@ import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from helpers import copy_ladder, results_of, snakemake, tiny_config, write_config
-from tuneladder.config import ConfigError, describe_plan, resolve_config
-from tuneladder.hparams import TrialConfig
-from tuneladder.io import read_json
+from tuneladder.core.hparams import TrialConfig
+from tuneladder.execution.status import ladder_status
+from tuneladder.ladder.config import ConfigError, describe_plan, resolve_config
+from tuneladder.ladder.rungs import SEEDS, SENSITIVITY
 from tuneladder.report import _figures as figs
 from tuneladder.report._sensitivity import analyse, sensitivity_summary
-from tuneladder.rungs import SEEDS, SENSITIVITY
-from tuneladder.sensitivity import CHOSEN, plan_sensitivity, probe_values
-from tuneladder.space import space_from_config
-from tuneladder.stages import plan_sensitivity_stage
-from tuneladder.status import ladder_status
-from tuneladder.trials import derive_seed, make_trial_config
+from tuneladder.search.sensitivity import CHOSEN, plan_sensitivity, probe_values
+from tuneladder.search.space import space_from_config
+from tuneladder.stages.common import plan_sensitivity_stage
+from tuneladder.store.io import read_json
+from tuneladder.store.trials import derive_seed, make_trial_config
 
 LOG = FloatDistribution(1e-5, 1e-1, log=True)
 
@@ -198,7 +198,7 @@ def make_run(
         values = sorted({*by_value, chosen[name]})
         kind = kinds[name]
         parameters[name] = {"kind": kind, "chosen": chosen[name], "values": values}
-        if kind == "choice":  # as tuneladder.sensitivity.describe_parameter writes them
+        if kind == "choice":  # as tuneladder.search.sensitivity.describe_parameter writes them
             parameters[name].update(type="choice", choices=values, log=False)
         else:
             number = "int" if kind == "int" else "float"

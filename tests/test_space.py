@@ -5,7 +5,7 @@ import math
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from tuneladder.space import (
+from tuneladder.search.space import (
     active,
     conditions_from_config,
     sample,
@@ -100,7 +100,7 @@ def test_sobol_point_i_is_the_sequences_point_i(index: int) -> None:
     import numpy as np
     from scipy.stats import qmc
 
-    from tuneladder.space import _unit_point
+    from tuneladder.search.space import _unit_point
 
     engine = qmc.Sobol(d=5, scramble=True, seed=np.random.default_rng(7))
     if index:

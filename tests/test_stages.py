@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from tuneladder import device, stages
-from tuneladder.device import Runtime
-from tuneladder.io import read_json
+from tuneladder.infra import device
+from tuneladder.infra.device import Runtime
+from tuneladder.stages import common as stages
+from tuneladder.store.io import read_json
 
 
 def test_runtime_from_the_rules_param_and_the_jobs_threads() -> None:
@@ -97,8 +98,8 @@ def test_select_and_plan_fine_use_what_each_trial_sampled(tmp_path: Path) -> Non
     from the ok coarse trials inside the fine space that trained as many epochs."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-    from tuneladder.io import write_json
-    from tuneladder.space import space_to_json
+    from tuneladder.search.space import space_to_json
+    from tuneladder.store.io import write_json
 
     space = {
         "lr": FloatDistribution(1e-4, 1e-1, log=True),

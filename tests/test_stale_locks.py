@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tuneladder.stale_locks import clear_stale_locks, lock_holders
+from tuneladder.infra.stale_locks import clear_stale_locks, lock_holders
 
 pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads processes in /proc")
 

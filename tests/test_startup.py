@@ -13,7 +13,7 @@ def _run(code: str) -> dict:
     return json.loads(out.stdout.splitlines()[-1])
 
 
-IMPORT = "from tuneladder.startup import import_torch;"
+IMPORT = "from tuneladder.infra.startup import import_torch;"
 STATE = (
     "import gc, json, sys; print(json.dumps({'enabled': gc.isenabled(),"
     " 'frozen': gc.get_freeze_count(), 'torch': 'torch' in sys.modules,"
@@ -52,7 +52,7 @@ def test_a_failed_import_switches_the_collector_back_on() -> None:
         "        if name == 'torch._dynamo':\n"
         "            raise ImportError('no dynamo here')\n"
         "sys.meta_path.insert(0, Refuse())\n"
-        "from tuneladder.startup import import_torch\n"
+        "from tuneladder.infra.startup import import_torch\n"
         "try:\n"
         "    import_torch(dynamo=True)\n"
         "except ImportError:\n"
@@ -69,7 +69,7 @@ def test_the_heap_is_frozen_once_the_interpreter_starts_shutting_down() -> None:
     code = (
         "import atexit, gc\n"
         "atexit.register(lambda: print(gc.get_freeze_count() > 0))\n"
-        "from tuneladder.startup import freeze_at_exit\n"
+        "from tuneladder.infra.startup import freeze_at_exit\n"
         "freeze_at_exit(); freeze_at_exit()\n"
         "print(gc.get_freeze_count() > 0)\n"
     )

@@ -14,10 +14,10 @@ import pytest
 
 import tuneladder
 from helpers import results_of, snakemake, tiny_config, write_config
-from tuneladder.config import resolve_config
-from tuneladder.io import read_json, write_json
-from tuneladder.job_times import read_benchmarks
-from tuneladder.status import format_status, ladder_status
+from tuneladder.execution.status import format_status, ladder_status
+from tuneladder.ladder.config import resolve_config
+from tuneladder.ladder.job_times import read_benchmarks
+from tuneladder.store.io import read_json, write_json
 
 TUNELADDER = str(Path(sys.executable).parent / "tuneladder")
 

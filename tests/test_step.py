@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tuneladder import lr_range, overfit, runner, step
-from tuneladder.hparams import TrialConfig
-from tuneladder.metrics import make_loss
+from tuneladder.core.hparams import TrialConfig
+from tuneladder.sanity import lr_range, overfit
+from tuneladder.training import runner, step
+from tuneladder.training.metrics import make_loss
 
 CPU = torch.device("cpu")
 MLP = {"arch": "mlp", "width": 16, "num_layers": 1, "channels": 8, "dropout": 0.0}

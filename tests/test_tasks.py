@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from helpers import REPO
-from tuneladder.data import TrainVal, load_test, load_train_val, prepare, split_indices
-from tuneladder.io import read_json
+from tuneladder.data.prepared import TrainVal, load_test, load_train_val, prepare, split_indices
+from tuneladder.store.io import read_json
 from tuneladder.tasks import DataInfo, Task, TaskError, load_task
 
 
@@ -30,7 +30,7 @@ def test_digits_are_scikit_learns_read_without_importing_it(tmp_path: Path) -> N
     the samples, and so the prepared data's fingerprint, are what they always were."""
     code = (
         "import sys, numpy as np; from tuneladder.tasks import load_task;"
-        " from tuneladder.data import prepare; task = load_task('digits');"
+        " from tuneladder.data.prepared import prepare; task = load_task('digits');"
         " x, y = task.load_arrays(); np.save(sys.argv[1] + '/x.npy', x);"
         " np.save(sys.argv[1] + '/y.npy', y);"
         " print(prepare(task, sys.argv[1] + '/data', seed=0)['fingerprint']);"
@@ -197,7 +197,7 @@ def test_task_checks_its_kind() -> None:
     ],
 )
 def test_shipped_tasks_pass_the_model_check(name: str, options, tmp_path: Path, monkeypatch):
-    from tuneladder.preflight import check_model
+    from tuneladder.training.preflight import check_model
 
     monkeypatch.chdir(REPO)
     task = load_task(name, options)

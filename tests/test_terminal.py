@@ -13,8 +13,8 @@ import pytest
 from snakemake_interface_logger_plugins.common import LogEvent
 
 from helpers import results_of, terminal_output, tiny_config
-from tuneladder.config import resolve_config
-from tuneladder.terminal import LadderProgress, hidden
+from tuneladder.execution.terminal import LadderProgress, hidden
+from tuneladder.ladder.config import resolve_config
 
 
 def _record(message: str, level: int = logging.INFO, event: LogEvent | None = None):

@@ -15,12 +15,12 @@ import torch
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from helpers import copy_ladder, results_of, snakemake, tiny_config, write_config
-from tuneladder.collect import collect_rung
-from tuneladder.io import read_json, write_json
+from tuneladder.execution.collect import collect_rung
+from tuneladder.execution.worker import run_worker
+from tuneladder.search.tpe import ask_round, inside, plan_tpe, resolved_entries, rounds
+from tuneladder.store.io import read_json, write_json
+from tuneladder.store.trials import base_params
 from tuneladder.tasks.digits import DEFAULT_MODEL, applies
-from tuneladder.tpe import ask_round, inside, plan_tpe, resolved_entries, rounds
-from tuneladder.trials import base_params
-from tuneladder.worker import run_worker
 
 SPACE = {
     "lr": FloatDistribution(1e-4, 1e-1, log=True),

@@ -13,16 +13,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from tuneladder.hparams import TrialConfig
-from tuneladder.io import write_json
-from tuneladder.runner import run_trial
-from tuneladder.tracking import ladder_run, open_ladder, resolve_uri
+from tuneladder.core.hparams import TrialConfig
+from tuneladder.store.io import write_json
+from tuneladder.tracking.mirror import ladder_run, open_ladder, resolve_uri
+from tuneladder.training.runner import run_trial
 
 LOG_ONE = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
-    from tuneladder.tracking import open_ladder
+    from tuneladder.tracking.mirror import open_ladder
     trial_dir = Path(sys.argv[2])
     result = json.loads((trial_dir / "result.json").read_text())
     tracker = open_ladder(tracking_uri=sys.argv[1], experiment="race", results=sys.argv[3])
@@ -34,7 +34,7 @@ LOG_ONE = textwrap.dedent(
 @pytest.fixture(scope="module")
 def trials(tmp_path_factory: pytest.TempPathFactory, digits_dir: Path) -> list[Path]:
     """Eight finished trials (one real one, copied under eight names)."""
-    from tuneladder.data import load_train_val
+    from tuneladder.data.prepared import load_train_val
     from tuneladder.tasks import load_task
 
     root = tmp_path_factory.mktemp("trials")

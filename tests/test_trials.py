@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tuneladder.hparams import TrialConfig
-from tuneladder.io import write_json
-from tuneladder.trials import (
+from tuneladder.core.hparams import TrialConfig
+from tuneladder.store.io import write_json
+from tuneladder.store.trials import (
     CODE_MODULES,
     KEEP_TRIALS,
     RESULT_FILE,
@@ -28,7 +28,7 @@ from tuneladder.trials import (
 )
 
 
-@pytest.mark.parametrize("module", ["tuneladder.trials", "tuneladder.collect"])
+@pytest.mark.parametrize("module", ["tuneladder.store.trials", "tuneladder.execution.collect"])
 def test_bookkeeping_imports_no_torch(module: str) -> None:
     # collect is a local bookkeeping rule: it reads JSON and must not pay for torch
     code = f"import {module}, sys; assert 'torch' not in sys.modules, sorted(sys.modules)"
@@ -73,8 +73,8 @@ def test_a_code_change_retrains_unless_trials_are_kept(
 
     import torch
 
-    from tuneladder.collect import IncompleteRung, collect_rung
-    from tuneladder.worker import run_worker
+    from tuneladder.execution.collect import IncompleteRung, collect_rung
+    from tuneladder.execution.worker import run_worker
 
     name = f"plugin_{tmp_path.name}"  # a task module of its own, as a user's plugin is
     source = tmp_path / f"{name}.py"
@@ -109,7 +109,7 @@ def test_a_code_change_retrains_unless_trials_are_kept(
     monkeypatch.setenv(KEEP_TRIALS, "1")  # keep them on purpose
     assert work()["reused"] == ["0"] and len(collect()) == 1
     monkeypatch.delenv(KEEP_TRIALS)
-    with caplog.at_level("INFO", logger="tuneladder.worker"):
+    with caplog.at_level("INFO", logger="tuneladder.execution.worker"):
         report = work()
     assert report["ran"] == ["0"] and report["stale"] == {"0": f"stale: code changed ({name})"}
     assert f"0 stale: code changed ({name}): training it again" in caplog.text
@@ -177,7 +177,7 @@ def test_the_code_fingerprint_runs_no_user_code_and_agrees_with_a_loaded_task(
     (package / "task.py").write_text("import numpy\n")
     script = (
         "import json, sys\n"
-        "from tuneladder.trials import code_fingerprint\n"
+        "from tuneladder.store.trials import code_fingerprint\n"
         f"code = code_fingerprint('pkg_{tag}.task')\n"
         "print(json.dumps({'digests': dict(code.digests), 'torch': 'torch' in sys.modules,"
         f" 'package': 'pkg_{tag}' in sys.modules}}))\n"
@@ -215,6 +215,15 @@ def test_the_code_fingerprint_keys_by_content_not_by_place(tmp_path: Path) -> No
     ):
         moved.write_text(f"{header}\n\n\ndef f(x):\n    return train_step(x) + 1  # same\n")
         assert _file_digest(moved) == _file_digest(old)
+    # import sorting follows module paths: a move reorders imports, or merges two
+    two = "from tuneladder.b import y\nfrom tuneladder.a import x\nz = x + y\n"
+    old.write_text(two)
+    moved.write_text("from tuneladder.core.a import x, y\nz = x + y\n")
+    assert _file_digest(moved) == _file_digest(old)
+    old.write_text(
+        '"""The old home."""\nfrom tuneladder.step import train_step  # one place\n\n'
+        'def f(x):\n    """Why it adds one."""\n    return train_step(x) + 1\n'
+    )
     moved.write_text("from tuneladder.training.step import train_step\ndef f(x):\n    return 2\n")
     assert _file_digest(moved) != _file_digest(old)
     elsewhere = old.read_text().replace("from tuneladder.step", "from other.step")
@@ -225,7 +234,7 @@ def test_the_code_fingerprint_keys_by_content_not_by_place(tmp_path: Path) -> No
     code = code_fingerprint("tuneladder.tasks.digits")
     renamed = {f"tuneladder.training.{n.rsplit('.', 1)[1]}": d for n, d in code.digests.items()}
     assert Code(code.task_module, renamed).fingerprint == code.fingerprint
-    changed = {**code.digests, "tuneladder.step": "0" * 16}
+    changed = {**code.digests, "tuneladder.training.step": "0" * 16}
     assert Code(code.task_module, changed).fingerprint != code.fingerprint
 
 
@@ -237,13 +246,13 @@ def test_the_code_fingerprint_reads_files_and_names_what_changed(monkeypatch) ->
     code = code_fingerprint("tuneladder.tasks.digits")
     assert code == code_fingerprint("tuneladder.tasks.digits")  # same files, same digests
     assert len(code.fingerprint) == 16 and "missing" not in code.digests.values()
-    older = {**code.digests, "tuneladder.runner": "0" * 16}
-    assert code.changed_since({"modules": older}) == ["tuneladder.runner"]
+    older = {**code.digests, "tuneladder.training.runner": "0" * 16}
+    assert code.changed_since({"modules": older}) == ["tuneladder.training.runner"]
     assert code_fingerprint("no_such_module_here").digests["no_such_module_here"] == "missing"
     config = TrialConfig(epochs=1)
     key = trial_key(config, "data", "accuracy", code.fingerprint)
     old = {"key": trial_key(config, "data", "accuracy", "f" * 16), "code": {"modules": older}}
-    assert stale_reason(old, key, code) == "stale: code changed (tuneladder.runner)"
+    assert stale_reason(old, key, code) == "stale: code changed (tuneladder.training.runner)"
     before_fingerprints = {"key": trial_key(config, "data", "accuracy")}  # older results
     assert stale_reason(before_fingerprints, key, code) == (
         "stale: code changed (the result records no code)"

@@ -19,7 +19,7 @@ from helpers import (
     write_config,
     write_fault_ladder,
 )
-from tuneladder.io import read_json
+from tuneladder.store.io import read_json
 
 
 def planned_jobs(output: str) -> dict[str, int]:

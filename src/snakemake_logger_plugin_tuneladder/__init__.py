@@ -4,7 +4,7 @@ The project's profile turns it on. A real run shows the ladder (tuneladder's own
 lines: its plan, trials done, best so far, time left, what won) with warnings and
 errors, and keeps Snakemake's job blocks in Snakemake's log file only; a dry run,
 ``--logger-tuneladder-jobs``, ``--verbose`` or ``--printshellcmds`` shows Snakemake's
-full view. Which records stay out is decided by :func:`tuneladder.terminal.hidden`.
+full view. Which records stay out is decided by :func:`tuneladder.execution.terminal.hidden`.
 """
 
 # no `from __future__ import annotations`: Snakemake reads the settings' field types
@@ -49,7 +49,7 @@ class LogHandler(LogHandlerBase):
         self._compact = not shown
 
     def emit(self, record: LogRecord) -> None:
-        from tuneladder.terminal import hidden
+        from tuneladder.execution.terminal import hidden
 
         if not self._default_filter.filter(record):
             return

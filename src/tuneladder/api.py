@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneladder.trial_files import HISTORY_FILE
+from tuneladder.store.trial_files import HISTORY_FILE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,9 +43,9 @@ def load_config(
 
     ``overrides`` are ``{"coarse.trials": 5, "lr": 1e-3}`` or ``["coarse.trials=5"]``:
     a dotted key is a config path, a bare key a fixed hyperparameter (``train.lr``).
-    Raises :class:`tuneladder.config.ConfigError` naming the key or the file.
+    Raises :class:`tuneladder.ladder.config.ConfigError` naming the key or the file.
     """
-    from tuneladder.config import load_config as load
+    from tuneladder.ladder.config import load_config as load
 
     if isinstance(overrides, Mapping):
         overrides = [f"{key}={_yaml(value)}" for key, value in overrides.items()]
@@ -71,12 +71,12 @@ def run_trial(
     """
     import torch
 
-    from tuneladder.data import data_for, load_train_val, prepare
-    from tuneladder.device import Loading, resolve_device
-    from tuneladder.metrics import Scoring
-    from tuneladder.runner import run_trial as train_one
+    from tuneladder.data.prepared import data_for, load_train_val, prepare
+    from tuneladder.infra.device import Loading, resolve_device
+    from tuneladder.store.trials import base_params, make_trial_config
     from tuneladder.tasks import load_task
-    from tuneladder.trials import base_params, make_trial_config
+    from tuneladder.training.metrics import Scoring
+    from tuneladder.training.runner import run_trial as train_one
 
     out = Path(out)
     task = load_task(config["task"]["name"], config["task"]["options"])
@@ -241,8 +241,8 @@ def load_results(results: str | Path) -> LadderResults:
     """
     import pandas as pd
 
-    from tuneladder.io import read_json
-    from tuneladder.rungs import FINAL, TRIAL_RUNGS
+    from tuneladder.ladder.rungs import FINAL, TRIAL_RUNGS
+    from tuneladder.store.io import read_json
 
     folder = Path(results)
     if not folder.is_dir():

@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     args = parser.parse_args(argv)
-    from tuneladder.config import ConfigError
+    from tuneladder.ladder.config import ConfigError
     from tuneladder.tasks import TaskError
 
     try:
@@ -98,7 +98,7 @@ def _config(args: argparse.Namespace) -> int:
     (``dvc.yaml`` names keys of ``config/config.yaml`` as params, so each must be in it)."""
     import yaml
 
-    from tuneladder.config import load_config
+    from tuneladder.ladder.config import load_config
 
     config = load_config(args.config, args.overrides)
     print(f"# {args.config}, resolved by tuneladder config: every key, defaults filled in")
@@ -109,7 +109,7 @@ def _config(args: argparse.Namespace) -> int:
 def _trial(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     from tuneladder.api import run_trial
-    from tuneladder.config import load_config
+    from tuneladder.ladder.config import load_config
 
     config = load_config(args.config, args.overrides)
     metric = config["metric"]
@@ -150,9 +150,9 @@ def _trial(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     import json
 
-    from tuneladder.config import load_config
-    from tuneladder.stale_locks import lock_holders
-    from tuneladder.status import format_status, ladder_status
+    from tuneladder.execution.status import format_status, ladder_status
+    from tuneladder.infra.stale_locks import lock_holders
+    from tuneladder.ladder.config import load_config
 
     config = load_config(args.config)
     results = args.results or Path("results") / config["experiment"]

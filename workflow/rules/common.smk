@@ -4,23 +4,24 @@ from pathlib import Path
 
 from snakemake.utils import update_config, validate
 
-from tuneladder import rungs, terminal
-from tuneladder.conda_envs import write_env_file
-from tuneladder.device import visible_gpus
-from tuneladder.config import (
+from tuneladder.ladder import rungs
+from tuneladder.execution import terminal
+from tuneladder.infra.conda_envs import write_env_file
+from tuneladder.infra.device import visible_gpus
+from tuneladder.ladder.config import (
     SCHEMA_PATH,
     ConfigError,
     command_line_values,
     describe_plan,
     resolve_config,
 )
-from tuneladder.halving import Halving
-from tuneladder.stale_locks import clear_stale_locks
-from tuneladder.terminal import result_lines
-from tuneladder.status import ladder_status, stop_line
+from tuneladder.search.halving import Halving
+from tuneladder.infra.stale_locks import clear_stale_locks
+from tuneladder.execution.terminal import result_lines
+from tuneladder.execution.status import ladder_status, stop_line
 from tuneladder.report import SWEEP_READS, SWEEPS_FILE, figures_for, report_inputs
 from tuneladder.tasks import TaskError
-from tuneladder.trials import task_code
+from tuneladder.store.trials import task_code
 
 # --config 'coarse={trials: 5}': Snakemake leaves the nested 5 a string
 update_config(config, command_line_values(workflow.config_settings.config_args))
@@ -40,7 +41,7 @@ RESULTS = f"results/{config['experiment']}"
 # The config files as given, relative to where Snakemake runs: the report's command
 # to reproduce the run must work when pasted there.
 CONFIGFILES = [os.path.relpath(path) for path in workflow.overwrite_configfiles]
-# The rungs, their files and trial counts come from the library's table (tuneladder.rungs):
+# The rungs, their files and trial counts come from the library's table (tuneladder.ladder.rungs):
 # the rungs of trials share the {rung} rules, and those that search feed the seed reruns.
 TRIAL_RUNGS = [rung.name for rung in rungs.TRIAL_RUNGS]
 SEARCH_RUNGS = [rung.name for rung in rungs.SEARCH_RUNGS]
@@ -120,7 +121,7 @@ def check_devices():
 
 
 def trials_per_gpu():
-    """Trials side by side on each GPU (tuneladder.lanes): 1 on a run that uses none."""
+    """Trials side by side on each GPU (tuneladder.execution.lanes): 1 on a run that uses none."""
     return config["gpu"]["trials_per_gpu"] if uses_gpu() else 1
 
 
@@ -164,7 +165,7 @@ def device_line():
 
 def rung_trials(rung):
     """The most trials a rung's workers train at once: a sweep that halves trains every
-    config at level 0, and fewer at each level after (tuneladder.halving)."""
+    config at level 0, and fewer at each level after (tuneladder.search.halving)."""
     halving = Halving.from_sweep(config[rung]) if rung in SEARCH_RUNGS else None
     if halving is not None:
         return halving.levels[0].configs
@@ -216,7 +217,7 @@ def worker_markers(wildcards):
 
 
 def runtime_params():
-    """What every rung that trains runs on; the job adds its threads (tuneladder.device.Runtime)."""
+    """What every rung that trains runs on; the job adds its threads (tuneladder.infra.device.Runtime)."""
     return {
         "device": config["device"],
         "precision": config["precision"],

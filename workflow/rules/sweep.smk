@@ -44,7 +44,7 @@ rule plan_fine:
         "../scripts/plan_fine.py"
 
 
-# A sweep that halves (tuneladder.halving) trains its levels inside the same workers:
+# A sweep that halves (tuneladder.search.halving) trains its levels inside the same workers:
 # each worker plans the next level itself when a level is done, so no level starts a job.
 # A worker claims trials of its rung one at a time; trial files are not outputs,
 # so a killed worker never takes finished trials with it.

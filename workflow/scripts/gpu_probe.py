@@ -1,5 +1,5 @@
-from tuneladder.gpu_probe import gpu_probe_stage
-from tuneladder.stages import Runtime, logged
+from tuneladder.stages.common import Runtime, logged
+from tuneladder.stages.gpu_probe import gpu_probe_stage
 
 with logged(snakemake.log[0]):
     gpu_probe_stage(

@@ -19,7 +19,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneladder.io import atomic_open, read_json, write_json, write_text
 from tuneladder.report._contents import (
     FIGURE_NAMES,
     FIGURES,
@@ -31,6 +30,7 @@ from tuneladder.report._contents import (
     figures_for,
     report_inputs,
 )
+from tuneladder.store.io import atomic_open, read_json, write_json, write_text
 
 if TYPE_CHECKING:
     from tuneladder.report._load import RunData
@@ -209,7 +209,7 @@ def report_stage(
     from importlib import metadata
 
     import tuneladder
-    from tuneladder.env import git_commit, package_versions
+    from tuneladder.infra.env import git_commit, package_versions
     from tuneladder.report._html import render
     from tuneladder.report._load import load_run
     from tuneladder.report._summary import build_summary, finite_or_none

@@ -20,9 +20,9 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from tuneladder.direction import Direction, best_so_far, halving_tier, ok_value, top
-from tuneladder.hparams import TRAIN_FIELDS
-from tuneladder.rungs import BASELINE
+from tuneladder.core.direction import Direction, best_so_far, halving_tier, ok_value, top
+from tuneladder.core.hparams import TRAIN_FIELDS
+from tuneladder.ladder.rungs import BASELINE
 
 __all__ = [
     "DR_THRESHOLD",

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tuneladder.halving import Halving
-from tuneladder.rungs import (
+from tuneladder.ladder.rungs import (
     FINAL,
     LR_RANGE,
     OVERFIT,
@@ -28,6 +27,7 @@ from tuneladder.rungs import (
     Rung,
     active,
 )
+from tuneladder.search.halving import Halving
 
 __all__ = [
     "FIGURES",
@@ -237,7 +237,7 @@ FIGURE_NAMES = tuple(f.name for f in FIGURES)
 
 
 def halves(config: Mapping[str, Any]) -> bool:
-    """Whether a sweep of the (resolved) config halves (tuneladder.halving)."""
+    """Whether a sweep of the (resolved) config halves (tuneladder.search.halving)."""
     return any(Halving.from_sweep(config.get(r.name) or {}) for r in SEARCH_RUNGS)
 
 

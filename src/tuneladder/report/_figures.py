@@ -27,8 +27,8 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from tuneladder.direction import Direction, ok_value
-from tuneladder.rungs import SEARCH_RUNGS
+from tuneladder.core.direction import Direction, ok_value
+from tuneladder.ladder.rungs import SEARCH_RUNGS
 
 __all__ = [
     "best_so_far_figure",

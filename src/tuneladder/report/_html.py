@@ -12,8 +12,8 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from tuneladder.report._contents import SECTIONS, figure
-from tuneladder.rungs import (
+from tuneladder.core.stats import bounds_text
+from tuneladder.ladder.rungs import (
     FINAL,
     LR_RANGE,
     OVERFIT,
@@ -25,7 +25,7 @@ from tuneladder.rungs import (
     by_name,
     finalist_label,
 )
-from tuneladder.stats import bounds_text
+from tuneladder.report._contents import SECTIONS, figure
 
 __all__ = ["render"]
 

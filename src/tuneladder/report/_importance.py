@@ -31,7 +31,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from tuneladder.direction import Direction, ok_value
+from tuneladder.core.direction import Direction, ok_value
 
 __all__ = ["MIN_TRIALS", "fanova_importance"]
 

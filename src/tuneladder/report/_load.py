@@ -14,10 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuneladder.io import read_json
-from tuneladder.job_times import read_benchmarks
-from tuneladder.report._contents import READS, input_name
-from tuneladder.rungs import (
+from tuneladder.ladder.job_times import read_benchmarks
+from tuneladder.ladder.rungs import (
     FINAL,
     LR_RANGE,
     OVERFIT,
@@ -27,8 +25,10 @@ from tuneladder.rungs import (
     TRIAL_RUNGS,
     Rung,
 )
-from tuneladder.space import Space, space_from_json
-from tuneladder.trial_files import HISTORY_FILE, RESULT_FILE
+from tuneladder.report._contents import READS, input_name
+from tuneladder.search.space import Space, space_from_json
+from tuneladder.store.io import read_json
+from tuneladder.store.trial_files import HISTORY_FILE, RESULT_FILE
 
 __all__ = ["RunData", "load_run", "read_benchmarks", "read_history"]
 
@@ -99,7 +99,7 @@ def _rung_rows(table_path: Path, plan: Mapping[str, Any]) -> list[dict[str, Any]
     searched = set(plan.get("space") or ())
     rows = []
     for row in table["trials"]:
-        # a sweep that halves names each config's furthest level (tuneladder.halving)
+        # a sweep that halves names each config's furthest level (tuneladder.search.halving)
         trial_dir = table_path.parent / row.get("path", dirs[row["name"]])
         params = row["params"]
         if "sampled" in row:

@@ -14,8 +14,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tuneladder.direction import Direction, ok_value
-from tuneladder.stats import describe
+from tuneladder.core.direction import Direction, ok_value
+from tuneladder.core.stats import describe
 
 __all__ = ["NOISE", "SHAPES", "analyse", "sensitivity_summary"]
 

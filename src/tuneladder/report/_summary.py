@@ -13,13 +13,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tuneladder.direction import Direction, ok_value, top
-from tuneladder.hparams import applicable
-from tuneladder.report import _analysis as analysis
-from tuneladder.report._importance import fanova_importance
-from tuneladder.report._load import RunData
-from tuneladder.report._sensitivity import sensitivity_summary
-from tuneladder.rungs import (
+from tuneladder.core.direction import Direction, ok_value, top
+from tuneladder.core.hparams import applicable
+from tuneladder.ladder.rungs import (
     BASELINE,
     COARSE,
     FINAL,
@@ -35,7 +31,11 @@ from tuneladder.rungs import (
     Rung,
     by_name,
 )
-from tuneladder.trial_files import CONFIG_FILE, HISTORY_FILE
+from tuneladder.report import _analysis as analysis
+from tuneladder.report._importance import fanova_importance
+from tuneladder.report._load import RunData
+from tuneladder.report._sensitivity import sensitivity_summary
+from tuneladder.store.trial_files import CONFIG_FILE, HISTORY_FILE
 
 __all__ = [
     "DECIDED",
@@ -55,7 +55,7 @@ STRONG = 0.1
 
 def experiment_hash(config: Mapping[str, Any]) -> str:
     """A short hash of the resolved experiment config (sorted JSON); a trial's own
-    config has :func:`tuneladder.hparams.config_hash`."""
+    config has :func:`tuneladder.core.hparams.config_hash`."""
     text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

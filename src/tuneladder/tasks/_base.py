@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneladder.metric_table import BUILT_IN, KINDS, Metric, check_name
+from tuneladder.core.metric_table import BUILT_IN, KINDS, Metric, check_name
 
 if TYPE_CHECKING:
     import numpy as np
@@ -19,7 +19,7 @@ __all__ = ["METRICS", "SPLIT_NAMES", "DataInfo", "Encoded", "Metric", "Task", "p
 # The parts of a task's own fixed split, as keys of what ``load_datasets`` returns.
 SPLIT_NAMES = ("train", "val", "test")
 
-# The built-in metrics each kind of task can select on (tuneladder.metric_table).
+# The built-in metrics each kind of task can select on (tuneladder.core.metric_table).
 METRICS: dict[str, tuple[str, ...]] = {kind: tuple(names) for kind, names in BUILT_IN.items()}
 
 
@@ -104,7 +104,7 @@ class Task:
             ``multilabel`` (0 or 1 per label, ``y`` of shape ``(n, labels)``;
             binary cross-entropy on the logits) or ``regression`` (mean squared
             error). The built-in metrics of each are in
-            :mod:`tuneladder.metric_table`.
+            :mod:`tuneladder.core.metric_table`.
         load_arrays: Returns all samples as ``(x, y)`` numpy arrays; the
             library splits them, so a task never decides what is test data.
             Called once, by the prepare rung, never on the trial path.
@@ -159,7 +159,7 @@ class Task:
             ``train_rows`` only; called by prepare after the split. The csv task
             encodes text columns and fills missing values this way.
         extra_metrics: The task's own metrics by name, each a
-            :class:`~tuneladder.metric_table.Metric` with its function and
+            :class:`~tuneladder.core.metric_table.Metric` with its function and
             direction; the config's ``metric.name`` can select any of them, as
             any built-in one. A name must not be a built-in one.
         data_params: Data hyperparameters and their defaults, such as a
@@ -170,7 +170,7 @@ class Task:
             with the trial's values as a dict. Prepare makes the data of the
             config's fixed values; a trial with other values gets its own
             prepared copy, made once per distinct values and shared by every
-            trial that has them (see :func:`tuneladder.data.data_for`). The
+            trial that has them (see :func:`tuneladder.data.prepared.data_for`). The
             test split of each copy is read by the final rung only. The model
             factory sees them too, among its hyperparameters.
 

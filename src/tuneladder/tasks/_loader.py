@@ -5,7 +5,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from tuneladder.errors import user_error
+from tuneladder.core.errors import user_error
 from tuneladder.tasks._base import Task, plugin_path
 
 __all__ = ["TaskError", "load_task", "task_module_name"]

@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneladder.errors import DataError
+from tuneladder.core.errors import DataError
 from tuneladder.tasks._base import DataInfo, Task
 from tuneladder.tasks.digits import applies
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tuneladder.errors import DataError
+from tuneladder.core.errors import DataError
 from tuneladder.tasks._base import DataInfo, Encoded, Task
 
 if TYPE_CHECKING:

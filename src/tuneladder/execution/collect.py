@@ -1,0 +1,137 @@
+"""Gather a rung's trial results into one table, refusing an incomplete rung.
+
+Trial files are not Snakemake outputs (a killed worker must not take finished
+trials with it), so this is where a rung is checked for completeness, by the
+same rule the workers apply (:func:`tuneladder.store.trials.stale_reason`). Reading
+JSON needs no torch, and this module does not import it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tuneladder.core.direction import Direction
+from tuneladder.search.halving import level_dir, merge_levels, plan_level
+from tuneladder.search.tpe import resolved_entries
+from tuneladder.store.trials import (
+    KEEP_TRIALS,
+    Code,
+    code_fingerprint,
+    entry_key,
+    read_result,
+    stale_reason,
+)
+
+__all__ = ["IncompleteRung", "collect_halving", "collect_rung", "ROW_FIELDS"]
+
+ROW_FIELDS = (
+    "status",
+    "reason",
+    "best_val_metric",
+    "best_val_loss",
+    "best_epoch",
+    "epochs_run",
+    "stopped_early",
+    "train_seconds",
+    "total_seconds",
+    "peak_memory_mb",
+    "seed",
+    "device",
+    "host",
+    "slurm_job_id",
+    "first_loss",
+    "final_train_loss",
+    "final_val_loss",
+)
+
+
+class IncompleteRung(RuntimeError):
+    """Some trials of a rung have no complete result."""
+
+
+def collect_rung(
+    plan: Mapping[str, Any], rung_dir: str | Path, *, data_fingerprint: str, metric: str
+) -> list[dict[str, Any]]:
+    """One row per planned trial: its name, dir, params and headline numbers.
+
+    A sweep trial's row also has ``sampled``, the values its sampler chose and
+    the trial used: a searched parameter it did not sample (its condition
+    failed) is absent there, while ``params`` holds every value it trained with.
+    """
+    rung_dir = Path(rung_dir)
+    rows, missing = [], []
+    codes: dict[str | None, Code] = {}  # the code now, by task module
+    for entry in resolved_entries(plan, rung_dir):
+        if "config" not in entry:  # a round of a tpe sweep that was never asked
+            missing.append(f"{entry['name']}: round {entry['round']} not asked yet")
+            continue
+        result = read_result(rung_dir / entry["dir"])
+        # the rung does not know its task: the result names the module it hashed
+        module = ((result or {}).get("code") or {}).get("task_module")
+        if module not in codes:
+            codes[module] = code_fingerprint(module)
+        code = codes[module]
+        key = entry_key(entry, data_fingerprint, metric, code.fingerprint)
+        reason = stale_reason(result, key, code)
+        if result is None or reason is not None:
+            missing.append(f"{entry['name']}: {reason}")
+            continue
+        row = {
+            "rung": plan["rung"],
+            "name": entry["name"],
+            "index": entry["index"],
+            # a halving level's trials are in its sweep's folder: "../../trials/7/e9"
+            "dir": os.path.normpath(rung_dir / entry["dir"]),
+            "params": result["params"],
+        }
+        row.update({k: result.get(k) for k in ROW_FIELDS})
+        for extra in ("sampled", "round", "group", "seed_index", "level"):
+            if extra in entry:
+                row[extra] = entry[extra]
+        rows.append(row)
+    if missing:
+        shown = "; ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+        advice = "Run snakemake again to finish them."
+        if any("stale: code changed" in m for m in missing):
+            advice = (
+                "The code changed since they ran: `snakemake --forcerun sweep_worker` trains"
+                f" them again, or {KEEP_TRIALS}=1 keeps them as they are."
+            )
+        raise IncompleteRung(
+            f"{plan['rung']}: {len(missing)} of {len(plan['trials'])} trials have no complete"
+            f" result ({shown}); a worker was stopped early, or the trials changed since it"
+            f" ran. {advice}"
+        )
+    return rows
+
+
+def collect_halving(
+    plan: Mapping[str, Any],
+    sweep_dir: str | Path,
+    *,
+    data_fingerprint: str,
+    metric: str,
+    mode: Direction | str,
+) -> list[dict[str, Any]]:
+    """A sweep that halves: one row per config, from the furthest level it reached.
+
+    Each level is planned again from the table of the level before, as the
+    workers planned it, and collected on its own, so a level that is not
+    complete is refused with its own trials named.
+    """
+    sweep_dir = Path(sweep_dir)
+    tables: list[list[dict[str, Any]]] = []
+    for level in range(len(plan["halving"]["levels"])):
+        level_plan = plan_level(plan, level, tables[-1] if tables else None, mode)
+        tables.append(
+            collect_rung(
+                level_plan,
+                sweep_dir / level_dir(level),
+                data_fingerprint=data_fingerprint,
+                metric=metric,
+            )
+        )
+    return merge_levels(plan, tables)

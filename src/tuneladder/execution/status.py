@@ -1,0 +1,640 @@
+"""Where a running or finished ladder stands, read from its ``results/`` folder alone.
+
+Nothing here talks to Snakemake: a rung's plan gives its trials, a trial's
+``result.json`` says it is done, and a claim file that is not stale says a
+worker is training it now. This works on a ladder that is running, stopped
+half-way, or finished, and on any machine that sees the folder.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tuneladder.core.direction import Direction, top
+from tuneladder.ladder.job_times import read_benchmarks
+from tuneladder.ladder.rungs import (
+    FINAL,
+    LADDER,
+    LR_RANGE,
+    MLFLOW_MARKER,
+    OVERFIT,
+    PREPARE,
+    REPORT,
+    SEARCH_RUNGS,
+    SELECT,
+    TRIAL_RUNGS,
+    Rung,
+    active,
+)
+from tuneladder.search.halving import Halving, level_dir
+from tuneladder.store.claims import ClaimBook
+from tuneladder.store.trial_files import RESULT_FILE
+
+__all__ = ["format_status", "ladder_status"]
+
+
+def _read(path: Path) -> Any | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # absent, or being written by a worker this instant
+
+
+def _mtime(path: Path) -> float | None:
+    """A file's modification time; None for a folder or a file removed meanwhile."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime if not path.is_dir() else None
+
+
+def _planned_counts(config: Mapping[str, Any] | None) -> dict[str, int | None]:
+    """Each rung's trials by the config: a halving sweep's configs, not its trainings."""
+    counts: dict[str, int | None] = {}
+    for rung in TRIAL_RUNGS:
+        counts[rung.name] = rung.trials(config) if config and rung.trials else None
+        if config and rung in SEARCH_RUNGS:
+            if (halving := Halving.from_sweep(config[rung.name])) is not None:
+                counts[rung.name] = halving.levels[0].configs
+    return counts
+
+
+def _planned_trainings(config: Mapping[str, Any] | None, rung: Rung) -> int | None:
+    """Trainings a rung not planned yet will run: a halving config's, once per level."""
+    if not config or not rung.trials:
+        return None
+    if rung in SEARCH_RUNGS and (halving := Halving.from_sweep(config[rung.name])) is not None:
+        return sum(level.configs for level in halving.levels)
+    return rung.trials(config)
+
+
+def _planned_epochs(config: Mapping[str, Any] | None, rung: Rung) -> int | None:
+    """Trial-epochs a rung not planned yet will train: a halving config goes on from
+    where it stopped, so each level adds only its extra epochs."""
+    trainings = _planned_trainings(config, rung)
+    if trainings is None or config is None:
+        return None
+    if rung in SEARCH_RUNGS and (halving := Halving.from_sweep(config[rung.name])) is not None:
+        return halving.trial_epochs
+    epochs = (config.get(rung.name) or {}).get("epochs")
+    return trainings * int(epochs) if epochs is not None else None  # then counted in trials
+
+
+def _trained_epochs(result: Mapping[str, Any]) -> int | None:
+    """Epochs a trial trained itself (a halving level resumes its config's last one)."""
+    if result.get("epochs_run") is None:
+        return None
+    return max(0, int(result["epochs_run"]) - int(result.get("resumed_from_epoch") or 0))
+
+
+def _trial_rungs(results: Path, config: Mapping[str, Any] | None) -> list[Rung]:
+    """The rungs of trials the config runs; without a config, also an optional one that
+    left a plan."""
+    if config is not None:
+        return list(active(config, TRIAL_RUNGS))
+    return [r for r in TRIAL_RUNGS if r.enabled is None or (results / r.outputs["plan"]).is_file()]
+
+
+def _in_progress(claims_dir: Path, done: set[str], stale_s: float) -> list[str]:
+    if not claims_dir.is_dir():
+        return []
+    book = ClaimBook(claims_dir, stale_s=stale_s)
+    names = [p.name.removesuffix(".claim") for p in sorted(claims_dir.glob("*.claim"))]
+    return [name for name in names if name not in done and not book.is_stale(name)]
+
+
+def _sources(results: Path, rung: Rung, plan: Mapping[str, Any]) -> list[tuple[Any, Path, Any]]:
+    """Where a rung's trials are: (plan, the folder its dirs and claims are in, level).
+
+    A sweep that halves has one source per level planned so far (tuneladder.search.halving).
+    """
+    halving = plan.get("halving")
+    if not halving:
+        return [(plan, results / rung.name, None)]
+    out = []
+    for level in halving["levels"]:
+        folder = results / rung.name / level_dir(level["level"])
+        level_plan = _read(folder / "plan.json")
+        if level_plan is not None:
+            out.append((level_plan, folder, level))
+    return out
+
+
+def _rung(
+    results: Path,
+    rung: Rung,
+    planned: int | None,
+    stale_s: float,
+    trainings: int | None = None,
+    epochs: int | None = None,
+) -> dict[str, Any]:
+    """One rung's counts; ``trainings`` and ``epochs``: what the config plans for it."""
+    plan = _read(results / rung.outputs["plan"])
+    if plan is None:
+        return {
+            "rung": rung.name,
+            "state": "not started",
+            "total": planned,
+            "done": 0,
+            "trials_left": trainings if trainings is not None else planned or 0,
+            "epochs_left": epochs,
+            "running": 0,
+            "trials": [],
+            "workers": 0,
+            "span": None,
+            "up_to": rung.counted_by_plan,  # the count from the config is an upper bound
+        }
+    trials, spans, levels, running = [], [], [], []
+    furthest: dict[str, dict[str, Any]] = {}  # a halving config's trial at its furthest level
+    for source, folder, level in _sources(results, rung, plan):
+        mine = []
+        for entry in source["trials"]:
+            result = _read(folder / entry["dir"] / RESULT_FILE)
+            if result is None:
+                continue
+            mine.append(
+                {
+                    "name": entry["name"],
+                    "status": result.get("status"),
+                    "best_val_metric": result.get("best_val_metric"),
+                    "mode": (result.get("metric") or {}).get("mode", "max"),
+                    "name_of_metric": (result.get("metric") or {}).get("name"),
+                    "total_seconds": result.get("total_seconds"),
+                    "epochs_trained": _trained_epochs(result),
+                }
+            )
+            if result.get("started_at") is not None and result.get("total_seconds") is not None:
+                start = result["started_at"]
+                spans.append((start, start + result["total_seconds"]))
+        here = _in_progress(folder / "claims", {t["name"] for t in mine}, stale_s)
+        running += here
+        trials += mine
+        if level is not None:
+            last = len(plan["halving"]["levels"]) - 1
+            for t in mine:
+                t["halving"] = {"level": level["level"], "last_level": last}
+                furthest[t["name"]] = t
+            levels.append(
+                {
+                    "level": level["level"],
+                    "epochs": level["epochs"],
+                    "total": level["configs"],
+                    "done": len(mine),
+                    "running": len(here),
+                }
+            )
+    for t in trials:
+        t["superseded"] = "halving" in t and furthest[t["name"]] is not t
+    done, left = len(trials), None
+    finished = {t["name"] for t in trials}
+    epochs_left = sum(
+        int((entry.get("config") or {}).get("epochs") or 0)
+        for entry in plan["trials"]
+        if entry["name"] not in finished
+    )
+    if plan.get("halving"):
+        # counted in configs, as planned: a config is done when it reached its last level
+        done, left, epochs_left = _halving_progress(
+            results / rung.name, plan["halving"]["levels"], furthest
+        )
+    # the config says what the next run will plan: a plan on disk from before the
+    # counts changed is out of date, and its trials do not finish the new rung
+    if planned is not None:
+        total = planned
+    elif plan.get("halving"):
+        total = plan["halving"]["levels"][0]["configs"]
+    else:
+        total = len(plan["trials"])
+    if rung.counted_by_plan:  # what the rungs before it found decided its count
+        total = len(plan["trials"])
+    if done >= total:
+        state = "done" if (results / rung.outputs["results"]).is_file() else "trained"
+    else:
+        state = "running" if running else "stopped" if done else "planned"
+    out = {
+        "rung": rung.name,
+        "state": state,
+        "total": total,
+        "done": done,
+        # trainings still to run: a halving config trains once more at each level it reaches
+        "trials_left": max(0, total - done) if left is None else left,
+        "epochs_left": epochs_left,
+        "running": len(running),
+        "trials": trials,
+        "workers": max(_most_at_once(spans), len(running)),
+        # when its first trial started and its last one ended: the rung's training time
+        "span": [min(a for a, _ in spans), max(b for _, b in spans)] if spans else None,
+    }
+    if plan.get("halving"):
+        out["levels"] = levels
+    return out
+
+
+def _failed_jobs(results: Path) -> list[dict[str, str]]:
+    """Jobs whose last run failed, each with its one-line reason, from the rules' logs.
+
+    A job rewrites its log when it starts (:func:`tuneladder.stages.common.logged`), so an
+    error line in a log is from its last run.
+    """
+    failed = []
+    for log_file in sorted((results / "logs").rglob("*.log")):
+        try:
+            lines = log_file.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        errors = [line for line in lines if " ERROR " in line]
+        if errors:
+            job = str(log_file.relative_to(results / "logs").with_suffix(""))
+            reason = errors[0].split(" ERROR ", 1)[1].removeprefix(f"{job}: ")
+            failed.append({"job": job, "reason": reason, "log": str(log_file)})
+    return failed
+
+
+def _halving_progress(
+    folder: Path, levels: list[Mapping[str, Any]], furthest: Mapping[str, Mapping[str, Any]]
+) -> tuple[int, int, int]:
+    """(configs done, level trainings left, trial-epochs left) of a halving sweep.
+
+    A config is done when it finished the last level, failed, or was left out of
+    the next level's plan; the trainings left count each level's planned configs
+    not finished there yet, levels not planned yet included. A level's training
+    goes on from the level before, so it trains only the epochs between them.
+    """
+    last = len(levels) - 1
+    promoted: dict[int, set[str]] = {}
+    for spec in levels[1:]:
+        level_plan = _read(folder / level_dir(spec["level"]) / "plan.json")
+        if level_plan is not None:
+            promoted[spec["level"]] = {entry["name"] for entry in level_plan["trials"]}
+    done = 0
+    at_level = [0] * len(levels)
+    for name, trial in furthest.items():
+        level = trial["halving"]["level"]
+        at_level[level] += 1
+        going_on = level + 1 in promoted and name in promoted[level + 1]
+        waiting = level < last and level + 1 not in promoted
+        if trial["status"] != "ok" or not (going_on or waiting):
+            done += 1
+    # a config at a later level was trained at every earlier one
+    finished = [sum(at_level[i:]) for i in range(len(levels))]
+    short = [max(0, spec["configs"] - finished[i]) for i, spec in enumerate(levels)]
+    starts = [0, *(spec["epochs"] for spec in levels[:-1])]
+    steps = zip(short, levels, starts, strict=True)
+    epochs = sum(n * (spec["epochs"] - start) for n, spec, start in steps)
+    return done, sum(short), epochs
+
+
+def _most_at_once(spans: list[tuple[float, float]]) -> int:
+    """How many trials ran at the same time, at most: the workers this rung had."""
+    events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    most = current = 0
+    for _, step in events:  # at equal times an end (-1) sorts first: back-to-back is not overlap
+        current += step
+        most = max(most, current)
+    return most
+
+
+def _mean_seconds(rung: Mapping[str, Any]) -> float | None:
+    seconds = [t["total_seconds"] for t in rung["trials"] if t["total_seconds"]]
+    return sum(seconds) / len(seconds) if seconds else None
+
+
+def _training_left(rungs: list[dict[str, Any]], mean: float) -> float:
+    """Seconds of training the planned trials still need, on one worker.
+
+    A rung's trials train at its own seconds per epoch once some have finished
+    (seed reruns of bigger finalists are slower than a sweep's average), else at
+    the ladder's; counted in trial-epochs, since halving levels and reruns train
+    for different lengths. A plan without epochs falls back to trials x mean time.
+    """
+    epochs = sum(t["epochs_trained"] or 0 for r in rungs for t in r["trials"])
+    overall = sum(t["total_seconds"] or 0 for r in rungs for t in r["trials"]) / max(epochs, 1)
+    total = 0.0
+    for rung in rungs:
+        if rung["total"] is None:
+            continue
+        mine = [t for t in rung["trials"] if t["total_seconds"] and t["epochs_trained"]]
+        rate = (
+            sum(t["total_seconds"] for t in mine) / sum(t["epochs_trained"] for t in mine)
+            if mine
+            else overall
+        )
+        if rung["epochs_left"] and epochs:
+            total += rate * rung["epochs_left"]
+        else:
+            total += (_mean_seconds(rung) or mean) * rung["trials_left"]
+    return total
+
+
+def _step_kind(job: str) -> str:
+    """Jobs that cost alike: every plan, every collect, a rung's workers' start-up."""
+    if job.startswith("plan_"):
+        return "plan"
+    return job.split("/", 1)[1].split("-", 1)[0] if "/" in job else job
+
+
+def _jobs_left(
+    results: Path, config: Mapping[str, Any] | None, rungs: list[dict[str, Any]]
+) -> float:
+    """Seconds the jobs around the trials still take, one after another.
+
+    Each job waits on the one before it, so what is left is the sum over the steps
+    not done (jobs that run side by side, as the two sanity checks, count as the
+    slowest). A step costs what Snakemake measured for the same job (an earlier run
+    of this ladder), else for its kind in this run (the coarse plan predicts the
+    fine one), else a typical job of this run. A rung's workers cost their
+    start-up: a worker job's seconds beyond its rung's training.
+    """
+    measured = read_benchmarks(results / "benchmarks")
+    kinds: dict[str, list[float]] = {}
+    for job, seconds in measured.items():
+        if _step_kind(job) != "worker":
+            kinds.setdefault(_step_kind(job), []).append(seconds)
+    for rung in rungs:
+        workers = [s for job, s in measured.items() if job.startswith(f"{rung['rung']}/worker")]
+        if workers and rung["span"] is not None and rung["state"] == "done":
+            startup = max(0.0, max(workers) - (rung["span"][1] - rung["span"][0]))
+            kinds.setdefault("worker", []).append(startup)
+    typical = [s for kind, times in kinds.items() if kind != "worker" for s in times]
+    fallback = sum(typical) / len(typical) if typical else 0.0
+
+    def cost(job: str) -> float:
+        if job in measured and _step_kind(job) != "worker":
+            return measured[job]
+        times = kinds.get(_step_kind(job))
+        return sum(times) / len(times) if times else fallback
+
+    def there(*paths: str) -> bool:
+        return all((results / path).is_file() for path in paths)
+
+    closing = [REPORT.rules[-1]]
+    if config is not None and config["mlflow"]["enabled"]:
+        closing.append("log_mlflow")
+    steps = [  # (jobs side by side, done)
+        (PREPARE.rules, there(PREPARE.outputs["meta"])),
+        (
+            OVERFIT.rules + LR_RANGE.rules,
+            there(OVERFIT.outputs["json"], LR_RANGE.outputs["json"]),
+        ),
+        (SELECT.rules, there(*SELECT.outputs.values())),
+        (FINAL.rules[:1], there(FINAL.outputs["summary"])),
+        (
+            tuple(closing),
+            there(REPORT.outputs["html"], *([MLFLOW_MARKER] if len(closing) > 1 else [])),
+        ),
+    ]
+    for rung in rungs:
+        name, outputs = rung["rung"], {r.name: r for r in TRIAL_RUNGS}[rung["rung"]].outputs
+        steps += [
+            ((f"plan_{name}",), there(outputs["plan"])),
+            # started once a trial ran: what the workers cost before training is behind
+            ((f"{name}/worker",), bool(rung["trials"] or rung["running"])),
+            ((f"{name}/collect",), there(outputs["results"])),
+        ]
+    return sum(max(cost(job) for job in jobs) for jobs, done in steps if not done)
+
+
+def _best(rungs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The best trial of the rungs that search (seed reruns repeat finalists)."""
+    searched = {r.name for r in SEARCH_RUNGS}
+    trials = [
+        {**t, "rung": r["rung"]}
+        for r in rungs
+        if r["rung"] in searched
+        for t in r["trials"]
+        if not t.get("superseded")  # a halving config counts at its furthest level
+    ]
+    if not trials:
+        return None
+    best = top(trials, 1, Direction(trials[0]["mode"]))
+    if not best:
+        return None
+    return {
+        "rung": best[0]["rung"],
+        "name": best[0]["name"],
+        "value": best[0]["best_val_metric"],
+        "metric": best[0]["name_of_metric"],
+    }
+
+
+def ladder_status(
+    results_dir: str | Path,
+    *,
+    config: Mapping[str, Any] | None = None,
+    now: float | None = None,
+    stale_s: float = 600.0,
+    snakemake_running: bool = False,
+) -> dict[str, Any]:
+    """The ladder's progress as a dict (see :func:`format_status` for the text).
+
+    ``config`` (the resolved experiment config), when given, supplies the trial
+    counts of rungs not planned yet, so the estimate can cover them.
+    ``snakemake_running``: a Snakemake process works in the ladder's folder
+    (:func:`tuneladder.infra.stale_locks.lock_holders`), so the ladder runs even while
+    no trial does (preparing, planning, reporting).
+    """
+    results = Path(results_dir)
+    now = time.time() if now is None else now
+    experiment = config["experiment"] if config else results.name
+    if not results.is_dir():
+        return {
+            "experiment": experiment,
+            "results": str(results),
+            "state": "not started",
+            "rungs": [],
+        }
+    planned = _planned_counts(config)
+    shown = _trial_rungs(results, config)
+    rungs = [
+        _rung(
+            results,
+            rung,
+            planned[rung.name],
+            stale_s,
+            _planned_trainings(config, rung),
+            _planned_epochs(config, rung),
+        )
+        for rung in shown
+    ]
+    # a running ladder adds and removes files (temporary ones, MLflow's journal) as
+    # this reads: one that is gone by its stat is left out
+    times = [t for p in results.rglob("*") if (t := _mtime(p)) is not None]
+    running = sum(r["running"] for r in rungs)
+    overfit = (_read(results / OVERFIT.outputs["json"]) or {}).get("passed")
+    # finished means the final rung ran after every planned trial: a summary left
+    # from before the counts changed, or beside a rung still short of trials, is not;
+    # a rung after the final one (sensitivity) is closed by its own results table
+    final = results / FINAL.outputs["summary"]
+    complete = all(r["total"] is not None and r["done"] >= r["total"] for r in rungs)
+    finished = final.is_file() and complete and not running
+    if finished:
+        after_final = {r.name for r in LADDER[LADDER.index(FINAL) + 1 :]}
+        for rung in shown:
+            closing = results / rung.outputs["results"] if rung.name in after_final else final
+            # sweep trials (and their halving levels) and the seed rung's own folders
+            patterns = ("trials/*/result.json", "trials/*/e*/result.json", "*/result.json")
+            newest = max(
+                (
+                    p.stat().st_mtime
+                    for pattern in patterns
+                    for p in (results / rung.name).glob(pattern)
+                ),
+                default=0.0,
+            )
+            if not closing.is_file() or closing.stat().st_mtime < newest:
+                finished = False
+    report = (results / REPORT.outputs["html"]).is_file()
+    if config is not None and config["mlflow"]["enabled"]:
+        # the MLflow mirror is a requested output too, and often the last one written
+        finished = finished and (results / MLFLOW_MARKER).is_file()
+    failed = _failed_jobs(results)
+    # finished: every requested output there, the report last; and nothing failed since
+    finished = finished and report and not failed
+    live = bool(running) or snakemake_running
+    state = "finished" if finished else "running" if live else "failed" if failed else "stopped"
+    started = min(times, default=now)
+    # a stopped ladder's clock stopped with it: at its last file, not at now
+    ended = now if live else max(times, default=now)
+    failures: dict[str, int] = {}
+    for rung in rungs:
+        for t in rung["trials"]:
+            if t["status"] != "ok":
+                failures[t["status"]] = failures.get(t["status"], 0) + 1
+    seconds = [t["total_seconds"] for r in rungs for t in r["trials"] if t["total_seconds"]]
+    mean = sum(seconds) / len(seconds) if seconds else None
+    left = [r["trials_left"] for r in rungs if r["total"] is not None]
+    unknown = [r["rung"] for r in rungs if r["total"] is None]
+    workers = max((r["workers"] for r in rungs), default=0) or 1
+    estimate = training = jobs = None
+    if mean is not None and not finished:
+        training = _training_left(rungs, mean) / workers
+        jobs = _jobs_left(results, config, rungs)
+        estimate = training + jobs
+    return {
+        "experiment": experiment,
+        "results": str(results),
+        "state": state,
+        "sanity": {
+            "overfit": overfit,
+            "lr_range": (results / LR_RANGE.outputs["json"]).is_file(),
+        },
+        "rungs": rungs,
+        "best": _best(rungs),
+        "failures": failures,
+        "elapsed_s": max(0.0, ended - started),
+        "mean_trial_s": mean,
+        "trials_left": sum(left),
+        "workers": workers,
+        "estimate_left_s": estimate,
+        # its parts: the trials' training, and the jobs around them
+        "estimate_training_s": training,
+        "estimate_jobs_s": jobs,
+        "unplanned": unknown,
+        "report": report,
+        "failed_jobs": failed,
+    }
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "n/a"
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+def format_status(status: Mapping[str, Any]) -> str:
+    """A few lines for the terminal."""
+    lines = [f"experiment {status['experiment']} in {status['results']}: {status['state']}"]
+    if not status["rungs"]:
+        return lines[0] + "\n"
+    overfit = status["sanity"]["overfit"]
+    failed_jobs = {job["job"] for job in status.get("failed_jobs", [])}
+    if "overfit_check" in failed_jobs:
+        overfit = False
+    lines.append(
+        "  sanity   overfit check "
+        + ("not run" if overfit is None else "passed" if overfit else "FAILED")
+        + ", LR range test "
+        + ("done" if status["sanity"]["lr_range"] else "not run")
+    )
+    for rung in status["rungs"]:
+        if rung["state"] == "not started":
+            up_to = "up to " if rung.get("up_to") else ""
+            total = f" ({up_to}{rung['total']} trials)" if rung["total"] is not None else ""
+            lines.append(f"  {rung['rung']:<8} not started{total}")
+            continue
+        bad: dict[str, int] = {}
+        for t in rung["trials"]:
+            if t["status"] != "ok":
+                bad[t["status"]] = bad.get(t["status"], 0) + 1
+        extra = [f"{rung['running']} running"] if rung["running"] else []
+        extra += [f"{n} {s}" for s, n in sorted(bad.items())]
+        lines.append(
+            f"  {rung['rung']:<8} {rung['done']}/{rung['total']} done"
+            + (f" ({', '.join(extra)})" if extra else "")
+            + f"  [{rung['state']}]"
+        )
+        if rung.get("levels"):
+            levels = ", ".join(
+                f"{lv['done']}/{lv['total']} to {lv['epochs']}"
+                + (f" ({lv['running']} running)" if lv["running"] else "")
+                for lv in rung["levels"]
+            )
+            lines.append(f"{'':11}halving levels: {levels} epochs")
+    best = status["best"]
+    lines.append(
+        "  best so far: "
+        + (
+            f"val {best['metric']} {best['value']:.4g} ({best['rung']} #{best['name']})"
+            if best
+            else "none yet"
+        )
+    )
+    failures = status["failures"]
+    lines.append(
+        "  failures: "
+        + (", ".join(f"{n} {s}" for s, n in sorted(failures.items())) if failures else "none")
+    )
+    for job in status.get("failed_jobs", []):
+        lines.append(f"  FAILED {job['job']}: {job['reason']}")
+    lines.append(f"  elapsed: {_duration(status['elapsed_s'])}")
+    if status["state"] not in ("finished", "failed"):
+        more = (
+            f", plus {', '.join(status['unplanned'])} (not planned yet)"
+            if status["unplanned"]
+            else ""
+        )
+        workers = f"{status['workers']} worker" + ("" if status["workers"] == 1 else "s")
+        parts = f"{status['trials_left']} trials on {workers}"
+        if status.get("estimate_training_s") is not None:
+            parts = (
+                f"~{_duration(status['estimate_training_s'])} training: {parts},"
+                f" ~{_duration(status['estimate_jobs_s'])} of jobs around them"
+            )
+        lines.append(f"  left: ~{_duration(status['estimate_left_s'])} ({parts}{more})")
+    elif status["report"]:
+        lines.append(f"  report: {status['results']}/{REPORT.outputs['html']}")
+    return "\n".join(lines) + "\n"
+
+
+def stop_line(status: Mapping[str, Any], command: str) -> str:
+    """One line for a run that stopped (Ctrl-C, a failed job): what is kept, how to go on."""
+    kept = [
+        f"{r['rung']} {r['done']}/{r['total']}" if r["total"] is not None else r["rung"]
+        for r in status["rungs"]
+        if r["done"]
+    ]
+    what = f"trials kept: {', '.join(kept)}" if kept else "no trial had finished"
+    return (
+        f"stopped before the end ({what}); `{command}` goes on from there,"
+        " and `tuneladder status` shows where the ladder stands"
+    )

@@ -1,0 +1,291 @@
+"""Device choice, precision, memory peaks, which GPU a worker may use, and a job's runtime.
+
+Snakemake's ``gpu`` resource limits how many GPU jobs run at once but does not
+say which GPU a job gets. A worker therefore claims a free index with an
+exclusive file lock before CUDA initialises; the kernel drops the lock when the
+process ends, however it ends, so a crash never blocks an index. A scheduler
+that already set ``CUDA_VISIBLE_DEVICES`` (SLURM does) has decided: nothing is
+claimed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import logging
+import os
+import resource
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "GpuClaim",
+    "Loading",
+    "Runtime",
+    "autocast",
+    "claim_gpu",
+    "peak_memory_mb",
+    "reset_peak_memory",
+    "resolve_device",
+    "visible_gpus",
+]
+
+log = logging.getLogger("tuneladder")
+# what `device` and `precision` may be (the config schema lists the same)
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("fp32", "bf16")
+# the GPU count the workflow plans by, where it cannot be read or is planned elsewhere
+VISIBLE_GPUS_VARIABLE = "TUNELADDER_VISIBLE_GPUS"
+# GPU claims of this process: held until it exits (the lock goes with the open file)
+_HELD: list[GpuClaim] = []
+
+
+def visible_gpus(environ: Mapping[str, str] | None = None, root: Path = Path("/")) -> int | None:
+    """NVIDIA GPUs this machine shows a process, counted without importing torch.
+
+    The workflow asks while it parses, before any job: ``--resources gpu=N`` on a
+    machine without a GPU is then said once, up front, instead of each job finding
+    out. 0 only when sure (``CUDA_VISIBLE_DEVICES`` empty or -1; or Linux with no
+    NVIDIA driver, device node, ``nvidia-smi`` or AMD ``/dev/kfd``); None when it
+    cannot tell, and the jobs' torch decides as before. ``TUNELADDER_VISIBLE_GPUS``
+    overrides the count: to plan a GPU run on a machine without one (the tests do).
+    ``environ`` and ``root`` are for tests.
+    """
+    environ = os.environ if environ is None else environ
+    if (told := environ.get(VISIBLE_GPUS_VARIABLE, "").strip()) != "":
+        try:
+            return max(0, int(told))
+        except ValueError:
+            raise ValueError(
+                f"{VISIBLE_GPUS_VARIABLE} must be a number of GPUs, got {told!r}"
+            ) from None
+    visible = environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return 0
+    driver = root / "proc" / "driver" / "nvidia" / "gpus"
+    if driver.is_dir():
+        count = sum(1 for _ in driver.iterdir())
+        if visible is not None:  # a list of indices or UUIDs, up to the first invalid one
+            count = min(count, len([v for v in visible.split(",") if v.strip()]))
+        return count
+    if not (root / "proc").is_dir():
+        return None  # not Linux: leave it to torch
+    devices = (root / "dev" / "nvidia0", root / "dev" / "kfd")
+    if any(p.exists() for p in devices) or shutil.which("nvidia-smi", path=environ.get("PATH")):
+        return None
+    return 0
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is CUDA when available; asking for CUDA without one is an error, not a fallback."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device: cuda was asked for but torch sees no CUDA device")
+    if name not in DEVICES:
+        names = f"{', '.join(DEVICES[:-1])} or {DEVICES[-1]}"
+        raise ValueError(f"device must be {names}, got {name!r}")
+    return torch.device(name)
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA when asked; a no-op context everywhere else."""
+    import torch
+
+    if precision == "bf16" and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Max allocated on CUDA; on CPU the process's peak resident set (it spans trials)."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+class GpuClaim:
+    """A held GPU index; the lock lives as long as this object's file stays open."""
+
+    def __init__(self, *, index: int | None, handle: IO[str] | None) -> None:
+        self.index = index
+        self._handle = handle
+
+    def fileno(self) -> int | None:
+        """The lock's file descriptor: a child process that inherits it holds the claim too."""
+        return self._handle.fileno() if self._handle is not None else None
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+def claim_gpu(
+    n_gpus: int,
+    *,
+    lock_dir: str | Path | None = None,
+    timeout_s: float = 3600.0,
+    poll_s: float = 0.2,
+) -> GpuClaim:
+    """Claim a free GPU index and set ``CUDA_VISIBLE_DEVICES`` to it.
+
+    Call before anything touches CUDA. Returns a claim holding no index when the
+    scheduler already chose (``CUDA_VISIBLE_DEVICES`` set) or ``n_gpus`` is 0.
+    """
+    if os.environ.get("CUDA_VISIBLE_DEVICES") is not None or n_gpus <= 0:
+        return GpuClaim(index=None, handle=None)
+    lock_dir = Path(lock_dir or Path(tempfile.gettempdir()) / f"tuneladder-gpus-{os.getuid()}")
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        for index in range(n_gpus):
+            handle = open(lock_dir / f"gpu{index}.lock", "a+")  # noqa: SIM115 - held while claimed
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            os.environ["CUDA_VISIBLE_DEVICES"] = str(index)
+            return GpuClaim(index=index, handle=handle)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no free GPU among {n_gpus} after {timeout_s:.0f} s ({lock_dir})")
+        time.sleep(poll_s)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Loading:
+    """How a :class:`~tuneladder.data.loader.DatasetSplit` reads: ``data.num_workers``,
+    ``pin_memory``.
+
+    ``pin_memory`` takes effect on CUDA only (on the CPU there is nothing to copy to).
+    """
+
+    num_workers: int = 0
+    pin_memory: bool = False
+
+    def __post_init__(self) -> None:
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers=}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Runtime:
+    """Where and how a job of a rung that trains runs: the same object for every such rung.
+
+    The workflow builds it from the rule's ``runtime`` param (the config's
+    ``device``, ``precision``, ``checkpoint_every_s``, ``stale_claim_s``,
+    ``data.num_workers`` and ``data.pin_memory``, and the run's ``gpus``) and
+    the job's ``threads``.
+
+    Attributes:
+        device: ``auto``, ``cpu`` or ``cuda``.
+        precision: ``fp32``, or ``bf16`` (autocast on CUDA; ignored on CPU).
+        threads: torch's threads in this job.
+        gpus: GPUs the run may use locally (``--resources gpu=N``); 0 when not given.
+        checkpoint_every_s: seconds between a trial's checkpoints.
+        stale_claim_s: how old a claim's heartbeat may get before another worker takes it.
+        num_workers: DataLoader workers for splits read through a DataLoader.
+        pin_memory: pinned host memory for their batches on CUDA.
+        trials_per_gpu: trials a worker job trains side by side on its GPU, each in a
+            process of its own (:mod:`tuneladder.execution.lanes`): a number, or ``auto`` for
+            what the GPU probe measured. 1 where the run uses no GPU.
+
+    Example:
+        >>> runtime = Runtime.from_params({"device": "cpu", "precision": "fp32"}, threads=2)
+        >>> runtime.threads, runtime.gpus
+        (2, 0)
+    """
+
+    device: str
+    precision: str
+    threads: int
+    gpus: int = 0
+    checkpoint_every_s: float = 60.0
+    stale_claim_s: float = 600.0
+    num_workers: int = 0
+    pin_memory: bool = True
+    trials_per_gpu: int | str = 1
+
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {self.device=}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision=}")
+        if self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads=}")
+        if self.gpus < 0:
+            raise ValueError(f"gpus must be >= 0, got {self.gpus=}")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers=}")
+        if self.trials_per_gpu != "auto" and not (
+            isinstance(self.trials_per_gpu, int) and self.trials_per_gpu >= 1
+        ):
+            raise ValueError(f"trials_per_gpu must be auto or >= 1, got {self.trials_per_gpu=}")
+        if self.checkpoint_every_s < 0 or self.stale_claim_s <= 0:
+            raise ValueError(
+                "checkpoint_every_s must be >= 0 and stale_claim_s > 0, got"
+                f" {self.checkpoint_every_s=}, {self.stale_claim_s=}"
+            )
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, object], *, threads: int) -> Runtime:
+        """From a rule's ``runtime`` param and the threads Snakemake gave the job."""
+        return cls(**params, threads=threads)  # type: ignore[arg-type]
+
+    def loading(self) -> Loading:
+        """How this job's DataLoaders read."""
+        return Loading(num_workers=self.num_workers, pin_memory=self.pin_memory)
+
+    def for_lanes(self, threads: int) -> Runtime:
+        """The runtime of a lane (:mod:`tuneladder.execution.lanes`): on its job's claimed GPU,
+        which it does not claim again, one trial at a time, with ``threads`` threads."""
+        return dataclasses.replace(self, gpus=0, trials_per_gpu=1, threads=threads)
+
+    def claim(self) -> GpuClaim | None:
+        """Claim a GPU for the life of the process (before CUDA starts), when this run
+        counts GPUs; the claim, or None when nothing was claimed."""
+        if self.device in ("auto", "cuda") and self.gpus > 0:
+            claim = claim_gpu(self.gpus)
+            if claim.index is not None:
+                _HELD.append(claim)
+                log.info("claimed GPU %d of %d", claim.index, self.gpus)
+                return claim
+        return None
+
+    def start(self) -> torch.device:
+        """Claim a GPU (before CUDA starts) for the life of the process, set torch's
+        threads, and resolve the device."""
+        self.claim()
+        import torch
+
+        torch.set_num_threads(self.threads)
+        return resolve_device(self.device)
+
+    def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
+        """bf16 autocast on CUDA when asked (:func:`autocast`); a no-op context otherwise."""
+        return autocast(device, self.precision)

@@ -1,0 +1,1 @@
+"""The sanity rungs: the overfit check and the LR range test."""

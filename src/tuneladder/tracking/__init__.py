@@ -1,0 +1,1 @@
+"""Mirroring a ladder into MLflow; the files under ``results/`` stay the source of truth."""

@@ -1,0 +1,553 @@
+"""Train one trial: the loop, its measurements, and the files it leaves.
+
+The loop (``_train``) is written out whole, nanoGPT-style, and shows only the
+order of things; beside it, :class:`TrainState` is what a checkpoint saves and
+restores, :func:`run_epoch` is one epoch, and :class:`Batches` how it is cut.
+Data held in memory lives on the device and is batched by index; a Dataset that
+is not is read through a DataLoader (:mod:`tuneladder.data.loader`) in the same
+batches. Per-step values stay on the device and reach the host once per epoch,
+in one transfer, so the GPU never waits for Python.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from tuneladder.core.hparams import TrialConfig
+from tuneladder.data.loader import DatasetSplit, epoch_seed
+from tuneladder.data.prepared import Split, TrainVal
+from tuneladder.infra.device import autocast, peak_memory_mb, reset_peak_memory
+from tuneladder.store.io import write_csv, write_json, write_torch
+from tuneladder.store.trials import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    HISTORY_COLUMNS,
+    HISTORY_FILE,
+    MODEL_FILE,
+    STATE_FILE,
+    BuildModel,
+    Checkpoint,
+    Code,
+    Outcome,
+    code_fingerprint,
+    make_result,
+    task_module,
+    trial_key,
+    write_result,
+)
+from tuneladder.tasks import DataInfo
+from tuneladder.training.metrics import Scorer, Scoring, Tally
+from tuneladder.training.schedules import lr_multiplier
+from tuneladder.training.step import global_norm, setup, train_step
+
+# HISTORY_COLUMNS, BuildModel, Checkpoint and trial_key live in tuneladder.store.trials (no torch
+# there); they stay importable from here.
+__all__ = [
+    "HISTORY_COLUMNS",
+    "Batches",
+    "BuildModel",
+    "Checkpoint",
+    "Epoch",
+    "Outcome",
+    "TrainState",
+    "evaluate",
+    "evaluate_metrics",
+    "run_epoch",
+    "run_trial",
+    "train",
+    "trial_key",
+]
+
+EpochCallback = Callable[[dict[str, float]], None]
+# steps of an epoch whose gradient norm is measured, when nothing clips (clipping measures all)
+NORM_SAMPLES = 2
+
+
+_RESUMED = (
+    "history",
+    "best_epoch",
+    "best_val_metric",
+    "best_val_loss",
+    "best_state",
+    "first_loss",
+)
+
+
+def train(
+    config: TrialConfig,
+    data: TrainVal,
+    build_model: BuildModel,
+    *,
+    metric: str,
+    mode: str,
+    device: torch.device,
+    precision: str = "fp32",
+    checkpoint: Checkpoint | None = None,
+    on_epoch: EpochCallback | None = None,
+    keep_best_state: bool = False,
+    scoring: Scoring | None = None,
+    stop_at: int | None = None,
+    continues: Checkpoint | None = None,
+    keep_state: Checkpoint | None = None,
+) -> Outcome:
+    """Train on ``data.train``, select on ``data.val``; training errors become a status.
+
+    ``scoring`` is the task's own loss and metrics (:meth:`Scoring.of`); ``metric``
+    may be any metric the task records.
+
+    A halving level (:mod:`tuneladder.search.halving`) passes ``stop_at``, the epoch it
+    stops the config's ``config.epochs``-long schedule at; ``continues``, the
+    state the level before stopped in, to start from when this trial has no
+    checkpoint of its own; and ``keep_state``, where to save the state it stops
+    in for the next level. Stopping early changes nothing before the stop: the
+    schedule's horizon stays ``config.epochs``.
+    """
+    outcome = Outcome()
+    try:
+        _train(
+            config,
+            data,
+            build_model,
+            outcome,
+            metric=metric,
+            mode=mode,
+            device=device,
+            precision=precision,
+            checkpoint=checkpoint,
+            on_epoch=on_epoch,
+            keep_best_state=keep_best_state,
+            scoring=scoring,
+            stop_at=stop_at,
+            continues=continues,
+            keep_state=keep_state,
+        )
+    except Exception as err:  # CUDA out-of-memory included: the sweep goes on
+        outcome.status = "failed"
+        outcome.reason = f"{type(err).__name__}: {err}"
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return outcome
+
+
+def _train(
+    config: TrialConfig,
+    data: TrainVal,
+    build_model: BuildModel,
+    outcome: Outcome,
+    *,
+    metric: str,
+    mode: str,
+    device: torch.device,
+    precision: str,
+    checkpoint: Checkpoint | None,
+    on_epoch: EpochCallback | None,
+    keep_best_state: bool,
+    scoring: Scoring | None,
+    stop_at: int | None,
+    continues: Checkpoint | None,
+    keep_state: Checkpoint | None,
+) -> None:
+    batches = Batches.plan(len(data.train), config)
+    # the selected metric only (ROC-AUC or a task's own metric keeps the epoch's outputs);
+    # built before the model is seeded, so a loss that draws random numbers changes nothing
+    scorer = Scorer.build(data.info, device, (metric,), scoring)
+    state = TrainState.start(config, data.info, build_model, device, batches, outcome)
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is None and continues is not None:
+        saved = continues.load()  # where the halving level before stopped
+    if saved is not None:
+        state.load_state_dict(saved)
+        outcome.resumed_from_epoch = state.epoch
+    amp = autocast(device, precision)
+    reset_peak_memory(device)
+    end = config.epochs if stop_at is None else min(stop_at, config.epochs)
+    while state.epoch < end:
+        epoch = run_epoch(
+            state,
+            data,
+            batches,
+            amp=amp,
+            scorer=scorer,
+            clip=config.grad_clip,
+            seed=epoch_seed(config.seed, state.epoch),
+        )
+        row = epoch.row(state.epoch, metric, lr=state.lr, peak_memory_mb=peak_memory_mb(device))
+        outcome.history.append(row)
+        if outcome.first_loss is None:
+            outcome.first_loss = epoch.first_loss
+        if on_epoch is not None:
+            on_epoch(row)
+        if reason := _divergence(row, outcome.first_loss, config.diverge_factor):
+            outcome.status, outcome.reason = "diverged", reason
+            break
+        state.track_best(row, mode=mode, keep_weights=keep_best_state)
+        if config.patience is not None and state.epochs_since_best >= config.patience:
+            outcome.stopped_early = True
+            break
+        if checkpoint is not None and checkpoint.due() and state.epoch < end:
+            checkpoint.save(state.state_dict())
+    going_on = outcome.status == "ok" and not outcome.stopped_early
+    if keep_state is not None and going_on and state.epoch == end < config.epochs:
+        keep_state.save(state.state_dict())
+    if keep_best_state and outcome.best_state is None:
+        outcome.best_state = state.weights()
+
+
+@dataclass(frozen=True)
+class Batches:
+    """How every epoch of a trial cuts the training split into batches."""
+
+    n: int  # training samples
+    size: int
+    usable: int  # samples trained on per epoch
+    steps: int  # optimizer steps per epoch
+    norm_every: int  # the gradient norm is measured on every this-many-th step
+
+    @classmethod
+    def plan(cls, n: int, config: TrialConfig) -> Batches:
+        size = min(config.batch_size, n)
+        # a last batch of one sample breaks batch norm; dropping it costs one sample per epoch
+        usable = n - 1 if n % size == 1 and n > 1 else n
+        steps = math.ceil(usable / size)
+        # without clipping, the gradient norm is sampled on 2 steps an epoch, the first and
+        # the middle one: it is a diagnostic, and each measurement costs a small model on a
+        # GPU a few kernel launches, against a few dozen for the step itself
+        norm_every = 1 if config.grad_clip else max(1, math.ceil(steps / NORM_SAMPLES))
+        return cls(n=n, size=size, usable=usable, steps=steps, norm_every=norm_every)
+
+    @property
+    def norm_steps(self) -> int:
+        """How many steps of an epoch measure the gradient norm."""
+        return len(range(0, self.steps, self.norm_every))
+
+    def indices(self, shuffle: torch.Generator, device: torch.device) -> tuple[torch.Tensor, ...]:
+        """One epoch's batches of sample indices, in a fresh order drawn from ``shuffle``."""
+        order = torch.randperm(self.n, generator=shuffle, device=device)
+        return order[: self.usable].split(self.size)
+
+
+@dataclass
+class TrainState:
+    """A trial between two epochs: all it needs to go on as if it had never stopped."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None  # None: a constant schedule
+    shuffle: torch.Generator  # draws each epoch's order
+    device: torch.device
+    outcome: Outcome = field(default_factory=Outcome)  # history, best so far, first loss
+    epochs_since_best: int = 0
+
+    @classmethod
+    def start(
+        cls,
+        config: TrialConfig,
+        info: DataInfo,
+        build_model: BuildModel,
+        device: torch.device,
+        batches: Batches,
+        outcome: Outcome,
+    ) -> TrainState:
+        model, optimizer = setup(config, build_model, info, device)
+        # a constant schedule needs no scheduler: one Python call per step saved
+        scheduler = None
+        if config.schedule != "constant":
+            multiplier = lr_multiplier(
+                config.schedule,
+                total_steps=config.epochs * batches.steps,
+                steps_per_epoch=batches.steps,
+                gamma=config.gamma,
+                step_epochs=config.step_epochs,
+                warmup_epochs=config.warmup_epochs,
+            )
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
+        shuffle = torch.Generator(device=device)
+        shuffle.manual_seed(config.seed)
+        return cls(model, optimizer, scheduler, shuffle, device, outcome)
+
+    @property
+    def epoch(self) -> int:
+        """The next epoch to run, counted by the history."""
+        return len(self.outcome.history)
+
+    @property
+    def lr(self) -> float:
+        """The LR the next step will use."""
+        return self.optimizer.param_groups[0]["lr"]
+
+    def track_best(self, row: Mapping[str, float], *, mode: str, keep_weights: bool) -> None:
+        """Keep the best epoch by val metric (and its weights if asked); count epochs since."""
+        best, value = self.outcome.best_val_metric, row["val_metric"]
+        if best is not None and not (value > best if mode == "max" else value < best):
+            self.epochs_since_best += 1
+            return
+        self.outcome.best_epoch, self.outcome.best_val_metric = int(row["epoch"]), value
+        self.outcome.best_val_loss = row["val_loss"]
+        self.epochs_since_best = 0
+        if keep_weights:
+            self.outcome.best_state = self.weights()
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """A copy of the model's weights now."""
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint holds: weights, optimizer, schedule, RNGs, history, best."""
+        cuda = self.device.type == "cuda"
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "shuffle": self.shuffle.get_state(),
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if cuda else None,
+            "epochs_since_best": self.epochs_since_best,
+            **{name: getattr(self.outcome, name) for name in _RESUMED},
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.shuffle.set_state(state["shuffle"])
+        torch.set_rng_state(state["rng"])
+        if self.device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        self.epochs_since_best = state["epochs_since_best"]
+        for name in _RESUMED:
+            setattr(self.outcome, name, state[name])
+        self.outcome.history = list(self.outcome.history)
+
+
+class Epoch(NamedTuple):
+    """One epoch's numbers, on the host."""
+
+    train: dict[str, float]  # loss and the task's metrics, from the training steps
+    val: dict[str, float]
+    grad_norm: float  # mean over the steps that measured it, before clipping
+    weight_norm: float
+    first_loss: float  # the loss of the epoch's first step
+    seconds: float
+
+    def row(
+        self, epoch: int, metric: str, *, lr: float, peak_memory_mb: float
+    ) -> dict[str, float]:
+        """The epoch's line of ``history.csv``
+        (:data:`~tuneladder.store.trial_files.HISTORY_COLUMNS`)."""
+        return {
+            "epoch": epoch,
+            "train_loss": self.train["loss"],
+            "train_metric": self.train[metric],
+            "val_loss": self.val["loss"],
+            "val_metric": self.val[metric],
+            "lr": lr,
+            "grad_norm": self.grad_norm,
+            "weight_norm": self.weight_norm,
+            "epoch_seconds": self.seconds,
+            "peak_memory_mb": peak_memory_mb,
+        }
+
+
+def run_epoch(
+    state: TrainState,
+    data: TrainVal,
+    batches: Batches,
+    *,
+    amp: contextlib.AbstractContextManager,
+    scorer: Scorer,
+    clip: float | None,
+    seed: int = 0,
+) -> Epoch:
+    """One shuffled pass over the training split, then the val split.
+
+    Per-step values are summed on the device (``scorer``'s :class:`Tally`); they
+    reach the host once, at the end, in one transfer, so the steps never wait
+    for Python. ``seed`` (:func:`~tuneladder.data.loader.epoch_seed`) seeds the
+    epoch's augmentation.
+    """
+    started = time.perf_counter()
+    model, device = state.model, state.device
+    train = scorer.tally()
+    norms: list[torch.Tensor] = []  # read back with the rest, at the end: no kernel for them
+    first_loss = None
+    model.train()
+    order = batches.indices(state.shuffle, device)
+    for step, (xb, yb) in enumerate(data.train.batches(order, seed=seed)):
+        measure = step % batches.norm_every == 0
+        output, loss, norm = train_step(
+            model, state.optimizer, scorer.loss, xb, yb, amp=amp, clip=clip, measure_norm=measure
+        )
+        if state.scheduler is not None:
+            state.scheduler.step()
+        if norm is not None:
+            norms.append(norm)
+        if first_loss is None:
+            first_loss = loss
+        train.add(output, yb, loss)
+    model.eval()  # evaluate() restores the mode it finds: model.train() runs once an epoch
+    val = evaluate(model, data.val, scorer, amp)
+    weight_norm = global_norm(p for p in model.parameters() if p.requires_grad)
+    host = _to_host(
+        train=train.parts(),
+        val=val.parts(),
+        grad_norm=norms,
+        weight_norm=[weight_norm],
+        first_loss=[] if first_loss is None else [first_loss],
+    )
+    return Epoch(
+        train=train.finish(host["train"]),
+        val=val.finish(host["val"]),
+        grad_norm=math.fsum(host["grad_norm"]) / len(norms) if norms else math.nan,
+        weight_norm=host["weight_norm"][0],
+        first_loss=host["first_loss"][0] if host["first_loss"] else math.nan,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _to_host(**groups: Sequence[torch.Tensor]) -> dict[str, list[float]]:
+    """Device tensors as host numbers, by group, in one transfer: the epoch's one sync.
+
+    One concatenation (``torch.cat`` promotes float32 to float64, which holds it
+    exactly) and one copy: a kernel launch or two, whatever the number of tensors.
+    """
+    flat = [t.reshape(-1) for tensors in groups.values() for t in tensors]
+    values = torch.cat(flat).tolist() if flat else []
+    host, start = {}, 0
+    for name, tensors in groups.items():
+        length = sum(t.numel() for t in tensors)
+        host[name] = values[start : start + length]
+        start += length
+    return host
+
+
+def _divergence(row: Mapping[str, float], first_loss: float, factor: float) -> str | None:
+    for key in ("train_loss", "val_loss"):
+        if not math.isfinite(row[key]):
+            return f"{key} is {row[key]} at epoch {row['epoch']}"
+    if row["train_loss"] > factor * first_loss:
+        return (
+            f"train_loss {row['train_loss']:.4g} exceeds {factor:g} x the first loss"
+            f" {first_loss:.4g} at epoch {row['epoch']}"
+        )
+    return None
+
+
+def evaluate(
+    model: nn.Module, split: Split | DatasetSplit, scorer: Scorer, amp: Any = None
+) -> Tally:
+    """A pass over a split without gradients; its :class:`Tally` holds the sums, on the device."""
+    amp = amp if amp is not None else contextlib.nullcontext()
+    was_training = model.training
+    model.eval()
+    tally = scorer.tally()
+    with torch.inference_mode():
+        for xb, yb in split.eval_batches():
+            with amp:
+                output = model(xb)
+            tally.add(output, yb, scorer.loss(output, yb))
+        tally.fold()
+    model.train(was_training)
+    return tally
+
+
+def evaluate_metrics(
+    model: nn.Module,
+    split: Split | DatasetSplit,
+    info: DataInfo,
+    scoring: Scoring | None = None,
+    names: Sequence[str] | None = None,
+) -> dict[str, float]:
+    """Metrics of a model on a split, as numbers, as training records them.
+
+    Every metric the task records (its kind's and ``scoring``'s), unless
+    ``names`` picks some; ``loss`` is always there.
+    """
+    scorer = Scorer.build(info, split.device, names, scoring)
+    return evaluate(model, split, scorer).result()
+
+
+def run_trial(
+    config: TrialConfig,
+    data: TrainVal,
+    build_model: BuildModel,
+    out_dir: str | Path,
+    *,
+    metric: str,
+    mode: str,
+    device: torch.device,
+    precision: str = "fp32",
+    threads: int = 1,
+    trial: Mapping[str, Any] | None = None,
+    checkpoint_every_s: float = 60.0,
+    save_model: bool = False,
+    on_epoch: EpochCallback | None = None,
+    scoring: Scoring | None = None,
+    stop_at: int | None = None,
+    continues: Checkpoint | None = None,
+    code: Code | None = None,
+) -> dict[str, Any]:
+    """Train one trial and write ``config.json``, ``history.csv`` and ``result.json``.
+
+    ``result.json`` is written last: its presence means the trial is complete.
+    A checkpoint in ``out_dir`` from an interrupted run of the same config and
+    data is resumed from its last epoch. A halving level's trial stops at
+    ``stop_at``, starts from ``continues`` (see :func:`train`), and keeps the
+    state it stops in as ``state.pt`` when its schedule has epochs left. ``code``
+    is the fingerprint of the code that decides the trial (a worker computes it
+    once for all its trials); by default, that of the model factory's module.
+    """
+    out_dir = Path(out_dir)
+    code = code or code_fingerprint(task_module(build_model))
+    key = trial_key(config, data.fingerprint, metric, code.fingerprint, budget=stop_at)
+    write_json(out_dir / CONFIG_FILE, config.to_json())
+    checkpoint = Checkpoint(out_dir / CHECKPOINT_FILE, key, checkpoint_every_s)
+    keep_state = None
+    if stop_at is not None and stop_at < config.epochs:
+        keep_state = Checkpoint(out_dir / STATE_FILE, key, every_s=0.0)
+    started = time.time()
+    outcome = train(
+        config,
+        data,
+        build_model,
+        metric=metric,
+        mode=mode,
+        device=device,
+        precision=precision,
+        checkpoint=checkpoint,
+        on_epoch=on_epoch,
+        keep_best_state=save_model,
+        scoring=scoring,
+        stop_at=stop_at,
+        continues=continues,
+        keep_state=keep_state,
+    )
+    write_csv(out_dir / HISTORY_FILE, HISTORY_COLUMNS, outcome.history)
+    if save_model and outcome.best_state is not None and outcome.status == "ok":
+        write_torch(out_dir / MODEL_FILE, outcome.best_state)
+    result = make_result(
+        outcome,
+        config=config,
+        trial=trial,
+        metric=metric,
+        mode=mode,
+        key=key,
+        code=code,
+        data_fingerprint=data.fingerprint,
+        device=device,
+        precision=precision,
+        threads=threads,
+        started=started,
+    )
+    write_result(out_dir, result)
+    checkpoint.clear()
+    return result
