@@ -40,8 +40,8 @@ HEAD = ("prepare", "overfit_check", "lr_range_test", "plan_coarse")
 # What the rules' scripts do, with the values their rules would pass (rules/*.smk).
 PREAMBLE = """
 import json, sys
-from tuneladder.stages.common import *
-from tuneladder.stages.common import Runtime, logged
+from tuneladder.stages import *
+from tuneladder.stages import Runtime, logged
 c, results, out = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
 data = results + "/data"
 runtime = Runtime.from_params({

@@ -206,16 +206,25 @@ def _source(module: str) -> Path:
 
 
 def _modules_run_by(script: Path) -> set[str]:
-    """Every module a workflow script's stage functions import, followed through imports."""
-    stages = ast.parse(_source("tuneladder.stages.common").read_text())
-    functions = {f.name: f for f in stages.body if isinstance(f, ast.FunctionDef)}
-    called = [a.name for a in _import_nodes(script) if a.name in functions]
+    """Every module a workflow script's stage functions import, followed through imports.
+
+    A script imports ``tuneladder.stages``, which loads each rung's stage module: their
+    module-level imports run, and of their functions only those the script calls (and
+    the helpers those call) import more.
+    """
+    package = ast.parse(_source("tuneladder.stages").read_text())
+    stage_modules = [n.module for n in package.body if isinstance(n, ast.ImportFrom)]
+    functions: dict[str, ast.FunctionDef] = {}
     todo = _imports(ast.parse(script.read_text()), "")
-    for node in stages.body:  # stages' own module-level imports run whatever it is used for
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            todo |= _imports(ast.Module(body=[node], type_ignores=[]), "tuneladder")
+    for stage_module in stage_modules:
+        tree = ast.parse(_source(stage_module).read_text())
+        functions |= {f.name: f for f in tree.body if isinstance(f, ast.FunctionDef)}
+        for node in tree.body:  # a stage module's own imports run whatever it is used for
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                todo |= _imports(ast.Module(body=[node], type_ignores=[]), "tuneladder.stages")
+    called = [a.name for a in _import_nodes(script) if a.name in functions]
     seen_functions: set[str] = set()
-    while called:  # the stage functions, and the helpers of stages.py they call
+    while called:  # the stage functions, and the helpers they call
         name = called.pop()
         if name not in seen_functions:
             seen_functions.add(name)
@@ -235,7 +244,7 @@ def _modules_run_by(script: Path) -> set[str]:
         seen.add(module)
         source = _source(module)
         package = module if source.name == "__init__.py" else module.rpartition(".")[0]
-        if module != "tuneladder.stages.common":
+        if module not in ("tuneladder.stages", *stage_modules):
             todo |= _imports(ast.parse(source.read_text()), package)
         parts = module.split(".")
         todo |= {".".join(parts[:i]) for i in range(2, len(parts))}  # parent packages

@@ -17,7 +17,7 @@ from helpers import tiny_config
 from tuneladder.core.errors import DataError, UserCodeError
 from tuneladder.data.prepared import load_train_val, prepare
 from tuneladder.ladder.config import ConfigError, resolve_config
-from tuneladder.stages.common import logged, prepare_stage
+from tuneladder.stages import logged, prepare_stage
 from tuneladder.store.io import read_json
 from tuneladder.tasks import Task, TaskError, load_task
 from tuneladder.tasks.tabular import TableOptions, check_header, encode_table, load_table

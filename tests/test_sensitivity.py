@@ -21,7 +21,7 @@ from tuneladder.report import _figures as figs
 from tuneladder.report._sensitivity import analyse, sensitivity_summary
 from tuneladder.search.sensitivity import CHOSEN, plan_sensitivity, probe_values
 from tuneladder.search.space import space_from_config
-from tuneladder.stages.common import plan_sensitivity_stage
+from tuneladder.stages import plan_sensitivity_stage
 from tuneladder.store.io import read_json
 from tuneladder.store.trials import derive_seed, make_trial_config
 

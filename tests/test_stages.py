@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from tuneladder import stages
 from tuneladder.infra import device
 from tuneladder.infra.device import Runtime
-from tuneladder.stages import common as stages
 from tuneladder.store.io import read_json
 
 

@@ -1,4 +1,4 @@
-from tuneladder.stages.common import collect_rung_stage, logged
+from tuneladder.stages import collect_rung_stage, logged
 
 with logged(snakemake.log[0]):
     collect_rung_stage(

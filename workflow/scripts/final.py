@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from tuneladder.stages.common import Runtime, final_stage, logged
+from tuneladder.stages import Runtime, final_stage, logged
 
 with logged(snakemake.log[0]):
     final_stage(

@@ -1,4 +1,4 @@
-from tuneladder.stages.common import Runtime, logged
+from tuneladder.stages import Runtime, logged
 from tuneladder.stages.gpu_probe import gpu_probe_stage
 
 with logged(snakemake.log[0]):

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from tuneladder.stages.common import log_mlflow_stage, logged
+from tuneladder.stages import log_mlflow_stage, logged
 
 with logged(snakemake.log[0]):
     log_mlflow_stage(

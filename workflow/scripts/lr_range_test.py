@@ -1,4 +1,4 @@
-from tuneladder.stages.common import Runtime, logged, lr_range_test_stage
+from tuneladder.stages import Runtime, logged, lr_range_test_stage
 
 with logged(snakemake.log[0]):
     lr_range_test_stage(

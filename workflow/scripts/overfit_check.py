@@ -1,4 +1,4 @@
-from tuneladder.stages.common import Runtime, logged, overfit_check_stage
+from tuneladder.stages import Runtime, logged, overfit_check_stage
 
 with logged(snakemake.log[0]):
     overfit_check_stage(

@@ -1,4 +1,4 @@
-from tuneladder.stages.common import logged, plan_fine_stage
+from tuneladder.stages import logged, plan_fine_stage
 
 with logged(snakemake.log[0]):
     plan_fine_stage(

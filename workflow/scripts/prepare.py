@@ -1,4 +1,4 @@
-from tuneladder.stages.common import logged, prepare_stage
+from tuneladder.stages import logged, prepare_stage
 
 with logged(snakemake.log[0]):
     prepare_stage(

@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from tuneladder.report import report_sweeps_stage
-from tuneladder.stages.common import logged
+from tuneladder.stages import logged
 
 with logged(snakemake.log[0]):
     report_sweeps_stage(

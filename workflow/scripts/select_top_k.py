@@ -1,4 +1,4 @@
-from tuneladder.stages.common import logged, select_top_k_stage
+from tuneladder.stages import logged, select_top_k_stage
 
 with logged(snakemake.log[0]):
     select_top_k_stage(

@@ -1,4 +1,4 @@
-from tuneladder.stages.common import Runtime, logged, sweep_worker_stage
+from tuneladder.stages import Runtime, logged, sweep_worker_stage
 
 with logged(snakemake.log[0]):
     sweep_worker_stage(

@@ -18,7 +18,7 @@ from tuneladder.store.io import write_json
 
 def run(spec: Mapping[str, Any]) -> None:
     from tuneladder.infra.startup import freeze_at_exit
-    from tuneladder.stages.common import Runtime, sweep_lane_stage
+    from tuneladder.stages import Runtime, sweep_lane_stage
 
     freeze_at_exit()
     runtime = Runtime(**spec["runtime"])

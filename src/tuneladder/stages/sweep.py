@@ -1,0 +1,475 @@
+"""The sweeps' stages: plan the coarse and fine sweeps, run their workers (and a
+worker's lanes on a GPU), collect a rung's table.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tuneladder.infra.device import Runtime
+from tuneladder.infra.startup import import_torch
+from tuneladder.ladder.rungs import (
+    COARSE,
+    FINE,
+    by_name,
+)
+from tuneladder.search.halving import LEVELS_DIR
+from tuneladder.stages.common import (
+    SEARCHING,
+    StageError,
+    _data_provider,
+    _scoring,
+    _task,
+    _tracker,
+    _train_val,
+)
+from tuneladder.store.io import read_json, write_json
+from tuneladder.store.trial_files import RESULT_FILE
+
+__all__ = [
+    "collect_rung_stage",
+    "plan_coarse_stage",
+    "plan_fine_stage",
+    "sweep_lane_stage",
+    "sweep_worker_stage",
+]
+
+log = logging.getLogger("tuneladder")
+
+
+def plan_coarse_stage(
+    *,
+    space: Mapping[str, Any],
+    lr_range: str | Path | None,
+    task: Mapping[str, Any],
+    train: Mapping[str, Any],
+    sweep: Mapping[str, Any],
+    seed: int,
+    out: str | Path,
+    data_dir: str | Path | None = None,
+) -> None:
+    """The coarse plan; with ``data_dir``, also refuse a searched model hyperparameter
+    that the task's model factory never reads (:func:`_check_reads`)."""
+    from tuneladder.search.space import conditions_from_config, space_from_config
+
+    lr_bounds = tuple(read_json(lr_range)["range"]) if lr_range else None
+    dists = space_from_config(space, lr_range=lr_bounds)
+    _write_sweep_plan(
+        COARSE.name,
+        dists,
+        conditions=conditions_from_config(space),
+        task=task,
+        train=train,
+        sweep=sweep,
+        seed=seed,
+        out=out,
+    )
+    if data_dir is not None:
+        _check_reads(_task(task), read_json(out), data_dir, out)
+
+
+def _check_reads(task_obj: Any, plan: Mapping[str, Any], data_dir: str | Path, out: Any) -> None:
+    """A model hyperparameter searched but never read by the factory would be "tuned"
+    (and given an importance) while it changes nothing: a config error, before any
+    trial. Each planned config is built on the meta device, recording what it reads."""
+    import_torch(dynamo=False)
+    from tuneladder.core.errors import function_name
+    from tuneladder.data.prepared import load_info
+    from tuneladder.ladder.config import ConfigError
+    from tuneladder.training.preflight import unread_hyperparameters
+
+    model = set(task_obj.default_model)
+    configs = [
+        (entry["config"]["model"], set(entry["sampled"]) & model)
+        for entry in plan["trials"]
+        if "config" in entry and set(entry.get("sampled", {})) & model
+    ][:64]
+    if not configs:
+        return
+    unread = unread_hyperparameters(task_obj.build_model, configs, load_info(data_dir))
+    if unread:
+        Path(out).unlink(missing_ok=True)  # no plan: the sweep must not start
+        names = ", ".join(f"space.{name}" for name in unread)
+        raise ConfigError(
+            f"{names}: searched, but the model factory {function_name(task_obj.build_model)}"
+            f" never reads {'it' if len(unread) == 1 else 'them'} in {len(configs)} planned"
+            " configs, so the sweep would tune a value that changes nothing. Leave it out"
+            " of space, read it in the factory, or, if it changes the data, give it in the"
+            " task's data_params (README: Data hyperparameters)"
+        )
+
+
+def plan_fine_stage(
+    *,
+    space: str | Path,
+    coarse: str | Path,
+    task: Mapping[str, Any],
+    train: Mapping[str, Any],
+    sweep: Mapping[str, Any],
+    seed: int,
+    out: str | Path,
+) -> None:
+    """The fine plan; a tpe sweep's also lists the coarse trials its studies start from.
+
+    Those are the ok coarse trials that lie inside the fine space and trained as
+    many epochs as the fine trials will (a shorter trial's score is not comparable).
+    """
+    from tuneladder.search.space import space_from_json
+    from tuneladder.search.tpe import inside
+
+    narrowed = read_json(space)
+    dists = space_from_json(narrowed["space"])
+    prior = [
+        {
+            "rung": row["rung"],
+            "name": row["name"],
+            "sampled": _sampled(row, dists),
+            "status": row["status"],
+            "best_val_metric": row["best_val_metric"],
+        }
+        for row in read_json(coarse)["trials"]
+        if row["status"] == "ok"
+        and row["params"].get("epochs") == sweep["epochs"]
+        and inside(dists, _sampled(row, dists))
+    ]
+    _write_sweep_plan(
+        FINE.name,
+        dists,
+        conditions=narrowed.get("conditions", {}),
+        task=task,
+        train=train,
+        sweep=sweep,
+        seed=seed,
+        out=out,
+        prior=prior,
+    )
+
+
+def _sampled(row: Mapping[str, Any], space: Mapping[str, Any]) -> dict[str, Any]:
+    """What a sweep trial sampled; a row collected before rows recorded it: its searched
+    values (then every searched parameter counts as sampled)."""
+    if "sampled" in row:
+        return dict(row["sampled"])
+    return {name: row["params"][name] for name in space if name in row["params"]}
+
+
+def _write_sweep_plan(
+    rung: str,
+    dists: Any,
+    *,
+    conditions: Mapping[str, Any],
+    task: Mapping[str, Any],
+    train: Mapping[str, Any],
+    sweep: Mapping[str, Any],
+    seed: int,
+    out: str | Path,
+    prior: Sequence[Mapping[str, Any]] = (),
+) -> None:
+    from tuneladder.search.halving import Halving, with_halving
+    from tuneladder.search.plan import plan_sweep
+    from tuneladder.search.tpe import TPE, plan_tpe
+    from tuneladder.store.trials import base_params
+
+    task_obj = _task(task)
+    base = base_params(train, task_obj.defaults)
+    if sweep["sampler"] == TPE:
+        plan = plan_tpe(
+            rung,
+            dists,
+            conditions=conditions,
+            trials=sweep["trials"],
+            batch=sweep["batch"],
+            epochs=sweep["epochs"],
+            base=base,
+            ladder_seed=seed,
+            prior=prior,
+        )
+        log.info(
+            "%s: %d trials in rounds of %d; the studies start from %d coarse trials",
+            rung,
+            sweep["trials"],
+            sweep["batch"],
+            len(prior),
+        )
+    else:
+        plan = plan_sweep(
+            rung,
+            dists,
+            sampler=sweep["sampler"],
+            trials=sweep["trials"],
+            epochs=sweep["epochs"],
+            base=base,
+            ladder_seed=seed,
+            conditions=conditions,
+            model_applies=task_obj.applies,
+        )
+    halving = Halving.from_sweep(sweep)
+    if halving is not None:
+        plan = with_halving(plan, halving)
+    write_json(out, plan)
+
+
+class _TrialLogger:
+    """``on_result`` for workers: mirrors trials into MLflow from a thread of its own.
+
+    Importing MLflow and opening the store take seconds; done in the worker's own
+    thread they would hold up its first trial, and each write the next one. The
+    thread takes the trials from a queue while the worker trains; :meth:`close`
+    waits until every one is logged. A trial is never failed over MLflow: the
+    result files stay the source of truth.
+    """
+
+    def __init__(self, tracking: Mapping[str, Any]) -> None:
+        import queue
+        import threading
+
+        self._queue: queue.Queue[tuple[Mapping[str, Any], Path] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, args=(tracking,), daemon=True)
+        self._thread.start()
+
+    def __call__(self, result: Mapping[str, Any], trial_dir: Path) -> None:
+        self._queue.put((result, trial_dir))
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self, tracking: Mapping[str, Any]) -> None:
+        tracker = _tracker(tracking)
+        while (item := self._queue.get()) is not None:
+            if tracker is None:
+                continue
+            result, trial_dir = item
+            try:
+                tracker.log_trial(result, trial_dir)
+            except Exception as err:  # the result files stay the source of truth
+                log.warning("MLflow: could not log %s: %s", trial_dir, err)
+
+
+def _first_step_s(rung_dir: Path, plan: Mapping[str, Any], ran: list[str]) -> float | None:
+    """Seconds from this job's process start to its first trial's start: its start-up."""
+    from tuneladder.infra.env import process_started_at
+
+    started = process_started_at()
+    if started is None or not ran:
+        return None
+    entry = next(e for e in plan["trials"] if e["name"] == ran[0])
+    result = read_json(rung_dir / entry["dir"] / RESULT_FILE)
+    return result["started_at"] - started
+
+
+def sweep_worker_stage(
+    *,
+    plan: str | Path,
+    data_dir: str | Path,
+    task: Mapping[str, Any],
+    worker: int,
+    workers: int,
+    metric: Mapping[str, str],
+    runtime: Runtime,
+    out: str | Path,
+    tracking: Mapping[str, Any] | None = None,
+    probe: str | Path | None = None,
+    log_path: str | Path | None = None,
+) -> None:
+    """A worker job: one process, or on a GPU ``trials_per_gpu`` lanes side by side.
+
+    ``probe`` is the GPU probe's result (``trials_per_gpu: auto``); ``log_path``
+    the job's log, which the lanes append to.
+    """
+    from tuneladder.execution.lanes import lane_count
+
+    plan_data = read_json(plan)
+    lanes = lane_count(
+        runtime.trials_per_gpu, probe=probe, trials=_trials_at_once(plan_data), workers=workers
+    )
+    spec = {
+        "plan": str(plan),
+        "data_dir": str(data_dir),
+        "task": dict(task),
+        "worker": worker,
+        "workers": workers,
+        "metric": dict(metric),
+        "tracking": dict(tracking) if tracking else None,
+    }
+    if lanes == 1:
+        report = sweep_lane_stage(spec, runtime, plan_data)
+    else:
+        report = _sweep_lanes(spec, runtime, lanes, Path(out), log_path)
+    log.info(
+        "worker %d/%d: ran %d, reused %d%s",
+        worker,
+        workers,
+        len(report["ran"]),
+        len(report["reused"]),
+        f" on {lanes} lanes" if lanes > 1 else "",
+    )
+    write_json(out, report)
+
+
+def _trials_at_once(plan: Mapping[str, Any]) -> int:
+    """The most trials of a plan that can train at once: a round's, or every config."""
+    from tuneladder.search.tpe import is_rounds, rounds
+
+    if is_rounds(plan):
+        return max((len(batch) for batch in rounds(plan)), default=0)
+    return len(plan["trials"])
+
+
+def sweep_lane_stage(
+    spec: Mapping[str, Any], runtime: Runtime, plan_data: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Train trials of the plan as worker ``spec['worker']`` of ``spec['workers']``
+    in this process; what it did (:func:`tuneladder.execution.worker.run_worker`). ``plan_data``
+    is the plan when the caller has read it already."""
+    import_torch(dynamo=True)
+    from tuneladder.execution.worker import run_worker
+    from tuneladder.store.trials import task_code
+
+    plan = Path(spec["plan"])
+    torch_device = runtime.start()
+    plan_data = plan_data if plan_data is not None else read_json(plan)
+    task = spec["task"]
+    task_obj = _task(task)
+    data = _train_val(spec["data_dir"], task_obj, runtime, torch_device)
+    data_for = _data_provider(spec["data_dir"], task_obj, runtime, torch_device, data)
+    tracking = spec.get("tracking")
+    on_result = _TrialLogger(tracking) if tracking else None
+    try:
+        report = run_worker(
+            plan_data,
+            plan.parent,
+            data,
+            task_obj.build_model,
+            worker=spec["worker"],
+            workers=spec["workers"],
+            metric=spec["metric"]["name"],
+            mode=spec["metric"]["mode"],
+            device=torch_device,
+            precision=runtime.precision,
+            threads=runtime.threads,
+            checkpoint_every_s=runtime.checkpoint_every_s,
+            stale_claim_s=runtime.stale_claim_s,
+            save_model=by_name(plan_data["rung"]).keeps_models,
+            on_result=on_result,
+            scoring=_scoring(task_obj),
+            model_applies=task_obj.applies,
+            code=task_code(task["name"], task_obj.build_model),
+            data_for=data_for,
+        )
+    finally:
+        if on_result is not None:
+            on_result.close()  # every finished trial is in MLflow before the job ends
+    report.update(
+        device=str(torch_device),
+        pid=os.getpid(),
+        cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
+        first_step_s=_first_step_s(plan.parent, plan_data, report["ran"]),
+    )
+    return report
+
+
+def _sweep_lanes(
+    spec: Mapping[str, Any], runtime: Runtime, lanes: int, out: Path, log_path: str | Path | None
+) -> dict[str, Any]:
+    """Claim the job's GPU, run ``lanes`` lanes on it, and merge what they did."""
+    import dataclasses
+
+    from tuneladder.execution.lanes import clear, lane_worker, run_lanes
+
+    started = time.perf_counter()
+    claim = runtime.claim()
+    lane_runtime = runtime.for_lanes(threads=max(1, runtime.threads // lanes))
+    folder = out.with_suffix(".lanes")
+    specs = []
+    for lane in range(lanes):
+        worker, workers = lane_worker(spec["worker"], spec["workers"], lane, lanes)
+        specs.append(
+            {
+                **spec,
+                "worker": worker,
+                "workers": workers,
+                "lane": lane,
+                "runtime": dataclasses.asdict(lane_runtime),
+                "report": str(folder / f"lane-{lane}.report.json"),
+            }
+        )
+    log.info(
+        "%d lanes on %s, %d thread(s) each",
+        lanes,
+        f"GPU {claim.index}" if claim is not None else "this job's device",
+        lane_runtime.threads,
+    )
+    codes = run_lanes(
+        specs,
+        folder,
+        module="tuneladder.stages.sweep_lane",
+        claim=claim,
+        threads=lane_runtime.threads,
+        log=log_path,
+    )
+    failed = {lane: code for lane, code in enumerate(codes) if code != 0}
+    if failed:
+        where = f"; see {log_path}" if log_path else ""
+        codes = ", ".join(f"lane {lane} exit code {code}" for lane, code in failed.items())
+        raise StageError(f"worker {spec['worker']}: {codes}{where}")
+    reports = [read_json(s["report"]) for s in specs]
+    clear(folder)
+    return {
+        "rung": reports[0]["rung"],
+        "worker": spec["worker"],
+        "workers": spec["workers"],
+        "lanes": lanes,
+        "ran": [name for r in reports for name in r["ran"]],
+        "reused": [name for r in reports for name in r["reused"]],
+        "stale": {k: v for r in reports for k, v in r["stale"].items()},
+        "seconds": time.perf_counter() - started,
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "lane_reports": reports,
+    }
+
+
+def collect_rung_stage(
+    *,
+    plan: str | Path,
+    data_dir: str | Path,
+    metric: Mapping[str, str],
+    out: str | Path,
+) -> None:
+    """A rung's table; a sweep that halves has one row per config, from its furthest level."""
+    from tuneladder.execution.collect import IncompleteRung, collect_halving, collect_rung
+
+    meta = read_json(Path(data_dir) / "meta.json")
+    plan_data = read_json(plan)
+    try:
+        if plan_data.get("halving"):
+            rows = collect_halving(
+                plan_data,
+                Path(plan).parent,
+                data_fingerprint=meta["fingerprint"],
+                metric=metric["name"],
+                mode=metric["mode"],
+            )
+        else:
+            rows = collect_rung(
+                plan_data,
+                Path(plan).parent,
+                data_fingerprint=meta["fingerprint"],
+                metric=metric["name"],
+            )
+            if plan_data.get("rung") in SEARCHING:
+                # dvc.yaml declares a sweep's levels/ whatever the config: one that does
+                # not halve leaves it empty, so `dvc repro` finds every output it names
+                (Path(plan).parent / LEVELS_DIR).mkdir(exist_ok=True)
+    except IncompleteRung as err:
+        raise StageError(str(err)) from None
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    log.info("collected %d trials: %s", len(rows), counts)
+    write_json(out, {"metric": dict(metric), "counts": counts, "trials": rows})
