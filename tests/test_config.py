@@ -16,6 +16,7 @@ from tuneladder.ladder.config import (
     load_config,
     resolve_config,
 )
+from tuneladder.ladder.reference import config_reference
 
 SPACE = {"lr": "auto"}
 
@@ -329,3 +330,25 @@ def test_trials_per_gpu_is_auto_by_default_and_a_bad_value_names_the_key() -> No
     for bad in (0, "four", 2.5):
         with pytest.raises(ConfigError, match="gpu.trials_per_gpu"):
             resolve_config({"experiment": "x", "space": SPACE, "gpu": {"trials_per_gpu": bad}})
+
+
+def test_the_config_reference_is_the_schemas() -> None:
+    """config/README.md is written from the schema: regenerated, it is unchanged, and
+    it names every key, nested ones too."""
+    reference = (REPO / "config" / "README.md").read_text()
+    assert reference == config_reference(), (
+        "config/README.md is out of date: tuneladder config --reference > config/README.md"
+    )
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "tuneladder"), "config", "--reference"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert proc.stdout == reference
+    for key in ("experiment", "coarse.halving.eta", "mlflow.live", "gpu.trials_per_gpu"):
+        assert f"`{key}`" in reference, key
+    resolved = resolve_config(tiny_config())
+    missing = [name for name in resolved if f"## `{name}`" not in reference]
+    assert not missing, missing

@@ -45,6 +45,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     full.add_argument("--config", default="config/config.yaml", type=Path)
     full.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    full.add_argument(
+        "--reference",
+        action="store_true",
+        help="print the reference of every config key (Markdown, from the schema) instead",
+    )
 
     status = commands.add_parser(
         "status", help="where a running or finished ladder stands, and what is left"
@@ -100,6 +105,11 @@ def _config(args: argparse.Namespace) -> int:
 
     from tuneladder.ladder.config import load_config
 
+    if args.reference:
+        from tuneladder.ladder.reference import config_reference
+
+        print(config_reference(), end="")
+        return 0
     config = load_config(args.config, args.overrides)
     print(f"# {args.config}, resolved by tuneladder config: every key, defaults filled in")
     print(yaml.safe_dump(config, sort_keys=False, default_flow_style=None, width=100), end="")
