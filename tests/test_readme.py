@@ -1,6 +1,7 @@
 """What a user runs, as the docs write it, from the root of a fresh clone.
 
-Every `snakemake ...` command in README.md and in the example configs' headers is
+Every `snakemake ...` command in README.md, the guide (docs/guide/) and the example
+configs' headers is
 dry-run from the clone's root exactly as written; each example config climbs the
 whole ladder at a tiny size; a regression CSV with a target in the hundreds climbs
 it through the csv route. So the docs cannot drift from the code again.
@@ -39,10 +40,15 @@ TINY = {
 }
 
 
+def _user_docs(root: Path) -> str:
+    """What a user reads: README.md and the guide's pages, one after the other."""
+    pages = [root / "README.md", *sorted((root / "docs" / "guide").glob("*.md"))]
+    return "\n".join(page.read_text() for page in pages)
+
+
 def _documented_commands() -> list[str]:
     """`snakemake ...` as written: code blocks, inline code, and `&&` chains in both."""
-    readme = REPO / "README.md"
-    texts = [readme.read_text()]
+    texts = [_user_docs(REPO)]
     texts += [path.read_text() for path in sorted((REPO / "config" / "examples").glob("*.yaml"))]
     found: set[str] = set()
     for text in texts:
@@ -60,7 +66,7 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     the README's Dataset module saved where the README says (its config names it)."""
     root = tmp_path_factory.mktemp("readme") / "tuneladder"
     copy_checkout(root)
-    (root / "my_shapes.py").write_text(_dataset_module((root / "README.md").read_text()))
+    (root / "my_shapes.py").write_text(_dataset_module(_user_docs(root)))
     return root
 
 
@@ -100,7 +106,7 @@ def test_documented_command_dry_runs_from_the_root(clone: Path, command: str) ->
 def test_yaml_configs_in_the_readme_resolve_alone(clone: Path, monkeypatch) -> None:
     """A config copied from the README is a whole experiment: it resolves on its own."""
     monkeypatch.chdir(clone)  # task paths and plugins are found from the root
-    blocks = re.findall(r"```yaml\n(.*?)```", (clone / "README.md").read_text(), re.DOTALL)
+    blocks = re.findall(r"```yaml\n(.*?)```", _user_docs(clone), re.DOTALL)
     configs = [yaml.safe_load(b) for b in blocks if re.search(r"^experiment: ", b, re.M)]
     assert len(configs) >= 3
     for raw in configs:
@@ -110,7 +116,7 @@ def test_yaml_configs_in_the_readme_resolve_alone(clone: Path, monkeypatch) -> N
 
 def test_trial_command_runs_as_written_from_the_root(clone: Path) -> None:
     """README's one-config debug command, verbatim, in a fresh clone (no ladder run yet)."""
-    written = re.findall(r"^(tuneladder trial .*)$", (REPO / "README.md").read_text(), re.M)
+    written = re.findall(r"^(tuneladder trial .*)$", _user_docs(REPO), re.M)
     assert len(written) == 1, written
     args = shlex.split(written[0])
     out = clone / args[args.index("--out") + 1]
@@ -235,7 +241,7 @@ def test_regression_csv_on_raw_targets_beats_the_untuned_default(clone: Path) ->
 
 @pytest.mark.slow
 def test_the_readmes_python_example_runs_from_the_root(clone: Path) -> None:
-    section = (clone / "README.md").read_text().split("## From Python", 1)[1].split("\n## ")[0]
+    section = _user_docs(clone).split("## From Python", 1)[1].split("\n## ")[0]
     (example,) = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
     run = subprocess.run(
         [sys.executable, "-c", example],

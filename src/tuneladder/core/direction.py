@@ -80,7 +80,7 @@ def ok_value(row: Mapping[str, Any]) -> float | None:
 def halving_tier(item: Any) -> int:
     """How many halving levels short of its sweep's last one a trial row stopped (0 for
     anything else): a config that halving stopped early ranks below every config that
-    trained further, since it lost to them at equal epochs (docs/architecture.md)."""
+    trained further, since it lost to them at equal epochs (docs/decisions/)."""
     halving = item.get("halving") if isinstance(item, Mapping) else None
     return int(halving["last_level"] - halving["level"]) if halving else 0
 

@@ -438,7 +438,7 @@ def _check_against_task(config: dict[str, Any], task: Any) -> None:
         options = config["task"]["options"]
         try:
             check_data_path(options["path"])
-            # the header line only: the contents would cost every parse (docs/architecture.md)
+            # the header line only: the contents would cost every parse (docs/decisions/)
             check_header(options["path"], str(options["target"]))
         except ValueError as err:
             raise ConfigError(str(err)) from None

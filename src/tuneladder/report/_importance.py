@@ -1,6 +1,6 @@
 """Parameter importance: Optuna's fANOVA on a study rebuilt from the trial rows.
 
-The sweeps do not drive an Optuna study (docs/architecture.md), so the ok trials
+The sweeps do not drive an Optuna study (docs/decisions/), so the ok trials
 of both sweep rungs are added to an in-memory study with the coarse space's
 distributions (the fine space lies inside it). Log parameters are passed as
 their base-10 logarithm on a linear axis: fANOVA integrates each marginal

@@ -1,6 +1,6 @@
 """Ranking trials, keeping the top k, and narrowing the space around them.
 
-Narrowing rule (docs/architecture.md): each numeric parameter's fine range is
+Narrowing rule (docs/decisions/): each numeric parameter's fine range is
 centred on the best trial's value and reaches as far on each side as the other
 top-k trials lie from it (their root-mean-square distance, in log space for log
 parameters), at least a twentieth of the coarse range, clipped to the coarse

@@ -119,7 +119,7 @@ class Task:
             read by the final rung only (prepare takes its length). A Dataset
             with ``targets`` (as torchvision's have) gives its labels without
             reading samples. Small ones are materialised as tensors
-            (``data.materialize``); see docs/architecture.md.
+            (``data.materialize``); see docs/decisions/.
         train_transform: ``x -> x`` applied to training samples only, each
             time one is read (augmentation); val and test never see it. It
             draws from torch's (and Python's) random generator, seeded per
