@@ -805,3 +805,16 @@ def test_headline_shows_the_trivial_row_the_origin_and_the_tie() -> None:
     assert (
         "<td>channels</td>" not in page and "do not apply to it: channels, diverge_factor" in page
     )
+
+
+def test_fanova_on_a_large_sweep_fits_a_seeded_sample_and_says_so() -> None:
+    rows = _sweep(70)
+    sampled = fanova_importance(rows, SPACE, mode="max", seed=0, max_trials=40)
+    assert (sampled["trials"], sampled["ok_trials"]) == (40, 70)
+    assert "random sample of 40 of the 70 ok trials" in sampled["caveats"][0]
+    again = fanova_importance(rows, SPACE, mode="max", seed=0, max_trials=40)
+    assert again["importances"] == sampled["importances"]
+    # the sample still finds what drives the metric
+    assert max(sampled["importances"], key=sampled["importances"].get) == "lr"
+    whole = fanova_importance(rows, SPACE, mode="max", seed=0)
+    assert whole["trials"] == whole["ok_trials"] == 70
