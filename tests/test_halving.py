@@ -17,7 +17,7 @@ from tuneladder.search.halving import (
     plan_level,
     with_halving,
 )
-from tuneladder.store.trials import STATE_FILE
+from tuneladder.store.trial_files import STATE_FILE
 from tuneladder.training.runner import Checkpoint, train
 
 CPU = torch.device("cpu")

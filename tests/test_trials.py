@@ -11,10 +11,10 @@ import pytest
 
 from tuneladder.core.hparams import TrialConfig
 from tuneladder.store.io import write_json
+from tuneladder.store.trial_files import RESULT_FILE
 from tuneladder.store.trials import (
     CODE_MODULES,
     KEEP_TRIALS,
-    RESULT_FILE,
     Checkpoint,
     Code,
     _file_digest,

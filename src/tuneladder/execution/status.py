@@ -64,25 +64,16 @@ def _planned_counts(config: Mapping[str, Any] | None) -> dict[str, int | None]:
     return counts
 
 
-def _planned_trainings(config: Mapping[str, Any] | None, rung: Rung) -> int | None:
-    """Trainings a rung not planned yet will run: a halving config's, once per level."""
+def _planned_work(config: Mapping[str, Any] | None, rung: Rung) -> tuple[int | None, int | None]:
+    """(trainings, trial-epochs) a rung not planned yet will run: a halving config trains
+    once per level, each level only the epochs past the one before (None: unknown)."""
     if not config or not rung.trials:
-        return None
+        return None, None
     if rung in SEARCH_RUNGS and (halving := Halving.from_sweep(config[rung.name])) is not None:
-        return sum(level.configs for level in halving.levels)
-    return rung.trials(config)
-
-
-def _planned_epochs(config: Mapping[str, Any] | None, rung: Rung) -> int | None:
-    """Trial-epochs a rung not planned yet will train: a halving config goes on from
-    where it stopped, so each level adds only its extra epochs."""
-    trainings = _planned_trainings(config, rung)
-    if trainings is None or config is None:
-        return None
-    if rung in SEARCH_RUNGS and (halving := Halving.from_sweep(config[rung.name])) is not None:
-        return halving.trial_epochs
+        return sum(level.configs for level in halving.levels), halving.trial_epochs
+    trainings = rung.trials(config)
     epochs = (config.get(rung.name) or {}).get("epochs")
-    return trainings * int(epochs) if epochs is not None else None  # then counted in trials
+    return trainings, trainings * int(epochs) if epochs is not None else None
 
 
 def _trained_epochs(result: Mapping[str, Any]) -> int | None:
@@ -339,7 +330,10 @@ def _step_kind(job: str) -> str:
 
 
 def _jobs_left(
-    results: Path, config: Mapping[str, Any] | None, rungs: list[dict[str, Any]]
+    results: Path,
+    config: Mapping[str, Any] | None,
+    rungs: list[dict[str, Any]],
+    shown: list[Rung],
 ) -> float:
     """Seconds the jobs around the trials still take, one after another.
 
@@ -388,8 +382,8 @@ def _jobs_left(
             there(REPORT.outputs["html"], *([MLFLOW_MARKER] if len(closing) > 1 else [])),
         ),
     ]
-    for rung in rungs:
-        name, outputs = rung["rung"], {r.name: r for r in TRIAL_RUNGS}[rung["rung"]].outputs
+    for rung, row in zip(rungs, shown, strict=True):  # a rung's counts, and its table row
+        name, outputs = row.name, row.outputs
         steps += [
             ((f"plan_{name}",), there(outputs["plan"])),
             # started once a trial ran: what the workers cost before training is behind
@@ -456,8 +450,7 @@ def ladder_status(
             rung,
             planned[rung.name],
             stale_s,
-            _planned_trainings(config, rung),
-            _planned_epochs(config, rung),
+            *_planned_work(config, rung),
         )
         for rung in shown
     ]
@@ -513,7 +506,7 @@ def ladder_status(
     estimate = training = jobs = None
     if mean is not None and not finished:
         training = _training_left(rungs, mean) / workers
-        jobs = _jobs_left(results, config, rungs)
+        jobs = _jobs_left(results, config, rungs, shown)
         estimate = training + jobs
     return {
         "experiment": experiment,

@@ -30,10 +30,8 @@ from tuneladder.search.halving import expected_seconds, level_dir, plan_level
 from tuneladder.search.tpe import ask_round, is_rounds, rounds
 from tuneladder.store.claims import ClaimBook
 from tuneladder.store.io import read_json, write_json
+from tuneladder.store.trial_files import MODEL_FILE, RESULT_FILE, STATE_FILE
 from tuneladder.store.trials import (
-    MODEL_FILE,
-    RESULT_FILE,
-    STATE_FILE,
     BuildModel,
     Checkpoint,
     Code,

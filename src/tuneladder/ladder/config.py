@@ -26,6 +26,7 @@ __all__ = [
     "BUDGETS",
     "ConfigError",
     "SCHEMA_PATH",
+    "load_schema",
     "apply_overrides",
     "command_line_values",
     "describe_plan",
@@ -165,7 +166,8 @@ def _apply_budget(config: dict[str, Any]) -> None:
 
 
 @cache
-def _schema() -> dict[str, Any]:
+def load_schema() -> dict[str, Any]:
+    """The config's JSON Schema, read once (shared: do not change it)."""
     return yaml.safe_load(SCHEMA_PATH.read_text())
 
 
@@ -190,7 +192,7 @@ def _validate(config: dict[str, Any], *, fill_defaults: bool) -> None:
     from jsonschema.exceptions import best_match
 
     plain, filling = _validator_classes()
-    validator = (filling if fill_defaults else plain)(_schema())
+    validator = (filling if fill_defaults else plain)(load_schema())
     error = best_match(validator.iter_errors(config))
     if error is not None:
         raise ConfigError(_describe(error))
@@ -340,7 +342,7 @@ def _fixed_value(name: str, train: Mapping[str, Any]) -> Any:
     """The value a hyperparameter has when the space does not sample it (None: the task's)."""
     if name in train:
         return train[name]
-    default = _schema()["properties"]["train"]["properties"].get(name, {})
+    default = load_schema()["properties"]["train"]["properties"].get(name, {})
     return default.get("default")
 
 

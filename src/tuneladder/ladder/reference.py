@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from tuneladder.ladder.config import SCHEMA_PATH
+from tuneladder.ladder.config import load_schema
 
 __all__ = ["config_reference"]
 
@@ -25,12 +25,6 @@ differ); `tuneladder config --config my.yaml` prints a config with every default
 filled in. Keys are dotted: `coarse.halving.eta` is `eta` under `halving` under
 `coarse`.
 """
-
-
-def _schema() -> dict[str, Any]:
-    import yaml
-
-    return yaml.safe_load(SCHEMA_PATH.read_text())
 
 
 def _resolve(node: Mapping[str, Any], root: Mapping[str, Any]) -> dict[str, Any]:
@@ -85,7 +79,7 @@ def _rows(
 
 def config_reference(schema: Mapping[str, Any] | None = None) -> str:
     """The reference page (Markdown): one section per top-level key, a table below it."""
-    root = _schema() if schema is None else schema
+    root = load_schema() if schema is None else schema
     required = set(root.get("required", ()))
     lines = [HEADER, _cell(root.get("description", "")), ""]
     for name, node in root["properties"].items():

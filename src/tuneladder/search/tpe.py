@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from tuneladder.core.direction import Direction, ok_value
 from tuneladder.store.io import read_json, write_json
-from tuneladder.store.trials import RESULT_FILE, derive_seed, make_trial_config
+from tuneladder.store.trial_files import RESULT_FILE
+from tuneladder.store.trials import derive_seed, make_trial_config
 
 if TYPE_CHECKING:
     from tuneladder.search.space import Space

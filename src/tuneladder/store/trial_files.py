@@ -3,7 +3,7 @@
 A module of its own, importing nothing, so that the bookkeeping that only reads
 trial folders (status, the report, the MLflow mirror) need not load the trial
 contract's code fingerprint, which reads the task's modules
-(:mod:`tuneladder.store.trials` re-exports these names with the rest of the contract).
+(:mod:`tuneladder.store.trials`, the rest of the contract).
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ selection metric and the code that decides the trial's numbers
 While it runs the folder also holds ``checkpoint.pt``, and a seed trial keeps
 its best weights in ``model.pt``. A trial of a halving level that later levels
 may continue keeps the state it stopped in as ``state.pt``
-(:mod:`tuneladder.search.halving`). This module is the one home of those facts, and it
+(:mod:`tuneladder.search.halving`). The file names are spelled in
+:mod:`tuneladder.store.trial_files`; this module is the home of the rest, and it
 imports no torch: bookkeeping rules (collect, status) read trials in a process
 that never loads it.
 """
@@ -35,15 +36,7 @@ import numpy as np
 from tuneladder.core.hparams import TrialConfig, config_hash
 from tuneladder.infra.env import provenance
 from tuneladder.store.io import read_json, write_json, write_torch
-from tuneladder.store.trial_files import (
-    CHECKPOINT_FILE,
-    CONFIG_FILE,
-    HISTORY_COLUMNS,
-    HISTORY_FILE,
-    MODEL_FILE,
-    RESULT_FILE,
-    STATE_FILE,
-)
+from tuneladder.store.trial_files import RESULT_FILE
 from tuneladder.tasks._base import plugin_path
 from tuneladder.tasks._loader import task_module_name
 
@@ -54,13 +47,6 @@ if TYPE_CHECKING:
     from tuneladder.tasks import DataInfo
 
 __all__ = [
-    "CHECKPOINT_FILE",
-    "CONFIG_FILE",
-    "HISTORY_COLUMNS",
-    "HISTORY_FILE",
-    "MODEL_FILE",
-    "RESULT_FILE",
-    "STATE_FILE",
     "CODE_MODULES",
     "KEEP_TRIALS",
     "BuildModel",

@@ -27,13 +27,15 @@ from tuneladder.data.loader import DatasetSplit, epoch_seed
 from tuneladder.data.prepared import Split, TrainVal
 from tuneladder.infra.device import autocast, peak_memory_mb, reset_peak_memory
 from tuneladder.store.io import write_csv, write_json, write_torch
-from tuneladder.store.trials import (
+from tuneladder.store.trial_files import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
     HISTORY_COLUMNS,
     HISTORY_FILE,
     MODEL_FILE,
     STATE_FILE,
+)
+from tuneladder.store.trials import (
     BuildModel,
     Checkpoint,
     Code,
