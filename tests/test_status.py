@@ -14,7 +14,12 @@ import pytest
 
 import tuneladder
 from helpers import results_of, snakemake, tiny_config, write_config
-from tuneladder.execution.status import format_status, ladder_status
+from tuneladder.execution.status import (
+    MIRROR_PER_TRIAL_S,
+    MIRROR_STARTUP_S,
+    format_status,
+    ladder_status,
+)
 from tuneladder.ladder.config import resolve_config
 from tuneladder.ladder.job_times import read_benchmarks
 from tuneladder.store.io import read_json, write_json
@@ -102,10 +107,20 @@ def test_status_of_a_ladder_stopped_half_way(tiny_ladder: Path, tmp_path: Path) 
         "fine": plan + 2 * typical,
         "seeds": plan + 2 * typical,
         "final": typical,
-        "report": typical,  # and log_mlflow beside it, were MLflow on
+        # and the MLflow mirror beside it: never run here, so it costs its start-up
+        # and each trial it will log (13 trainings)
+        "report": max(typical, MIRROR_STARTUP_S + MIRROR_PER_TRIAL_S * 13),
     }
     assert status["estimate_jobs_s"] == pytest.approx(sum(steps.values()))
     assert status["estimate_left_s"] == pytest.approx(training + sum(steps.values()))
+    # workers that mirror live leave the mirror its start-up; without MLflow, the report
+    for mlflow, closing in (
+        ({"live": True}, max(typical, MIRROR_STARTUP_S)),
+        ({"enabled": False}, typical),
+    ):
+        other = ladder_status(results, config=resolve_config(tiny_config(mlflow=mlflow)))
+        jobs = sum(steps.values()) - steps["report"] + closing
+        assert other["estimate_jobs_s"] == pytest.approx(jobs)
     text = format_status(status)
     assert "coarse   2/4 done (1 running)" in text and "fine     not started (3 trials)" in text
     assert "left: ~" in text

@@ -200,3 +200,26 @@ def test_live_workers_mirror_each_trial_before_the_ladder_ends(tmp_path: Path) -
     assert sorted(r.data.tags["tuneladder.trial"].split("/")[1] for r in runs["trial"]) == [
         str(i) for i in range(4)
     ]
+
+
+def test_batches_keep_every_entry_within_mlflows_limits() -> None:
+    from tuneladder.tracking.mirror import (
+        MAX_ENTITIES,
+        MAX_METRICS,
+        MAX_PARAMS,
+        MAX_TAGS,
+        _batches,
+    )
+
+    metrics, params, tags = list(range(2500)), list(range(230)), list(range(7))
+    batches = list(_batches(metrics, params, tags))
+    for batch in batches:
+        assert len(batch["metrics"]) <= MAX_METRICS
+        assert len(batch["params"]) <= MAX_PARAMS
+        assert len(batch["tags"]) <= MAX_TAGS
+        assert sum(len(v) for v in batch.values()) <= MAX_ENTITIES
+    for key, sent in (("metrics", metrics), ("params", params), ("tags", tags)):
+        assert [x for b in batches for x in b[key]] == sent
+    assert len(batches) == 3  # params set the count: 100 + 100 + 30
+    only_tags = [{"params": [], "tags": ["status"], "metrics": []}]
+    assert list(_batches([], [], ["status"])) == only_tags

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,12 @@ from tuneladder.store.claims import ClaimBook
 from tuneladder.store.trial_files import RESULT_FILE
 
 __all__ = ["format_status", "ladder_status"]
+
+
+# the MLflow mirror on the default ladder, 2 cores: about 6 s to start (imports, the
+# store, the final model) and 50 ms per trial (three SQLite writes and three files)
+MIRROR_STARTUP_S = 6.0
+MIRROR_PER_TRIAL_S = 0.05
 
 
 def _read(path: Path) -> Any | None:
@@ -140,47 +147,8 @@ def _rung(
             "span": None,
             "up_to": rung.counted_by_plan,  # the count from the config is an upper bound
         }
-    trials, spans, levels, running = [], [], [], []
-    furthest: dict[str, dict[str, Any]] = {}  # a halving config's trial at its furthest level
-    for source, folder, level in _sources(results, rung, plan):
-        mine = []
-        for entry in source["trials"]:
-            result = _read(folder / entry["dir"] / RESULT_FILE)
-            if result is None:
-                continue
-            mine.append(
-                {
-                    "name": entry["name"],
-                    "status": result.get("status"),
-                    "best_val_metric": result.get("best_val_metric"),
-                    "mode": (result.get("metric") or {}).get("mode", "max"),
-                    "name_of_metric": (result.get("metric") or {}).get("name"),
-                    "total_seconds": result.get("total_seconds"),
-                    "epochs_trained": _trained_epochs(result),
-                }
-            )
-            if result.get("started_at") is not None and result.get("total_seconds") is not None:
-                start = result["started_at"]
-                spans.append((start, start + result["total_seconds"]))
-        here = _in_progress(folder / "claims", {t["name"] for t in mine}, stale_s)
-        running += here
-        trials += mine
-        if level is not None:
-            last = len(plan["halving"]["levels"]) - 1
-            for t in mine:
-                t["halving"] = {"level": level["level"], "last_level": last}
-                furthest[t["name"]] = t
-            levels.append(
-                {
-                    "level": level["level"],
-                    "epochs": level["epochs"],
-                    "total": level["configs"],
-                    "done": len(mine),
-                    "running": len(here),
-                }
-            )
-    for t in trials:
-        t["superseded"] = "halving" in t and furthest[t["name"]] is not t
+    found = _RungTrials.read(results, rung, plan, stale_s)
+    trials = found.trials
     done, left = len(trials), None
     finished = {t["name"] for t in trials}
     epochs_left = sum(
@@ -191,22 +159,14 @@ def _rung(
     if plan.get("halving"):
         # counted in configs, as planned: a config is done when it reached its last level
         done, left, epochs_left = _halving_progress(
-            results / rung.name, plan["halving"]["levels"], furthest
+            results / rung.name, plan["halving"]["levels"], found.furthest
         )
-    # the config says what the next run will plan: a plan on disk from before the
-    # counts changed is out of date, and its trials do not finish the new rung
-    if planned is not None:
-        total = planned
-    elif plan.get("halving"):
-        total = plan["halving"]["levels"][0]["configs"]
-    else:
-        total = len(plan["trials"])
-    if rung.counted_by_plan:  # what the rungs before it found decided its count
-        total = len(plan["trials"])
+    total = _rung_total(rung, plan, planned)
     if done >= total:
         state = "done" if (results / rung.outputs["results"]).is_file() else "trained"
     else:
-        state = "running" if running else "stopped" if done else "planned"
+        state = "running" if found.running else "stopped" if done else "planned"
+    spans = found.spans
     out = {
         "rung": rung.name,
         "state": state,
@@ -215,15 +175,95 @@ def _rung(
         # trainings still to run: a halving config trains once more at each level it reaches
         "trials_left": max(0, total - done) if left is None else left,
         "epochs_left": epochs_left,
-        "running": len(running),
+        "running": len(found.running),
         "trials": trials,
-        "workers": max(_most_at_once(spans), len(running)),
+        "workers": max(_most_at_once(spans), len(found.running)),
         # when its first trial started and its last one ended: the rung's training time
         "span": [min(a for a, _ in spans), max(b for _, b in spans)] if spans else None,
     }
     if plan.get("halving"):
-        out["levels"] = levels
+        out["levels"] = found.levels
     return out
+
+
+def _rung_total(rung: Rung, plan: Mapping[str, Any], planned: int | None) -> int:
+    """The rung's trial count: the config says what the next run will plan, so a plan on
+    disk from before the counts changed is out of date and does not finish the rung;
+    a rung counted by its plan (what the rungs before it found) takes the plan's."""
+    if rung.counted_by_plan:
+        return len(plan["trials"])
+    if planned is not None:
+        return planned
+    if plan.get("halving"):
+        return plan["halving"]["levels"][0]["configs"]
+    return len(plan["trials"])
+
+
+def _trial_row(name: str, result: Mapping[str, Any]) -> dict[str, Any]:
+    """What status shows and estimates from one finished trial."""
+    metric = result.get("metric") or {}
+    return {
+        "name": name,
+        "status": result.get("status"),
+        "best_val_metric": result.get("best_val_metric"),
+        "mode": metric.get("mode", "max"),
+        "name_of_metric": metric.get("name"),
+        "total_seconds": result.get("total_seconds"),
+        "epochs_trained": _trained_epochs(result),
+    }
+
+
+@dataclass
+class _RungTrials:
+    """A rung's finished trials (every halving level's), read from its folders."""
+
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    spans: list[tuple[float, float]] = field(default_factory=list)
+    levels: list[dict[str, Any]] = field(default_factory=list)
+    running: list[str] = field(default_factory=list)
+    # a halving config's trial at its furthest level
+    furthest: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def read(
+        cls, results: Path, rung: Rung, plan: Mapping[str, Any], stale_s: float
+    ) -> _RungTrials:
+        found = cls()
+        for source, folder, level in _sources(results, rung, plan):
+            mine = []
+            for entry in source["trials"]:
+                result = _read(folder / entry["dir"] / RESULT_FILE)
+                if result is None:
+                    continue
+                mine.append(_trial_row(entry["name"], result))
+                seconds = result.get("total_seconds")
+                if result.get("started_at") is not None and seconds is not None:
+                    start = result["started_at"]
+                    found.spans.append((start, start + seconds))
+            here = _in_progress(folder / "claims", {t["name"] for t in mine}, stale_s)
+            found.running += here
+            found.trials += mine
+            if level is not None:
+                found._add_level(level, len(plan["halving"]["levels"]) - 1, mine, len(here))
+        for t in found.trials:
+            t["superseded"] = "halving" in t and found.furthest[t["name"]] is not t
+        return found
+
+    def _add_level(
+        self, level: Mapping[str, Any], last: int, mine: list[dict[str, Any]], running: int
+    ) -> None:
+        for t in mine:
+            t["halving"] = {"level": level["level"], "last_level": last}
+            self.furthest[t["name"]] = t
+        self.levels.append(
+            {
+                "level": level["level"],
+                "epochs": level["epochs"],
+                "total": level["configs"],
+                "done": len(mine),
+                "running": running,
+            }
+        )
 
 
 def _failed_jobs(results: Path) -> list[dict[str, str]]:
@@ -360,6 +400,8 @@ def _jobs_left(
     def cost(job: str) -> float:
         if job in measured and _step_kind(job) != "worker":
             return measured[job]
+        if job == "log_mlflow" and config is not None:
+            return _mirror_prior(config, rungs)
         times = kinds.get(_step_kind(job))
         return sum(times) / len(times) if times else fallback
 
@@ -393,6 +435,21 @@ def _jobs_left(
     return sum(max(cost(job) for job in jobs) for jobs, done in steps if not done)
 
 
+def _mirror_prior(config: Mapping[str, Any], rungs: list[dict[str, Any]]) -> float:
+    """Seconds the MLflow mirror will take, before it ever ran in this ladder.
+
+    It runs last, so no job of the same kind has been measured when the estimate
+    matters most, and it is the longest of the closing jobs: its start-up (torch
+    and MLflow, the store, the model) and each trial it logs, at the rates measured
+    on a 2-core machine (docs/benchmarks.md). Workers that mirror live leave it the
+    start-up only.
+    """
+    trials = (
+        0 if config["mlflow"]["live"] else sum(len(r["trials"]) + r["trials_left"] for r in rungs)
+    )
+    return MIRROR_STARTUP_S + MIRROR_PER_TRIAL_S * trials
+
+
 def _best(rungs: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The best trial of the rungs that search (seed reruns repeat finalists)."""
     searched = {r.name for r in SEARCH_RUNGS}
@@ -414,6 +471,53 @@ def _best(rungs: list[dict[str, Any]]) -> dict[str, Any] | None:
         "value": best[0]["best_val_metric"],
         "metric": best[0]["name_of_metric"],
     }
+
+
+def _outputs_complete(
+    results: Path,
+    config: Mapping[str, Any] | None,
+    shown: list[Rung],
+    rungs: list[dict[str, Any]],
+) -> bool:
+    """The final rung ran after every planned trial, and what closes the ladder is there.
+
+    A summary left from before the counts changed, or beside a rung still short of
+    trials, does not count; a rung after the final one (sensitivity) is closed by its
+    own results table; the MLflow mirror is a requested output too, often the last.
+    """
+    final = results / FINAL.outputs["summary"]
+    if not final.is_file():
+        return False
+    if not all(r["total"] is not None and r["done"] >= r["total"] for r in rungs):
+        return False
+    after_final = {r.name for r in LADDER[LADDER.index(FINAL) + 1 :]}
+    # sweep trials (and their halving levels) and the seed rung's own folders
+    patterns = ("trials/*/result.json", "trials/*/e*/result.json", "*/result.json")
+    for rung in shown:
+        closing = results / rung.outputs["results"] if rung.name in after_final else final
+        newest = max(
+            (
+                p.stat().st_mtime
+                for pattern in patterns
+                for p in (results / rung.name).glob(pattern)
+            ),
+            default=0.0,
+        )
+        if not closing.is_file() or closing.stat().st_mtime < newest:
+            return False
+    if config is not None and config["mlflow"]["enabled"]:
+        return (results / MLFLOW_MARKER).is_file()
+    return True
+
+
+def _failures(rungs: list[dict[str, Any]]) -> dict[str, int]:
+    """Trials that did not end ok, counted by how they ended."""
+    failures: dict[str, int] = {}
+    for rung in rungs:
+        for t in rung["trials"]:
+            if t["status"] != "ok":
+                failures[t["status"]] = failures.get(t["status"], 0) + 1
+    return failures
 
 
 def ladder_status(
@@ -445,13 +549,7 @@ def ladder_status(
     planned = _planned_counts(config)
     shown = _trial_rungs(results, config)
     rungs = [
-        _rung(
-            results,
-            rung,
-            planned[rung.name],
-            stale_s,
-            *_planned_work(config, rung),
-        )
+        _rung(results, rung, planned[rung.name], stale_s, *_planned_work(config, rung))
         for rung in shown
     ]
     # a running ladder adds and removes files (temporary ones, MLflow's journal) as
@@ -459,55 +557,17 @@ def ladder_status(
     times = [t for p in results.rglob("*") if (t := _mtime(p)) is not None]
     running = sum(r["running"] for r in rungs)
     overfit = (_read(results / OVERFIT.outputs["json"]) or {}).get("passed")
-    # finished means the final rung ran after every planned trial: a summary left
-    # from before the counts changed, or beside a rung still short of trials, is not;
-    # a rung after the final one (sensitivity) is closed by its own results table
-    final = results / FINAL.outputs["summary"]
-    complete = all(r["total"] is not None and r["done"] >= r["total"] for r in rungs)
-    finished = final.is_file() and complete and not running
-    if finished:
-        after_final = {r.name for r in LADDER[LADDER.index(FINAL) + 1 :]}
-        for rung in shown:
-            closing = results / rung.outputs["results"] if rung.name in after_final else final
-            # sweep trials (and their halving levels) and the seed rung's own folders
-            patterns = ("trials/*/result.json", "trials/*/e*/result.json", "*/result.json")
-            newest = max(
-                (
-                    p.stat().st_mtime
-                    for pattern in patterns
-                    for p in (results / rung.name).glob(pattern)
-                ),
-                default=0.0,
-            )
-            if not closing.is_file() or closing.stat().st_mtime < newest:
-                finished = False
     report = (results / REPORT.outputs["html"]).is_file()
-    if config is not None and config["mlflow"]["enabled"]:
-        # the MLflow mirror is a requested output too, and often the last one written
-        finished = finished and (results / MLFLOW_MARKER).is_file()
     failed = _failed_jobs(results)
     # finished: every requested output there, the report last; and nothing failed since
-    finished = finished and report and not failed
+    finished = (
+        not running and _outputs_complete(results, config, shown, rungs) and report and not failed
+    )
     live = bool(running) or snakemake_running
     state = "finished" if finished else "running" if live else "failed" if failed else "stopped"
     started = min(times, default=now)
     # a stopped ladder's clock stopped with it: at its last file, not at now
     ended = now if live else max(times, default=now)
-    failures: dict[str, int] = {}
-    for rung in rungs:
-        for t in rung["trials"]:
-            if t["status"] != "ok":
-                failures[t["status"]] = failures.get(t["status"], 0) + 1
-    seconds = [t["total_seconds"] for r in rungs for t in r["trials"] if t["total_seconds"]]
-    mean = sum(seconds) / len(seconds) if seconds else None
-    left = [r["trials_left"] for r in rungs if r["total"] is not None]
-    unknown = [r["rung"] for r in rungs if r["total"] is None]
-    workers = max((r["workers"] for r in rungs), default=0) or 1
-    estimate = training = jobs = None
-    if mean is not None and not finished:
-        training = _training_left(rungs, mean) / workers
-        jobs = _jobs_left(results, config, rungs, shown)
-        estimate = training + jobs
     return {
         "experiment": experiment,
         "results": str(results),
@@ -518,18 +578,39 @@ def ladder_status(
         },
         "rungs": rungs,
         "best": _best(rungs),
-        "failures": failures,
+        "failures": _failures(rungs),
         "elapsed_s": max(0.0, ended - started),
-        "mean_trial_s": mean,
-        "trials_left": sum(left),
-        "workers": workers,
-        "estimate_left_s": estimate,
-        # its parts: the trials' training, and the jobs around them
-        "estimate_training_s": training,
-        "estimate_jobs_s": jobs,
-        "unplanned": unknown,
+        "trials_left": sum(r["trials_left"] for r in rungs if r["total"] is not None),
+        **_estimate(results, config, rungs, shown, finished=finished),
+        "unplanned": [r["rung"] for r in rungs if r["total"] is None],
         "report": report,
         "failed_jobs": failed,
+    }
+
+
+def _estimate(
+    results: Path,
+    config: Mapping[str, Any] | None,
+    rungs: list[dict[str, Any]],
+    shown: list[Rung],
+    *,
+    finished: bool,
+) -> dict[str, Any]:
+    """The time left, and its parts: the trials' training and the jobs around them."""
+    seconds = [t["total_seconds"] for r in rungs for t in r["trials"] if t["total_seconds"]]
+    mean = sum(seconds) / len(seconds) if seconds else None
+    workers = max((r["workers"] for r in rungs), default=0) or 1
+    estimate = training = jobs = None
+    if mean is not None and not finished:
+        training = _training_left(rungs, mean) / workers
+        jobs = _jobs_left(results, config, rungs, shown)
+        estimate = training + jobs
+    return {
+        "mean_trial_s": mean,
+        "workers": workers,
+        "estimate_left_s": estimate,
+        "estimate_training_s": training,
+        "estimate_jobs_s": jobs,
     }
 
 

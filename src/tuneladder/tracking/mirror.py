@@ -16,7 +16,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,8 @@ HISTORY_METRICS = (
     "epoch_seconds",
     "peak_memory_mb",
 )
-BATCH = 900  # MLflow takes at most 1000 metrics per log_batch
+# MLflow's limits on one log_batch: 1000 metrics, 100 params, 100 tags, 1000 in all
+MAX_METRICS, MAX_PARAMS, MAX_TAGS, MAX_ENTITIES = 1000, 100, 100, 1000
 
 
 def resolve_uri(configured: str | None, results_dir: str | Path) -> str:
@@ -215,23 +216,20 @@ class Tracker:
         )
         run_id = run.info.run_id
         params = [Param(k, str(v)) for k, v in sorted(result["params"].items())]
-        for i in range(0, max(len(params), 1), 100):
-            self._client.log_batch(run_id, params=params[i : i + 100])
-        self._log_outcome(run_id, result, trial_dir, first_step=0, started=started)
+        self._log_outcome(run_id, result, trial_dir, first_step=0, started=started, params=params)
         return run_id
 
     def _add_level(
         self, run: Any, result: Mapping[str, Any], trial_dir: Path, level: str, tag: str
     ) -> None:
         """A later level of a halving config: its new epochs, files and outcome on the run."""
-        from mlflow.entities import RunTag
-
         run_id = run.info.run_id
         logged = int(run.data.tags.get(EPOCHS_TAG, "0"))
         # the level resumed at its start time; its first epoch is the first not yet logged
         started = int(result["started_at"] * 1000)
-        self._client.log_batch(run_id, tags=[RunTag(level, tag)])
-        self._log_outcome(run_id, result, trial_dir, first_step=logged, started=started)
+        self._log_outcome(
+            run_id, result, trial_dir, first_step=logged, started=started, tags={level: tag}
+        )
 
     def _log_outcome(
         self,
@@ -241,19 +239,23 @@ class Tracker:
         *,
         first_step: int,
         started: int,
+        params: Sequence[Any] = (),
+        tags: Mapping[str, str] | None = None,
     ) -> None:
         from mlflow.entities import RunTag
 
         metrics, epochs = self._metrics(result, trial_dir, started, first_step=first_step)
-        for i in range(0, len(metrics), BATCH):
-            self._client.log_batch(run_id, metrics=metrics[i : i + BATCH])
         tags = {
+            **(tags or {}),
             "tuneladder.status": result["status"],
             "tuneladder.reason": str(result.get("reason") or "")[:4000],
             "tuneladder.config_hash": result["config_hash"],
             EPOCHS_TAG: str(max(epochs, first_step)),
         }
-        self._client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        # each call is a store transaction (about 10 ms on SQLite): a trial's params,
+        # curves and tags go together, split only at MLflow's per-call limits
+        for batch in _batches(metrics, list(params), [RunTag(k, v) for k, v in tags.items()]):
+            self._client.log_batch(run_id, **batch)
         level = result["trial"].get("level")
         folder = None if level is None else f"level-{level}"
         for name in (CONFIG_FILE, HISTORY_FILE, RESULT_FILE):
@@ -387,3 +389,16 @@ def _torch_version() -> str:
     import torch
 
     return torch.__version__.split("+")[0]
+
+
+def _batches(
+    metrics: list[Any], params: list[Any], tags: list[Any]
+) -> Iterator[dict[str, list[Any]]]:
+    """Keyword arguments for as few log_batch calls as MLflow's limits allow."""
+    while metrics or params or tags:
+        batch = {"params": params[:MAX_PARAMS], "tags": tags[:MAX_TAGS]}
+        room = MAX_ENTITIES - len(batch["params"]) - len(batch["tags"])
+        batch["metrics"] = metrics[: min(MAX_METRICS, room)]
+        params, tags = params[MAX_PARAMS:], tags[MAX_TAGS:]
+        metrics = metrics[len(batch["metrics"]) :]
+        yield batch
