@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_interrupt import EPOCHS, _epochs_saved, fingerprints, slow_ladder
 from test_workflow import planned_jobs
 
 from helpers import REPO, SNAKEMAKE, results_of, snakemake, tiny_config, write_config
@@ -148,27 +150,20 @@ def slurm_cluster():
         subprocess.run([str(CLUSTER_SCRIPT), "stop"], check=False, timeout=60)
 
 
-@pytest.mark.slow
-def test_ladder_runs_inside_slurm_jobs(slurm_cluster, tmp_path: Path) -> None:
-    """Up to the coarse rung: sanity and worker jobs on SLURM, bookkeeping local.
-
-    The later rungs are the same kinds of job again (worker jobs, local bookkeeping,
-    one evaluation job), so climbing them here would add minutes, not evidence.
-    """
-    config = tiny_config(mlflow={"enabled": False})
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    command = [
+def _slurm_command(workdir: Path, *, jobs: int) -> list[str]:
+    """The ladder on the test cluster, with the project's SLURM profile."""
+    return [
         SNAKEMAKE,
         "--snakefile",
         str(REPO / "workflow" / "Snakefile"),
         "--directory",
-        str(tmp_path),
+        str(workdir),
         "--configfile",
-        str(tmp_path / "config.yaml"),
+        str(workdir / "config.yaml"),
         "--workflow-profile",
         str(REPO / "profiles" / "slurm"),
         "--jobs",
-        "2",
+        str(jobs),
         # the test cluster: default partition, no accounting (so squeue, not sacct)
         "--default-resources",
         "runtime=10",
@@ -181,8 +176,19 @@ def test_ladder_runs_inside_slurm_jobs(slurm_cluster, tmp_path: Path) -> None:
         "1",
         "--seconds-between-status-checks",
         "1",
-        "results/tiny/coarse/results.json",
     ]
+
+
+@pytest.mark.slow
+def test_ladder_runs_inside_slurm_jobs(slurm_cluster, tmp_path: Path) -> None:
+    """Up to the coarse rung: sanity and worker jobs on SLURM, bookkeeping local.
+
+    The later rungs are the same kinds of job again (worker jobs, local bookkeeping,
+    one evaluation job), so climbing them here would add minutes, not evidence.
+    """
+    config = tiny_config(mlflow={"enabled": False})
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    command = [*_slurm_command(tmp_path, jobs=2), "results/tiny/coarse/results.json"]
     start = time.monotonic()
     proc = subprocess.run(
         command, capture_output=True, text=True, cwd=tmp_path, timeout=1200, check=False
@@ -201,3 +207,92 @@ def test_ladder_runs_inside_slurm_jobs(slurm_cluster, tmp_path: Path) -> None:
     busy = sum(float(p.read_text().splitlines()[1].split("\t")[0]) for p in benchmarks)
     jobs = len(benchmarks)
     print(f"SLURM ladder: {jobs} jobs, {wall:.0f} s wall, {busy:.0f} s inside rules")
+
+
+def _slurm_job_of(pid: int) -> str | None:
+    """The SLURM job a process runs in (its environment says; this test runs as root)."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:  # ended this instant
+        return None
+    for item in environ:
+        if item.startswith(b"SLURM_JOB_ID="):
+            return item.split(b"=", 1)[1].decode()
+    return None
+
+
+def _cancel_a_worker_mid_trial(
+    workdir: Path, proc: subprocess.Popen
+) -> tuple[str, Path, set[Path]]:
+    """Once a trial has trained a few of its epochs, scancel the SLURM job training it.
+
+    Returns the job, the trial, and the trials finished before the cancel.
+    """
+    coarse = results_of(workdir) / "coarse"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the ladder ended before a worker could be cancelled"
+        done = {p.parent for p in coarse.glob("trials/*/result.json")}
+        for claim in coarse.glob("claims/*.claim"):
+            trial = coarse / "trials" / claim.name.removesuffix(".claim")
+            saved = _epochs_saved(trial / "checkpoint.pt") or 0
+            if trial in done or not 1 <= saved <= EPOCHS // 2:
+                continue
+            try:
+                pid = int(json.loads(claim.read_text())["pid"])
+            except (OSError, TypeError, KeyError, ValueError):
+                continue  # being written or released this instant
+            job = _slurm_job_of(pid)
+            if job is not None:
+                subprocess.run(["scancel", job], check=True, timeout=30)
+                return job, trial, done
+        time.sleep(0.1)
+    raise AssertionError("no worker was caught mid-trial")
+
+
+@pytest.mark.slow
+def test_a_cancelled_worker_job_loses_no_trial(slurm_cluster, tmp_path: Path) -> None:
+    """Four worker jobs on a two-CPU node; one cancelled by scancel mid-trial.
+
+    Snakemake resubmits the cancelled job (the profile's retries), the trial it held
+    resumes from its checkpoint in another job, and the ladder climbs to its report.
+    """
+    slow_ladder(tmp_path)
+    coarse_trials = 8
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    config["coarse"]["trials"] = coarse_trials
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    command = [
+        *_slurm_command(tmp_path, jobs=4),
+        "--slurm-keep-successful-logs",
+    ]
+    with open(tmp_path / "snakemake.log", "w") as out:
+        proc = subprocess.Popen(command, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            job, trial, done = _cancel_a_worker_mid_trial(tmp_path, proc)
+            before = fingerprints(done)
+            returncode = proc.wait(timeout=1200)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    printed = (tmp_path / "snakemake.log").read_text()
+    assert returncode == 0, printed[-4000:]
+    results = results_of(tmp_path)
+    assert (results / "report" / "index.html").is_file()
+    # no trial lost: every planned one finished, each epoch trained once
+    rows = read_json(results / "coarse" / "results.json")["trials"]
+    assert len(rows) == coarse_trials and {r["status"] for r in rows} == {"ok"}
+    assert all(r["epochs_run"] == EPOCHS for r in rows)
+    # none trained twice: the ones finished before the cancel were left as they were,
+    # and the one the cancelled job held went on from its checkpoint in another job
+    assert fingerprints(done) == before, "a finished trial was retrained"
+    result = read_json(trial / "result.json")
+    assert result["slurm_job_id"] not in (None, job)
+    assert result["resumed_from_epoch"] is not None and result["resumed_from_epoch"] >= 1
+    history = (trial / "history.csv").read_text().split()[1:]
+    assert [int(line.split(",")[0]) for line in history] == list(range(EPOCHS))
+    # the cancelled worker job was submitted once more (retries in profiles/slurm)
+    submitted = list((tmp_path / ".snakemake" / "slurm_logs").glob("rule_sweep_worker/coarse_*/*"))
+    assert len(submitted) == 4 + 1
+    workers = {read_json(p)["slurm_job_id"] for p in results.glob("coarse/trials/*/result.json")}
+    print(f"cancelled job {job} mid-trial; coarse trials ran in SLURM jobs {sorted(workers)}")
