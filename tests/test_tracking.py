@@ -165,7 +165,10 @@ def test_the_ladders_store_after_a_run_and_a_rerun(tiny_ladder: Path, tmp_path: 
     assert final.data.tags["mlflow.parentRunId"] == parent.info.run_id
     # the trials and the model are logged by one job of its own, beside the report
     marker = json.loads((results_of(tiny_ladder) / "mlflow.json").read_text())
-    assert marker == {"run_id": final.info.run_id, "trials": 13, "error": None}
+    rungs = {
+        rung: {"trials": n, "runs": n} for rung, n in (("coarse", 4), ("fine", 3), ("seeds", 6))
+    }
+    assert marker == {"run_id": final.info.run_id, "trials": 13, "error": None, "rungs": rungs}
     from mlflow import MlflowClient
 
     store = results_of(tiny_ladder) / "mlflow.db"
@@ -186,6 +189,49 @@ def test_the_ladders_store_after_a_run_and_a_rerun(tiny_ladder: Path, tmp_path: 
     assert [r.info.run_id for r in again["ladder"]] == [parent.info.run_id]
     assert sorted(r.info.run_id for r in again["trial"]) == sorted(r.info.run_id for r in trials)
     assert [r.info.run_id for r in again["final"]] == [final.info.run_id]
+
+
+@pytest.mark.slow
+def test_a_capped_mirror_logs_each_rungs_best_trials_and_every_table(
+    tiny_ladder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helpers import results_of, tiny_config
+    from tuneladder.stages import log_mlflow_stage
+
+    monkeypatch.chdir(tiny_ladder)  # the tables name trial folders from there
+    source = results_of(tiny_ladder)
+    results = tmp_path / "results" / "capped"
+    results.mkdir(parents=True)
+    tables = [source / rung / "results.json" for rung in ("coarse", "fine", "seeds")]
+    log_mlflow_stage(
+        tables=tables,
+        final_dir=source / "final",
+        data_dir=source / "data",
+        task=tiny_config()["task"],
+        tracking={"tracking_uri": None, "experiment": "capped", "results": str(results)},
+        marker=results / "mlflow.json",
+        trial_runs=2,
+    )
+    marker = json.loads((results / "mlflow.json").read_text())
+    assert marker["rungs"] == {
+        "coarse": {"trials": 4, "runs": 2},
+        "fine": {"trials": 3, "runs": 2},
+        "seeds": {"trials": 6, "runs": 2},
+    }
+    runs = _store(results)
+    logged = {r.data.tags["tuneladder.trial"].rsplit("/", 1)[0] for r in runs["trial"]}
+    for table in tables:
+        rows = json.loads(table.read_text())["trials"]
+        ranked = sorted(rows, key=lambda r: -r["best_val_metric"])
+        best = {f"{r['rung']}/{r['name']}" for r in ranked[:2]}
+        assert best <= logged, table  # the best two of each rung are runs
+    assert len(runs["trial"]) == 6
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{results / 'mlflow.db'}")
+    (parent,) = runs["ladder"]
+    folders = {a.path for a in client.list_artifacts(parent.info.run_id, "rungs")}
+    assert folders == {"rungs/coarse", "rungs/fine", "rungs/seeds"}  # every trial, as tables
 
 
 @pytest.mark.slow

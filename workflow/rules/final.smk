@@ -53,5 +53,6 @@ rule log_mlflow:
         data_dir=data_dir,
         task=config["task"],
         tracking=tracking_params(),
+        trial_runs=config["mlflow"]["trial_runs"],
     script:
         "../scripts/log_mlflow.py"

@@ -9,5 +9,6 @@ with logged(snakemake.log[0]):
         data_dir=snakemake.params.data_dir,
         task=snakemake.params.task,
         tracking=snakemake.params.tracking,
+        trial_runs=snakemake.params.trial_runs,
         marker=snakemake.output[0],
     )

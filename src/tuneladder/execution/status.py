@@ -444,10 +444,12 @@ def _mirror_prior(config: Mapping[str, Any], rungs: list[dict[str, Any]]) -> flo
     on a 2-core machine (docs/benchmarks.md). Workers that mirror live leave it the
     start-up only.
     """
-    trials = (
-        0 if config["mlflow"]["live"] else sum(len(r["trials"]) + r["trials_left"] for r in rungs)
-    )
-    return MIRROR_STARTUP_S + MIRROR_PER_TRIAL_S * trials
+    if config["mlflow"]["live"]:
+        return MIRROR_STARTUP_S
+    cap = config["mlflow"].get("trial_runs")  # runs per rung (a config's levels count once)
+    trials = [len(r["trials"]) + r["trials_left"] for r in rungs]  # every halving level
+    logged = sum(n if cap is None else min(n, cap) for n in trials)
+    return MIRROR_STARTUP_S + MIRROR_PER_TRIAL_S * logged
 
 
 def _best(rungs: list[dict[str, Any]]) -> dict[str, Any] | None:

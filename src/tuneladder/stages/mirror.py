@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tuneladder.core.direction import top
 from tuneladder.infra.startup import import_torch
 from tuneladder.stages.common import _task, _tracker
 from tuneladder.store.io import read_json, write_json
@@ -24,6 +25,7 @@ def log_mlflow_stage(
     task: Mapping[str, Any],
     tracking: Mapping[str, Any],
     marker: str | Path,
+    trial_runs: int | None = None,
 ) -> None:
     """Mirror the ladder into MLflow in one job of its own: every trial, then the model.
 
@@ -34,6 +36,8 @@ def log_mlflow_stage(
     a trial a live worker (``mlflow.live``) or an earlier run already logged is
     found by its tag and not logged again. ``marker`` records the final run (or
     why there is none): the files under ``results/`` stay the source of truth.
+    ``trial_runs`` caps the runs per rung at its best trials (None: all); every
+    rung's table goes on the ladder's run, so none is missing from MLflow.
     """
     from tuneladder.search.halving import level_trial_dirs
     from tuneladder.store.trials import read_result
@@ -50,8 +54,19 @@ def log_mlflow_stage(
         outcome["error"] = "tracking store unavailable"
         write_json(marker, outcome)
         return
+    outcome["rungs"] = {}
     for table in tables:
-        for row in read_json(table)["trials"]:
+        content = read_json(table)
+        rows = _mirrored_rows(content, trial_runs)
+        outcome["rungs"][Path(table).parent.name] = {
+            "trials": len(content["trials"]),
+            "runs": len(rows),
+        }
+        try:
+            tracker.log_table(table, Path(table).parent.name)
+        except Exception as err:  # the result files stay the source of truth
+            log.warning("MLflow: could not log %s: %s", table, err)
+        for row in rows:
             for trial_dir in level_trial_dirs(row):
                 result = read_result(trial_dir)
                 if result is None:  # deleted since the rung was collected
@@ -62,7 +77,15 @@ def log_mlflow_stage(
                     outcome["trials"] += 1
                 except Exception as err:  # the result files stay the source of truth
                     log.warning("MLflow: could not log %s: %s", trial_dir, err)
-    log.info("MLflow: %d trials mirrored", outcome["trials"])
+    capped = {r: n for r, n in outcome["rungs"].items() if n["runs"] < n["trials"]}
+    log.info(
+        "MLflow: %d trials mirrored as runs%s",
+        outcome["trials"],
+        "".join(
+            f"; {rung}: its best {n['runs']} of {n['trials']} (mlflow.trial_runs)"
+            for rung, n in capped.items()
+        ),
+    )
     try:
         outcome["run_id"] = _log_final_model(tracker, final_dir, data_dir, task)
         log.info("MLflow: final model logged in run %s", outcome["run_id"])
@@ -70,6 +93,14 @@ def log_mlflow_stage(
         log.warning("MLflow: could not log the final model: %s", err)
         outcome["error"] = f"{type(err).__name__}: {err}"
     write_json(marker, outcome)
+
+
+def _mirrored_rows(table: Mapping[str, Any], trial_runs: int | None) -> list[Mapping[str, Any]]:
+    """A rung's rows to mirror as runs: all of them, or its best ``trial_runs``."""
+    rows = table["trials"]
+    if trial_runs is None or len(rows) <= trial_runs:
+        return rows
+    return top(rows, trial_runs, table["metric"]["mode"])
 
 
 def _log_final_model(

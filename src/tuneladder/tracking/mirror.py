@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
+import hashlib
 import logging
 import math
 import os
@@ -31,6 +32,7 @@ CONFIG_TAG = "tuneladder.config"  # a halving config's run, over all its levels
 LEVEL_TAG = "tuneladder.level"  # .<level>: the trial tag of each level logged
 EPOCHS_TAG = "tuneladder.epochs_logged"
 ROLE_TAG = "tuneladder.role"
+TABLE_TAG = "tuneladder.table"  # a rung table's digest, as logged on the ladder's run
 HISTORY_METRICS = (
     "train_loss",
     "val_loss",
@@ -311,6 +313,18 @@ class Tracker:
                 out.append(Metric(key, float(value), started, step))
         return out, epochs
 
+    def log_table(self, table: str | Path, rung: str) -> None:
+        """A rung's whole results table on the ladder's run (``rungs/<rung>/``): every
+        trial is in MLflow even where only the best are runs of their own. A rerun
+        that changed nothing in the table writes nothing (its digest is a tag)."""
+        digest = hashlib.sha256(Path(table).read_bytes()).hexdigest()
+        tag = f"{TABLE_TAG}.{rung}"
+        with _locked(self._lock):
+            if self._client.get_run(self._parent).data.tags.get(tag) == digest:
+                return
+            self._client.log_artifact(self._parent, str(table), f"rungs/{rung}")
+            self._client.set_tag(self._parent, tag, digest)
+
     def log_final(
         self, summary: Mapping[str, Any], out_dir: str | Path, model: Any, example: Any
     ) -> str:
@@ -348,12 +362,14 @@ class Tracker:
             for name in ("summary.json", "summary.md", "best_config.json"):
                 if (out_dir / name).is_file():
                     self._client.log_artifact(self._parent, str(out_dir / name))
-            mlflow.set_tracking_uri(self._client.tracking_uri)
-            with mlflow.start_run(
-                experiment_id=self._experiment_id,
-                run_name="final-model",
-                tags={"mlflow.parentRunId": self._parent, TRIAL_TAG: tag, ROLE_TAG: "final"},
-            ) as run:
+            with (
+                _global_uri(self._client.tracking_uri),
+                mlflow.start_run(
+                    experiment_id=self._experiment_id,
+                    run_name="final-model",
+                    tags={"mlflow.parentRunId": self._parent, TRIAL_TAG: tag, ROLE_TAG: "final"},
+                ) as run,
+            ):
                 mlflow.log_params({k: str(v) for k, v in summary["best_config"].items()})
                 mlflow.log_metrics(finite)
                 # torch.export's graph (pt2) needs an example input; it also gives the signature
@@ -374,6 +390,24 @@ class Tracker:
         more then moves its end time forward.
         """
         self._client.set_terminated(self._parent, status="FINISHED")
+
+
+@contextlib.contextmanager
+def _global_uri(uri: str) -> Iterator[None]:
+    """MLflow's fluent API (log_model) on this store, then the process's setting back.
+
+    ``mlflow.set_tracking_uri`` also sets ``MLFLOW_TRACKING_URI`` for the whole
+    process, where it would take precedence over the next ladder's own store (two
+    ladders in one notebook, or one test after another).
+    """
+    import mlflow
+
+    before = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before)
 
 
 def _number(text: str | None) -> float | None:
