@@ -17,6 +17,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from helpers import copy_ladder, results_of, snakemake, tiny_config, write_config
 from tuneladder.execution.collect import collect_rung
 from tuneladder.execution.worker import run_worker
+from tuneladder.search.plan import ConfigMaker
 from tuneladder.search.tpe import ask_round, inside, plan_tpe, resolved_entries, rounds
 from tuneladder.store.io import read_json, write_json
 from tuneladder.store.trials import base_params
@@ -37,11 +38,9 @@ def plan(trials: int = 4, batch: int = 2, prior: list | None = None) -> dict:
     return plan_tpe(
         "fine",
         SPACE,
-        conditions={},
         trials=trials,
         batch=batch,
-        epochs=1,
-        base=BASE,
+        configs=ConfigMaker(base=BASE, epochs=1),
         ladder_seed=0,
         prior=prior or [],
     )

@@ -9,7 +9,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuneladder.infra.device import Runtime
 from tuneladder.infra.startup import import_torch
@@ -30,6 +30,10 @@ from tuneladder.stages.common import (
 )
 from tuneladder.store.io import read_json, write_json
 from tuneladder.store.trial_files import RESULT_FILE
+
+if TYPE_CHECKING:
+    from tuneladder.search.plan import ConfigMaker
+    from tuneladder.search.space import Conditions, Space
 
 __all__ = [
     "collect_rung_stage",
@@ -57,20 +61,13 @@ def plan_coarse_stage(
     that the task's model factory never reads (:func:`_check_reads`)."""
     from tuneladder.search.space import conditions_from_config, space_from_config
 
+    task_obj = _task(task)
     lr_bounds = tuple(read_json(lr_range)["range"]) if lr_range else None
     dists = space_from_config(space, lr_range=lr_bounds)
-    _write_sweep_plan(
-        COARSE.name,
-        dists,
-        conditions=conditions_from_config(space),
-        task=task,
-        train=train,
-        sweep=sweep,
-        seed=seed,
-        out=out,
-    )
+    configs = _config_maker(task_obj, train, sweep, conditions_from_config(space))
+    write_json(out, _sweep_plan(COARSE.name, dists, configs=configs, sweep=sweep, seed=seed))
     if data_dir is not None:
-        _check_reads(_task(task), read_json(out), data_dir, out)
+        _check_reads(task_obj, read_json(out), data_dir, out)
 
 
 def _check_reads(task_obj: Any, plan: Mapping[str, Any], data_dir: str | Path, out: Any) -> None:
@@ -137,17 +134,9 @@ def plan_fine_stage(
         and row["params"].get("epochs") == sweep["epochs"]
         and inside(dists, _sampled(row, dists))
     ]
-    _write_sweep_plan(
-        FINE.name,
-        dists,
-        conditions=narrowed.get("conditions", {}),
-        task=task,
-        train=train,
-        sweep=sweep,
-        seed=seed,
-        out=out,
-        prior=prior,
-    )
+    configs = _config_maker(_task(task), train, sweep, narrowed.get("conditions", {}))
+    plan = _sweep_plan(FINE.name, dists, configs=configs, sweep=sweep, seed=seed, prior=prior)
+    write_json(out, plan)
 
 
 def _sampled(row: Mapping[str, Any], space: Mapping[str, Any]) -> dict[str, Any]:
@@ -158,34 +147,44 @@ def _sampled(row: Mapping[str, Any], space: Mapping[str, Any]) -> dict[str, Any]
     return {name: row["params"][name] for name in space if name in row["params"]}
 
 
-def _write_sweep_plan(
+def _config_maker(
+    task_obj: Any, train: Mapping[str, Any], sweep: Mapping[str, Any], conditions: Conditions
+) -> ConfigMaker:
+    """How the sweep's trials get their configs: the task's defaults under the config's
+    ``train``, for the sweep's epochs, with only the values each trial reads."""
+    from tuneladder.search.plan import ConfigMaker
+    from tuneladder.store.trials import base_params
+
+    return ConfigMaker(
+        base=base_params(train, task_obj.defaults),
+        epochs=sweep["epochs"],
+        conditions=conditions,
+        model_applies=task_obj.applies,
+    )
+
+
+def _sweep_plan(
     rung: str,
-    dists: Any,
+    dists: Space,
     *,
-    conditions: Mapping[str, Any],
-    task: Mapping[str, Any],
-    train: Mapping[str, Any],
+    configs: ConfigMaker,
     sweep: Mapping[str, Any],
     seed: int,
-    out: str | Path,
     prior: Sequence[Mapping[str, Any]] = (),
-) -> None:
+) -> dict[str, Any]:
+    """A sweep's plan, by its sampler: every config sampled now, or TPE's rounds; its
+    levels when it halves."""
     from tuneladder.search.halving import Halving, with_halving
     from tuneladder.search.plan import plan_sweep
     from tuneladder.search.tpe import TPE, plan_tpe
-    from tuneladder.store.trials import base_params
 
-    task_obj = _task(task)
-    base = base_params(train, task_obj.defaults)
     if sweep["sampler"] == TPE:
         plan = plan_tpe(
             rung,
             dists,
-            conditions=conditions,
             trials=sweep["trials"],
             batch=sweep["batch"],
-            epochs=sweep["epochs"],
-            base=base,
+            configs=configs,
             ladder_seed=seed,
             prior=prior,
         )
@@ -202,16 +201,11 @@ def _write_sweep_plan(
             dists,
             sampler=sweep["sampler"],
             trials=sweep["trials"],
-            epochs=sweep["epochs"],
-            base=base,
+            configs=configs,
             ladder_seed=seed,
-            conditions=conditions,
-            model_applies=task_obj.applies,
         )
     halving = Halving.from_sweep(sweep)
-    if halving is not None:
-        plan = with_halving(plan, halving)
-    write_json(out, plan)
+    return plan if halving is None else with_halving(plan, halving)
 
 
 class _TrialLogger:
