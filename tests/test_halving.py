@@ -11,6 +11,7 @@ from tuneladder.core.direction import top
 from tuneladder.core.hparams import TrialConfig
 from tuneladder.search.halving import (
     Halving,
+    Levels,
     continuing,
     expected_seconds,
     merge_levels,
@@ -143,6 +144,30 @@ def test_each_level_plans_its_configs_and_the_sweep_table_is_each_ones_furthest_
     # its value at fewer epochs: 0.96 at one epoch loses to 0.93 at two
     merged[2]["best_val_metric"] = 0.96
     assert [r["name"] for r in top(merged, 3, "max")] == ["3", "1", "2"]
+
+
+def test_levels_plan_each_level_from_the_table_told_before_it() -> None:
+    plan = sweep_plan()
+    tables = {
+        0: [row(str(i), v, epochs=1, level=0) for i, v in enumerate([0.5, 0.9, 0.7, 0.8])],
+        1: [row("1", 0.93, epochs=2, level=1), row("3", 0.95, epochs=2, level=1)],
+    }
+    levels = Levels(plan, "max")
+    assert len(levels) == 2 and levels.previous is None
+    planned = []
+    for level_plan in levels:
+        planned.append(level_plan)
+        levels.tell(tables[level_plan["level"]])
+    # the same plans as level by level by hand, and the same sweep table
+    assert planned == [plan_level(plan, 0, None, "max"), plan_level(plan, 1, tables[0], "max")]
+    assert levels.is_last(planned[1]) and not levels.is_last(planned[0])
+    assert levels.merged() == merge_levels(plan, [tables[0], tables[1]])
+    untold = iter(Levels(plan, "max"))
+    next(untold)
+    with pytest.raises(RuntimeError, match="level 0's table must be told before level 1"):
+        next(untold)
+    with pytest.raises(ValueError, match="does not halve"):
+        Levels({"rung": "coarse", "trials": []}, "max")
 
 
 def test_a_continuing_level_is_timed_from_each_configs_pace_at_the_level_before() -> None:
