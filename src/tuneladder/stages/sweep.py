@@ -23,7 +23,6 @@ from tuneladder.stages.common import (
     SEARCHING,
     StageError,
     _data_provider,
-    _scoring,
     _task,
     _tracker,
     _train_val,
@@ -319,43 +318,39 @@ def sweep_lane_stage(
     spec: Mapping[str, Any], runtime: Runtime, plan_data: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """Train trials of the plan as worker ``spec['worker']`` of ``spec['workers']``
-    in this process; what it did (:func:`tuneladder.execution.worker.run_worker`). ``plan_data``
-    is the plan when the caller has read it already."""
+    in this process; what it did (:meth:`tuneladder.execution.worker.Worker.run`).
+    ``plan_data`` is the plan when the caller has read it already."""
     import_torch(dynamo=True)
-    from tuneladder.execution.worker import run_worker
+    from tuneladder.execution.worker import TrialSetup, Worker, WorkerRuntime
     from tuneladder.store.trials import task_code
 
     plan = Path(spec["plan"])
     torch_device = runtime.start()
     plan_data = plan_data if plan_data is not None else read_json(plan)
-    task = spec["task"]
-    task_obj = _task(task)
+    task_obj = _task(spec["task"])
     data = _train_val(spec["data_dir"], task_obj, runtime, torch_device)
-    data_for = _data_provider(spec["data_dir"], task_obj, runtime, torch_device, data)
+    setup = TrialSetup(
+        task=task_obj,
+        data=data,
+        metric=spec["metric"]["name"],
+        mode=spec["metric"]["mode"],
+        code=task_code(spec["task"]["name"], task_obj.build_model),
+        data_for=_data_provider(spec["data_dir"], task_obj, runtime, torch_device, data),
+        save_model=by_name(plan_data["rung"]).keeps_models,
+    )
     tracking = spec.get("tracking")
     on_result = _TrialLogger(tracking) if tracking else None
+    worker = Worker(
+        plan_data,
+        plan.parent,
+        setup=setup,
+        runtime=WorkerRuntime.of(runtime, torch_device),
+        worker=spec["worker"],
+        workers=spec["workers"],
+        on_result=on_result,
+    )
     try:
-        report = run_worker(
-            plan_data,
-            plan.parent,
-            data,
-            task_obj.build_model,
-            worker=spec["worker"],
-            workers=spec["workers"],
-            metric=spec["metric"]["name"],
-            mode=spec["metric"]["mode"],
-            device=torch_device,
-            precision=runtime.precision,
-            threads=runtime.threads,
-            checkpoint_every_s=runtime.checkpoint_every_s,
-            stale_claim_s=runtime.stale_claim_s,
-            save_model=by_name(plan_data["rung"]).keeps_models,
-            on_result=on_result,
-            scoring=_scoring(task_obj),
-            model_applies=task_obj.applies,
-            code=task_code(task["name"], task_obj.build_model),
-            data_for=data_for,
-        )
+        report = worker.run()
     finally:
         if on_result is not None:
             on_result.close()  # every finished trial is in MLflow before the job ends
