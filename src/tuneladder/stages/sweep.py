@@ -8,6 +8,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from tuneladder.search.space import Conditions, Space
 
 __all__ = [
+    "WorkerJob",
     "collect_rung_stage",
     "plan_coarse_stage",
     "plan_fine_stage",
@@ -256,53 +258,69 @@ def _first_step_s(rung_dir: Path, plan: Mapping[str, Any], ran: list[str]) -> fl
     return result["started_at"] - started
 
 
+@dataclass(frozen=True, kw_only=True)
+class WorkerJob:
+    """Which of a rung's worker jobs this is, and the files it writes.
+
+    Attributes:
+        worker: its place among the rung's worker jobs (the rule's ``{w}``).
+        workers: how many worker jobs the rung has (``{n}``).
+        out: its report, the rung's worker marker.
+        log: its log, which its lanes append to; None when it has none.
+    """
+
+    worker: int
+    workers: int
+    out: str | Path
+    log: str | Path | None = None
+
+
 def sweep_worker_stage(
     *,
     plan: str | Path,
     data_dir: str | Path,
     task: Mapping[str, Any],
-    worker: int,
-    workers: int,
     metric: Mapping[str, str],
     runtime: Runtime,
-    out: str | Path,
+    job: WorkerJob,
     tracking: Mapping[str, Any] | None = None,
     probe: str | Path | None = None,
-    log_path: str | Path | None = None,
 ) -> None:
     """A worker job: one process, or on a GPU ``trials_per_gpu`` lanes side by side.
 
-    ``probe`` is the GPU probe's result (``trials_per_gpu: auto``); ``log_path``
-    the job's log, which the lanes append to.
+    ``probe`` is the GPU probe's result (``trials_per_gpu: auto``).
     """
     from tuneladder.execution.lanes import lane_count
 
     plan_data = read_json(plan)
     lanes = lane_count(
-        runtime.trials_per_gpu, probe=probe, trials=_trials_at_once(plan_data), workers=workers
+        runtime.trials_per_gpu,
+        probe=probe,
+        trials=_trials_at_once(plan_data),
+        workers=job.workers,
     )
     spec = {
         "plan": str(plan),
         "data_dir": str(data_dir),
         "task": dict(task),
-        "worker": worker,
-        "workers": workers,
+        "worker": job.worker,
+        "workers": job.workers,
         "metric": dict(metric),
         "tracking": dict(tracking) if tracking else None,
     }
     if lanes == 1:
         report = sweep_lane_stage(spec, runtime, plan_data)
     else:
-        report = _sweep_lanes(spec, runtime, lanes, Path(out), log_path)
+        report = _sweep_lanes(spec, runtime, lanes, job)
     log.info(
         "worker %d/%d: ran %d, reused %d%s",
-        worker,
-        workers,
+        job.worker,
+        job.workers,
         len(report["ran"]),
         len(report["reused"]),
         f" on {lanes} lanes" if lanes > 1 else "",
     )
-    write_json(out, report)
+    write_json(job.out, report)
 
 
 def _trials_at_once(plan: Mapping[str, Any]) -> int:
@@ -364,7 +382,7 @@ def sweep_lane_stage(
 
 
 def _sweep_lanes(
-    spec: Mapping[str, Any], runtime: Runtime, lanes: int, out: Path, log_path: str | Path | None
+    spec: Mapping[str, Any], runtime: Runtime, lanes: int, job: WorkerJob
 ) -> dict[str, Any]:
     """Claim the job's GPU, run ``lanes`` lanes on it, and merge what they did."""
     import dataclasses
@@ -374,7 +392,7 @@ def _sweep_lanes(
     started = time.perf_counter()
     claim = runtime.claim()
     lane_runtime = runtime.for_lanes(threads=max(1, runtime.threads // lanes))
-    folder = out.with_suffix(".lanes")
+    folder = Path(job.out).with_suffix(".lanes")
     specs = []
     for lane in range(lanes):
         worker, workers = lane_worker(spec["worker"], spec["workers"], lane, lanes)
@@ -400,11 +418,11 @@ def _sweep_lanes(
         module="tuneladder.stages.sweep_lane",
         claim=claim,
         threads=lane_runtime.threads,
-        log=log_path,
+        log=job.log,
     )
     failed = {lane: code for lane, code in enumerate(codes) if code != 0}
     if failed:
-        where = f"; see {log_path}" if log_path else ""
+        where = f"; see {job.log}" if job.log else ""
         codes = ", ".join(f"lane {lane} exit code {code}" for lane, code in failed.items())
         raise StageError(f"worker {spec['worker']}: {codes}{where}")
     reports = [read_json(s["report"]) for s in specs]
