@@ -36,7 +36,7 @@ from tuneladder.infra.device import Loading
 from tuneladder.tasks import load_task
 from tuneladder.training.metrics import loss_fn
 from tuneladder.training.optimizers import make_optimizer
-from tuneladder.training.runner import train
+from tuneladder.training.runner import TrainingRun, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # examples/, beside bench/
 from examples.shapes_task import write_folder  # noqa: E402
@@ -81,14 +81,16 @@ def runner_loop(config: TrialConfig, task, data_dir: Path, workers: int) -> floa
     """Seconds of the runner's epochs, from the first epoch's start to the last one's end."""
     data = load_train_val(data_dir, task, loading=Loading(num_workers=workers))
     ends: list[tuple[float, float]] = []
-    outcome = train(
-        config,
-        data,
-        task.build_model,
+    run = TrainingRun(
+        config=config,
+        data=data,
+        task=task,
         metric="accuracy",
         mode="max",
         device=torch.device("cpu"),
-        on_epoch=lambda row: ends.append((time.perf_counter(), row["epoch_seconds"])),
+    )
+    outcome = train(
+        run, on_epoch=lambda row: ends.append((time.perf_counter(), row["epoch_seconds"]))
     )
     if outcome.status != "ok":
         raise RuntimeError(f"the runner's trial {outcome.status}: {outcome.reason}")

@@ -64,7 +64,7 @@ def main() -> None:
         counted = {}
         for side, loop in (("plain loop", minimal_loop), ("trial", runner_loop)):
             with OpCount() as ops:
-                loop(config, data, task.build_model, torch.device("cpu"))
+                loop(config, data, task, torch.device("cpu"))
             counted[side] = ops.counts
     plain, trial = counted["plain loop"], counted["trial"]
     per_epoch = {side: sum(c.values()) / args.epochs for side, c in counted.items()}

@@ -29,27 +29,28 @@ from trial_throughput import minimal_loop, runner_loop  # bench/, beside this fi
 from tuneladder.core.hparams import TrialConfig
 from tuneladder.data.prepared import load_train_val, prepare
 from tuneladder.tasks import load_task
-from tuneladder.training.runner import Batches, train
+from tuneladder.training.runner import Batches, TrainingRun, train
 
 CNN = {"arch": "cnn", "width": 64, "num_layers": 3, "channels": 32, "dropout": 0.1}
 
 
-def sync_sites(config: TrialConfig, data, build_model, precision: str) -> dict[str, int]:
+def sync_sites(config: TrialConfig, data, task, precision: str) -> dict[str, int]:
     """``file:line`` of each synchronising call of a runner trial, with its count."""
     sites: collections.Counter[str] = collections.Counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         torch.cuda.set_sync_debug_mode("warn")
         try:
-            train(
-                config,
-                data,
-                build_model,
+            run = TrainingRun(
+                config=config,
+                data=data,
+                task=task,
                 metric="accuracy",
                 mode="max",
                 device=torch.device("cuda"),
                 precision=precision,
             )
+            train(run)
         finally:
             torch.cuda.set_sync_debug_mode("default")
     for warning in caught:
@@ -58,12 +59,12 @@ def sync_sites(config: TrialConfig, data, build_model, precision: str) -> dict[s
     return dict(sites.most_common())
 
 
-def plain_epoch(config: TrialConfig, data, build_model, precision: str) -> None:
-    minimal_loop(config, data, build_model, torch.device("cuda"), precision)
+def plain_epoch(config: TrialConfig, data, task, precision: str) -> None:
+    minimal_loop(config, data, task, torch.device("cuda"), precision)
 
 
-def runner_epoch(config: TrialConfig, data, build_model, precision: str) -> None:
-    runner_loop(config, data, build_model, torch.device("cuda"), precision)
+def runner_epoch(config: TrialConfig, data, task, precision: str) -> None:
+    runner_loop(config, data, task, torch.device("cuda"), precision)
 
 
 def profile(fn, *args) -> dict[str, float]:
@@ -112,7 +113,7 @@ def main() -> None:
         data = load_train_val(tmp).to("cuda")
     config = TrialConfig(epochs=args.epochs, batch_size=64, lr=1e-3, model=CNN)
     steps = Batches.plan(len(data.train), config).steps
-    sites = sync_sites(config, data, task.build_model, args.precision)
+    sites = sync_sites(config, data, task, args.precision)
     total = sum(sites.values())
     print(
         f"host syncs in a {args.epochs}-epoch runner trial ({steps} steps an epoch,"
@@ -131,7 +132,7 @@ def main() -> None:
         "per_step_sites": per_step,
     }
     for name, fn in (("plain", plain_epoch), ("runner", runner_epoch)):
-        result = profile(fn, one_epoch, data, task.build_model, args.precision)
+        result = profile(fn, one_epoch, data, task, args.precision)
         figures[name] = result
         print(
             f"{name:>7}: {result['kernel_launches'] / steps:.1f} kernels a step,"

@@ -27,7 +27,7 @@ from tuneladder.core.hparams import TrialConfig
 from tuneladder.data.prepared import load_test, load_train_val
 from tuneladder.search.space import space_from_json
 from tuneladder.tasks import load_task
-from tuneladder.training.runner import evaluate_metrics, train
+from tuneladder.training.runner import TrainingRun, evaluate_metrics, train
 
 
 class _Pruned(Exception):
@@ -125,9 +125,10 @@ def _ladder(results: Path) -> tuple[Any, str, str, Any]:
 
 def _train(config: TrialConfig, data: Any, task: Any, metric: str, mode: str, **kw: Any) -> Any:
     """One training run on the CPU, as the ladder's runner does it."""
-    return train(
-        config, data, task.build_model, metric=metric, mode=mode, device=torch.device("cpu"), **kw
+    run = TrainingRun(
+        config=config, data=data, task=task, metric=metric, mode=mode, device=torch.device("cpu")
     )
+    return train(run, **kw)
 
 
 def main() -> None:

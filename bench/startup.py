@@ -60,8 +60,8 @@ CALLS = {
     seed=c["seed"], lr_range=c["lr_range"], runtime=runtime, out=out, csv_out=out + ".csv")""",
     "plan_coarse": """plan_coarse_stage(space=c["space"], task=c["task"], train=c["train"],
     lr_range=results + "/sanity/lr_range.json", sweep=c["coarse"], seed=c["seed"], out=out)""",
-    "worker": """sweep_worker_stage(plan=sys.argv[4], data_dir=data, task=c["task"], worker=0,
-    workers=1, metric=c["metric"], runtime=runtime, out=out)""",
+    "worker": """sweep_worker_stage(plan=sys.argv[4], data_dir=data, task=c["task"],
+    metric=c["metric"], runtime=runtime, job=WorkerJob(worker=0, workers=1, out=out))""",
 }
 
 

@@ -37,7 +37,7 @@ from tuneladder.tasks import load_task
 from tuneladder.training import runner as trial_runner
 from tuneladder.training.metrics import loss_fn
 from tuneladder.training.optimizers import make_optimizer
-from tuneladder.training.runner import train
+from tuneladder.training.runner import TrainingRun, train
 
 # what each pair of columns times, on both sides
 SPANS = {"call": "whole call (build + epochs)", "epochs": "epochs only"}
@@ -48,7 +48,7 @@ MODELS = {
 
 
 def minimal_loop(
-    config: TrialConfig, data, build_model, device: torch.device, precision: str = "fp32"
+    config: TrialConfig, data, task, device: torch.device, precision: str = "fp32"
 ) -> tuple[float, float]:
     """(seconds of the whole call, seconds of its epochs) for the plainest loop.
 
@@ -57,7 +57,7 @@ def minimal_loop(
     """
     called = time.perf_counter()
     torch.manual_seed(config.seed)
-    model = build_model(config.model, data.info).to(device)
+    model = task.build_model(config.model, data.info).to(device)
     optimizer = make_optimizer(model.parameters(), config)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     x, y = data.train.x, data.train.y
@@ -82,7 +82,7 @@ def minimal_loop(
 
 
 def runner_loop(
-    config: TrialConfig, data, build_model, device: torch.device, precision: str = "fp32"
+    config: TrialConfig, data, task, device: torch.device, precision: str = "fp32"
 ) -> tuple[float, float]:
     """(seconds of the whole call, seconds of its epochs) for the runner's ``train``.
 
@@ -95,16 +95,16 @@ def runner_loop(
         ends.append((time.perf_counter(), row["epoch_seconds"]))
 
     called = time.perf_counter()
-    outcome = train(
-        config,
-        data,
-        build_model,
+    run = TrainingRun(
+        config=config,
+        data=data,
+        task=task,
         metric="accuracy",
         mode="max",
         device=device,
         precision=precision,
-        on_epoch=on_epoch,
     )
+    outcome = train(run, on_epoch=on_epoch)
     ended = time.perf_counter()
     if outcome.status != "ok":
         raise RuntimeError(f"the runner's trial {outcome.status}: {outcome.reason}")
@@ -118,8 +118,7 @@ STARTUP = textwrap.dedent(
     import torch
     from tuneladder.data.prepared import load_train_val
     from tuneladder.core.hparams import TrialConfig
-    from tuneladder.training import runner
-from tuneladder.training.runner import train
+    from tuneladder.training.runner import TrainingRun, train
     from tuneladder.tasks import load_task
     imported = time.time()
     torch.set_num_threads(1)
@@ -130,8 +129,10 @@ from tuneladder.training.runner import train
     def on_epoch(row):
         marks["first_step"] = time.time() - row["epoch_seconds"]
 
-    train(TrialConfig(epochs=1, model=task.default_model), data, task.build_model,
-          metric="accuracy", mode="max", device=torch.device("cpu"), on_epoch=on_epoch)
+    config = TrialConfig(epochs=1, model=task.default_model)
+    run = TrainingRun(config=config, data=data, task=task, metric="accuracy", mode="max",
+                      device=torch.device("cpu"))
+    train(run, on_epoch=on_epoch)
     print(imported, marks["first_step"])
     """
 )
@@ -186,7 +187,7 @@ def main() -> None:
             model = MODELS[name]
             for batch in args.batches:
                 config = TrialConfig(epochs=args.epochs, batch_size=batch, lr=1e-3, model=model)
-                sides = (config, data, task.build_model, device, args.precision)
+                sides = (config, data, task, device, args.precision)
                 minimal_loop(*sides)  # warm-up: first-use costs
                 runner_loop(*sides)
                 plain, ours = [], []

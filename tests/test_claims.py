@@ -105,15 +105,19 @@ def _slow_model(hp, info) -> torch.nn.Module:
 
 
 def _train_slowly(rung_dir: str, digits, done) -> None:
+    import dataclasses
+
     from tuneladder.core.hparams import TrialConfig
-    from tuneladder.execution.worker import run_worker
+    from tuneladder.execution.worker import TrialSetup, Worker, WorkerRuntime
+    from tuneladder.tasks import load_task
 
     config = TrialConfig(epochs=1, batch_size=512, model={})
     plan = {"rung": "coarse", "trials": [{"name": "0", "index": 0, "dir": "trials/0",
                                           "config": config.to_json()}]}  # fmt: skip
-    report = run_worker(plan, rung_dir, digits, _slow_model, worker=0, workers=1,
-                        metric="accuracy", mode="max", device=torch.device("cpu"),
-                        stale_claim_s=1.0)  # fmt: skip
+    task = dataclasses.replace(load_task("digits"), build_model=_slow_model)
+    setup = TrialSetup(task=task, data=digits, metric="accuracy", mode="max")
+    runtime = WorkerRuntime(device=torch.device("cpu"), stale_claim_s=1.0)
+    report = Worker(plan, rung_dir, setup=setup, runtime=runtime).run()
     done.put(report["ran"])
 
 

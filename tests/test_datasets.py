@@ -21,7 +21,7 @@ from tuneladder.sanity.lr_range import lr_range_test
 from tuneladder.sanity.overfit import overfit_check
 from tuneladder.store.io import read_json
 from tuneladder.tasks import Task, load_task
-from tuneladder.training.runner import Checkpoint, evaluate_metrics, train
+from tuneladder.training.runner import Checkpoint, TrainingRun, evaluate_metrics, train
 
 CPU = torch.device("cpu")
 MODEL = {"width": 16, "dropout": 0.2}
@@ -64,7 +64,9 @@ def test_the_test_part_is_read_by_load_test_only(tmp_path: Path, materialize: st
         diverge_factor=4.0,
         device=CPU,
     )
-    outcome = train(cfg, data, task.build_model, metric="accuracy", mode="max", device=CPU)
+    outcome = train(
+        TrainingRun(config=cfg, data=data, task=task, metric="accuracy", mode="max", device=CPU)
+    )
     assert outcome.status == "ok", outcome.reason
     assert read_count(record) == 0  # prepare and every rung before the final one: no test read
     test = load_test(tmp_path / "data", task, loading=Loading(num_workers=2))
@@ -86,7 +88,9 @@ def test_workers_and_materialising_change_no_number(tmp_path: Path) -> None:
         data = load_train_val(tmp_path / folder, task, loading=Loading(num_workers=workers))
         assert isinstance(data.train, DatasetSplit)  # augmentation reads through a loader
         outcome = train(
-            config(), data, task.build_model, metric="accuracy", mode="max", device=CPU
+            TrainingRun(
+                config=config(), data=data, task=task, metric="accuracy", mode="max", device=CPU
+            )
         )
         assert outcome.status == "ok", outcome.reason
         runs[(folder, workers)] = histories(outcome)
@@ -107,10 +111,11 @@ def test_the_loader_path_trains_as_the_in_memory_path(tmp_path: Path) -> None:
     assert held.train.y.mean().item() == pytest.approx(0.0, abs=1e-5)
     _, y = next(lazy.val.eval_batches())
     assert torch.allclose(y, held.val.y[: len(y)], atol=1e-5)
-    out = [
-        histories(train(config(), d, task.build_model, metric="rmse", mode="min", device=CPU))
+    runs = [
+        TrainingRun(config=config(), data=d, task=task, metric="rmse", mode="min", device=CPU)
         for d in (lazy, held)
     ]
+    out = [histories(train(run)) for run in runs]
     for lazy_row, held_row in zip(*out, strict=True):
         assert lazy_row == pytest.approx(held_row, rel=1e-4)
 
@@ -137,7 +142,8 @@ def test_a_resumed_trial_draws_the_same_augmentation(tmp_path: Path) -> None:
     prepare(task, tmp_path / "data", seed=0, materialize="never")
     data = load_train_val(tmp_path / "data", task, loading=Loading(num_workers=1))
     cfg = config(epochs=4)
-    full = train(cfg, data, task.build_model, metric="accuracy", mode="max", device=CPU)
+    run = TrainingRun(config=cfg, data=data, task=task, metric="accuracy", mode="max", device=CPU)
+    full = train(run)
     checkpoint = Checkpoint(tmp_path / "checkpoint.pt", "key", every_s=0)
 
     def interrupt(row):
@@ -145,17 +151,8 @@ def test_a_resumed_trial_draws_the_same_augmentation(tmp_path: Path) -> None:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(cfg, data, task.build_model, metric="accuracy", mode="max", device=CPU,
-              checkpoint=checkpoint, on_epoch=interrupt)  # fmt: skip
-    resumed = train(
-        cfg,
-        data,
-        task.build_model,
-        metric="accuracy",
-        mode="max",
-        device=CPU,
-        checkpoint=checkpoint,
-    )
+        train(run, checkpoint=checkpoint, on_epoch=interrupt)
+    resumed = train(run, checkpoint=checkpoint)
     assert resumed.resumed_from_epoch == 1
     assert histories(resumed) == histories(full)
 

@@ -13,7 +13,7 @@ from helpers import results_of, snakemake, write_fault_ladder
 from tuneladder.core.hparams import TrialConfig
 from tuneladder.data.prepared import load_train_val, prepare
 from tuneladder.store.io import read_json
-from tuneladder.training.runner import run_trial
+from tuneladder.training.runner import TrainingRun, run_trial
 
 EXPECTED = {"none": "ok", "sleep": "ok", "nan": "diverged", "raise": "failed", "oom": "failed"}
 REASONS = {"nan": "train_loss is nan at epoch 1", "raise": "injected fault at epoch 1",
@@ -27,8 +27,17 @@ def test_each_fault_becomes_a_status(fault: str, tmp_path: Path) -> None:
     data = load_train_val(tmp_path / "data")
     model = {**task.default_model, "fault": fault}
     config = TrialConfig.from_json({"epochs": 3, "seed": 1, "lr": 0.05, "model": model})
-    result = run_trial(config, data, task.build_model, tmp_path / "trial", metric="accuracy",
-                       mode="max", device=torch.device("cpu"))  # fmt: skip
+    result = run_trial(
+        TrainingRun(
+            config=config,
+            data=data,
+            task=task,
+            metric="accuracy",
+            mode="max",
+            device=torch.device("cpu"),
+        ),
+        tmp_path / "trial",
+    )
     assert result["status"] == EXPECTED[fault]
     if fault in REASONS:
         assert REASONS[fault] in result["reason"]

@@ -10,7 +10,7 @@ import torch
 
 from tuneladder.core.hparams import TrialConfig
 from tuneladder.data.prepared import load_info, load_test, load_train_val, prepare, split_indices
-from tuneladder.stages.final import finalize, trivial_predictor
+from tuneladder.stages.final import Evaluator, finalize, trivial_predictor
 from tuneladder.store.io import read_json, write_json
 from tuneladder.tasks import Task, load_task
 from tuneladder.training.runner import evaluate_metrics
@@ -75,18 +75,16 @@ def summary(digits_dir: Path, tmp_path: Path) -> dict:
     (tmp_path / "data").symlink_to(digits_dir)  # read-only: prepared once per session
     rows = seed_trials(tmp_path / "seeds")
     write_json(tmp_path / "seeds" / "plan.json", {"finalists": FINALISTS, "trials": []})
-    digits = load_task("digits")
+    evaluator = Evaluator(
+        task=load_task("digits"), data_dir=tmp_path / "data", device=torch.device("cpu")
+    )
     return finalize(
         rows,
-        tmp_path / "data",
-        digits.build_model,
-        load_info(tmp_path / "data"),
         tmp_path / "final",
+        evaluator=evaluator,
         metric="accuracy",
         mode="max",
-        device=torch.device("cpu"),
         experiment="hand-made",
-        model_applies=digits.applies,
     )
 
 

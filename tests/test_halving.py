@@ -11,6 +11,7 @@ from tuneladder.core.direction import top
 from tuneladder.core.hparams import TrialConfig
 from tuneladder.search.halving import (
     Halving,
+    Levels,
     continuing,
     expected_seconds,
     merge_levels,
@@ -18,7 +19,7 @@ from tuneladder.search.halving import (
     with_halving,
 )
 from tuneladder.store.trial_files import STATE_FILE
-from tuneladder.training.runner import Checkpoint, train
+from tuneladder.training.runner import Checkpoint, Leg, TrainingRun, train
 
 CPU = torch.device("cpu")
 MLP = {"arch": "mlp", "width": 32, "num_layers": 1, "channels": 8, "dropout": 0.3}
@@ -145,6 +146,30 @@ def test_each_level_plans_its_configs_and_the_sweep_table_is_each_ones_furthest_
     assert [r["name"] for r in top(merged, 3, "max")] == ["3", "1", "2"]
 
 
+def test_levels_plan_each_level_from_the_table_told_before_it() -> None:
+    plan = sweep_plan()
+    tables = {
+        0: [row(str(i), v, epochs=1, level=0) for i, v in enumerate([0.5, 0.9, 0.7, 0.8])],
+        1: [row("1", 0.93, epochs=2, level=1), row("3", 0.95, epochs=2, level=1)],
+    }
+    levels = Levels(plan, "max")
+    assert len(levels) == 2 and levels.previous is None
+    planned = []
+    for level_plan in levels:
+        planned.append(level_plan)
+        levels.tell(tables[level_plan["level"]])
+    # the same plans as level by level by hand, and the same sweep table
+    assert planned == [plan_level(plan, 0, None, "max"), plan_level(plan, 1, tables[0], "max")]
+    assert levels.is_last(planned[1]) and not levels.is_last(planned[0])
+    assert levels.merged() == merge_levels(plan, [tables[0], tables[1]])
+    untold = iter(Levels(plan, "max"))
+    next(untold)
+    with pytest.raises(RuntimeError, match="level 0's table must be told before level 1"):
+        next(untold)
+    with pytest.raises(ValueError, match="does not halve"):
+        Levels({"rung": "coarse", "trials": []}, "max")
+
+
 def test_a_continuing_level_is_timed_from_each_configs_pace_at_the_level_before() -> None:
     plan = {
         **sweep_plan(),
@@ -179,21 +204,18 @@ def test_trends_and_importance_compare_every_config_at_level_0s_epochs() -> None
     assert equal_epochs(plain) == plain
 
 
-def continue_chain(cfg, data, build, stops, tmp_path: Path, *, interrupt_at=None):
-    """Train ``cfg`` level by level, each level from the state the one before kept."""
+def continue_chain(run, stops, tmp_path: Path, *, interrupt_at=None):
+    """Train ``run`` level by level, each level from the state the one before kept."""
     before, outcome = None, None
     for stop in stops:
         folder = tmp_path / f"e{stop}"
         keep = (
-            Checkpoint(folder / STATE_FILE, f"e{stop}", every_s=0) if stop < cfg.epochs else None
+            Checkpoint(folder / STATE_FILE, f"e{stop}", every_s=0)
+            if stop < run.config.epochs
+            else None
         )
         common = dict(
-            metric="loss",
-            mode="min",
-            device=CPU,
-            stop_at=stop,
-            continues=before,
-            keep_state=keep,
+            leg=Leg(stop_at=stop, continues=before, keep_state=keep),
             checkpoint=Checkpoint(folder / "checkpoint.pt", f"e{stop}", every_s=0),
         )
         if interrupt_at is not None and stops.index(stop) == 1:
@@ -203,8 +225,8 @@ def continue_chain(cfg, data, build, stops, tmp_path: Path, *, interrupt_at=None
                     raise KeyboardInterrupt  # killed between two epochs of a continued level
 
             with pytest.raises(KeyboardInterrupt):
-                train(cfg, data, build, on_epoch=interrupt, **common)
-        outcome = train(cfg, data, build, **common)
+                train(run, on_epoch=interrupt, **common)
+        outcome = train(run, **common)
         before = keep
     return outcome
 
@@ -218,9 +240,11 @@ def test_a_continued_config_has_the_history_and_weights_of_one_trained_straight_
 ) -> None:
     # cosine over 6 epochs with dropout: the schedule's horizon and the RNGs both matter
     cfg = TrialConfig(epochs=6, seed=3, lr=3e-3, batch_size=128, schedule="cosine", model=MLP)
-    build = digits_task.build_model
-    straight = train(cfg, digits, build, metric="loss", mode="min", device=CPU)
-    continued = continue_chain(cfg, digits, build, [1, 3, 6], tmp_path / "chain")
+    run = TrainingRun(
+        config=cfg, data=digits, task=digits_task, metric="loss", mode="min", device=CPU
+    )
+    straight = train(run)
+    continued = continue_chain(run, [1, 3, 6], tmp_path / "chain")
     assert continued.status == "ok" and continued.resumed_from_epoch == 3
     assert len(continued.history) == 6
     assert untimed(continued.history) == untimed(straight.history)  # exactly, not approx
@@ -232,16 +256,9 @@ def test_a_continued_config_has_the_history_and_weights_of_one_trained_straight_
     # the state a level keeps is the one a straight run has at that epoch: weights,
     # optimizer, schedule and RNGs, bit for bit (a straight run to 5, kept at 5)
     train(
-        cfg,
-        digits,
-        build,
-        metric="loss",
-        mode="min",
-        device=CPU,
-        stop_at=5,
-        keep_state=Checkpoint(tmp_path / "straight" / STATE_FILE, "s", 0),
+        run, leg=Leg(stop_at=5, keep_state=Checkpoint(tmp_path / "straight" / STATE_FILE, "s", 0))
     )
-    continue_chain(cfg, digits, build, [2, 5], tmp_path / "levels")
+    continue_chain(run, [2, 5], tmp_path / "levels")
     a = torch.load(tmp_path / "straight" / STATE_FILE, weights_only=True)
     b = torch.load(tmp_path / "levels" / "e5" / STATE_FILE, weights_only=True)
     for name, tensor in a["model"].items():
@@ -258,10 +275,12 @@ def test_a_continued_level_killed_mid_way_resumes_from_its_own_checkpoint(
     tmp_path: Path, digits, digits_task
 ) -> None:
     cfg = TrialConfig(epochs=5, seed=1, lr=3e-3, batch_size=128, schedule="cosine", model=MLP)
-    build = digits_task.build_model
-    straight = train(cfg, digits, build, metric="loss", mode="min", device=CPU)
+    run = TrainingRun(
+        config=cfg, data=digits, task=digits_task, metric="loss", mode="min", device=CPU
+    )
+    straight = train(run)
     # level 1 goes from epoch 1 to 5; it is killed after epoch 3 and rerun
-    resumed = continue_chain(cfg, digits, build, [1, 5], tmp_path, interrupt_at=3)
+    resumed = continue_chain(run, [1, 5], tmp_path, interrupt_at=3)
     assert resumed.resumed_from_epoch == 3  # its own checkpoint, not level 0's state
     assert untimed(resumed.history) == untimed(straight.history)
 
@@ -270,14 +289,10 @@ def test_no_state_is_kept_for_a_config_that_cannot_go_on(tmp_path: Path, digits,
     cfg = TrialConfig(epochs=5, seed=0, lr=1e6, optimizer="sgd", batch_size=128, model=MLP)
     keep = Checkpoint(tmp_path / STATE_FILE, "k", 0)
     outcome = train(
-        cfg,
-        digits,
-        digits_task.build_model,
-        metric="accuracy",
-        mode="max",
-        device=CPU,
-        stop_at=2,
-        keep_state=keep,
+        TrainingRun(
+            config=cfg, data=digits, task=digits_task, metric="accuracy", mode="max", device=CPU
+        ),
+        leg=Leg(stop_at=2, keep_state=keep),
     )
     assert outcome.status == "diverged" and not keep.path.exists()
 
@@ -348,7 +363,7 @@ def test_a_halving_ladder_continues_the_best_configs_from_their_states(
     assert second["ranked"] == best_two
     assert sorted(p.parent.name for p in coarse.glob("trials/*/e2")) == sorted(best_two)
     data = load_train_val(results_of(halving_ladder) / "data")
-    build = load_task("digits").build_model
+    digits_task = load_task("digits")
     for name in best_two:
         result = read_json(coarse / "trials" / name / "e2" / "result.json")
         assert result["resumed_from_epoch"] == 1 and result["epochs_run"] == 2
@@ -359,7 +374,17 @@ def test_a_halving_ladder_continues_the_best_configs_from_their_states(
         assert continued[:1] == history_rows(coarse / "trials" / name / "e1" / "history.csv")
         config = TrialConfig.from_json(read_json(coarse / "trials" / name / "e2" / "config.json"))
         assert config.epochs == 2
-        run_trial(config, data, build, tmp_path / name, metric="accuracy", mode="max", device=CPU)
+        run_trial(
+            TrainingRun(
+                config=config,
+                data=data,
+                task=digits_task,
+                metric="accuracy",
+                mode="max",
+                device=CPU,
+            ),
+            tmp_path / name,
+        )
         assert continued == history_rows(tmp_path / name / "history.csv")
     # the sweep's table: each config at its furthest level; top-k takes those that went on
     table = read_json(coarse / "results.json")["trials"]

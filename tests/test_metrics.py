@@ -27,7 +27,7 @@ from tuneladder.store.io import read_json
 from tuneladder.tasks import DataInfo, Task
 from tuneladder.training.metrics import Scorer, Scoring, Tally, roc_auc_per_column
 from tuneladder.training.preflight import check_model
-from tuneladder.training.runner import evaluate_metrics, run_trial
+from tuneladder.training.runner import TrainingRun, evaluate_metrics, run_trial
 
 CPU = torch.device("cpu")
 MLP = {"arch": "mlp", "width": 32, "num_layers": 1, "channels": 8, "dropout": 0.0}
@@ -161,13 +161,10 @@ def test_the_trivial_predictor_has_no_ranking(digits) -> None:
 def test_a_trial_selects_on_roc_auc_as_scikit_learn_computes_it(tmp_path, digits, digits_task):
     config = TrialConfig(epochs=3, seed=0, lr=3e-3, batch_size=128, model=MLP)
     result = run_trial(
-        config,
-        digits,
-        digits_task.build_model,
+        TrainingRun(
+            config=config, data=digits, task=digits_task, metric="roc_auc", mode="max", device=CPU
+        ),
         tmp_path,
-        metric="roc_auc",
-        mode="max",
-        device=CPU,
         save_model=True,
     )
     assert result["status"] == "ok" and result["metric"] == {"name": "roc_auc", "mode": "max"}
@@ -204,15 +201,9 @@ def test_a_trial_trains_on_the_tasks_loss_and_selects_on_its_metric(
     task = smoothed_task(digits_task)
     config = TrialConfig(epochs=3, seed=0, lr=3e-3, batch_size=128, model=MLP)
     result = run_trial(
-        config,
-        digits,
-        task.build_model,
+        TrainingRun(config=config, data=digits, task=task, metric="top2", mode="max", device=CPU),
         tmp_path,
-        metric="top2",
-        mode="max",
-        device=CPU,
         save_model=True,
-        scoring=Scoring.of(task),
     )
     assert result["status"] == "ok"
     model = task.build_model(config.model, digits.info)
@@ -304,13 +295,10 @@ def test_a_multilabel_task_trains_on_binary_cross_entropy(tmp_path: Path) -> Non
     assert check_model(task.build_model, {}, data.info, data.train.x, data.train.y) == (8, 3)
     config = TrialConfig(epochs=20, seed=0, lr=3e-2, batch_size=64, model={})
     result = run_trial(
-        config,
-        data,
-        task.build_model,
+        TrainingRun(
+            config=config, data=data, task=task, metric="macro_f1", mode="max", device=CPU
+        ),
         tmp_path / "trial",
-        metric="macro_f1",
-        mode="max",
-        device=CPU,
     )
     assert result["status"] == "ok" and result["best_val_metric"] > 0.8  # linear labels
     # the trivial predictor knows each label's frequency and nothing else

@@ -160,7 +160,7 @@ def test_the_readmes_dataset_module_trains(clone: Path, monkeypatch) -> None:
     from tuneladder.data.loader import DatasetSplit
     from tuneladder.data.prepared import load_train_val, prepare
     from tuneladder.tasks import load_task
-    from tuneladder.training.runner import train
+    from tuneladder.training.runner import TrainingRun, train
 
     monkeypatch.chdir(clone)
     task = load_task("my_shapes:make_task", {"samples": 60})
@@ -173,8 +173,16 @@ def test_the_readmes_dataset_module_trains(clone: Path, monkeypatch) -> None:
     data = load_train_val(clone / "my-data", task)
     assert isinstance(data.train, DatasetSplit)  # its augmentation reads through a loader
     config = TrialConfig(epochs=1, batch_size=16, model=task.default_model)
-    outcome = train(config, data, task.build_model, metric="accuracy", mode="max",
-                    device=torch.device("cpu"))  # fmt: skip
+    outcome = train(
+        TrainingRun(
+            config=config,
+            data=data,
+            task=task,
+            metric="accuracy",
+            mode="max",
+            device=torch.device("cpu"),
+        )
+    )
     assert outcome.status == "ok", outcome.reason
 
 

@@ -16,7 +16,7 @@ from tuneladder.sanity.overfit import failure_message, overfit_check
 from tuneladder.store.io import read_json
 from tuneladder.tasks import DataInfo, Task, load_task
 from tuneladder.training.metrics import Scorer
-from tuneladder.training.runner import evaluate_metrics, run_trial
+from tuneladder.training.runner import TrainingRun, evaluate_metrics, run_trial
 
 CPU = torch.device("cpu")
 ROWS = 400
@@ -98,13 +98,8 @@ def test_training_reports_metrics_in_the_targets_units(tmp_path, prepared, task,
     std = float(raw_y.std())  # about 63
     config = TrialConfig(model=task.default_model, epochs=20, lr=3e-3, batch_size=32, seed=0)
     result = run_trial(
-        config,
-        data,
-        task.build_model,
+        TrainingRun(config=config, data=data, task=task, metric="rmse", mode="min", device=CPU),
         tmp_path,
-        metric="rmse",
-        mode="min",
-        device=CPU,
         save_model=True,
     )
     saved = read_json(tmp_path / "result.json")

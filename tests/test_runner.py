@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import math
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from tuneladder.training.runner import (
     Batches,
     Checkpoint,
     Outcome,
+    TrainingRun,
     TrainState,
     run_epoch,
     run_trial,
@@ -46,13 +48,15 @@ def history(path: Path) -> list[dict[str, str]]:
 
 def test_trial_writes_config_history_and_result(tmp_path: Path, digits, digits_task) -> None:
     result = run_trial(
-        config(),
-        digits,
-        digits_task.build_model,
+        TrainingRun(
+            config=config(),
+            data=digits,
+            task=digits_task,
+            metric="accuracy",
+            mode="max",
+            device=CPU,
+        ),
         tmp_path,
-        metric="accuracy",
-        mode="max",
-        device=CPU,
         trial={"rung": "coarse", "index": 2},
     )
     assert {p.name for p in tmp_path.iterdir()} == {"config.json", "history.csv", "result.json"}
@@ -92,12 +96,14 @@ def test_same_config_and_seed_give_identical_history(digits, digits_task) -> Non
 
     def run(seed: int):
         outcome = train(
-            config(seed=seed, model={**MLP, "dropout": 0.3}),
-            digits,
-            digits_task.build_model,
-            metric="accuracy",
-            mode="max",
-            device=CPU,
+            TrainingRun(
+                config=config(seed=seed, model={**MLP, "dropout": 0.3}),
+                data=digits,
+                task=digits_task,
+                metric="accuracy",
+                mode="max",
+                device=CPU,
+            )
         )
         return [{k: v for k, v in row.items() if k not in timing} for row in outcome.history]
 
@@ -110,7 +116,9 @@ def test_every_optimizer_trains(digits, digits_task, optimizer: str) -> None:
     lr = {"sgd": 0.3, "momentum": 0.05, "radam": 1e-2}.get(optimizer, 3e-3)
     cfg = config(optimizer=optimizer, lr=lr, nesterov=optimizer == "momentum", batch_size=32)
     outcome = train(
-        cfg, digits, digits_task.build_model, metric="accuracy", mode="max", device=CPU
+        TrainingRun(
+            config=cfg, data=digits, task=digits_task, metric="accuracy", mode="max", device=CPU
+        )
     )
     assert outcome.status == "ok"
     assert outcome.history[-1]["train_loss"] < outcome.history[0]["train_loss"]
@@ -140,12 +148,16 @@ SCHEDULE_MULTIPLIERS = {
 def test_schedules_shape_the_recorded_lr(digits, digits_task, schedule: str) -> None:
     small = TrainVal(digits.train.subset(20), digits.val, digits.info, digits.fingerprint)
     outcome = train(
-        config(schedule=schedule, epochs=6, batch_size=10, step_epochs=2, warmup_epochs=2),
-        small,
-        digits_task.build_model,
-        metric="accuracy",
-        mode="max",
-        device=CPU,
+        TrainingRun(
+            config=config(
+                schedule=schedule, epochs=6, batch_size=10, step_epochs=2, warmup_epochs=2
+            ),
+            data=small,
+            task=digits_task,
+            metric="accuracy",
+            mode="max",
+            device=CPU,
+        )
     )
     lrs = [row["lr"] for row in outcome.history]
     expected = [3e-3 * m for m in SCHEDULE_MULTIPLIERS[schedule]]
@@ -154,24 +166,30 @@ def test_schedules_shape_the_recorded_lr(digits, digits_task, schedule: str) -> 
 
 def test_nan_loss_is_diverged_not_an_exception(digits, digits_task) -> None:
     outcome = train(
-        config(lr=1e6, optimizer="sgd", epochs=5),
-        digits,
-        digits_task.build_model,
-        metric="accuracy",
-        mode="max",
-        device=CPU,
+        TrainingRun(
+            config=config(lr=1e6, optimizer="sgd", epochs=5),
+            data=digits,
+            task=digits_task,
+            metric="accuracy",
+            mode="max",
+            device=CPU,
+        )
     )
     assert outcome.status == "diverged"
     assert "first loss" in outcome.reason or "nan" in outcome.reason.lower()
     assert len(outcome.history) < 5
 
 
-def test_exception_in_training_is_failed_with_the_error(tmp_path, digits) -> None:
+def test_exception_in_training_is_failed_with_the_error(tmp_path, digits, digits_task) -> None:
     def broken(hp, info):
         raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
+    task = dataclasses.replace(digits_task, build_model=broken)
     result = run_trial(
-        config(), digits, broken, tmp_path, metric="accuracy", mode="max", device=CPU
+        TrainingRun(
+            config=config(), data=digits, task=task, metric="accuracy", mode="max", device=CPU
+        ),
+        tmp_path,
     )
     assert result["status"] == "failed"
     assert "out of memory" in result["reason"]
@@ -181,12 +199,14 @@ def test_exception_in_training_is_failed_with_the_error(tmp_path, digits) -> Non
 def test_early_stopping_on_the_val_metric(digits, digits_task) -> None:
     # an LR of zero learns nothing: the val metric never improves after epoch 0
     outcome = train(
-        config(lr=1e-12, epochs=20, patience=2),
-        digits,
-        digits_task.build_model,
-        metric="loss",
-        mode="min",
-        device=CPU,
+        TrainingRun(
+            config=config(lr=1e-12, epochs=20, patience=2),
+            data=digits,
+            task=digits_task,
+            metric="loss",
+            mode="min",
+            device=CPU,
+        )
     )
     # epoch 0 is the best; epochs 1 and 2 do not improve on it: patience 2 runs out there
     assert outcome.stopped_early and outcome.best_epoch == 0
@@ -208,15 +228,19 @@ def test_gradient_clipping_bounds_the_update(digits, digits_task) -> None:
     steps = cfg.epochs * -(-len(digits.train) // cfg.batch_size)
     bound = steps * cfg.lr * cfg.grad_clip
     clipped = train(
-        cfg, digits, digits_task.build_model, metric="accuracy", mode="max", device=CPU
+        TrainingRun(
+            config=cfg, data=digits, task=digits_task, metric="accuracy", mode="max", device=CPU
+        )
     )
     free = train(
-        TrialConfig(**{**cfg.to_json(), "grad_clip": None}),
-        digits,
-        digits_task.build_model,
-        metric="accuracy",
-        mode="max",
-        device=CPU,
+        TrainingRun(
+            config=TrialConfig(**{**cfg.to_json(), "grad_clip": None}),
+            data=digits,
+            task=digits_task,
+            metric="accuracy",
+            mode="max",
+            device=CPU,
+        )
     )
     assert abs(clipped.history[-1]["weight_norm"] - float(start)) <= bound + 1e-6
     assert abs(free.history[-1]["weight_norm"] - float(start)) > bound
@@ -225,7 +249,11 @@ def test_gradient_clipping_bounds_the_update(digits, digits_task) -> None:
 
 def test_resume_from_checkpoint_continues_the_same_history(tmp_path, digits, digits_task):
     cfg = config(epochs=6, model={**MLP, "dropout": 0.3})
-    full = train(cfg, digits, digits_task.build_model, metric="accuracy", mode="max", device=CPU)
+    full = train(
+        TrainingRun(
+            config=cfg, data=digits, task=digits_task, metric="accuracy", mode="max", device=CPU
+        )
+    )
 
     key = trial_key(cfg, digits.fingerprint, "accuracy")
     checkpoint = Checkpoint(tmp_path / "checkpoint.pt", key, every_s=0)
@@ -237,23 +265,22 @@ def test_resume_from_checkpoint_continues_the_same_history(tmp_path, digits, dig
 
     with pytest.raises(KeyboardInterrupt):
         train(
-            cfg,
-            digits,
-            digits_task.build_model,
-            metric="accuracy",
-            mode="max",
-            device=CPU,
+            TrainingRun(
+                config=cfg,
+                data=digits,
+                task=digits_task,
+                metric="accuracy",
+                mode="max",
+                device=CPU,
+            ),
             checkpoint=checkpoint,
             on_epoch=interrupt,
         )
     # the checkpoint is written after the callback, so the last one is from epoch 1
     resumed = train(
-        cfg,
-        digits,
-        digits_task.build_model,
-        metric="accuracy",
-        mode="max",
-        device=CPU,
+        TrainingRun(
+            config=cfg, data=digits, task=digits_task, metric="accuracy", mode="max", device=CPU
+        ),
         checkpoint=checkpoint,
     )
     assert resumed.resumed_from_epoch == 2
@@ -268,12 +295,9 @@ def test_checkpoint_of_another_config_is_ignored(tmp_path, digits, digits_task) 
     cfg = config(epochs=2)
     Checkpoint(tmp_path / "c.pt", "other-key", 0).save({"history": []})
     outcome = train(
-        cfg,
-        digits,
-        digits_task.build_model,
-        metric="accuracy",
-        mode="max",
-        device=CPU,
+        TrainingRun(
+            config=cfg, data=digits, task=digits_task, metric="accuracy", mode="max", device=CPU
+        ),
         checkpoint=Checkpoint(tmp_path / "c.pt", "mine", 0),
     )
     assert outcome.resumed_from_epoch is None and len(outcome.history) == 2

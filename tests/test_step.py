@@ -9,21 +9,26 @@ from tuneladder.core.hparams import TrialConfig
 from tuneladder.sanity import lr_range, overfit
 from tuneladder.training import runner, step
 from tuneladder.training.metrics import make_loss
+from tuneladder.training.runner import TrainingRun
 
 CPU = torch.device("cpu")
 MLP = {"arch": "mlp", "width": 16, "num_layers": 1, "channels": 8, "dropout": 0.0}
 
 
-def run(module, data, build_model) -> None:
+def run(module, data, task) -> None:
     config = TrialConfig(epochs=1, batch_size=256, lr=1e-3, model=MLP)
     if module is overfit:
-        overfit.overfit_check(config, data, build_model, subset=16, max_steps=3, lr=1e-3,
+        overfit.overfit_check(config, data, task.build_model, subset=16, max_steps=3, lr=1e-3,
                               loss_ratio=0.05, device=CPU)  # fmt: skip
     elif module is lr_range:
-        lr_range.lr_range_test(config, data, build_model, start=1e-5, end=1.0, steps=5,
+        lr_range.lr_range_test(config, data, task.build_model, start=1e-5, end=1.0, steps=5,
                                smoothing=0.1, diverge_factor=4.0, device=CPU)  # fmt: skip
     else:
-        runner.train(config, data, build_model, metric="accuracy", mode="max", device=CPU)
+        runner.train(
+            TrainingRun(
+                config=config, data=data, task=task, metric="accuracy", mode="max", device=CPU
+            )
+        )
 
 
 @pytest.mark.parametrize("module", [runner, overfit, lr_range], ids=lambda m: m.__name__)
@@ -41,7 +46,7 @@ def test_every_training_path_builds_and_steps_through_the_shared_functions(
 
     for name in calls:
         monkeypatch.setattr(module, name, counted(name))
-    run(module, digits, digits_task.build_model)
+    run(module, digits, digits_task)
     assert calls["setup"] == 1 and calls["train_step"] >= 3
 
 

@@ -16,7 +16,8 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from helpers import copy_ladder, results_of, snakemake, tiny_config, write_config
 from tuneladder.execution.collect import collect_rung
-from tuneladder.execution.worker import run_worker
+from tuneladder.execution.worker import TrialSetup, Worker, WorkerRuntime
+from tuneladder.search.plan import ConfigMaker
 from tuneladder.search.tpe import ask_round, inside, plan_tpe, resolved_entries, rounds
 from tuneladder.store.io import read_json, write_json
 from tuneladder.store.trials import base_params
@@ -37,11 +38,9 @@ def plan(trials: int = 4, batch: int = 2, prior: list | None = None) -> dict:
     return plan_tpe(
         "fine",
         SPACE,
-        conditions={},
         trials=trials,
         batch=batch,
-        epochs=1,
-        base=BASE,
+        configs=ConfigMaker(base=BASE, epochs=1),
         ladder_seed=0,
         prior=prior or [],
     )
@@ -129,18 +128,11 @@ def dead_pid() -> int:
 
 
 def work(tpe: dict, rung_dir: Path, digits, digits_task, *, worker=0, workers=1) -> dict:
-    return run_worker(
-        tpe,
-        rung_dir,
-        digits,
-        digits_task.build_model,
-        worker=worker,
-        workers=workers,
-        metric="accuracy",
-        mode="max",
-        device=torch.device("cpu"),
-        model_applies=digits_task.applies,
-    )
+    setup = TrialSetup(task=digits_task, data=digits, metric="accuracy", mode="max")
+    runtime = WorkerRuntime(device=torch.device("cpu"))
+    return Worker(
+        tpe, rung_dir, setup=setup, runtime=runtime, worker=worker, workers=workers
+    ).run()
 
 
 def test_a_worker_runs_the_rounds_and_takes_over_a_dead_claim(

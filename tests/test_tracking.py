@@ -16,7 +16,7 @@ import torch
 from tuneladder.core.hparams import TrialConfig
 from tuneladder.store.io import write_json
 from tuneladder.tracking.mirror import ladder_run, open_ladder, resolve_uri
-from tuneladder.training.runner import run_trial
+from tuneladder.training.runner import TrainingRun, run_trial
 
 LOG_ONE = textwrap.dedent(
     """
@@ -42,13 +42,15 @@ def trials(tmp_path_factory: pytest.TempPathFactory, digits_dir: Path) -> list[P
     config = TrialConfig(epochs=2, model={**task.default_model, "width": 16})
     first = root / "0"
     run_trial(
-        config,
-        load_train_val(digits_dir),
-        task.build_model,
+        TrainingRun(
+            config=config,
+            data=load_train_val(digits_dir),
+            task=task,
+            metric="accuracy",
+            mode="max",
+            device=torch.device("cpu"),
+        ),
         first,
-        metric="accuracy",
-        mode="max",
-        device=torch.device("cpu"),
         trial={"rung": "coarse", "index": 0, "name": "0"},
     )
     dirs = [first]

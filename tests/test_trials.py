@@ -69,12 +69,14 @@ def build_model(hp, info):
 def test_a_code_change_retrains_unless_trials_are_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, digits
 ) -> None:
+    import dataclasses
     import importlib
 
     import torch
 
     from tuneladder.execution.collect import IncompleteRung, collect_rung
-    from tuneladder.execution.worker import run_worker
+    from tuneladder.execution.worker import TrialSetup, Worker, WorkerRuntime
+    from tuneladder.tasks import load_task
 
     name = f"plugin_{tmp_path.name}"  # a task module of its own, as a user's plugin is
     source = tmp_path / f"{name}.py"
@@ -88,9 +90,12 @@ def test_a_code_change_retrains_unless_trials_are_kept(
     plan = {"rung": "coarse", "trials": [{"name": "0", "index": 0, "dir": "trials/0",
                                           "config": config.to_json()}]}  # fmt: skip
 
+    task = dataclasses.replace(load_task("digits"), build_model=plugin.build_model)
+    setup = TrialSetup(task=task, data=digits, metric="accuracy", mode="max")
+
     def work() -> dict:
-        return run_worker(plan, tmp_path, digits, plugin.build_model, worker=0, workers=1,
-                          metric="accuracy", mode="max", device=torch.device("cpu"))  # fmt: skip
+        runtime = WorkerRuntime(device=torch.device("cpu"))
+        return Worker(plan, tmp_path, setup=setup, runtime=runtime).run()
 
     def collect() -> list[dict]:
         return collect_rung(plan, tmp_path, data_fingerprint=digits.fingerprint, metric="accuracy")

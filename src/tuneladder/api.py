@@ -75,7 +75,7 @@ def run_trial(
     from tuneladder.infra.device import Loading, resolve_device
     from tuneladder.store.trials import base_params, make_trial_config
     from tuneladder.tasks import load_task
-    from tuneladder.training.metrics import Scoring
+    from tuneladder.training.runner import TrainingRun
     from tuneladder.training.runner import run_trial as train_one
 
     out = Path(out)
@@ -109,20 +109,22 @@ def run_trial(
         epochs=config["train"]["epochs"],
         seed=seed,
     )
-    return train_one(
-        trial_config,
-        data,
-        task.build_model,
-        out,
+    run = TrainingRun(
+        config=trial_config,
+        data=data,
+        task=task,
         metric=config["metric"]["name"],
         mode=config["metric"]["mode"],
         device=device,
         precision=config["precision"],
         threads=config["threads"],
+    )
+    return train_one(
+        run,
+        out,
         trial={"rung": "debug", "index": 0, "name": "debug"},
-        checkpoint_every_s=config["checkpoint_every_s"],
         on_epoch=on_epoch,
-        scoring=Scoring.of(task),
+        checkpoint_every_s=config["checkpoint_every_s"],
     )
 
 

@@ -13,6 +13,29 @@ __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from tuneladder.ladder.config import ConfigError
+    from tuneladder.tasks import TaskError
+
+    try:
+        if args.command == "trial":
+            return _trial(args)
+        if args.command == "status":
+            return _status(args)
+        if args.command == "config":
+            return _config(args)
+    except (ConfigError, TaskError, FileNotFoundError) as err:
+        print(f"tuneladder: error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # read by `head` or a pager that quit: what it wanted was printed
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The command line: one subcommand each for a trial, the config and the status."""
     from tuneladder import __version__
 
     parser = argparse.ArgumentParser(prog="tuneladder", description=__doc__)
@@ -76,26 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="SECONDS",
         help="show it again every SECONDS (default 5) until the ladder finishes or fails",
     )
-
-    args = parser.parse_args(argv)
-    from tuneladder.ladder.config import ConfigError
-    from tuneladder.tasks import TaskError
-
-    try:
-        if args.command == "trial":
-            return _trial(args)
-        if args.command == "status":
-            return _status(args)
-        if args.command == "config":
-            return _config(args)
-    except (ConfigError, TaskError, FileNotFoundError) as err:
-        print(f"tuneladder: error: {err}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:
-        # read by `head` or a pager that quit: what it wanted was printed
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    return 1
+    return parser
 
 
 def _config(args: argparse.Namespace) -> int:

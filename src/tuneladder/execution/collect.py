@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneladder.core.direction import Direction
-from tuneladder.search.halving import level_dir, merge_levels, plan_level
+from tuneladder.search.halving import Levels, level_dir
 from tuneladder.search.tpe import resolved_entries
 from tuneladder.store.trials import (
     KEEP_TRIALS,
@@ -119,19 +119,14 @@ def collect_halving(
     """A sweep that halves: one row per config, from the furthest level it reached.
 
     Each level is planned again from the table of the level before, as the
-    workers planned it, and collected on its own, so a level that is not
-    complete is refused with its own trials named.
+    workers planned it (the same :class:`~tuneladder.search.halving.Levels`), and
+    collected on its own, so a level that is not complete is refused with its
+    own trials named.
     """
-    sweep_dir = Path(sweep_dir)
-    tables: list[list[dict[str, Any]]] = []
-    for level in range(len(plan["halving"]["levels"])):
-        level_plan = plan_level(plan, level, tables[-1] if tables else None, mode)
-        tables.append(
-            collect_rung(
-                level_plan,
-                sweep_dir / level_dir(level),
-                data_fingerprint=data_fingerprint,
-                metric=metric,
-            )
+    levels = Levels(plan, mode)
+    for level_plan in levels:
+        folder = Path(sweep_dir) / level_dir(level_plan["level"])
+        levels.tell(
+            collect_rung(level_plan, folder, data_fingerprint=data_fingerprint, metric=metric)
         )
-    return merge_levels(plan, tables)
+    return levels.merged()

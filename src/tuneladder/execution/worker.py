@@ -6,18 +6,23 @@ stripe (trials ``w, w+W, ...``), then, when ``steal`` is on, anything left
 unclaimed, so the load balances itself. Which worker runs a trial changes
 nothing in its result: the trial's config and seed come from the plan.
 
-A sweep that halves (:mod:`tuneladder.search.halving`) runs its levels inside the same
-workers, one after the other: when a level's last trial is done, each worker
-plans the next level from the level's results (every worker gets the same
-plan) and goes on, so a level costs no job start. Trials of a later level
-stop at that level's epoch and continue the state of the level before.
+A plan is run on one of three schedules. A plain plan's trials are one part.
+A TPE sweep's rounds (:mod:`tuneladder.search.tpe`) are asked one after the
+other, each once the round before has finished. A sweep that halves
+(:mod:`tuneladder.search.halving`) runs its levels inside the same workers: when
+a level's last trial is done, each worker collects its table, plans the next
+level from it (:class:`~tuneladder.search.halving.Levels`, the loop ``collect``
+replays; every worker gets the same plan) and goes on, so a level costs no job
+start. Trials of a later level stop at that level's epoch and continue the
+state of the level before.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +31,13 @@ import torch
 from tuneladder.core.hparams import TrialConfig
 from tuneladder.data.prepared import TrainVal
 from tuneladder.execution.collect import collect_rung
-from tuneladder.search.halving import expected_seconds, level_dir, plan_level
+from tuneladder.infra.device import Runtime
+from tuneladder.search.halving import Levels, expected_seconds, level_dir
 from tuneladder.search.tpe import ask_round, is_rounds, rounds
 from tuneladder.store.claims import ClaimBook
 from tuneladder.store.io import read_json, write_json
 from tuneladder.store.trial_files import MODEL_FILE, RESULT_FILE, STATE_FILE
 from tuneladder.store.trials import (
-    BuildModel,
     Checkpoint,
     Code,
     code_fingerprint,
@@ -43,13 +48,88 @@ from tuneladder.store.trials import (
     task_module,
     trial_key,
 )
-from tuneladder.training.metrics import Scoring
-from tuneladder.training.runner import run_trial
+from tuneladder.tasks import Task
+from tuneladder.training.runner import Leg, TrainingRun, run_trial
 
 # is_complete lives in tuneladder.store.trials; it stays importable from here
-__all__ = ["is_complete", "run_worker", "worker_order"]
+__all__ = ["TrialSetup", "Worker", "WorkerRuntime", "is_complete", "worker_order"]
 
 log = logging.getLogger(__name__)
+
+# called with each finished trial's result and folder (MLflow mirrors them as they come)
+OnResult = Callable[[Mapping[str, Any], Path], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerRuntime:
+    """Where a worker trains, and how it keeps its trials' checkpoints and claims.
+
+    Attributes:
+        device: the device every trial trains on: the job's, once started.
+        precision: ``fp32``, or ``bf16`` (autocast on CUDA; ignored elsewhere).
+        threads: torch's threads in this process.
+        checkpoint_every_s: seconds between a trial's checkpoints.
+        stale_claim_s: how old a claim's heartbeat may get before another worker takes it.
+    """
+
+    device: torch.device
+    precision: str = "fp32"
+    threads: int = 1
+    checkpoint_every_s: float = 60.0
+    stale_claim_s: float = 600.0
+
+    @classmethod
+    def of(cls, runtime: Runtime, device: torch.device) -> WorkerRuntime:
+        """A job's :class:`~tuneladder.infra.device.Runtime`, on the device it started."""
+        return cls(
+            device=device,
+            precision=runtime.precision,
+            threads=runtime.threads,
+            checkpoint_every_s=runtime.checkpoint_every_s,
+            stale_claim_s=runtime.stale_claim_s,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrialSetup:
+    """What every trial of a rung trains with besides its own config and seed.
+
+    Attributes:
+        task: the task; its model trains, and its ``applies`` filters a TPE round's asks.
+        data: the prepared train and val splits, on the worker's device.
+        metric: the metric trials select their best epoch on.
+        mode: ``max`` or ``min``: which way ``metric`` is better.
+        code: the fingerprint of the code that decides the trials (see
+            :func:`tuneladder.store.trials.code_fingerprint`); None: that of the
+            model factory's module.
+        data_for: ``config -> TrainVal``, the data of a trial whose data
+            hyperparameters are not prepare's (see
+            :func:`tuneladder.data.prepared.data_for`); it must carry ``data``'s
+            fingerprint, which keys every trial (the values themselves are in
+            the trial's config). None: every trial trains on ``data``.
+        save_model: whether each trial keeps its best weights (``model.pt``).
+    """
+
+    task: Task
+    data: TrainVal
+    metric: str
+    mode: str
+    code: Code | None = None
+    data_for: Callable[[TrialConfig], TrainVal] | None = None
+    save_model: bool = False
+
+    def training(self, config: TrialConfig, runtime: WorkerRuntime) -> TrainingRun:
+        """The run of one trial's config, on its data, where ``runtime`` says."""
+        return TrainingRun(
+            config=config,
+            data=self.data if self.data_for is None else self.data_for(config),
+            task=self.task,
+            metric=self.metric,
+            mode=self.mode,
+            device=runtime.device,
+            precision=runtime.precision,
+            threads=runtime.threads,
+        )
 
 
 def worker_order(n_trials: int, *, worker: int, workers: int, steal: bool) -> list[int]:
@@ -92,217 +172,247 @@ def _progress(claims: ClaimBook, rung: str, name: str, epochs: int) -> Any:
     return on_epoch
 
 
-def _continues(
-    entry: Mapping[str, Any],
-    rung_dir: Path,
-    config: TrialConfig,
-    data_fingerprint: str,
-    metric: str,
-    code: Any,
-) -> Checkpoint | None:
-    """The state the level before stopped this config in, for a trial that continues one.
+@dataclass(frozen=True)
+class _Part:
+    """Trials that share a folder and a claim book: a rung's, or one halving level's."""
 
-    Without it (deleted, or from other code) the trial trains from its first
-    epoch: slower, and the same numbers, since a continued trial's history is
-    the straight-through one.
+    folder: Path
+    claims: ClaimBook
+
+
+class Worker:
+    """Worker ``worker`` of ``workers`` of one rung: trains the plan's trials until none is
+    left to claim.
+
+    Args:
+        plan: the rung's plan (:mod:`tuneladder.search.plan`).
+        rung_dir: the rung's folder, which the plan's trial folders are relative to.
+        setup: what the trials train with.
+        runtime: where they train.
+        worker: this worker's place among the rung's ``workers``.
+        workers: how many workers share the rung.
+        on_result: sees every trial this worker finishes, and every finished one
+            it finds of its own stripe (so a tracking store that missed a trial
+            catches up on a rerun).
+
+    Example::
+
+        report = Worker(plan, rung_dir, setup=setup, runtime=runtime, worker=0, workers=2).run()
     """
-    before = entry.get("continues")
-    if before is None:
-        return None
-    key = trial_key(config, data_fingerprint, metric, code.fingerprint, budget=before["budget"])
-    state = Checkpoint(rung_dir / before["dir"] / STATE_FILE, key, every_s=0.0)
-    if not state.path.is_file():
-        log.warning("%s: no state to continue from; training from epoch 0", entry["name"])
-    return state
 
+    def __init__(
+        self,
+        plan: Mapping[str, Any],
+        rung_dir: str | Path,
+        *,
+        setup: TrialSetup,
+        runtime: WorkerRuntime,
+        worker: int = 0,
+        workers: int = 1,
+        on_result: OnResult | None = None,
+    ) -> None:
+        self._plan = plan
+        self._rung_dir = Path(rung_dir)
+        self._setup = setup
+        self._runtime = runtime
+        self._worker, self._workers = worker, workers
+        self._on_result = on_result
+        self._code = setup.code or code_fingerprint(task_module(setup.task.build_model))
+        self._ran: list[str] = []
+        self._reused: list[str] = []
+        self._stale: dict[str, str] = {}  # trials trained again, and why
 
-def run_worker(
-    plan: Mapping[str, Any],
-    rung_dir: str | Path,
-    data: TrainVal,
-    build_model: BuildModel,
-    *,
-    worker: int,
-    workers: int,
-    metric: str,
-    mode: str,
-    device: torch.device,
-    precision: str = "fp32",
-    threads: int = 1,
-    checkpoint_every_s: float = 60.0,
-    stale_claim_s: float = 600.0,
-    save_model: bool = False,
-    on_result: Callable[[Mapping[str, Any], Path], None] | None = None,
-    scoring: Scoring | None = None,
-    model_applies: Callable[[Mapping[str, Any]], Collection[str]] | None = None,
-    code: Code | None = None,
-    data_for: Callable[[TrialConfig], TrainVal] | None = None,
-) -> dict[str, Any]:
-    """Run until no trial of the plan is left to claim; return what this worker did.
+    def run(self) -> dict[str, Any]:
+        """Run the plan on its schedule; what this worker did: the trials it ran, those it
+        reused and those it trained again because they were stale."""
+        started = time.perf_counter()
+        if is_rounds(self._plan):
+            self._run_rounds()
+        elif self._plan.get("halving"):
+            self._run_levels()
+        else:
+            self._run_part(self._part(self._rung_dir), self._plan["trials"])
+        return {
+            "rung": self._plan["rung"],
+            "worker": self._worker,
+            "workers": self._workers,
+            "ran": self._ran,
+            "reused": self._reused,
+            "stale": self._stale,
+            "seconds": time.perf_counter() - started,
+        }
 
-    ``on_result(result, trial_dir)`` sees every trial this worker finishes, and
-    every finished one it finds of its own stripe (so a tracking store that
-    missed a trial catches up on a rerun). ``scoring`` is the task's own loss and
-    metrics. A plan of rounds (a tpe sweep) is run round by round: the worker
-    asks a round once every trial before it has a result, training any of those
-    nobody holds while it waits (``model_applies`` is the task's, for the asks'
-    conditional parameters). A plan that halves is run level by level in the
-    same way: each level is planned from the table of the level before, once
-    every trial of that level has a result. ``code`` is the fingerprint of the
-    code that decides the trials (see :func:`tuneladder.store.trials.code_fingerprint`);
-    by default, that of the model factory's module. ``data_for(config)`` is the
-    data a trial trains on when its data hyperparameters are not prepare's (see
-    :func:`tuneladder.data.prepared.data_for`; it must carry ``data``'s fingerprint, which
-    keys every trial: the values themselves are in the trial's config); ``data``
-    when None.
-    """
-    rung_dir = Path(rung_dir)
-    ran: list[str] = []
-    reused: list[str] = []
-    stale: dict[str, str] = {}  # trials trained again, and why
-    code = code or code_fingerprint(task_module(build_model))
-    started = time.perf_counter()
+    def _run_rounds(self) -> None:
+        """A TPE sweep: each round is asked once every trial before it has a result; while
+        it waits, the worker trains any of those nobody holds."""
+        part = self._part(self._rung_dir)
+        count = len(rounds(self._plan))
+        for r in range(count):
+            asked = ask_round(
+                self._plan,
+                self._rung_dir,
+                r,
+                mode=self._setup.mode,
+                model_applies=self._setup.task.applies,
+            )
+            self._run_part(part, asked)
+            if r + 1 < count:
+                log.info("%s round %d: waiting for its last trials", self._plan["rung"], r)
+                self._finish(part, asked)
 
-    def key(entry: Mapping[str, Any]) -> str:
-        return entry_key(entry, data.fingerprint, metric, code.fingerprint)
-
-    class Part:
-        """Trials that share a folder and a claim book: a rung's, or one halving level's."""
-
-        def __init__(self, folder: Path) -> None:
-            self.folder = folder
-            self.claims = ClaimBook(folder / "claims", stale_s=stale_claim_s)
-
-        def complete(self, entry: Mapping[str, Any]) -> bool:
-            return is_complete(self.folder / entry["dir"], key(entry))
-
-        def attempt(self, entry: Mapping[str, Any]) -> str:
-            """Reuse, or claim and train, one trial: ``reused``, ``ran`` or ``held`` (by
-            another worker)."""
-            name, trial_dir, claims = entry["name"], self.folder / entry["dir"], self.claims
-            config = TrialConfig.from_json(entry["config"])
-            budget = entry.get("budget")
-            expected = key(entry)
-            result = read_result(trial_dir)
-            reason = stale_reason(result, expected, code)
-            if reason is None:
-                if on_result is not None and int(entry["index"]) % workers == worker:
-                    on_result(result, trial_dir)
-                return "reused"
-            if not claims.try_claim(name):
-                return "held"
-            try:
-                if is_complete(trial_dir, expected):  # finished by another worker meanwhile
-                    return "held"
-                if result is not None:
-                    stale[name] = reason
-                    log.info("%s %s %s: training it again", plan["rung"], name, reason)
-                for stale_file in (RESULT_FILE, MODEL_FILE, STATE_FILE):
-                    (trial_dir / stale_file).unlink(missing_ok=True)
-                continues = _continues(entry, self.folder, config, data.fingerprint, metric, code)
-
-                # the claim stays fresh however long an epoch (or preparing its data) takes
-                with claims.beating(name):
-                    result = run_trial(
-                        config,
-                        data if data_for is None else data_for(config),
-                        build_model,
-                        trial_dir,
-                        metric=metric,
-                        mode=mode,
-                        device=device,
-                        precision=precision,
-                        threads=threads,
-                        trial={
-                            "rung": plan["rung"],
-                            "index": entry["index"],
-                            "name": name,
-                            "worker": worker,
-                            **{k: entry[k] for k in ("level", "budget") if k in entry},
-                        },
-                        checkpoint_every_s=checkpoint_every_s,
-                        save_model=save_model,
-                        on_epoch=_progress(claims, plan["rung"], name, budget or config.epochs),
-                        scoring=scoring,
-                        code=code,
-                        stop_at=budget,
-                        continues=continues,
-                    )
-                if on_result is not None:
-                    on_result(result, trial_dir)
-                log.info(
-                    "%s %s %s best %s in %.1fs",
-                    plan["rung"],
-                    name,
-                    result["status"],
-                    result["best_val_metric"],
-                    result["total_seconds"],
+    def _run_levels(self) -> None:
+        """A sweep that halves: each level is planned from the table of the level before,
+        once every trial of that level has a result."""
+        levels = Levels(self._plan, self._setup.mode)
+        for level_plan in levels:
+            level, entries = level_plan["level"], level_plan["trials"]
+            part = self._part(self._rung_dir / level_dir(level))
+            _write_level_plan(part.folder / "plan.json", level_plan)
+            mine = self._order(entries, expected_seconds(levels.previous, level_plan))
+            if not mine:
+                # it will have none at the levels after either: they continue a subset
+                log.info("%s level %d: no trials for this worker; done", self._plan["rung"], level)
+                return
+            self._run_part(part, entries, mine)
+            if levels.is_last(level_plan):
+                return  # the rung's collect job waits for the others
+            log.info("%s level %d: waiting for its last trials", self._plan["rung"], level)
+            self._finish(part, entries)
+            levels.tell(
+                collect_rung(
+                    level_plan,
+                    part.folder,
+                    data_fingerprint=self._setup.data.fingerprint,
+                    metric=self._setup.metric,
                 )
-                return "ran"
-            finally:
-                claims.release(name)
+            )
 
-        def run(self, entries: Sequence[Mapping[str, Any]], order: Sequence[int]) -> None:
-            for i in order:
-                outcome = self.attempt(entries[i])
-                if outcome != "held":
-                    (ran if outcome == "ran" else reused).append(entries[i]["name"])
+    def _part(self, folder: Path) -> _Part:
+        return _Part(folder, ClaimBook(folder / "claims", stale_s=self._runtime.stale_claim_s))
 
-        def finish(self, entries: Sequence[Mapping[str, Any]]) -> None:
-            """Wait for the others' trials of ``entries``, taking over any whose worker died."""
-            ran.extend(_wait_for(entries, self.attempt, self.complete))
-
-    def order(
-        entries: Sequence[Mapping[str, Any]], expected: Mapping[str, float] | None = None
+    def _order(
+        self, entries: Sequence[Mapping[str, Any]], expected: Mapping[str, float] | None = None
     ) -> list[int]:
-        steal = workers < len(entries)
+        steal = self._workers < len(entries)
         if steal and expected:
             # longest first, the same list for every worker: a level ends when its last
             # trial does, so the long ones must not be left for the end
             return sorted(range(len(entries)), key=lambda i: -expected[entries[i]["name"]])
         indices = [int(e["index"]) for e in entries]
-        return _order(indices, worker=worker, workers=workers, steal=steal)
+        return _order(indices, worker=self._worker, workers=self._workers, steal=steal)
 
-    if is_rounds(plan):
-        part = Part(rung_dir)
-        batches = rounds(plan)
-        for r in range(len(batches)):
-            asked = ask_round(plan, rung_dir, r, mode=mode, model_applies=model_applies)
-            part.run(asked, order(asked))
-            if r + 1 < len(batches):
-                log.info("%s round %d: waiting for its last trials", plan["rung"], r)
-                part.finish(asked)
-    elif plan.get("halving"):
-        previous = None
-        levels = len(plan["halving"]["levels"])
-        for level in range(levels):
-            part = Part(rung_dir / level_dir(level))
-            level_plan = plan_level(plan, level, previous, mode)
-            _write_level_plan(part.folder / "plan.json", level_plan)
-            mine = order(level_plan["trials"], expected_seconds(previous, level_plan))
-            if not mine:
-                # it will have none at the levels after either: they continue a subset
-                log.info("%s level %d: no trials for this worker; done", plan["rung"], level)
-                break
-            part.run(level_plan["trials"], mine)
-            if level + 1 == levels:
-                break  # the last level: the rung's collect job waits for the others
-            log.info("%s level %d: waiting for its last trials", plan["rung"], level)
-            part.finish(level_plan["trials"])
-            previous = collect_rung(
-                level_plan, part.folder, data_fingerprint=data.fingerprint, metric=metric
+    def _run_part(
+        self,
+        part: _Part,
+        entries: Sequence[Mapping[str, Any]],
+        order: Sequence[int] | None = None,
+    ) -> None:
+        for i in self._order(entries) if order is None else order:
+            outcome = self._attempt(part, entries[i])
+            if outcome != "held":
+                (self._ran if outcome == "ran" else self._reused).append(entries[i]["name"])
+
+    def _finish(self, part: _Part, entries: Sequence[Mapping[str, Any]]) -> None:
+        """Wait for the others' trials of ``entries``, taking over any whose worker died."""
+        self._ran.extend(
+            _wait_for(
+                entries,
+                lambda entry: self._attempt(part, entry),
+                lambda entry: is_complete(part.folder / entry["dir"], self._key(entry)),
             )
-    else:
-        Part(rung_dir).run(plan["trials"], order(plan["trials"]))
-    return {
-        "rung": plan["rung"],
-        "worker": worker,
-        "workers": workers,
-        "ran": ran,
-        "reused": reused,
-        "stale": stale,
-        "seconds": time.perf_counter() - started,
-    }
+        )
+
+    def _key(self, entry: Mapping[str, Any]) -> str:
+        setup = self._setup
+        return entry_key(entry, setup.data.fingerprint, setup.metric, self._code.fingerprint)
+
+    def _attempt(self, part: _Part, entry: Mapping[str, Any]) -> str:
+        """Reuse, or claim and train, one trial: ``reused``, ``ran`` or ``held`` (by
+        another worker)."""
+        name, trial_dir = entry["name"], part.folder / entry["dir"]
+        expected = self._key(entry)
+        result = read_result(trial_dir)
+        reason = stale_reason(result, expected, self._code)
+        if reason is None:
+            if self._on_result is not None and int(entry["index"]) % self._workers == self._worker:
+                self._on_result(result, trial_dir)
+            return "reused"
+        if not part.claims.try_claim(name):
+            return "held"
+        try:
+            if is_complete(trial_dir, expected):  # finished by another worker meanwhile
+                return "held"
+            if result is not None:
+                self._stale[name] = reason
+                log.info("%s %s %s: training it again", self._plan["rung"], name, reason)
+            self._train(part, entry)
+            return "ran"
+        finally:
+            part.claims.release(name)
+
+    def _train(self, part: _Part, entry: Mapping[str, Any]) -> None:
+        """Train a trial this worker holds the claim of, from its checkpoint if it has one."""
+        name, trial_dir, rung = entry["name"], part.folder / entry["dir"], self._plan["rung"]
+        for stale_file in (RESULT_FILE, MODEL_FILE, STATE_FILE):
+            (trial_dir / stale_file).unlink(missing_ok=True)
+        config = TrialConfig.from_json(entry["config"])
+        budget = entry.get("budget")
+        leg = None
+        if budget is not None:
+            leg = Leg(stop_at=budget, continues=self._continues(part, entry, config))
+        # the claim stays fresh however long an epoch (or preparing its data) takes
+        with part.claims.beating(name):
+            result = run_trial(
+                self._setup.training(config, self._runtime),
+                trial_dir,
+                trial={
+                    "rung": rung,
+                    "index": entry["index"],
+                    "name": name,
+                    "worker": self._worker,
+                    **{k: entry[k] for k in ("level", "budget") if k in entry},
+                },
+                on_epoch=_progress(part.claims, rung, name, budget or config.epochs),
+                save_model=self._setup.save_model,
+                checkpoint_every_s=self._runtime.checkpoint_every_s,
+                leg=leg,
+                code=self._code,
+            )
+        if self._on_result is not None:
+            self._on_result(result, trial_dir)
+        log.info(
+            "%s %s %s best %s in %.1fs",
+            rung,
+            name,
+            result["status"],
+            result["best_val_metric"],
+            result["total_seconds"],
+        )
+
+    def _continues(
+        self, part: _Part, entry: Mapping[str, Any], config: TrialConfig
+    ) -> Checkpoint | None:
+        """The state the level before stopped this config in, for a trial that continues one.
+
+        Without it (deleted, or from other code) the trial trains from its first
+        epoch: slower, and the same numbers, since a continued trial's history is
+        the straight-through one.
+        """
+        before = entry.get("continues")
+        if before is None:
+            return None
+        setup = self._setup
+        key = trial_key(
+            config,
+            setup.data.fingerprint,
+            setup.metric,
+            self._code.fingerprint,
+            budget=before["budget"],
+        )
+        state = Checkpoint(part.folder / before["dir"] / STATE_FILE, key, every_s=0.0)
+        if not state.path.is_file():
+            log.warning("%s: no state to continue from; training from epoch 0", entry["name"])
+        return state
 
 
 def _write_level_plan(path: Path, level_plan: Mapping[str, Any]) -> None:

@@ -9,7 +9,9 @@ from its first step, and a level only stops it early, so a config continued to
 
 The levels and their counts follow from the config alone, so the DAG is static;
 which configs continue is decided by each level's plan, from the table of the
-level before. Trial folders are ``trials/<index>/e<epochs>/``, one per config
+level before. :class:`Levels` is that loop, once: the workers walk it to train
+the levels and ``collect`` to read them, so both plan the same levels from the
+same tables. Trial folders are ``trials/<index>/e<epochs>/``, one per config
 and level; a level's plan, worker markers, claims and table are in
 ``levels/<level>/``. This module reads and writes no files and imports no torch.
 
@@ -23,7 +25,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -34,6 +36,7 @@ __all__ = [
     "LEVELS_DIR",
     "Halving",
     "Level",
+    "Levels",
     "continuing",
     "expected_seconds",
     "level_dir",
@@ -229,6 +232,55 @@ def plan_level(
         "ranked": [row["name"] for row in ranked],  # who continued, best first
         "trials": entries,
     }
+
+
+class Levels:
+    """A halving sweep's levels, one after the other, each planned from the table of the
+    level before (:func:`plan_level`).
+
+    Iterating gives each level's plan; before the next one is planned, :meth:`tell`
+    must give the level's table (its rows, as ``collect_rung`` reads them). A
+    caller may stop early: a worker with no trial at a level, or at the last one.
+
+    Example::
+
+        levels = Levels(plan, "max")
+        for level_plan in levels:
+            levels.tell(table_of(level_plan))
+        rows = levels.merged()
+    """
+
+    def __init__(self, plan: Mapping[str, Any], mode: Direction | str) -> None:
+        if not plan.get("halving"):
+            raise ValueError(f"plan of {plan.get('rung')!r} does not halve: it has no levels")
+        self._plan = plan
+        self._mode = mode
+        self._tables: list[list[Mapping[str, Any]]] = []
+
+    def __len__(self) -> int:
+        return len(self._plan["halving"]["levels"])
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for level in range(len(self)):
+            if len(self._tables) != level:
+                raise RuntimeError(f"level {level - 1}'s table must be told before level {level}")
+            yield plan_level(self._plan, level, self.previous, self._mode)
+
+    @property
+    def previous(self) -> list[Mapping[str, Any]] | None:
+        """The table of the last level told; None before level 0's."""
+        return self._tables[-1] if self._tables else None
+
+    def is_last(self, level_plan: Mapping[str, Any]) -> bool:
+        return level_plan["level"] == len(self) - 1
+
+    def tell(self, table: Sequence[Mapping[str, Any]]) -> None:
+        """The table of the level just planned: the next level continues its best."""
+        self._tables.append(list(table))
+
+    def merged(self) -> list[dict[str, Any]]:
+        """The sweep's table, once every level is told (:func:`merge_levels`)."""
+        return merge_levels(self._plan, self._tables)
 
 
 def expected_seconds(

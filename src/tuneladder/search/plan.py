@@ -7,12 +7,38 @@ plans the same trials; trial ``i`` does not depend on how many trials there are.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from tuneladder.core.hparams import TrialConfig
 from tuneladder.search.space import Conditions, Space, active, sample, space_to_json
 from tuneladder.store.trials import derive_seed, make_trial_config
 
-__all__ = ["plan_seeds", "plan_sweep"]
+__all__ = ["ConfigMaker", "plan_seeds", "plan_sweep"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConfigMaker:
+    """How a sweep turns sampled values into a trial's config: over the fixed ``base``
+    hyperparameters, for ``epochs``, with only the sampled values the trial reads.
+
+    A sampled value the trial would not use (its ``conditions`` fail, or the
+    task's ``model_applies`` leaves it out) is dropped and the trial keeps the
+    fixed value (:func:`tuneladder.search.space.active`). A plan of samples and
+    a TPE round's asks make their configs the same way, here.
+    """
+
+    base: Mapping[str, Any]
+    epochs: int
+    conditions: Conditions = field(default_factory=dict)
+    model_applies: Callable[[Mapping[str, Any]], Collection[str]] | None = None
+
+    def make(self, sampled: Mapping[str, Any], *, seed: int) -> tuple[dict[str, Any], TrialConfig]:
+        """The sampled values the trial uses, and its config with ``seed``."""
+        used = active(
+            sampled, self.base, conditions=self.conditions, model_applies=self.model_applies
+        )
+        return used, make_trial_config(self.base, used, epochs=self.epochs, seed=seed)
 
 
 def plan_sweep(
@@ -21,28 +47,17 @@ def plan_sweep(
     *,
     sampler: str,
     trials: int,
-    epochs: int,
-    base: Mapping[str, Any],
+    configs: ConfigMaker,
     ladder_seed: int,
-    conditions: Conditions | None = None,
-    model_applies: Callable[[Mapping[str, Any]], Collection[str]] | None = None,
 ) -> dict[str, Any]:
-    """``trials`` configs sampled from ``space`` over the fixed ``base`` hyperparameters.
-
-    A sampled value the trial would not use (``conditions``, and the task's
-    ``model_applies``) is dropped: the trial keeps the fixed value
-    (:func:`tuneladder.search.space.active`).
-    """
+    """``trials`` configs sampled from ``space``, each made by ``configs``."""
     entries = []
     for index in range(trials):
         # the sampler's stream is keyed by rung, so coarse and fine never repeat each other
         sampled = sample(
             space, sampler=sampler, index=index, seed=derive_seed(ladder_seed, f"{rung}-space", 0)
         )
-        sampled = active(sampled, base, conditions=conditions, model_applies=model_applies)
-        config = make_trial_config(
-            base, sampled, epochs=epochs, seed=derive_seed(ladder_seed, rung, index)
-        )
+        sampled, config = configs.make(sampled, seed=derive_seed(ladder_seed, rung, index))
         entries.append(
             {
                 "name": str(index),
@@ -56,7 +71,7 @@ def plan_sweep(
         "rung": rung,
         "sampler": sampler,
         "space": space_to_json(space),
-        "conditions": dict(conditions or {}),
+        "conditions": dict(configs.conditions),
         "trials": entries,
     }
 

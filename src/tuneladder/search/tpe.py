@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Any
 from tuneladder.core.direction import Direction, ok_value
 from tuneladder.store.io import read_json, write_json
 from tuneladder.store.trial_files import RESULT_FILE
-from tuneladder.store.trials import derive_seed, make_trial_config
+from tuneladder.store.trials import derive_seed
 
 if TYPE_CHECKING:
+    from tuneladder.search.plan import ConfigMaker
     from tuneladder.search.space import Space
 
 __all__ = [
@@ -61,16 +62,16 @@ def plan_tpe(
     rung: str,
     space: Space,
     *,
-    conditions: Mapping[str, Any],
     trials: int,
     batch: int,
-    epochs: int,
-    base: Mapping[str, Any],
+    configs: ConfigMaker,
     ladder_seed: int,
     prior: Sequence[Mapping[str, Any]],
 ) -> dict[str, Any]:
     """The rounds of a TPE sweep; each trial's config is asked when its round comes.
 
+    ``configs`` makes an ask's config; the plan keeps its base, epochs and
+    conditions (the task's ``model_applies`` is given again to :func:`ask_round`).
     ``prior`` are finished trials (``name``, ``sampled``, ``status``,
     ``best_val_metric``) inside ``space`` that every round's study starts from.
     """
@@ -92,10 +93,10 @@ def plan_tpe(
         "rung": rung,
         "sampler": TPE,
         "space": space_to_json(space),
-        "conditions": dict(conditions),
+        "conditions": dict(configs.conditions),
         "batch": batch,
-        "epochs": epochs,
-        "base": dict(base),
+        "epochs": configs.epochs,
+        "base": dict(configs.base),
         "seed": derive_seed(ladder_seed, f"{rung}-space", 0),
         "prior": [dict(p) for p in prior],
         "trials": entries,
@@ -146,9 +147,16 @@ def ask_round(
     """
     import optuna
 
-    from tuneladder.search.space import active, space_from_json
+    from tuneladder.search.plan import ConfigMaker
+    from tuneladder.search.space import space_from_json
 
     space = space_from_json(plan["space"])
+    configs = ConfigMaker(
+        base=plan["base"],
+        epochs=plan["epochs"],
+        conditions=plan["conditions"],
+        model_applies=model_applies,
+    )
     earlier = _earlier(plan, rung_dir, round_index)
     seed = derive_seed(plan["seed"], TPE, round_index)
     with warnings.catch_warnings():
@@ -167,15 +175,7 @@ def ask_round(
         asked = []
         for entry in rounds(plan)[round_index]:
             trial = study.ask(fixed_distributions=space)
-            sampled = active(
-                trial.params,
-                plan["base"],
-                conditions=plan["conditions"],
-                model_applies=model_applies,
-            )
-            config = make_trial_config(
-                plan["base"], sampled, epochs=plan["epochs"], seed=entry["seed"]
-            )
+            sampled, config = configs.make(trial.params, seed=entry["seed"])
             asked.append({**entry, "sampled": sampled, "config": config.to_json()})
     write_json(
         round_path(rung_dir, round_index),

@@ -14,6 +14,7 @@ from tuneladder.stages.sanity import lr_range_test_stage, overfit_check_stage
 from tuneladder.stages.select import plan_seeds_stage, select_top_k_stage
 from tuneladder.stages.sensitivity import plan_sensitivity_stage
 from tuneladder.stages.sweep import (
+    WorkerJob,
     collect_rung_stage,
     plan_coarse_stage,
     plan_fine_stage,
@@ -24,6 +25,7 @@ from tuneladder.stages.sweep import (
 __all__ = [
     "Runtime",
     "StageError",
+    "WorkerJob",
     "collect_rung_stage",
     "final_stage",
     "log_mlflow_stage",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +32,11 @@ from tuneladder.store.io import read_json, write_json, write_text, write_torch
 from tuneladder.store.trial_files import CONFIG_FILE, HISTORY_FILE, MODEL_FILE
 from tuneladder.tasks import DataInfo, Task
 from tuneladder.training.metrics import Scoring
-from tuneladder.training.runner import BuildModel, evaluate_metrics
+from tuneladder.training.runner import evaluate_metrics
 
 __all__ = [
     "BASELINE",
+    "Evaluator",
     "best_so_far_rows",
     "choose",
     "finalize",
@@ -228,108 +229,123 @@ def _finite(scores: Mapping[str, float]) -> dict[str, float | None]:
     return {k: v if math.isfinite(v) else None for k, v in scores.items()}
 
 
+class Evaluator:
+    """Scores the final rung's models on the test split, and the trivial predictor beside them.
+
+    Each test split is read here, once: prepare's, and that of each other value
+    of the task's data hyperparameters a finalist trained at
+    (:func:`tuneladder.data.prepared.data_for`). The task reopens its Datasets
+    where prepare stored them by index, read as ``loading`` says.
+
+    Args:
+        task: the task whose models are scored: its factory builds them, its own
+            loss and metrics score them, its ``applies`` and metric bounds shape
+            the summary.
+        data_dir: the prepared data.
+        device: where the models are evaluated.
+        loading: how a split read through a DataLoader is read.
+    """
+
+    def __init__(
+        self,
+        *,
+        task: Task,
+        data_dir: str | Path,
+        device: torch.device,
+        loading: Loading | None = None,
+    ) -> None:
+        self.task = task
+        self.info = load_info(data_dir)
+        self._data_dir = Path(data_dir)
+        self._device = device
+        self._loading = loading
+        self._tests: dict[Path, tuple[Split | DatasetSplit, DataInfo]] = {}
+
+    def test_split(
+        self, params: Mapping[str, Any] | None = None
+    ) -> tuple[Split | DatasetSplit, DataInfo]:
+        """The test split of ``params``' data values, with its info; prepare's when None."""
+        folder = self._data_dir
+        if params is not None:
+            folder = data_for(self._data_dir, self.task, params)
+        if folder not in self._tests:
+            split = load_test(folder, self.task, loading=self._loading).to(self._device)
+            info = self.info if folder == self._data_dir else load_info(folder)
+            self._tests[folder] = (split, info)
+        return self._tests[folder]
+
+    def seed_scores(
+        self, rows: Sequence[Mapping[str, Any]]
+    ) -> tuple[list[dict[str, float]], list[Mapping[str, Any]]]:
+        """Every metric of each seed trial's saved model on its test split, and the rows
+        scored: those that finished ``ok`` and kept their model."""
+        scores, used = [], []
+        for row in rows:
+            weights = Path(row["dir"]) / MODEL_FILE
+            if row["status"] != "ok" or not weights.is_file():
+                continue
+            config = TrialConfig.from_json({**_config_of(row)})
+            split, info = self.test_split(config.model)
+            model = self.task.build_model(config.model, info).to(self._device)
+            state = torch.load(weights, weights_only=True, map_location=self._device)
+            model.load_state_dict(state)
+            scores.append(evaluate_metrics(model, split, info, Scoring.of(self.task)))
+            used.append(row)
+        return scores, used
+
+    def trivial(self) -> dict[str, Any]:
+        """The best constant prediction from the train split (:func:`trivial_predictor`),
+        scored on val and prepare's test split."""
+        scoring = Scoring.of(self.task)
+        test, _ = self.test_split()
+        train_val = load_train_val(self._data_dir, self.task, loading=self._loading)
+        model, name, what = trivial_predictor(train_val.train, self.info)
+        model = model.to(self._device)
+        val = train_val.val.to(self._device)
+        return {
+            "name": name,
+            "predicts": what,
+            "val": _finite(evaluate_metrics(model, val, self.info, scoring)),
+            "test": _finite(evaluate_metrics(model, test, self.info, scoring)),
+        }
+
+
 def finalize(
     rows: Sequence[Mapping[str, Any]],
-    data_dir: str | Path,
-    build_model: BuildModel,
-    info: DataInfo,
     out_dir: str | Path,
     *,
+    evaluator: Evaluator,
     metric: str,
     mode: Direction | str,
-    device: torch.device,
     experiment: str,
     finalists: Sequence[Mapping[str, Any]] | None = None,
-    model_applies: Callable[[Mapping[str, Any]], Collection[str]] | None = None,
-    scoring: Scoring | None = None,
-    bounds: Bounds | None = None,
-    task: Task | None = None,
-    loading: Loading | None = None,
 ) -> dict[str, Any]:
     """Write ``summary.json``, ``summary.md``, the chosen config and the best seed's weights.
 
-    ``finalists`` is the seeds plan's list (where each finalist came from); when
-    None it is read from ``plan.json`` beside the seed trials. ``model_applies``
-    is the task's :attr:`~tuneladder.tasks.Task.applies`: the summary lists only
-    the hyperparameters that apply to the chosen config (``best_config.json``
-    keeps them all). ``scoring`` is the task's own loss and metrics; ``bounds``
-    the selected metric's range (by default a built-in metric's). Beside the
-    selected metric, ``test_metrics`` records the chosen config's mean test value
-    of every metric the task records. ``task`` reopens its Datasets where prepare
-    stored them by index, read as ``loading`` says.
+    ``rows`` are the seed trials' rows. ``finalists`` is the seeds plan's list
+    (where each finalist came from); when None it is read from ``plan.json``
+    beside the seed trials. The summary lists only the hyperparameters that
+    apply to the chosen config (``best_config.json`` keeps them all). Beside the
+    selected metric, ``test_metrics`` records the chosen config's mean test
+    value of every metric the task records.
     """
     out_dir = Path(out_dir)
+    task = evaluator.task
+    bounds = task.metrics[metric].bounds
     groups = group_rows(rows)
     if finalists is None:
         finalists = read_json(Path(rows[0]["dir"]).parent / "plan.json")["finalists"]
     origin = origins(finalists)
-    if bounds is None:
-        bounds = metric_bounds(metric)
 
     def shown(params: Mapping[str, Any]) -> dict[str, Any]:
-        return applicable(params, model_applies=model_applies)
+        return applicable(params, model_applies=task.applies)
 
     ranked = choose(groups, mode, metric=metric, bounds=bounds)
     for entry in ranked:
         entry["origin"] = origin.get(entry["group"])
     best = ranked[0]
-    runner_up = ranked[1] if len(ranked) > 1 else None
-    p_value = (
-        welch_p_value(best["val"]["values"], runner_up["val"]["values"]) if runner_up else None
-    )
-    labels = {g: finalist_label(o, g) for g, o in origin.items()}
-    tie = tie_break(ranked, metric, labels)
-    # each test split is read here, once: prepare's, and that of each other value of
-    # the task's data hyperparameters a finalist trained at (tuneladder.data.prepared.data_for)
-    tests: dict[Path, tuple[Split | DatasetSplit, DataInfo]] = {}
-
-    def test_of(params: Mapping[str, Any] | None) -> tuple[Split | DatasetSplit, DataInfo]:
-        """The test split of ``params``' data values; prepare's when None."""
-        folder = Path(data_dir)
-        if task is not None and params is not None:
-            folder = data_for(data_dir, task, params)
-        if folder not in tests:
-            split = load_test(folder, task, loading=loading).to(device)
-            tests[folder] = (split, info if folder == Path(data_dir) else load_info(folder))
-        return tests[folder]
-
-    test, _ = test_of(None)  # prepare's: the trivial baseline's
-
-    def test_scores(group: str) -> tuple[list[dict[str, float]], list[Mapping[str, Any]]]:
-        scores, used = [], []
-        for row in groups.get(group, []):
-            weights = Path(row["dir"]) / MODEL_FILE
-            if row["status"] != "ok" or not weights.is_file():
-                continue
-            config = TrialConfig.from_json({**_config_of(row)})
-            split, split_info = test_of(config.model)
-            model = build_model(config.model, split_info).to(device)
-            model.load_state_dict(torch.load(weights, weights_only=True, map_location=device))
-            scores.append(evaluate_metrics(model, split, split_info, scoring))
-            used.append(row)
-        return scores, used
-
-    best_all, best_rows = test_scores(best["group"])
-    base_all, _ = test_scores(BASELINE)
-    best_test, base_test = [s[metric] for s in best_all], [s[metric] for s in base_all]
-    base_rows = [r for r in groups.get(BASELINE, []) if r["status"] == "ok"]
-    base_params = groups[BASELINE][0]["params"] if BASELINE in groups else None
-    baseline = {
-        "params": shown({k: v for k, v in base_params.items() if k != "seed"})
-        if base_params
-        else None,
-        "val": describe([r["best_val_metric"] for r in base_rows], bounds),
-        "test": describe(base_test, bounds),
-    }
-    train_val = load_train_val(data_dir, task, loading=loading)
-    trivial_model, trivial_name, trivial_what = trivial_predictor(train_val.train, info)
-    trivial_model = trivial_model.to(device)
-    trivial = {
-        "name": trivial_name,
-        "predicts": trivial_what,
-        "val": _finite(evaluate_metrics(trivial_model, train_val.val.to(device), info, scoring)),
-        "test": _finite(evaluate_metrics(trivial_model, test, info, scoring)),
-    }
+    best_all, best_rows = evaluator.seed_scores(groups.get(best["group"], []))
+    base_all, _ = evaluator.seed_scores(groups.get(BASELINE, []))
     top_seed = next(iter(top(best_rows, 1, mode)), None)
     if top_seed is not None:
         state = torch.load(
@@ -337,7 +353,6 @@ def finalize(
         )
         write_torch(out_dir / "model.pt", state)
     write_json(out_dir / "best_config.json", _config_of(top_seed or groups[best["group"]][0]))
-    best_test_stats = describe(best_test, bounds)
     best_config = shown(best["params"])
     summary = {
         "experiment": experiment,
@@ -348,22 +363,65 @@ def finalize(
         "not_applicable": [k for k in best["params"] if k not in best_config],
         "best_group": best["group"],
         "best_origin": best["origin"],
+        **_val_part(best),
+        **_test_part(best_all, metric, bounds),
+        "seeds": best["val"]["n"],
+        "best_seed_trial": top_seed["name"] if top_seed else None,
+        "best_seed_dir": top_seed["dir"] if top_seed else None,
+        **_runner_up_part(ranked, metric, origin, shown),
+        "baseline": _baseline(groups, [s[metric] for s in base_all], bounds, shown),
+        "trivial": evaluator.trivial(),
+        "finalists": [{**r, "params": shown(r["params"])} for r in ranked],
+        # model.pt's outputs, in order, where the data named its classes
+        "class_names": list(evaluator.info.class_names) if evaluator.info.class_names else None,
+    }
+    write_json(out_dir / "summary.json", summary)
+    write_text(out_dir / "summary.md", summary_markdown(summary))
+    return summary
+
+
+def _val_part(best: Mapping[str, Any]) -> dict[str, Any]:
+    """The chosen finalist's val metric over seeds."""
+    return {
         "val_mean": best["val"]["mean"],
         "val_std": best["val"]["std"],
         "val_ci95": best["val"]["ci95"],
         "val_ci95_clipped": best["val"]["ci95_clipped"],
         "val_values": best["val"]["values"],
-        "test_mean": best_test_stats["mean"],
-        "test_std": best_test_stats["std"],
-        "test_values": best_test,
-        "test_metrics": _finite(
-            {name: statistics.fmean(s[name] for s in best_all) for name in best_all[0]}
-        )
-        if best_all
-        else {},
-        "seeds": best["val"]["n"],
-        "best_seed_trial": top_seed["name"] if top_seed else None,
-        "best_seed_dir": top_seed["dir"] if top_seed else None,
+    }
+
+
+def _test_part(
+    scores: Sequence[Mapping[str, float]], metric: str, bounds: Bounds
+) -> dict[str, Any]:
+    """The chosen finalist's seed models on the test split: the selected metric, and the
+    mean of every metric the task records."""
+    values = [s[metric] for s in scores]
+    stats = describe(values, bounds)
+    names = scores[0] if scores else {}
+    means = {name: statistics.fmean(s[name] for s in scores) for name in names}
+    return {
+        "test_mean": stats["mean"],
+        "test_std": stats["std"],
+        "test_values": values,
+        "test_metrics": _finite(means),
+    }
+
+
+def _runner_up_part(
+    ranked: Sequence[Mapping[str, Any]],
+    metric: str,
+    origin: Mapping[str, Mapping[str, Any]],
+    shown: Callable[[Mapping[str, Any]], dict[str, Any]],
+) -> dict[str, Any]:
+    """The chosen finalist against the next one: Welch's test, and what broke a tie."""
+    best = ranked[0]
+    runner_up = ranked[1] if len(ranked) > 1 else None
+    p_value = (
+        welch_p_value(best["val"]["values"], runner_up["val"]["values"]) if runner_up else None
+    )
+    labels = {g: finalist_label(o, g) for g, o in origin.items()}
+    return {
         "runner_up": runner_up
         and {
             "group": runner_up["group"],
@@ -373,16 +431,26 @@ def finalize(
         },
         "p_value_vs_runner_up": p_value,
         "distinguishable_from_runner_up": bool(p_value is not None and p_value < ALPHA),
-        "tie": tie,
-        "baseline": baseline,
-        "trivial": trivial,
-        "finalists": [{**r, "params": shown(r["params"])} for r in ranked],
-        # model.pt's outputs, in order, where the data named its classes
-        "class_names": list(info.class_names) if info.class_names else None,
+        "tie": tie_break(ranked, metric, labels),
     }
-    write_json(out_dir / "summary.json", summary)
-    write_text(out_dir / "summary.md", summary_markdown(summary))
-    return summary
+
+
+def _baseline(
+    groups: Mapping[str, Sequence[Mapping[str, Any]]],
+    test: Sequence[float],
+    bounds: Bounds,
+    shown: Callable[[Mapping[str, Any]], dict[str, Any]],
+) -> dict[str, Any]:
+    """The untuned default: its applicable hyperparameters, val over seeds, and ``test``."""
+    base_rows = [r for r in groups.get(BASELINE, []) if r["status"] == "ok"]
+    base_params = groups[BASELINE][0]["params"] if BASELINE in groups else None
+    return {
+        "params": shown({k: v for k, v in base_params.items() if k != "seed"})
+        if base_params
+        else None,
+        "val": describe([r["best_val_metric"] for r in base_rows], bounds),
+        "test": describe(test, bounds),
+    }
 
 
 def _config_of(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from tuneladder.infra.device import Runtime
 from tuneladder.infra.startup import import_torch
-from tuneladder.stages.common import _scoring, _task
+from tuneladder.stages.common import _task
 from tuneladder.store.io import read_json
 
 __all__ = ["final_stage"]
@@ -29,27 +29,19 @@ def final_stage(
     out_dir: str | Path,
 ) -> None:
     import_torch(dynamo=False)
-    from tuneladder.data.prepared import load_info
-    from tuneladder.stages.final import finalize, write_views
+    from tuneladder.stages.final import Evaluator, finalize, write_views
 
     torch_device = runtime.start()
-    task_obj = _task(task)
-    info = load_info(data_dir)
+    evaluator = Evaluator(
+        task=_task(task), data_dir=data_dir, device=torch_device, loading=runtime.loading()
+    )
     summary = finalize(
         read_json(seeds)["trials"],
-        data_dir,
-        task_obj.build_model,
-        info,
         out_dir,
+        evaluator=evaluator,
         metric=metric["name"],
         mode=metric["mode"],
-        device=torch_device,
         experiment=experiment,
-        model_applies=task_obj.applies,
-        scoring=_scoring(task_obj),
-        bounds=task_obj.metrics[metric["name"]].bounds,
-        task=task_obj,
-        loading=runtime.loading(),
     )
     sweep_rows = [row for path in sweeps for row in read_json(path)["trials"]]
     write_views(summary, sweep_rows, out_dir)

@@ -8,8 +8,9 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuneladder.infra.device import Runtime
 from tuneladder.infra.startup import import_torch
@@ -23,7 +24,6 @@ from tuneladder.stages.common import (
     SEARCHING,
     StageError,
     _data_provider,
-    _scoring,
     _task,
     _tracker,
     _train_val,
@@ -31,7 +31,12 @@ from tuneladder.stages.common import (
 from tuneladder.store.io import read_json, write_json
 from tuneladder.store.trial_files import RESULT_FILE
 
+if TYPE_CHECKING:
+    from tuneladder.search.plan import ConfigMaker
+    from tuneladder.search.space import Conditions, Space
+
 __all__ = [
+    "WorkerJob",
     "collect_rung_stage",
     "plan_coarse_stage",
     "plan_fine_stage",
@@ -57,20 +62,13 @@ def plan_coarse_stage(
     that the task's model factory never reads (:func:`_check_reads`)."""
     from tuneladder.search.space import conditions_from_config, space_from_config
 
+    task_obj = _task(task)
     lr_bounds = tuple(read_json(lr_range)["range"]) if lr_range else None
     dists = space_from_config(space, lr_range=lr_bounds)
-    _write_sweep_plan(
-        COARSE.name,
-        dists,
-        conditions=conditions_from_config(space),
-        task=task,
-        train=train,
-        sweep=sweep,
-        seed=seed,
-        out=out,
-    )
+    configs = _config_maker(task_obj, train, sweep, conditions_from_config(space))
+    write_json(out, _sweep_plan(COARSE.name, dists, configs=configs, sweep=sweep, seed=seed))
     if data_dir is not None:
-        _check_reads(_task(task), read_json(out), data_dir, out)
+        _check_reads(task_obj, read_json(out), data_dir, out)
 
 
 def _check_reads(task_obj: Any, plan: Mapping[str, Any], data_dir: str | Path, out: Any) -> None:
@@ -137,17 +135,9 @@ def plan_fine_stage(
         and row["params"].get("epochs") == sweep["epochs"]
         and inside(dists, _sampled(row, dists))
     ]
-    _write_sweep_plan(
-        FINE.name,
-        dists,
-        conditions=narrowed.get("conditions", {}),
-        task=task,
-        train=train,
-        sweep=sweep,
-        seed=seed,
-        out=out,
-        prior=prior,
-    )
+    configs = _config_maker(_task(task), train, sweep, narrowed.get("conditions", {}))
+    plan = _sweep_plan(FINE.name, dists, configs=configs, sweep=sweep, seed=seed, prior=prior)
+    write_json(out, plan)
 
 
 def _sampled(row: Mapping[str, Any], space: Mapping[str, Any]) -> dict[str, Any]:
@@ -158,34 +148,44 @@ def _sampled(row: Mapping[str, Any], space: Mapping[str, Any]) -> dict[str, Any]
     return {name: row["params"][name] for name in space if name in row["params"]}
 
 
-def _write_sweep_plan(
+def _config_maker(
+    task_obj: Any, train: Mapping[str, Any], sweep: Mapping[str, Any], conditions: Conditions
+) -> ConfigMaker:
+    """How the sweep's trials get their configs: the task's defaults under the config's
+    ``train``, for the sweep's epochs, with only the values each trial reads."""
+    from tuneladder.search.plan import ConfigMaker
+    from tuneladder.store.trials import base_params
+
+    return ConfigMaker(
+        base=base_params(train, task_obj.defaults),
+        epochs=sweep["epochs"],
+        conditions=conditions,
+        model_applies=task_obj.applies,
+    )
+
+
+def _sweep_plan(
     rung: str,
-    dists: Any,
+    dists: Space,
     *,
-    conditions: Mapping[str, Any],
-    task: Mapping[str, Any],
-    train: Mapping[str, Any],
+    configs: ConfigMaker,
     sweep: Mapping[str, Any],
     seed: int,
-    out: str | Path,
     prior: Sequence[Mapping[str, Any]] = (),
-) -> None:
+) -> dict[str, Any]:
+    """A sweep's plan, by its sampler: every config sampled now, or TPE's rounds; its
+    levels when it halves."""
     from tuneladder.search.halving import Halving, with_halving
     from tuneladder.search.plan import plan_sweep
     from tuneladder.search.tpe import TPE, plan_tpe
-    from tuneladder.store.trials import base_params
 
-    task_obj = _task(task)
-    base = base_params(train, task_obj.defaults)
     if sweep["sampler"] == TPE:
         plan = plan_tpe(
             rung,
             dists,
-            conditions=conditions,
             trials=sweep["trials"],
             batch=sweep["batch"],
-            epochs=sweep["epochs"],
-            base=base,
+            configs=configs,
             ladder_seed=seed,
             prior=prior,
         )
@@ -202,16 +202,11 @@ def _write_sweep_plan(
             dists,
             sampler=sweep["sampler"],
             trials=sweep["trials"],
-            epochs=sweep["epochs"],
-            base=base,
+            configs=configs,
             ladder_seed=seed,
-            conditions=conditions,
-            model_applies=task_obj.applies,
         )
     halving = Halving.from_sweep(sweep)
-    if halving is not None:
-        plan = with_halving(plan, halving)
-    write_json(out, plan)
+    return plan if halving is None else with_halving(plan, halving)
 
 
 class _TrialLogger:
@@ -263,53 +258,69 @@ def _first_step_s(rung_dir: Path, plan: Mapping[str, Any], ran: list[str]) -> fl
     return result["started_at"] - started
 
 
+@dataclass(frozen=True, kw_only=True)
+class WorkerJob:
+    """Which of a rung's worker jobs this is, and the files it writes.
+
+    Attributes:
+        worker: its place among the rung's worker jobs (the rule's ``{w}``).
+        workers: how many worker jobs the rung has (``{n}``).
+        out: its report, the rung's worker marker.
+        log: its log, which its lanes append to; None when it has none.
+    """
+
+    worker: int
+    workers: int
+    out: str | Path
+    log: str | Path | None = None
+
+
 def sweep_worker_stage(
     *,
     plan: str | Path,
     data_dir: str | Path,
     task: Mapping[str, Any],
-    worker: int,
-    workers: int,
     metric: Mapping[str, str],
     runtime: Runtime,
-    out: str | Path,
+    job: WorkerJob,
     tracking: Mapping[str, Any] | None = None,
     probe: str | Path | None = None,
-    log_path: str | Path | None = None,
 ) -> None:
     """A worker job: one process, or on a GPU ``trials_per_gpu`` lanes side by side.
 
-    ``probe`` is the GPU probe's result (``trials_per_gpu: auto``); ``log_path``
-    the job's log, which the lanes append to.
+    ``probe`` is the GPU probe's result (``trials_per_gpu: auto``).
     """
     from tuneladder.execution.lanes import lane_count
 
     plan_data = read_json(plan)
     lanes = lane_count(
-        runtime.trials_per_gpu, probe=probe, trials=_trials_at_once(plan_data), workers=workers
+        runtime.trials_per_gpu,
+        probe=probe,
+        trials=_trials_at_once(plan_data),
+        workers=job.workers,
     )
     spec = {
         "plan": str(plan),
         "data_dir": str(data_dir),
         "task": dict(task),
-        "worker": worker,
-        "workers": workers,
+        "worker": job.worker,
+        "workers": job.workers,
         "metric": dict(metric),
         "tracking": dict(tracking) if tracking else None,
     }
     if lanes == 1:
         report = sweep_lane_stage(spec, runtime, plan_data)
     else:
-        report = _sweep_lanes(spec, runtime, lanes, Path(out), log_path)
+        report = _sweep_lanes(spec, runtime, lanes, job)
     log.info(
         "worker %d/%d: ran %d, reused %d%s",
-        worker,
-        workers,
+        job.worker,
+        job.workers,
         len(report["ran"]),
         len(report["reused"]),
         f" on {lanes} lanes" if lanes > 1 else "",
     )
-    write_json(out, report)
+    write_json(job.out, report)
 
 
 def _trials_at_once(plan: Mapping[str, Any]) -> int:
@@ -325,43 +336,39 @@ def sweep_lane_stage(
     spec: Mapping[str, Any], runtime: Runtime, plan_data: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """Train trials of the plan as worker ``spec['worker']`` of ``spec['workers']``
-    in this process; what it did (:func:`tuneladder.execution.worker.run_worker`). ``plan_data``
-    is the plan when the caller has read it already."""
+    in this process; what it did (:meth:`tuneladder.execution.worker.Worker.run`).
+    ``plan_data`` is the plan when the caller has read it already."""
     import_torch(dynamo=True)
-    from tuneladder.execution.worker import run_worker
+    from tuneladder.execution.worker import TrialSetup, Worker, WorkerRuntime
     from tuneladder.store.trials import task_code
 
     plan = Path(spec["plan"])
     torch_device = runtime.start()
     plan_data = plan_data if plan_data is not None else read_json(plan)
-    task = spec["task"]
-    task_obj = _task(task)
+    task_obj = _task(spec["task"])
     data = _train_val(spec["data_dir"], task_obj, runtime, torch_device)
-    data_for = _data_provider(spec["data_dir"], task_obj, runtime, torch_device, data)
+    setup = TrialSetup(
+        task=task_obj,
+        data=data,
+        metric=spec["metric"]["name"],
+        mode=spec["metric"]["mode"],
+        code=task_code(spec["task"]["name"], task_obj.build_model),
+        data_for=_data_provider(spec["data_dir"], task_obj, runtime, torch_device, data),
+        save_model=by_name(plan_data["rung"]).keeps_models,
+    )
     tracking = spec.get("tracking")
     on_result = _TrialLogger(tracking) if tracking else None
+    worker = Worker(
+        plan_data,
+        plan.parent,
+        setup=setup,
+        runtime=WorkerRuntime.of(runtime, torch_device),
+        worker=spec["worker"],
+        workers=spec["workers"],
+        on_result=on_result,
+    )
     try:
-        report = run_worker(
-            plan_data,
-            plan.parent,
-            data,
-            task_obj.build_model,
-            worker=spec["worker"],
-            workers=spec["workers"],
-            metric=spec["metric"]["name"],
-            mode=spec["metric"]["mode"],
-            device=torch_device,
-            precision=runtime.precision,
-            threads=runtime.threads,
-            checkpoint_every_s=runtime.checkpoint_every_s,
-            stale_claim_s=runtime.stale_claim_s,
-            save_model=by_name(plan_data["rung"]).keeps_models,
-            on_result=on_result,
-            scoring=_scoring(task_obj),
-            model_applies=task_obj.applies,
-            code=task_code(task["name"], task_obj.build_model),
-            data_for=data_for,
-        )
+        report = worker.run()
     finally:
         if on_result is not None:
             on_result.close()  # every finished trial is in MLflow before the job ends
@@ -375,7 +382,7 @@ def sweep_lane_stage(
 
 
 def _sweep_lanes(
-    spec: Mapping[str, Any], runtime: Runtime, lanes: int, out: Path, log_path: str | Path | None
+    spec: Mapping[str, Any], runtime: Runtime, lanes: int, job: WorkerJob
 ) -> dict[str, Any]:
     """Claim the job's GPU, run ``lanes`` lanes on it, and merge what they did."""
     import dataclasses
@@ -385,7 +392,7 @@ def _sweep_lanes(
     started = time.perf_counter()
     claim = runtime.claim()
     lane_runtime = runtime.for_lanes(threads=max(1, runtime.threads // lanes))
-    folder = out.with_suffix(".lanes")
+    folder = Path(job.out).with_suffix(".lanes")
     specs = []
     for lane in range(lanes):
         worker, workers = lane_worker(spec["worker"], spec["workers"], lane, lanes)
@@ -411,11 +418,11 @@ def _sweep_lanes(
         module="tuneladder.stages.sweep_lane",
         claim=claim,
         threads=lane_runtime.threads,
-        log=log_path,
+        log=job.log,
     )
     failed = {lane: code for lane, code in enumerate(codes) if code != 0}
     if failed:
-        where = f"; see {log_path}" if log_path else ""
+        where = f"; see {job.log}" if job.log else ""
         codes = ", ".join(f"lane {lane} exit code {code}" for lane, code in failed.items())
         raise StageError(f"worker {spec['worker']}: {codes}{where}")
     reports = [read_json(s["report"]) for s in specs]

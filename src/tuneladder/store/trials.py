@@ -53,6 +53,7 @@ __all__ = [
     "Checkpoint",
     "Code",
     "Outcome",
+    "TrialInputs",
     "base_params",
     "code_fingerprint",
     "derive_seed",
@@ -468,16 +469,42 @@ def is_complete(trial_dir: str | Path, key: str) -> bool:
     return stale_reason(read_result(trial_dir), key) is None
 
 
+@dataclass(frozen=True, kw_only=True)
+class TrialInputs:
+    """What a trial's numbers are a function of, and so what its key hashes.
+
+    Attributes:
+        config: every hyperparameter, and the seed.
+        data_fingerprint: the prepared data's.
+        metric: the metric the trial selects its best epoch on.
+        code: the code that decides the numbers (:func:`code_fingerprint`).
+        budget: the epoch a halving level stops the config's schedule at; None without one.
+    """
+
+    config: TrialConfig
+    data_fingerprint: str
+    metric: str
+    code: Code
+    budget: int | None = None
+
+    @property
+    def key(self) -> str:
+        """The key its ``result.json`` carries (:func:`trial_key`)."""
+        return trial_key(
+            self.config,
+            self.data_fingerprint,
+            self.metric,
+            self.code.fingerprint,
+            budget=self.budget,
+        )
+
+
 def make_result(
     outcome: Outcome,
+    inputs: TrialInputs,
     *,
-    config: TrialConfig,
     trial: Mapping[str, Any] | None,
-    metric: str,
     mode: str,
-    key: str,
-    code: Code,
-    data_fingerprint: str,
     device: torch.device,
     precision: str,
     threads: int,
@@ -485,11 +512,12 @@ def make_result(
 ) -> dict[str, Any]:
     """What ``result.json`` records: the outcome, what produced it, and where."""
     last = outcome.history[-1] if outcome.history else {}
+    config = inputs.config
     return {
         "status": outcome.status,
         "reason": outcome.reason,
         "trial": dict(trial or {}),
-        "metric": {"name": metric, "mode": mode},
+        "metric": {"name": inputs.metric, "mode": mode},
         "best_val_metric": outcome.best_val_metric,
         "best_val_loss": outcome.best_val_loss,
         "best_epoch": outcome.best_epoch,
@@ -506,9 +534,9 @@ def make_result(
         "config": config.to_json(),
         "params": config.flat(),
         "config_hash": config_hash(config),
-        "key": key,
-        "code": code.to_json(),
-        "data_fingerprint": data_fingerprint,
+        "key": inputs.key,
+        "code": inputs.code.to_json(),
+        "data_fingerprint": inputs.data_fingerprint,
         "device": str(device),
         "precision": precision if device.type == "cuda" else "fp32",
         "threads": threads,

@@ -12,6 +12,7 @@ in one transfer, so the GPU never waits for Python.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -40,13 +41,14 @@ from tuneladder.store.trials import (
     Checkpoint,
     Code,
     Outcome,
+    TrialInputs,
     code_fingerprint,
     make_result,
     task_module,
     trial_key,
     write_result,
 )
-from tuneladder.tasks import DataInfo
+from tuneladder.tasks import DataInfo, Task
 from tuneladder.training.metrics import Scorer, Scoring, Tally
 from tuneladder.training.schedules import lr_multiplier
 from tuneladder.training.step import global_norm, setup, train_step
@@ -59,8 +61,10 @@ __all__ = [
     "BuildModel",
     "Checkpoint",
     "Epoch",
+    "Leg",
     "Outcome",
     "TrainState",
+    "TrainingRun",
     "evaluate",
     "evaluate_metrics",
     "run_epoch",
@@ -84,94 +88,126 @@ _RESUMED = (
 )
 
 
+@dataclass(frozen=True, kw_only=True)
+class TrainingRun:
+    """One config of a task trained on one dataset, on one device: what the loop trains.
+
+    The task travels whole: the loop builds its model (``task.build_model``)
+    and scores with its own loss and metrics (:meth:`Scoring.of`), and the code
+    fingerprint is taken from the module of its model factory.
+
+    Attributes:
+        config: every hyperparameter, and the seed.
+        data: the train and val splits, on ``device``.
+        task: the task whose model trains.
+        metric: the metric the best epoch is chosen on; any metric the task records.
+        mode: ``max`` or ``min``: which way ``metric`` is better.
+        device: where the model trains.
+        precision: ``fp32``, or ``bf16`` (autocast on CUDA; ignored elsewhere).
+        threads: torch's threads in this process, recorded with the result.
+    """
+
+    config: TrialConfig
+    data: TrainVal
+    task: Task
+    metric: str
+    mode: str
+    device: torch.device
+    precision: str = "fp32"
+    threads: int = 1
+
+    @property
+    def scoring(self) -> Scoring:
+        """The task's own loss and metrics, beside its kind's built-ins."""
+        return Scoring.of(self.task)
+
+    def inputs(self, code: Code | None = None, budget: int | None = None) -> TrialInputs:
+        """What the trial's key hashes; ``code`` by default that of the model factory's module."""
+        return TrialInputs(
+            config=self.config,
+            data_fingerprint=self.data.fingerprint,
+            metric=self.metric,
+            code=code or code_fingerprint(task_module(self.task.build_model)),
+            budget=budget,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Leg:
+    """The stretch of a config's schedule that one halving level trains
+    (:mod:`tuneladder.search.halving`).
+
+    The schedule's horizon stays ``config.epochs``: a leg only stops it early,
+    so nothing before the stop changes.
+
+    Attributes:
+        stop_at: the epoch the level stops the schedule at.
+        continues: the state the level before stopped in, to start from when
+            the trial has no checkpoint of its own.
+        keep_state: where to save the state it stops in, for the next level.
+    """
+
+    stop_at: int
+    continues: Checkpoint | None = None
+    keep_state: Checkpoint | None = None
+
+
 def train(
-    config: TrialConfig,
-    data: TrainVal,
-    build_model: BuildModel,
+    run: TrainingRun,
     *,
-    metric: str,
-    mode: str,
-    device: torch.device,
-    precision: str = "fp32",
     checkpoint: Checkpoint | None = None,
     on_epoch: EpochCallback | None = None,
     keep_best_state: bool = False,
-    scoring: Scoring | None = None,
-    stop_at: int | None = None,
-    continues: Checkpoint | None = None,
-    keep_state: Checkpoint | None = None,
+    leg: Leg | None = None,
 ) -> Outcome:
-    """Train on ``data.train``, select on ``data.val``; training errors become a status.
+    """Train on ``run.data.train``, select on ``run.data.val``; training errors become a status.
 
-    ``scoring`` is the task's own loss and metrics (:meth:`Scoring.of`); ``metric``
-    may be any metric the task records.
-
-    A halving level (:mod:`tuneladder.search.halving`) passes ``stop_at``, the epoch it
-    stops the config's ``config.epochs``-long schedule at; ``continues``, the
-    state the level before stopped in, to start from when this trial has no
-    checkpoint of its own; and ``keep_state``, where to save the state it stops
-    in for the next level. Stopping early changes nothing before the stop: the
-    schedule's horizon stays ``config.epochs``.
+    ``checkpoint`` is resumed from when it holds this trial's state, and saved to
+    as it goes; ``keep_best_state`` keeps the best epoch's weights in the
+    outcome. A halving level passes its ``leg`` of the config's schedule.
     """
     outcome = Outcome()
     try:
         _train(
-            config,
-            data,
-            build_model,
+            run,
             outcome,
-            metric=metric,
-            mode=mode,
-            device=device,
-            precision=precision,
             checkpoint=checkpoint,
             on_epoch=on_epoch,
             keep_best_state=keep_best_state,
-            scoring=scoring,
-            stop_at=stop_at,
-            continues=continues,
-            keep_state=keep_state,
+            leg=leg or Leg(stop_at=run.config.epochs),
         )
     except Exception as err:  # CUDA out-of-memory included: the sweep goes on
         outcome.status = "failed"
         outcome.reason = f"{type(err).__name__}: {err}"
-        if device.type == "cuda":
+        if run.device.type == "cuda":
             torch.cuda.empty_cache()
     return outcome
 
 
 def _train(
-    config: TrialConfig,
-    data: TrainVal,
-    build_model: BuildModel,
+    run: TrainingRun,
     outcome: Outcome,
     *,
-    metric: str,
-    mode: str,
-    device: torch.device,
-    precision: str,
     checkpoint: Checkpoint | None,
     on_epoch: EpochCallback | None,
     keep_best_state: bool,
-    scoring: Scoring | None,
-    stop_at: int | None,
-    continues: Checkpoint | None,
-    keep_state: Checkpoint | None,
+    leg: Leg,
 ) -> None:
+    config, data, device = run.config, run.data, run.device
     batches = Batches.plan(len(data.train), config)
     # the selected metric only (ROC-AUC or a task's own metric keeps the epoch's outputs);
     # built before the model is seeded, so a loss that draws random numbers changes nothing
-    scorer = Scorer.build(data.info, device, (metric,), scoring)
-    state = TrainState.start(config, data.info, build_model, device, batches, outcome)
+    scorer = Scorer.build(data.info, device, (run.metric,), run.scoring)
+    state = TrainState.start(config, data.info, run.task.build_model, device, batches, outcome)
     saved = checkpoint.load() if checkpoint is not None else None
-    if saved is None and continues is not None:
-        saved = continues.load()  # where the halving level before stopped
+    if saved is None and leg.continues is not None:
+        saved = leg.continues.load()  # where the halving level before stopped
     if saved is not None:
         state.load_state_dict(saved)
         outcome.resumed_from_epoch = state.epoch
-    amp = autocast(device, precision)
+    amp = autocast(device, run.precision)
     reset_peak_memory(device)
-    end = config.epochs if stop_at is None else min(stop_at, config.epochs)
+    end = min(leg.stop_at, config.epochs)
     while state.epoch < end:
         epoch = run_epoch(
             state,
@@ -182,7 +218,9 @@ def _train(
             clip=config.grad_clip,
             seed=epoch_seed(config.seed, state.epoch),
         )
-        row = epoch.row(state.epoch, metric, lr=state.lr, peak_memory_mb=peak_memory_mb(device))
+        row = epoch.row(
+            state.epoch, run.metric, lr=state.lr, peak_memory_mb=peak_memory_mb(device)
+        )
         outcome.history.append(row)
         if outcome.first_loss is None:
             outcome.first_loss = epoch.first_loss
@@ -191,15 +229,15 @@ def _train(
         if reason := _divergence(row, outcome.first_loss, config.diverge_factor):
             outcome.status, outcome.reason = "diverged", reason
             break
-        state.track_best(row, mode=mode, keep_weights=keep_best_state)
+        state.track_best(row, mode=run.mode, keep_weights=keep_best_state)
         if config.patience is not None and state.epochs_since_best >= config.patience:
             outcome.stopped_early = True
             break
         if checkpoint is not None and checkpoint.due() and state.epoch < end:
             checkpoint.save(state.state_dict())
     going_on = outcome.status == "ok" and not outcome.stopped_early
-    if keep_state is not None and going_on and state.epoch == end < config.epochs:
-        keep_state.save(state.state_dict())
+    if leg.keep_state is not None and going_on and state.epoch == end < config.epochs:
+        leg.keep_state.save(state.state_dict())
     if keep_best_state and outcome.best_state is None:
         outcome.best_state = state.weights()
 
@@ -479,75 +517,50 @@ def evaluate_metrics(
 
 
 def run_trial(
-    config: TrialConfig,
-    data: TrainVal,
-    build_model: BuildModel,
+    run: TrainingRun,
     out_dir: str | Path,
     *,
-    metric: str,
-    mode: str,
-    device: torch.device,
-    precision: str = "fp32",
-    threads: int = 1,
     trial: Mapping[str, Any] | None = None,
-    checkpoint_every_s: float = 60.0,
-    save_model: bool = False,
     on_epoch: EpochCallback | None = None,
-    scoring: Scoring | None = None,
-    stop_at: int | None = None,
-    continues: Checkpoint | None = None,
+    save_model: bool = False,
+    checkpoint_every_s: float = 60.0,
+    leg: Leg | None = None,
     code: Code | None = None,
 ) -> dict[str, Any]:
     """Train one trial and write ``config.json``, ``history.csv`` and ``result.json``.
 
     ``result.json`` is written last: its presence means the trial is complete.
     A checkpoint in ``out_dir`` from an interrupted run of the same config and
-    data is resumed from its last epoch. A halving level's trial stops at
-    ``stop_at``, starts from ``continues`` (see :func:`train`), and keeps the
-    state it stops in as ``state.pt`` when its schedule has epochs left. ``code``
-    is the fingerprint of the code that decides the trial (a worker computes it
-    once for all its trials); by default, that of the model factory's module.
+    data is resumed from its last epoch. A halving level's trial trains its
+    ``leg`` (see :func:`train`) and keeps the state it stops in as ``state.pt``
+    when its schedule has epochs left. ``trial`` names it in ``result.json``
+    (rung, index, name, worker). ``code`` is the fingerprint of the code that
+    decides the trial (a worker computes it once for all its trials); by
+    default, that of the model factory's module.
     """
     out_dir = Path(out_dir)
-    code = code or code_fingerprint(task_module(build_model))
-    key = trial_key(config, data.fingerprint, metric, code.fingerprint, budget=stop_at)
-    write_json(out_dir / CONFIG_FILE, config.to_json())
-    checkpoint = Checkpoint(out_dir / CHECKPOINT_FILE, key, checkpoint_every_s)
-    keep_state = None
-    if stop_at is not None and stop_at < config.epochs:
-        keep_state = Checkpoint(out_dir / STATE_FILE, key, every_s=0.0)
+    inputs = run.inputs(code, budget=leg.stop_at if leg is not None else None)
+    write_json(out_dir / CONFIG_FILE, run.config.to_json())
+    checkpoint = Checkpoint(out_dir / CHECKPOINT_FILE, inputs.key, checkpoint_every_s)
+    if leg is not None and leg.keep_state is None and leg.stop_at < run.config.epochs:
+        leg = dataclasses.replace(
+            leg, keep_state=Checkpoint(out_dir / STATE_FILE, inputs.key, every_s=0.0)
+        )
     started = time.time()
     outcome = train(
-        config,
-        data,
-        build_model,
-        metric=metric,
-        mode=mode,
-        device=device,
-        precision=precision,
-        checkpoint=checkpoint,
-        on_epoch=on_epoch,
-        keep_best_state=save_model,
-        scoring=scoring,
-        stop_at=stop_at,
-        continues=continues,
-        keep_state=keep_state,
+        run, checkpoint=checkpoint, on_epoch=on_epoch, keep_best_state=save_model, leg=leg
     )
     write_csv(out_dir / HISTORY_FILE, HISTORY_COLUMNS, outcome.history)
     if save_model and outcome.best_state is not None and outcome.status == "ok":
         write_torch(out_dir / MODEL_FILE, outcome.best_state)
     result = make_result(
         outcome,
-        config=config,
+        inputs,
         trial=trial,
-        metric=metric,
-        mode=mode,
-        key=key,
-        code=code,
-        data_fingerprint=data.fingerprint,
-        device=device,
-        precision=precision,
-        threads=threads,
+        mode=run.mode,
+        device=run.device,
+        precision=run.precision,
+        threads=run.threads,
         started=started,
     )
     write_result(out_dir, result)
