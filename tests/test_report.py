@@ -23,6 +23,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from helpers import REPO, copy_ladder, results_of, snakemake
 from tuneladder.report import FIGURE_NAMES, FIGURES, SECTIONS
 from tuneladder.report._analysis import (
+    Chosen,
     checklist,
     classify,
     classify_trials,
@@ -211,25 +212,26 @@ def test_checklist_says_no_where_the_data_says_no() -> None:
 
 def test_pitfalls_flag_a_linear_lr_and_a_val_test_gap() -> None:
     items = list(_checklist().values())
-    common = {
-        "overfit": {"passed": True, "final_loss": 0.01, "subset": 64, "steps": 100},
-        "chosen_params": {"lr": 1e-2},
-        "baseline_params": {"lr": 3e-4},
-        "checklist_items": items,
-        "p_value": 0.2,
-        "mode": "max",
-    }
+    overfit = {"passed": True, "final_loss": 0.01, "subset": 64, "steps": 100}
+
+    def chosen(val, test):
+        return Chosen(
+            params={"lr": 1e-2}, baseline_params={"lr": 3e-4}, val=val, test=test, p_value=0.2
+        )
+
     good = pitfalls(
+        overfit=overfit,
         space={"lr": FloatDistribution(1e-4, 1e-1, log=True)},
-        val={"mean": 0.90, "std": 0.01},
-        test={"mean": 0.89, "std": 0.01},
-        **common,
+        chosen=chosen({"mean": 0.90, "std": 0.01}, {"mean": 0.89, "std": 0.01}),
+        checklist_items=items,
+        mode="max",
     )
     bad = pitfalls(
+        overfit=overfit,
         space={"lr": FloatDistribution(1e-4, 1e-1)},
-        val={"mean": 0.90, "std": 0.005},
-        test={"mean": 0.80, "std": 0.005},
-        **common,
+        chosen=chosen({"mean": 0.90, "std": 0.005}, {"mean": 0.80, "std": 0.005}),
+        checklist_items=items,
+        mode="max",
     )
     by = {p["question"]: p["answer"] for p in good}
     assert by["Not using log scale for multiplicative parameters?"] is True

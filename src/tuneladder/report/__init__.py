@@ -91,6 +91,7 @@ def draw_figures(
                 for rung in summary["halving"]
             ],
             metric=metric,
+            mode=mode,
         ),
         "overfit": lambda: figs.overfit_figure(run.overfit),
         "lr_range": lambda: figs.lr_range_figure(run.lr_range, lr_bounds),
@@ -153,7 +154,7 @@ def report_sweeps_stage(
     """
     from tuneladder.report._load import load_run
 
-    run = load_run(inputs, reads=SWEEP_READS)
+    run = load_run(inputs, reads=SWEEP_READS, trial_results=False)
     return _draw_sweeps(run, Path(out_dir), seed=seed, config=config, metric=config["metric"])
 
 
@@ -212,7 +213,7 @@ def report_stage(
     from tuneladder.infra.env import git_commit, package_versions
     from tuneladder.report._html import render
     from tuneladder.report._load import load_run
-    from tuneladder.report._summary import build_summary, finite_or_none
+    from tuneladder.report._summary import Provenance, build_summary, finite_or_none
 
     out_dir = Path(out_dir)
     run = load_run(inputs, benchmarks_dir)
@@ -225,14 +226,13 @@ def report_stage(
     for name in ("matplotlib", "scikit-learn", "scipy"):
         versions[name] = metadata.version(name)
     source = Path(tuneladder.__file__).resolve().parent
-    summary = build_summary(
-        run,
-        seed=seed,
-        config=config,
+    provenance = Provenance(
         command=reproduce_command(configfiles, config_args),
         versions=versions,
         source_commit=git_commit(str(source)),
-        sweeps=read_json(sweeps),
+    )
+    summary = build_summary(
+        run, seed=seed, config=config, provenance=provenance, sweeps=read_json(sweeps)
     )
     shown = figures_for(config)
     here = [f for f in shown if not f.from_sweeps]

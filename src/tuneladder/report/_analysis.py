@@ -10,7 +10,9 @@ the trial's history as a list of dicts with ``train_loss`` and ``val_loss``.
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from optuna.distributions import (
@@ -25,6 +27,7 @@ from tuneladder.core.hparams import TRAIN_FIELDS
 from tuneladder.ladder.rungs import BASELINE
 
 __all__ = [
+    "Chosen",
     "DR_THRESHOLD",
     "DR_WINDOW",
     "FAILURE_MODES",
@@ -41,6 +44,7 @@ __all__ = [
     "diminishing_returns",
     "failure_ranges",
     "improvement",
+    "line_sample",
     "model_size_keys",
     "pitfalls",
     "top_ranges",
@@ -70,6 +74,10 @@ MULTIPLICATIVE = frozenset({"lr", "weight_decay"})
 SIZE_WORDS = ("width", "layer", "channel", "hidden", "depth", "dim", "unit", "arch", "head")
 
 FAILURE_MODES = ("diverged", "failed", "too slow", "overfitting")
+# A figure of one line per trial draws at most LINES_MAX of them, the LINES_BEST best among
+# them: 100,000 lines take minutes to draw and show one smear of colour.
+LINES_MAX = 2000
+LINES_BEST = 200
 
 
 def improvement(before: float, after: float, mode: Direction | str) -> float:
@@ -194,6 +202,33 @@ def _ranges(rows: Sequence[Mapping[str, Any]], params: Sequence[str]) -> dict[st
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def line_sample(
+    rows: Sequence[Mapping[str, Any]],
+    mode: Direction | str,
+    *,
+    limit: int = LINES_MAX,
+    best: int = LINES_BEST,
+) -> tuple[list[Mapping[str, Any]], dict[str, Any]]:
+    """The rows a figure of one line per trial draws, and what it drew, for the page to say.
+
+    Up to ``limit`` rows, every one. Beyond, the ``best`` best (:func:`top`) and a
+    seeded random sample of the others, ``limit`` in all, in the order given.
+    Returns the rows and ``{"trials", "shown", "best"}`` (``best`` None: all shown).
+
+    >>> rows = [{"status": "ok", "best_val_metric": i / 10, "name": str(i)} for i in range(10)]
+    >>> shown, note = line_sample(rows, "max", limit=4, best=2)
+    >>> note, [r["name"] for r in shown][-2:]
+    ({'trials': 10, 'shown': 4, 'best': 2}, ['8', '9'])
+    """
+    if len(rows) <= limit:
+        return list(rows), {"trials": len(rows), "shown": len(rows), "best": None}
+    leaders = {id(row) for row in top(rows, best, mode)}
+    others = [i for i, row in enumerate(rows) if id(row) not in leaders]
+    picked = set(random.Random(0).sample(others, limit - len(leaders)))
+    shown = [row for i, row in enumerate(rows) if id(row) in leaders or i in picked]
+    return shown, {"trials": len(rows), "shown": len(shown), "best": len(leaders)}
 
 
 # --- diminishing returns --------------------------------------------------------------
@@ -327,11 +362,22 @@ def trends(
 
 def varied(rows: Iterable[Mapping[str, Any]], name: str) -> list[Any]:
     """The distinct values a parameter took across rows, in first-seen order."""
+    # a set finds a value in constant time: the list's ``in`` alone made a sweep of 100,000
+    # continuous values quadratic (minutes); an unhashable value (a list) is compared in turn
     seen: list[Any] = []
+    known: set[Any] = set()
     for row in rows:
-        value = row["params"].get(name)
-        if name in row["params"] and value not in seen:
-            seen.append(value)
+        if name not in row["params"]:
+            continue
+        value = row["params"][name]
+        try:
+            if value in known:
+                continue
+            known.add(value)
+        except TypeError:
+            if value in seen:
+                continue
+        seen.append(value)
     return seen
 
 
@@ -400,130 +446,171 @@ def checklist(
     ``logs`` is the audit of the trial files (``planned``, ``complete``, ``missing``,
     ``git_commits``); ``diminishing`` the result of :func:`diminishing_returns`.
     """
-    items = []
-    chosen = [row for row in seed_rows if row["group"] == chosen_group]
-    chosen_ok = sum(row["status"] == "ok" for row in chosen)
-    diverged = sum(row["status"] == "diverged" for row in sweep_rows)
-    if lr_range is None:
-        items.append(
-            _item(
-                "Have I found a learning rate that gives stable training?",
-                False,
-                "the LR range test did not run",
-            )
-        )
-    else:
-        lr = chosen[0]["params"].get("lr") if chosen else None
-        stable = bool(chosen) and chosen_ok == len(chosen)
-        lo, hi = lr_range["range"]
-        items.append(
-            _item(
-                "Have I found a learning rate that gives stable training?",
-                stable,
-                f"the LR range test suggested {lr_range['suggestion']:.3g} (range"
-                f" [{lo:.3g}, {hi:.3g}], divergence at {_maybe(lr_range['divergence_lr'])});"
-                f" the chosen lr {_maybe(lr)} trained ok in"
-                f" {chosen_ok} of {len(chosen)} seed runs; {diverged} of {len(sweep_rows)}"
-                " sweep trials diverged",
-            )
-        )
-    schedules = varied(list(sweep_rows) + list(seed_rows), "schedule")
-    in_space = "schedule" in space
-    items.append(
-        _item(
-            "Have I tried a learning rate schedule?",
-            in_space or len(schedules) > 1,
-            f"schedule {'is' if in_space else 'is not'} in the search space; the trials used "
-            + ", ".join(map(str, schedules)),
-        )
-    )
     params = sorted({name for row in sweep_rows for name in row["params"]})
-    items.append(
+    return [
+        _lr_item(sweep_rows, seed_rows, chosen_group, lr_range),
+        _schedule_item(sweep_rows, seed_rows, space),
         _varied_item(
             "Have I explored different model sizes?",
             sweep_rows,
             model_size_keys(params),
             "model-size",
-        )
-    )
-    items.append(
+        ),
         _varied_item(
             "Have I tested different batch sizes?", sweep_rows, ["batch_size"], "batch-size"
-        )
-    )
-    items.append(
+        ),
         _varied_item(
             "Have I tuned regularization (weight decay, dropout)?",
             sweep_rows,
             ["weight_decay", "dropout"],
             "regularisation",
-        )
-    )
-    counts = {g: c for g, c in _seed_counts(seed_rows).items() if g != baseline_group}
-    enough = bool(counts) and all(ok >= MIN_SEEDS for ok, _ in counts.values())
-    items.append(
-        _item(
-            "Have I run top configs with multiple seeds to check variance?",
-            enough,
-            f"{len(counts)} finalists, ok seed runs each: "
-            + ", ".join(f"{g}: {ok} of {total}" for g, (ok, total) in sorted(counts.items()))
-            + f"; the methodology asks for {MIN_SEEDS}-5 seeds",
-        )
-    )
-    commits = sorted({str(c) for c in logs.get("git_commits", [])})
-    items.append(
-        _item(
-            "Have I logged all experiments for reproducibility?",
-            not logs["missing"],
-            f"{logs['complete']} of {logs['planned']} planned trials have config.json,"
-            " history.csv and a result.json with seed, config hash and package versions"
-            + (f"; missing: {', '.join(logs['missing'][:5])}" if logs["missing"] else "")
-            + f"; git commit{'s' if len(commits) > 1 else ''}: {', '.join(commits) or 'none'}",
-        )
-    )
-    items.append(
+        ),
+        _seeds_item(seed_rows, baseline_group),
+        _logs_item(logs),
         _item(
             "Am I seeing diminishing returns from further tuning?",
             bool(diminishing["reached"]),
             diminishing["verdict"],
-        )
+        ),
+    ]
+
+
+def _lr_item(
+    sweep_rows: Sequence[Mapping[str, Any]],
+    seed_rows: Sequence[Mapping[str, Any]],
+    chosen_group: str,
+    lr_range: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    question = "Have I found a learning rate that gives stable training?"
+    if lr_range is None:
+        return _item(question, False, "the LR range test did not run")
+    chosen = [row for row in seed_rows if row["group"] == chosen_group]
+    chosen_ok = sum(row["status"] == "ok" for row in chosen)
+    diverged = sum(row["status"] == "diverged" for row in sweep_rows)
+    lr = chosen[0]["params"].get("lr") if chosen else None
+    lo, hi = lr_range["range"]
+    return _item(
+        question,
+        bool(chosen) and chosen_ok == len(chosen),
+        f"the LR range test suggested {lr_range['suggestion']:.3g} (range"
+        f" [{lo:.3g}, {hi:.3g}], divergence at {_maybe(lr_range['divergence_lr'])});"
+        f" the chosen lr {_maybe(lr)} trained ok in"
+        f" {chosen_ok} of {len(chosen)} seed runs; {diverged} of {len(sweep_rows)}"
+        " sweep trials diverged",
     )
-    return items
+
+
+def _schedule_item(
+    sweep_rows: Sequence[Mapping[str, Any]],
+    seed_rows: Sequence[Mapping[str, Any]],
+    space: Sequence[str],
+) -> dict[str, Any]:
+    schedules = varied([*sweep_rows, *seed_rows], "schedule")
+    in_space = "schedule" in space
+    return _item(
+        "Have I tried a learning rate schedule?",
+        in_space or len(schedules) > 1,
+        f"schedule {'is' if in_space else 'is not'} in the search space; the trials used "
+        + ", ".join(map(str, schedules)),
+    )
+
+
+def _seeds_item(seed_rows: Sequence[Mapping[str, Any]], baseline_group: str) -> dict[str, Any]:
+    counts = {g: c for g, c in _seed_counts(seed_rows).items() if g != baseline_group}
+    enough = bool(counts) and all(ok >= MIN_SEEDS for ok, _ in counts.values())
+    return _item(
+        "Have I run top configs with multiple seeds to check variance?",
+        enough,
+        f"{len(counts)} finalists, ok seed runs each: "
+        + ", ".join(f"{g}: {ok} of {total}" for g, (ok, total) in sorted(counts.items()))
+        + f"; the methodology asks for {MIN_SEEDS}-5 seeds",
+    )
+
+
+def _logs_item(logs: Mapping[str, Any]) -> dict[str, Any]:
+    commits = sorted({str(c) for c in logs.get("git_commits", [])})
+    missing = logs["missing"]
+    shown = f"; missing: {', '.join(missing[:5])}" if missing else ""
+    if len(missing) > 5:
+        shown += f" (the first 5 of {len(missing)})"
+    return _item(
+        "Have I logged all experiments for reproducibility?",
+        not missing,
+        f"{logs['complete']} of {logs['planned']} planned trials have config.json,"
+        " history.csv and a result.json with seed, config hash and package versions"
+        + shown
+        + f"; git commit{'s' if len(commits) > 1 else ''}: {', '.join(commits) or 'none'}",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Chosen:
+    """The chosen config as the pitfalls judge it, against the untuned default.
+
+    Attributes:
+        params: its full config (``final/summary.json``'s ``best_config``).
+        baseline_params: the untuned default's (None: the default did not run).
+        val: its val metric over seeds (``{"mean", "std"}``), and
+        test: its test metric.
+        p_value: Welch's t-test of it against the runner-up (None: no runner-up).
+    """
+
+    params: Mapping[str, Any]
+    baseline_params: Mapping[str, Any] | None
+    val: Mapping[str, Any]
+    test: Mapping[str, Any]
+    p_value: float | None
 
 
 def pitfalls(
     *,
     overfit: Mapping[str, Any],
     space: Mapping[str, BaseDistribution],
-    chosen_params: Mapping[str, Any],
-    baseline_params: Mapping[str, Any] | None,
+    chosen: Chosen,
     checklist_items: Sequence[Mapping[str, Any]],
-    val: Mapping[str, Any],
-    test: Mapping[str, Any],
-    p_value: float | None,
     mode: Direction | str,
     sensitivity: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """The methodology's common pitfalls, each with whether this run avoided it.
 
     ``answer`` is True (avoided), False (fallen into) or None (a judgement the
-    evidence leaves to the reader). ``val``/``test`` are the chosen config's
-    ``{"mean", "std"}`` over seeds; validation overfitting is suspected when test
-    trails val by more than ``VAL_TEST_DROP`` (relative) and by more than two seed
-    standard deviations. ``sensitivity`` is the report's sensitivity section: when
-    the rung ran, its one-at-a-time trials answer "changing multiple things at once".
+    evidence leaves to the reader). Validation overfitting is suspected when the
+    ``chosen`` config's test mean trails its val mean by more than ``VAL_TEST_DROP``
+    (relative) and by more than two seed standard deviations. ``sensitivity`` is
+    the report's sensitivity section: when the rung ran, its one-at-a-time trials
+    answer "changing multiple things at once".
     """
     by_question = {item["question"]: item for item in checklist_items}
-    items = [
+    seeds_item = by_question["Have I run top configs with multiple seeds to check variance?"]
+    p_text = "n/a" if chosen.p_value is None else f"{chosen.p_value:.3g}"
+    logged = by_question["Have I logged all experiments for reproducibility?"]
+    return [
+        _too_early_item(overfit),
+        _log_scale_item(space),
+        _one_at_a_time_item(space, chosen, sensitivity),
         _item(
-            "Tuning too early (before verifying the model can overfit)?",
-            bool(overfit.get("passed")),
-            f"the overfit check {'passed' if overfit.get('passed') else 'did not pass'}: loss"
-            f" {overfit.get('final_loss', math.nan):.3g} on {overfit.get('subset')} samples"
-            f" after {overfit.get('steps')} steps (threshold {overfit.get('loss_threshold')});"
-            " the sweep rungs depend on it in the workflow, so they ran after it",
-        )
+            "Ignoring variance (one seed per config)?",
+            seeds_item["answer"],
+            seeds_item["evidence"]
+            + f"; Welch t-test of the chosen vs the runner-up: p = {p_text}",
+        ),
+        _val_overfit_item(chosen, mode),
+        _item("Not tracking enough?", logged["answer"], logged["evidence"]),
     ]
+
+
+def _too_early_item(overfit: Mapping[str, Any]) -> dict[str, Any]:
+    return _item(
+        "Tuning too early (before verifying the model can overfit)?",
+        bool(overfit.get("passed")),
+        f"the overfit check {'passed' if overfit.get('passed') else 'did not pass'}: loss"
+        f" {overfit.get('final_loss', math.nan):.3g} on {overfit.get('subset')} samples"
+        f" after {overfit.get('steps')} steps (threshold {overfit.get('loss_threshold')});"
+        " the sweep rungs depend on it in the workflow, so they ran after it",
+    )
+
+
+def _log_scale_item(space: Mapping[str, BaseDistribution]) -> dict[str, Any]:
     linear = []
     for name, dist in space.items():
         if isinstance(dist, FloatDistribution | IntDistribution) and not dist.log:
@@ -531,20 +618,25 @@ def pitfalls(
             if name in MULTIPLICATIVE or wide:
                 linear.append(f"{name} [{dist.low:.3g}, {dist.high:.3g}]")
     logs = [name for name, dist in space.items() if getattr(dist, "log", False)]
-    items.append(
-        _item(
-            "Not using log scale for multiplicative parameters?",
-            not linear,
-            f"searched on a log scale: {', '.join(logs) or 'none'}"
-            + (f"; searched linearly but should not be: {', '.join(linear)}" if linear else ""),
-        )
+    return _item(
+        "Not using log scale for multiplicative parameters?",
+        not linear,
+        f"searched on a log scale: {', '.join(logs) or 'none'}"
+        + (f"; searched linearly but should not be: {', '.join(linear)}" if linear else ""),
     )
+
+
+def _one_at_a_time_item(
+    space: Mapping[str, BaseDistribution],
+    chosen: Chosen,
+    sensitivity: Mapping[str, Any] | None,
+) -> dict[str, Any]:
     differ = []
-    if baseline_params is not None:
+    if chosen.baseline_params is not None:
         differ = sorted(
             name
-            for name, value in chosen_params.items()
-            if name not in ("seed", "epochs") and baseline_params.get(name) != value
+            for name, value in chosen.params.items()
+            if name not in ("seed", "epochs") and chosen.baseline_params.get(name) != value
         )
     evidence = (
         f"random search varies all {len(space)} searched parameters at once by design; the"
@@ -553,10 +645,10 @@ def pitfalls(
         f"{'s' if len(differ) != 1 else ''} ({', '.join(differ) or 'none'})"
     )
     if sensitivity and sensitivity.get("enabled"):
-        varied = list(sensitivity["parameters"])
+        one_by_one = list(sensitivity["parameters"])
         evidence += (
-            f"; the sensitivity rung then varied {len(varied)} of them one at a time around"
-            f" the chosen config ({', '.join(varied) or 'none'}): {sensitivity['verdict']}"
+            f"; the sensitivity rung then varied {len(one_by_one)} of them one at a time around"
+            f" the chosen config ({', '.join(one_by_one) or 'none'}): {sensitivity['verdict']}"
         )
         answer: bool | None = True
     else:
@@ -565,37 +657,26 @@ def pitfalls(
             " sensitivity.enabled) to attribute the gain to one of them"
         )
         answer = None
-    items.append(_item("Changing multiple things at once?", answer, evidence))
-    seeds_item = by_question["Have I run top configs with multiple seeds to check variance?"]
-    p_text = "n/a" if p_value is None else f"{p_value:.3g}"
-    items.append(
-        _item(
-            "Ignoring variance (one seed per config)?",
-            seeds_item["answer"],
-            seeds_item["evidence"]
-            + f"; Welch t-test of the chosen vs the runner-up: p = {p_text}",
-        )
-    )
+    return _item("Changing multiple things at once?", answer, evidence)
+
+
+def _val_overfit_item(chosen: Chosen, mode: Direction | str) -> dict[str, Any]:
+    val, test = chosen.val, chosen.test
     gap, avoided = None, True
     if val.get("mean") is not None and test.get("mean") is not None:
         gap = test["mean"] - val["mean"]
         noise = 2 * max(val.get("std") or 0.0, test.get("std") or 0.0)
         drop = -improvement(val["mean"], test["mean"], mode)
         avoided = not (drop > VAL_TEST_DROP and abs(gap) > noise)
-    items.append(
-        _item(
-            "Overfitting to the validation set?",
-            avoided,
-            "selection used only the val split; the test split was read once, by the final rule,"
-            " for the chosen config's seed models and the default's; chosen val"
-            f" {_mean_text(val)} vs test {_mean_text(test)}"
-            + ("" if gap is None else f" (test - val = {gap:+.4g})")
-            + ("" if avoided else "; test trails val by more than 2% and 2 seed std: suspect"),
-        )
+    return _item(
+        "Overfitting to the validation set?",
+        avoided,
+        "selection used only the val split; the test split was read once, by the final rule,"
+        " for the chosen config's seed models and the default's; chosen val"
+        f" {_mean_text(val)} vs test {_mean_text(test)}"
+        + ("" if gap is None else f" (test - val = {gap:+.4g})")
+        + ("" if avoided else "; test trails val by more than 2% and 2 seed std: suspect"),
     )
-    logged = by_question["Have I logged all experiments for reproducibility?"]
-    items.append(_item("Not tracking enough?", logged["answer"], logged["evidence"]))
-    return items
 
 
 def _mean_text(stats: Mapping[str, Any]) -> str:

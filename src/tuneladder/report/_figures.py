@@ -11,6 +11,7 @@ import io
 import itertools
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ from optuna.distributions import (
 
 from tuneladder.core.direction import Direction, ok_value
 from tuneladder.ladder.rungs import SEARCH_RUNGS
+from tuneladder.report._analysis import line_sample
 
 __all__ = [
     "best_so_far_figure",
@@ -137,32 +139,38 @@ def ladder_figure(rungs: Sequence[Mapping[str, Any]]) -> Figure:
     return fig
 
 
-def halving_figure(sweeps: Sequence[Mapping[str, Any]], *, metric: str) -> Figure:
+def halving_figure(
+    sweeps: Sequence[Mapping[str, Any]], *, metric: str, mode: Direction | str
+) -> Figure:
     """Val metric per epoch of every config of each sweep that halves, one panel per sweep.
 
     Each sweep gives its ``levels`` (epochs) and ``rows`` (with ``history`` and
     ``halving``): configs that reached the last level are drawn in colour, those
-    stopped earlier in grey, so a line ends where its config stopped.
+    stopped earlier in grey, so a line ends where its config stopped. Above
+    ``LINES_MAX`` configs a panel draws the best and a seeded sample of the others
+    (:func:`~tuneladder.report._analysis.line_sample`).
     """
     fig = _figure(10, 3.6)
     if not sweeps:
         return _empty(fig, "no sweep halves")
     for i, sweep in enumerate(sweeps):
         ax = fig.add_subplot(1, len(sweeps), i + 1)
-        for row in sweep["rows"]:
-            history = row["history"]
-            if not history:
-                continue
-            epochs = [h["epoch"] + 1 for h in history]  # epoch n has trained n epochs
-            values = [h["val_metric"] for h in history]
-            finished = row["halving"]["level"] == row["halving"]["last_level"]
-            style = (
-                {"color": RUNG_STYLE.get(row["rung"], _STYLES[0])["color"], "lw": 1.4}
-                if finished
-                else {"color": "#999999", "lw": 0.8, "alpha": 0.7}
-            )
-            ax.plot(epochs, values, "-", **style)
-            ax.plot(epochs[-1:], values[-1:], "o", ms=3, **style)
+        colour = RUNG_STYLE.get(sweep["rung"], _STYLES[0])["color"]
+        lines: dict[bool, list[Any]] = {True: [], False: []}  # finished: their lines
+        drawn, _ = line_sample(sweep["rows"], mode)
+        for row in drawn:
+            if row["history"]:  # epoch n has trained n epochs
+                points = [(h["epoch"] + 1, h["val_metric"]) for h in row["history"]]
+                lines[row["halving"]["level"] == row["halving"]["last_level"]].append(points)
+        for finished, style in (
+            (False, {"colors": "#999999", "linewidths": 0.8, "alpha": 0.7}),
+            (True, {"colors": colour, "linewidths": 1.4}),
+        ):
+            if lines[finished]:
+                ax.add_collection(LineCollection(lines[finished], **style))
+                ends = np.asarray([line[-1] for line in lines[finished]], dtype=float)
+                ax.scatter(ends[:, 0], ends[:, 1], s=9, color=style["colors"])
+        ax.autoscale_view()
         for level in sweep["levels"]:
             ax.axvline(level["epochs"], color="black", ls=":", lw=0.8)
         ax.set_title(f"{sweep['rung']}: halving by {sweep['eta']}", fontsize=9)
@@ -171,13 +179,7 @@ def halving_figure(sweeps: Sequence[Mapping[str, Any]], *, metric: str) -> Figur
         ax.set_ylabel(f"val {metric}", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.plot([], [], "-", color="#999999", label="stopped early")
-        ax.plot(
-            [],
-            [],
-            "-",
-            color=RUNG_STYLE.get(sweep["rung"], _STYLES[0])["color"],
-            label="trained to the end",
-        )
+        ax.plot([], [], "-", color=colour, label="trained to the end")
         ax.legend(fontsize=7)
     return fig
 
@@ -387,6 +389,43 @@ def _end_label(dist: BaseDistribution, end: str) -> str:
 ABSENT_Y = -0.2
 
 
+@dataclass(frozen=True)
+class _MetricScale:
+    """The parallel coordinates' metric axis and colours.
+
+    Both span the robust range of the values (:func:`metric_limits`), so one bad
+    outlier does not squeeze every other line into one colour and one spot:
+    outliers sit on the axis end, which is then marked "<=" (or ">=").
+    """
+
+    lo: float  # the values' range
+    hi: float
+    c_lo: float  # the axis's and the colours' range
+    c_hi: float
+    worse_low: bool  # the worse end is the low one (a max metric)
+
+    @classmethod
+    def of(cls, values: Sequence[float], mode: Direction | str) -> _MetricScale:
+        lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
+        c_lo, c_hi = metric_limits(values, mode) if values else (lo, hi)
+        worse_low = Direction(mode) is Direction.MAXIMIZE
+        return cls(lo, hi, max(c_lo, lo), min(c_hi, hi), worse_low)
+
+    @property
+    def cut(self) -> bool:
+        return self.c_lo > self.lo if self.worse_low else self.c_hi < self.hi
+
+    def norm(self, *, clip: bool = False) -> Normalize:
+        top = self.c_hi if self.c_hi > self.c_lo else self.c_lo + 1e-12
+        return Normalize(vmin=self.c_lo, vmax=top, clip=clip)
+
+    def ends(self) -> tuple[str, str]:
+        """The axis's end labels."""
+        low = f"≤ {self.c_lo:.3g}" if self.cut and self.worse_low else f"{self.c_lo:.3g}"
+        high = f"≥ {self.c_hi:.3g}" if self.cut and not self.worse_low else f"{self.c_hi:.3g}"
+        return low, high
+
+
 def parallel_figure(
     rows: Sequence[Mapping[str, Any]],
     space: Mapping[str, BaseDistribution],
@@ -394,59 +433,83 @@ def parallel_figure(
     metric: str,
     mode: Direction | str,
 ) -> Figure:
-    """Parallel coordinates of all sweep trials, coloured by the best val metric.
+    """Parallel coordinates of the sweep trials, coloured by the best val metric.
 
     Each axis spans the coarse range (log parameters on a log scale; categories
     evenly spaced); the last axis is the metric. Trials without a metric are grey.
+    Above ``LINES_MAX`` trials it draws the best and a seeded sample of the others
+    (:func:`~tuneladder.report._analysis.line_sample`); the colours and the metric
+    axis still span every trial's values.
     """
     names = list(space)
     fig = _figure(10, 4.2)
     if not names or not rows:
         return _empty(fig, "nothing to draw")
     ax = fig.add_subplot()
-    values = [v for v in map(ok_value, rows) if v is not None]
-    lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
-    # colours and the metric axis on the robust range, so one bad outlier does not squeeze
-    # every other line into one colour and one spot (outliers sit on the axis end)
-    c_lo, c_hi = metric_limits(values, mode) if values else (lo, hi)
-    c_lo, c_hi = max(c_lo, lo), min(c_hi, hi)
-    norm = Normalize(vmin=c_lo, vmax=c_hi if c_hi > c_lo else c_lo + 1e-12)
-    place = Normalize(vmin=c_lo, vmax=c_hi if c_hi > c_lo else c_lo + 1e-12, clip=True)
-    direction = Direction(mode)
-    worse_low = direction is Direction.MAXIMIZE  # the worse end is cut and drawn as "<="
-    cut = c_lo > lo if worse_low else c_hi < hi
-    cmap = "viridis" if worse_low else "viridis_r"
-    mappable = ScalarMappable(norm=norm, cmap=cmap)
-    xs = list(range(len(names) + 1))
-    # worst first and the best last, on top; trials without a metric first of all
-    ordered = sorted(rows, key=lambda row: direction.sort_key(ok_value(row)), reverse=True)
-    absent = set()
-    scored, scores, unscored = [], [], []
-    for row in ordered:
-        # a parameter the trial did not sample sits below its axis, at "absent"
-        ys = [_unit(space[n], row["params"][n]) if n in row["params"] else ABSENT_Y for n in names]
-        absent.update(n for n in names if n not in row["params"])
-        value = ok_value(row)
-        if value is not None:
-            ys.append(float(place(value)) if hi > lo else 0.5)
-            scored.append(list(zip(xs, ys, strict=True)))
-            scores.append(value)
-        else:
-            unscored.append(list(zip(xs[:-1], ys, strict=True)))
+    scale = _MetricScale.of([v for v in map(ok_value, rows) if v is not None], mode)
+    cmap = "viridis" if scale.worse_low else "viridis_r"
+    mappable = ScalarMappable(norm=scale.norm(), cmap=cmap)
+    drawn, _ = line_sample(rows, mode)
+    scored, scores, unscored = _parallel_lines(drawn, space, scale, mode)
     # one collection per kind, in the order above (the best drawn last, on top): a
     # sweep of thousands draws in a second, with thinner, fainter lines to stay legible
-    crowd = max(1.0, len(rows) / 300)
+    crowd = max(1.0, len(drawn) / 300)
     if unscored:
         ax.add_collection(
             LineCollection(unscored, colors="#999999", linewidths=1, linestyles="--", alpha=0.7)
         )
     if scored:
-        colors = mappable.to_rgba(scores)
         ax.add_collection(
             LineCollection(
-                scored, colors=colors, linewidths=1.4 / crowd**0.5, alpha=max(0.1, 0.85 / crowd)
+                scored,
+                colors=mappable.to_rgba(scores),
+                linewidths=1.4 / crowd**0.5,
+                alpha=max(0.1, 0.85 / crowd),
             )
         )
+    absent = {n for n in names if any(n not in row["params"] for row in drawn)}
+    _parallel_axes(ax, space, absent, scale, metric)
+    extend = ("min" if scale.worse_low else "max") if scale.cut else "neither"
+    fig.colorbar(mappable, ax=ax, label=f"best val {metric}", extend=extend)
+    return fig
+
+
+def _parallel_lines(
+    rows: Sequence[Mapping[str, Any]],
+    space: Mapping[str, BaseDistribution],
+    scale: _MetricScale,
+    mode: Direction | str,
+) -> tuple[list[Any], list[float], list[Any]]:
+    """The lines of the trials with a metric, their values, and those of the trials without,
+    worst first and the best last (on top); trials without a metric first of all."""
+    names = list(space)
+    xs = list(range(len(names) + 1))
+    place = scale.norm(clip=True)
+    direction = Direction(mode)
+    ordered = sorted(rows, key=lambda row: direction.sort_key(ok_value(row)), reverse=True)
+    scored, scores, unscored = [], [], []
+    for row in ordered:
+        # a parameter the trial did not sample sits below its axis, at "absent"
+        ys = [_unit(space[n], row["params"][n]) if n in row["params"] else ABSENT_Y for n in names]
+        value = ok_value(row)
+        if value is not None:
+            ys.append(float(place(value)) if scale.hi > scale.lo else 0.5)
+            scored.append(list(zip(xs, ys, strict=True)))
+            scores.append(value)
+        else:
+            unscored.append(list(zip(xs[:-1], ys, strict=True)))
+    return scored, scores, unscored
+
+
+def _parallel_axes(
+    ax: Any,
+    space: Mapping[str, BaseDistribution],
+    absent: set[str],
+    scale: _MetricScale,
+    metric: str,
+) -> None:
+    """Each parameter's axis with its ends (and choices), then the metric's."""
+    names = list(space)
     for x, name in enumerate(names):
         ax.axvline(x, color="black", lw=0.8)
         dist = space[name]
@@ -458,12 +521,11 @@ def parallel_figure(
         if name in absent:
             ax.text(x + 0.03, ABSENT_Y, "absent", fontsize=7, va="center", style="italic")
     ax.axvline(len(names), color="black", lw=0.8)
-    low_end = f"≤ {c_lo:.3g}" if cut and worse_low else f"{c_lo:.3g}"
-    high_end = f"≥ {c_hi:.3g}" if cut and not worse_low else f"{c_hi:.3g}"
+    low_end, high_end = scale.ends()
     ax.text(len(names), -0.04, low_end, ha="center", va="top", fontsize=7)
     ax.text(len(names), 1.04, high_end, ha="center", va="bottom", fontsize=7)
     labels = [n + (" (log)" if getattr(space[n], "log", False) else "") for n in names]
-    ax.set_xticks(xs)
+    ax.set_xticks(range(len(names) + 1))
     # many axes: tilt the names so that neighbours do not overlap
     tilt = {"rotation": 20, "ha": "right"} if len(names) > 8 else {}
     ax.set_xticklabels([*labels, f"val {metric}"], fontsize=8, **tilt)
@@ -472,9 +534,6 @@ def parallel_figure(
     ax.set_xlim(-0.3, len(names) + 0.3)
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
-    extend = ("min" if worse_low else "max") if cut else "neither"
-    fig.colorbar(mappable, ax=ax, label=f"best val {metric}", extend=extend)
-    return fig
 
 
 def importance_figure(importance: Mapping[str, Any]) -> Figure:

@@ -25,6 +25,7 @@ from tuneladder.ladder.rungs import (
     by_name,
     finalist_label,
 )
+from tuneladder.report._analysis import FAILURE_MODES
 from tuneladder.report._contents import SECTIONS, figure
 
 __all__ = ["render"]
@@ -319,8 +320,25 @@ def _ladder(s: Mapping[str, Any], figures: Mapping[str, bytes | None]) -> str:
     )
 
 
+# Long lists on the page (a halving level's configs, a failure mode's trials) show this many;
+# summary.json keeps them whole.
+LIST_SHOWN = 20
+
+
 def _names(names: Sequence[str], rung: str) -> str:
-    return ", ".join(f"{rung} #{n}" for n in names) or "none"
+    shown = ", ".join(f"{rung} #{n}" for n in names[:LIST_SHOWN]) or "none"
+    return shown + (f" and {len(names) - LIST_SHOWN:,} more" if len(names) > LIST_SHOWN else "")
+
+
+def _sample_text(note: Mapping[str, Any] | None, what: str) -> str:
+    """What a figure of lines left out (``_analysis.line_sample``'s note), or nothing."""
+    if not note or note.get("best") is None:
+        return ""
+    return (
+        f"<p>The figure shows {note['shown']:,} of the {note['trials']:,} {_e(what)}: the best"
+        f" {note['best']:,} and a seeded random sample of {note['shown'] - note['best']:,} of"
+        " the others.</p>"
+    )
 
 
 def _halving(s: Mapping[str, Any], figures: Mapping[str, bytes | None]) -> str:
@@ -364,7 +382,12 @@ def _halving(s: Mapping[str, Any], figures: Mapping[str, bytes | None]) -> str:
         + "<p>Configs are compared at equal epochs: within a level by their val metric at"
         " its epochs; across levels, a config that went further ranks above any stopped"
         " before it (top-k, finalists, best trial). Trends and importance use every config"
-        " at level 0's epochs.</p>" + _figure("halving", figures.get("halving"))
+        " at level 0's epochs.</p>"
+        + "".join(
+            _sample_text(h.get("figure"), f"configs of the {rung} sweep")
+            for rung, h in s["halving"].items()
+        )
+        + _figure("halving", figures.get("halving"))
     )
 
 
@@ -454,6 +477,17 @@ def _hyperparameters(s: Mapping[str, Any], figures: Mapping[str, bytes | None]) 
         )
         + f"<p>The top {len(h['top'])} trials (compare top performers):</p>"
         + _table(["trial", "best val metric", *names], top, frozenset({1}))
+    )
+
+
+def _parallel(s: Mapping[str, Any], figures: Mapping[str, bytes | None]) -> str:
+    p = s["parallel"]
+    return (
+        f"<p>{p['trials']} trials, {p['with_metric']} with a val metric (the others grey,"
+        " dashed). Axes span the coarse ranges, the metric's axis and the colours every"
+        " trial's values.</p>"
+        + _sample_text(p.get("figure"), "trials")
+        + _figure("parallel", figures.get("parallel"))
     )
 
 
@@ -610,6 +644,24 @@ def _ranges_text(ranges: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _failing_trials(trials: Sequence[Mapping[str, Any]]) -> tuple[list[list[str]], str]:
+    """The failure table's rows, the first ``LIST_SHOWN`` trials of each mode, and a line
+    saying how many of each mode it left out (summary.json lists them all)."""
+    rows, count = [], dict.fromkeys(FAILURE_MODES, 0)
+    for t in trials:
+        count[t["mode"]] = count.get(t["mode"], 0) + 1
+        if count[t["mode"]] <= LIST_SHOWN:
+            rows.append([_e(f"{t['rung']} #{t['name']}"), _e(t["mode"]), _e(t["why"])])
+    cut = [f"{n - LIST_SHOWN:,} of the {n:,} {m}" for m, n in count.items() if n > LIST_SHOWN]
+    if not cut:
+        return rows, ""
+    return rows, (
+        f"<p>The table shows the first {LIST_SHOWN} trials of each mode; left out: "
+        + _e("; ".join(cut))
+        + " (summary.json's failures.trials lists every one).</p>"
+    )
+
+
 def _failures(s: Mapping[str, Any]) -> str:
     f = s["failures"]
     rules = "".join(f"<li><strong>{_e(k)}</strong>: {_e(v)}</li>" for k, v in f["rules"].items())
@@ -617,7 +669,7 @@ def _failures(s: Mapping[str, Any]) -> str:
         [_e(mode), _e(m["count"]), _e(_ranges_text(m["ranges"]) or "—")]
         for mode, m in f["modes"].items()
     ]
-    trials = [[_e(f"{t['rung']} #{t['name']}"), _e(t["mode"]), _e(t["why"])] for t in f["trials"]]
+    trials, left_out = _failing_trials(f["trials"])
     status = [
         [_e(rung), _e(", ".join(f"{v} {k}" for k, v in sorted(c.items())))]
         for rung, c in f["status_counts"].items()
@@ -631,6 +683,7 @@ def _failures(s: Mapping[str, Any]) -> str:
             frozenset({1}),
         )
         + (_table(["trial", "mode", "why"], trials) if trials else "<p>No failures.</p>")
+        + left_out
         + "<p>Statuses per rung, as the trials recorded them:</p>"
         + _table(["rung", "statuses"], status)
     )
@@ -715,9 +768,7 @@ def render(summary: Mapping[str, Any], figures: Mapping[str, bytes | None]) -> s
         "sanity": _sanity(summary, figures),
         "learning-curves": _curves(summary, figures),
         "hyperparameters": _hyperparameters(summary, figures),
-        "parallel": f"<p>{summary['parallel']['trials']} trials,"
-        f" {summary['parallel']['with_metric']} with a val metric (the others grey, dashed)."
-        " Axes span the coarse ranges.</p>" + _figure("parallel", figures.get("parallel")),
+        "parallel": _parallel(summary, figures),
         "importance": _importance(summary, figures),
         "analysis": _analysis(summary),
         "seeds": _seeds(summary, figures),

@@ -81,35 +81,13 @@ def fanova_importance(
     inputs (no parameter, fewer than two trials, a constant metric) give no
     importances and a caveat instead of an error.
     """
-    import optuna
-
-    dists = {name: _transform(dist) for name, dist in space.items()}
-    trials, skipped = [], 0
-    for row in rows:
-        value = ok_value(row)
-        if value is None:
-            continue
-        # a parameter the trial did not sample is absent from its params
-        params = {
-            name: _value(space[name], row["params"][name])
-            for name in space
-            if name in row["params"]
-        }
-        if any(v is None for v in params.values()):
-            skipped += 1
-            continue
-        trials.append((params, float(value)))
-    ok_trials = len(trials)
+    pairs, skipped = _fitted_pairs(rows, space)
+    ok_trials = len(pairs)
     if ok_trials > max_trials:
         import random
 
-        trials = random.Random(seed).sample(trials, max_trials)
-    trials = [
-        optuna.trial.create_trial(
-            params=params, distributions={n: dists[n] for n in params}, value=value
-        )
-        for params, value in trials
-    ]
+        pairs = random.Random(seed).sample(pairs, max_trials)
+    trials = _study_trials(pairs, space)
     always = [name for name in space if all(name in t.params for t in trials)]
     conditional = {
         name: sum(name in t.params for t in trials) for name in space if name not in always
@@ -133,14 +111,9 @@ def fanova_importance(
             f"fitted on a random sample of {len(trials)} of the {ok_trials} ok trials"
             " (seeded; fANOVA's cost grows faster than the trials)"
         )
-    if not space:
-        caveats.append("the search space has no parameters")
-        return out
-    if len(trials) < 2:
-        caveats.append(f"only {len(trials)} ok trials: importance not computed")
-        return out
-    if len({t.value for t in trials}) < 2:
-        caveats.append("every ok trial scored the same: importance not computed")
+    blocker = _blocker(trials, space)
+    if blocker:
+        caveats.append(blocker)
         return out
     if len(trials) < min_trials:
         caveats.append(
@@ -152,6 +125,76 @@ def fanova_importance(
             "sampled by some trials only, so measured among those trials: "
             + ", ".join(f"{name} ({n} trials)" for name, n in conditional.items())
         )
+    importances, warned = _evaluate(trials, space, always, mode=mode, seed=seed)
+    caveats.extend(warned)
+    out["importances"] = dict(
+        sorted(importances.items(), key=lambda kv: (kv[1] is None, -(kv[1] or 0.0)))
+    )
+    if always:
+        out["interactions"] = max(0.0, 1.0 - sum(importances[name] or 0.0 for name in always))
+    return out
+
+
+def _fitted_pairs(
+    rows: Sequence[Mapping[str, Any]], space: Mapping[str, BaseDistribution]
+) -> tuple[list[tuple[dict[str, Any], float]], int]:
+    """(params as the transformed distributions hold them, value) of each ok row, and how
+    many ok rows had a value outside the space (left out)."""
+    pairs, skipped = [], 0
+    for row in rows:
+        value = ok_value(row)
+        if value is None:
+            continue
+        # a parameter the trial did not sample is absent from its params
+        params = {
+            name: _value(space[name], row["params"][name])
+            for name in space
+            if name in row["params"]
+        }
+        if any(v is None for v in params.values()):
+            skipped += 1
+            continue
+        pairs.append((params, float(value)))
+    return pairs, skipped
+
+
+def _study_trials(
+    pairs: Sequence[tuple[dict[str, Any], float]], space: Mapping[str, BaseDistribution]
+) -> list[Any]:
+    import optuna
+
+    dists = {name: _transform(dist) for name, dist in space.items()}
+    return [
+        optuna.trial.create_trial(
+            params=params, distributions={n: dists[n] for n in params}, value=value
+        )
+        for params, value in pairs
+    ]
+
+
+def _blocker(trials: Sequence[Any], space: Mapping[str, BaseDistribution]) -> str | None:
+    """Why no importance can be computed at all, or None."""
+    if not space:
+        return "the search space has no parameters"
+    if len(trials) < 2:
+        return f"only {len(trials)} ok trials: importance not computed"
+    if len({t.value for t in trials}) < 2:
+        return "every ok trial scored the same: importance not computed"
+    return None
+
+
+def _evaluate(
+    trials: Sequence[Any],
+    space: Mapping[str, BaseDistribution],
+    always: Sequence[str],
+    *,
+    mode: Direction | str,
+    seed: int,
+) -> tuple[dict[str, float | None], list[str]]:
+    """The main effects (the parameters every trial sampled together, each of the others
+    among the trials that sampled it), and the warnings raised, as caveats."""
+    import optuna
+
     importances: dict[str, float | None] = {name: None for name in space}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -160,18 +203,13 @@ def fanova_importance(
         study.add_trials(trials)
         evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
         if always:
-            scores = evaluator.evaluate(study, params=always)
+            scores = evaluator.evaluate(study, params=list(always))
             importances.update({name: float(scores.get(name, 0.0)) for name in always})
-        for name, count in conditional.items():
+        for name in space:
+            if name in always:
+                continue
             subset = [t for t in trials if name in t.params]
-            if count >= 2 and len({t.value for t in subset}) >= 2:
+            if len(subset) >= 2 and len({t.value for t in subset}) >= 2:
                 scores = evaluator.evaluate(study, params=[*always, name])
                 importances[name] = float(scores.get(name, 0.0))
-    for warning in caught:
-        caveats.append(f"{warning.category.__name__}: {warning.message}")
-    out["importances"] = dict(
-        sorted(importances.items(), key=lambda kv: (kv[1] is None, -(kv[1] or 0.0)))
-    )
-    if always:
-        out["interactions"] = max(0.0, 1.0 - sum(importances[name] or 0.0 for name in always))
-    return out
+    return importances, [f"{w.category.__name__}: {w.message}" for w in caught]

@@ -72,17 +72,39 @@ class RunData:
 
 
 def read_history(path: str | Path) -> list[dict[str, float]]:
-    """A trial's ``history.csv`` as numbers; an absent or empty file is no epochs."""
+    """A trial's ``history.csv`` as numbers; an absent or empty file is no epochs.
+
+    A cell that is empty or not a number is NaN, as is a column a row lacks;
+    blank lines are skipped.
+    """
     path = Path(path)
     if not path.is_file():
         return []
+    # csv.reader and float() over whole rows: a report reads every trial's history, and
+    # DictReader with a conversion per cell took most of a 100,000-trial report's reading
     with open(path, newline="") as handle:
-        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+        lines = csv.reader(handle)
+        header = next(lines, None)
+        if not header:
+            return []
+        width = len(header)
+        history = []
+        for cells in lines:
+            if not cells:
+                continue
+            try:
+                values = [float(c) for c in cells]
+            except ValueError:
+                values = [_number(c) for c in cells]
+            if len(values) < width:
+                values += [math.nan] * (width - len(values))
+            history.append(dict(zip(header, values, strict=False)))
+        return history
 
 
-def _number(text: str | None) -> float:
+def _number(text: str) -> float:
     try:
-        return float(text) if text not in (None, "") else math.nan
+        return float(text) if text else math.nan
     except ValueError:
         return math.nan
 
@@ -119,12 +141,17 @@ def load_run(
     inputs: Mapping[str, str | Path],
     benchmarks_dir: str | Path | None = None,
     reads: tuple[tuple[Rung, str], ...] = READS,
+    *,
+    trial_results: bool = True,
 ) -> RunData:
     """Load a finished ladder from the report rule's inputs (named as :func:`report_inputs`).
 
     ``benchmarks_dir`` holds Snakemake's benchmark files; the ladder table's
     timings are empty without it. ``reads`` are the rung outputs to read (by
     default all the report shows; ``SWEEP_READS`` for the ``report_sweeps`` job).
+    ``trial_results`` False leaves ``results`` empty: only the reproducibility
+    section reads every trial's ``result.json``, and the ``report_sweeps`` job does
+    not build it (at 100,000 trials, seconds of reading).
     """
     missing = [
         input_name(r, role)
@@ -146,7 +173,7 @@ def load_run(
     plans = {rung.name: read(rung, "plan") for rung in ran}
     rows = {rung.name: _rung_rows(input_path(rung, "results"), plans[rung.name]) for rung in ran}
     results = {}
-    for rung in ran:
+    for rung in ran if trial_results else ():
         for row in rows[rung.name]:
             path = row["trial_dir"] / RESULT_FILE
             if path.is_file():

@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from tuneladder.store.trial_files import CONFIG_FILE, HISTORY_FILE
 
 __all__ = [
     "DECIDED",
+    "Provenance",
     "build_summary",
     "builds",
     "experiment_hash",
@@ -283,6 +285,7 @@ def _halving(run: RunData, mode: Direction) -> dict[str, Any]:
             "levels": levels,
             "trial_epochs": sum(r.get("epochs_run") or 0 for r in rows),
             "full_trial_epochs": halving["full_trial_epochs"],
+            "figure": analysis.line_sample(rows, mode)[1],
         }
     return out
 
@@ -653,65 +656,55 @@ def _analysis_answers(
     ]
 
 
+@dataclass(frozen=True, kw_only=True)
+class Provenance:
+    """Where the report itself comes from, for its reproducibility section.
+
+    Attributes:
+        command: the command that reproduces the run.
+        versions: the report's own packages and their versions.
+        source_commit: the commit of the tuneladder source the report ran from
+            (None: not a git checkout).
+    """
+
+    command: str
+    versions: Mapping[str, str]
+    source_commit: str | None
+
+
 def build_summary(
     run: RunData,
     *,
     seed: int,
     config: Mapping[str, Any],
-    command: str,
-    versions: Mapping[str, str],
-    source_commit: str | None,
+    provenance: Provenance,
     sweeps: Mapping[str, Any],
 ) -> dict[str, Any]:
     """Every number the report shows, from the loaded run.
 
-    ``config`` is the resolved experiment config (shown and hashed), ``command``
-    the command that reproduces the run, ``versions`` the report's own packages,
-    ``source_commit`` the commit of the tuneladder source the report ran from,
-    ``sweeps`` the run's :func:`sweep_numbers` (fANOVA seeded with ``seed``).
+    ``config`` is the resolved experiment config (shown and hashed), ``provenance``
+    what the report ran from, ``sweeps`` the run's :func:`sweep_numbers` (fANOVA
+    seeded with ``seed``).
     """
     final = run.final
     mode, metric = Direction(final["mode"]), final["metric"]
     sweep = run.sweep_rows()
     hyper = _hyperparameters(run, mode, sweeps["trends"])
     part = sweep_summary(run, metric=metric, mode=mode, sweeps=sweeps)
-    importance, diminishing, failures = (
-        part["importance"],
-        part["diminishing_returns"],
-        part["failures"],
-    )
     logs = _logs(run)
-    checklist = analysis.checklist(
-        sweep_rows=sweep,
-        seed_rows=run.rows[SEEDS.name],
-        chosen_group=final["best_group"],
-        space=list(run.coarse_space),
-        lr_range=run.lr_range,
-        logs=logs,
-        diminishing=diminishing,
-    )
+    checklist = _checklist(run, logs, part["diminishing_returns"])
     headline = _headline(run)
     sensitivity = _sensitivity(run, mode)
     pitfalls = analysis.pitfalls(
         overfit=run.overfit,
         space=run.coarse_space,
-        chosen_params=final["best_config"],
-        baseline_params=(final.get("baseline") or {}).get("params"),
+        chosen=_chosen(run, headline),
         checklist_items=checklist,
-        val=headline["val"],
-        test=headline["test"],
-        p_value=final.get("p_value_vs_runner_up"),
         mode=mode,
         sensitivity=sensitivity,
     )
-    panels = curve_panels(sweep, failures["classes"], mode)
-    trial_versions = sorted(
-        {json.dumps(r.get("versions"), sort_keys=True) for r in run.results.values()}
-    )
     seeds = _seeds(run)
-    trial_seconds = {
-        rung: sum(r.get("train_seconds") or 0.0 for r in rows) for rung, rows in run.rows.items()
-    }
+    panels = curve_panels(sweep, part["failures"]["classes"], mode)
     return {
         "schema": 1,
         "experiment": final.get("experiment"),
@@ -720,62 +713,120 @@ def build_summary(
             rung: {"total": len(rows), "counts": _counts(rows)} for rung, rows in run.rows.items()
         },
         "headline": headline,
-        "ladder": {**_ladder(run, mode), "train_seconds": trial_seconds},
+        "ladder": {**_ladder(run, mode), "train_seconds": _train_seconds(run)},
         "halving": part["halving"],
-        "sanity": {
-            "overfit": {k: v for k, v in run.overfit.items() if k not in ("curve", "config")},
-            "lr_range": {
-                k: v
-                for k, v in (run.lr_range or {}).items()
-                if k not in ("lrs", "losses", "smoothed", "smoothed_zero_lag", "config")
-            }
-            or None,
-        },
-        "learning_curves": [
-            {
-                "rung": p["row"]["rung"],
-                "name": p["row"]["name"],
-                "role": p["role"],
-                "why": p.get("why"),
-                "best_val_metric": p["row"]["best_val_metric"],
-                "epochs": len(p["row"]["history"]),
-            }
-            for p in panels
-        ],
+        "sanity": _sanity(run),
+        "learning_curves": _learning_curves(panels),
         "hyperparameters": hyper,
         "parallel": {
             "trials": len(sweep),
             "with_metric": sum(ok_value(r) is not None for r in sweep),
+            "figure": analysis.line_sample(sweep, mode)[1],
         },
-        "importance": importance,
-        "analysis": _analysis_answers(hyper, importance, mode),
+        "importance": part["importance"],
+        "analysis": _analysis_answers(hyper, part["importance"], mode),
         "seeds": seeds,
         "sensitivity": sensitivity,
-        "diminishing_returns": diminishing,
-        "failures": failures,
+        "diminishing_returns": part["diminishing_returns"],
+        "failures": part["failures"],
         "checklist": checklist,
         "pitfalls": pitfalls,
-        "reproducibility": {
-            "command": command,
-            "experiment_hash": experiment_hash(config),
-            "config": dict(config),
-            "ladder_seed": config.get("seed"),
-            "split_seed": run.meta.get("seed"),
-            "seed_rerun_seeds": seeds["seeds"],
-            "fanova_seed": seed,
-            "data_fingerprint": run.meta.get("fingerprint"),
-            "git_commits": logs["git_commits"],
-            "source_commit": source_commit,
-            "chosen_trial": final.get("best_seed_trial"),
-            "chosen_config_hash": (
-                run.results.get(f"{SEEDS.name}/{final.get('best_seed_trial')}") or {}
-            ).get("config_hash"),
-            "trial_versions": [json.loads(v) for v in trial_versions],
-            "report_versions": dict(versions),
-            "builds": builds(run.results),
-            "devices": sorted({str(r.get("device")) for r in run.results.values()}),
-            "hosts": sorted({str(r.get("host")) for r in run.results.values()}),
-        },
+        "reproducibility": _reproducibility(
+            run, seed=seed, config=config, provenance=provenance, logs=logs, seeds=seeds
+        ),
+    }
+
+
+def _checklist(
+    run: RunData, logs: Mapping[str, Any], diminishing: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    return analysis.checklist(
+        sweep_rows=run.sweep_rows(),
+        seed_rows=run.rows[SEEDS.name],
+        chosen_group=run.final["best_group"],
+        space=list(run.coarse_space),
+        lr_range=run.lr_range,
+        logs=logs,
+        diminishing=diminishing,
+    )
+
+
+def _chosen(run: RunData, headline: Mapping[str, Any]) -> analysis.Chosen:
+    final = run.final
+    return analysis.Chosen(
+        params=final["best_config"],
+        baseline_params=(final.get("baseline") or {}).get("params"),
+        val=headline["val"],
+        test=headline["test"],
+        p_value=final.get("p_value_vs_runner_up"),
+    )
+
+
+def _train_seconds(run: RunData) -> dict[str, float]:
+    return {
+        rung: sum(r.get("train_seconds") or 0.0 for r in rows) for rung, rows in run.rows.items()
+    }
+
+
+def _sanity(run: RunData) -> dict[str, Any]:
+    return {
+        "overfit": {k: v for k, v in run.overfit.items() if k not in ("curve", "config")},
+        "lr_range": {
+            k: v
+            for k, v in (run.lr_range or {}).items()
+            if k not in ("lrs", "losses", "smoothed", "smoothed_zero_lag", "config")
+        }
+        or None,
+    }
+
+
+def _learning_curves(panels: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "rung": p["row"]["rung"],
+            "name": p["row"]["name"],
+            "role": p["role"],
+            "why": p.get("why"),
+            "best_val_metric": p["row"]["best_val_metric"],
+            "epochs": len(p["row"]["history"]),
+        }
+        for p in panels
+    ]
+
+
+def _reproducibility(
+    run: RunData,
+    *,
+    seed: int,
+    config: Mapping[str, Any],
+    provenance: Provenance,
+    logs: Mapping[str, Any],
+    seeds: Mapping[str, Any],
+) -> dict[str, Any]:
+    final = run.final
+    trial_versions = sorted(
+        {json.dumps(r.get("versions"), sort_keys=True) for r in run.results.values()}
+    )
+    return {
+        "command": provenance.command,
+        "experiment_hash": experiment_hash(config),
+        "config": dict(config),
+        "ladder_seed": config.get("seed"),
+        "split_seed": run.meta.get("seed"),
+        "seed_rerun_seeds": seeds["seeds"],
+        "fanova_seed": seed,
+        "data_fingerprint": run.meta.get("fingerprint"),
+        "git_commits": logs["git_commits"],
+        "source_commit": provenance.source_commit,
+        "chosen_trial": final.get("best_seed_trial"),
+        "chosen_config_hash": (
+            run.results.get(f"{SEEDS.name}/{final.get('best_seed_trial')}") or {}
+        ).get("config_hash"),
+        "trial_versions": [json.loads(v) for v in trial_versions],
+        "report_versions": dict(provenance.versions),
+        "builds": builds(run.results),
+        "devices": sorted({str(r.get("device")) for r in run.results.values()}),
+        "hosts": sorted({str(r.get("host")) for r in run.results.values()}),
     }
 
 
