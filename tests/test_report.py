@@ -694,7 +694,7 @@ def test_the_sweep_part_runs_without_the_seed_reruns_and_changes_nothing(
         seed=config["seed"],
         config=config,
     )
-    assert set(numbers) == {"importance", "trends"}
+    assert set(numbers) == {"importance", "trends", "failures", "curve_epochs"}
     # the whole report in one process, as report_stage does when not given the sweep part
     alone = tmp_path / "alone"
     shutil.copytree(results, alone, ignore=shutil.ignore_patterns("report"))
@@ -820,3 +820,32 @@ def test_fanova_on_a_large_sweep_fits_a_seeded_sample_and_says_so() -> None:
     assert max(sampled["importances"], key=sampled["importances"].get) == "lr"
     whole = fanova_importance(rows, SPACE, mode="max", seed=0)
     assert whole["trials"] == whole["ok_trials"] == 70
+
+
+def test_figures_of_a_large_sweep_draw_the_best_and_a_seeded_sample_and_say_so() -> None:
+    from tuneladder.report import _figures as figs
+    from tuneladder.report._analysis import figure_sample, sample_note
+    from tuneladder.report._html import _failing_trials, _names, _sample_text
+
+    rows = _sweep(60) + [row(60 + i, "diverged", lr=1e-3, width=16, arch="mlp") for i in range(5)]
+    shown, note = figure_sample(rows, "max", limit=20, best=5)
+    assert note == sample_note(rows, limit=20, best=5) == {"trials": 65, "shown": 20, "best": 5}
+    assert len(shown) == 20 and shown == figure_sample(rows, "max", limit=20, best=5)[0]
+    best = sorted((r for r in rows if r["status"] == "ok"), key=lambda r: -r["best_val_metric"])
+    assert all(any(s is r for s in shown) for r in best[:5])
+    assert [r["index"] for r in shown] == sorted(r["index"] for r in shown)  # plan order
+    assert figure_sample(rows, "max")[1] == {"trials": 65, "shown": 65, "best": None}
+    text = _sample_text(note, "trials")
+    assert "20 of the 65 trials: the best 5 and a seeded random sample of 15" in text
+    assert _sample_text(sample_note(rows), "trials") == ""
+    assert _names([str(i) for i in range(25)], "coarse").endswith("coarse #19 and 5 more")
+    slow = {"rung": "coarse", "mode": "too slow", "why": "w"}
+    failing = [{**slow, "name": str(i)} for i in range(30)]
+    table, left_out = _failing_trials(failing)
+    assert len(table) == 20 and "10 of the 30 too slow" in left_out
+    labels = ["ok"] * 60 + ["diverged"] * 5
+    for fig in (
+        figs.parallel_figure(rows, SPACE, metric="acc", mode="max"),
+        figs.hyperparameters_figure(rows, labels, SPACE, chosen={}, metric="acc", mode="max"),
+    ):
+        assert figs.png_bytes(fig).startswith(b"\x89PNG\r\n\x1a\n")

@@ -70,14 +70,18 @@ def draw_figures(
     sweep = run.sweep_rows()
     space = run.coarse_space
     classes = summary["failures"]["classes"]
-    panels = []
-    for p in curve_panels(sweep, classes, mode):
-        row = p["row"]
-        value = row["best_val_metric"]
-        title = f"{p['role']}: {row['rung']} #{row['name']}"
-        if value is not None:
-            title += f" ({metric} {value:.3g})"
-        panels.append({"title": title, "history": row["history"], "note": row.get("reason")})
+
+    def panels() -> list[dict[str, Any]]:
+        out = []
+        for p in curve_panels(sweep, classes, mode):
+            row = p["row"]
+            value = row["best_val_metric"]
+            title = f"{p['role']}: {row['rung']} #{row['name']}"
+            if value is not None:
+                title += f" ({metric} {value:.3g})"
+            out.append({"title": title, "history": row["history"], "note": row.get("reason")})
+        return out
+
     coarse_lr = space.get("lr")
     lr_bounds = (
         (coarse_lr.low, coarse_lr.high) if isinstance(coarse_lr, FloatDistribution) else None
@@ -95,7 +99,7 @@ def draw_figures(
         ),
         "overfit": lambda: figs.overfit_figure(run.overfit),
         "lr_range": lambda: figs.lr_range_figure(run.lr_range, lr_bounds),
-        "learning_curves": lambda: figs.curves_figure(panels),
+        "learning_curves": lambda: figs.curves_figure(panels()),
         "hyperparameters": lambda: figs.hyperparameters_figure(
             sweep,
             [c["mode"] for c in classes],
@@ -216,7 +220,8 @@ def report_stage(
     from tuneladder.report._summary import Provenance, build_summary, finite_or_none
 
     out_dir = Path(out_dir)
-    run = load_run(inputs, benchmarks_dir)
+    # given the report_sweeps job's numbers, it reads no history: they hold what those say
+    run = load_run(inputs, benchmarks_dir, histories=sweeps is None)
     if sweeps is None:
         metric = {"name": run.final["metric"], "mode": run.final["mode"]}
         _draw_sweeps(run, out_dir, seed=seed, config=config, metric=metric)

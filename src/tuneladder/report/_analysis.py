@@ -31,7 +31,9 @@ __all__ = [
     "DR_THRESHOLD",
     "DR_WINDOW",
     "FAILURE_MODES",
+    "LINES_MAX",
     "MIN_SEEDS",
+    "POINTS_MAX",
     "OVERFIT_RISE",
     "OVERFIT_SMOOTH",
     "SLOW_DROP",
@@ -44,9 +46,10 @@ __all__ = [
     "diminishing_returns",
     "failure_ranges",
     "improvement",
-    "line_sample",
+    "figure_sample",
     "model_size_keys",
     "pitfalls",
+    "sample_note",
     "top_ranges",
     "trends",
     "varied",
@@ -74,9 +77,10 @@ MULTIPLICATIVE = frozenset({"lr", "weight_decay"})
 SIZE_WORDS = ("width", "layer", "channel", "hidden", "depth", "dim", "unit", "arch", "head")
 
 FAILURE_MODES = ("diverged", "failed", "too slow", "overfitting")
-# A figure of one line per trial draws at most LINES_MAX of them, the LINES_BEST best among
-# them: 100,000 lines take minutes to draw and show one smear of colour.
+# A figure of one line per trial draws at most LINES_MAX of them, one of points POINTS_MAX,
+# the LINES_BEST best among them: 100,000 lines take minutes to draw and show one smear.
 LINES_MAX = 2000
+POINTS_MAX = 10_000
 LINES_BEST = 200
 
 
@@ -204,21 +208,21 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def line_sample(
+def figure_sample(
     rows: Sequence[Mapping[str, Any]],
     mode: Direction | str,
     *,
     limit: int = LINES_MAX,
     best: int = LINES_BEST,
 ) -> tuple[list[Mapping[str, Any]], dict[str, Any]]:
-    """The rows a figure of one line per trial draws, and what it drew, for the page to say.
+    """The rows a figure of one mark per trial draws, and what it drew, for the page to say.
 
     Up to ``limit`` rows, every one. Beyond, the ``best`` best (:func:`top`) and a
     seeded random sample of the others, ``limit`` in all, in the order given.
     Returns the rows and ``{"trials", "shown", "best"}`` (``best`` None: all shown).
 
     >>> rows = [{"status": "ok", "best_val_metric": i / 10, "name": str(i)} for i in range(10)]
-    >>> shown, note = line_sample(rows, "max", limit=4, best=2)
+    >>> shown, note = figure_sample(rows, "max", limit=4, best=2)
     >>> note, [r["name"] for r in shown][-2:]
     ({'trials': 10, 'shown': 4, 'best': 2}, ['8', '9'])
     """
@@ -229,6 +233,17 @@ def line_sample(
     picked = set(random.Random(0).sample(others, limit - len(leaders)))
     shown = [row for i, row in enumerate(rows) if id(row) in leaders or i in picked]
     return shown, {"trials": len(rows), "shown": len(shown), "best": len(leaders)}
+
+
+def sample_note(
+    rows: Sequence[Mapping[str, Any]], *, limit: int = LINES_MAX, best: int = LINES_BEST
+) -> dict[str, Any]:
+    """What :func:`figure_sample` says of these rows, without ranking them."""
+    if len(rows) <= limit:
+        return {"trials": len(rows), "shown": len(rows), "best": None}
+    # top() keeps the rows with a finite value, ok_value's rule
+    ranked = min(best, sum(ok_value(row) is not None for row in rows))
+    return {"trials": len(rows), "shown": limit, "best": ranked}
 
 
 # --- diminishing returns --------------------------------------------------------------

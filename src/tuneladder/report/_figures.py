@@ -31,7 +31,7 @@ from optuna.distributions import (
 
 from tuneladder.core.direction import Direction, ok_value
 from tuneladder.ladder.rungs import SEARCH_RUNGS
-from tuneladder.report._analysis import line_sample
+from tuneladder.report._analysis import POINTS_MAX, figure_sample
 
 __all__ = [
     "best_so_far_figure",
@@ -148,7 +148,7 @@ def halving_figure(
     ``halving``): configs that reached the last level are drawn in colour, those
     stopped earlier in grey, so a line ends where its config stopped. Above
     ``LINES_MAX`` configs a panel draws the best and a seeded sample of the others
-    (:func:`~tuneladder.report._analysis.line_sample`).
+    (:func:`~tuneladder.report._analysis.figure_sample`).
     """
     fig = _figure(10, 3.6)
     if not sweeps:
@@ -157,7 +157,7 @@ def halving_figure(
         ax = fig.add_subplot(1, len(sweeps), i + 1)
         colour = RUNG_STYLE.get(sweep["rung"], _STYLES[0])["color"]
         lines: dict[bool, list[Any]] = {True: [], False: []}  # finished: their lines
-        drawn, _ = line_sample(sweep["rows"], mode)
+        drawn, _ = figure_sample(sweep["rows"], mode)
         for row in drawn:
             if row["history"]:  # epoch n has trained n epochs
                 points = [(h["epoch"] + 1, h["val_metric"]) for h in row["history"]]
@@ -322,7 +322,13 @@ def hyperparameters_figure(
     Coarse and fine trials differ in colour and marker; trials without a metric
     (diverged, failed) are red crosses along the bottom; the chosen value is a line.
     Outliers on the worse side sit on the axis edge (see :func:`metric_limits`).
+    Above ``POINTS_MAX`` trials it draws the best and a seeded sample of the others
+    (:func:`~tuneladder.report._analysis.figure_sample`); the axes span them all.
     """
+    limits = metric_limits([r["best_val_metric"] for r in rows if r["status"] == "ok"], mode)
+    drawn = {id(row) for row in figure_sample(rows, mode, limit=POINTS_MAX)[0]}
+    pairs = [(r, label) for r, label in zip(rows, labels, strict=True) if id(r) in drawn]
+    rows, labels = [r for r, _ in pairs], [label for _, label in pairs]
     names = list(space)
     cols = min(3, max(1, len(names)))
     nrows = max(1, math.ceil(len(names) / cols))
@@ -330,7 +336,6 @@ def hyperparameters_figure(
     if not names:
         return _empty(fig, "nothing was searched")
     rng = np.random.default_rng(0)
-    limits = metric_limits([r["best_val_metric"] for r in rows if r["status"] == "ok"], mode)
     for i, name in enumerate(names):
         ax = fig.add_subplot(nrows, cols, i + 1)
         dist = space[name]
@@ -438,7 +443,7 @@ def parallel_figure(
     Each axis spans the coarse range (log parameters on a log scale; categories
     evenly spaced); the last axis is the metric. Trials without a metric are grey.
     Above ``LINES_MAX`` trials it draws the best and a seeded sample of the others
-    (:func:`~tuneladder.report._analysis.line_sample`); the colours and the metric
+    (:func:`~tuneladder.report._analysis.figure_sample`); the colours and the metric
     axis still span every trial's values.
     """
     names = list(space)
@@ -449,7 +454,7 @@ def parallel_figure(
     scale = _MetricScale.of([v for v in map(ok_value, rows) if v is not None], mode)
     cmap = "viridis" if scale.worse_low else "viridis_r"
     mappable = ScalarMappable(norm=scale.norm(), cmap=cmap)
-    drawn, _ = line_sample(rows, mode)
+    drawn, _ = figure_sample(rows, mode)
     scored, scores, unscored = _parallel_lines(drawn, space, scale, mode)
     # one collection per kind, in the order above (the best drawn last, on top): a
     # sweep of thousands draws in a second, with thinner, fainter lines to stay legible
@@ -672,18 +677,26 @@ def best_so_far_figure(
     metric: str,
     mode: Direction | str,
 ) -> Figure:
-    """Each sweep trial's best val metric and the best so far, with the rule's last window."""
+    """Each sweep trial's best val metric and the best so far, with the rule's last window.
+
+    Above ``POINTS_MAX`` trials the points are the best and a seeded sample of the others;
+    the best-so-far line follows every trial.
+    """
     fig = _figure(7, 3.4)
     if not rows:
         return _empty(fig, "no trials")
     ax = fig.add_subplot()
     numbers = np.arange(1, len(rows) + 1)
     limits = metric_limits([r["best_val_metric"] for r in rows if r["status"] == "ok"], mode)
+    drawn = {id(row) for row in figure_sample(rows, mode, limit=POINTS_MAX)[0]}
     for rung, style in RUNG_STYLE.items():
         hit = [
             (n, r["best_val_metric"])
             for n, r in zip(numbers, rows, strict=True)
-            if r["rung"] == rung and r["status"] == "ok" and r["best_val_metric"] is not None
+            if r["rung"] == rung
+            and r["status"] == "ok"
+            and r["best_val_metric"] is not None
+            and id(r) in drawn
         ]
         if hit:
             x, y = zip(*hit, strict=True)

@@ -331,7 +331,7 @@ def _names(names: Sequence[str], rung: str) -> str:
 
 
 def _sample_text(note: Mapping[str, Any] | None, what: str) -> str:
-    """What a figure of lines left out (``_analysis.line_sample``'s note), or nothing."""
+    """What a figure of lines left out (``_analysis.figure_sample``'s note), or nothing."""
     if not note or note.get("best") is None:
         return ""
     return (
@@ -470,7 +470,8 @@ def _hyperparameters(s: Mapping[str, Any], figures: Mapping[str, bytes | None]) 
         for t in h["top"]
     ]
     return (
-        _figure("hyperparameters", figures.get("hyperparameters"))
+        _sample_text(h.get("figure"), "trials in each scatter")
+        + _figure("hyperparameters", figures.get("hyperparameters"))
         + _table(
             ["parameter", "coarse range", "fine range", "chosen", f"top {len(h['top'])}", "trend"],
             rows,
@@ -630,6 +631,7 @@ def _diminishing(s: Mapping[str, Any], figures: Mapping[str, bytes | None]) -> s
         f"<p>Rule: the last {d['window']} trials improve the best val metric by less than"
         f" {d['threshold']:.0%} (relative). Verdict over {d['trials']} coarse and fine trials:"
         f" <strong>{_e(d['verdict'])}</strong>.</p>"
+        + _sample_text(d.get("figure"), "trials' points (the best-so-far line follows all)")
         + _figure("best_so_far", figures.get("best_so_far"))
     )
 

@@ -39,7 +39,8 @@ class RunData:
 
     ``rows[rung]`` are the rung's ``results.json`` rows in plan order, each with
     ``trial_dir`` (resolved from the plan, wherever ``results/`` now lives) and
-    ``history`` (the trial's ``history.csv`` as a list of dicts) added;
+    ``history`` (the trial's ``history.csv`` as a list of dicts; absent where
+    :func:`load_run` was asked for none) added;
     ``rung_dirs[rung]`` is the folder of the rung's plan and trials. ``plans``,
     ``rows`` and ``rung_dirs`` hold the rungs of trials that ran, in ladder order:
     an optional rung only when its files were given. ``final`` is empty where the
@@ -80,26 +81,28 @@ def read_history(path: str | Path) -> list[dict[str, float]]:
     path = Path(path)
     if not path.is_file():
         return []
-    # csv.reader and float() over whole rows: a report reads every trial's history, and
-    # DictReader with a conversion per cell took most of a 100,000-trial report's reading
     with open(path, newline="") as handle:
-        lines = csv.reader(handle)
-        header = next(lines, None)
-        if not header:
-            return []
-        width = len(header)
-        history = []
-        for cells in lines:
-            if not cells:
-                continue
-            try:
-                values = [float(c) for c in cells]
-            except ValueError:
-                values = [_number(c) for c in cells]
-            if len(values) < width:
-                values += [math.nan] * (width - len(values))
-            history.append(dict(zip(header, values, strict=False)))
-        return history
+        text = handle.read()
+    # split and float() over whole rows: a report reads every trial's history, and csv's
+    # DictReader with a conversion per cell took most of a 100,000-trial report's reading;
+    # a quoted cell (never written by the runner) goes through csv
+    lines = text.splitlines()
+    rows = list(csv.reader(lines)) if '"' in text else [line.split(",") for line in lines]
+    if not rows or not rows[0]:
+        return []
+    header, width = rows[0], len(rows[0])
+    history = []
+    for cells in rows[1:]:
+        if not cells or cells == [""]:
+            continue
+        try:
+            values = [float(c) for c in cells]
+        except ValueError:
+            values = [_number(c) for c in cells]
+        if len(values) < width:
+            values += [math.nan] * (width - len(values))
+        history.append(dict(zip(header, values, strict=False)))
+    return history
 
 
 def _number(text: str) -> float:
@@ -109,7 +112,7 @@ def _number(text: str) -> float:
         return math.nan
 
 
-def _rung_rows(table_path: Path, plan: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _rung_rows(table_path: Path, plan: Mapping[str, Any], histories: bool) -> list[dict[str, Any]]:
     """A rung's rows; in a sweep's, a searched parameter the trial did not sample is absent.
 
     The trial still trained with a value for it (the fixed one), which
@@ -126,14 +129,9 @@ def _rung_rows(table_path: Path, plan: Mapping[str, Any]) -> list[dict[str, Any]
         params = row["params"]
         if "sampled" in row:
             params = {k: v for k, v in params.items() if k not in searched or k in row["sampled"]}
-        rows.append(
-            {
-                **row,
-                "params": params,
-                "trial_dir": trial_dir,
-                "history": read_history(trial_dir / HISTORY_FILE),
-            }
-        )
+        rows.append({**row, "params": params, "trial_dir": trial_dir})
+        if histories:
+            rows[-1]["history"] = read_history(trial_dir / HISTORY_FILE)
     return rows
 
 
@@ -143,6 +141,7 @@ def load_run(
     reads: tuple[tuple[Rung, str], ...] = READS,
     *,
     trial_results: bool = True,
+    histories: bool = True,
 ) -> RunData:
     """Load a finished ladder from the report rule's inputs (named as :func:`report_inputs`).
 
@@ -151,7 +150,9 @@ def load_run(
     default all the report shows; ``SWEEP_READS`` for the ``report_sweeps`` job).
     ``trial_results`` False leaves ``results`` empty: only the reproducibility
     section reads every trial's ``result.json``, and the ``report_sweeps`` job does
-    not build it (at 100,000 trials, seconds of reading).
+    not build it (at 100,000 trials, seconds of reading). ``histories`` False leaves
+    the rows without ``history``: the ``report`` job reads what the histories say in
+    the ``report_sweeps`` job's ``sweeps.json``.
     """
     missing = [
         input_name(r, role)
@@ -171,7 +172,10 @@ def load_run(
         r for r in TRIAL_RUNGS if (r, "results") in reads and input_name(r, "results") in inputs
     ]
     plans = {rung.name: read(rung, "plan") for rung in ran}
-    rows = {rung.name: _rung_rows(input_path(rung, "results"), plans[rung.name]) for rung in ran}
+    rows = {
+        rung.name: _rung_rows(input_path(rung, "results"), plans[rung.name], histories)
+        for rung in ran
+    }
     results = {}
     for rung in ran if trial_results else ():
         for row in rows[rung.name]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -285,7 +286,7 @@ def _halving(run: RunData, mode: Direction) -> dict[str, Any]:
             "levels": levels,
             "trial_epochs": sum(r.get("epochs_run") or 0 for r in rows),
             "full_trial_epochs": halving["full_trial_epochs"],
-            "figure": analysis.line_sample(rows, mode)[1],
+            "figure": analysis.sample_note(rows),
         }
     return out
 
@@ -388,16 +389,27 @@ def curve_panels(
 
 
 def sweep_numbers(run: RunData, *, mode: Direction | str, seed: int) -> dict[str, Any]:
-    """The numbers of the sweeps that take seconds: fANOVA and the rank trends.
+    """The numbers of the sweeps that take seconds: fANOVA, the rank trends, and what reads
+    every trial's history (the failure modes, the learning curves' epochs).
 
     The ``report_sweeps`` job computes them (with SciPy and scikit-learn, about a
     second to import) while the seed reruns and the final rung still run; the
-    ``report`` job reads them (``build_summary``'s ``sweeps``).
+    ``report`` job reads them (``build_summary``'s ``sweeps``), so it reads no history.
     """
+    mode = Direction(mode)
     rows = equal_epochs(run.sweep_rows())
+    failures = _failures(run, mode)
+    # the sweeps' statuses only, whichever rungs this job read (sweep_summary adds the rest)
+    failures["status_counts"] = {r.name: _counts(run.rows[r.name]) for r in SEARCH_RUNGS}
+    panels = curve_panels(run.sweep_rows(), failures["classes"], mode)
     return {
         "importance": fanova_importance(rows, run.coarse_space, mode=mode, seed=seed),
         "trends": analysis.trends(rows, run.coarse_space, mode),
+        "failures": failures,
+        # "rung/name" -> the epochs in its history, for the trials whose curves are shown
+        "curve_epochs": {
+            f"{p['row']['rung']}/{p['row']['name']}": len(p["row"]["history"]) for p in panels
+        },
     }
 
 
@@ -407,12 +419,17 @@ def sweep_summary(
     """The parts of the summary that read only the sanity checks and the sweeps, given their
     :func:`sweep_numbers`: what the figures ``from_sweeps`` show."""
     mode = Direction(mode)
+    failures = dict(sweeps["failures"])  # the statuses of every rung this job read
+    failures["status_counts"] = {name: _counts(rows) for name, rows in run.rows.items()}
     return {
         "metric": {"name": metric, "mode": mode},
         "halving": _halving(run, mode),
         "importance": sweeps["importance"],
-        "diminishing_returns": analysis.diminishing_returns(run.sweep_rows(), mode),
-        "failures": _failures(run, mode),
+        "diminishing_returns": {
+            **analysis.diminishing_returns(run.sweep_rows(), mode),
+            "figure": analysis.sample_note(run.sweep_rows(), limit=analysis.POINTS_MAX),
+        },
+        "failures": failures,
     }
 
 
@@ -435,6 +452,7 @@ def _hyperparameters(
         }
     return {
         "params": params,
+        "figure": analysis.sample_note(rows, limit=analysis.POINTS_MAX),
         "top": [
             {
                 "rung": row["rung"],
@@ -544,6 +562,8 @@ def _failures(run: RunData, mode: Direction) -> dict[str, Any]:
     }
 
 
+# The files of a complete trial besides its result.json.
+TRIAL_FILES = (CONFIG_FILE, HISTORY_FILE)
 # What a trial's result.json records of the torch build it ran on (env.torch_build).
 BUILD_FIELDS = ("torch", "cuda_built", "cudnn_built", "device", "device_name", "driver")
 
@@ -570,10 +590,14 @@ def _logs(run: RunData) -> dict[str, Any]:
         for entry in plan["trials"]:
             planned += 1
             name = f"{rung}/{entry['name']}"
-            trial_dir = run.rung_dirs[rung] / entry["dir"]
+            # os.path on strings: Path objects cost more than the checks, 100,000 times over
+            trial_dir = os.path.join(run.rung_dirs[rung], entry["dir"])
             result = run.results.get(name)
-            files_ok = all((trial_dir / f).is_file() for f in (CONFIG_FILE, HISTORY_FILE))
-            if result is not None and files_ok and all(result.get(k) is not None for k in needed):
+            if (
+                result is not None
+                and all(result.get(k) is not None for k in needed)
+                and all(os.path.isfile(os.path.join(trial_dir, f)) for f in TRIAL_FILES)
+            ):
                 complete += 1
                 commits.add(result.get("git_commit") or "not recorded (not a git checkout)")
             else:
@@ -716,12 +740,12 @@ def build_summary(
         "ladder": {**_ladder(run, mode), "train_seconds": _train_seconds(run)},
         "halving": part["halving"],
         "sanity": _sanity(run),
-        "learning_curves": _learning_curves(panels),
+        "learning_curves": _learning_curves(panels, sweeps["curve_epochs"]),
         "hyperparameters": hyper,
         "parallel": {
             "trials": len(sweep),
             "with_metric": sum(ok_value(r) is not None for r in sweep),
-            "figure": analysis.line_sample(sweep, mode)[1],
+            "figure": analysis.sample_note(sweep),
         },
         "importance": part["importance"],
         "analysis": _analysis_answers(hyper, part["importance"], mode),
@@ -780,7 +804,9 @@ def _sanity(run: RunData) -> dict[str, Any]:
     }
 
 
-def _learning_curves(panels: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _learning_curves(
+    panels: Sequence[Mapping[str, Any]], epochs: Mapping[str, int]
+) -> list[dict[str, Any]]:
     return [
         {
             "rung": p["row"]["rung"],
@@ -788,7 +814,7 @@ def _learning_curves(panels: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
             "role": p["role"],
             "why": p.get("why"),
             "best_val_metric": p["row"]["best_val_metric"],
-            "epochs": len(p["row"]["history"]),
+            "epochs": epochs[f"{p['row']['rung']}/{p['row']['name']}"],
         }
         for p in panels
     ]
