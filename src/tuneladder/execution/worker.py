@@ -52,7 +52,14 @@ from tuneladder.tasks import Task
 from tuneladder.training.runner import Leg, TrainingRun, run_trial
 
 # is_complete lives in tuneladder.store.trials; it stays importable from here
-__all__ = ["TrialSetup", "Worker", "WorkerRuntime", "is_complete", "worker_order"]
+__all__ = [
+    "TrialSetup",
+    "Worker",
+    "WorkerRuntime",
+    "is_complete",
+    "level_order",
+    "worker_order",
+]
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +142,26 @@ class TrialSetup:
 def worker_order(n_trials: int, *, worker: int, workers: int, steal: bool) -> list[int]:
     """Own stripe first, then (when stealing) the others' stripes, from their far end."""
     return _order(range(n_trials), worker=worker, workers=workers, steal=steal)
+
+
+def level_order(
+    entries: Sequence[Mapping[str, Any]],
+    expected: Mapping[str, float] | None = None,
+    *,
+    worker: int,
+    workers: int,
+) -> list[int]:
+    """Positions in ``entries`` (a part's or a level's trials) in the order worker
+    ``worker`` of ``workers`` tries them: its stripe, then the others' when there are
+    more trials than workers; at a continuing level (``expected``: each trial's
+    seconds) every worker walks the same list, longest first."""
+    steal = workers < len(entries)
+    if steal and expected:
+        # longest first, the same list for every worker: a level ends when its last
+        # trial does, so the long ones must not be left for the end
+        return sorted(range(len(entries)), key=lambda i: -expected[entries[i]["name"]])
+    indices = [int(e["index"]) for e in entries]
+    return _order(indices, worker=worker, workers=workers, steal=steal)
 
 
 def _order(indices: Sequence[int], *, worker: int, workers: int, steal: bool) -> list[int]:
@@ -293,13 +320,7 @@ class Worker:
     def _order(
         self, entries: Sequence[Mapping[str, Any]], expected: Mapping[str, float] | None = None
     ) -> list[int]:
-        steal = self._workers < len(entries)
-        if steal and expected:
-            # longest first, the same list for every worker: a level ends when its last
-            # trial does, so the long ones must not be left for the end
-            return sorted(range(len(entries)), key=lambda i: -expected[entries[i]["name"]])
-        indices = [int(e["index"]) for e in entries]
-        return _order(indices, worker=self._worker, workers=self._workers, steal=steal)
+        return level_order(entries, expected, worker=self._worker, workers=self._workers)
 
     def _run_part(
         self,
