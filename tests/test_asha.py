@@ -131,3 +131,89 @@ def test_the_mode_is_sync_unless_the_sweep_says_async() -> None:
     assert mode_of(None) is None
     assert mode_of({"eta": 3, "min_epochs": 1}) == "sync"
     assert mode_of({"eta": 3, "min_epochs": 1, "mode": "async"}) == "async"
+
+
+# --- a tiny real ladder whose coarse sweep halves asynchronously -----------------------
+
+ASYNC_LADDER = {
+    "experiment": "asha",
+    "mlflow": {"enabled": False},
+    # 6 configs for 1 epoch; a config goes on to 2 epochs once in the best half so far
+    "coarse": {
+        "trials": 6,
+        "epochs": 2,
+        "sampler": "sobol",
+        "halving": {"eta": 2, "min_epochs": 1, "mode": "async"},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def async_ladder(tmp_path_factory: pytest.TempPathFactory):
+    from helpers import snakemake, write_config
+
+    workdir = tmp_path_factory.mktemp("asha")
+    write_config(workdir, **ASYNC_LADDER)
+    snakemake(workdir)
+    return workdir
+
+
+@pytest.mark.slow
+def test_an_async_ladder_promotes_as_trials_finish_and_trains_each_once(async_ladder, tmp_path):
+    from helpers import copy_ladder, results_of, snakemake, tiny_config
+    from tuneladder.execution.promotions import read_log
+    from tuneladder.execution.status import format_status, ladder_status
+    from tuneladder.ladder.config import resolve_config
+    from tuneladder.store.io import read_json
+
+    coarse = results_of(async_ladder) / "coarse"
+    records = read_log(coarse / "promotions.jsonl")
+    asks = [(r["ask"], r["name"]) for r in records if "ask" in r]
+    dones = [(r["done"], r["row"]["name"]) for r in records if "done" in r]
+    # every config once at level 0; each promotion once; every ask told once
+    assert sorted(n for lv, n in asks if lv == 0) == [str(i) for i in range(6)]
+    assert len(set(asks)) == len(asks) and sorted(asks) == sorted(dones)
+    promoted = {n for lv, n in asks if lv == 1}
+    assert promoted and len(promoted) <= 6
+    # each promotion was in the best half of the configs finished at level 0 before it
+    finished: list[tuple[str, float]] = []
+    for r in records:
+        if r.get("done") == 0:
+            finished.append((r["row"]["name"], r["row"]["best_val_metric"]))
+        elif r.get("ask") == 1:
+            ranked = [n for n, _ in sorted(finished, key=lambda p: -p[1])]
+            assert r["name"] in ranked[: max(1, len(finished) // 2)]
+    # the workers trained each training once, between them
+    markers = [read_json(p) for p in sorted((coarse / "workers").glob("*.json"))]
+    ran = [n for m in markers for n in m["ran"]]
+    assert len(ran) == len(asks)
+    for name in promoted:
+        result = read_json(coarse / "trials" / name / "e2" / "result.json")
+        assert result["resumed_from_epoch"] == 1 and result["epochs_run"] == 2
+    table = read_json(coarse / "results.json")["trials"]
+    assert {r["name"]: r["epochs_run"] for r in table} == {
+        str(i): 2 if str(i) in promoted else 1 for i in range(6)
+    }
+    plans = [read_json(coarse / "levels" / str(lv) / "plan.json") for lv in (0, 1)]
+    assert {e["name"] for e in plans[1]["trials"]} == promoted
+    text = format_status(
+        ladder_status(results_of(async_ladder), config=resolve_config(tiny_config(**ASYNC_LADDER)))
+    )
+    assert f"halving levels: 6/6 to 1, {len(promoted)}/{len(promoted)} to 2 epochs" in text
+    assert "async" in (results_of(async_ladder) / "report" / "index.html").read_text()
+    # a rerun replays the log: nothing to do; a lost level-1 result is trained again,
+    # from level 0's state, and nothing else is
+    ladder = copy_ladder(async_ladder, tmp_path / "copy")
+    coarse = results_of(ladder) / "coarse"
+    lost = sorted(promoted)[0]
+    before = {p: p.stat().st_mtime_ns for p in coarse.glob("trials/*/*/result.json")}
+    for path in [coarse / "trials" / lost / "e2" / "result.json", coarse / "results.json"]:
+        path.unlink()
+    for path in (coarse / "workers").glob("*.json"):
+        path.unlink()
+    snakemake(ladder)
+    after = {p: p.stat().st_mtime_ns for p in coarse.glob("trials/*/*/result.json")}
+    redone = coarse / "trials" / lost / "e2" / "result.json"
+    assert {p for p in after if after[p] != before.get(p)} == {redone}
+    assert read_json(redone)["resumed_from_epoch"] == 1
+    assert read_log(coarse / "promotions.jsonl")[: len(records)] == records

@@ -25,7 +25,7 @@ from tuneladder.core.direction import Direction
 from tuneladder.search.asha import Asha, Ask
 from tuneladder.store.claims import ClaimBook
 
-__all__ = ["PROMOTIONS_FILE", "ROW_KEYS", "AsyncSweep", "read_log"]
+__all__ = ["PROMOTIONS_FILE", "ROW_KEYS", "AsyncSweep", "read_log", "replay"]
 
 PROMOTIONS_FILE = "promotions.jsonl"
 # what the rule ranks a finished trial by; the log keeps only these
@@ -47,6 +47,17 @@ def read_log(path: str | Path) -> list[dict[str, Any]]:
         with contextlib.suppress(ValueError):  # a record torn by a crash mid-append
             records.append(json.loads(line))
     return records
+
+
+def replay(plan: Mapping[str, Any], folder: str | Path, mode: Direction | str) -> Asha:
+    """The rule as a sweep's log leaves it: who was asked where, and every result told."""
+    rule = Asha(plan, mode)
+    for record in read_log(Path(folder) / PROMOTIONS_FILE):
+        if "ask" in record:
+            rule.asked(Ask(int(record["ask"]), record["name"]))
+        else:
+            rule.tell(int(record["done"]), record["row"])
+    return rule
 
 
 class AsyncSweep:
@@ -87,6 +98,12 @@ class AsyncSweep:
     def done(self) -> bool:
         with self._locked():
             return self._asha.done
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[Asha]:
+        """The rule, with every record so far replayed, while holding the log's lock."""
+        with self._locked():
+            yield self._asha
 
     def next(self, claims: Claims, *, worker: int = 0, orphans_first: bool = False) -> Ask | None:
         """The next training for this worker, its claim held: a new ask of the rule, else a

@@ -31,8 +31,16 @@ import torch
 from tuneladder.core.hparams import TrialConfig
 from tuneladder.data.prepared import TrainVal
 from tuneladder.execution.collect import collect_rung
+from tuneladder.execution.promotions import AsyncSweep
 from tuneladder.infra.device import Runtime
-from tuneladder.search.halving import Levels, expected_seconds, level_dir
+from tuneladder.search.asha import ASYNC, mode_of
+from tuneladder.search.halving import (
+    Levels,
+    asked_level,
+    expected_seconds,
+    level_dir,
+    level_entry,
+)
 from tuneladder.search.tpe import ask_round, is_rounds, rounds
 from tuneladder.store.claims import ClaimBook
 from tuneladder.store.io import read_json, write_json
@@ -255,6 +263,8 @@ class Worker:
         started = time.perf_counter()
         if is_rounds(self._plan):
             self._run_rounds()
+        elif mode_of(self._plan.get("halving")) == ASYNC:
+            self._run_async()
         elif self._plan.get("halving"):
             self._run_levels()
         else:
@@ -313,6 +323,78 @@ class Worker:
                     metric=self._setup.metric,
                 )
             )
+
+    def _run_async(self) -> None:
+        """A sweep that halves asynchronously: ask the promotion log for the next training
+        (a promotion, else a new config at level 0) until the sweep is done; while
+        others still train, wait and ask again (their results may promote a config)."""
+        sweep = AsyncSweep(self._plan, self._rung_dir, mode=self._setup.mode)
+        parts: dict[int, _Part] = {}
+
+        def part(level: int) -> _Part:
+            if level not in parts:
+                parts[level] = self._part(self._rung_dir / level_dir(level))
+            return parts[level]
+
+        self._retrain_stale(sweep, part)
+        first = True
+        while True:
+            ask = sweep.next(lambda lv: part(lv).claims, worker=self._worker, orphans_first=first)
+            first = False
+            if ask is None:
+                if sweep.done:
+                    return
+                time.sleep(POLL_S)
+                continue
+            entry = level_entry(self._plan, ask.level, self._entries[ask.name])
+            with sweep.locked() as rule:  # for status while it runs; collect writes the last
+                asked = asked_level(self._plan, ask.level, rule.asked_at(ask.level))
+                _write_level_plan(part(ask.level).folder / "plan.json", asked)
+            try:
+                result = self._held(part(ask.level), entry)
+                sweep.tell(ask.level, {"name": ask.name, **result})
+            finally:
+                part(ask.level).claims.release(ask.name)
+
+    @property
+    def _entries(self) -> dict[str, Mapping[str, Any]]:
+        return {entry["name"]: entry for entry in self._plan["trials"]}
+
+    def _retrain_stale(self, sweep: AsyncSweep, part: Callable[[int], _Part]) -> None:
+        """A rerun: trials the log has results of but whose result went stale (the code
+        changed) are trained again and told again; who was promoted stays as logged."""
+        with sweep.locked():
+            finished = [
+                (level, name)
+                for level in range(len(sweep.rule))
+                for name in sweep.rule.finished(level)
+            ]
+        for level, name in finished:
+            entry = level_entry(self._plan, level, self._entries[name])
+            folder = part(level).folder
+            if is_complete(folder / entry["dir"], self._key(entry)):
+                continue
+            if part(level).claims.try_claim(name):
+                try:
+                    sweep.tell(level, {"name": name, **self._held(part(level), entry)})
+                finally:
+                    part(level).claims.release(name)
+
+    def _held(self, part: _Part, entry: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Reuse, or train, a trial whose claim this worker holds; its result."""
+        name, trial_dir = entry["name"], part.folder / entry["dir"]
+        expected = self._key(entry)
+        result = read_result(trial_dir)
+        reason = stale_reason(result, expected, self._code)
+        if reason is None and result is not None:
+            self._reused.append(name)
+            return result
+        if result is not None:
+            self._stale[name] = reason or "stale"
+            log.info("%s %s %s: training it again", self._plan["rung"], name, reason)
+        self._train(part, entry)
+        self._ran.append(name)
+        return read_result(trial_dir) or {}
 
     def _part(self, folder: Path) -> _Part:
         return _Part(folder, ClaimBook(folder / "claims", stale_s=self._runtime.stale_claim_s))

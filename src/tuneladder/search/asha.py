@@ -129,6 +129,10 @@ class Asha:
         if (key := self._key(level, row)) is not None:
             bisect.insort(ranked, key)
 
+    def asked_at(self, level: int) -> set[str]:
+        """Configs asked at ``level`` so far (finished there or not)."""
+        return set(self._asked[level])
+
     def running(self, level: int) -> set[str]:
         """Configs asked at ``level`` without a result there yet."""
         return self._asked[level] - self._rows[level].keys()
