@@ -24,7 +24,10 @@ trials lost (planned or promoted trainings never finished: must be 0), trials
 trained twice (finished more than once, or trained by two live workers at
 once: must be 0), and the speed-up against one worker on the same configs.
 
-    python bench/scale_sim.py --workers 1 16 64 256 1000 --kill 0.05
+    python bench/scale_sim.py --workers 1 16 64 256 1000 --kill 0.05 [--modes async]
+
+Each run takes seconds to minutes of real time: the synchronous walk tries every
+trial of a level in every worker, as the real workers do (W x N claim attempts).
 """
 
 from __future__ import annotations
@@ -348,6 +351,7 @@ def main() -> None:
     parser.add_argument("--configs-per-worker", type=int, default=16)
     parser.add_argument("--kill", type=float, default=0.05, help="fraction of workers killed")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--modes", nargs="+", default=[SYNC, ASYNC], choices=[SYNC, ASYNC])
     parser.add_argument("--sigma", type=float, default=1.0, help="sigma of log seconds per epoch")
     args = parser.parse_args()
     print(
@@ -359,7 +363,7 @@ def main() -> None:
     print(header)
     for w in args.workers:
         n = args.configs_per_worker * w
-        for mode in (SYNC, ASYNC):
+        for mode in args.modes:
             started = time.perf_counter()
             one = simulate(1, n, mode, 0.0, args.seed, args.sigma)
             out = simulate(w, n, mode, args.kill, args.seed, args.sigma)
