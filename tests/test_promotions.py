@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tuneladder.execution.promotions import PROMOTIONS_FILE, AsyncSweep, read_log, replay
 from tuneladder.search.asha import Ask
 from tuneladder.search.halving import Halving, with_halving
@@ -69,3 +71,13 @@ def test_a_line_torn_by_a_crash_is_skipped_and_the_log_goes_on(tmp_path: Path):
     assert b.next() == Ask(0, "1")
     assert a.next() == Ask(0, "2")
     assert [r["name"] for r in read_log(tmp_path / PROMOTIONS_FILE)] == ["0", "1", "2"]
+
+
+def test_collect_refuses_a_sweep_whose_log_is_not_done(tmp_path: Path):
+    from tuneladder.execution.collect import IncompleteRung, collect_halving
+
+    now = [0.0]
+    a = Worker(tmp_path, "a", lambda: now[0])
+    a.next()
+    with pytest.raises(IncompleteRung, match="3 configs not started, 1 trainings not finished"):
+        collect_halving(plan(), tmp_path, data_fingerprint="d", metric="accuracy", mode="max")
