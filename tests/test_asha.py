@@ -199,7 +199,8 @@ def test_an_async_ladder_promotes_as_trials_finish_and_trains_each_once(async_la
     text = format_status(
         ladder_status(results_of(async_ladder), config=resolve_config(tiny_config(**ASYNC_LADDER)))
     )
-    assert f"halving levels: 6/6 to 1, {len(promoted)}/{len(promoted)} to 2 epochs" in text
+    levels = f"6/6 to 1, {len(promoted)}/{len(promoted)} to 2 epochs"
+    assert f"halving levels (async: promoted as trials finish): {levels}" in text, text
     assert "async" in (results_of(async_ladder) / "report" / "index.html").read_text()
     # a rerun replays the log: nothing to do; a lost level-1 result is trained again,
     # from level 0's state, and nothing else is

@@ -31,6 +31,7 @@ from tuneladder.ladder.rungs import (
     Rung,
     active,
 )
+from tuneladder.search.asha import ASYNC, mode_of
 from tuneladder.search.halving import Halving, level_dir
 from tuneladder.store.claims import ClaimBook
 from tuneladder.store.trial_files import RESULT_FILE
@@ -183,6 +184,7 @@ def _rung(
     }
     if plan.get("halving"):
         out["levels"] = found.levels
+        out["halving_mode"] = mode_of(plan["halving"])
     return out
 
 
@@ -665,7 +667,10 @@ def format_status(status: Mapping[str, Any]) -> str:
                 + (f" ({lv['running']} running)" if lv["running"] else "")
                 for lv in rung["levels"]
             )
-            lines.append(f"{'':11}halving levels: {levels} epochs")
+            how = (
+                " (async: promoted as trials finish)" if rung.get("halving_mode") == ASYNC else ""
+            )
+            lines.append(f"{'':11}halving levels{how}: {levels} epochs")
     best = status["best"]
     lines.append(
         "  best so far: "
