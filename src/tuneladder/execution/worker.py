@@ -328,7 +328,12 @@ class Worker:
         """A sweep that halves asynchronously: ask the promotion log for the next training
         (a promotion, else a new config at level 0) until the sweep is done; while
         others still train, wait and ask again (their results may promote a config)."""
-        sweep = AsyncSweep(self._plan, self._rung_dir, mode=self._setup.mode)
+        sweep = AsyncSweep(
+            self._plan,
+            self._rung_dir,
+            mode=self._setup.mode,
+            look_every_s=self._runtime.stale_claim_s / 4,
+        )
         parts: dict[int, _Part] = {}
 
         def part(level: int) -> _Part:
