@@ -31,6 +31,7 @@ from tuneladder.ladder.rungs import (
     Rung,
     active,
 )
+from tuneladder.search.asha import ASYNC, mode_of
 from tuneladder.search.halving import Halving, level_dir
 from tuneladder.store.claims import ClaimBook
 from tuneladder.store.trial_files import RESULT_FILE
@@ -188,6 +189,7 @@ def _rung(
     }
     if plan.get("halving"):
         out["levels"] = found.levels
+        out["halving_mode"] = mode_of(plan["halving"])
     elif groups_left:
         out["groups_left"] = groups_left
         # the seeds plan numbers its finalists by rank (search.plan.plan_seeds)
@@ -707,7 +709,10 @@ def format_status(status: Mapping[str, Any]) -> str:
                 + (f" ({lv['running']} running)" if lv["running"] else "")
                 for lv in rung["levels"]
             )
-            lines.append(f"{'':11}halving levels: {levels} epochs")
+            how = (
+                " (async: promoted as trials finish)" if rung.get("halving_mode") == ASYNC else ""
+            )
+            lines.append(f"{'':11}halving levels{how}: {levels} epochs")
     best = status["best"]
     lines.append(
         "  best so far: "

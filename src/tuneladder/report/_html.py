@@ -25,6 +25,7 @@ from tuneladder.ladder.rungs import (
     by_name,
     finalist_label,
 )
+from tuneladder.report._async_halving import async_note
 from tuneladder.report._contents import SECTIONS, figure
 
 __all__ = ["render"]
@@ -358,6 +359,7 @@ def _halving(s: Mapping[str, Any], figures: Mapping[str, bytes | None]) -> str:
                 rows,
                 frozenset({0, 1}),
             )
+            + async_note(rung, h)
         )
     return (
         "".join(parts)
