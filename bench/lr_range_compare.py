@@ -40,7 +40,13 @@ import torch
 
 from tuneladder.data.prepared import TrainVal, load_train_val, prepare
 from tuneladder.ladder.config import load_config
-from tuneladder.sanity.lr_range import SKIP_FRACTION, analyse, lr_range_test, smooth
+from tuneladder.sanity.lr_range import (
+    SKIP_FRACTION,
+    LRRangeSettings,
+    analyse,
+    lr_range_test,
+    smooth,
+)
 from tuneladder.stages.common import _base_config
 from tuneladder.tasks import load_task
 from tuneladder.training.metrics import loss_fn
@@ -177,7 +183,9 @@ def reference(
     curves = []
     for seed in range(k):
         config = _config(task, train, seed, arch)
-        run = lr_range_test(config, data, task.build_model, device=torch.device("cpu"), **settings)
+        run = lr_range_test(
+            config, data, task.build_model, LRRangeSettings(**settings), device=torch.device("cpu")
+        )
         curves.append(np.array(run["losses"]))
     n = min(len(c) for c in curves) - 1  # drop the step that stopped the shortest run
     lrs = np.array(run["lrs"][:n])
@@ -214,8 +222,8 @@ def compare(
                     config,
                     data,
                     task.build_model,
+                    LRRangeSettings(**settings),
                     device=torch.device("cpu"),
-                    **settings,
                 )
                 theirs = run_theirs(config, data, task, batches=batches, **settings)
                 n = min(ours["steps_run"], theirs["steps_run"])

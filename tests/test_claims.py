@@ -141,3 +141,16 @@ def test_a_claim_outlives_an_epoch_longer_than_stale_s(tmp_path: Path, digits) -
     assert worker.exitcode == 0 and done.get(timeout=5) == ["0"]
     assert held_for > 2.5  # the claim was held (and tried) for over 2.5 x stale_s
     assert (tmp_path / "trials" / "0" / "result.json").is_file()
+
+
+def test_claims_age_on_the_clock_they_are_given(tmp_path: Path) -> None:
+    now = [1000.0]
+    mine = ClaimBook(tmp_path, stale_s=60, host="sim-0", pid=1, clock=lambda: now[0])
+    other = ClaimBook(tmp_path, stale_s=60, host="sim-1", pid=1, clock=lambda: now[0])
+    assert mine.try_claim("t") and not other.try_claim("t")
+    now[0] += 50
+    mine.heartbeat("t")
+    now[0] += 50  # 100 s since the claim, 50 since its heartbeat: still held
+    assert not other.try_claim("t")
+    now[0] += 11  # its holder stopped beating: taken over
+    assert other.try_claim("t") and other.holder("t") == ("sim-1", 1)

@@ -17,8 +17,8 @@ from tuneladder.core.errors import DataError, UserCodeError
 from tuneladder.core.hparams import TrialConfig
 from tuneladder.data.loader import DatasetSplit, Loading
 from tuneladder.data.prepared import Split, load_test, load_train_val, materialise, prepare
-from tuneladder.sanity.lr_range import lr_range_test
-from tuneladder.sanity.overfit import overfit_check
+from tuneladder.sanity.lr_range import LRRangeSettings, lr_range_test
+from tuneladder.sanity.overfit import OverfitSettings, overfit_check
 from tuneladder.store.io import read_json
 from tuneladder.tasks import Task, load_task
 from tuneladder.training.runner import Checkpoint, TrainingRun, evaluate_metrics, train
@@ -51,17 +51,17 @@ def test_the_test_part_is_read_by_load_test_only(tmp_path: Path, materialize: st
     data = load_train_val(tmp_path / "data", task, loading=Loading(num_workers=2))
     cfg = config()
     overfit_check(
-        cfg, data, task.build_model, subset=32, max_steps=20, lr=1e-2, loss_ratio=0.5, device=CPU
+        cfg,
+        data,
+        task.build_model,
+        OverfitSettings(subset=32, max_steps=20, lr=1e-2, loss_ratio=0.5),
+        device=CPU,
     )
     lr_range_test(
         cfg,
         data,
         task.build_model,
-        start=1e-5,
-        end=1.0,
-        steps=20,
-        smoothing=0.1,
-        diverge_factor=4.0,
+        LRRangeSettings(start=1e-5, end=1.0, steps=20, smoothing=0.1, diverge_factor=4.0),
         device=CPU,
     )
     outcome = train(

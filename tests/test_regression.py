@@ -12,7 +12,7 @@ import torch
 
 from tuneladder.core.hparams import TrialConfig
 from tuneladder.data.prepared import load_test, load_train_val, prepare, split_indices
-from tuneladder.sanity.overfit import failure_message, overfit_check
+from tuneladder.sanity.overfit import OverfitSettings, failure_message, overfit_check
 from tuneladder.store.io import read_json
 from tuneladder.tasks import DataInfo, Task, load_task
 from tuneladder.training.metrics import Scorer
@@ -77,16 +77,20 @@ def test_targets_are_saved_standardised_with_train_statistics(prepared, task, ra
 
 def test_overfit_check_passes_whatever_the_targets_units(prepared, task) -> None:
     data = load_train_val(prepared)
-    settings = {"subset": 64, "lr": 1e-3, "loss_ratio": 0.05, "device": CPU}
+    settings = {"subset": 64, "lr": 1e-3, "loss_ratio": 0.05}
     config = TrialConfig(model=task.default_model)
-    report = overfit_check(config, data, task.build_model, max_steps=500, **settings)
+    report = overfit_check(
+        config, data, task.build_model, OverfitSettings(max_steps=500, **settings), device=CPU
+    )
     # on the raw target the untrained loss was in the tens of thousands; standardised, about 1
     assert report["passed"] and 0.3 < report["initial_loss"] < 3.0
     assert report["final_loss"] < 0.05 * report["initial_loss"]
     scale = read_json(prepared / "meta.json")["info"]["target_scale"]
     assert report["target_scale"] == {**scale, "standardised": True}
 
-    stopped = overfit_check(config, data, task.build_model, max_steps=1, **settings)
+    stopped = overfit_check(
+        config, data, task.build_model, OverfitSettings(max_steps=1, **settings), device=CPU
+    )
     message = failure_message(stopped)
     assert not stopped["passed"] and "is 1 x the untrained loss" in message
     mean, std = scale["mean"][0], scale["std"][0]
@@ -184,10 +188,7 @@ def test_a_task_may_keep_its_raw_target(tmp_path: Path, task) -> None:
         TrialConfig(model=task.default_model),
         data,
         raw.build_model,
-        subset=64,
-        max_steps=1,
-        lr=1e-3,
-        loss_ratio=0.05,
+        OverfitSettings(subset=64, max_steps=1, lr=1e-3, loss_ratio=0.05),
         device=CPU,
     )
     assert report["target_scale"]["standardised"] is False

@@ -6,8 +6,8 @@ import torch
 
 from tuneladder.core.hparams import TrialConfig
 from tuneladder.data.prepared import Split, TrainVal
-from tuneladder.sanity.lr_range import analyse, coarse_range, lr_range_test
-from tuneladder.sanity.overfit import failure_message, overfit_check
+from tuneladder.sanity.lr_range import LRRangeSettings, analyse, coarse_range, lr_range_test
+from tuneladder.sanity.overfit import OverfitSettings, failure_message, overfit_check
 
 CPU = torch.device("cpu")
 MLP = {"arch": "mlp", "width": 64, "num_layers": 1, "channels": 8, "dropout": 0.5}
@@ -18,10 +18,7 @@ def test_overfit_check_passes_on_a_working_pipeline(digits, digits_task) -> None
         TrialConfig(model=MLP, weight_decay=0.1),
         digits,
         digits_task.build_model,
-        subset=32,
-        max_steps=400,
-        lr=1e-2,
-        loss_ratio=0.05,
+        OverfitSettings(subset=32, max_steps=400, lr=1e-2, loss_ratio=0.05),
         device=CPU,
     )
     assert report["passed"] and report["criterion"] == "ratio"
@@ -51,7 +48,9 @@ SMALL = {**MLP, "width": 16}
 
 def check_small(data: TrainVal, build_model, **changes) -> dict:
     settings = {"subset": 512, "max_steps": 200, "lr": 1e-2, "loss_ratio": 0.05, **changes}
-    return overfit_check(TrialConfig(model=SMALL), data, build_model, device=CPU, **settings)
+    return overfit_check(
+        TrialConfig(model=SMALL), data, build_model, OverfitSettings(**settings), device=CPU
+    )
 
 
 def test_overfit_check_passes_on_true_labels_and_fails_on_shuffled_ones(digits, digits_task):
@@ -118,11 +117,7 @@ def test_range_test_on_digits_stops_at_divergence(digits, digits_task) -> None:
         TrialConfig(model=MLP),
         digits,
         digits_task.build_model,
-        start=1e-6,
-        end=100.0,
-        steps=120,
-        smoothing=0.05,
-        diverge_factor=4.0,
+        LRRangeSettings(start=1e-6, end=100.0, steps=120, smoothing=0.05, diverge_factor=4.0),
         device=CPU,
     )
     assert result["steps_run"] < 120  # adamw at lr 100 diverges

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from tuneladder.ladder.config import ConfigError, describe_plan, resolve_config
 from tuneladder.ladder.rungs import SEEDS, SENSITIVITY
 from tuneladder.report import _figures as figs
 from tuneladder.report._sensitivity import analyse, sensitivity_summary
-from tuneladder.search.sensitivity import CHOSEN, plan_sensitivity, probe_values
+from tuneladder.search.sensitivity import CHOSEN, Probes, plan_sensitivity, probe_values
 from tuneladder.search.space import space_from_config
 from tuneladder.stages import plan_sensitivity_stage
 from tuneladder.store.io import read_json
@@ -94,13 +95,14 @@ def seed_trials(group: str, seeds: int, epochs: int) -> list[dict[str, Any]]:
     ]
 
 
+PROBES = Probes(values=5, seeds=2, epochs=4)
+
+
 def plan(**overrides: Any) -> dict[str, Any]:
     args = {
         "applies": set(SPACE) | {"optimizer"},
         "reference": seed_trials("1", 3, epochs=4),
-        "values": 5,
-        "seeds": 2,
-        "epochs": 4,
+        "probes": PROBES,
         "ladder_seed": 7,
         "rung": SENSITIVITY.name,
         "seeds_rung": SEEDS.name,
@@ -154,9 +156,7 @@ def test_the_rungs_count_from_the_config_is_exact_when_everything_applies() -> N
         space_from_config(SPACE),
         applies=set(SPACE),
         reference=[],
-        values=5,
-        seeds=2,
-        epochs=4,
+        probes=PROBES,
         ladder_seed=7,
         rung=SENSITIVITY.name,
         seeds_rung=SEEDS.name,
@@ -172,13 +172,13 @@ def test_a_hyperparameter_that_does_not_apply_is_skipped() -> None:
 
 def test_the_rung_trains_the_chosen_point_where_the_seed_rungs_trials_differ() -> None:
     # other epochs: the seed rung's trials are another config, so it trains its own
-    made = plan(epochs=3)
+    made = plan(probes=replace(PROBES, epochs=3))
     assert [c["rung"] for c in made["centre"]] == ["sensitivity", "sensitivity"]
     own = [e for e in made["trials"] if e["group"] == CHOSEN]
     assert [e["name"] for e in own] == ["chosen-0", "chosen-1"]
     assert TrialConfig.from_json(own[1]["config"]).seed == derive_seed(7, "seeds", 1)
     # more seeds than the seed rung ran: the first three are reused, the fourth trained
-    made = plan(seeds=4)
+    made = plan(probes=replace(PROBES, seeds=4))
     assert [c["rung"] for c in made["centre"]] == ["seeds"] * 3 + ["sensitivity"]
 
 

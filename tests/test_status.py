@@ -184,6 +184,35 @@ def test_a_halving_sweep_is_counted_in_configs(tmp_path: Path, done_at_level_1, 
     assert [(lv["done"], lv["total"]) for lv in coarse["levels"]] == [(6, 6), (done_at_level_1, 2)]
 
 
+def test_seed_reruns_are_estimated_finalist_by_finalist(tmp_path: Path) -> None:
+    """Finalists train in rank order and differ in size: the first one's reruns do not set
+    the pace of the rest; each unfinished finalist trains at its sweep trial's pace, scaled
+    by how the finished finalist's reruns compared with their own sweep trial."""
+    results = tmp_path / "results" / "x"
+
+    def finished(folder: Path, seconds: float, started: float) -> None:
+        result = {"status": "ok", "total_seconds": seconds, "epochs_run": 10}
+        write_json(folder / "result.json", {**result, "started_at": started})
+
+    sweep = [{"name": "0", "dir": "trials/0"}, {"name": "1", "dir": "trials/1"}]
+    write_json(results / "coarse" / "plan.json", {"trials": sweep})
+    finished(results / "coarse" / "trials" / "0", 10.0, 0.0)  # a wide net: 1 s an epoch
+    finished(results / "coarse" / "trials" / "1", 1.0, 20.0)  # a narrow one: 0.1 s
+    reruns = [
+        {"name": f"{g}-{s}", "dir": f"{g}-{s}", "group": str(g), "config": {"epochs": 10}}
+        for g in (0, 1)
+        for s in (0, 1)
+    ]
+    finalists = [{"rung": "coarse", "name": "0"}, {"rung": "coarse", "name": "1"}]
+    write_json(results / "seeds" / "plan.json", {"trials": reruns, "finalists": finalists})
+    finished(results / "seeds" / "0-0", 20.0, 30.0)  # twice its sweep trial's time
+
+    status = ladder_status(results)
+    assert status["workers"] == 1
+    # finalist 0: one rerun left at its own 2 s an epoch; finalist 1: two at 0.1 x 2
+    assert status["estimate_training_s"] == pytest.approx(10 * 2.0 + 2 * 10 * 0.2)
+
+
 def test_status_json_read_by_head_ends_quietly(tmp_path: Path) -> None:
     write_config(tmp_path, experiment="big")
     coarse = tmp_path / "results" / "big" / "coarse"

@@ -18,11 +18,13 @@ MLP = {"arch": "mlp", "width": 16, "num_layers": 1, "channels": 8, "dropout": 0.
 def run(module, data, task) -> None:
     config = TrialConfig(epochs=1, batch_size=256, lr=1e-3, model=MLP)
     if module is overfit:
-        overfit.overfit_check(config, data, task.build_model, subset=16, max_steps=3, lr=1e-3,
-                              loss_ratio=0.05, device=CPU)  # fmt: skip
+        settings = overfit.OverfitSettings(subset=16, max_steps=3, lr=1e-3, loss_ratio=0.05)
+        overfit.overfit_check(config, data, task.build_model, settings, device=CPU)
     elif module is lr_range:
-        lr_range.lr_range_test(config, data, task.build_model, start=1e-5, end=1.0, steps=5,
-                               smoothing=0.1, diverge_factor=4.0, device=CPU)  # fmt: skip
+        sweep = lr_range.LRRangeSettings(
+            start=1e-5, end=1.0, steps=5, smoothing=0.1, diverge_factor=4.0
+        )
+        lr_range.lr_range_test(config, data, task.build_model, sweep, device=CPU)
     else:
         runner.train(
             TrainingRun(

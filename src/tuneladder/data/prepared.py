@@ -376,12 +376,61 @@ def _prepare_datasets(
     task: Task, out_dir: Path, *, seed: int, materialize: str, max_memory_mb: float
 ) -> dict[str, Any]:
     """Split a task's Datasets by index, and store train and val, without reading test."""
-    from tuneladder.data.datasets import ALL, input_of, labels_of, open_sources, read_inputs
+    from tuneladder.data.datasets import ALL, input_of, open_sources
 
     source = f"task {task.name!r}"
     sources = open_sources(task)
-    classification = task.kind == "classification"
-    stratify = classification and task.stratify
+    parts, y = _dataset_parts(task, sources, seed=seed)
+    first = input_of(sources[parts["train"][0]], int(parts["train"][1][0]), source)
+    n_outputs = _outputs(task, sources, y)
+    target_mean = target_std = None
+    if task.kind != "classification" and task.standardize_target:
+        y_mean, y_std = _train_stats(y["train"])
+        y = {name: (values - y_mean) / y_std for name, values in y.items()}
+        target_mean, target_std = tuple(y_mean.tolist()), tuple(y_std.tolist())
+    info = DataInfo(
+        task.kind,
+        tuple(first.shape),
+        n_outputs,
+        target_mean=target_mean,
+        target_std=target_std,
+    )
+    held = materialise(
+        materialize,
+        samples=len(y["train"]) + len(y["val"]),
+        sample_bytes=first.numel() * 4,
+        max_memory_mb=max_memory_mb,
+    )
+    fingerprint = _write_parts(task, sources, parts, y, out_dir, held=held)
+    meta = {
+        "task": task.name,
+        "info": info.to_json(),
+        "sizes": {name: len(idx) for name, (_, idx) in parts.items()},
+        "split": list(task.split) if ALL in sources else None,
+        "seed": seed,
+        "standardize": None,
+        "source": "dataset" if ALL in sources else "fixed splits",
+        "parts": {name: part for name, (part, _) in parts.items()},
+        "materialized": held,
+        "fingerprint": fingerprint,
+    }
+    return meta
+
+
+def _dataset_parts(
+    task: Task, sources: Mapping[str, Any], *, seed: int
+) -> tuple[dict[str, tuple[str, np.ndarray]], dict[str, np.ndarray]]:
+    """Which samples of which Dataset each split holds (``(part, indices)`` by split
+    name), and the checked targets of train and val.
+
+    One Dataset (``ALL``) is split three ways with the seed. Otherwise the task
+    gives its own train and test parts, and its own val part or val's share of
+    its train part; of its test part only the length is read.
+    """
+    from tuneladder.data.datasets import ALL, labels_of
+
+    source = f"task {task.name!r}"
+    stratify = task.kind == "classification" and task.stratify
 
     def targets(name: str) -> np.ndarray:
         labels = labels_of(sources[name], f"{source}, {name}")
@@ -420,26 +469,24 @@ def _prepare_datasets(
             parts["test"] = ("test", np.arange(len(sources["test"])))  # its length, no sample
     except ValueError as err:
         raise DataError(f"{source}: {err}") from None
-    first = input_of(sources[parts["train"][0]], int(parts["train"][1][0]), source)
-    n_outputs = _outputs(task, sources, y)
-    target_mean = target_std = None
-    if not classification and task.standardize_target:
-        y_mean, y_std = _train_stats(y["train"])
-        y = {name: (values - y_mean) / y_std for name, values in y.items()}
-        target_mean, target_std = tuple(y_mean.tolist()), tuple(y_std.tolist())
-    info = DataInfo(
-        task.kind,
-        tuple(first.shape),
-        n_outputs,
-        target_mean=target_mean,
-        target_std=target_std,
-    )
-    held = materialise(
-        materialize,
-        samples=len(y["train"]) + len(y["val"]),
-        sample_bytes=first.numel() * 4,
-        max_memory_mb=max_memory_mb,
-    )
+    return parts, y
+
+
+def _write_parts(
+    task: Task,
+    sources: Mapping[str, Any],
+    parts: Mapping[str, tuple[str, np.ndarray]],
+    y: Mapping[str, np.ndarray],
+    out_dir: Path,
+    *,
+    held: bool,
+) -> str:
+    """Write each split's file (its indices; train's and val's targets, and their
+    samples when ``held``) and return the data's fingerprint. Test's samples are
+    never read."""
+    from tuneladder.data.datasets import read_inputs
+
+    source = f"task {task.name!r}"
     digest = hashlib.sha256(task.name.encode())
     for name, (part, idx) in parts.items():
         blob: dict[str, Any] = {"part": part, "indices": torch.from_numpy(idx.astype(np.int64))}
@@ -454,19 +501,7 @@ def _prepare_datasets(
         for key in ("indices", "y", "x"):
             if key in blob:
                 digest.update(blob[key].numpy().tobytes())
-    meta = {
-        "task": task.name,
-        "info": info.to_json(),
-        "sizes": {name: len(idx) for name, (_, idx) in parts.items()},
-        "split": list(task.split) if ALL in sources else None,
-        "seed": seed,
-        "standardize": None,
-        "source": "dataset" if ALL in sources else "fixed splits",
-        "parts": {name: part for name, (part, _) in parts.items()},
-        "materialized": held,
-        "fingerprint": digest.hexdigest()[:16],
-    }
-    return meta
+    return digest.hexdigest()[:16]
 
 
 def _outputs(task: Task, sources: Mapping[str, Any], y: Mapping[str, np.ndarray]) -> int:

@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from tuneladder.core.direction import Direction
-from tuneladder.search.halving import Levels, level_dir
+from tuneladder.execution.promotions import PROMOTIONS_FILE, replay
+from tuneladder.search.asha import ASYNC, mode_of
+from tuneladder.search.halving import Levels, asked_level, level_dir, merge_levels
 from tuneladder.search.tpe import resolved_entries
+from tuneladder.store.io import write_json
 from tuneladder.store.trials import (
     KEEP_TRIALS,
     Code,
@@ -25,7 +28,7 @@ from tuneladder.store.trials import (
     stale_reason,
 )
 
-__all__ = ["IncompleteRung", "collect_halving", "collect_rung", "ROW_FIELDS"]
+__all__ = ["IncompleteRung", "collect_async", "collect_halving", "collect_rung", "ROW_FIELDS"]
 
 ROW_FIELDS = (
     "status",
@@ -121,8 +124,13 @@ def collect_halving(
     Each level is planned again from the table of the level before, as the
     workers planned it (the same :class:`~tuneladder.search.halving.Levels`), and
     collected on its own, so a level that is not complete is refused with its
-    own trials named.
+    own trials named. A sweep that halves asynchronously has its levels' configs
+    from its promotion log (:func:`collect_async`).
     """
+    if mode_of(plan.get("halving")) == ASYNC:
+        return collect_async(
+            plan, sweep_dir, data_fingerprint=data_fingerprint, metric=metric, mode=mode
+        )
     levels = Levels(plan, mode)
     for level_plan in levels:
         folder = Path(sweep_dir) / level_dir(level_plan["level"])
@@ -130,3 +138,39 @@ def collect_halving(
             collect_rung(level_plan, folder, data_fingerprint=data_fingerprint, metric=metric)
         )
     return levels.merged()
+
+
+def collect_async(
+    plan: Mapping[str, Any],
+    sweep_dir: str | Path,
+    *,
+    data_fingerprint: str,
+    metric: str,
+    mode: Direction | str,
+) -> list[dict[str, Any]]:
+    """A sweep that halved asynchronously: each level's configs are those its promotion
+    log asked there; each level is collected on its own and written down as its
+    ``levels/<level>/plan.json`` (for ``status`` and the report), then merged.
+
+    Refused while the log's rule is not done: a config not started, a training
+    not finished, or a promotion not asked yet.
+    """
+    sweep_dir = Path(sweep_dir)
+    rule = replay(plan, sweep_dir, mode)
+    if not rule.done:
+        unasked = len(plan["trials"]) - len(rule.asked_at(0))
+        running = sum(len(rule.running(level)) for level in range(len(rule)))
+        raise IncompleteRung(
+            f"{plan['rung']}: asynchronous halving is not finished ({unasked} configs not"
+            f" started, {running} trainings not finished, per {sweep_dir / PROMOTIONS_FILE})."
+            " Run snakemake again to finish them."
+        )
+    tables = []
+    for level in range(len(rule)):
+        level_plan = asked_level(plan, level, rule.asked_at(level))
+        folder = sweep_dir / level_dir(level)
+        write_json(folder / "plan.json", level_plan)
+        tables.append(
+            collect_rung(level_plan, folder, data_fingerprint=data_fingerprint, metric=metric)
+        )
+    return merge_levels(plan, tables)

@@ -31,6 +31,7 @@ from tuneladder.ladder.rungs import (
     Rung,
     active,
 )
+from tuneladder.search.asha import ASYNC, mode_of
 from tuneladder.search.halving import Halving, level_dir
 from tuneladder.store.claims import ClaimBook
 from tuneladder.store.trial_files import RESULT_FILE
@@ -162,6 +163,11 @@ def _rung(
             results / rung.name, plan["halving"]["levels"], found.furthest
         )
     total = _rung_total(rung, plan, planned)
+    groups_left: dict[str, int] = {}  # a group's trials share a config (seed reruns)
+    for entry in plan["trials"]:
+        if entry["name"] not in finished and entry.get("group") is not None:
+            epochs = int((entry.get("config") or {}).get("epochs") or 0)
+            groups_left[entry["group"]] = groups_left.get(entry["group"], 0) + epochs
     if done >= total:
         state = "done" if (results / rung.outputs["results"]).is_file() else "trained"
     else:
@@ -183,6 +189,13 @@ def _rung(
     }
     if plan.get("halving"):
         out["levels"] = found.levels
+        out["halving_mode"] = mode_of(plan["halving"])
+    elif groups_left:
+        out["groups_left"] = groups_left
+        # the seeds plan numbers its finalists by rank (search.plan.plan_seeds)
+        out["group_sources"] = {
+            str(rank): [f["rung"], f["name"]] for rank, f in enumerate(plan.get("finalists") or [])
+        }
     return out
 
 
@@ -199,11 +212,12 @@ def _rung_total(rung: Rung, plan: Mapping[str, Any], planned: int | None) -> int
     return len(plan["trials"])
 
 
-def _trial_row(name: str, result: Mapping[str, Any]) -> dict[str, Any]:
-    """What status shows and estimates from one finished trial."""
+def _trial_row(entry: Mapping[str, Any], result: Mapping[str, Any]) -> dict[str, Any]:
+    """What status shows and estimates from one finished trial (``entry``: its plan's)."""
     metric = result.get("metric") or {}
     return {
-        "name": name,
+        "name": entry["name"],
+        "group": entry.get("group"),
         "status": result.get("status"),
         "best_val_metric": result.get("best_val_metric"),
         "mode": metric.get("mode", "max"),
@@ -235,7 +249,7 @@ class _RungTrials:
                 result = _read(folder / entry["dir"] / RESULT_FILE)
                 if result is None:
                     continue
-                mine.append(_trial_row(entry["name"], result))
+                mine.append(_trial_row(entry, result))
                 seconds = result.get("total_seconds")
                 if result.get("started_at") is not None and seconds is not None:
                     start = result["started_at"]
@@ -335,30 +349,60 @@ def _mean_seconds(rung: Mapping[str, Any]) -> float | None:
     return sum(seconds) / len(seconds) if seconds else None
 
 
+def _seconds_per_epoch(trials: list[dict[str, Any]]) -> float | None:
+    timed = [t for t in trials if t["total_seconds"] and t["epochs_trained"]]
+    if not timed:
+        return None
+    return sum(t["total_seconds"] for t in timed) / sum(t["epochs_trained"] for t in timed)
+
+
 def _training_left(rungs: list[dict[str, Any]], mean: float) -> float:
     """Seconds of training the planned trials still need, on one worker.
 
-    A rung's trials train at its own seconds per epoch once some have finished
-    (seed reruns of bigger finalists are slower than a sweep's average), else at
-    the ladder's; counted in trial-epochs, since halving levels and reruns train
-    for different lengths. A plan without epochs falls back to trials x mean time.
+    A rung's trials train at its own seconds per epoch once some have finished,
+    else at the ladder's; counted in trial-epochs, since halving levels and reruns
+    train for different lengths. A plan without epochs falls back to trials x mean
+    time. Seed reruns are estimated per finalist (``_groups_left``).
     """
     epochs = sum(t["epochs_trained"] or 0 for r in rungs for t in r["trials"])
-    overall = sum(t["total_seconds"] or 0 for r in rungs for t in r["trials"]) / max(epochs, 1)
+    overall = _seconds_per_epoch([t for r in rungs for t in r["trials"]]) or 0.0
     total = 0.0
     for rung in rungs:
         if rung["total"] is None:
             continue
-        mine = [t for t in rung["trials"] if t["total_seconds"] and t["epochs_trained"]]
-        rate = (
-            sum(t["total_seconds"] for t in mine) / sum(t["epochs_trained"] for t in mine)
-            if mine
-            else overall
-        )
-        if rung["epochs_left"] and epochs:
+        rate = _seconds_per_epoch(rung["trials"]) or overall
+        if rung.get("groups_left") and epochs:
+            total += _groups_left(rung, rungs, overall)
+        elif rung["epochs_left"] and epochs:
             total += rate * rung["epochs_left"]
         else:
             total += (_mean_seconds(rung) or mean) * rung["trials_left"]
+    return total
+
+
+def _groups_left(rung: dict[str, Any], rungs: list[dict[str, Any]], fallback: float) -> float:
+    """Seconds a rung of config groups still trains: each group at its own pace.
+
+    Finalists differ in size (a wide net takes ten times a narrow one's epoch) and
+    train in rank order, so the first finished reruns say little about the rest. A
+    group that has finished trials trains at their rate; one that has not, at the
+    rate of the sweep trial it came from, scaled by how the finished groups' reruns
+    compared with their own sweep trials; a group with no source (the default
+    config) at ``fallback``, the ladder's rate, not the finished groups' pace.
+    """
+    by_rung = {r["rung"]: r["trials"] for r in rungs}
+    groups = {t["group"] for t in rung["trials"]} | set(rung["groups_left"])
+    own = {g: _seconds_per_epoch([t for t in rung["trials"] if t["group"] == g]) for g in groups}
+    source = {}
+    for group, (name_of_rung, name) in rung.get("group_sources", {}).items():
+        trials = [t for t in by_rung.get(name_of_rung, []) if t["name"] == name]
+        source[group] = _seconds_per_epoch(trials)
+    ratios = sorted(own[g] / source[g] for g in groups if own[g] and source.get(g))
+    scale = ratios[len(ratios) // 2] if ratios else 1.0
+    total = 0.0
+    for group, epochs in rung["groups_left"].items():
+        rate = own[group] or (source[group] * scale if source.get(group) else fallback)
+        total += rate * epochs
     return total
 
 
@@ -665,7 +709,10 @@ def format_status(status: Mapping[str, Any]) -> str:
                 + (f" ({lv['running']} running)" if lv["running"] else "")
                 for lv in rung["levels"]
             )
-            lines.append(f"{'':11}halving levels: {levels} epochs")
+            how = (
+                " (async: promoted as trials finish)" if rung.get("halving_mode") == ASYNC else ""
+            )
+            lines.append(f"{'':11}halving levels{how}: {levels} epochs")
     best = status["best"]
     lines.append(
         "  best so far: "

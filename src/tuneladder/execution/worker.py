@@ -31,8 +31,16 @@ import torch
 from tuneladder.core.hparams import TrialConfig
 from tuneladder.data.prepared import TrainVal
 from tuneladder.execution.collect import collect_rung
+from tuneladder.execution.promotions import AsyncSweep
 from tuneladder.infra.device import Runtime
-from tuneladder.search.halving import Levels, expected_seconds, level_dir
+from tuneladder.search.asha import ASYNC, mode_of
+from tuneladder.search.halving import (
+    Levels,
+    asked_level,
+    expected_seconds,
+    level_dir,
+    level_entry,
+)
 from tuneladder.search.tpe import ask_round, is_rounds, rounds
 from tuneladder.store.claims import ClaimBook
 from tuneladder.store.io import read_json, write_json
@@ -52,7 +60,14 @@ from tuneladder.tasks import Task
 from tuneladder.training.runner import Leg, TrainingRun, run_trial
 
 # is_complete lives in tuneladder.store.trials; it stays importable from here
-__all__ = ["TrialSetup", "Worker", "WorkerRuntime", "is_complete", "worker_order"]
+__all__ = [
+    "TrialSetup",
+    "Worker",
+    "WorkerRuntime",
+    "is_complete",
+    "level_order",
+    "worker_order",
+]
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +150,26 @@ class TrialSetup:
 def worker_order(n_trials: int, *, worker: int, workers: int, steal: bool) -> list[int]:
     """Own stripe first, then (when stealing) the others' stripes, from their far end."""
     return _order(range(n_trials), worker=worker, workers=workers, steal=steal)
+
+
+def level_order(
+    entries: Sequence[Mapping[str, Any]],
+    expected: Mapping[str, float] | None = None,
+    *,
+    worker: int,
+    workers: int,
+) -> list[int]:
+    """Positions in ``entries`` (a part's or a level's trials) in the order worker
+    ``worker`` of ``workers`` tries them: its stripe, then the others' when there are
+    more trials than workers; at a continuing level (``expected``: each trial's
+    seconds) every worker walks the same list, longest first."""
+    steal = workers < len(entries)
+    if steal and expected:
+        # longest first, the same list for every worker: a level ends when its last
+        # trial does, so the long ones must not be left for the end
+        return sorted(range(len(entries)), key=lambda i: -expected[entries[i]["name"]])
+    indices = [int(e["index"]) for e in entries]
+    return _order(indices, worker=worker, workers=workers, steal=steal)
 
 
 def _order(indices: Sequence[int], *, worker: int, workers: int, steal: bool) -> list[int]:
@@ -228,6 +263,8 @@ class Worker:
         started = time.perf_counter()
         if is_rounds(self._plan):
             self._run_rounds()
+        elif mode_of(self._plan.get("halving")) == ASYNC:
+            self._run_async()
         elif self._plan.get("halving"):
             self._run_levels()
         else:
@@ -287,19 +324,90 @@ class Worker:
                 )
             )
 
+    def _run_async(self) -> None:
+        """A sweep that halves asynchronously: ask the promotion log for the next training
+        (a promotion, else a new config at level 0) until the sweep is done; while
+        others still train, wait and ask again (their results may promote a config)."""
+        sweep = AsyncSweep(
+            self._plan,
+            self._rung_dir,
+            mode=self._setup.mode,
+            look_every_s=self._runtime.stale_claim_s / 4,
+        )
+        parts: dict[int, _Part] = {}
+
+        def part(level: int) -> _Part:
+            if level not in parts:
+                parts[level] = self._part(self._rung_dir / level_dir(level))
+            return parts[level]
+
+        self._retrain_stale(sweep, part)
+        first = True
+        while True:
+            ask = sweep.next(lambda lv: part(lv).claims, worker=self._worker, orphans_first=first)
+            first = False
+            if ask is None:
+                if sweep.done:
+                    return
+                time.sleep(POLL_S)
+                continue
+            entry = level_entry(self._plan, ask.level, self._entries[ask.name])
+            with sweep.locked() as rule:  # for status while it runs; collect writes the last
+                asked = asked_level(self._plan, ask.level, rule.asked_at(ask.level))
+                _write_level_plan(part(ask.level).folder / "plan.json", asked)
+            try:
+                result = self._held(part(ask.level), entry)
+                sweep.tell(ask.level, {"name": ask.name, **result})
+            finally:
+                part(ask.level).claims.release(ask.name)
+
+    @property
+    def _entries(self) -> dict[str, Mapping[str, Any]]:
+        return {entry["name"]: entry for entry in self._plan["trials"]}
+
+    def _retrain_stale(self, sweep: AsyncSweep, part: Callable[[int], _Part]) -> None:
+        """A rerun: trials the log has results of but whose result went stale (the code
+        changed) are trained again and told again; who was promoted stays as logged."""
+        with sweep.locked():
+            finished = [
+                (level, name)
+                for level in range(len(sweep.rule))
+                for name in sweep.rule.finished(level)
+            ]
+        for level, name in finished:
+            entry = level_entry(self._plan, level, self._entries[name])
+            folder = part(level).folder
+            if is_complete(folder / entry["dir"], self._key(entry)):
+                continue
+            if part(level).claims.try_claim(name):
+                try:
+                    sweep.tell(level, {"name": name, **self._held(part(level), entry)})
+                finally:
+                    part(level).claims.release(name)
+
+    def _held(self, part: _Part, entry: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Reuse, or train, a trial whose claim this worker holds; its result."""
+        name, trial_dir = entry["name"], part.folder / entry["dir"]
+        expected = self._key(entry)
+        result = read_result(trial_dir)
+        reason = stale_reason(result, expected, self._code)
+        if reason is None and result is not None:
+            self._reused.append(name)
+            return result
+        if result is not None:
+            self._stale[name] = reason or "stale"
+            log.info("%s %s %s: training it again", self._plan["rung"], name, reason)
+        self._train(part, entry)
+        self._ran.append(name)
+        return read_result(trial_dir) or {}
+
     def _part(self, folder: Path) -> _Part:
         return _Part(folder, ClaimBook(folder / "claims", stale_s=self._runtime.stale_claim_s))
 
     def _order(
         self, entries: Sequence[Mapping[str, Any]], expected: Mapping[str, float] | None = None
     ) -> list[int]:
-        steal = self._workers < len(entries)
-        if steal and expected:
-            # longest first, the same list for every worker: a level ends when its last
-            # trial does, so the long ones must not be left for the end
-            return sorted(range(len(entries)), key=lambda i: -expected[entries[i]["name"]])
-        indices = [int(e["index"]) for e in entries]
-        return _order(indices, worker=self._worker, workers=self._workers, steal=steal)
+        return level_order(entries, expected, worker=self._worker, workers=self._workers)
 
     def _run_part(
         self,

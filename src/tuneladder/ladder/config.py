@@ -497,6 +497,8 @@ def describe_plan(
             return ""
         steps = ", ".join(f"{lv.configs} to {lv.epochs}" for lv in plan.levels)
         share = plan.trial_epochs / (plan.trials * plan.epochs)
+        if plan.mode == "async":  # the counts are what sync would train: ASHA's follow the order
+            return f"; halving by {plan.eta}, asynchronous: about {steps} epochs"
         return (
             f"; halving by {plan.eta}: {steps} epochs ({plan.trial_epochs} trial-epochs,"
             f" {share:.0%} of {plan.trials * plan.epochs})"

@@ -26,6 +26,7 @@ from tuneladder.ladder.rungs import (
     finalist_label,
 )
 from tuneladder.report._analysis import FAILURE_MODES
+from tuneladder.report._async_halving import async_note
 from tuneladder.report._contents import SECTIONS, figure
 
 __all__ = ["render"]
@@ -376,6 +377,7 @@ def _halving(s: Mapping[str, Any], figures: Mapping[str, bytes | None]) -> str:
                 rows,
                 frozenset({0, 1}),
             )
+            + async_note(rung, h)
         )
     return (
         "".join(parts)

@@ -283,6 +283,7 @@ def _halving(run: RunData, mode: Direction) -> dict[str, Any]:
         out[rung.name] = {
             "eta": halving["eta"],
             "min_epochs": halving["min_epochs"],
+            "mode": halving.get("mode", "sync"),
             "levels": levels,
             "trial_epochs": sum(r.get("epochs_run") or 0 for r in rows),
             "full_trial_epochs": halving["full_trial_epochs"],

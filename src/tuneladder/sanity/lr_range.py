@@ -21,6 +21,7 @@ import contextlib
 import math
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,22 +34,50 @@ from tuneladder.store.trials import BuildModel
 from tuneladder.training.metrics import Scoring, make_loss
 from tuneladder.training.step import NO_AMP, setup, train_step
 
-__all__ = ["analyse", "coarse_range", "lr_range_test", "smooth", "smooth_zero_lag"]
+__all__ = [
+    "LRRangeSettings",
+    "analyse",
+    "coarse_range",
+    "lr_range_test",
+    "smooth",
+    "smooth_zero_lag",
+]
 
 SKIP_FRACTION = 0.1
 SLOPE_FRACTION = 0.04
+
+
+@dataclass(frozen=True, kw_only=True)
+class LRRangeSettings:
+    """The sweep and the rule that reads it: the config's ``lr_range`` section.
+
+    Attributes:
+        start: the first step's LR.
+        end: the LR the last step would reach.
+        steps: steps at most, the LR raised exponentially from ``start`` to ``end``.
+        smoothing: the EMA's weight on the newest loss.
+        diverge_factor: stop once the smoothed loss exceeds this times its minimum.
+    """
+
+    start: float
+    end: float
+    steps: int
+    smoothing: float
+    diverge_factor: float
+
+    def __post_init__(self) -> None:
+        if not 0 < self.smoothing <= 1:
+            raise ValueError(f"smoothing must be in (0, 1], got smoothing={self.smoothing!r}")
+        if not 0 < self.start < self.end:
+            raise ValueError(f"need 0 < start < end, got start={self.start!r}, end={self.end!r}")
 
 
 def lr_range_test(
     config: TrialConfig,
     data: TrainVal,
     build_model: BuildModel,
+    settings: LRRangeSettings,
     *,
-    start: float,
-    end: float,
-    steps: int,
-    smoothing: float,
-    diverge_factor: float,
     device: torch.device,
     scoring: Scoring | None = None,
     amp: contextlib.AbstractContextManager = NO_AMP,
@@ -58,10 +87,8 @@ def lr_range_test(
     The loss is the task's (``scoring``), the one the trials train on; ``amp``
     their autocast, around each forward pass as in the trials.
     """
-    if not 0 < smoothing <= 1:
-        raise ValueError(f"smoothing must be in (0, 1], got {smoothing=}")
-    if not 0 < start < end:
-        raise ValueError(f"need 0 < start < end, got {start=}, {end=}")
+    start, end, steps = settings.start, settings.end, settings.steps
+    smoothing, diverge_factor = settings.smoothing, settings.diverge_factor
     loss_fn = make_loss(data.info, device, (scoring or Scoring()).loss)
     model, optimizer = setup(config, build_model, data.info, device)
     generator = torch.Generator(device=device).manual_seed(config.seed)

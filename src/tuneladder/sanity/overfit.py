@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -23,26 +23,49 @@ from tuneladder.store.trials import BuildModel
 from tuneladder.training.metrics import Scorer, Scoring
 from tuneladder.training.step import NO_AMP, setup, train_step
 
-__all__ = ["failure_message", "overfit_check"]
+__all__ = ["OverfitSettings", "failure_message", "overfit_check"]
 
 CHECK_EVERY = 10
+
+
+@dataclass(frozen=True, kw_only=True)
+class OverfitSettings:
+    """What the check trains and the bar it must clear: the config's ``overfit`` section.
+
+    Attributes:
+        subset: training samples to memorise.
+        max_steps: full-batch steps at most.
+        lr: the learning rate, regularisation being off.
+        loss_ratio: passes below this fraction of the untrained model's loss.
+        loss_threshold: an absolute bar, in loss units, used instead of the ratio when set.
+    """
+
+    subset: int
+    max_steps: int
+    lr: float
+    loss_ratio: float
+    loss_threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.loss_ratio < 1:
+            raise ValueError(f"loss_ratio must be in (0, 1), got loss_ratio={self.loss_ratio!r}")
+        if self.loss_threshold is not None and self.loss_threshold <= 0:
+            raise ValueError(
+                f"loss_threshold must be > 0 or None, got loss_threshold={self.loss_threshold!r}"
+            )
 
 
 def overfit_check(
     config: TrialConfig,
     data: TrainVal,
     build_model: BuildModel,
+    settings: OverfitSettings,
     *,
-    subset: int,
-    max_steps: int,
-    lr: float,
-    loss_ratio: float,
-    loss_threshold: float | None = None,
     device: torch.device,
     scoring: Scoring | None = None,
     amp: contextlib.AbstractContextManager = NO_AMP,
 ) -> dict[str, Any]:
-    """Train on ``subset`` training samples until the loss is near zero or steps run out.
+    """Train on ``settings.subset`` training samples until the loss is near zero or steps run out.
 
     ``amp`` is the trials' autocast (:meth:`tuneladder.infra.device.Runtime.autocast`),
     entered around each forward pass as the trials do: autocast around the
@@ -59,61 +82,82 @@ def overfit_check(
     in loss units (``loss_ratio * initial_loss``, or the absolute one);
     ``criterion`` says which. The loss is the task's (``scoring``), as in the trials.
     """
-    if not 0 < loss_ratio < 1:
-        raise ValueError(f"loss_ratio must be in (0, 1), got {loss_ratio=}")
-    if loss_threshold is not None and loss_threshold <= 0:
-        raise ValueError(f"loss_threshold must be > 0 or None, got {loss_threshold=}")
     kind = data.info.kind
     scorer = Scorer.build(
         data.info, device, ("accuracy",) if kind == "classification" else (), scoring
     )
     generator = torch.Generator().manual_seed(config.seed)
     # read as they are: augmentation is regularisation, and the check switches that off
-    tiny = data.train.take(torch.randperm(len(data.train), generator=generator)[:subset])
-    plain = replace(config, lr=lr, weight_decay=0.0, model={**config.model, "dropout": 0.0})
+    tiny = data.train.take(torch.randperm(len(data.train), generator=generator)[: settings.subset])
+    plain = replace(
+        config, lr=settings.lr, weight_decay=0.0, model={**config.model, "dropout": 0.0}
+    )
     model, optimizer = setup(plain, build_model, data.info, device)
     model.train()
     started = time.perf_counter()
-    curve: list[dict[str, float]] = []
-    passed = False
-    threshold = loss_threshold
-    for step in range(1, max_steps + 1):
-        output, loss, _ = train_step(model, optimizer, scorer.loss, tiny.x, tiny.y, amp=amp)
-        if step % CHECK_EVERY == 0 or step == 1 or step == max_steps:
-            tally = scorer.tally()
-            tally.add(output, tiny.y, loss)
-            stats = tally.result()
-            point = {"step": step, "loss": stats["loss"]}
-            if kind == "classification":
-                point["accuracy"] = stats["accuracy"]
-            curve.append(point)
-            if threshold is None:
-                # the output of step 1 came from the untrained weights
-                threshold = loss_ratio * stats["loss"]
-            if stats["loss"] < threshold:
-                passed = True
-                break
+    curve, threshold = _memorise(model, optimizer, scorer, tiny, settings=settings, amp=amp)
     first, last = curve[0], curve[-1]
-    if not passed and kind == "classification" and last.get("accuracy") == 1.0:
-        passed = True  # every sample right: the metric is at its ceiling
     return {
-        "passed": passed,
+        "passed": _passed(last, threshold, kind),
         "steps": last["step"],
         "final_loss": last["loss"],
         "final_accuracy": last.get("accuracy"),
         "initial_loss": first["loss"],
         "final_ratio": last["loss"] / first["loss"] if first["loss"] > 0 else None,
-        "loss_ratio": loss_ratio,
-        "criterion": "ratio" if loss_threshold is None else "absolute",
+        "loss_ratio": settings.loss_ratio,
+        "criterion": "ratio" if settings.loss_threshold is None else "absolute",
         "loss_threshold": threshold,
         "target_scale": _target_scale(data, tiny),
         "subset": len(tiny),
-        "max_steps": max_steps,
-        "lr": lr,
+        "max_steps": settings.max_steps,
+        "lr": settings.lr,
         "seconds": time.perf_counter() - started,
         "config": plain.to_json(),
         "curve": curve,
     }
+
+
+def _memorise(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scorer: Scorer,
+    tiny: Split,
+    *,
+    settings: OverfitSettings,
+    amp: contextlib.AbstractContextManager,
+) -> tuple[list[dict[str, float]], float]:
+    """Train full-batch on ``tiny`` until the loss is under the threshold or steps run out.
+
+    Returns the curve (read at step 1, every :data:`CHECK_EVERY` steps and at
+    the last step) and the threshold: the absolute one, or ``loss_ratio`` times
+    the loss of step 1.
+    """
+    curve: list[dict[str, float]] = []
+    threshold = settings.loss_threshold
+    for step in range(1, settings.max_steps + 1):
+        output, loss, _ = train_step(model, optimizer, scorer.loss, tiny.x, tiny.y, amp=amp)
+        if step % CHECK_EVERY == 0 or step == 1 or step == settings.max_steps:
+            tally = scorer.tally()
+            tally.add(output, tiny.y, loss)
+            stats = tally.result()
+            point = {"step": step, "loss": stats["loss"]}
+            if scorer.kind == "classification":
+                point["accuracy"] = stats["accuracy"]
+            curve.append(point)
+            if threshold is None:
+                # the output of step 1 came from the untrained weights
+                threshold = settings.loss_ratio * stats["loss"]
+            if stats["loss"] < threshold:
+                break
+    return curve, threshold  # type: ignore[return-value]  # set at step 1
+
+
+def _passed(last: Mapping[str, float], threshold: float, kind: str) -> bool:
+    """Under the threshold at the last reading, or, for a classifier, every sample right."""
+    if last["loss"] < threshold:
+        return True
+    # every sample right: the metric is at its ceiling
+    return kind == "classification" and last.get("accuracy") == 1.0
 
 
 def _target_scale(data: TrainVal, tiny: Split) -> dict[str, Any] | None:

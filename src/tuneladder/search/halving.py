@@ -25,7 +25,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -37,9 +37,11 @@ __all__ = [
     "Halving",
     "Level",
     "Levels",
+    "asked_level",
     "continuing",
     "expected_seconds",
     "level_dir",
+    "level_entry",
     "level_trial_dirs",
     "merge_levels",
     "plan_level",
@@ -74,8 +76,11 @@ class Halving:
     epochs: int
     eta: int
     min_epochs: int
+    mode: str = "sync"  # or "async": promotions as trials finish (tuneladder.search.asha)
 
     def __post_init__(self) -> None:
+        if self.mode not in ("sync", "async"):
+            raise ValueError(f"mode must be 'sync' or 'async', got {self.mode=}")
         if self.eta < 2:
             raise ValueError(f"eta must be >= 2, got {self.eta=}")
         if not 1 <= self.min_epochs < self.epochs:
@@ -96,6 +101,7 @@ class Halving:
             epochs=int(sweep["epochs"]),
             eta=int(spec.get("eta", 3)),
             min_epochs=int(spec["min_epochs"]),
+            mode=str(spec.get("mode") or "sync"),
         )
 
     @property
@@ -136,6 +142,8 @@ class Halving:
             ],
             "trial_epochs": self.trial_epochs,
             "full_trial_epochs": self.trials * self.epochs,
+            # a synchronous plan is what it was before modes existed
+            **({"mode": self.mode} if self.mode != "sync" else {}),
         }
 
 
@@ -199,8 +207,6 @@ def plan_level(
     if not 0 <= level < len(levels):
         raise ValueError(f"level must be in [0, {len(levels)}), got {level=}")
     here = levels[level]
-    up = "../../"  # from levels/<level>/ back to the sweep's folder
-    by_name = {entry["name"]: entry for entry in plan["trials"]}
     if level == 0:
         chosen, ranked = list(plan["trials"]), []
     else:
@@ -210,20 +216,7 @@ def plan_level(
         ranked = continuing(previous, epochs=before["epochs"], configs=here["configs"], mode=mode)
         names = {row["name"] for row in ranked}
         chosen = [entry for entry in plan["trials"] if entry["name"] in names]
-    entries = []
-    for entry in chosen:
-        out = {
-            **by_name[entry["name"]],
-            "dir": up + trial_dir(entry["index"], here["epochs"]),
-            "level": level,
-            "budget": here["epochs"],
-        }
-        if level > 0:
-            out["continues"] = {
-                "dir": up + trial_dir(entry["index"], before["epochs"]),
-                "budget": before["epochs"],
-            }
-        entries.append(out)
+    entries = [level_entry(plan, level, entry) for entry in chosen]
     return {
         "rung": plan["rung"],
         "level": level,
@@ -231,6 +224,43 @@ def plan_level(
         "configs": here["configs"],
         "ranked": [row["name"] for row in ranked],  # who continued, best first
         "trials": entries,
+    }
+
+
+def level_entry(plan: Mapping[str, Any], level: int, entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A config's trial at ``level``: its plan ``entry``, its folder relative to the
+    level's folder, the epoch it stops at, and (past level 0) the trial it continues."""
+    levels = plan["halving"]["levels"]
+    up = "../../"  # from levels/<level>/ back to the sweep's folder
+    here = levels[level]
+    out = {
+        **entry,
+        "dir": up + trial_dir(entry["index"], here["epochs"]),
+        "level": level,
+        "budget": here["epochs"],
+    }
+    if level > 0:
+        before = levels[level - 1]
+        out["continues"] = {
+            "dir": up + trial_dir(entry["index"], before["epochs"]),
+            "budget": before["epochs"],
+        }
+    return out
+
+
+def asked_level(plan: Mapping[str, Any], level: int, names: Iterable[str]) -> dict[str, Any]:
+    """A level's plan in a sweep that halves asynchronously: the configs asked there
+    (:mod:`tuneladder.search.asha`), in ladder order, shaped as :func:`plan_level`'s."""
+    asked = set(names)
+    here = plan["halving"]["levels"][level]
+    return {
+        "rung": plan["rung"],
+        "level": level,
+        "epochs": here["epochs"],
+        "configs": len(asked),
+        "mode": "async",
+        "ranked": [],
+        "trials": [level_entry(plan, level, e) for e in plan["trials"] if e["name"] in asked],
     }
 
 

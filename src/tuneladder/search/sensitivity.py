@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from optuna.distributions import (
@@ -31,10 +32,11 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from tuneladder.core.hparams import TrialConfig
 from tuneladder.search.space import Space, space_to_json
 from tuneladder.store.trials import derive_seed, make_trial_config
 
-__all__ = ["CHOSEN", "describe_parameter", "plan_sensitivity", "probe_values"]
+__all__ = ["CHOSEN", "Probes", "describe_parameter", "plan_sensitivity", "probe_values"]
 
 # The group of the chosen config's own trials, when this rung trains them.
 CHOSEN = "chosen"
@@ -105,15 +107,28 @@ def _trial_stem(name: str, position: int) -> str:
     return name if _SAFE_NAME.fullmatch(name) and name != CHOSEN else f"p{position}"
 
 
+@dataclass(frozen=True, kw_only=True)
+class Probes:
+    """How each hyperparameter is probed: the counts of the config's ``sensitivity`` section.
+
+    Attributes:
+        values: values per hyperparameter, the chosen one included.
+        seeds: seeds per value: the seed rung's first ``seeds`` seeds.
+        epochs: epochs per trial.
+    """
+
+    values: int
+    seeds: int
+    epochs: int
+
+
 def plan_sensitivity(
     chosen: Mapping[str, Any],
     space: Space,
     *,
     applies: Collection[str],
     reference: Sequence[Mapping[str, Any]],
-    values: int,
-    seeds: int,
-    epochs: int,
+    probes: Probes,
     ladder_seed: int,
     rung: str,
     seeds_rung: str,
@@ -128,9 +143,7 @@ def plan_sensitivity(
         reference: the seed rung's trials of the chosen config (``name``,
             ``seed_index``, ``config``): the chosen point reuses those whose
             config equals the one this rung would train.
-        values: values per hyperparameter, the chosen one included.
-        seeds: seeds per value: the seed rung's first ``seeds`` seeds.
-        epochs: epochs per trial.
+        probes: values per hyperparameter, seeds per value and epochs per trial.
         ladder_seed: the ladder's seed.
         rung: this rung's name; seeds_rung: the seed reruns' (their names seed
             the trials, and the chosen point's trials are theirs where equal).
@@ -140,17 +153,49 @@ def plan_sensitivity(
         skipped), ``centre`` (the chosen point's trials, by rung and name) and
         ``trials`` (what the workers train).
     """
-    seed_values = [derive_seed(ladder_seed, seeds_rung, s) for s in range(seeds)]
+    seed_values = [derive_seed(ladder_seed, seeds_rung, s) for s in range(probes.seeds)]
     base = {k: v for k, v in chosen.items() if k not in ("epochs", "seed")}
-    entries: list[dict[str, Any]] = []
+    trials = _Trials(base=base, epochs=probes.epochs, seeds=seed_values)
+    centre = _centre(trials, reference, rung=rung, seeds_rung=seeds_rung)
+    parameters: dict[str, dict[str, Any]] = {}
+    for position, (name, dist) in enumerate(sorted(space.items())):
+        parameters[name] = _probe(
+            trials, name, dist, position=position, applies=applies, values=probes.values
+        )
+    return {
+        "rung": rung,
+        "chosen": base,
+        "values": probes.values,
+        "seeds": seed_values,
+        "epochs": probes.epochs,
+        "space": space_to_json(space),
+        "parameters": parameters,
+        "centre": centre,
+        "trials": trials.entries,
+    }
 
-    def add(group: str, stem: str, sampled: Mapping[str, Any], s: int, **extra: Any) -> str:
-        config = make_trial_config(base, sampled, epochs=epochs, seed=seed_values[s])
+
+@dataclass(kw_only=True)
+class _Trials:
+    """The plan's trials in the order they are added: the chosen ``base`` config with
+    the sampled values changed, for ``epochs``, with the seed rung's ``seeds``."""
+
+    base: Mapping[str, Any]
+    epochs: int
+    seeds: Sequence[int]
+    entries: list[dict[str, Any]] = field(default_factory=list)
+
+    def config(self, sampled: Mapping[str, Any], s: int) -> TrialConfig:
+        return make_trial_config(self.base, sampled, epochs=self.epochs, seed=self.seeds[s])
+
+    def add(self, group: str, stem: str, sampled: Mapping[str, Any], s: int, **extra: Any) -> str:
+        """Plan the trial of ``sampled`` with the ``s``-th seed; returns its name."""
+        config = self.config(sampled, s)
         name = f"{stem}-{s}"
-        entries.append(
+        self.entries.append(
             {
                 "name": name,
-                "index": len(entries),
+                "index": len(self.entries),
                 "dir": f"trials/{name}",
                 "group": group,
                 "seed_index": s,
@@ -160,43 +205,50 @@ def plan_sensitivity(
         )
         return name
 
+
+def _centre(
+    trials: _Trials, reference: Sequence[Mapping[str, Any]], *, rung: str, seeds_rung: str
+) -> list[dict[str, Any]]:
+    """The chosen point's trial per seed: the seed rung's where its config is the one
+    this rung would train, else one this rung plans (group :data:`CHOSEN`)."""
     by_seed = {int(r["seed_index"]): r for r in reference}
     centre = []
-    for s in range(seeds):
-        own = make_trial_config(base, {}, epochs=epochs, seed=seed_values[s]).to_json()
+    for s in range(len(trials.seeds)):
+        own = trials.config({}, s).to_json()
         seed_trial = by_seed.get(s)
         if seed_trial is not None and dict(seed_trial["config"]) == own:
             centre.append({"rung": seeds_rung, "name": seed_trial["name"], "seed_index": s})
         else:
-            name = add(CHOSEN, CHOSEN, {}, s)
+            name = trials.add(CHOSEN, CHOSEN, {}, s)
             centre.append({"rung": rung, "name": name, "seed_index": s})
+    return centre
 
-    parameters: dict[str, dict[str, Any]] = {}
-    for position, (name, dist) in enumerate(sorted(space.items())):
-        entry: dict[str, Any] = {"chosen": base.get(name), **describe_parameter(dist)}
-        parameters[name] = entry
-        if name not in applies or name not in base:
-            entry["skipped"] = "does not apply to the chosen config"
+
+def _probe(
+    trials: _Trials,
+    name: str,
+    dist: BaseDistribution,
+    *,
+    position: int,
+    applies: Collection[str],
+    values: int,
+) -> dict[str, Any]:
+    """One hyperparameter's entry in the plan, its values or why it is skipped; plans
+    its trials, every value but the chosen one with each seed."""
+    base = trials.base
+    entry: dict[str, Any] = {"chosen": base.get(name), **describe_parameter(dist)}
+    if name not in applies or name not in base:
+        entry["skipped"] = "does not apply to the chosen config"
+        return entry
+    tried = probe_values(dist, base[name], values)
+    entry["values"] = tried
+    if len(tried) < 2:
+        entry["skipped"] = "its searched range is a single value"
+        return entry
+    stem = _trial_stem(name, position)
+    for j, value in enumerate(tried):
+        if value == base[name]:
             continue
-        tried = probe_values(dist, base[name], values)
-        entry["values"] = tried
-        if len(tried) < 2:
-            entry["skipped"] = "its searched range is a single value"
-            continue
-        stem = _trial_stem(name, position)
-        for j, value in enumerate(tried):
-            if value == base[name]:
-                continue
-            for s in range(seeds):
-                add(name, f"{stem}-{j}", {name: value}, s, param=name, value=value)
-    return {
-        "rung": rung,
-        "chosen": base,
-        "values": values,
-        "seeds": seed_values,
-        "epochs": epochs,
-        "space": space_to_json(space),
-        "parameters": parameters,
-        "centre": centre,
-        "trials": entries,
-    }
+        for s in range(len(trials.seeds)):
+            trials.add(name, f"{stem}-{j}", {name: value}, s, param=name, value=value)
+    return entry

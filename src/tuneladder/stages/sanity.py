@@ -39,19 +39,22 @@ def overfit_check_stage(
     out: str | Path,
 ) -> None:
     import_torch(dynamo=True)
-    from tuneladder.sanity.overfit import failure_message, overfit_check
+    from tuneladder.sanity.overfit import OverfitSettings, failure_message, overfit_check
 
     torch_device, task_obj, data = _sanity_inputs(data_dir, task, runtime)
-    # in the precision the sweeps train in: their autocast, around each forward pass
-    report = overfit_check(
-        _base_config(task_obj, train, seed),
-        data,
-        task_obj.build_model,
+    settings = OverfitSettings(
         subset=overfit["subset"],
         max_steps=overfit["max_steps"],
         lr=overfit["lr"],
         loss_ratio=overfit["loss_ratio"],
         loss_threshold=overfit["loss_threshold"],
+    )
+    # in the precision the sweeps train in: their autocast, around each forward pass
+    report = overfit_check(
+        _base_config(task_obj, train, seed),
+        data,
+        task_obj.build_model,
+        settings,
         device=torch_device,
         scoring=_scoring(task_obj),
         amp=runtime.autocast(torch_device),
@@ -85,19 +88,22 @@ def lr_range_test_stage(
     csv_out: str | Path,
 ) -> None:
     import_torch(dynamo=True)
-    from tuneladder.sanity.lr_range import lr_range_test
+    from tuneladder.sanity.lr_range import LRRangeSettings, lr_range_test
 
     torch_device, task_obj, data = _sanity_inputs(data_dir, task, runtime)
-    # in the precision the sweeps train in: their autocast, around each forward pass
-    result = lr_range_test(
-        _base_config(task_obj, train, seed),
-        data,
-        task_obj.build_model,
+    settings = LRRangeSettings(
         start=lr_range["start"],
         end=lr_range["end"],
         steps=lr_range["steps"],
         smoothing=lr_range["smoothing"],
         diverge_factor=lr_range["diverge_factor"],
+    )
+    # in the precision the sweeps train in: their autocast, around each forward pass
+    result = lr_range_test(
+        _base_config(task_obj, train, seed),
+        data,
+        task_obj.build_model,
+        settings,
         device=torch_device,
         scoring=_scoring(task_obj),
         amp=runtime.autocast(torch_device),

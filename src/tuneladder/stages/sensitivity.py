@@ -33,7 +33,7 @@ def plan_sensitivity_stage(
     it), never a test score; the chosen config's trials come from the seeds plan.
     """
     from tuneladder.core.hparams import TrialConfig
-    from tuneladder.search.sensitivity import plan_sensitivity
+    from tuneladder.search.sensitivity import Probes, plan_sensitivity
     from tuneladder.search.space import space_from_json
 
     chosen = read_json(summary)
@@ -43,9 +43,11 @@ def plan_sensitivity_stage(
         space_from_json(read_json(space)["coarse_space"]),
         applies=set(chosen["best_config"]),
         reference=reference,
-        values=sensitivity["values"],
-        seeds=sensitivity["seeds"],
-        epochs=sensitivity["epochs"],
+        probes=Probes(
+            values=sensitivity["values"],
+            seeds=sensitivity["seeds"],
+            epochs=sensitivity["epochs"],
+        ),
         ladder_seed=seed,
         rung=SENSITIVITY.name,
         seeds_rung=SEEDS.name,

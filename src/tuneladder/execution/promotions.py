@@ -1,0 +1,173 @@
+"""Asynchronous halving shared by a sweep's workers: an append-only log of asks and results.
+
+Every worker replays ``<sweep>/promotions.jsonl`` into its own
+:class:`~tuneladder.search.asha.Asha` and, under a lock on the log, asks the rule
+for the next training, appends the ask and claims its trial before letting go,
+so two workers never ask the same training and a killed worker's trial keeps
+its claim until the claim goes stale. A finished trial is appended with the
+row the rule ranks it by. The log is the record of the order things happened
+in, which decides what was promoted: a rerun replays it, so it neither loses
+nor repeats a trial, and ``collect`` reads from it which configs reached which
+level. Reads and writes JSON only; no torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from tuneladder.core.direction import Direction
+from tuneladder.search.asha import Asha, Ask
+from tuneladder.store.claims import ClaimBook
+
+__all__ = ["PROMOTIONS_FILE", "ROW_KEYS", "AsyncSweep", "read_log", "replay"]
+
+PROMOTIONS_FILE = "promotions.jsonl"
+# what the rule ranks a finished trial by; the log keeps only these
+ROW_KEYS = ("name", "status", "best_val_metric", "epochs_run", "stopped_early")
+
+# the claims of a level's trials, by level
+Claims = Callable[[int], ClaimBook]
+
+
+def read_log(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a promotion log, oldest first (none when there is no log)."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        return []
+    # a line cut short by a crash mid-append is the last one and is left out
+    records = []
+    for line in text.splitlines():
+        with contextlib.suppress(ValueError):  # a record torn by a crash mid-append
+            records.append(json.loads(line))
+    return records
+
+
+def replay(plan: Mapping[str, Any], folder: str | Path, mode: Direction | str) -> Asha:
+    """The rule as a sweep's log leaves it: who was asked where, and every result told."""
+    rule = Asha(plan, mode)
+    for record in read_log(Path(folder) / PROMOTIONS_FILE):
+        if "ask" in record:
+            rule.asked(Ask(int(record["ask"]), record["name"]))
+        else:
+            rule.tell(int(record["done"]), record["row"])
+    return rule
+
+
+class AsyncSweep:
+    """One worker's view of a sweep that halves asynchronously.
+
+    Args:
+        plan: the sweep's plan (``halving`` with ``mode: async``).
+        folder: the sweep's folder, where the log is.
+        mode: which way the metric is better.
+        clock: the time the log's records are stamped with.
+        look_every_s: how often, at most, an ask also looks for trials whose worker
+            died (their claims went stale); it always does when nothing else is left.
+    """
+
+    def __init__(
+        self,
+        plan: Mapping[str, Any],
+        folder: str | Path,
+        *,
+        mode: Direction | str,
+        clock: Callable[[], float] = time.time,
+        look_every_s: float = 150.0,
+    ) -> None:
+        self._asha = Asha(plan, mode)
+        self._look_every_s = look_every_s
+        self._looked = -float("inf")
+        self._path = Path(folder) / PROMOTIONS_FILE
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._offset = 0
+        self._clock = clock
+
+    @property
+    def rule(self) -> Asha:
+        """The rule as of the last record read."""
+        return self._asha
+
+    @property
+    def done(self) -> bool:
+        with self._locked():
+            return self._asha.done
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[Asha]:
+        """The rule, with every record so far replayed, while holding the log's lock."""
+        with self._locked():
+            yield self._asha
+
+    def next(self, claims: Claims, *, worker: int = 0, orphans_first: bool = False) -> Ask | None:
+        """The next training for this worker, its claim held: a new ask of the rule, else a
+        trial asked before whose worker died (its claim went stale: it resumes from its
+        checkpoint). ``orphans_first``: look for those first (a worker's first call,
+        after a run was stopped). None: nothing to do now."""
+        with self._locked():
+            if orphans_first or self._clock() - self._looked >= self._look_every_s:
+                # a dead worker's trial holds back its config's promotions: take it first
+                if (found := self._orphan(claims)) is not None:
+                    return found
+            ask = self._asha.ask()
+            if ask is not None:
+                self._append({"ask": ask.level, "name": ask.name, "worker": worker})
+                claims(ask.level).try_claim(ask.name)
+                return ask
+            return self._orphan(claims)
+
+    def tell(self, level: int, row: Mapping[str, Any]) -> None:
+        """A finished trial of ``level``: the rule and the log learn its row."""
+        with self._locked():
+            kept = {key: row.get(key) for key in ROW_KEYS}
+            self._asha.tell(level, kept)
+            self._append({"done": level, "row": kept})
+
+    def _orphan(self, claims: Claims) -> Ask | None:
+        self._looked = self._clock()
+        for level in reversed(range(len(self._asha))):
+            for name in sorted(self._asha.running(level)):
+                if claims(level).try_claim(name):
+                    return Ask(level, name)
+        return None
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the log's lock, with every record appended so far replayed."""
+        with open(self._path, "a+") as handle:
+            fcntl.lockf(handle, fcntl.LOCK_EX)  # lockf: POSIX locks, which NFS carries
+            try:
+                handle.seek(self._offset)
+                self._torn = False
+                for line in handle.read().splitlines(keepends=True):
+                    if not line.endswith("\n"):
+                        self._torn = True  # cut short by a crash: its writer died mid-line
+                        break
+                    self._offset += len(line.encode())
+                    with contextlib.suppress(ValueError):  # an earlier torn record
+                        self._replay(json.loads(line))
+                self._handle = handle
+                yield
+            finally:
+                fcntl.lockf(handle, fcntl.LOCK_UN)
+
+    def _replay(self, record: Mapping[str, Any]) -> None:
+        if "ask" in record:
+            self._asha.asked(Ask(int(record["ask"]), record["name"]))
+        else:
+            self._asha.tell(int(record["done"]), record["row"])
+
+    def _append(self, record: Mapping[str, Any]) -> None:
+        line = json.dumps({**record, "at": self._clock()}, sort_keys=True) + "\n"
+        if self._torn:  # end the torn record's line: replays skip it
+            line, self._torn = "\n" + line, False
+        self._handle.seek(0, 2)
+        self._handle.write(line)
+        self._handle.flush()
+        self._offset += len(line.encode())

@@ -1,0 +1,220 @@
+"""Asynchronous successive halving: the promotion rule, as ask and tell."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from tuneladder.search.asha import Asha, Ask, mode_of
+from tuneladder.search.halving import Halving, with_halving
+
+
+def sweep(trials: int, epochs: int = 9, eta: int = 3, min_epochs: int = 1) -> dict:
+    halving = Halving(trials=trials, epochs=epochs, eta=eta, min_epochs=min_epochs)
+    plan = {"rung": "coarse", "trials": [{"name": str(i), "index": i} for i in range(trials)]}
+    return with_halving(plan, halving)
+
+
+def row(name: str, value: float | None, epochs: int, status: str = "ok", **extra) -> dict:
+    return {"name": name, "status": status, "best_val_metric": value, "epochs_run": epochs} | extra
+
+
+def test_new_configs_come_in_ladder_order_and_none_while_nothing_can_start() -> None:
+    asha = Asha(sweep(3), "max")
+    assert [asha.ask() for _ in range(4)] == [Ask(0, "0"), Ask(0, "1"), Ask(0, "2"), None]
+    assert asha.running(0) == {"0", "1", "2"} and not asha.done
+
+
+def test_a_config_goes_on_as_soon_as_it_is_in_the_top_third_of_its_level() -> None:
+    asha = Asha(sweep(9), "max")
+    for _ in range(3):
+        asha.ask()
+    asha.tell(0, row("0", 0.5, 1))
+    asha.tell(0, row("1", 0.7, 1))
+    assert asha.ask() == Ask(0, "3")  # 2 finished: the top 2 // 3 = 0 go on
+    asha.tell(0, row("2", 0.6, 1))
+    assert asha.ask() == Ask(1, "1")  # 3 finished: the best one goes on at once
+    assert asha.ask() == Ask(0, "4")  # it was promoted once; new configs meanwhile
+
+
+def test_the_highest_level_is_served_first_and_min_mode_ranks_the_smallest_best() -> None:
+    asha = Asha(sweep(9, eta=3), "min")
+    for _ in range(9):
+        asha.ask()
+    for i in range(9):
+        asha.tell(0, row(str(i), float(i), 1))
+    promoted = [asha.ask() for _ in range(3)]
+    assert promoted == [Ask(1, "0"), Ask(1, "1"), Ask(1, "2")]
+    for i in range(3):
+        asha.tell(1, row(str(i), float(i), 3))
+    assert asha.ask() == Ask(2, "0")  # level 2 before anything else
+
+
+def test_failed_stopped_and_short_trials_never_go_on_but_count_in_the_level() -> None:
+    asha = Asha(sweep(6, eta=3), "max")
+    for _ in range(6):
+        asha.ask()
+    asha.tell(0, row("0", 0.99, 1, status="diverged"))
+    asha.tell(0, row("1", 0.98, 1, stopped_early=True))
+    asha.tell(0, row("2", 0.97, 0))  # did not reach the level's epoch
+    asha.tell(0, row("3", None, 1))
+    asha.tell(0, row("4", 0.5, 1))
+    asha.tell(0, row("5", 0.4, 1))
+    # 6 finished: the top 2 of those able to go on (only 4 and 5 are)
+    assert [asha.ask(), asha.ask(), asha.ask()] == [Ask(1, "4"), Ask(1, "5"), None]
+
+
+def test_a_retrained_trial_replaces_its_row() -> None:
+    asha = Asha(sweep(3), "max")
+    for _ in range(3):
+        asha.ask()
+    asha.tell(0, row("0", 0.9, 1))
+    asha.tell(0, row("0", 0.1, 1))
+    asha.tell(0, row("1", 0.5, 1))
+    asha.tell(0, row("2", 0.2, 1))
+    assert asha.ask() == Ask(1, "1")
+
+
+def test_when_the_configs_run_out_the_best_of_a_small_level_still_goes_on() -> None:
+    # 4 configs, eta 3: level 1 gets 1, and level 2 would get 1 // 3 = 0 without the rule
+    asha = Asha(sweep(4, eta=3), "max")
+    for _ in range(4):
+        asha.ask()
+    for i in range(4):
+        asha.tell(0, row(str(i), i / 10, 1))
+    assert asha.ask() == Ask(1, "3")
+    assert asha.ask() is None and not asha.done
+    asha.tell(1, row("3", 0.5, 3))
+    assert asha.ask() == Ask(2, "3")
+    asha.tell(2, row("3", 0.6, 9))
+    assert asha.ask() is None and asha.done
+
+
+def test_a_replayed_log_gives_the_same_next_ask_as_the_process_that_wrote_it() -> None:
+    rng = random.Random(0)
+    live, log, done = Asha(sweep(27), "max"), [], []
+    values = {str(i): rng.random() for i in range(27)}
+    while not live.done:
+        ask = None if done and rng.random() < 0.5 else live.ask()
+        if ask is None:
+            level, name = done.pop(rng.randrange(len(done)))
+            epochs = live.epochs(level)
+            live.tell(level, row(name, values[name] + epochs, epochs))
+            log.append(("tell", level, name))
+            continue
+        log.append(("ask", ask.level, ask.name))
+        done.append((ask.level, ask.name))
+    replay = Asha(sweep(27), "max")
+    for kind, level, name in log:
+        if kind == "ask":
+            replay.asked(Ask(level, name))
+        else:
+            epochs = replay.epochs(level)
+            replay.tell(level, row(name, values[name] + epochs, epochs))
+    assert replay.done and replay.ask() is None
+    # every config trained once at level 0, and each level above took a subset of the one below
+    asked = [{n for k, lv, n in log if k == "ask" and lv == level} for level in range(3)]
+    assert len(asked[0]) == 27 and asked[2] <= asked[1] <= asked[0] and asked[2]
+    assert len([1 for k, lv, n in log if k == "ask"]) == sum(map(len, asked))
+
+
+def test_asking_a_config_without_a_result_below_is_refused() -> None:
+    asha = Asha(sweep(3), "max")
+    with pytest.raises(ValueError, match="no result at level 0"):
+        asha.asked(Ask(1, "0"))
+    with pytest.raises(ValueError, match="not in the plan"):
+        asha.asked(Ask(0, "x"))
+
+
+def test_the_mode_is_sync_unless_the_sweep_says_async() -> None:
+    assert mode_of(None) is None
+    assert mode_of({"eta": 3, "min_epochs": 1}) == "sync"
+    assert mode_of({"eta": 3, "min_epochs": 1, "mode": "async"}) == "async"
+
+
+# --- a tiny real ladder whose coarse sweep halves asynchronously -----------------------
+
+ASYNC_LADDER = {
+    "experiment": "asha",
+    "mlflow": {"enabled": False},
+    # 6 configs for 1 epoch; a config goes on to 2 epochs once in the best half so far
+    "coarse": {
+        "trials": 6,
+        "epochs": 2,
+        "sampler": "sobol",
+        "halving": {"eta": 2, "min_epochs": 1, "mode": "async"},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def async_ladder(tmp_path_factory: pytest.TempPathFactory):
+    from helpers import snakemake, write_config
+
+    workdir = tmp_path_factory.mktemp("asha")
+    write_config(workdir, **ASYNC_LADDER)
+    snakemake(workdir)
+    return workdir
+
+
+@pytest.mark.slow
+def test_an_async_ladder_promotes_as_trials_finish_and_trains_each_once(async_ladder, tmp_path):
+    from helpers import copy_ladder, results_of, snakemake, tiny_config
+    from tuneladder.execution.promotions import read_log
+    from tuneladder.execution.status import format_status, ladder_status
+    from tuneladder.ladder.config import resolve_config
+    from tuneladder.store.io import read_json
+
+    coarse = results_of(async_ladder) / "coarse"
+    records = read_log(coarse / "promotions.jsonl")
+    asks = [(r["ask"], r["name"]) for r in records if "ask" in r]
+    dones = [(r["done"], r["row"]["name"]) for r in records if "done" in r]
+    # every config once at level 0; each promotion once; every ask told once
+    assert sorted(n for lv, n in asks if lv == 0) == [str(i) for i in range(6)]
+    assert len(set(asks)) == len(asks) and sorted(asks) == sorted(dones)
+    promoted = {n for lv, n in asks if lv == 1}
+    assert promoted and len(promoted) <= 6
+    # each promotion was in the best half of the configs finished at level 0 before it
+    finished: list[tuple[str, float]] = []
+    for r in records:
+        if r.get("done") == 0:
+            finished.append((r["row"]["name"], r["row"]["best_val_metric"]))
+        elif r.get("ask") == 1:
+            ranked = [n for n, _ in sorted(finished, key=lambda p: -p[1])]
+            assert r["name"] in ranked[: max(1, len(finished) // 2)]
+    # the workers trained each training once, between them
+    markers = [read_json(p) for p in sorted((coarse / "workers").glob("*.json"))]
+    ran = [n for m in markers for n in m["ran"]]
+    assert len(ran) == len(asks)
+    for name in promoted:
+        result = read_json(coarse / "trials" / name / "e2" / "result.json")
+        assert result["resumed_from_epoch"] == 1 and result["epochs_run"] == 2
+    table = read_json(coarse / "results.json")["trials"]
+    assert {r["name"]: r["epochs_run"] for r in table} == {
+        str(i): 2 if str(i) in promoted else 1 for i in range(6)
+    }
+    plans = [read_json(coarse / "levels" / str(lv) / "plan.json") for lv in (0, 1)]
+    assert {e["name"] for e in plans[1]["trials"]} == promoted
+    text = format_status(
+        ladder_status(results_of(async_ladder), config=resolve_config(tiny_config(**ASYNC_LADDER)))
+    )
+    levels = f"6/6 to 1, {len(promoted)}/{len(promoted)} to 2 epochs"
+    assert f"halving levels (async: promoted as trials finish): {levels}" in text, text
+    assert "async" in (results_of(async_ladder) / "report" / "index.html").read_text()
+    # a rerun replays the log: nothing to do; a lost level-1 result is trained again,
+    # from level 0's state, and nothing else is
+    ladder = copy_ladder(async_ladder, tmp_path / "copy")
+    coarse = results_of(ladder) / "coarse"
+    lost = sorted(promoted)[0]
+    before = {p: p.stat().st_mtime_ns for p in coarse.glob("trials/*/*/result.json")}
+    for path in [coarse / "trials" / lost / "e2" / "result.json", coarse / "results.json"]:
+        path.unlink()
+    for path in (coarse / "workers").glob("*.json"):
+        path.unlink()
+    snakemake(ladder)
+    after = {p: p.stat().st_mtime_ns for p in coarse.glob("trials/*/*/result.json")}
+    redone = coarse / "trials" / lost / "e2" / "result.json"
+    assert {p for p in after if after[p] != before.get(p)} == {redone}
+    assert read_json(redone)["resumed_from_epoch"] == 1
+    assert read_log(coarse / "promotions.jsonl")[: len(records)] == records

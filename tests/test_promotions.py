@@ -1,0 +1,83 @@
+"""An asynchronous sweep's promotion log, shared by workers through files and claims."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tuneladder.execution.promotions import PROMOTIONS_FILE, AsyncSweep, read_log, replay
+from tuneladder.search.asha import Ask
+from tuneladder.search.halving import Halving, with_halving
+from tuneladder.store.claims import ClaimBook
+
+
+def plan(trials: int = 4) -> dict:
+    halving = Halving(trials=trials, epochs=2, eta=2, min_epochs=1, mode="async")
+    entries = [{"name": str(i), "index": i} for i in range(trials)]
+    return with_halving({"rung": "coarse", "trials": entries}, halving)
+
+
+def row(name: str, value: float, epochs: int) -> dict:
+    return {"name": name, "status": "ok", "best_val_metric": value, "epochs_run": epochs}
+
+
+class Worker:
+    """One worker's view: its own replica of the log and its own claims, on a clock."""
+
+    def __init__(self, folder: Path, host: str, clock) -> None:
+        self.sweep = AsyncSweep(plan(), folder, mode="max", clock=clock, look_every_s=1e9)
+        self.books = {
+            level: ClaimBook(
+                folder / f"levels/{level}/claims", stale_s=60, host=host, pid=1, clock=clock
+            )
+            for level in (0, 1)
+        }
+
+    def next(self, **kw) -> Ask | None:
+        return self.sweep.next(lambda level: self.books[level], **kw)
+
+
+def test_two_workers_share_the_asks_and_a_dead_workers_trial_is_taken_over(tmp_path: Path):
+    now = [0.0]
+    a, b = Worker(tmp_path, "a", lambda: now[0]), Worker(tmp_path, "b", lambda: now[0])
+    asks = [a.next(), b.next(), a.next(), b.next()]
+    assert [x.name for x in asks] == ["0", "1", "2", "3"]  # none asked twice
+    assert b.next() is None
+    for name, value in (("0", 0.9), ("1", 0.1), ("2", 0.2)):
+        a.sweep.tell(0, row(name, value, 1))
+    assert b.next() == Ask(1, "0")  # b replays a's results: "0" is in the best half of 3
+    # b dies holding "0" at level 1 and "3" at level 0; a finds them once their claims
+    # go stale, and not before
+    assert a.next() is None
+    now[0] += 61
+    assert {a.next(), a.next()} == {Ask(1, "0"), Ask(0, "3")}
+    a.sweep.tell(0, row("3", 0.3, 1))
+    a.sweep.tell(1, row("0", 0.95, 2))
+    assert a.next() == Ask(1, "3") and b.next() is None
+    a.sweep.tell(1, row("3", 0.5, 2))
+    assert a.sweep.done and b.sweep.done
+    rule = replay(plan(), tmp_path, "max")
+    assert rule.done and rule.asked_at(1) == {"0", "3"}
+
+
+def test_a_line_torn_by_a_crash_is_skipped_and_the_log_goes_on(tmp_path: Path):
+    clock = lambda: 0.0  # noqa: E731
+    a = Worker(tmp_path, "a", clock)
+    assert a.next() == Ask(0, "0")
+    with open(tmp_path / PROMOTIONS_FILE, "a") as handle:
+        handle.write('{"ask": 0, "na')  # a worker died mid-append
+    b = Worker(tmp_path, "b", clock)
+    assert b.next() == Ask(0, "1")
+    assert a.next() == Ask(0, "2")
+    assert [r["name"] for r in read_log(tmp_path / PROMOTIONS_FILE)] == ["0", "1", "2"]
+
+
+def test_collect_refuses_a_sweep_whose_log_is_not_done(tmp_path: Path):
+    from tuneladder.execution.collect import IncompleteRung, collect_halving
+
+    now = [0.0]
+    a = Worker(tmp_path, "a", lambda: now[0])
+    a.next()
+    with pytest.raises(IncompleteRung, match="3 configs not started, 1 trainings not finished"):
+        collect_halving(plan(), tmp_path, data_fingerprint="d", metric="accuracy", mode="max")
