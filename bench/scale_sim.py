@@ -20,6 +20,8 @@ another worker takes the trial over, resuming from its last finished epoch.
 For each worker count and mode it prints: utilization (seconds spent training
 that count towards a result, over workers x time until the final choice),
 time until the final choice (every level done: the sweep's table is final),
+the bound no scheduler beats with the same trainings (their work over W workers,
+or the slowest config's levels one after the other, whichever is longer),
 trials lost (planned or promoted trainings never finished: must be 0), trials
 trained twice (finished more than once, or trained by two live workers at
 once: must be 0), and the speed-up against one worker on the same configs.
@@ -233,6 +235,7 @@ class Sim:
         lost = len(expected - set(self.finished))
         twice = sum(n - 1 for n in self.finished.values()) + self.overlaps
         return {
+            "bound_s": self.bound(),
             "utilization": self.busy / (self.workers * last) if last else 0.0,
             "final_s": last,
             "lost": lost,
@@ -240,6 +243,17 @@ class Sim:
             "trainings": len(self.finished),
             "killed": len(self.kill_at),
         }
+
+    def bound(self) -> float:
+        """The soonest any scheduler could end with the trainings this run made: their
+        work spread over every worker, or the longest config's levels one after the
+        other, whichever is longer."""
+        reached: dict[str, int] = {}
+        for level, name in self.finished:
+            reached[name] = max(reached.get(name, 0), self.epochs[level])
+        work = sum(epochs * self.per_epoch[name] for name, epochs in reached.items())
+        chain = max((epochs * self.per_epoch[name] for name, epochs in reached.items()), default=0)
+        return max(work / self.workers, chain)
 
 
 class AsyncSchedule:
@@ -359,7 +373,10 @@ def main() -> None:
         f" per worker; {args.kill:.0%} of workers killed; stale_s {STALE_S:.0f};"
         f" seconds per epoch lognormal, median 60, sigma {args.sigma}"
     )
-    header = "workers configs mode   util  final(h) lost twice trainings killed speed-up  real-s"
+    header = (
+        "workers configs mode   util  final(h) bound(h) lost twice trainings killed"
+        " speed-up  real-s"
+    )
     print(header)
     for w in args.workers:
         n = args.configs_per_worker * w
@@ -370,6 +387,7 @@ def main() -> None:
             speedup = one["final_s"] / out["final_s"]
             print(
                 f"{w:7d} {n:7d} {mode:6s} {out['utilization']:.3f} {out['final_s'] / 3600:8.2f}"
+                f" {out['bound_s'] / 3600:8.2f}"
                 f" {out['lost']:4d} {out['twice']:5d} {out['trainings']:9d} {out['killed']:6d}"
                 f" {speedup:7.1f}x ({speedup / w:.2f} of linear)"
                 f" {time.perf_counter() - started:6.1f}"
