@@ -25,6 +25,7 @@ from optuna.distributions import (
 from tuneladder.core.direction import Direction, best_so_far, halving_tier, ok_value, top
 from tuneladder.core.hparams import TRAIN_FIELDS
 from tuneladder.ladder.rungs import BASELINE
+from tuneladder.report._history import columns
 
 __all__ = [
     "Chosen",
@@ -127,10 +128,10 @@ def classify(
         return status, str(row.get("reason") or status)
     if status != "ok":
         return "failed", f"status {status!r}"
-    losses = [(h["train_loss"], h["val_loss"]) for h in history]
-    if len(losses) < 2 or not all(math.isfinite(a) and math.isfinite(b) for a, b in losses):
+    # whole columns: a dict per epoch, 1.5 million times over, cost seconds at 100,000 trials
+    train, raw_val = columns(history, "train_loss", "val_loss")
+    if len(train) < 2 or not all(map(math.isfinite, train + raw_val)):
         return "ok", "fewer than two finite epochs"
-    train, raw_val = zip(*losses, strict=True)
     # a trailing mean over a fifth of the epochs: one lucky epoch is not a minimum
     width = max(1, len(raw_val) // OVERFIT_SMOOTH)
     val = [

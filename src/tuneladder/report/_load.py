@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
+from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,11 +27,12 @@ from tuneladder.ladder.rungs import (
     Rung,
 )
 from tuneladder.report._contents import READS, input_name
+from tuneladder.report._history import History, empty_history
 from tuneladder.search.space import Space, space_from_json
 from tuneladder.store.io import read_json
 from tuneladder.store.trial_files import HISTORY_FILE, RESULT_FILE
 
-__all__ = ["RunData", "load_run", "read_benchmarks", "read_history"]
+__all__ = ["History", "RunData", "load_run", "read_benchmarks", "read_history"]
 
 
 @dataclass
@@ -39,8 +41,8 @@ class RunData:
 
     ``rows[rung]`` are the rung's ``results.json`` rows in plan order, each with
     ``trial_dir`` (resolved from the plan, wherever ``results/`` now lives) and
-    ``history`` (the trial's ``history.csv`` as a list of dicts; absent where
-    :func:`load_run` was asked for none) added;
+    ``history`` (the trial's ``history.csv`` as a :class:`History`, which reads as a
+    list of dicts; absent where :func:`load_run` was asked for none) added;
     ``rung_dirs[rung]`` is the folder of the rung's plan and trials. ``plans``,
     ``rows`` and ``rung_dirs`` hold the rungs of trials that ran, in ladder order:
     an optional rung only when its files were given. ``final`` is empty where the
@@ -72,37 +74,49 @@ class RunData:
         return [row for rung in SEARCH_RUNGS for row in self.rows[rung.name]]
 
 
-def read_history(path: str | Path) -> list[dict[str, float]]:
+def read_history(path: str | Path) -> History:
     """A trial's ``history.csv`` as numbers; an absent or empty file is no epochs.
 
-    A cell that is empty or not a number is NaN, as is a column a row lacks;
-    blank lines are skipped.
+    A cell that is empty or not a number is NaN, as is a column a row lacks (a
+    cell beyond the header's columns is dropped); blank lines are skipped.
     """
-    path = Path(path)
-    if not path.is_file():
-        return []
-    with open(path, newline="") as handle:
-        text = handle.read()
-    # split and float() over whole rows: a report reads every trial's history, and csv's
-    # DictReader with a conversion per cell took most of a 100,000-trial report's reading;
-    # a quoted cell (never written by the runner) goes through csv
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read().decode()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return empty_history()
+    # a report reads every trial's history: 100,000 of them at 15 epochs took most of a
+    # report job as csv rows and a dict per epoch. The runner writes plain numbers, so the
+    # whole body goes through one split and float() in C; a quoted cell (never written by
+    # the runner), a short or long row or a cell that is not a number goes row by row
     lines = text.splitlines()
-    rows = list(csv.reader(lines)) if '"' in text else [line.split(",") for line in lines]
+    if not lines:
+        return empty_history()
+    if '"' in text:
+        return _history_rows(list(csv.reader(lines)))
+    header = lines[0].split(",")
+    body = [line for line in lines[1:] if line]
+    commas = len(header) - 1
+    if all(line.count(",") == commas for line in body):
+        try:
+            return History(header, array("d", map(float, ",".join(body).split(","))))
+        except ValueError:
+            pass
+    return _history_rows([line.split(",") for line in lines])
+
+
+def _history_rows(rows: list[list[str]]) -> History:
+    """A history from its csv rows (the header first), a row at a time."""
     if not rows or not rows[0]:
-        return []
+        return empty_history()
     header, width = rows[0], len(rows[0])
-    history = []
+    values = array("d")
     for cells in rows[1:]:
         if not cells or cells == [""]:
             continue
-        try:
-            values = [float(c) for c in cells]
-        except ValueError:
-            values = [_number(c) for c in cells]
-        if len(values) < width:
-            values += [math.nan] * (width - len(values))
-        history.append(dict(zip(header, values, strict=False)))
-    return history
+        row = [_number(c) for c in cells[:width]]
+        values.extend(row + [math.nan] * (width - len(row)))
+    return History(header, values)
 
 
 def _number(text: str) -> float:
