@@ -311,6 +311,16 @@ def test_fanova_measures_a_conditional_parameter_among_the_trials_that_sampled_i
     # the interactions' share sums the parameters every trial sampled, not channels
     always = sum(result["importances"][n] for n in SPACE)
     assert math.isclose(result["interactions"], max(0.0, 1.0 - always))
+    # the one-feature fit gives what Optuna's evaluator gives for channels among all nine
+    import optuna
+
+    from tuneladder.report._importance import _fitted_pairs, _study_trials
+
+    study = optuna.create_study(direction="maximize")
+    study.add_trials(_study_trials(_fitted_pairs(rows, space)[0], space))
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+    full = evaluator.evaluate(study, params=[*SPACE, "channels"])
+    assert result["importances"]["channels"] == full["channels"]
     # absent values are drawn, not tripped over
     from tuneladder.report import _figures as figs
 
