@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from tuneladder.ladder.rungs import (
     Rung,
 )
 from tuneladder.report._contents import READS, input_name
-from tuneladder.report._history import History, empty_history
+from tuneladder.report._history import History, empty_history, number
 from tuneladder.search.space import Space, space_from_json
 from tuneladder.store.io import read_json
 from tuneladder.store.trial_files import HISTORY_FILE, RESULT_FILE
@@ -86,9 +87,9 @@ def read_history(path: str | Path) -> History:
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return empty_history()
     # a report reads every trial's history: 100,000 of them at 15 epochs took most of a
-    # report job as csv rows and a dict per epoch. The runner writes plain numbers, so the
-    # whole body goes through one split and float() in C; a quoted cell (never written by
-    # the runner), a short or long row or a cell that is not a number goes row by row
+    # report job as csv rows of floats and a dict per epoch. The runner writes one cell
+    # per column: History keeps them as one string and parses the columns read. A quoted
+    # cell (never written by the runner) or a short or long row goes row by row
     lines = text.splitlines()
     if not lines:
         return empty_history()
@@ -98,10 +99,7 @@ def read_history(path: str | Path) -> History:
     body = [line for line in lines[1:] if line]
     commas = len(header) - 1
     if all(line.count(",") == commas for line in body):
-        try:
-            return History(header, array("d", map(float, ",".join(body).split(","))))
-        except ValueError:
-            pass
+        return History(header, cells=",".join(body))
     return _history_rows([line.split(",") for line in lines])
 
 
@@ -114,16 +112,9 @@ def _history_rows(rows: list[list[str]]) -> History:
     for cells in rows[1:]:
         if not cells or cells == [""]:
             continue
-        row = [_number(c) for c in cells[:width]]
+        row = [number(c) for c in cells[:width]]
         values.extend(row + [math.nan] * (width - len(row)))
     return History(header, values)
-
-
-def _number(text: str) -> float:
-    try:
-        return float(text) if text else math.nan
-    except ValueError:
-        return math.nan
 
 
 def _rung_rows(table_path: Path, plan: Mapping[str, Any], histories: bool) -> list[dict[str, Any]]:
@@ -136,16 +127,18 @@ def _rung_rows(table_path: Path, plan: Mapping[str, Any], histories: bool) -> li
     table = read_json(table_path)
     dirs = {entry["name"]: entry["dir"] for entry in plan["trials"]}
     searched = set(plan.get("space") or ())
-    rows = []
-    for row in table["trials"]:
+    rows = table["trials"]  # read here, so amended in place: 100,000 copies cost a second
+    parent = str(table_path.parent)
+    for row in rows:
         # a sweep that halves names each config's furthest level (tuneladder.search.halving)
-        trial_dir = table_path.parent / row.get("path", dirs[row["name"]])
-        params = row["params"]
+        trial_dir = os.path.join(parent, row.get("path", dirs[row["name"]]))
         if "sampled" in row:
-            params = {k: v for k, v in params.items() if k not in searched or k in row["sampled"]}
-        rows.append({**row, "params": params, "trial_dir": trial_dir})
+            row["params"] = {
+                k: v for k, v in row["params"].items() if k not in searched or k in row["sampled"]
+            }
+        row["trial_dir"] = Path(trial_dir)
         if histories:
-            rows[-1]["history"] = read_history(trial_dir / HISTORY_FILE)
+            row["history"] = read_history(os.path.join(trial_dir, HISTORY_FILE))
     return rows
 
 
