@@ -72,8 +72,11 @@ class Direction(StrEnum):
 
 def ok_value(row: Mapping[str, Any]) -> float | None:
     """The value a trial row is ranked by: its val metric when it finished ``ok`` and is finite."""
+    # inline: the report asks this of every trial row several times, 100,000 rows over
+    if row.get("status") != "ok":
+        return None
     value = row.get("best_val_metric")
-    if row.get("status") != "ok" or not _finite(value):
+    if value is None or not math.isfinite(value):
         return None
     return float(value)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from optuna.distributions import (
@@ -46,16 +46,22 @@ def _transform(dist: BaseDistribution) -> BaseDistribution:
     return dist
 
 
-def _value(dist: BaseDistribution, value: Any) -> Any | None:
-    """The value as the transformed distribution holds it; None when it lies outside."""
+def _converter(dist: BaseDistribution) -> Callable[[Any], Any | None]:
+    """A value as the transformed distribution holds it; None when it lies outside.
+
+    One function per parameter, its bounds bound once: the report converts every
+    ok trial's parameters, a million values at 100,000 trials.
+    """
     if isinstance(dist, CategoricalDistribution):
-        return value if value in dist.choices else None
+        choices = dist.choices
+        return lambda value: value if value in choices else None
     assert isinstance(dist, FloatDistribution | IntDistribution)
-    if not dist.low <= value <= dist.high:
-        return None
+    low, high = dist.low, dist.high
     if dist.log:
-        return math.log10(value)
-    return int(value) if isinstance(dist, IntDistribution) else float(value)
+        return lambda value: math.log10(value) if low <= value <= high else None
+    if isinstance(dist, IntDistribution):
+        return lambda value: int(value) if low <= value <= high else None
+    return lambda value: float(value) if low <= value <= high else None
 
 
 def fanova_importance(
@@ -141,16 +147,14 @@ def _fitted_pairs(
     """(params as the transformed distributions hold them, value) of each ok row, and how
     many ok rows had a value outside the space (left out)."""
     pairs, skipped = [], 0
+    convert = [(name, _converter(dist)) for name, dist in space.items()]
     for row in rows:
         value = ok_value(row)
         if value is None:
             continue
         # a parameter the trial did not sample is absent from its params
-        params = {
-            name: _value(space[name], row["params"][name])
-            for name in space
-            if name in row["params"]
-        }
+        given = row["params"]
+        params = {name: to(given[name]) for name, to in convert if name in given}
         if any(v is None for v in params.values()):
             skipped += 1
             continue

@@ -41,7 +41,7 @@ class RunData:
     """Everything the report shows, as read from ``results/<experiment>/``.
 
     ``rows[rung]`` are the rung's ``results.json`` rows in plan order, each with
-    ``trial_dir`` (resolved from the plan, wherever ``results/`` now lives) and
+    ``trial_dir`` (a string: resolved from the plan, wherever ``results/`` now lives) and
     ``history`` (the trial's ``history.csv`` as a :class:`History`, which reads as a
     list of dicts; absent where :func:`load_run` was asked for none) added;
     ``rung_dirs[rung]`` is the folder of the rung's plan and trials. ``plans``,
@@ -136,7 +136,7 @@ def _rung_rows(table_path: Path, plan: Mapping[str, Any], histories: bool) -> li
             row["params"] = {
                 k: v for k, v in row["params"].items() if k not in searched or k in row["sampled"]
             }
-        row["trial_dir"] = Path(trial_dir)
+        row["trial_dir"] = trial_dir
         if histories:
             row["history"] = read_history(os.path.join(trial_dir, HISTORY_FILE))
     return rows
@@ -186,8 +186,8 @@ def load_run(
     results = {}
     for rung in ran if trial_results else ():
         for row in rows[rung.name]:
-            path = row["trial_dir"] / RESULT_FILE
-            if path.is_file():
+            path = os.path.join(row["trial_dir"], RESULT_FILE)
+            if os.path.isfile(path):
                 results[f"{rung.name}/{row['name']}"] = read_json(path)
     return RunData(
         meta=read(PREPARE, "meta"),
