@@ -82,8 +82,7 @@ def read_history(path: str | Path) -> History:
     cell beyond the header's columns is dropped); blank lines are skipped.
     """
     try:
-        with open(path, "rb") as handle:
-            text = handle.read().decode()
+        text = _read_bytes(path).decode()
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return empty_history()
     # a report reads every trial's history: 100,000 of them at 15 epochs took most of a
@@ -101,6 +100,19 @@ def read_history(path: str | Path) -> History:
     if all(line.count(",") == commas for line in body):
         return History(header, cells=",".join(body))
     return _history_rows([line.split(",") for line in lines])
+
+
+def _read_bytes(path: str | Path) -> bytes:
+    """A small file's bytes through os.read: half the time of open() and its buffered
+    reader, which a report pays 100,000 times."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _history_rows(rows: list[list[str]]) -> History:
