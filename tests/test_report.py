@@ -121,6 +121,55 @@ def test_too_slow_is_still_learning_and_behind() -> None:
     assert classify(finished, curve, best=0.9, mode="max")[0] == "too slow"
 
 
+def _same_epochs(got, want) -> bool:
+    """Epoch dicts equal, NaN equal to NaN."""
+    return len(got) == len(want) and all(
+        g.keys() == w.keys()
+        and all(g[k] == w[k] or (math.isnan(g[k]) and math.isnan(w[k])) for k in w)
+        for g, w in zip(got, want, strict=True)
+    )
+
+
+def test_a_history_file_reads_as_numbers_whatever_its_shape(tmp_path: Path) -> None:
+    from tuneladder.report._history import columns
+    from tuneladder.report._load import read_history
+
+    def read(text):
+        path = tmp_path / "history.csv"
+        path.write_bytes(text.encode())
+        return read_history(path)
+
+    nan = math.nan
+    runner = "epoch,train_loss,val_loss\r\n0,2.0,2.1\r\n1,1.0,1.2\r\n"  # as csv.writer writes
+    plain = read(runner)
+    want = [
+        {"epoch": 0.0, "train_loss": 2.0, "val_loss": 2.1},
+        {"epoch": 1.0, "train_loss": 1.0, "val_loss": 1.2},
+    ]
+    assert len(plain) == 2 and list(plain) == want and plain[-1] == want[1]
+    # a rule's columns, parsed alone, agree with the epochs
+    assert columns(read(runner), "val_loss", "train_loss") == [[2.1, 1.2], [2.0, 1.0]]
+    assert classify(row(value=0.5, best_epoch=1), read(runner), best=0.5, mode="max") == (
+        classify(row(value=0.5, best_epoch=1), want, best=0.5, mode="max")
+    )
+    # an empty cell or a word is NaN, a short row ends in NaN, a long row is cut, blank
+    # lines are skipped; a quoted file reads the same as a plain one
+    odd = "epoch,train_loss,val_loss\n0,,x\n\n1,1.0\n2,0.5,0.6,9\n"
+    odd_want = [
+        {"epoch": 0.0, "train_loss": nan, "val_loss": nan},
+        {"epoch": 1.0, "train_loss": 1.0, "val_loss": nan},
+        {"epoch": 2.0, "train_loss": 0.5, "val_loss": 0.6},
+    ]
+    assert _same_epochs(list(read(odd)), odd_want)
+    assert _same_epochs(list(read(odd.replace("x", '"x"'))), odd_want)
+    words = read("epoch,train_loss,val_loss\n0,1.0,nope\n1,0.5,0.4\n")
+    assert words.column("train_loss") == [1.0, 0.5]
+    assert math.isnan(words.column("val_loss")[0]) and words.column("val_loss")[1] == 0.4
+    # no epochs: an empty file, a header alone, no file
+    for empty in (read(""), read("epoch,train_loss\n"), read_history(tmp_path / "absent.csv")):
+        assert len(empty) == 0 and list(empty) == [] and columns(empty, "val_loss") == [[]]
+
+
 def test_failure_ranges_are_per_mode_and_parameter() -> None:
     rows = [
         row(0, "diverged", lr=0.5, batch_size=32),
@@ -311,6 +360,16 @@ def test_fanova_measures_a_conditional_parameter_among_the_trials_that_sampled_i
     # the interactions' share sums the parameters every trial sampled, not channels
     always = sum(result["importances"][n] for n in SPACE)
     assert math.isclose(result["interactions"], max(0.0, 1.0 - always))
+    # the one-feature fit gives what Optuna's evaluator gives for channels among all nine
+    import optuna
+
+    from tuneladder.report._importance import _fitted_pairs, _study_trials
+
+    study = optuna.create_study(direction="maximize")
+    study.add_trials(_study_trials(_fitted_pairs(rows, space)[0], space))
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+    full = evaluator.evaluate(study, params=[*SPACE, "channels"])
+    assert result["importances"]["channels"] == full["channels"]
     # absent values are drawn, not tripped over
     from tuneladder.report import _figures as figs
 
