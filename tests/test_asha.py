@@ -133,18 +133,16 @@ def test_the_mode_is_sync_unless_the_sweep_says_async() -> None:
     assert mode_of({"eta": 3, "min_epochs": 1, "mode": "async"}) == "async"
 
 
-# --- a tiny real ladder whose coarse sweep halves asynchronously -----------------------
+# --- a tiny real ladder whose sweeps halve asynchronously, mirrored live to MLflow ----
 
+ASYNC_HALVING = {"eta": 2, "min_epochs": 1, "mode": "async"}
 ASYNC_LADDER = {
     "experiment": "asha",
-    "mlflow": {"enabled": False},
+    # each worker mirrors its trials as they finish, levels in the order they were asked
+    "mlflow": {"enabled": True, "live": True},
     # 6 configs for 1 epoch; a config goes on to 2 epochs once in the best half so far
-    "coarse": {
-        "trials": 6,
-        "epochs": 2,
-        "sampler": "sobol",
-        "halving": {"eta": 2, "min_epochs": 1, "mode": "async"},
-    },
+    "coarse": {"trials": 6, "epochs": 2, "sampler": "sobol", "halving": ASYNC_HALVING},
+    "fine": {"trials": 4, "epochs": 2, "halving": ASYNC_HALVING},
 }
 
 
@@ -161,13 +159,13 @@ def async_ladder(tmp_path_factory: pytest.TempPathFactory):
 @pytest.mark.slow
 def test_an_async_ladder_promotes_as_trials_finish_and_trains_each_once(async_ladder, tmp_path):
     from helpers import copy_ladder, results_of, snakemake, tiny_config
-    from tuneladder.execution.promotions import read_log
+    from tuneladder.execution.promotions import PROMOTIONS_FILE, read_log
     from tuneladder.execution.status import format_status, ladder_status
     from tuneladder.ladder.config import resolve_config
     from tuneladder.store.io import read_json
 
     coarse = results_of(async_ladder) / "coarse"
-    records = read_log(coarse / "promotions.jsonl")
+    records = read_log(coarse / PROMOTIONS_FILE)
     asks = [(r["ask"], r["name"]) for r in records if "ask" in r]
     dones = [(r["done"], r["row"]["name"]) for r in records if "done" in r]
     # every config once at level 0; each promotion once; every ask told once
@@ -217,4 +215,81 @@ def test_an_async_ladder_promotes_as_trials_finish_and_trains_each_once(async_la
     redone = coarse / "trials" / lost / "e2" / "result.json"
     assert {p for p in after if after[p] != before.get(p)} == {redone}
     assert read_json(redone)["resumed_from_epoch"] == 1
-    assert read_log(coarse / "promotions.jsonl")[: len(records)] == records
+    assert read_log(coarse / PROMOTIONS_FILE)[: len(records)] == records
+
+
+@pytest.mark.slow
+def test_an_async_rerun_after_a_code_change_retrains_the_stale_and_keeps_the_promotions(
+    async_ladder, tmp_path
+):
+    from helpers import copy_ladder, results_of, snakemake
+    from tuneladder.execution.promotions import PROMOTIONS_FILE, read_log
+    from tuneladder.store.io import read_json, write_json
+
+    ladder = copy_ladder(async_ladder, tmp_path / "copy")
+    coarse = results_of(ladder) / "coarse"
+    records = read_log(coarse / PROMOTIONS_FILE)
+    promoted = sorted(r["name"] for r in records if r.get("ask") == 1)
+    stopped = sorted({str(i) for i in range(6)} - set(promoted))[0]
+    # two results as older code left them: one that stopped at level 0, one at level 1
+    stale = {coarse / "trials" / stopped / "e1", coarse / "trials" / promoted[0] / "e2"}
+    for trial in stale:
+        result = read_json(trial / "result.json")
+        result["key"] = result["key"].partition(":")[0] + ":older-code"
+        write_json(trial / "result.json", result)
+    before = {p: p.stat().st_mtime_ns for p in coarse.glob("trials/*/*/result.json")}
+    for path in [coarse / "results.json", *(coarse / "workers").glob("*.json")]:
+        path.unlink()
+    snakemake(ladder)
+    after = {p: p.stat().st_mtime_ns for p in coarse.glob("trials/*/*/result.json")}
+    assert {p.parent for p in after if after[p] != before.get(p)} == stale
+    markers = [read_json(p) for p in (coarse / "workers").glob("*.json")]
+    retrained = {name: why for m in markers for name, why in m["stale"].items()}
+    assert retrained.keys() == {stopped, promoted[0]}
+    assert all(why.startswith("stale: code changed") for why in retrained.values())
+    # the log keeps every ask as it was and learns the two new results; nobody is promoted
+    # again or anew, so the table has the same configs at the same levels
+    log = read_log(coarse / PROMOTIONS_FILE)
+    assert log[: len(records)] == records
+    assert sorted((r["done"], r["row"]["name"]) for r in log[len(records) :]) == sorted(
+        [(0, stopped), (1, promoted[0])]
+    )
+    table = read_json(coarse / "results.json")["trials"]
+    assert {r["name"] for r in table if r["epochs_run"] == 2} == set(promoted)
+
+
+@pytest.mark.slow
+def test_each_config_of_an_async_sweep_is_one_mlflow_run_over_the_levels_it_reached(
+    async_ladder,
+):
+    from mlflow import MlflowClient
+
+    from helpers import results_of
+    from tuneladder.execution.promotions import PROMOTIONS_FILE, read_log
+    from tuneladder.store.io import read_json
+    from tuneladder.tracking.mirror import CONFIG_TAG, LEVEL_TAG
+
+    results = results_of(async_ladder)
+    client = MlflowClient(tracking_uri=f"sqlite:///{results / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(results.name)
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    configs = [r for r in runs if CONFIG_TAG in r.data.tags]
+    by_config = {r.data.tags[CONFIG_TAG]: r for r in configs}
+    assert len(configs) == len(by_config) == 6 + 4  # one run a config, its levels in it
+    for rung, configs in (("coarse", 6), ("fine", 4)):
+        promoted = {r["name"] for r in read_log(results / rung / PROMOTIONS_FILE) if r.get("ask")}
+        assert promoted, rung
+        for i in range(configs):
+            run = by_config.pop(f"{rung}/{i}")
+            levels = 2 if str(i) in promoted else 1
+            assert {k for k in run.data.tags if k.startswith(LEVEL_TAG)} == {
+                f"{LEVEL_TAG}.{lv}" for lv in range(levels)
+            }, (rung, i)
+            curve = client.get_metric_history(run.info.run_id, "val_accuracy")
+            assert sorted(m.step for m in curve) == list(range(levels)), (rung, i)
+            assert run.info.status == "FINISHED"
+    assert not by_config
+    marker = read_json(results / "mlflow.json")
+    assert marker["error"] is None
+    assert marker["rungs"]["coarse"] == {"trials": 6, "runs": 6}
+    assert marker["rungs"]["fine"] == {"trials": 4, "runs": 4}

@@ -81,3 +81,27 @@ def test_collect_refuses_a_sweep_whose_log_is_not_done(tmp_path: Path):
     a.next()
     with pytest.raises(IncompleteRung, match="3 configs not started, 1 trainings not finished"):
         collect_halving(plan(), tmp_path, data_fingerprint="d", metric="accuracy", mode="max")
+
+
+def test_a_log_of_another_plan_is_set_aside_and_never_replayed(tmp_path: Path):
+    now = [0.0]
+    a = Worker(tmp_path, "a", lambda: now[0])
+    asks = [a.next() for _ in range(4)]
+    for ask in asks:
+        a.sweep.tell(0, row(ask.name, float(ask.name), 1))
+    assert a.next() == Ask(1, "3")
+    assert replay(plan(), tmp_path, "max").asked_at(1) == {"3"}
+    written = (tmp_path / PROMOTIONS_FILE).read_text()
+    # the same names now stand for other configs: the sweep was planned again
+    replanned = plan()
+    for entry in replanned["trials"]:
+        entry["config"] = {"lr": 0.1 * (entry["index"] + 1)}
+    assert replay(replanned, tmp_path, "max").asked_at(0) == set()
+    b = AsyncSweep(replanned, tmp_path, mode="max", clock=lambda: now[0], look_every_s=1e9)
+    assert b.next(lambda level: a.books[level]) == Ask(0, "0")
+    assert [(r.get("ask"), r["name"]) for r in read_log(tmp_path / PROMOTIONS_FILE)] == [(0, "0")]
+    assert (tmp_path / "levels" / "promotions.replaced.jsonl").read_text() == written
+    # a worker of the same plan, started later, carries on from the new log
+    c = AsyncSweep(replanned, tmp_path, mode="max", clock=lambda: now[0], look_every_s=1e9)
+    assert c.next(lambda level: a.books[level]) == Ask(0, "1")
+    assert replay(replanned, tmp_path, "max").asked_at(0) == {"0", "1"}

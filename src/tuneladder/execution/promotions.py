@@ -1,6 +1,6 @@
 """Asynchronous halving shared by a sweep's workers: an append-only log of asks and results.
 
-Every worker replays ``<sweep>/promotions.jsonl`` into its own
+Every worker replays ``<sweep>/levels/promotions.jsonl`` into its own
 :class:`~tuneladder.search.asha.Asha` and, under a lock on the log, asks the rule
 for the next training, appends the ask and claims its trial before letting go,
 so two workers never ask the same training and a killed worker's trial keeps
@@ -8,26 +8,34 @@ its claim until the claim goes stale. A finished trial is appended with the
 row the rule ranks it by. The log is the record of the order things happened
 in, which decides what was promoted: a rerun replays it, so it neither loses
 nor repeats a trial, and ``collect`` reads from it which configs reached which
-level. Reads and writes JSON only; no torch.
+level. Its first line names the plan it was written for (:func:`plan_digest`):
+a sweep planned again (a new space, seed or coarse table) names other configs
+by the same names, so a log of another plan is set aside, never replayed. It
+lives in ``levels/``, which ``dvc.yaml`` declares for both sweeps. Reads and
+writes JSON only; no torch.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from tuneladder.core.direction import Direction
 from tuneladder.search.asha import Asha, Ask
+from tuneladder.search.halving import LEVELS_DIR
 from tuneladder.store.claims import ClaimBook
 
-__all__ = ["PROMOTIONS_FILE", "ROW_KEYS", "AsyncSweep", "read_log", "replay"]
+__all__ = ["PROMOTIONS_FILE", "ROW_KEYS", "AsyncSweep", "plan_digest", "read_log", "replay"]
 
-PROMOTIONS_FILE = "promotions.jsonl"
+PROMOTIONS_FILE = f"{LEVELS_DIR}/promotions.jsonl"
+# where a log written for another plan is kept, for whoever wants to read it
+REPLACED_FILE = f"{LEVELS_DIR}/promotions.replaced.jsonl"
 # what the rule ranks a finished trial by; the log keeps only these
 ROW_KEYS = ("name", "status", "best_val_metric", "epochs_run", "stopped_early")
 
@@ -35,13 +43,40 @@ ROW_KEYS = ("name", "status", "best_val_metric", "epochs_run", "stopped_early")
 Claims = Callable[[int], ClaimBook]
 
 
+def plan_digest(plan: Mapping[str, Any]) -> str:
+    """What a log's names refer to: each config by name, and the levels they climb."""
+    halving = plan["halving"]
+    body = {
+        "trials": [(entry["name"], entry.get("config")) for entry in plan["trials"]],
+        "levels": [level["epochs"] for level in halving["levels"]],
+        "eta": halving["eta"],
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def read_log(path: str | Path) -> list[dict[str, Any]]:
-    """The records of a promotion log, oldest first (none when there is no log)."""
+    """The asks and results of a promotion log, oldest first (none when there is no log);
+    the first line, which names the plan, is left out."""
+    return [record for record in _records(path) if "plan" not in record]
+
+
+def replay(plan: Mapping[str, Any], folder: str | Path, mode: Direction | str) -> Asha:
+    """The rule as a sweep's log leaves it: who was asked where, and every result told.
+    A log of another plan counts as none: nothing asked yet."""
+    rule = Asha(plan, mode)
+    records = _records(Path(folder) / PROMOTIONS_FILE)
+    if not records or records[0].get("plan") != plan_digest(plan):
+        return rule
+    for record in records[1:]:
+        _replay(rule, record)
+    return rule
+
+
+def _records(path: str | Path) -> list[dict[str, Any]]:
     try:
         text = Path(path).read_text()
     except FileNotFoundError:
         return []
-    # a line cut short by a crash mid-append is the last one and is left out
     records = []
     for line in text.splitlines():
         with contextlib.suppress(ValueError):  # a record torn by a crash mid-append
@@ -49,15 +84,11 @@ def read_log(path: str | Path) -> list[dict[str, Any]]:
     return records
 
 
-def replay(plan: Mapping[str, Any], folder: str | Path, mode: Direction | str) -> Asha:
-    """The rule as a sweep's log leaves it: who was asked where, and every result told."""
-    rule = Asha(plan, mode)
-    for record in read_log(Path(folder) / PROMOTIONS_FILE):
-        if "ask" in record:
-            rule.asked(Ask(int(record["ask"]), record["name"]))
-        else:
-            rule.tell(int(record["done"]), record["row"])
-    return rule
+def _replay(rule: Asha, record: Mapping[str, Any]) -> None:
+    if "ask" in record:
+        rule.asked(Ask(int(record["ask"]), record["name"]))
+    elif "done" in record:
+        rule.tell(int(record["done"]), record["row"])
 
 
 class AsyncSweep:
@@ -82,6 +113,7 @@ class AsyncSweep:
         look_every_s: float = 150.0,
     ) -> None:
         self._asha = Asha(plan, mode)
+        self._digest = plan_digest(plan)
         self._look_every_s = look_every_s
         self._looked = -float("inf")
         self._path = Path(folder) / PROMOTIONS_FILE
@@ -143,6 +175,8 @@ class AsyncSweep:
         with open(self._path, "a+") as handle:
             fcntl.lockf(handle, fcntl.LOCK_EX)  # lockf: POSIX locks, which NFS carries
             try:
+                if self._offset == 0:
+                    self._start(handle)
                 handle.seek(self._offset)
                 self._torn = False
                 for line in handle.read().splitlines(keepends=True):
@@ -151,17 +185,26 @@ class AsyncSweep:
                         break
                     self._offset += len(line.encode())
                     with contextlib.suppress(ValueError):  # an earlier torn record
-                        self._replay(json.loads(line))
+                        _replay(self._asha, json.loads(line))
                 self._handle = handle
                 yield
             finally:
                 fcntl.lockf(handle, fcntl.LOCK_UN)
 
-    def _replay(self, record: Mapping[str, Any]) -> None:
-        if "ask" in record:
-            self._asha.asked(Ask(int(record["ask"]), record["name"]))
-        else:
-            self._asha.tell(int(record["done"]), record["row"])
+    def _start(self, handle: IO[str]) -> None:
+        """Begin the log with the plan it is for; a log of another plan is set aside and
+        this one starts empty (its trials are reused where their results still hold)."""
+        handle.seek(0)
+        first = handle.readline()
+        with contextlib.suppress(ValueError):
+            if json.loads(first).get("plan") == self._digest:
+                return
+        if first:
+            handle.seek(0)
+            self._path.with_name(Path(REPLACED_FILE).name).write_text(handle.read())
+            handle.truncate(0)
+        handle.write(json.dumps({"plan": self._digest}) + "\n")
+        handle.flush()
 
     def _append(self, record: Mapping[str, Any]) -> None:
         line = json.dumps({**record, "at": self._clock()}, sort_keys=True) + "\n"

@@ -25,7 +25,7 @@ def async_note(rung: str, halving: Mapping[str, Any]) -> str:
         f" 1/{escape(str(halving['eta']))} of the configs finished at its level so far"
         f" ({promotions} promotions). Which configs went on therefore depends on the order"
         " the trials finished in, which"
-        f" <code>{escape(rung)}/promotions.jsonl</code> records, ask by ask; a rerun"
+        f" <code>{escape(rung)}/levels/promotions.jsonl</code> records, ask by ask; a rerun"
         " replays it, so it keeps every promotion and trains nothing twice. A config"
         " promoted early may have fallen out of the best 1/eta once more finished.</p>"
     )
