@@ -17,6 +17,10 @@ killed at a random moment mid-trial and never comes back; its claim goes stale
 after ``stale_s`` (heartbeats every ``min(stale_s / 4, 30)`` s while alive) and
 another worker takes the trial over, resuming from its last finished epoch.
 
+Modes: ``sync``, ``async``, and ``grow`` (async with ``halving.grow``: reserve
+configs, ``--grow`` per planned one, that workers who would wait train when
+they should end before the last running training; decision 051).
+
 For each worker count and mode it prints: utilization (seconds spent training
 that count towards a result, over workers x time until the final choice),
 time until the final choice (every level done: the sweep's table is final),
@@ -24,9 +28,12 @@ the bound no scheduler beats with the same trainings (their work over W workers,
 or the slowest config's levels one after the other, whichever is longer),
 trials lost (planned or promoted trainings never finished: must be 0), trials
 trained twice (finished more than once, or trained by two live workers at
-once: must be 0), and the speed-up against one worker on the same configs.
+once: must be 0), the speed-up against one worker on the same planned configs
+(time until the final choice; one worker never waits, so it never grows), and
+the throughput against one worker (training seconds done per hour of the sweep,
+as a fraction of W times one worker's).
 
-    python bench/scale_sim.py --workers 1 16 64 256 1000 --kill 0.05 [--modes async]
+    python bench/scale_sim.py --workers 1 16 64 256 1000 --kill 0.05 [--modes async grow]
 
 Each run takes seconds to minutes of real time: the synchronous walk tries every
 trial of a level in every worker, as the real workers do (W x N claim attempts).
@@ -53,6 +60,7 @@ from tuneladder.store.claims import ClaimBook
 
 EPOCHS, ETA, MIN_EPOCHS = 15, 3, 3  # the default ladder's sweeps
 STALE_S = 600.0  # the default stale_claim_s
+GROW = "grow"  # async halving that grows (halving.grow): a row of its own
 BEAT_S = min(STALE_S / 4, 30.0)  # ClaimBook.beating's period
 
 
@@ -83,6 +91,7 @@ class Sim:
     seed: int
     folder: Path
     sigma: float = 1.0
+    grow: float = 0.0  # reserve configs, as a multiple of ``configs`` (async only)
     clock: Clock = field(default_factory=Clock)
     events: list[tuple[float, int, str, int, int]] = field(default_factory=list)
     busy: float = 0.0
@@ -92,13 +101,17 @@ class Sim:
 
     def __post_init__(self) -> None:
         rng = random.Random(self.seed)
-        self.per_epoch = {
-            str(i): 60.0 * math.exp(rng.gauss(0, self.sigma)) for i in range(self.configs)
-        }
-        self.quality = {str(i): rng.gauss(0, 1) for i in range(self.configs)}
+        reserve = round(self.grow * self.configs) if self.mode == ASYNC else 0
+        total = self.configs + reserve
+        # config by config, so a planned config is the same whatever the reserve
+        self.per_epoch, self.quality = {}, {}
+        for i in range(total):
+            self.per_epoch[str(i)] = 60.0 * math.exp(rng.gauss(0, self.sigma))
+            self.quality[str(i)] = rng.gauss(0, 1)
         halving = Halving(trials=self.configs, epochs=EPOCHS, eta=ETA, min_epochs=MIN_EPOCHS)
-        entries = [{"name": str(i), "index": i} for i in range(self.configs)]
-        self.plan = with_halving({"rung": "coarse", "trials": entries}, halving)
+        entries = [{"name": str(i), "index": i} for i in range(total)]
+        self.plan = with_halving({"rung": "coarse", "trials": entries[: self.configs]}, halving)
+        self.plan["reserve"] = entries[self.configs :]
         self.plan["halving"]["mode"] = self.mode
         self.epochs = [lv["epochs"] for lv in self.plan["halving"]["levels"]]
         self.books = [
@@ -241,6 +254,7 @@ class Sim:
             "lost": lost,
             "twice": twice,
             "trainings": len(self.finished),
+            "grown": len(self.schedule.grown()),
             "killed": len(self.kill_at),
         }
 
@@ -277,6 +291,9 @@ class AsyncSchedule:
 
     def over(self, w: int) -> bool:
         return self.sweep.rule.done
+
+    def grown(self) -> list[str]:
+        return self.sweep.rule.grown
 
     def expected(self) -> set[tuple[int, str]]:
         rule = self.sweep.rule
@@ -348,15 +365,18 @@ class SyncSchedule:
     def over(self, w: int) -> bool:
         return self.level_plan is None or w in self.stopped
 
+    def grown(self) -> list[str]:
+        return []
+
     def expected(self) -> set[tuple[int, str]]:
         return self.asked
 
 
 def simulate(
-    workers: int, configs: int, mode: str, kill: float, seed: int, sigma: float
+    workers: int, configs: int, mode: str, kill: float, seed: int, sigma: float, grow: float = 0.0
 ) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="scale-sim-") as tmp:
-        return Sim(workers, configs, mode, kill, seed, Path(tmp), sigma).run()
+        return Sim(workers, configs, mode, kill, seed, Path(tmp), sigma, grow).run()
 
 
 def main() -> None:
@@ -365,31 +385,41 @@ def main() -> None:
     parser.add_argument("--configs-per-worker", type=int, default=16)
     parser.add_argument("--kill", type=float, default=0.05, help="fraction of workers killed")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--modes", nargs="+", default=[SYNC, ASYNC], choices=[SYNC, ASYNC])
+    parser.add_argument(
+        "--modes", nargs="+", default=[SYNC, ASYNC, GROW], choices=[SYNC, ASYNC, GROW]
+    )
     parser.add_argument("--sigma", type=float, default=1.0, help="sigma of log seconds per epoch")
+    parser.add_argument(
+        "--grow", type=float, default=8.0, help=f"{GROW}: reserve configs per planned config"
+    )
     args = parser.parse_args()
     print(
         f"halving eta {ETA}, epochs {MIN_EPOCHS} to {EPOCHS}; {args.configs_per_worker} configs"
         f" per worker; {args.kill:.0%} of workers killed; stale_s {STALE_S:.0f};"
-        f" seconds per epoch lognormal, median 60, sigma {args.sigma}"
+        f" seconds per epoch lognormal, median 60, sigma {args.sigma}; {GROW}: async with"
+        f" {args.grow:g} reserve configs per planned one"
     )
-    header = (
-        "workers configs mode   util  final(h) bound(h) lost twice trainings killed"
-        " speed-up  real-s"
+    print(
+        "workers configs mode   util  final(h) bound(h) lost twice trainings grown killed"
+        "  speed-up (final choice)  throughput  real-s"
     )
-    print(header)
     for w in args.workers:
         n = args.configs_per_worker * w
-        for mode in args.modes:
+        for name in args.modes:
+            mode, grow = (ASYNC, args.grow) if name == GROW else (name, 0.0)
             started = time.perf_counter()
-            one = simulate(1, n, mode, 0.0, args.seed, args.sigma)
-            out = simulate(w, n, mode, args.kill, args.seed, args.sigma)
+            one = simulate(1, n, mode, 0.0, args.seed, args.sigma, grow)
+            out = simulate(w, n, mode, args.kill, args.seed, args.sigma, grow)
             speedup = one["final_s"] / out["final_s"]
+            # training seconds done per hour of the sweep, against one worker's
+            throughput = out["utilization"] * w / one["utilization"]
             print(
-                f"{w:7d} {n:7d} {mode:6s} {out['utilization']:.3f} {out['final_s'] / 3600:8.2f}"
+                f"{w:7d} {n:7d} {name:6s} {out['utilization']:.3f} {out['final_s'] / 3600:8.2f}"
                 f" {out['bound_s'] / 3600:8.2f}"
-                f" {out['lost']:4d} {out['twice']:5d} {out['trainings']:9d} {out['killed']:6d}"
+                f" {out['lost']:4d} {out['twice']:5d} {out['trainings']:9d} {out['grown']:5d}"
+                f" {out['killed']:6d}"
                 f" {speedup:7.1f}x ({speedup / w:.2f} of linear)"
+                f" {throughput / w:6.2f} of linear"
                 f" {time.perf_counter() - started:6.1f}"
             )
 

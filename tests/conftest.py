@@ -34,6 +34,7 @@ LONGEST_FIRST = (
     "test_gpu_check.py",
     "test_reproducible.py",
     "test_workflow.py",
+    "test_asha.py",
     "test_halving.py",
 )
 

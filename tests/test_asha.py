@@ -127,6 +127,60 @@ def test_asking_a_config_without_a_result_below_is_refused() -> None:
         asha.asked(Ask(0, "x"))
 
 
+def growing(trials: int, reserve: int, epochs: int = 3) -> dict:
+    """A sweep of ``trials`` configs, levels at 1, 3 (and ``epochs``) epochs, and a reserve."""
+    plan = sweep(trials + reserve, epochs=epochs, eta=3, min_epochs=1)
+    plan["reserve"], plan["trials"] = plan["trials"][trials:], plan["trials"][:trials]
+    return plan
+
+
+def test_a_growing_sweep_fills_idle_time_with_reserve_configs_that_end_in_time() -> None:
+    asha = Asha(growing(2, reserve=3), "max")
+    assert [asha.ask(0.0), asha.ask(0.0)] == [Ask(0, "0"), Ask(0, "1")]
+    asha.tell(0, row("0", 0.5, 1, train_seconds=1.0))
+    assert asha.ask(1.0) is None  # "1", as slow as the slowest seen, ends now: nothing fits
+    asha.tell(0, row("1", 0.9, 1, train_seconds=10.0))
+    # the planned sweep goes on as without growth: "1" to 3 epochs, 2 x 10 s, until t=30
+    assert asha.ask(10.0) == Ask(1, "1")
+    # a new config is as slow as the slowest tenth seen (10 s an epoch): it fits twice
+    assert asha.ask(10.0) == Ask(0, "2")
+    assert asha.ask(11.0) == Ask(0, "3")
+    assert asha.ask(21.0) is None  # 21 + 10 > 30
+    asha.tell(0, row("2", 0.95, 1, train_seconds=10.0))
+    # "2" is the best third of level 0 now, but 2 epochs at its pace end at 41, after 30
+    assert asha.ask(21.0) is None
+    assert asha.ask(None) is None and not asha.done  # without a clock nothing grows
+    asha.tell(1, row("1", 0.93, 3, train_seconds=30.0))
+    asha.tell(0, row("3", 0.1, 1, train_seconds=10.0))
+    assert asha.done and asha.grown == ["2", "3"]
+    assert asha.asked_at(1) == {"1"}
+
+
+def test_grown_configs_never_take_a_trials_promotion() -> None:
+    rng = random.Random(3)
+    # the grown configs rank above every trial: were they counted with the trials, they
+    # would take the trials' promotions
+    values = {str(i): rng.random() + (i >= 10) for i in range(40)}
+
+    def promoted(reserve: int) -> set[str]:
+        asha, now, running = Asha(growing(10, reserve, epochs=4), "max"), 0.0, []
+        while not asha.done:  # as many workers as it asks for
+            while (ask := asha.ask(now)) is not None:
+                running.append((now + 1.0 + int(ask.name) % 3, ask))
+            running.sort(key=lambda item: item[0])
+            now, ask = running.pop(0)
+            epochs = asha.epochs(ask.level)
+            asha.tell(
+                ask.level,
+                row(ask.name, values[ask.name] + ask.level, epochs, train_seconds=float(epochs)),
+            )
+        assert len(asha.grown) >= reserve // 2  # it grew
+        return {n for lv in (1, 2) for n in asha.asked_at(lv) if int(n) < 10}
+
+    # every trial that went on without growth goes on with it (growth may add more)
+    assert promoted(0) <= promoted(30)
+
+
 def test_the_mode_is_sync_unless_the_sweep_says_async() -> None:
     assert mode_of(None) is None
     assert mode_of({"eta": 3, "min_epochs": 1}) == "sync"
@@ -142,7 +196,13 @@ ASYNC_LADDER = {
     "mlflow": {"enabled": True, "live": True},
     # 6 configs for 1 epoch; a config goes on to 2 epochs once in the best half so far
     "coarse": {"trials": 6, "epochs": 2, "sampler": "sobol", "halving": ASYNC_HALVING},
-    "fine": {"trials": 4, "epochs": 2, "halving": ASYNC_HALVING},
+    # 4 configs (and 4 in reserve, grown while a worker would wait) for 1 epoch, the
+    # best third to 3
+    "fine": {
+        "trials": 4,
+        "epochs": 3,
+        "halving": {"eta": 3, "min_epochs": 1, "mode": "async", "grow": 1},
+    },
 }
 
 
@@ -275,21 +335,62 @@ def test_each_config_of_an_async_sweep_is_one_mlflow_run_over_the_levels_it_reac
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
     configs = [r for r in runs if CONFIG_TAG in r.data.tags]
     by_config = {r.data.tags[CONFIG_TAG]: r for r in configs}
-    assert len(configs) == len(by_config) == 6 + 4  # one run a config, its levels in it
-    for rung, configs in (("coarse", 6), ("fine", 4)):
+    grown = [r["name"] for r in read_json(results / "fine" / "results.json")["trials"][4:]]
+    assert len(configs) == len(by_config) == 6 + 4 + len(grown)  # one run a config
+    for rung, names in (("coarse", range(6)), ("fine", [*range(4), *map(int, grown)])):
         promoted = {r["name"] for r in read_log(results / rung / PROMOTIONS_FILE) if r.get("ask")}
         assert promoted, rung
-        for i in range(configs):
+        for i in names:
             run = by_config.pop(f"{rung}/{i}")
             levels = 2 if str(i) in promoted else 1
             assert {k for k in run.data.tags if k.startswith(LEVEL_TAG)} == {
                 f"{LEVEL_TAG}.{lv}" for lv in range(levels)
             }, (rung, i)
+            # one point an epoch, over the levels: 1 then 2 epochs (coarse), 1 then 3 (fine)
+            epochs = {"coarse": (1, 2), "fine": (1, 3)}[rung][levels - 1]
             curve = client.get_metric_history(run.info.run_id, "val_accuracy")
-            assert sorted(m.step for m in curve) == list(range(levels)), (rung, i)
+            assert sorted(m.step for m in curve) == list(range(epochs)), (rung, i)
             assert run.info.status == "FINISHED"
     assert not by_config
     marker = read_json(results / "mlflow.json")
     assert marker["error"] is None
     assert marker["rungs"]["coarse"] == {"trials": 6, "runs": 6}
-    assert marker["rungs"]["fine"] == {"trials": 4, "runs": 4}
+    assert marker["rungs"]["fine"] == {"trials": 4 + len(grown), "runs": 4 + len(grown)}
+
+
+@pytest.mark.slow
+def test_a_growing_sweep_tables_reports_and_counts_its_grown_configs_apart(async_ladder):
+    from helpers import results_of, tiny_config
+    from tuneladder.execution.promotions import PROMOTIONS_FILE, read_log
+    from tuneladder.execution.status import format_status, ladder_status
+    from tuneladder.ladder.config import resolve_config
+    from tuneladder.store.io import read_json
+
+    results = results_of(async_ladder)
+    plan = read_json(results / "fine" / "plan.json")
+    assert [e["name"] for e in plan["reserve"]] == ["4", "5", "6", "7"]
+    # the reserve is the sampler's next configs, after the trials
+    assert len({str(e["sampled"]) for e in plan["trials"] + plan["reserve"]}) == 8
+    table = read_json(results / "fine" / "results.json")["trials"]
+    records = read_log(results / "fine" / PROMOTIONS_FILE)
+    asked = [r["name"] for r in records if r.get("ask") == 0]
+    grown = [name for name in asked if int(name) >= 4]
+    # the trials, then the reserve configs asked, in plan order, flagged
+    assert [r["name"] for r in table] == ["0", "1", "2", "3", *sorted(grown, key=int)]
+    assert [bool(r.get("grown")) for r in table] == [False] * 4 + [True] * len(grown)
+    # with 4 trials and eta 3 the best trial goes on as without growth
+    trials = [r for r in table if not r.get("grown")]
+    best = max(trials, key=lambda r: r["halving"]["levels"][0]["best_val_metric"])
+    assert best["halving"]["level"] == 1
+    summary = read_json(results / "report" / "summary.json")
+    assert summary["halving"]["fine"]["grown"] == grown
+    page = (results / "report" / "index.html").read_text()
+    text = format_status(
+        ladder_status(results, config=resolve_config(tiny_config(**ASYNC_LADDER)))
+    )
+    assert "fine     4/4 done" in text, text
+    if grown:
+        assert f"{len(grown)} configs beyond its 4 trials" in page
+        assert f"(with {len(grown)} grown configs)" in text, text
+    else:
+        assert "The sweep grew" not in page

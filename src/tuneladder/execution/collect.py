@@ -158,7 +158,8 @@ def collect_async(
     sweep_dir = Path(sweep_dir)
     rule = replay(plan, sweep_dir, mode)
     if not rule.done:
-        unasked = len(plan["trials"]) - len(rule.asked_at(0))
+        started = rule.asked_at(0)
+        unasked = sum(1 for entry in plan["trials"] if entry["name"] not in started)
         running = sum(len(rule.running(level)) for level in range(len(rule)))
         raise IncompleteRung(
             f"{plan['rung']}: asynchronous halving is not finished ({unasked} configs not"
@@ -173,4 +174,11 @@ def collect_async(
         tables.append(
             collect_rung(level_plan, folder, data_fingerprint=data_fingerprint, metric=metric)
         )
-    return merge_levels(plan, tables)
+    # a growing sweep's table has its trials, then the reserve configs it trained
+    grown = set(rule.grown)
+    reserve = [entry for entry in plan.get("reserve", ()) if entry["name"] in grown]
+    rows = merge_levels({**plan, "trials": [*plan["trials"], *reserve]}, tables)
+    for row in rows:
+        if row["name"] in grown:
+            row["grown"] = True
+    return rows

@@ -28,7 +28,7 @@ from typing import IO, Any
 
 from tuneladder.core.direction import Direction
 from tuneladder.search.asha import Asha, Ask
-from tuneladder.search.halving import LEVELS_DIR
+from tuneladder.search.halving import LEVELS_DIR, configs_of
 from tuneladder.store.claims import ClaimBook
 
 __all__ = ["PROMOTIONS_FILE", "ROW_KEYS", "AsyncSweep", "plan_digest", "read_log", "replay"]
@@ -37,7 +37,8 @@ PROMOTIONS_FILE = f"{LEVELS_DIR}/promotions.jsonl"
 # where a log written for another plan is kept, for whoever wants to read it
 REPLACED_FILE = f"{LEVELS_DIR}/promotions.replaced.jsonl"
 # what the rule ranks a finished trial by; the log keeps only these
-ROW_KEYS = ("name", "status", "best_val_metric", "epochs_run", "stopped_early")
+# (its pace too: a growing sweep times trainings by it)
+ROW_KEYS = ("name", "status", "best_val_metric", "epochs_run", "stopped_early", "train_seconds")
 
 # the claims of a level's trials, by level
 Claims = Callable[[int], ClaimBook]
@@ -47,7 +48,7 @@ def plan_digest(plan: Mapping[str, Any]) -> str:
     """What a log's names refer to: each config by name, and the levels they climb."""
     halving = plan["halving"]
     body = {
-        "trials": [(entry["name"], entry.get("config")) for entry in plan["trials"]],
+        "trials": [(entry["name"], entry.get("config")) for entry in configs_of(plan)],
         "levels": [level["epochs"] for level in halving["levels"]],
         "eta": halving["eta"],
     }
@@ -86,7 +87,7 @@ def _records(path: str | Path) -> list[dict[str, Any]]:
 
 def _replay(rule: Asha, record: Mapping[str, Any]) -> None:
     if "ask" in record:
-        rule.asked(Ask(int(record["ask"]), record["name"]))
+        rule.asked(Ask(int(record["ask"]), record["name"]), at=record.get("at"))
     elif "done" in record:
         rule.tell(int(record["done"]), record["row"])
 
@@ -147,7 +148,7 @@ class AsyncSweep:
                 # a dead worker's trial holds back its config's promotions: take it first
                 if (found := self._orphan(claims)) is not None:
                     return found
-            ask = self._asha.ask()
+            ask = self._asha.ask(self._clock())
             if ask is not None:
                 self._append({"ask": ask.level, "name": ask.name, "worker": worker})
                 claims(ask.level).try_claim(ask.name)

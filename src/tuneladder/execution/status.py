@@ -159,8 +159,11 @@ def _rung(
     )
     if plan.get("halving"):
         # counted in configs, as planned: a config is done when it reached its last level
+        planned_names = {entry["name"] for entry in plan["trials"]}
         done, left, epochs_left = _halving_progress(
-            results / rung.name, plan["halving"]["levels"], found.furthest
+            results / rung.name,
+            plan["halving"]["levels"],
+            {n: t for n, t in found.furthest.items() if n in planned_names},
         )
     total = _rung_total(rung, plan, planned)
     groups_left: dict[str, int] = {}  # a group's trials share a config (seed reruns)
@@ -190,6 +193,8 @@ def _rung(
     if plan.get("halving"):
         out["levels"] = found.levels
         out["halving_mode"] = mode_of(plan["halving"])
+        # a growing sweep's extra configs, trained while workers would have waited
+        out["grown"] = sum(1 for name in found.furthest if name not in planned_names)
     elif groups_left:
         out["groups_left"] = groups_left
         # the seeds plan numbers its finalists by rank (search.plan.plan_seeds)
@@ -712,6 +717,8 @@ def format_status(status: Mapping[str, Any]) -> str:
             how = (
                 " (async: promoted as trials finish)" if rung.get("halving_mode") == ASYNC else ""
             )
+            if rung.get("grown"):
+                how += f" (with {rung['grown']} grown configs)"
             lines.append(f"{'':11}halving levels{how}: {levels} epochs")
     best = status["best"]
     lines.append(

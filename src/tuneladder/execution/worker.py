@@ -37,6 +37,7 @@ from tuneladder.search.asha import ASYNC, mode_of
 from tuneladder.search.halving import (
     Levels,
     asked_level,
+    configs_of,
     expected_seconds,
     level_dir,
     level_entry,
@@ -363,7 +364,7 @@ class Worker:
 
     @property
     def _entries(self) -> dict[str, Mapping[str, Any]]:
-        return {entry["name"]: entry for entry in self._plan["trials"]}
+        return {entry["name"]: entry for entry in configs_of(self._plan)}
 
     def _retrain_stale(self, sweep: AsyncSweep, part: Callable[[int], _Part]) -> None:
         """A rerun: trials the log has results of but whose result went stale (the code

@@ -257,6 +257,12 @@ def _check_cross_fields(config: dict[str, Any], task: Any) -> None:
                 f"{section}.halving.min_epochs must be < {section}.epochs"
                 f" ({config[section]['epochs']}), got {halving['min_epochs']}"
             )
+        if halving and halving.get("grow") and halving.get("mode", "sync") != "async":
+            raise ConfigError(
+                f"{section}.halving.grow needs {section}.halving.mode: async (a synchronous"
+                " sweep has no idle workers to fill until a level ends), got"
+                f" mode {halving.get('mode', 'sync')!r}"
+            )
     config["seeds"].setdefault("epochs", config["train"]["epochs"])
     _sensitivity_defaults(config)
     for key, spec in config["space"].items():

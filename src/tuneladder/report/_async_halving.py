@@ -27,5 +27,20 @@ def async_note(rung: str, halving: Mapping[str, Any]) -> str:
         " the trials finished in, which"
         f" <code>{escape(rung)}/levels/promotions.jsonl</code> records, ask by ask; a rerun"
         " replays it, so it keeps every promotion and trains nothing twice. A config"
-        " promoted early may have fallen out of the best 1/eta once more finished.</p>"
+        " promoted early may have fallen out of the best 1/eta once more finished."
+        + _grown_note(halving)
+        + "</p>"
+    )
+
+
+def _grown_note(halving: Mapping[str, Any]) -> str:
+    grown = halving.get("grown") or []
+    if not grown:
+        return ""
+    planned = halving["levels"][0]["planned"]
+    return (
+        f" The sweep grew: {len(grown)} configs beyond its {planned} trials were trained"
+        " while workers would otherwise have waited for its last trainings, each expected"
+        " to end before them; its trials went on as they would have without them, and"
+        " the grown configs rank as any other."
     )

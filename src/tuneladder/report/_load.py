@@ -29,6 +29,7 @@ from tuneladder.ladder.rungs import (
 )
 from tuneladder.report._contents import READS, input_name
 from tuneladder.report._history import History, empty_history, number
+from tuneladder.search.halving import configs_of
 from tuneladder.search.space import Space, space_from_json
 from tuneladder.store.io import read_json
 from tuneladder.store.trial_files import HISTORY_FILE, RESULT_FILE
@@ -137,7 +138,7 @@ def _rung_rows(table_path: Path, plan: Mapping[str, Any], histories: bool) -> li
     value is not plotted, ranked or fed to fANOVA as if it had been searched.
     """
     table = read_json(table_path)
-    dirs = {entry["name"]: entry["dir"] for entry in plan["trials"]}
+    dirs = {entry["name"]: entry["dir"] for entry in configs_of(plan)}
     searched = set(plan.get("space") or ())
     rows = table["trials"]  # read here, so amended in place: 100,000 copies cost a second
     parent = str(table_path.parent)

@@ -285,6 +285,8 @@ def _halving(run: RunData, mode: Direction) -> dict[str, Any]:
             "min_epochs": halving["min_epochs"],
             "mode": halving.get("mode", "sync"),
             "levels": levels,
+            # a growing async sweep's configs beyond its trials (tuneladder.search.asha)
+            "grown": [r["name"] for r in rows if r.get("grown")],
             "trial_epochs": sum(r.get("epochs_run") or 0 for r in rows),
             "full_trial_epochs": halving["full_trial_epochs"],
             "figure": analysis.sample_note(rows),

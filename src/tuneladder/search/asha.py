@@ -14,6 +14,17 @@ config can arrive at a level any more (every config was asked at level 0, and
 every level below is finished with nothing left to promote), that level
 promotes ``max(1, n // eta)`` of its ``n``.
 
+A sweep may also **grow** (``halving.grow``: its plan carries ``reserve``
+configs, sampled after its ``trials``). ASHA keeps every worker busy by adding
+a new config whenever nothing can be promoted; a sweep of a fixed size instead
+leaves workers idle while its slowest trainings end. Growing, a worker that
+would wait takes the next reserve config, or promotes a grown one, when the
+training is expected to end before the last training now running does, so
+growth fills idle time and never delays the final choice (more than an
+estimate's error): seconds per epoch are measured at the level before, and a
+config not yet trained is assumed as slow as the slowest tenth seen so far.
+Grown configs rank and count as any other; they are never needed to finish.
+
 Which configs are promoted depends on the order in which trials finish, so the
 caller records each ask (:mod:`tuneladder.execution.promotions` keeps a log)
 and replays it with :meth:`Asha.asked`. Pure: no files, no torch.
@@ -35,6 +46,7 @@ Example:
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -80,13 +92,22 @@ class Asha:
         self._eta = int(halving["eta"])
         self._epochs = [int(level["epochs"]) for level in halving["levels"]]
         self._names = [entry["name"] for entry in plan["trials"]]
-        self._index = {name: i for i, name in enumerate(self._names)}
+        self._reserve = [entry["name"] for entry in plan.get("reserve", ())]
+        self._grown = set(self._reserve)
+        self._index = {name: i for i, name in enumerate(self._names + self._reserve)}
         self._next = 0  # the first config of the plan that may not have been asked yet
+        self._next_reserve = 0
         levels = range(len(self._epochs))
         self._asked: list[set[str]] = [set() for _ in levels]
         self._rows: list[dict[str, Mapping[str, Any]]] = [{} for _ in levels]
         # per level, the configs able to go on, best first: (sort key, ladder index, name)
         self._ranked: list[list[tuple[float, int, str]]] = [[] for _ in levels]
+        # the same of the planned configs only, and how many of them finished, per level
+        self._ranked_planned: list[list[tuple[float, int, str]]] = [[] for _ in levels]
+        self._finished_planned = [0 for _ in levels]
+        self._started: dict[tuple[int, str], float] = {}  # running trainings' start times
+        self._per_epoch: dict[str, float] = {}  # each config's measured seconds per epoch
+        self._paces: list[float] = []  # the same, sorted
 
     def __len__(self) -> int:
         return len(self._epochs)
@@ -94,40 +115,76 @@ class Asha:
     def epochs(self, level: int) -> int:
         return self._epochs[level]
 
-    def ask(self) -> Ask | None:
+    def ask(self, now: float | None = None) -> Ask | None:
         """The next training: the best promotable config of the highest level, else a new
-        config at level 0; None when nothing can start now (trials still running) or
-        the sweep is done (:attr:`done`)."""
+        config at level 0, else (at time ``now``, when the sweep grows) a grown config
+        that ends before the running trainings do; None when nothing can start now
+        (trials still running) or the sweep is done (:attr:`done`)."""
         for level in reversed(range(len(self) - 1)):
             name = self._promotable(level)
             if name is not None:
-                return self.asked(Ask(level + 1, name))
+                return self.asked(Ask(level + 1, name), at=now)
         self._skip_asked()
         if self._next < len(self._names):
-            return self.asked(Ask(0, self._names[self._next]))
+            return self.asked(Ask(0, self._names[self._next]), at=now)
+        if now is None or not self._reserve:
+            return None
+        ends = self._running_ends_at()
+        for level in reversed(range(len(self) - 1)):
+            name = self._growth(level, now, ends)
+            if name is not None:
+                return self.asked(Ask(level + 1, name), at=now)
+        while self._next_reserve < len(self._reserve):
+            name = self._reserve[self._next_reserve]
+            if name not in self._asked[0]:
+                if not self._fits(0, name, now, ends):
+                    return None
+                return self.asked(Ask(0, name), at=now)
+            self._next_reserve += 1
         return None
 
-    def asked(self, ask: Ask) -> Ask:
-        """Record an ask (made here, or replayed from the log of one made elsewhere)."""
+    def asked(self, ask: Ask, *, at: float | None = None) -> Ask:
+        """Record an ask (made here, or replayed from the log of one made elsewhere), and
+        when it started (``at``), which a growing sweep times its end by."""
         if ask.name not in self._index:
             raise ValueError(f"config {ask.name!r} is not in the plan")
         if ask.level > 0 and ask.name not in self._rows[ask.level - 1]:
             raise ValueError(f"config {ask.name!r} has no result at level {ask.level - 1}")
         self._asked[ask.level].add(ask.name)
+        if at is not None and ask.name not in self._rows[ask.level]:
+            self._started[(ask.level, ask.name)] = at
         return ask
+
+    @property
+    def grown(self) -> list[str]:
+        """The reserve configs asked so far, in plan order."""
+        return [name for name in self._reserve if name in self._asked[0]]
 
     def tell(self, level: int, row: Mapping[str, Any]) -> None:
         """A finished trial's row (``name``, ``status``, ``best_val_metric``, ``epochs_run``,
         ``stopped_early``) at ``level``; told again (retrained), the new row replaces it."""
         name = row["name"]
         self._asked[level].add(name)
-        ranked = self._ranked[level]
+        self._started.pop((level, name), None)
+        seconds, epochs = row.get("train_seconds"), row.get("epochs_run")
+        if seconds and epochs:
+            if (pace := self._per_epoch.get(name)) is not None:
+                self._paces.pop(bisect.bisect_left(self._paces, pace))
+            self._per_epoch[name] = pace = float(seconds) / int(epochs)
+            bisect.insort(self._paces, pace)
+        lists = [self._ranked[level]]
+        if name not in self._grown:
+            lists.append(self._ranked_planned[level])
         old = self._rows[level].get(name)
         if old is not None and (key := self._key(level, old)) is not None:
-            ranked.pop(bisect.bisect_left(ranked, key))
+            for ranked in lists:
+                ranked.pop(bisect.bisect_left(ranked, key))
+        elif old is None and name not in self._grown:
+            self._finished_planned[level] += 1
         self._rows[level][name] = row
         if (key := self._key(level, row)) is not None:
-            bisect.insort(ranked, key)
+            for ranked in lists:
+                bisect.insort(ranked, key)
 
     def asked_at(self, level: int) -> set[str]:
         """Configs asked at ``level`` so far (finished there or not)."""
@@ -143,7 +200,8 @@ class Asha:
 
     @property
     def done(self) -> bool:
-        """Every config was asked, every ask finished, and nothing is left to promote."""
+        """Every config was asked, every ask finished, and nothing is left to promote
+        (a grown config is promoted only while others still train)."""
         self._skip_asked()
         return (
             self._next == len(self._names)
@@ -160,15 +218,60 @@ class Asha:
         return self._direction.sort_key(value), self._index[row["name"]], row["name"]
 
     def _promotable(self, level: int) -> str | None:
-        """The best config of ``level``'s top ``n // eta`` not yet asked at the next level."""
-        quota = len(self._rows[level]) // self._eta
-        if quota == 0 and self._rows[level] and self._closed(level):
-            quota = 1  # the sweep's configs ran out: the best still goes on
+        """The best config of ``level``'s top ``n // eta`` not yet asked at the next level.
+
+        Among the planned configs only: a sweep that grows promotes them exactly as it
+        would without growth, so its grown configs never hold back the final choice."""
         above = self._asked[level + 1]
-        for _, _, name in self._ranked[level][:quota]:
+        planned = self._ranked_planned[level]
+        finished = self._finished_planned[level]
+        quota = finished // self._eta
+        if quota == 0 and finished and self._closed(level):
+            quota = 1  # the sweep's configs ran out: the best still goes on
+        for _, _, name in planned[:quota]:
             if name not in above:
                 return name
         return None
+
+    def _growth(self, level: int, now: float | None, ends: float | None) -> str | None:
+        """A promotion the grown configs make possible (a grown config, or a planned one
+        in the top 1/eta of them all but not of the planned), when it fits before
+        ``ends`` (:meth:`_fits`)."""
+        above = self._asked[level + 1]
+        for _, _, name in self._ranked[level][: len(self._rows[level]) // self._eta]:
+            if name not in above and self._fits(level + 1, name, now, ends):
+                return name
+        return None
+
+    def _running_ends_at(self) -> float | None:
+        """When the last training now running is expected to end; None when none is, or
+        one's start or pace is unknown."""
+        ends = None
+        for (level, name), started in self._started.items():
+            seconds = self._seconds(level, name)
+            if seconds is None:
+                return None
+            ends = max(ends or -math.inf, started + seconds)
+        return ends
+
+    def _fits(self, level: int, name: str, now: float | None, ends: float | None) -> bool:
+        """A grown training may start at ``now`` if it should end by ``ends``."""
+        if now is None or ends is None:
+            return False
+        seconds = self._seconds(level, name)
+        return seconds is not None and now + seconds <= ends
+
+    def _seconds(self, level: int, name: str) -> float | None:
+        """How long training ``name`` at ``level`` should take: its epochs there times its
+        pace at the level before, or, new, the pace of the slowest tenth seen so far."""
+        pace = self._per_epoch.get(name)
+        if pace is None:
+            paces = self._paces
+            if not paces:
+                return None
+            pace = paces[min(len(paces) - 1, int(0.9 * len(paces)))]
+        before = self._epochs[level - 1] if level else 0
+        return pace * (self._epochs[level] - before)
 
     def _closed(self, level: int) -> bool:
         """No config can arrive at ``level`` any more."""

@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -38,6 +39,7 @@ __all__ = [
     "Level",
     "Levels",
     "asked_level",
+    "configs_of",
     "continuing",
     "expected_seconds",
     "level_dir",
@@ -77,10 +79,13 @@ class Halving:
     eta: int
     min_epochs: int
     mode: str = "sync"  # or "async": promotions as trials finish (tuneladder.search.asha)
+    grow: float = 0.0  # async: reserve configs, as a multiple of trials, to fill idle workers
 
     def __post_init__(self) -> None:
         if self.mode not in ("sync", "async"):
             raise ValueError(f"mode must be 'sync' or 'async', got {self.mode=}")
+        if self.grow < 0 or (self.grow and self.mode != "async"):
+            raise ValueError(f"grow needs mode 'async' and must be >= 0, got {self.grow=}")
         if self.eta < 2:
             raise ValueError(f"eta must be >= 2, got {self.eta=}")
         if not 1 <= self.min_epochs < self.epochs:
@@ -102,7 +107,13 @@ class Halving:
             eta=int(spec.get("eta", 3)),
             min_epochs=int(spec["min_epochs"]),
             mode=str(spec.get("mode") or "sync"),
+            grow=float(spec.get("grow") or 0.0),
         )
+
+    @property
+    def reserve(self) -> int:
+        """How many configs a growing sweep samples beyond its trials."""
+        return math.ceil(self.grow * self.trials)
 
     @property
     def levels(self) -> tuple[Level, ...]:
@@ -144,6 +155,7 @@ class Halving:
             "full_trial_epochs": self.trials * self.epochs,
             # a synchronous plan is what it was before modes existed
             **({"mode": self.mode} if self.mode != "sync" else {}),
+            **({"grow": self.grow} if self.grow else {}),
         }
 
 
@@ -248,6 +260,11 @@ def level_entry(plan: Mapping[str, Any], level: int, entry: Mapping[str, Any]) -
     return out
 
 
+def configs_of(plan: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Every config a sweep may train: its trials, then a growing sweep's reserve."""
+    return [*plan["trials"], *plan.get("reserve", ())]
+
+
 def asked_level(plan: Mapping[str, Any], level: int, names: Iterable[str]) -> dict[str, Any]:
     """A level's plan in a sweep that halves asynchronously: the configs asked there
     (:mod:`tuneladder.search.asha`), in ladder order, shaped as :func:`plan_level`'s."""
@@ -260,7 +277,7 @@ def asked_level(plan: Mapping[str, Any], level: int, names: Iterable[str]) -> di
         "configs": len(asked),
         "mode": "async",
         "ranked": [],
-        "trials": [level_entry(plan, level, e) for e in plan["trials"] if e["name"] in asked],
+        "trials": [level_entry(plan, level, e) for e in configs_of(plan) if e["name"] in asked],
     }
 
 

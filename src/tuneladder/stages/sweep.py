@@ -19,7 +19,7 @@ from tuneladder.ladder.rungs import (
     FINE,
     by_name,
 )
-from tuneladder.search.halving import LEVELS_DIR
+from tuneladder.search.halving import LEVELS_DIR, configs_of
 from tuneladder.stages.common import (
     SEARCHING,
     StageError,
@@ -84,7 +84,7 @@ def _check_reads(task_obj: Any, plan: Mapping[str, Any], data_dir: str | Path, o
     model = set(task_obj.default_model)
     configs = [
         (entry["config"]["model"], set(entry["sampled"]) & model)
-        for entry in plan["trials"]
+        for entry in configs_of(plan)
         if "config" in entry and set(entry.get("sampled", {})) & model
     ][:64]
     if not configs:
@@ -196,16 +196,21 @@ def _sweep_plan(
             sweep["batch"],
             len(prior),
         )
-    else:
-        plan = plan_sweep(
-            rung,
-            dists,
-            sampler=sweep["sampler"],
-            trials=sweep["trials"],
-            configs=configs,
-            ladder_seed=seed,
-        )
+        return plan
     halving = Halving.from_sweep(sweep)
+    reserve = 0 if halving is None else halving.reserve
+    # a growing sweep's reserve: the sampler's next configs, after its trials
+    plan = plan_sweep(
+        rung,
+        dists,
+        sampler=sweep["sampler"],
+        trials=sweep["trials"] + reserve,
+        configs=configs,
+        ladder_seed=seed,
+    )
+    if reserve:
+        plan["reserve"] = plan["trials"][sweep["trials"] :]
+        plan["trials"] = plan["trials"][: sweep["trials"]]
     return plan if halving is None else with_halving(plan, halving)
 
 
@@ -253,7 +258,7 @@ def _first_step_s(rung_dir: Path, plan: Mapping[str, Any], ran: list[str]) -> fl
     started = process_started_at()
     if started is None or not ran:
         return None
-    entry = next(e for e in plan["trials"] if e["name"] == ran[0])
+    entry = next(e for e in configs_of(plan) if e["name"] == ran[0])
     result = read_json(rung_dir / entry["dir"] / RESULT_FILE)
     return result["started_at"] - started
 
