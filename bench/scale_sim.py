@@ -77,7 +77,7 @@ class Running:
     ask: Ask
     start: float
     from_epoch: int  # the epoch it resumes from
-    token: int  # its heartbeats' events carry it
+    token: int  # its heartbeats' (and finish's, cut's) events carry it
 
 
 @dataclass
@@ -185,7 +185,10 @@ class Sim:
         if dies is not None and dies < end:
             self.push(max(dies, self.clock.now), "kill", w)
         else:
-            self.push(end, "finish", w)
+            self.push(end, "finish", w, self._seq)
+            if ask.grown and resume + 1 < self.epochs[ask.level]:
+                token = self.running[w].token
+                self.push(self.clock.now + self.per_epoch[ask.name], "check", w, token)
         self.push(self.clock.now + BEAT_S, "beat", w, self.running[w].token)
 
     def run(self) -> dict[str, float]:
@@ -201,7 +204,15 @@ class Sim:
                     self.books[w][r.ask.level].heartbeat(r.ask.name)
                     self.push(at + BEAT_S, "beat", w, token)
             elif kind == "finish":
-                last = self.finish(w)
+                r = self.running.get(w)
+                if r is not None and r.token == token:  # not cut before
+                    last = self.finish(w)
+            elif kind == "check":
+                r = self.running.get(w)
+                if r is not None and r.token == token:
+                    self.check(w)
+                    if w not in self.running:
+                        last = at  # cut: the sweep ends when its last worker stops
             elif kind == "kill":
                 self.die(w)
             elif kind == "wake":
@@ -219,6 +230,27 @@ class Sim:
         self.start(w)
         self.wake(everyone=changed)
         return self.clock.now
+
+    def check(self, w: int) -> None:
+        """A grown training's epoch end: it stops when the rule no longer keeps it (the
+        planned trainings done, or it would end after them at its pace), as a real
+        worker's does; its time so far counts as lost work."""
+        r = self.running[w]
+        pace = self.per_epoch[r.ask.name]
+        epoch = r.from_epoch + round((self.clock.now - r.start) / pace)
+        if not self.schedule.sweep.rule.keeps(
+            self.clock.now, (self.epochs[r.ask.level] - epoch) * pace
+        ):
+            self.cut(w)
+        elif epoch + 1 < self.epochs[r.ask.level]:
+            self.push(self.clock.now + pace, "check", w, r.token)
+
+    def cut(self, w: int) -> None:
+        r = self.running.pop(w)
+        self.held.pop((r.ask.level, r.ask.name), None)
+        self.schedule.sweep.cut(r.ask.level, r.ask.name)
+        self.books[w][r.ask.level].release(r.ask.name)
+        self.start(w)
 
     def die(self, w: int) -> None:
         self.alive.discard(w)

@@ -143,17 +143,20 @@ def test_a_growing_sweep_fills_idle_time_with_reserve_configs_that_end_in_time()
     # the planned sweep goes on as without growth: "1" to 3 epochs, 2 x 10 s, until t=30
     assert asha.ask(10.0) == Ask(1, "1")
     # a new config is as slow as the slowest tenth seen (10 s an epoch): it fits twice
-    assert asha.ask(10.0) == Ask(0, "2")
-    assert asha.ask(11.0) == Ask(0, "3")
+    assert asha.ask(10.0) == Ask(0, "2", grown=True)
+    assert asha.ask(11.0) == Ask(0, "3", grown=True)
     assert asha.ask(21.0) is None  # 21 + 10 > 30
     asha.tell(0, row("2", 0.95, 1, train_seconds=10.0))
     # "2" is the best third of level 0 now, but 2 epochs at its pace end at 41, after 30
     assert asha.ask(21.0) is None
     assert asha.ask(None) is None and not asha.done  # without a clock nothing grows
     asha.tell(1, row("1", 0.93, 3, train_seconds=30.0))
-    asha.tell(0, row("3", 0.1, 1, train_seconds=10.0))
-    assert asha.done and asha.grown == ["2", "3"]
-    assert asha.asked_at(1) == {"1"}
+    # the trials are done: "3", still running, is cut at its next epoch's end
+    assert asha.settled and not asha.done
+    asha.cut(0, "3")
+    assert asha.done and asha.grown == ["2"]
+    assert asha.asked_at(0) == {"0", "1", "2"} and asha.asked_at(1) == {"1"}
+    assert asha.ask(40.0) is None  # a cut training is never asked again
 
 
 def test_grown_configs_never_take_a_trials_promotion() -> None:

@@ -105,3 +105,26 @@ def test_a_log_of_another_plan_is_set_aside_and_never_replayed(tmp_path: Path):
     c = AsyncSweep(replanned, tmp_path, mode="max", clock=lambda: now[0], look_every_s=1e9)
     assert c.next(lambda level: a.books[level]) == Ask(0, "1")
     assert replay(replanned, tmp_path, "max").asked_at(0) == {"0", "1"}
+
+
+def test_a_cut_grown_training_is_replayed_as_neither_running_nor_asked(tmp_path: Path):
+    grown_plan = plan(2)
+    grown_plan["reserve"] = [{"name": "2", "index": 2}]
+    now = [0.0]
+    a = AsyncSweep(grown_plan, tmp_path, mode="max", clock=lambda: now[0], look_every_s=1e9)
+    books = {lv: ClaimBook(tmp_path / f"levels/{lv}/claims", stale_s=60) for lv in (0, 1)}
+    asks = [a.next(lambda lv: books[lv]) for _ in range(2)]
+    assert asks == [Ask(0, "0"), Ask(0, "1")]
+    a.tell(0, row("0", 0.9, 1) | {"train_seconds": 1.0})
+    now[0] = 1.0
+    a.tell(0, row("1", 0.1, 1) | {"train_seconds": 1.0})
+    assert a.next(lambda lv: books[lv]) == Ask(1, "0")  # ends at 2: a 1 s config fits
+    assert a.next(lambda lv: books[lv]) == Ask(0, "2", grown=True)
+    a.tell(1, row("0", 0.95, 2) | {"train_seconds": 2.0})
+    assert a.rule.settled and not a.done  # the grown "2" still trains
+    assert not a.keeps(0.5)  # it goes no further: the trials are done
+    a.cut(0, "2")
+    assert a.done
+    rule = replay(grown_plan, tmp_path, "max")
+    assert rule.done and rule.grown == [] and rule.asked_at(0) == {"0", "1"}
+    assert rule.is_grown(0, "2")

@@ -366,3 +366,41 @@ def test_train_state_round_trips_through_its_state_dict(tmp_path, digits, digits
     assert second.lr == first.lr and second.outcome.history == first.outcome.history
     weights = zip(second.weights().values(), first.weights().values(), strict=True)
     assert all(torch.equal(a, b) for a, b in weights)
+
+
+def test_a_grown_training_cut_at_an_epochs_end_leaves_no_result(tmp_path, digits, digits_task):
+    """A growing async sweep cuts its grown trainings once the planned ones are done: the
+    worker's per-epoch callback raises SweepSettled, which training's error handling (it
+    turns errors into a failed trial) must let through, with no result written."""
+    from tuneladder.execution.worker import SweepSettled, _progress
+    from tuneladder.store.claims import ClaimBook
+
+    asked: list[float] = []
+    claims = ClaimBook(tmp_path / "claims", stale_s=60)
+    claims.try_claim("7")
+
+    def settled(seconds_left: float) -> bool:
+        asked.append(seconds_left)
+        return True
+
+    run = TrainingRun(
+        config=config(epochs=3),
+        data=digits,
+        task=digits_task,
+        metric="accuracy",
+        mode="max",
+        device=CPU,
+    )
+    with pytest.raises(SweepSettled):
+        run_trial(run, tmp_path / "7", on_epoch=_progress(claims, "fine", "7", 3, settled))
+    # asked once, after the first epoch, with the two epochs left at its pace
+    assert len(asked) == 1 and asked[0] > 0
+    assert not (tmp_path / "7" / "result.json").exists()
+    # the last epoch's end is not asked: the training is as good as finished
+    asked.clear()
+    result = run_trial(
+        dataclasses.replace(run, config=config(epochs=1)),
+        tmp_path / "8",
+        on_epoch=_progress(claims, "fine", "8", 1, settled),
+    )
+    assert result["status"] == "ok" and asked == []

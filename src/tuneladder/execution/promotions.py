@@ -87,9 +87,12 @@ def _records(path: str | Path) -> list[dict[str, Any]]:
 
 def _replay(rule: Asha, record: Mapping[str, Any]) -> None:
     if "ask" in record:
-        rule.asked(Ask(int(record["ask"]), record["name"]), at=record.get("at"))
+        ask = Ask(int(record["ask"]), record["name"], grown=bool(record.get("grown")))
+        rule.asked(ask, at=record.get("at"))
     elif "done" in record:
         rule.tell(int(record["done"]), record["row"])
+    elif "cut" in record:
+        rule.cut(int(record["cut"]), record["name"])
 
 
 class AsyncSweep:
@@ -150,7 +153,8 @@ class AsyncSweep:
                     return found
             ask = self._asha.ask(self._clock())
             if ask is not None:
-                self._append({"ask": ask.level, "name": ask.name, "worker": worker})
+                grown = {"grown": True} if ask.grown else {}
+                self._append({"ask": ask.level, "name": ask.name, "worker": worker, **grown})
                 claims(ask.level).try_claim(ask.name)
                 return ask
             return self._orphan(claims)
@@ -162,12 +166,23 @@ class AsyncSweep:
             self._asha.tell(level, kept)
             self._append({"done": level, "row": kept})
 
+    def cut(self, level: int, name: str) -> None:
+        """A grown training this worker stopped: the planned ones were all done."""
+        with self._locked():
+            self._asha.cut(level, name)
+            self._append({"cut": level, "name": name})
+
+    def keeps(self, seconds_left: float) -> bool:
+        """Whether a grown training with ``seconds_left`` goes on (:meth:`Asha.keeps`)."""
+        with self._locked():
+            return self._asha.keeps(self._clock(), seconds_left)
+
     def _orphan(self, claims: Claims) -> Ask | None:
         self._looked = self._clock()
         for level in reversed(range(len(self._asha))):
             for name in sorted(self._asha.running(level)):
                 if claims(level).try_claim(name):
-                    return Ask(level, name)
+                    return Ask(level, name, grown=self._asha.is_grown(level, name))
         return None
 
     @contextlib.contextmanager

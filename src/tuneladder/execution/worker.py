@@ -187,8 +187,21 @@ def _order(indices: Sequence[int], *, worker: int, workers: int, steal: bool) ->
     return own + others
 
 
-def _progress(claims: ClaimBook, rung: str, name: str, epochs: int) -> Any:
-    """Per epoch: refresh the claim's heartbeat and log a line."""
+class SweepSettled(BaseException):
+    """A grown training is cut: the sweep's planned trainings are all done. A
+    BaseException, as KeyboardInterrupt is, so that training, which turns errors into
+    a failed trial, lets it through."""
+
+
+def _progress(
+    claims: ClaimBook,
+    rung: str,
+    name: str,
+    epochs: int,
+    stop: Callable[[float], bool] | None = None,
+) -> Any:
+    """Per epoch: refresh the claim's heartbeat, log a line, and stop when ``stop``, given
+    the seconds left at the trial's pace, says so (not after the last epoch)."""
 
     def on_epoch(row: Mapping[str, float]) -> None:
         claims.heartbeat(name)
@@ -204,6 +217,9 @@ def _progress(claims: ClaimBook, rung: str, name: str, epochs: int) -> Any:
             row["val_metric"],
             row["epoch_seconds"],
         )
+        left = epochs - row["epoch"] - 1
+        if stop is not None and left > 0 and stop(left * row["epoch_seconds"]):
+            raise SweepSettled
 
     return on_epoch
 
@@ -356,8 +372,20 @@ class Worker:
             with sweep.locked() as rule:  # for status while it runs; collect writes the last
                 asked = asked_level(self._plan, ask.level, rule.asked_at(ask.level))
                 _write_level_plan(part(ask.level).folder / "plan.json", asked)
+            # a grown training stops at an epoch's end once the planned ones are all done,
+            # or when at its own pace it would end after them
+            stop = (lambda left: not sweep.keeps(left)) if ask.grown else None
             try:
-                result = self._held(part(ask.level), entry)
+                result = self._held(part(ask.level), entry, stop=stop)
+            except SweepSettled:
+                log.info(
+                    "%s %s level %d (grown): cut, the planned trainings are all done",
+                    self._plan["rung"],
+                    ask.name,
+                    ask.level,
+                )
+                sweep.cut(ask.level, ask.name)
+            else:
                 sweep.tell(ask.level, {"name": ask.name, **result})
             finally:
                 part(ask.level).claims.release(ask.name)
@@ -386,8 +414,12 @@ class Worker:
                 finally:
                     part(level).claims.release(name)
 
-    def _held(self, part: _Part, entry: Mapping[str, Any]) -> Mapping[str, Any]:
-        """Reuse, or train, a trial whose claim this worker holds; its result."""
+    def _held(
+        self, part: _Part, entry: Mapping[str, Any], stop: Callable[[float], bool] | None = None
+    ) -> Mapping[str, Any]:
+        """Reuse, or train, a trial whose claim this worker holds; its result. ``stop``: asked
+        at each epoch's end with the seconds left at the trial's pace; true raises
+        :class:`SweepSettled`."""
         name, trial_dir = entry["name"], part.folder / entry["dir"]
         expected = self._key(entry)
         result = read_result(trial_dir)
@@ -398,7 +430,7 @@ class Worker:
         if result is not None:
             self._stale[name] = reason or "stale"
             log.info("%s %s %s: training it again", self._plan["rung"], name, reason)
-        self._train(part, entry)
+        self._train(part, entry, stop)
         self._ran.append(name)
         return read_result(trial_dir) or {}
 
@@ -459,7 +491,9 @@ class Worker:
         finally:
             part.claims.release(name)
 
-    def _train(self, part: _Part, entry: Mapping[str, Any]) -> None:
+    def _train(
+        self, part: _Part, entry: Mapping[str, Any], stop: Callable[[float], bool] | None = None
+    ) -> None:
         """Train a trial this worker holds the claim of, from its checkpoint if it has one."""
         name, trial_dir, rung = entry["name"], part.folder / entry["dir"], self._plan["rung"]
         for stale_file in (RESULT_FILE, MODEL_FILE, STATE_FILE):
@@ -481,7 +515,7 @@ class Worker:
                     "worker": self._worker,
                     **{k: entry[k] for k in ("level", "budget") if k in entry},
                 },
-                on_epoch=_progress(part.claims, rung, name, budget or config.epochs),
+                on_epoch=_progress(part.claims, rung, name, budget or config.epochs, stop),
                 save_model=self._setup.save_model,
                 checkpoint_every_s=self._runtime.checkpoint_every_s,
                 leg=leg,

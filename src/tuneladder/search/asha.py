@@ -23,7 +23,10 @@ training is expected to end before the last training now running does, so
 growth fills idle time and never delays the final choice (more than an
 estimate's error): seconds per epoch are measured at the level before, and a
 config not yet trained is assumed as slow as the slowest tenth seen so far.
-Grown configs rank and count as any other; they are never needed to finish.
+Grown configs rank and count as any other; they are never needed to finish: a
+pace can be far off for a config not trained yet, so once the planned
+trainings are all done (:attr:`Asha.settled`) the grown ones still running are
+cut at their next epoch's end (:meth:`Asha.cut`) rather than waited for.
 
 Which configs are promoted depends on the order in which trials finish, so the
 caller records each ask (:mod:`tuneladder.execution.promotions` keeps a log)
@@ -73,6 +76,9 @@ class Ask:
 
     level: int
     name: str
+    # asked to fill idle time (a reserve config, or a promotion only growth made possible):
+    # cut at its next epoch's end once the planned trainings are all done
+    grown: bool = False
 
 
 class Asha:
@@ -106,6 +112,8 @@ class Asha:
         self._ranked_planned: list[list[tuple[float, int, str]]] = [[] for _ in levels]
         self._finished_planned = [0 for _ in levels]
         self._started: dict[tuple[int, str], float] = {}  # running trainings' start times
+        self._optional: set[tuple[int, str]] = set()  # trainings asked to fill idle time
+        self._cut: list[set[str]] = [set() for _ in levels]  # grown trainings stopped
         self._per_epoch: dict[str, float] = {}  # each config's measured seconds per epoch
         self._paces: list[float] = []  # the same, sorted
 
@@ -133,13 +141,13 @@ class Asha:
         for level in reversed(range(len(self) - 1)):
             name = self._growth(level, now, ends)
             if name is not None:
-                return self.asked(Ask(level + 1, name), at=now)
+                return self.asked(Ask(level + 1, name, grown=True), at=now)
         while self._next_reserve < len(self._reserve):
             name = self._reserve[self._next_reserve]
             if name not in self._asked[0]:
                 if not self._fits(0, name, now, ends):
                     return None
-                return self.asked(Ask(0, name), at=now)
+                return self.asked(Ask(0, name, grown=True), at=now)
             self._next_reserve += 1
         return None
 
@@ -151,14 +159,42 @@ class Asha:
         if ask.level > 0 and ask.name not in self._rows[ask.level - 1]:
             raise ValueError(f"config {ask.name!r} has no result at level {ask.level - 1}")
         self._asked[ask.level].add(ask.name)
+        if ask.grown:
+            self._optional.add((ask.level, ask.name))
         if at is not None and ask.name not in self._rows[ask.level]:
             self._started[(ask.level, ask.name)] = at
         return ask
 
+    def cut(self, level: int, name: str) -> None:
+        """A grown training stopped before its end (the planned trainings were done): it
+        runs no more, has no result, and is never asked again."""
+        self._cut[level].add(name)
+        self._started.pop((level, name), None)
+
+    def is_grown(self, level: int, name: str) -> bool:
+        """Whether the training of ``name`` at ``level`` was asked to fill idle time."""
+        return (level, name) in self._optional
+
+    @property
+    def settled(self) -> bool:
+        """The planned trainings are all done: every trial asked, every training not
+        grown finished, and no promotion of the trials left. Grown trainings still
+        running stop at their next epoch's end."""
+        self._skip_asked()
+        return (
+            self._next == len(self._names)
+            and not any(
+                (level, name) not in self._optional
+                for level in range(len(self))
+                for name in self.running(level)
+            )
+            and all(self._promotable(level) is None for level in range(len(self) - 1))
+        )
+
     @property
     def grown(self) -> list[str]:
-        """The reserve configs asked so far, in plan order."""
-        return [name for name in self._reserve if name in self._asked[0]]
+        """The reserve configs asked so far and not cut at level 0, in plan order."""
+        return [n for n in self._reserve if n in self._asked[0] and n not in self._cut[0]]
 
     def tell(self, level: int, row: Mapping[str, Any]) -> None:
         """A finished trial's row (``name``, ``status``, ``best_val_metric``, ``epochs_run``,
@@ -187,12 +223,12 @@ class Asha:
                 bisect.insort(ranked, key)
 
     def asked_at(self, level: int) -> set[str]:
-        """Configs asked at ``level`` so far (finished there or not)."""
-        return set(self._asked[level])
+        """Configs asked at ``level`` so far (finished there or not), less those cut."""
+        return self._asked[level] - self._cut[level]
 
     def running(self, level: int) -> set[str]:
-        """Configs asked at ``level`` without a result there yet."""
-        return self._asked[level] - self._rows[level].keys()
+        """Configs asked at ``level`` without a result there yet, nor cut."""
+        return self._asked[level] - self._rows[level].keys() - self._cut[level]
 
     def finished(self, level: int) -> dict[str, Mapping[str, Any]]:
         """The rows told at ``level``, by config name."""
@@ -243,11 +279,22 @@ class Asha:
                 return name
         return None
 
-    def _running_ends_at(self) -> float | None:
-        """When the last training now running is expected to end; None when none is, or
-        one's start or pace is unknown."""
+    def keeps(self, now: float, seconds_left: float) -> bool:
+        """Whether a grown training with ``seconds_left`` to train (its own pace, measured)
+        goes on at ``now``: not once the planned trainings are all done, nor when it would
+        end after the last of them still running is expected to."""
+        if self.settled:
+            return False
+        ends = self._running_ends_at(planned_only=True)
+        return ends is None or now + seconds_left <= ends
+
+    def _running_ends_at(self, *, planned_only: bool = False) -> float | None:
+        """When the last training now running (not grown, with ``planned_only``) is expected
+        to end; None when none is, or one's start or pace is unknown."""
         ends = None
         for (level, name), started in self._started.items():
+            if planned_only and (level, name) in self._optional:
+                continue
             seconds = self._seconds(level, name)
             if seconds is None:
                 return None
