@@ -24,9 +24,10 @@ growth fills idle time and never delays the final choice (more than an
 estimate's error): seconds per epoch are measured at the level before, and a
 config not yet trained is assumed as slow as the slowest tenth seen so far.
 Grown configs rank and count as any other; they are never needed to finish: a
-pace can be far off for a config not trained yet, so once the planned
-trainings are all done (:attr:`Asha.settled`) the grown ones still running are
-cut at their next epoch's end (:meth:`Asha.cut`) rather than waited for.
+pace can be far off for a config not trained yet, so a grown training asks at
+each epoch's end whether it goes on (:meth:`Asha.keeps`): not once the planned
+trainings are all done (:attr:`Asha.settled`), nor when at its measured pace it
+would end after them; the caller then cuts it (:meth:`Asha.cut`).
 
 Which configs are promoted depends on the order in which trials finish, so the
 caller records each ask (:mod:`tuneladder.execution.promotions` keeps a log)
@@ -77,7 +78,7 @@ class Ask:
     level: int
     name: str
     # asked to fill idle time (a reserve config, or a promotion only growth made possible):
-    # cut at its next epoch's end once the planned trainings are all done
+    # cut at an epoch's end when Asha.keeps says so
     grown: bool = False
 
 
@@ -209,13 +210,15 @@ class Asha:
             self._per_epoch[name] = pace = float(seconds) / int(epochs)
             bisect.insort(self._paces, pace)
         lists = [self._ranked[level]]
-        if name not in self._grown:
+        # a planned training: neither a grown config's nor a promotion only growth made
+        planned = name not in self._grown and (level, name) not in self._optional
+        if planned:
             lists.append(self._ranked_planned[level])
         old = self._rows[level].get(name)
         if old is not None and (key := self._key(level, old)) is not None:
             for ranked in lists:
                 ranked.pop(bisect.bisect_left(ranked, key))
-        elif old is None and name not in self._grown:
+        elif old is None and planned:
             self._finished_planned[level] += 1
         self._rows[level][name] = row
         if (key := self._key(level, row)) is not None:
