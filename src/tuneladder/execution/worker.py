@@ -19,6 +19,7 @@ state of the level before.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -379,7 +380,7 @@ class Worker:
                 result = self._held(part(ask.level), entry, stop=stop)
             except SweepSettled:
                 log.info(
-                    "%s %s level %d (grown): cut, the planned trainings are all done",
+                    "%s %s level %d (grown): cut, it would end after the planned trainings",
                     self._plan["rung"],
                     ask.name,
                     ask.level,
@@ -390,8 +391,9 @@ class Worker:
             finally:
                 part(ask.level).claims.release(ask.name)
 
-    @property
+    @functools.cached_property
     def _entries(self) -> dict[str, Mapping[str, Any]]:
+        """Every config of the plan by name (built once: a rerun looks up each trial)."""
         return {entry["name"]: entry for entry in configs_of(self._plan)}
 
     def _retrain_stale(self, sweep: AsyncSweep, part: Callable[[int], _Part]) -> None:
