@@ -34,8 +34,8 @@ from tuneladder.store.claims import ClaimBook
 __all__ = ["PROMOTIONS_FILE", "ROW_KEYS", "AsyncSweep", "plan_digest", "read_log", "replay"]
 
 PROMOTIONS_FILE = f"{LEVELS_DIR}/promotions.jsonl"
-# where a log written for another plan is kept, for whoever wants to read it
-REPLACED_FILE = f"{LEVELS_DIR}/promotions.replaced.jsonl"
+# beside it, a log written for another plan, kept for whoever wants to read it
+REPLACED_NAME = "promotions.replaced.jsonl"
 # what the rule ranks a finished trial by; the log keeps only these
 # (its pace too: a growing sweep times trainings by it)
 ROW_KEYS = ("name", "status", "best_val_metric", "epochs_run", "stopped_early", "train_seconds")
@@ -167,7 +167,7 @@ class AsyncSweep:
             self._append({"done": level, "row": kept})
 
     def cut(self, level: int, name: str) -> None:
-        """A grown training this worker stopped: the planned ones were all done."""
+        """A grown training this worker stopped (:meth:`Asha.keeps` said so)."""
         with self._locked():
             self._asha.cut(level, name)
             self._append({"cut": level, "name": name})
@@ -217,7 +217,7 @@ class AsyncSweep:
                 return
         if first:
             handle.seek(0)
-            self._path.with_name(Path(REPLACED_FILE).name).write_text(handle.read())
+            self._path.with_name(REPLACED_NAME).write_text(handle.read())
             handle.truncate(0)
         handle.write(json.dumps({"plan": self._digest}) + "\n")
         handle.flush()

@@ -157,9 +157,10 @@ def _rung(
         for entry in plan["trials"]
         if entry["name"] not in finished
     )
+    # a growing sweep's reserve configs count apart from its trials
+    planned_names = {entry["name"] for entry in plan["trials"]}
     if plan.get("halving"):
         # counted in configs, as planned: a config is done when it reached its last level
-        planned_names = {entry["name"] for entry in plan["trials"]}
         done, left, epochs_left = _halving_progress(
             results / rung.name,
             plan["halving"]["levels"],

@@ -189,9 +189,10 @@ def _order(indices: Sequence[int], *, worker: int, workers: int, steal: bool) ->
 
 
 class SweepSettled(BaseException):
-    """A grown training is cut: the sweep's planned trainings are all done. A
-    BaseException, as KeyboardInterrupt is, so that training, which turns errors into
-    a failed trial, lets it through."""
+    """A grown training is cut: the planned trainings are all done, or at its pace it would
+    end after them (:meth:`~tuneladder.search.asha.Asha.keeps`). A BaseException, as
+    KeyboardInterrupt is, so that training, which turns errors into a failed trial, lets
+    it through."""
 
 
 def _progress(

@@ -100,7 +100,7 @@ class Asha:
         self._epochs = [int(level["epochs"]) for level in halving["levels"]]
         self._names = [entry["name"] for entry in plan["trials"]]
         self._reserve = [entry["name"] for entry in plan.get("reserve", ())]
-        self._grown = set(self._reserve)
+        self._in_reserve = set(self._reserve)  # names: is this config a reserve one
         self._index = {name: i for i, name in enumerate(self._names + self._reserve)}
         self._next = 0  # the first config of the plan that may not have been asked yet
         self._next_reserve = 0
@@ -211,7 +211,7 @@ class Asha:
             bisect.insort(self._paces, pace)
         lists = [self._ranked[level]]
         # a planned training: neither a grown config's nor a promotion only growth made
-        planned = name not in self._grown and (level, name) not in self._optional
+        planned = name not in self._in_reserve and (level, name) not in self._optional
         if planned:
             lists.append(self._ranked_planned[level])
         old = self._rows[level].get(name)
@@ -241,12 +241,7 @@ class Asha:
     def done(self) -> bool:
         """Every config was asked, every ask finished, and nothing is left to promote
         (a grown config is promoted only while others still train)."""
-        self._skip_asked()
-        return (
-            self._next == len(self._names)
-            and not any(self.running(level) for level in range(len(self)))
-            and all(self._promotable(level) is None for level in range(len(self) - 1))
-        )
+        return self.settled and not any(self.running(level) for level in range(len(self)))
 
     def _key(self, level: int, row: Mapping[str, Any]) -> tuple[float, int, str] | None:
         """Where a row ranks among its level's, or None when it cannot go on: only ``ok``
