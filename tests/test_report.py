@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -21,6 +22,7 @@ from matplotlib.image import imread
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from helpers import REPO, copy_ladder, results_of, snakemake
+from tuneladder.core.curves import curve_summary
 from tuneladder.report import FIGURE_NAMES, FIGURES, SECTIONS
 from tuneladder.report._analysis import (
     Chosen,
@@ -119,6 +121,36 @@ def test_too_slow_is_still_learning_and_behind() -> None:
     )
     finished = {**slow, "halving": {"level": 2, "last_level": 2}}
     assert classify(finished, curve, best=0.9, mode="max")[0] == "too slow"
+
+
+def test_a_curve_summary_gives_the_verdicts_its_history_gives() -> None:
+    """A row judged by its ``curve`` (what collect carries) and by its history agree on
+    every rule and every word, over random curves of 1-30 epochs, in both modes."""
+    import random
+
+    rng = random.Random(7)
+    seen = set()
+    for _ in range(3000):
+        epochs = rng.randint(1, 30)
+        train = [rng.uniform(0.01, 3.0) for _ in range(epochs)]
+        val = [rng.uniform(0.01, 3.0) for _ in range(epochs)]
+        if rng.random() < 0.05:
+            val[rng.randrange(epochs)] = rng.choice([math.nan, math.inf])
+        if rng.random() < 0.5:  # a falling curve: the slow and overfitting rules' ground
+            train.sort(reverse=True)
+        mode = rng.choice(["max", "min"])
+        trial = row(value=rng.uniform(0.1, 0.9), best_epoch=rng.randrange(epochs))
+        if rng.random() < 0.2:
+            trial["halving"] = {"level": rng.randint(0, 2), "last_level": 2}
+        best = rng.uniform(0.1, 0.9)
+        want = classify(trial, history(train, val), best=best, mode=mode)
+        summarised = {**trial, "curve": curve_summary(train, val)}
+        assert classify(summarised, None, best=best, mode=mode) == want
+        seen.add(want[0])
+    assert seen == {"ok", "overfitting", "too slow"}
+    # a summary made with another smoothing is not used: without a history, nothing to judge
+    stale = {**row(value=0.5, best_epoch=1), "curve": {"smooth": 3, "judged": True}}
+    assert classify(stale, None, best=0.9, mode="max") == ("ok", "fewer than two finite epochs")
 
 
 def _same_epochs(got, want) -> bool:
@@ -661,8 +693,9 @@ def test_figures_draw_failures_and_degenerate_inputs() -> None:
         assert figs.png_bytes(fig).startswith(b"\x89PNG\r\n\x1a\n")
 
 
-def _rewrite_history(path: Path, train: list[float], val: list[float]) -> None:
-    """Replace a trial's history.csv by these losses (the other columns from its first row)."""
+def _rewrite_history(path: Path, train: list[float], val: list[float]) -> dict[str, Any]:
+    """Replace a trial's history.csv by these losses (the other columns from its first row);
+    returns the curve summary its result would carry."""
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
     columns = list(rows[0])
@@ -671,6 +704,7 @@ def _rewrite_history(path: Path, train: list[float], val: list[float]) -> None:
         writer.writeheader()
         for epoch, (t, v) in enumerate(zip(train, val, strict=True)):
             writer.writerow({**rows[0], "epoch": epoch, "train_loss": t, "val_loss": v})
+    return curve_summary(train, val)
 
 
 @pytest.mark.slow
@@ -685,20 +719,23 @@ def test_report_of_a_ladder_with_failures(tiny_ladder: Path, tmp_path: Path) -> 
         trial.update(status=status, best_val_metric=None, reason=f"made {status} by the test")
     coarse["counts"] = {"ok": 2, "diverged": 1, "failed": 1}
     (results / "coarse" / "trials" / "2" / "history.csv").write_text("")
-    # coarse #1 overfits: val loss climbs 17% back from its minimum while train loss falls
-    _rewrite_history(
+    # coarse #1 overfits: val loss climbs 17% back from its minimum while train loss falls;
+    # its row carries the curve's summary, as collect copies it from the trial's result
+    curve = _rewrite_history(
         results / "coarse" / "trials" / "1" / "history.csv",
         train=[1.0, 0.5, 0.3, 0.1],
         val=[0.8, 0.6, 0.65, 0.7],
     )
-    coarse["trials"][1].update(best_epoch=1)
+    coarse["trials"][1].update(best_epoch=1, curve=curve)
     write_json(results / "coarse" / "results.json", coarse)
-    # fine #2 is too slow: best at its last epoch, train loss still falling, far behind the best
+    # fine #2 is too slow: best at its last epoch, train loss still falling, far behind the
+    # best; its row has no summary (a result written before there were any): its history says
     fine = read_json(results / "fine" / "results.json")
     _rewrite_history(
         results / "fine" / "trials" / "2" / "history.csv", train=[2.0, 1.0], val=[1.9, 1.2]
     )
     fine["trials"][2].update(best_epoch=1, best_val_metric=0.3)
+    del fine["trials"][2]["curve"]
     write_json(results / "fine" / "results.json", fine)
 
     summary = report_stage(

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tuneladder.core.curves import curve_summary
 from tuneladder.core.hparams import TrialConfig
 from tuneladder.data.prepared import TrainVal
 from tuneladder.store.io import read_json
@@ -89,6 +90,9 @@ def test_trial_writes_config_history_and_result(tmp_path: Path, digits, digits_t
     assert list(rows[0]) == list(HISTORY_COLUMNS) and len(rows) == 3
     assert all(float(r["grad_norm"]) > 0 and float(r["weight_norm"]) > 0 for r in rows)
     assert TrialConfig.from_json(read_json(tmp_path / "config.json")) == config()
+    # the curve's summary is the one its history.csv gives, read back as the report reads it
+    losses = [[float(r[k]) for r in rows] for k in ("train_loss", "val_loss")]
+    assert saved["curve"] == curve_summary(*losses) and saved["curve"]["judged"]
 
 
 def test_same_config_and_seed_give_identical_history(digits, digits_task) -> None:

@@ -48,6 +48,7 @@ ROW_FIELDS = (
     "first_loss",
     "final_train_loss",
     "final_val_loss",
+    "curve",  # what the failure rules read of the history (tuneladder.core.curves)
 )
 
 

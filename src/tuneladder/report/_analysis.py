@@ -4,7 +4,8 @@ Every rule the report applies is here, with its threshold as a module constant,
 so that a unit test can state it on hand-made rows and ``docs/report.md`` can
 quote it. A *row* is a rung's ``results.json`` row (``status``,
 ``best_val_metric``, ``params`` ...); where a rule reads the epochs, it takes
-the trial's history as a list of dicts with ``train_loss`` and ``val_loss``.
+the trial's history as a list of dicts with ``train_loss`` and ``val_loss``, or
+the row's summary of them (:mod:`tuneladder.core.curves`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from tuneladder.core.curves import OVERFIT_SMOOTH, curve_summary, usable_summary
 from tuneladder.core.direction import Direction, best_so_far, halving_tier, ok_value, top
 from tuneladder.core.hparams import TRAIN_FIELDS
 from tuneladder.ladder.rungs import BASELINE
@@ -59,7 +61,6 @@ __all__ = [
 # Overfitting: the last val loss is this fraction above its minimum, while train loss fell;
 # val loss is a trailing mean over 1/OVERFIT_SMOOTH of the epochs (at least one).
 OVERFIT_RISE = 0.10
-OVERFIT_SMOOTH = 5
 # Too slow: still learning at the end (best epoch is the last, train loss fell by more than
 # SLOW_DROP over the last quarter of the epochs) and behind the best trial by more than SLOW_GAP.
 SLOW_DROP = 0.10
@@ -98,7 +99,7 @@ def improvement(before: float, after: float, mode: Direction | str) -> float:
 
 def classify(
     row: Mapping[str, Any],
-    history: Sequence[Mapping[str, float]],
+    history: Sequence[Mapping[str, float]] | None,
     *,
     best: float | None,
     mode: Direction | str,
@@ -122,37 +123,40 @@ def classify(
       epochs ran out because it lost at equal epochs, not because it learns slowly.
 
     Fewer than two epochs give no curve to judge: such an ok trial stays ``ok``.
+
+    ``history`` None judges the row's ``curve`` (its
+    :func:`~tuneladder.core.curves.curve_summary`, which ``collect`` carries from the
+    trial's result): the same verdict without reading the history. A row without a
+    usable one needs its history.
     """
     status = row.get("status")
     if status in ("diverged", "failed"):
         return status, str(row.get("reason") or status)
     if status != "ok":
         return "failed", f"status {status!r}"
-    # whole columns: a dict per epoch, 1.5 million times over, cost seconds at 100,000 trials
-    train, raw_val = columns(history, "train_loss", "val_loss")
-    if len(train) < 2 or not all(map(math.isfinite, train + raw_val)):
+    curve = row.get("curve")
+    if history is not None or not usable_summary(curve):
+        # whole columns: a dict per epoch, 1.5 million times over, cost seconds at 100,000
+        curve = curve_summary(*columns(history or (), "train_loss", "val_loss"))
+    if not curve["judged"]:
         return "ok", "fewer than two finite epochs"
-    # a trailing mean over a fifth of the epochs: one lucky epoch is not a minimum
-    n = len(raw_val)
-    width = max(1, n // OVERFIT_SMOOTH)
-    # the mean of the epochs up to i, at most `width` of them (the first ones have fewer)
-    val = [sum(raw_val[: i + 1]) / (i + 1) for i in range(min(width - 1, n))]
-    val += [sum(raw_val[i - width + 1 : i + 1]) / width for i in range(width - 1, n)]
-    low = min(range(len(val)), key=val.__getitem__)
-    rise = (val[-1] - val[low]) / abs(val[low]) if val[low] else float(val[-1] > val[low])
-    if rise > OVERFIT_RISE and train[-1] < train[low]:
+    width, low, val_low, val_end = curve["width"], curve["low"], curve["val_low"], curve["val_end"]
+    train_low, train_end = curve["train_low"], curve["train_end"]
+    rise = (val_end - val_low) / abs(val_low) if val_low else float(val_end > val_low)
+    if rise > OVERFIT_RISE and train_end < train_low:
         mean = f" (mean of {width} epochs)" if width > 1 else ""
         return "overfitting", (
-            f"val loss{mean} {val[-1]:.4g} at the end is {rise:.0%} above its minimum"
-            f" {val[low]:.4g} (epoch {low}) while train loss fell from {train[low]:.4g}"
-            f" to {train[-1]:.4g}"
+            f"val loss{mean} {val_end:.4g} at the end is {rise:.0%} above its minimum"
+            f" {val_low:.4g} (epoch {low}) while train loss fell from {train_low:.4g}"
+            f" to {train_end:.4g}"
         )
+    epochs = curve["epochs"]
     if halving_tier(row):
-        return "ok", f"stopped by successive halving after {len(train)} epochs"
+        return "ok", f"stopped by successive halving after {epochs} epochs"
     value = ok_value(row)
-    back = max(1, len(train) // 4)
-    drop = (train[-back - 1] - train[-1]) / abs(train[-back - 1]) if train[-back - 1] else 0.0
-    at_end = row.get("best_epoch") == len(train) - 1
+    back, train_back = max(1, epochs // 4), curve["train_back"]
+    drop = (train_back - train_end) / abs(train_back) if train_back else 0.0
+    at_end = row.get("best_epoch") == epochs - 1
     if at_end and drop > SLOW_DROP and value is not None and best is not None:
         gap = -improvement(best, value, mode)
         if gap > SLOW_GAP:
@@ -166,10 +170,11 @@ def classify(
 
 def classify_trials(
     rows: Sequence[Mapping[str, Any]],
-    histories: Sequence[Sequence[Mapping[str, float]]],
+    histories: Sequence[Sequence[Mapping[str, float]] | None],
     mode: Direction | str,
 ) -> list[dict[str, Any]]:
-    """:func:`classify` for every row, judged against the best ok row among them."""
+    """:func:`classify` for every row, judged against the best ok row among them (a history
+    None: by the row's curve summary)."""
     best = Direction(mode).best(map(ok_value, rows))
     out = []
     for row, history in zip(rows, histories, strict=True):

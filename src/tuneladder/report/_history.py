@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import overload
 
-__all__ = ["History", "columns", "empty_history", "number"]
+__all__ = ["History", "LazyHistory", "columns", "empty_history", "number"]
 
 # one header (and its name -> position map) shared by every trial that wrote it
 _HEADERS: dict[tuple[str, ...], tuple[tuple[str, ...], dict[str, int]]] = {}
@@ -125,6 +125,51 @@ class History(Sequence[dict[str, float]]):
         return [_numbers(cells[i :: self._width]) for i in where]
 
 
+class LazyHistory(Sequence[dict[str, float]]):
+    """A :class:`History` loaded (by ``load``) the first time it is read.
+
+    A rung's rows each carry one: the failure rules read a trial's curve summary
+    from its row, so only the trials a figure draws, or whose result has no
+    summary, have their file read.
+    """
+
+    __slots__ = ("_history", "_load")
+
+    def __init__(self, load: Callable[[], History]) -> None:
+        self._load: Callable[[], History] | None = load
+        self._history: History | None = None
+
+    @property
+    def history(self) -> History:
+        if self._history is None:
+            assert self._load is not None
+            self._history, self._load = self._load(), None
+        return self._history
+
+    def __len__(self) -> int:
+        return len(self.history)
+
+    @overload
+    def __getitem__(self, i: int) -> dict[str, float]: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[dict[str, float]]: ...
+
+    def __getitem__(self, i: int | slice) -> dict[str, float] | list[dict[str, float]]:
+        return self.history[i]
+
+    def __iter__(self) -> Iterator[dict[str, float]]:
+        return iter(self.history)
+
+    def __eq__(self, other: object) -> bool:
+        return self.history == (other.history if isinstance(other, LazyHistory) else other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return "LazyHistory(not read yet)" if self._history is None else repr(self._history)
+
+
 def _count(cells: str | None) -> int:
     """How many cells a comma-joined string holds (none in an empty one)."""
     return cells.count(",") + 1 if cells else 0
@@ -143,6 +188,8 @@ def columns(history: Sequence[Mapping[str, float]], *names: str) -> list[list[fl
     A :class:`History` parses those cells only; any other sequence of epoch
     mappings (a test's hand-made history) is read epoch by epoch.
     """
+    if isinstance(history, LazyHistory):
+        history = history.history
     if isinstance(history, History):
         return history.columns(*names)
     return [[epoch[name] for epoch in history] for name in names]

@@ -13,6 +13,7 @@ import os
 from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from tuneladder.ladder.rungs import (
     Rung,
 )
 from tuneladder.report._contents import READS, input_name
-from tuneladder.report._history import History, empty_history, number
+from tuneladder.report._history import History, LazyHistory, empty_history, number
 from tuneladder.search.halving import configs_of
 from tuneladder.search.space import Space, space_from_json
 from tuneladder.store.io import read_json
@@ -44,7 +45,8 @@ class RunData:
     ``rows[rung]`` are the rung's ``results.json`` rows in plan order, each with
     ``trial_dir`` (a string: resolved from the plan, wherever ``results/`` now lives) and
     ``history`` (the trial's ``history.csv`` as a :class:`History`, which reads as a
-    list of dicts; absent where :func:`load_run` was asked for none) added;
+    list of dicts, read the first time it is asked for; absent where :func:`load_run`
+    was asked for none) added;
     ``rung_dirs[rung]`` is the folder of the rung's plan and trials. ``plans``,
     ``rows`` and ``rung_dirs`` hold the rungs of trials that ran, in ladder order:
     an optional rung only when its files were given. ``final`` is empty where the
@@ -150,8 +152,10 @@ def _rung_rows(table_path: Path, plan: Mapping[str, Any], histories: bool) -> li
                 k: v for k, v in row["params"].items() if k not in searched or k in row["sampled"]
             }
         row["trial_dir"] = trial_dir
-        if histories:
-            row["history"] = read_history(os.path.join(trial_dir, HISTORY_FILE))
+        if histories:  # read when asked: most rows are judged by their curve's summary
+            row["history"] = LazyHistory(
+                partial(read_history, os.path.join(trial_dir, HISTORY_FILE))
+            )
     return rows
 
 

@@ -20,19 +20,21 @@ import ast
 import functools
 import hashlib
 import json
+import math
 import os
 import sys
 import sysconfig
 import time
 import warnings
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tuneladder.core.curves import curve_summary
 from tuneladder.core.hparams import TrialConfig, config_hash
 from tuneladder.infra.env import provenance
 from tuneladder.store.io import read_json, write_json, write_torch
@@ -499,6 +501,15 @@ class TrialInputs:
         )
 
 
+def _losses(history: Sequence[Mapping[str, Any]]) -> tuple[list[float], list[float]]:
+    """Train and val loss per epoch, a missing one NaN (as ``history.csv`` reads it back)."""
+    nan = math.nan
+    return (
+        [nan if r.get("train_loss") is None else float(r["train_loss"]) for r in history],
+        [nan if r.get("val_loss") is None else float(r["val_loss"]) for r in history],
+    )
+
+
 def make_result(
     outcome: Outcome,
     inputs: TrialInputs,
@@ -527,6 +538,7 @@ def make_result(
         "final_train_loss": last.get("train_loss"),
         "final_val_loss": last.get("val_loss"),
         "first_loss": outcome.first_loss,
+        "curve": curve_summary(*_losses(outcome.history)),
         "train_seconds": sum(r["epoch_seconds"] for r in outcome.history),
         "total_seconds": time.time() - started,
         "peak_memory_mb": max((r["peak_memory_mb"] for r in outcome.history), default=None),
