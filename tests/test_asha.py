@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -182,6 +183,103 @@ def test_grown_configs_never_take_a_trials_promotion() -> None:
 
     # every trial that went on without growth goes on with it (growth may add more)
     assert promoted(0) <= promoted(30)
+
+
+class DefinitionAsha(Asha):
+    """The rule with its running sets and promotions recomputed from their definitions
+    at every call, as the rule did before it kept them as they change."""
+
+    def running(self, level: int) -> set[str]:
+        return self._asked[level] - self._rows[level].keys() - self._cut[level]
+
+    @property
+    def settled(self) -> bool:
+        self._skip_asked()
+        planned_running = any(
+            (level, name) not in self._optional
+            for level in range(len(self))
+            for name in self.running(level)
+        )
+        promotable = any(self._promotable(level) for level in range(len(self) - 1))
+        return self._next == len(self._names) and not planned_running and not promotable
+
+    @property
+    def done(self) -> bool:
+        return self.settled and not any(self.running(level) for level in range(len(self)))
+
+    def _first_unpromoted(self, level, rankings, promoted, quota):
+        above = self._asked[level + 1]
+        return next((name for _, _, name in rankings[level][:quota] if name not in above), None)
+
+    def _growth(self, level, now, ends):
+        above = self._asked[level + 1]
+        for _, _, name in self._ranked[level][: len(self._rows[level]) // self._eta]:
+            if name not in above and self._fits(level + 1, name, now, ends):
+                return name
+        return None
+
+    def _running_ends_at(self, *, planned_only: bool = False):
+        ends = None
+        for (level, name), started in self._started.items():
+            if planned_only and (level, name) in self._optional:
+                continue
+            seconds = self._seconds(level, name)
+            if seconds is None:
+                return None
+            ends = max(ends or -math.inf, started + seconds)
+        return ends
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_rule_kept_as_it_changes_asks_what_its_definition_asks(seed: int) -> None:
+    # random workers over a growing sweep, with retrained trials, failures and cuts: the
+    # rule that keeps its running sets and promotion scans as they change asks, settles
+    # and ends exactly as the one that recomputes them at every call
+    rng = random.Random(seed)
+    plan = growing(rng.randint(3, 30), reserve=rng.randint(0, 40), epochs=rng.choice([3, 9]))
+    mode = rng.choice(["max", "min"])
+    rules = [Asha(plan, mode), DefinitionAsha(plan, mode)]
+    values = {e["name"]: rng.random() for e in plan["trials"] + plan.get("reserve", [])}
+    now, running, events = 0.0, [], 0
+    while not rules[0].done and events < 2000:
+        events += 1
+        for _ in range(rng.randint(1, 4)):  # workers free now
+            asks = [rule.ask(now) for rule in rules]
+            assert asks[0] == asks[1]
+            if asks[0] is None:
+                break
+            running.append((now + rng.uniform(0.5, 5.0), asks[0]))
+        assert [r.settled for r in rules] == [rules[1].settled] * 2
+        if not running:
+            now += 1.0
+            continue
+        running.sort(key=lambda item: item[0])
+        now, ask = running.pop(0)
+        if ask.grown and rng.random() < 0.2:
+            for rule in rules:
+                rule.cut(ask.level, ask.name)
+            continue
+        epochs = rules[0].epochs(ask.level)
+        status = "failed" if rng.random() < 0.05 else "ok"
+        told = row(ask.name, values[ask.name] + rng.gauss(0, 0.1) * ask.level, epochs,
+                   status=status, train_seconds=epochs * rng.uniform(0.5, 2.0))  # fmt: skip
+        retrained = rng.random() < 0.1  # a new row replaces the old
+        for rule in rules:
+            rule.tell(ask.level, told)
+            if retrained:
+                rule.tell(ask.level, {**told, "best_val_metric": values[ask.name] / 2})
+        if rng.random() < 0.1:  # a trial finished long ago, retrained (its code changed)
+            level = rng.randrange(len(rules[0]))
+            if finished := sorted(rules[0].finished(level)):
+                again = {**rules[0].finished(level)[rng.choice(finished)]}
+                again["best_val_metric"] = rng.random()
+                for rule in rules:
+                    rule.tell(level, again)
+        for level in range(len(rules[0])):
+            assert rules[0].running(level) == rules[1].running(level)
+        assert rules[0].keeps(now, 1.0) == rules[1].keeps(now, 1.0)
+    assert rules[0].done and rules[1].done
+    assert rules[0].grown == rules[1].grown
 
 
 def test_the_mode_is_sync_unless_the_sweep_says_async() -> None:

@@ -50,7 +50,7 @@ Example:
 from __future__ import annotations
 
 import bisect
-import math
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -112,9 +112,21 @@ class Asha:
         # the same of the planned configs only, and how many of them finished, per level
         self._ranked_planned: list[list[tuple[float, int, str]]] = [[] for _ in levels]
         self._finished_planned = [0 for _ in levels]
+        # per level and ranking, how many of its best are all asked at the next level: the
+        # search for a promotion starts there (a sweep of 100,000 configs asks once per
+        # training, and rescanning the promoted made that quadratic)
+        self._promoted = [0 for _ in levels]
+        self._promoted_planned = [0 for _ in levels]
         self._started: dict[tuple[int, str], float] = {}  # running trainings' start times
         self._optional: set[tuple[int, str]] = set()  # trainings asked to fill idle time
         self._cut: list[set[str]] = [set() for _ in levels]  # grown trainings stopped
+        # asked, neither finished nor cut: per level, and those not grown (kept as they
+        # change, since `settled` is asked at every grown training's epoch end)
+        self._running: list[set[str]] = [set() for _ in levels]
+        self._running_planned: set[tuple[int, str]] = set()
+        # when the last running training ends (all, planned only), by the state it read
+        self._version = 0
+        self._ends_cache: dict[bool, tuple[int, float | None]] = {}
         self._per_epoch: dict[str, float] = {}  # each config's measured seconds per epoch
         self._paces: list[float] = []  # the same, sorted
 
@@ -159,18 +171,28 @@ class Asha:
             raise ValueError(f"config {ask.name!r} is not in the plan")
         if ask.level > 0 and ask.name not in self._rows[ask.level - 1]:
             raise ValueError(f"config {ask.name!r} has no result at level {ask.level - 1}")
+        self._version += 1
+        key = (ask.level, ask.name)
         self._asked[ask.level].add(ask.name)
         if ask.grown:
-            self._optional.add((ask.level, ask.name))
+            self._optional.add(key)
+            self._running_planned.discard(key)
+        if ask.name not in self._rows[ask.level] and ask.name not in self._cut[ask.level]:
+            self._running[ask.level].add(ask.name)
+            if key not in self._optional:
+                self._running_planned.add(key)
         if at is not None and ask.name not in self._rows[ask.level]:
-            self._started[(ask.level, ask.name)] = at
+            self._started[key] = at
         return ask
 
     def cut(self, level: int, name: str) -> None:
         """A grown training stopped before its end (the planned trainings were done): it
         runs no more, has no result, and is never asked again."""
+        self._version += 1
         self._cut[level].add(name)
         self._started.pop((level, name), None)
+        self._running[level].discard(name)
+        self._running_planned.discard((level, name))
 
     def is_grown(self, level: int, name: str) -> bool:
         """Whether the training of ``name`` at ``level`` was asked to fill idle time."""
@@ -184,11 +206,7 @@ class Asha:
         self._skip_asked()
         return (
             self._next == len(self._names)
-            and not any(
-                (level, name) not in self._optional
-                for level in range(len(self))
-                for name in self.running(level)
-            )
+            and not self._running_planned
             and all(self._promotable(level) is None for level in range(len(self) - 1))
         )
 
@@ -201,29 +219,37 @@ class Asha:
         """A finished trial's row (``name``, ``status``, ``best_val_metric``, ``epochs_run``,
         ``stopped_early``) at ``level``; told again (retrained), the new row replaces it."""
         name = row["name"]
+        self._version += 1
         self._asked[level].add(name)
         self._started.pop((level, name), None)
+        self._running[level].discard(name)
+        self._running_planned.discard((level, name))
         seconds, epochs = row.get("train_seconds"), row.get("epochs_run")
         if seconds and epochs:
             if (pace := self._per_epoch.get(name)) is not None:
                 self._paces.pop(bisect.bisect_left(self._paces, pace))
             self._per_epoch[name] = pace = float(seconds) / int(epochs)
             bisect.insort(self._paces, pace)
-        lists = [self._ranked[level]]
+        lists = [(self._ranked[level], self._promoted)]
         # a planned training: neither a grown config's nor a promotion only growth made
         planned = name not in self._in_reserve and (level, name) not in self._optional
         if planned:
-            lists.append(self._ranked_planned[level])
+            lists.append((self._ranked_planned[level], self._promoted_planned))
         old = self._rows[level].get(name)
         if old is not None and (key := self._key(level, old)) is not None:
-            for ranked in lists:
-                ranked.pop(bisect.bisect_left(ranked, key))
+            for ranked, promoted in lists:
+                at = bisect.bisect_left(ranked, key)
+                ranked.pop(at)
+                if at < promoted[level]:
+                    promoted[level] -= 1
         elif old is None and planned:
             self._finished_planned[level] += 1
         self._rows[level][name] = row
         if (key := self._key(level, row)) is not None:
-            for ranked in lists:
-                bisect.insort(ranked, key)
+            for ranked, promoted in lists:
+                at = bisect.bisect_left(ranked, key)
+                ranked.insert(at, key)
+                promoted[level] = min(promoted[level], at)
 
     def asked_at(self, level: int) -> set[str]:
         """Configs asked at ``level`` so far (finished there or not), less those cut."""
@@ -231,7 +257,7 @@ class Asha:
 
     def running(self, level: int) -> set[str]:
         """Configs asked at ``level`` without a result there yet, nor cut."""
-        return self._asked[level] - self._rows[level].keys() - self._cut[level]
+        return set(self._running[level])
 
     def finished(self, level: int) -> dict[str, Mapping[str, Any]]:
         """The rows told at ``level``, by config name."""
@@ -241,7 +267,7 @@ class Asha:
     def done(self) -> bool:
         """Every config was asked, every ask finished, and nothing is left to promote
         (a grown config is promoted only while others still train)."""
-        return self.settled and not any(self.running(level) for level in range(len(self)))
+        return self.settled and not any(self._running)
 
     def _key(self, level: int, row: Mapping[str, Any]) -> tuple[float, int, str] | None:
         """Where a row ranks among its level's, or None when it cannot go on: only ``ok``
@@ -256,26 +282,46 @@ class Asha:
 
         Among the planned configs only: a sweep that grows promotes them exactly as it
         would without growth, so its grown configs never hold back the final choice."""
-        above = self._asked[level + 1]
-        planned = self._ranked_planned[level]
         finished = self._finished_planned[level]
         quota = finished // self._eta
         if quota == 0 and finished and self._closed(level):
             quota = 1  # the sweep's configs ran out: the best still goes on
-        for _, _, name in planned[:quota]:
-            if name not in above:
-                return name
-        return None
+        return self._first_unpromoted(level, self._ranked_planned, self._promoted_planned, quota)
 
     def _growth(self, level: int, now: float | None, ends: float | None) -> str | None:
         """A promotion the grown configs make possible (a grown config, or a planned one
         in the top 1/eta of them all but not of the planned), when it fits before
         ``ends`` (:meth:`_fits`)."""
-        above = self._asked[level + 1]
-        for _, _, name in self._ranked[level][: len(self._rows[level]) // self._eta]:
-            if name not in above and self._fits(level + 1, name, now, ends):
-                return name
+        if now is None or ends is None:
+            return None
+        quota = len(self._rows[level]) // self._eta
+        if self._first_unpromoted(level, self._ranked, self._promoted, quota) is None:
+            return None
+        # _fits, for each config in turn (a scan of thousands at 1,000 workers)
+        above, per_epoch, new_pace = self._asked[level + 1], self._per_epoch, self._new_pace()
+        epochs = self._epochs[level + 1] - self._epochs[level]
+        for _, _, name in itertools.islice(self._ranked[level], self._promoted[level], quota):
+            if name not in above:
+                pace = per_epoch.get(name, new_pace)
+                if pace is not None and now + pace * epochs <= ends:
+                    return name
         return None
+
+    def _first_unpromoted(
+        self,
+        level: int,
+        rankings: list[list[tuple[float, int, str]]],
+        promoted: list[int],
+        quota: int,
+    ) -> str | None:
+        """The best of ``level``'s first ``quota`` in ``rankings`` not asked at the next
+        level, from where ``promoted`` says the ones before it all were."""
+        ranked, above = rankings[level], self._asked[level + 1]
+        end, at = min(quota, len(ranked)), promoted[level]
+        while at < end and ranked[at][2] in above:
+            at += 1
+        promoted[level] = at
+        return ranked[at][2] if at < end else None
 
     def keeps(self, now: float, seconds_left: float) -> bool:
         """Whether a grown training with ``seconds_left`` to train (its own pace, measured)
@@ -289,14 +335,26 @@ class Asha:
     def _running_ends_at(self, *, planned_only: bool = False) -> float | None:
         """When the last training now running (not grown, with ``planned_only``) is expected
         to end; None when none is, or one's start or pace is unknown."""
-        ends = None
-        for (level, name), started in self._started.items():
-            if planned_only and (level, name) in self._optional:
+        cached = self._ends_cache.get(planned_only)
+        if cached is not None and cached[0] == self._version:
+            return cached[1]
+        ends = self._last_end(planned_only=planned_only)
+        self._ends_cache[planned_only] = (self._version, ends)
+        return ends
+
+    def _last_end(self, *, planned_only: bool) -> float | None:
+        """:meth:`_running_ends_at` computed: :meth:`_seconds` of every running training."""
+        ends, per_epoch, new_pace = None, self._per_epoch, self._new_pace()
+        levels = [b - a for a, b in itertools.pairwise([0, *self._epochs])]  # epochs a level adds
+        for key, started in self._started.items():
+            if planned_only and key in self._optional:
                 continue
-            seconds = self._seconds(level, name)
-            if seconds is None:
+            pace = per_epoch.get(key[1], new_pace)
+            if pace is None:
                 return None
-            ends = max(ends or -math.inf, started + seconds)
+            end = started + pace * levels[key[0]]
+            if ends is None or end > ends:
+                ends = end
         return ends
 
     def _fits(self, level: int, name: str, now: float | None, ends: float | None) -> bool:
@@ -309,14 +367,17 @@ class Asha:
     def _seconds(self, level: int, name: str) -> float | None:
         """How long training ``name`` at ``level`` should take: its epochs there times its
         pace at the level before, or, new, the pace of the slowest tenth seen so far."""
-        pace = self._per_epoch.get(name)
+        pace = self._per_epoch.get(name, self._new_pace())
         if pace is None:
-            paces = self._paces
-            if not paces:
-                return None
-            pace = paces[min(len(paces) - 1, int(0.9 * len(paces)))]
+            return None
         before = self._epochs[level - 1] if level else 0
         return pace * (self._epochs[level] - before)
+
+    def _new_pace(self) -> float | None:
+        """The pace a config not trained yet is expected to have: the slowest tenth's seen
+        so far (None before any)."""
+        paces = self._paces
+        return paces[min(len(paces) - 1, int(0.9 * len(paces)))] if paces else None
 
     def _closed(self, level: int) -> bool:
         """No config can arrive at ``level`` any more."""
@@ -324,8 +385,8 @@ class Asha:
         if self._next < len(self._names):
             return False
         below = range(level)
-        return not self.running(level) and all(
-            not self.running(b) and self._promotable(b) is None for b in below
+        return not self._running[level] and all(
+            not self._running[b] and self._promotable(b) is None for b in below
         )
 
     def _skip_asked(self) -> None:
