@@ -22,6 +22,7 @@ from tuneladder.execution.status import (
 )
 from tuneladder.ladder.config import resolve_config
 from tuneladder.ladder.job_times import read_benchmarks
+from tuneladder.store.claims import ClaimBook
 from tuneladder.store.io import read_json, write_json
 
 TUNELADDER = str(Path(sys.executable).parent / "tuneladder")
@@ -182,6 +183,38 @@ def test_a_halving_sweep_is_counted_in_configs(tmp_path: Path, done_at_level_1, 
     # the 4 configs left out of level 1 are done; the 2 promoted ones when they finish it
     assert (coarse["done"], coarse["total"], coarse["trials_left"]) == (done, 6, left)
     assert [(lv["done"], lv["total"]) for lv in coarse["levels"]] == [(6, 6), (done_at_level_1, 2)]
+
+
+def test_a_running_async_sweep_is_read_from_its_log(tmp_path: Path) -> None:
+    """Its workers write no level plans while they ask (collect writes them): status finds
+    the configs asked at each level, and the trials training, in the promotion log."""
+    from tuneladder.execution.promotions import AsyncSweep
+    from tuneladder.search.halving import Halving, with_halving
+
+    results = tmp_path / "results" / "x"
+    coarse = results / "coarse"
+    halving = Halving(trials=4, epochs=2, eta=2, min_epochs=1, mode="async")
+    entries = [{"name": str(i), "index": i} for i in range(4)]
+    plan = with_halving({"rung": "coarse", "trials": entries}, halving)
+    write_json(coarse / "plan.json", plan)
+    sweep = AsyncSweep(plan, coarse, mode="max")
+    books = {lv: ClaimBook(coarse / "levels" / str(lv) / "claims") for lv in (0, 1)}
+    asks = [sweep.next(books.__getitem__) for _ in range(4)]
+    assert [(a.level, a.name) for a in asks] == [(0, "0"), (0, "1"), (0, "2"), (0, "3")]
+    for name, value in (("0", 0.9), ("1", 0.5)):  # two finish level 0; "2" and "3" train
+        result = {"status": "ok", "best_val_metric": value, "epochs_run": 1}
+        write_json(coarse / "trials" / name / "e1" / "result.json", result)
+        books[0].release(name)
+        sweep.tell(0, {"name": name, **result})
+    assert sweep.next(books.__getitem__).name == "0"  # the best of two goes on: training
+    assert not list(coarse.glob("levels/*/plan.json"))
+    (rung,) = [r for r in ladder_status(results)["rungs"] if r["rung"] == "coarse"]
+    assert rung["running"] == 3  # "2" and "3" at level 0, "0" at level 1
+    assert [(lv["level"], lv["done"], lv["running"]) for lv in rung["levels"]] == [
+        (0, 2, 2),
+        (1, 0, 1),
+    ]
+    assert rung["halving_mode"] == "async"
 
 
 def test_seed_reruns_are_estimated_finalist_by_finalist(tmp_path: Path) -> None:

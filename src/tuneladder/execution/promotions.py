@@ -31,7 +31,15 @@ from tuneladder.search.asha import Asha, Ask
 from tuneladder.search.halving import LEVELS_DIR, configs_of
 from tuneladder.store.claims import ClaimBook
 
-__all__ = ["PROMOTIONS_FILE", "ROW_KEYS", "AsyncSweep", "plan_digest", "read_log", "replay"]
+__all__ = [
+    "PROMOTIONS_FILE",
+    "ROW_KEYS",
+    "AsyncSweep",
+    "asked_by_level",
+    "plan_digest",
+    "read_log",
+    "replay",
+]
 
 PROMOTIONS_FILE = f"{LEVELS_DIR}/promotions.jsonl"
 # beside it, a log written for another plan, kept for whoever wants to read it
@@ -71,6 +79,26 @@ def replay(plan: Mapping[str, Any], folder: str | Path, mode: Direction | str) -
     for record in records[1:]:
         _replay(rule, record)
     return rule
+
+
+def asked_by_level(plan: Mapping[str, Any], folder: str | Path) -> list[set[str]]:
+    """The configs asked at each level so far (``Asha.asked_at`` of the replayed rule),
+    read from the log without ranking anything: what ``tuneladder status`` shows of a
+    sweep that is running. A log of another plan counts as none."""
+    levels = len(plan["halving"]["levels"])
+    asked: list[set[str]] = [set() for _ in range(levels)]
+    cut: list[set[str]] = [set() for _ in range(levels)]
+    records = _records(Path(folder) / PROMOTIONS_FILE)
+    if not records or records[0].get("plan") != plan_digest(plan):
+        return asked
+    for record in records[1:]:
+        if "ask" in record:
+            asked[int(record["ask"])].add(record["name"])
+        elif "done" in record:
+            asked[int(record["done"])].add(record["row"]["name"])
+        elif "cut" in record:
+            cut[int(record["cut"])].add(record["name"])
+    return [names - stopped for names, stopped in zip(asked, cut, strict=True)]
 
 
 def _records(path: str | Path) -> list[dict[str, Any]]:

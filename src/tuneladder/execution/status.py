@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneladder.core.direction import Direction, top
+from tuneladder.execution.promotions import asked_by_level
 from tuneladder.ladder.job_times import read_benchmarks
 from tuneladder.ladder.rungs import (
     FINAL,
@@ -32,7 +33,7 @@ from tuneladder.ladder.rungs import (
     active,
 )
 from tuneladder.search.asha import ASYNC, mode_of
-from tuneladder.search.halving import Halving, level_dir
+from tuneladder.search.halving import Halving, asked_level, level_dir
 from tuneladder.store.claims import ClaimBook
 from tuneladder.store.trial_files import RESULT_FILE
 
@@ -110,15 +111,24 @@ def _in_progress(claims_dir: Path, done: set[str], stale_s: float) -> list[str]:
 def _sources(results: Path, rung: Rung, plan: Mapping[str, Any]) -> list[tuple[Any, Path, Any]]:
     """Where a rung's trials are: (plan, the folder its dirs and claims are in, level).
 
-    A sweep that halves has one source per level planned so far (tuneladder.search.halving).
+    A sweep that halves has one source per level planned so far (tuneladder.search.halving);
+    one that halves asynchronously, per level a config was asked at, by its log (the
+    workers write no level plan as they ask: at 16,000 configs rewriting it took
+    0.3 s of every ask, under the lock all workers ask under).
     """
     halving = plan.get("halving")
     if not halving:
         return [(plan, results / rung.name, None)]
+    asked = asked_by_level(plan, results / rung.name) if mode_of(halving) == ASYNC else None
     out = []
     for level in halving["levels"]:
         folder = results / rung.name / level_dir(level["level"])
-        level_plan = _read(folder / "plan.json")
+        if asked is None:
+            level_plan = _read(folder / "plan.json")
+        elif names := asked[level["level"]]:
+            level_plan = asked_level(plan, level["level"], names)
+        else:
+            level_plan = None
         if level_plan is not None:
             out.append((level_plan, folder, level))
     return out
@@ -162,7 +172,7 @@ def _rung(
     if plan.get("halving"):
         # counted in configs, as planned: a config is done when it reached its last level
         done, left, epochs_left = _halving_progress(
-            results / rung.name,
+            found.level_names,
             plan["halving"]["levels"],
             {n: t for n, t in found.furthest.items() if n in planned_names},
         )
@@ -243,6 +253,8 @@ class _RungTrials:
     running: list[str] = field(default_factory=list)
     # a halving config's trial at its furthest level
     furthest: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # a halving sweep's configs planned (or asked) at each level so far, by level
+    level_names: dict[int, set[str]] = field(default_factory=dict)
 
     @classmethod
     def read(
@@ -264,6 +276,7 @@ class _RungTrials:
             found.running += here
             found.trials += mine
             if level is not None:
+                found.level_names[level["level"]] = {entry["name"] for entry in source["trials"]}
                 found._add_level(level, len(plan["halving"]["levels"]) - 1, mine, len(here))
         for t in found.trials:
             t["superseded"] = "halving" in t and found.furthest[t["name"]] is not t
@@ -307,7 +320,9 @@ def _failed_jobs(results: Path) -> list[dict[str, str]]:
 
 
 def _halving_progress(
-    folder: Path, levels: list[Mapping[str, Any]], furthest: Mapping[str, Mapping[str, Any]]
+    promoted: Mapping[int, set[str]],
+    levels: list[Mapping[str, Any]],
+    furthest: Mapping[str, Mapping[str, Any]],
 ) -> tuple[int, int, int]:
     """(configs done, level trainings left, trial-epochs left) of a halving sweep.
 
@@ -315,13 +330,9 @@ def _halving_progress(
     the next level's plan; the trainings left count each level's planned configs
     not finished there yet, levels not planned yet included. A level's training
     goes on from the level before, so it trains only the epochs between them.
+    ``promoted``: the configs of each level planned (or asked at) so far, by level.
     """
     last = len(levels) - 1
-    promoted: dict[int, set[str]] = {}
-    for spec in levels[1:]:
-        level_plan = _read(folder / level_dir(spec["level"]) / "plan.json")
-        if level_plan is not None:
-            promoted[spec["level"]] = {entry["name"] for entry in level_plan["trials"]}
     done = 0
     at_level = [0] * len(levels)
     for name, trial in furthest.items():

@@ -37,7 +37,6 @@ from tuneladder.infra.device import Runtime
 from tuneladder.search.asha import ASYNC, mode_of
 from tuneladder.search.halving import (
     Levels,
-    asked_level,
     configs_of,
     expected_seconds,
     level_dir,
@@ -370,10 +369,8 @@ class Worker:
                     return
                 time.sleep(POLL_S)
                 continue
+            # no level plan is written here: status reads the log, collect writes the plans
             entry = level_entry(self._plan, ask.level, self._entries[ask.name])
-            with sweep.locked() as rule:  # for status while it runs; collect writes the last
-                asked = asked_level(self._plan, ask.level, rule.asked_at(ask.level))
-                _write_level_plan(part(ask.level).folder / "plan.json", asked)
             # a grown training stops at an epoch's end once the planned ones are all done,
             # or when at its own pace it would end after them
             stop = (lambda left: not sweep.keeps(left)) if ask.grown else None
