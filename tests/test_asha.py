@@ -207,9 +207,14 @@ class DefinitionAsha(Asha):
     def done(self) -> bool:
         return self.settled and not any(self.running(level) for level in range(len(self)))
 
-    def _first_unpromoted(self, level, rankings, promoted, quota):
+    def _promotable(self, level):
+        finished = self._finished_planned[level]
+        quota = finished // self._eta
+        if quota == 0 and finished and self._closed(level):
+            quota = 1
         above = self._asked[level + 1]
-        return next((name for _, _, name in rankings[level][:quota] if name not in above), None)
+        ranked = self._ranked_planned[level][:quota]
+        return next((name for _, _, name in ranked if name not in above), None)
 
     def _growth(self, level, now, ends):
         above = self._asked[level + 1]

@@ -112,11 +112,11 @@ class Asha:
         # the same of the planned configs only, and how many of them finished, per level
         self._ranked_planned: list[list[tuple[float, int, str]]] = [[] for _ in levels]
         self._finished_planned = [0 for _ in levels]
-        # per level and ranking, how many of its best are all asked at the next level: the
-        # search for a promotion starts there (a sweep of 100,000 configs asks once per
-        # training, and rescanning the promoted made that quadratic)
-        self._promoted = [0 for _ in levels]
-        self._promoted_planned = [0 for _ in levels]
+        # the same two rankings less the configs asked at the next level: a promotion is
+        # the first of them, when it ranks within the quota (scanning the ranking past
+        # those promoted made a sweep of 100,000 configs quadratic)
+        self._unpromoted: list[list[tuple[float, int, str]]] = [[] for _ in levels]
+        self._unpromoted_planned: list[list[tuple[float, int, str]]] = [[] for _ in levels]
         self._started: dict[tuple[int, str], float] = {}  # running trainings' start times
         self._optional: set[tuple[int, str]] = set()  # trainings asked to fill idle time
         self._cut: list[set[str]] = [set() for _ in levels]  # grown trainings stopped
@@ -173,7 +173,7 @@ class Asha:
             raise ValueError(f"config {ask.name!r} has no result at level {ask.level - 1}")
         self._version += 1
         key = (ask.level, ask.name)
-        self._asked[ask.level].add(ask.name)
+        self._mark_asked(ask.level, ask.name)
         if ask.grown:
             self._optional.add(key)
             self._running_planned.discard(key)
@@ -220,7 +220,7 @@ class Asha:
         ``stopped_early``) at ``level``; told again (retrained), the new row replaces it."""
         name = row["name"]
         self._version += 1
-        self._asked[level].add(name)
+        self._mark_asked(level, name)
         self._started.pop((level, name), None)
         self._running[level].discard(name)
         self._running_planned.discard((level, name))
@@ -230,26 +230,35 @@ class Asha:
                 self._paces.pop(bisect.bisect_left(self._paces, pace))
             self._per_epoch[name] = pace = float(seconds) / int(epochs)
             bisect.insort(self._paces, pace)
-        lists = [(self._ranked[level], self._promoted)]
+        lists = [(self._ranked[level], self._unpromoted[level])]
         # a planned training: neither a grown config's nor a promotion only growth made
         planned = name not in self._in_reserve and (level, name) not in self._optional
         if planned:
-            lists.append((self._ranked_planned[level], self._promoted_planned))
+            lists.append((self._ranked_planned[level], self._unpromoted_planned[level]))
         old = self._rows[level].get(name)
         if old is not None and (key := self._key(level, old)) is not None:
-            for ranked, promoted in lists:
-                at = bisect.bisect_left(ranked, key)
-                ranked.pop(at)
-                if at < promoted[level]:
-                    promoted[level] -= 1
+            for ranked, unpromoted in lists:
+                _discard(ranked, key)
+                _discard(unpromoted, key)
         elif old is None and planned:
             self._finished_planned[level] += 1
         self._rows[level][name] = row
         if (key := self._key(level, row)) is not None:
-            for ranked, promoted in lists:
-                at = bisect.bisect_left(ranked, key)
-                ranked.insert(at, key)
-                promoted[level] = min(promoted[level], at)
+            waiting = level + 1 < len(self) and name not in self._asked[level + 1]
+            for ranked, unpromoted in lists:
+                bisect.insort(ranked, key)
+                if waiting:
+                    bisect.insort(unpromoted, key)
+
+    def _mark_asked(self, level: int, name: str) -> None:
+        """``name`` asked at ``level``: promoted, it no longer waits at the level below."""
+        if name in self._asked[level]:
+            return
+        self._asked[level].add(name)
+        below = self._rows[level - 1].get(name) if level > 0 else None
+        if below is not None and (key := self._key(level - 1, below)) is not None:
+            _discard(self._unpromoted[level - 1], key)
+            _discard(self._unpromoted_planned[level - 1], key)
 
     def asked_at(self, level: int) -> set[str]:
         """Configs asked at ``level`` so far (finished there or not), less those cut."""
@@ -286,7 +295,10 @@ class Asha:
         quota = finished // self._eta
         if quota == 0 and finished and self._closed(level):
             quota = 1  # the sweep's configs ran out: the best still goes on
-        return self._first_unpromoted(level, self._ranked_planned, self._promoted_planned, quota)
+        waiting = self._unpromoted_planned[level]
+        if waiting and _within(waiting[0], self._ranked_planned[level], quota):
+            return waiting[0][2]
+        return None
 
     def _growth(self, level: int, now: float | None, ends: float | None) -> str | None:
         """A promotion the grown configs make possible (a grown config, or a planned one
@@ -294,34 +306,20 @@ class Asha:
         ``ends`` (:meth:`_fits`)."""
         if now is None or ends is None:
             return None
-        quota = len(self._rows[level]) // self._eta
-        if self._first_unpromoted(level, self._ranked, self._promoted, quota) is None:
+        quota, ranked = len(self._rows[level]) // self._eta, self._ranked[level]
+        if quota <= 0:
             return None
+        last = ranked[quota - 1] if quota < len(ranked) else None  # the quota's last key
         # _fits, for each config in turn (a scan of thousands at 1,000 workers)
-        above, per_epoch, new_pace = self._asked[level + 1], self._per_epoch, self._new_pace()
+        per_epoch, new_pace = self._per_epoch, self._new_pace()
         epochs = self._epochs[level + 1] - self._epochs[level]
-        for _, _, name in itertools.islice(self._ranked[level], self._promoted[level], quota):
-            if name not in above:
-                pace = per_epoch.get(name, new_pace)
-                if pace is not None and now + pace * epochs <= ends:
-                    return name
+        for key in self._unpromoted[level]:
+            if last is not None and key > last:
+                break
+            pace = per_epoch.get(key[2], new_pace)
+            if pace is not None and now + pace * epochs <= ends:
+                return key[2]
         return None
-
-    def _first_unpromoted(
-        self,
-        level: int,
-        rankings: list[list[tuple[float, int, str]]],
-        promoted: list[int],
-        quota: int,
-    ) -> str | None:
-        """The best of ``level``'s first ``quota`` in ``rankings`` not asked at the next
-        level, from where ``promoted`` says the ones before it all were."""
-        ranked, above = rankings[level], self._asked[level + 1]
-        end, at = min(quota, len(ranked)), promoted[level]
-        while at < end and ranked[at][2] in above:
-            at += 1
-        promoted[level] = at
-        return ranked[at][2] if at < end else None
 
     def keeps(self, now: float, seconds_left: float) -> bool:
         """Whether a grown training with ``seconds_left`` to train (its own pace, measured)
@@ -392,3 +390,15 @@ class Asha:
     def _skip_asked(self) -> None:
         while self._next < len(self._names) and self._names[self._next] in self._asked[0]:
             self._next += 1
+
+
+def _within(key: tuple[float, int, str], ranked: list[tuple[float, int, str]], quota: int) -> bool:
+    """Whether ``key`` (in ``ranked``) is among its first ``quota``: keys are unique."""
+    return quota > 0 and (quota >= len(ranked) or key <= ranked[quota - 1])
+
+
+def _discard(keys: list[tuple[float, int, str]], key: tuple[float, int, str]) -> None:
+    """Take ``key`` out of the sorted ``keys`` where it is there."""
+    at = bisect.bisect_left(keys, key)
+    if at < len(keys) and keys[at] == key:
+        keys.pop(at)
