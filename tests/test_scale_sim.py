@@ -37,3 +37,16 @@ def test_no_mode_loses_or_repeats_a_training_and_growth_fills_idle_workers(scale
         assert (out["lost"], out["twice"]) == (0, 0), name
     assert runs["grow"]["grown"] > 0 and runs["async"]["grown"] == 0
     assert runs["grow"]["utilization"] > runs["async"]["utilization"]
+
+
+def test_the_asks_bench_serves_a_whole_sweep_through_the_real_log(tmp_path: Path) -> None:
+    """bench/async_asks.py at a small size: its replicas ask every training the rule has
+    (a sweep of 30 configs, eta 3: at least 30 + 10 + 3 asks; ASHA may promote a config
+    that later falls out of the best third) and time each, the same with level plans."""
+    spec = importlib.util.spec_from_file_location("async_asks", BENCH.parent / "async_asks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    runs = [module.measure(30, workers=3, asks=100, level_plans=lp, warm=5) for lp in (0, 1)]
+    assert runs[0]["asks"] == runs[1]["asks"] >= 43 - 5
+    for figures in runs:
+        assert figures["next_mean_s"] > 0 and figures["next_p99_s"] > 0
