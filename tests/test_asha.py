@@ -287,6 +287,21 @@ def test_the_rule_kept_as_it_changes_asks_what_its_definition_asks(seed: int) ->
     assert rules[0].grown == rules[1].grown
 
 
+def test_a_row_told_again_leaves_no_old_ranking_behind() -> None:
+    # a replayed log where a trial told as planned is then asked as grown and told again
+    # (no worker writes this order; a hand-edited or merged log could): its first row
+    # must not stay ranked, or the config would be promoted over and over
+    plan = sweep(2, epochs=2, eta=2, min_epochs=1)
+    asha = Asha(plan, "max")
+    asha.ask(), asha.ask()
+    asha.tell(0, row("0", 0.9, 1))
+    asha.asked(Ask(0, "0", grown=True))
+    asha.tell(0, row("0", 0.9, 1, stopped_early=True))
+    asha.tell(0, row("1", 0.5, 1))
+    asks = [asha.ask(), asha.ask(), asha.ask()]
+    assert asks.count(Ask(1, "0")) <= 1
+
+
 def test_the_mode_is_sync_unless_the_sweep_says_async() -> None:
     assert mode_of(None) is None
     assert mode_of({"eta": 3, "min_epochs": 1}) == "sync"

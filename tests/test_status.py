@@ -217,6 +217,39 @@ def test_a_running_async_sweep_is_read_from_its_log(tmp_path: Path) -> None:
     assert rung["halving_mode"] == "async"
 
 
+def test_a_collected_async_sweep_counts_a_level_no_config_reached(tmp_path: Path) -> None:
+    """Both configs at level 1 stopped by patience: none goes on to level 2, the rule is
+    done and collect wrote level 2's plan, empty. Status reads the collected plans: the
+    sweep is done, not waiting for a level 2 that will never come."""
+    from tuneladder.execution.promotions import AsyncSweep, asked_by_level
+    from tuneladder.search.halving import Halving, asked_level, with_halving
+
+    results = tmp_path / "results" / "x"
+    coarse = results / "coarse"
+    halving = Halving(trials=4, epochs=4, eta=2, min_epochs=1, mode="async")
+    entries = [{"name": str(i), "index": i} for i in range(4)]
+    plan = with_halving({"rung": "coarse", "trials": entries}, halving)
+    write_json(coarse / "plan.json", plan)
+    sweep = AsyncSweep(plan, coarse, mode="max")
+    books = {lv: ClaimBook(coarse / "levels" / str(lv) / "claims") for lv in range(3)}
+    while (ask := sweep.next(books.__getitem__)) is not None:
+        epochs = (1, 2)[ask.level]
+        result = {"status": "ok", "best_val_metric": int(ask.name) / 10, "epochs_run": epochs}
+        result["stopped_early"] = ask.level == 1
+        write_json(coarse / "trials" / ask.name / f"e{epochs}" / "result.json", result)
+        books[ask.level].release(ask.name)
+        sweep.tell(ask.level, {"name": ask.name, **result})
+    reached = [len(names) for names in asked_by_level(plan, coarse)]
+    assert sweep.done and reached[0] == 4 and reached[1] >= 2 and reached[2] == 0
+    # as collect leaves it: every level's plan from the log, then the sweep's table
+    for level, names in enumerate(asked_by_level(plan, coarse)):
+        write_json(coarse / "levels" / str(level) / "plan.json", asked_level(plan, level, names))
+    write_json(coarse / "results.json", {"trials": []})
+    (rung,) = [r for r in ladder_status(results)["rungs"] if r["rung"] == "coarse"]
+    assert (rung["state"], rung["done"], rung["total"]) == ("done", 4, 4)
+    assert [(lv["level"], lv["done"]) for lv in rung["levels"]] == [*enumerate(reached)]
+
+
 def test_seed_reruns_are_estimated_finalist_by_finalist(tmp_path: Path) -> None:
     """Finalists train in rank order and differ in size: the first one's reruns do not set
     the pace of the rest; each unfinished finalist trains at its sweep trial's pace, scaled

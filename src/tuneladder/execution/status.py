@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneladder.core.direction import Direction, top
-from tuneladder.execution.promotions import asked_by_level
+from tuneladder.execution.promotions import PROMOTIONS_FILE, asked_by_level
 from tuneladder.ladder.job_times import read_benchmarks
 from tuneladder.ladder.rungs import (
     FINAL,
@@ -112,14 +112,18 @@ def _sources(results: Path, rung: Rung, plan: Mapping[str, Any]) -> list[tuple[A
     """Where a rung's trials are: (plan, the folder its dirs and claims are in, level).
 
     A sweep that halves has one source per level planned so far (tuneladder.search.halving);
-    one that halves asynchronously, per level a config was asked at, by its log (the
-    workers write no level plan as they ask: at 16,000 configs rewriting it took
-    0.3 s of every ask, under the lock all workers ask under).
+    one that halves asynchronously and is not collected yet, per level a config was
+    asked at, by its log (the workers write no level plan as they ask: at 16,000
+    configs rewriting it took 0.3 s of every ask, under the lock all workers ask
+    under). Collected, its level plans are those ``collect`` wrote from the log, a
+    level no config reached included.
     """
     halving = plan.get("halving")
     if not halving:
         return [(plan, results / rung.name, None)]
-    asked = asked_by_level(plan, results / rung.name) if mode_of(halving) == ASYNC else None
+    asked = None
+    if mode_of(halving) == ASYNC and not _collected(results, rung):
+        asked = asked_by_level(plan, results / rung.name)
     out = []
     for level in halving["levels"]:
         folder = results / rung.name / level_dir(level["level"])
@@ -132,6 +136,13 @@ def _sources(results: Path, rung: Rung, plan: Mapping[str, Any]) -> list[tuple[A
         if level_plan is not None:
             out.append((level_plan, folder, level))
     return out
+
+
+def _collected(results: Path, rung: Rung) -> bool:
+    """Whether an async sweep's table was collected after the last line of its log."""
+    table = _mtime(results / rung.outputs["results"])
+    log = _mtime(results / rung.name / PROMOTIONS_FILE)
+    return table is not None and (log is None or table >= log)
 
 
 def _rung(

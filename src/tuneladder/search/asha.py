@@ -237,9 +237,15 @@ class Asha:
             lists.append((self._ranked_planned[level], self._unpromoted_planned[level]))
         old = self._rows[level].get(name)
         if old is not None and (key := self._key(level, old)) is not None:
-            for ranked, unpromoted in lists:
-                _discard(ranked, key)
-                _discard(unpromoted, key)
+            # from every list: one told while planned may be grown now (a replayed log)
+            lists_of_every_kind = (
+                self._ranked,
+                self._ranked_planned,
+                self._unpromoted,
+                self._unpromoted_planned,
+            )
+            for keys in lists_of_every_kind:
+                _discard(keys[level], key)
         elif old is None and planned:
             self._finished_planned[level] += 1
         self._rows[level][name] = row
