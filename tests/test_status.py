@@ -248,6 +248,8 @@ def test_a_collected_async_sweep_counts_a_level_no_config_reached(tmp_path: Path
     (rung,) = [r for r in ladder_status(results)["rungs"] if r["rung"] == "coarse"]
     assert (rung["state"], rung["done"], rung["total"]) == ("done", 4, 4)
     assert [(lv["level"], lv["done"]) for lv in rung["levels"]] == [*enumerate(reached)]
+    # a level's total is what it planned, or what it took where ASHA promoted more
+    assert [lv["total"] for lv in rung["levels"]] == [4, max(2, reached[1]), 1]
 
 
 def test_seed_reruns_are_estimated_finalist_by_finalist(tmp_path: Path) -> None:

@@ -287,14 +287,25 @@ class _RungTrials:
             found.running += here
             found.trials += mine
             if level is not None:
-                found.level_names[level["level"]] = {entry["name"] for entry in source["trials"]}
-                found._add_level(level, len(plan["halving"]["levels"]) - 1, mine, len(here))
+                names = {entry["name"] for entry in source["trials"]}
+                found.level_names[level["level"]] = names
+                # an async level may take more configs than planned (a promotion that later
+                # fell out of the best 1/eta, a grown config): its total is what it took
+                total = level["configs"]
+                if mode_of(plan["halving"]) == ASYNC:
+                    total = max(total, len(names))
+                found._add_level(level, total, len(plan["halving"]["levels"]) - 1, mine, len(here))
         for t in found.trials:
             t["superseded"] = "halving" in t and found.furthest[t["name"]] is not t
         return found
 
     def _add_level(
-        self, level: Mapping[str, Any], last: int, mine: list[dict[str, Any]], running: int
+        self,
+        level: Mapping[str, Any],
+        total: int,
+        last: int,
+        mine: list[dict[str, Any]],
+        running: int,
     ) -> None:
         for t in mine:
             t["halving"] = {"level": level["level"], "last_level": last}
@@ -303,7 +314,7 @@ class _RungTrials:
             {
                 "level": level["level"],
                 "epochs": level["epochs"],
-                "total": level["configs"],
+                "total": total,
                 "done": len(mine),
                 "running": running,
             }
