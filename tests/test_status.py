@@ -185,20 +185,26 @@ def test_a_halving_sweep_is_counted_in_configs(tmp_path: Path, done_at_level_1, 
     assert [(lv["done"], lv["total"]) for lv in coarse["levels"]] == [(6, 6), (done_at_level_1, 2)]
 
 
-def test_a_running_async_sweep_is_read_from_its_log(tmp_path: Path) -> None:
-    """Its workers write no level plans while they ask (collect writes them): status finds
-    the configs asked at each level, and the trials training, in the promotion log."""
+def start_async_sweep(coarse: Path, levels: int, epochs: int):
+    """An async coarse sweep of 4 configs (eta 2) planned in ``coarse``: its plan, one
+    worker's view of its log, and that worker's claims per level."""
     from tuneladder.execution.promotions import AsyncSweep
     from tuneladder.search.halving import Halving, with_halving
 
-    results = tmp_path / "results" / "x"
-    coarse = results / "coarse"
-    halving = Halving(trials=4, epochs=2, eta=2, min_epochs=1, mode="async")
+    halving = Halving(trials=4, epochs=epochs, eta=2, min_epochs=1, mode="async")
     entries = [{"name": str(i), "index": i} for i in range(4)]
     plan = with_halving({"rung": "coarse", "trials": entries}, halving)
     write_json(coarse / "plan.json", plan)
-    sweep = AsyncSweep(plan, coarse, mode="max")
-    books = {lv: ClaimBook(coarse / "levels" / str(lv) / "claims") for lv in (0, 1)}
+    books = {lv: ClaimBook(coarse / "levels" / str(lv) / "claims") for lv in range(levels)}
+    return plan, AsyncSweep(plan, coarse, mode="max"), books
+
+
+def test_a_running_async_sweep_is_read_from_its_log(tmp_path: Path) -> None:
+    """Its workers write no level plans while they ask (collect writes them): status finds
+    the configs asked at each level, and the trials training, in the promotion log."""
+    results = tmp_path / "results" / "x"
+    coarse = results / "coarse"
+    _, sweep, books = start_async_sweep(coarse, levels=2, epochs=2)
     asks = [sweep.next(books.__getitem__) for _ in range(4)]
     assert [(a.level, a.name) for a in asks] == [(0, "0"), (0, "1"), (0, "2"), (0, "3")]
     for name, value in (("0", 0.9), ("1", 0.5)):  # two finish level 0; "2" and "3" train
@@ -221,17 +227,12 @@ def test_a_collected_async_sweep_counts_a_level_no_config_reached(tmp_path: Path
     """Both configs at level 1 stopped by patience: none goes on to level 2, the rule is
     done and collect wrote level 2's plan, empty. Status reads the collected plans: the
     sweep is done, not waiting for a level 2 that will never come."""
-    from tuneladder.execution.promotions import AsyncSweep, asked_by_level
-    from tuneladder.search.halving import Halving, asked_level, with_halving
+    from tuneladder.execution.promotions import asked_by_level
+    from tuneladder.search.halving import asked_level
 
     results = tmp_path / "results" / "x"
     coarse = results / "coarse"
-    halving = Halving(trials=4, epochs=4, eta=2, min_epochs=1, mode="async")
-    entries = [{"name": str(i), "index": i} for i in range(4)]
-    plan = with_halving({"rung": "coarse", "trials": entries}, halving)
-    write_json(coarse / "plan.json", plan)
-    sweep = AsyncSweep(plan, coarse, mode="max")
-    books = {lv: ClaimBook(coarse / "levels" / str(lv) / "claims") for lv in range(3)}
+    plan, sweep, books = start_async_sweep(coarse, levels=3, epochs=4)
     while (ask := sweep.next(books.__getitem__)) is not None:
         epochs = (1, 2)[ask.level]
         result = {"status": "ok", "best_val_metric": int(ask.name) / 10, "epochs_run": epochs}

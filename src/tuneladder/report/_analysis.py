@@ -124,10 +124,10 @@ def classify(
 
     Fewer than two epochs give no curve to judge: such an ok trial stays ``ok``.
 
-    ``history`` None judges the row's ``curve`` (its
-    :func:`~tuneladder.core.curves.curve_summary`, which ``collect`` carries from the
-    trial's result): the same verdict without reading the history. A row without a
-    usable one needs its history.
+    A row with a usable ``curve`` (its :func:`~tuneladder.core.curves.curve_summary`,
+    which ``collect`` carries from the trial's result) is judged by it, the same verdict
+    without reading ``history``; a row without one (a result from before summaries) by
+    its history, which may then not be None.
     """
     status = row.get("status")
     if status in ("diverged", "failed"):
@@ -135,7 +135,7 @@ def classify(
     if status != "ok":
         return "failed", f"status {status!r}"
     curve = row.get("curve")
-    if history is not None or not usable_summary(curve):
+    if not usable_summary(curve):
         # whole columns: a dict per epoch, 1.5 million times over, cost seconds at 100,000
         curve = curve_summary(*columns(history or (), "train_loss", "val_loss"))
     if not curve["judged"]:
@@ -173,8 +173,7 @@ def classify_trials(
     histories: Sequence[Sequence[Mapping[str, float]] | None],
     mode: Direction | str,
 ) -> list[dict[str, Any]]:
-    """:func:`classify` for every row, judged against the best ok row among them (a history
-    None: by the row's curve summary)."""
+    """:func:`classify` for every row, judged against the best ok row among them."""
     best = Direction(mode).best(map(ok_value, rows))
     out = []
     for row, history in zip(rows, histories, strict=True):

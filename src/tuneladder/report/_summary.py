@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tuneladder.core.curves import usable_summary
 from tuneladder.core.direction import Direction, ok_value, top
 from tuneladder.core.hparams import applicable
 from tuneladder.ladder.rungs import (
@@ -536,9 +535,8 @@ def _sensitivity(run: RunData, mode: Direction) -> dict[str, Any]:
 
 def _failures(run: RunData, mode: Direction) -> dict[str, Any]:
     rows = run.sweep_rows()
-    # a row whose table carries its curve's summary is judged by it: no history read
-    histories = [None if usable_summary(r.get("curve")) else r["history"] for r in rows]
-    classes = analysis.classify_trials(rows, histories, mode)
+    # lazy histories: only a row without its curve's summary has its file read
+    classes = analysis.classify_trials(rows, [r["history"] for r in rows], mode)
     labels = [c["mode"] for c in classes]
     ranges = analysis.failure_ranges(rows, labels, list(run.coarse_space))
     return {

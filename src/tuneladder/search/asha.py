@@ -98,6 +98,8 @@ class Asha:
         self._direction = Direction(mode)
         self._eta = int(halving["eta"])
         self._epochs = [int(level["epochs"]) for level in halving["levels"]]
+        # the epochs a training at each level adds to the level before's
+        self._adds = [b - a for a, b in itertools.pairwise([0, *self._epochs])]
         self._names = [entry["name"] for entry in plan["trials"]]
         self._reserve = [entry["name"] for entry in plan.get("reserve", ())]
         self._in_reserve = set(self._reserve)  # names: is this config a reserve one
@@ -238,13 +240,12 @@ class Asha:
         old = self._rows[level].get(name)
         if old is not None and (key := self._key(level, old)) is not None:
             # from every list: one told while planned may be grown now (a replayed log)
-            lists_of_every_kind = (
+            for keys in (
                 self._ranked,
                 self._ranked_planned,
                 self._unpromoted,
                 self._unpromoted_planned,
-            )
-            for keys in lists_of_every_kind:
+            ):
                 _discard(keys[level], key)
         elif old is None and planned:
             self._finished_planned[level] += 1
@@ -317,8 +318,7 @@ class Asha:
             return None
         last = ranked[quota - 1] if quota < len(ranked) else None  # the quota's last key
         # _fits, for each config in turn (a scan of thousands at 1,000 workers)
-        per_epoch, new_pace = self._per_epoch, self._new_pace()
-        epochs = self._epochs[level + 1] - self._epochs[level]
+        per_epoch, new_pace, epochs = self._per_epoch, self._new_pace(), self._adds[level + 1]
         for key in self._unpromoted[level]:
             if last is not None and key > last:
                 break
@@ -348,15 +348,14 @@ class Asha:
 
     def _last_end(self, *, planned_only: bool) -> float | None:
         """:meth:`_running_ends_at` computed: :meth:`_seconds` of every running training."""
-        ends, per_epoch, new_pace = None, self._per_epoch, self._new_pace()
-        levels = [b - a for a, b in itertools.pairwise([0, *self._epochs])]  # epochs a level adds
+        ends, per_epoch, new_pace, adds = None, self._per_epoch, self._new_pace(), self._adds
         for key, started in self._started.items():
             if planned_only and key in self._optional:
                 continue
             pace = per_epoch.get(key[1], new_pace)
             if pace is None:
                 return None
-            end = started + pace * levels[key[0]]
+            end = started + pace * adds[key[0]]
             if ends is None or end > ends:
                 ends = end
         return ends
@@ -372,10 +371,7 @@ class Asha:
         """How long training ``name`` at ``level`` should take: its epochs there times its
         pace at the level before, or, new, the pace of the slowest tenth seen so far."""
         pace = self._per_epoch.get(name, self._new_pace())
-        if pace is None:
-            return None
-        before = self._epochs[level - 1] if level else 0
-        return pace * (self._epochs[level] - before)
+        return None if pace is None else pace * self._adds[level]
 
     def _new_pace(self) -> float | None:
         """The pace a config not trained yet is expected to have: the slowest tenth's seen
