@@ -515,3 +515,39 @@ def test_a_growing_sweep_tables_reports_and_counts_its_grown_configs_apart(async
         assert f"(with {len(grown)} grown configs)" in text, text
     else:
         assert "The sweep grew" not in page
+
+
+@pytest.mark.slow
+def test_the_logged_check_walks_every_level_and_every_grown_config(async_ladder, tmp_path):
+    from helpers import copy_ladder, results_of
+    from tuneladder.report._contents import report_inputs
+    from tuneladder.report._load import load_run
+    from tuneladder.report._summary import _logs
+    from tuneladder.store.io import read_json
+
+    def logs_of(workdir):
+        return _logs(load_run(report_inputs(results_of(workdir)), histories=False))
+
+    results = results_of(async_ladder)
+    logs = logs_of(async_ladder)
+    assert logs["missing"] == []
+    # every config counts once, the fine sweep's grown ones too
+    rows = sum(len(read_json(p)["trials"]) for p in results.glob("*/results.json"))
+    assert logs["planned"] == logs["complete"] == rows
+    # a promoted config's last level lost its history, and its first level its config:
+    # the check names the config once
+    table = read_json(results / "coarse" / "results.json")["trials"]
+    promoted = next(r for r in table if r["halving"]["level"] > 0)
+    copy = copy_ladder(async_ladder, tmp_path / "copy")
+    last_level = results_of(copy) / "coarse" / promoted["path"]
+    (last_level / "history.csv").unlink()
+    missing = [f"coarse/{promoted['name']}"]
+    assert logs_of(copy)["missing"] == missing
+    (last_level.parent / "e1" / "config.json").unlink()
+    assert logs_of(copy)["missing"] == missing
+    # and so is a grown config's
+    grown = [r for r in read_json(results / "fine" / "results.json")["trials"] if r.get("grown")]
+    for row in grown[:1]:
+        (results_of(copy) / "fine" / row["path"] / "result.json").unlink()
+        missing.append(f"fine/{row['name']}")
+    assert logs_of(copy)["missing"] == missing

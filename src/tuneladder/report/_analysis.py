@@ -557,8 +557,9 @@ def _logs_item(logs: Mapping[str, Any]) -> dict[str, Any]:
     return _item(
         "Have I logged all experiments for reproducibility?",
         not missing,
-        f"{logs['complete']} of {logs['planned']} planned trials have config.json,"
-        " history.csv and a result.json with seed, config hash and package versions"
+        f"{logs['complete']} of {logs['planned']} trials have config.json, history.csv"
+        " and a result.json with seed, config hash and package versions (a config that"
+        " halved: in each level's folder)"
         + shown
         + f"; git commit{'s' if len(commits) > 1 else ''}: {', '.join(commits) or 'none'}",
     )

@@ -37,7 +37,8 @@ from tuneladder.report import _analysis as analysis
 from tuneladder.report._importance import fanova_importance
 from tuneladder.report._load import RunData
 from tuneladder.report._sensitivity import sensitivity_summary
-from tuneladder.store.trial_files import CONFIG_FILE, HISTORY_FILE
+from tuneladder.search.halving import level_trial_dirs
+from tuneladder.store.trial_files import CONFIG_FILE, HISTORY_FILE, RESULT_FILE
 
 __all__ = [
     "DECIDED",
@@ -566,8 +567,8 @@ def _failures(run: RunData, mode: Direction) -> dict[str, Any]:
     }
 
 
-# The files of a complete trial besides its result.json.
-TRIAL_FILES = (CONFIG_FILE, HISTORY_FILE)
+# The files of a complete training: in each level's folder, for a config that halved.
+TRIAL_FILES = (CONFIG_FILE, HISTORY_FILE, RESULT_FILE)
 # What a trial's result.json records of the torch build it ran on (env.torch_build).
 BUILD_FIELDS = ("torch", "cuda_built", "cudnn_built", "device", "device_name", "driver")
 
@@ -588,24 +589,33 @@ def builds(results: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _logs(run: RunData) -> dict[str, Any]:
+    """Whether every training left its files: each config of each rung (a growing
+    sweep's grown ones too), in every level's folder a halving config reached."""
     planned, complete, missing, commits = 0, 0, [], set()
     needed = ("seed", "config_hash", "versions")
     for rung, plan in run.plans.items():
-        for entry in plan["trials"]:
+        rows = {row["name"]: row for row in run.rows[rung]}
+        names = [entry["name"] for entry in plan["trials"]]
+        names += [name for name in rows.keys() - set(names)]  # grown: the table's order
+        for name in names:
             planned += 1
-            name = f"{rung}/{entry['name']}"
-            # os.path on strings: Path objects cost more than the checks, 100,000 times over
-            trial_dir = os.path.join(run.rung_dirs[rung], entry["dir"])
-            result = run.results.get(name)
+            key = f"{rung}/{name}"
+            row, result = rows.get(name), run.results.get(key)
             if (
-                result is not None
+                row is not None
+                and result is not None
                 and all(result.get(k) is not None for k in needed)
-                and all(os.path.isfile(os.path.join(trial_dir, f)) for f in TRIAL_FILES)
+                # os.path on strings: Path objects cost more than the checks, 100,000 times over
+                and all(
+                    os.path.isfile(os.path.join(folder, f))
+                    for folder in level_trial_dirs(row, row["trial_dir"])
+                    for f in TRIAL_FILES
+                )
             ):
                 complete += 1
                 commits.add(result.get("git_commit") or "not recorded (not a git checkout)")
             else:
-                missing.append(name)
+                missing.append(key)
     return {
         "planned": planned,
         "complete": complete,

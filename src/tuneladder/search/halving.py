@@ -169,14 +169,19 @@ def trial_dir(index: int, epochs: int) -> str:
     return f"trials/{index}/e{epochs}"
 
 
-def level_trial_dirs(row: Mapping[str, Any]) -> list[str]:
+def level_trial_dirs(row: Mapping[str, Any], furthest: str | None = None) -> list[str]:
     """Every trial folder of a rung's table row: for a sweep that halves, one per level
-    its config reached (siblings ``e<epochs>`` of its furthest one), else its own."""
+    its config reached (siblings ``e<epochs>`` of its furthest one), else its own.
+
+    ``furthest`` is that folder where the row's ``dir`` no longer names it (the
+    report resolves it from wherever ``results/`` now lives).
+    """
+    here = row["dir"] if furthest is None else furthest
     halving = row.get("halving")
     if not halving:
-        return [row["dir"]]
-    furthest = PurePosixPath(row["dir"])
-    return [str(furthest.parent / f"e{level['epochs']}") for level in halving["levels"]]
+        return [here]
+    parent = PurePosixPath(here).parent
+    return [str(parent / f"e{level['epochs']}") for level in halving["levels"]]
 
 
 def with_halving(plan: Mapping[str, Any], halving: Halving) -> dict[str, Any]:
