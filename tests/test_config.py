@@ -234,6 +234,14 @@ def with_channels(when: dict, arch: list | None = None, arch_when: dict | None =
             "fine.halving does not combine with fine.sampler tpe",
         ),
         ({"fine": {"trials": 4, "sampler": "tpe", "batch": 0}}, "fine.batch must be >= 1, got 0"),
+        (
+            {"coarse": {"trials": 4, "epochs": 3, "halving": {"min_epochs": 3}}},
+            "coarse.halving.min_epochs must be >= 1 and < epochs (3), got 3",
+        ),
+        (
+            {"fine": {"trials": 4, "halving": {"min_epochs": 1, "grow": 1}}},
+            "fine.halving.grow needs halving.mode: async",
+        ),
     ],
 )
 def test_bad_config_fails_with_one_line_naming_the_key(change: dict, message: str) -> None:

@@ -51,9 +51,9 @@ def test_halving_is_off_unless_configured_and_checks_its_numbers() -> None:
     assert Halving.from_sweep({"trials": 9, "epochs": 6, "halving": None}) is None
     on = Halving.from_sweep({"trials": 9, "epochs": 6, "halving": {"min_epochs": 2}})
     assert on == Halving(trials=9, epochs=6, eta=3, min_epochs=2)
-    with pytest.raises(ValueError, match="eta must be >= 2"):
+    with pytest.raises(ValueError, match="halving.eta must be >= 2, got 1"):
         Halving(trials=9, epochs=6, eta=1, min_epochs=2)
-    with pytest.raises(ValueError, match=r"min_epochs must be in \[1, epochs\)"):
+    with pytest.raises(ValueError, match=r"min_epochs must be >= 1 and < epochs \(6\), got 6"):
         Halving(trials=9, epochs=6, eta=3, min_epochs=6)
 
 

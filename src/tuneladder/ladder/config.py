@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from tuneladder.core.metric_table import Metric, built_in
+from tuneladder.search.halving import Halving
 
 __all__ = [
     "BUDGETS",
@@ -251,18 +252,10 @@ def _check_cross_fields(config: dict[str, Any], task: Any) -> None:
         )
     for section in ("coarse", "fine"):
         config[section].setdefault("epochs", config["train"]["epochs"])
-        halving = config[section].get("halving")
-        if halving and halving["min_epochs"] >= config[section]["epochs"]:
-            raise ConfigError(
-                f"{section}.halving.min_epochs must be < {section}.epochs"
-                f" ({config[section]['epochs']}), got {halving['min_epochs']}"
-            )
-        if halving and halving.get("grow") and halving.get("mode", "sync") != "async":
-            raise ConfigError(
-                f"{section}.halving.grow needs {section}.halving.mode: async (a synchronous"
-                " sweep has no idle workers to fill until a level ends), got"
-                f" mode {halving.get('mode', 'sync')!r}"
-            )
+        try:  # the levels check their own numbers: one rule, here and where they are planned
+            Halving.from_sweep(config[section])
+        except ValueError as err:
+            raise ConfigError(f"{section}.{err}") from None
     config["seeds"].setdefault("epochs", config["train"]["epochs"])
     _sensitivity_defaults(config)
     for key, spec in config["space"].items():

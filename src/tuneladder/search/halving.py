@@ -82,18 +82,25 @@ class Halving:
     grow: float = 0.0  # async: reserve configs, as a multiple of trials, to fill idle workers
 
     def __post_init__(self) -> None:
+        # keys as a sweep's section names them: the config check prefixes the section
         if self.mode not in ("sync", "async"):
-            raise ValueError(f"mode must be 'sync' or 'async', got {self.mode=}")
-        if self.grow < 0 or (self.grow and self.mode != "async"):
-            raise ValueError(f"grow needs mode 'async' and must be >= 0, got {self.grow=}")
+            raise ValueError(f"halving.mode must be 'sync' or 'async', got {self.mode!r}")
+        if self.grow < 0:
+            raise ValueError(f"halving.grow must be >= 0, got {self.grow}")
+        if self.grow and self.mode != "async":
+            raise ValueError(
+                "halving.grow needs halving.mode: async (a synchronous sweep has no idle"
+                f" workers to fill until a level ends), got mode {self.mode!r}"
+            )
         if self.eta < 2:
-            raise ValueError(f"eta must be >= 2, got {self.eta=}")
+            raise ValueError(f"halving.eta must be >= 2, got {self.eta}")
         if not 1 <= self.min_epochs < self.epochs:
             raise ValueError(
-                f"min_epochs must be in [1, epochs), got {self.min_epochs=}, {self.epochs=}"
+                f"halving.min_epochs must be >= 1 and < epochs ({self.epochs}),"
+                f" got {self.min_epochs}"
             )
         if self.trials < 1:
-            raise ValueError(f"trials must be >= 1, got {self.trials=}")
+            raise ValueError(f"trials must be >= 1, got {self.trials}")
 
     @classmethod
     def from_sweep(cls, sweep: Mapping[str, Any]) -> Halving | None:
