@@ -148,9 +148,23 @@ def test_a_curve_summary_gives_the_verdicts_its_history_gives() -> None:
         assert classify(summarised, None, best=best, mode=mode) == want
         seen.add(want[0])
     assert seen == {"ok", "overfitting", "too slow"}
-    # a summary made with another smoothing is not used: without a history, nothing to judge
-    stale = {**row(value=0.5, best_epoch=1), "curve": {"smooth": 3, "judged": True}}
-    assert classify(stale, None, best=0.9, mode="max") == ("ok", "fewer than two finite epochs")
+    # a summary made by other rules (or before they were recorded) is not used: judged
+    # from its history, or without one, not judged
+    train, val = [1.0, 0.5, 0.2, 0.1, 0.05], [1.0, 0.5, 0.6, 0.9, 1.2]
+    trial = row(value=0.5, best_epoch=1)
+    want = classify(trial, history(train, val), best=0.9, mode="max")
+    assert want[0] == "overfitting"
+    made = curve_summary(train, val)
+    for stale in (
+        {**made, "rules": {**made["rules"], "back": 3}},
+        {**made, "rules": {**made["rules"], "smooth": 3}},
+        {k: v for k, v in made.items() if k != "rules"},
+    ):
+        stale["val_end"] = stale["val_low"]  # a verdict of its own: not overfitting
+        judged = {**trial, "curve": stale}
+        assert classify(judged, history(train, val), best=0.9, mode="max") == want
+        alone = classify(judged, None, best=0.9, mode="max")
+        assert alone == ("ok", "fewer than two finite epochs")
 
 
 def _same_epochs(got, want) -> bool:

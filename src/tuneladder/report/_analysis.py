@@ -23,7 +23,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from tuneladder.core.curves import OVERFIT_SMOOTH, curve_summary, usable_summary
+from tuneladder.core.curves import OVERFIT_SMOOTH, SLOW_BACK, curve_summary, usable_summary
 from tuneladder.core.direction import Direction, best_so_far, halving_tier, ok_value, top
 from tuneladder.core.hparams import TRAIN_FIELDS
 from tuneladder.ladder.rungs import BASELINE
@@ -154,7 +154,7 @@ def classify(
     if halving_tier(row):
         return "ok", f"stopped by successive halving after {epochs} epochs"
     value = ok_value(row)
-    back, train_back = max(1, epochs // 4), curve["train_back"]
+    back, train_back = max(1, epochs // SLOW_BACK), curve["train_back"]
     drop = (train_back - train_end) / abs(train_back) if train_back else 0.0
     at_end = row.get("best_epoch") == epochs - 1
     if at_end and drop > SLOW_DROP and value is not None and best is not None:
