@@ -86,6 +86,10 @@ def test_two_gpus_give_two_workers_per_rung(tmp_path: Path) -> None:
     assert planned_jobs(proc.stdout)["sweep_worker"] == 2 * 3
     assert "gpu_probe" not in planned_jobs(proc.stdout)
     assert "2 GPUs (--resources gpu=2), 4 trials side by side on each" in proc.stderr
+    # more GPUs asked for than the machine shows: a worker per GPU that exists
+    proc = snakemake(tmp_path, "-n", "--cores", "4", "--resources", "gpu=4", env=TWO_GPUS)
+    assert planned_jobs(proc.stdout)["sweep_worker"] == 2 * 3
+    assert "2 GPUs (--resources gpu=4, but this machine shows 2), 4 trials" in proc.stderr
     write_config(tmp_path, device="cpu")
     proc = snakemake(tmp_path, "-n", "--cores", "4", "--resources", "gpu=2", env=TWO_GPUS)
     assert planned_jobs(proc.stdout)["sweep_worker"] == 4 + 3 + 4  # cores, capped by trials

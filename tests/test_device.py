@@ -14,6 +14,7 @@ import torch
 from tuneladder.infra.device import (
     autocast,
     claim_gpu,
+    claimable_gpus,
     peak_memory_mb,
     resolve_device,
     visible_gpus,
@@ -26,10 +27,10 @@ HOLDER = textwrap.dedent(
     os.environ.pop("CUDA_VISIBLE_DEVICES", None)
     claim = claim_gpu(int(sys.argv[1]), lock_dir=sys.argv[2], timeout_s=60, poll_s=0.01)
     with open(sys.argv[3], "a") as log:
-        log.write(f"start {claim.index} {time.monotonic()}\\n")
+        log.write(f"start {claim.gpu} {time.monotonic()}\\n")
     time.sleep(float(sys.argv[4]))
     with open(sys.argv[3], "a") as log:
-        log.write(f"end {claim.index} {time.monotonic()}\\n")
+        log.write(f"end {claim.gpu} {time.monotonic()}\\n")
     """
 )
 
@@ -54,8 +55,8 @@ def test_many_processes_never_share_a_fake_gpu(tmp_path: Path) -> None:
     events = []
     for line in log.read_text().split("\n"):
         if line:
-            kind, index, at = line.split()
-            events.append((float(at), kind, int(index)))
+            kind, gpu, at = line.split()
+            events.append((float(at), kind, int(gpu)))
     holders: dict[int, int] = {0: 0, 1: 0}
     for _, kind, index in sorted(events, key=lambda e: (e[0], e[1] == "start")):
         holders[index] += 1 if kind == "start" else -1
@@ -86,7 +87,7 @@ def test_a_killed_holder_frees_its_index(tmp_path: Path) -> None:
 def test_scheduler_assignment_is_respected(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
     claim = claim_gpu(4, lock_dir=tmp_path)
-    assert claim.index is None and os.environ["CUDA_VISIBLE_DEVICES"] == "3"
+    assert claim.gpu is None and os.environ["CUDA_VISIBLE_DEVICES"] == "3"
     assert not list(tmp_path.iterdir())
 
 
@@ -94,10 +95,37 @@ def test_claim_sets_visible_devices(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     claim = claim_gpu(2, lock_dir=tmp_path)
     try:
-        assert claim.index == 0 and os.environ["CUDA_VISIBLE_DEVICES"] == "0"
+        assert claim.gpu == "0" and os.environ["CUDA_VISIBLE_DEVICES"] == "0"
     finally:
         claim.release()
         monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+
+
+def test_several_listed_gpus_are_claimed_one_each(monkeypatch, tmp_path: Path) -> None:
+    """A job given several GPUs (salloc --gpus=2, or a narrowed workstation) spreads its
+    workers over them: each claims one of those listed, never all of them the first."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,GPU-8f1c-aa")
+    claims = []
+    try:
+        for _ in range(2):
+            claims.append(claim_gpu(2, lock_dir=tmp_path, timeout_s=0))
+            os.environ["CUDA_VISIBLE_DEVICES"] = "2,GPU-8f1c-aa"  # as the next worker sees it
+        assert [c.gpu for c in claims] == ["2", "GPU-8f1c-aa"]
+        with pytest.raises(TimeoutError, match="no free GPU among 2, GPU-8f1c-aa"):
+            claim_gpu(2, lock_dir=tmp_path, timeout_s=0)
+    finally:
+        for claim in claims:
+            claim.release()
+
+
+def test_claims_go_by_the_machines_gpus_not_the_runs_limit() -> None:
+    """gpu=1 on a machine of two: a second run there takes the other GPU, not a wait for
+    GPU 0; gpu=4 on it: claims stay on GPUs that exist."""
+    two = {"TUNELADDER_VISIBLE_GPUS": "2"}
+    assert claimable_gpus(1, two) == ["0", "1"]
+    assert claimable_gpus(4, two) == ["0", "1"]
+    assert claimable_gpus(2, {"CUDA_VISIBLE_DEVICES": "1"}) == []  # the scheduler chose
+    assert claimable_gpus(2, {"CUDA_VISIBLE_DEVICES": "1, 3"}) == ["1", "3"]
 
 
 def test_cpu_device_precision_and_memory() -> None:

@@ -59,8 +59,8 @@ def _global_resource(name, default=None):
     return default if value is None else value
 
 
-def gpu_count():
-    """GPUs this run may use: the --resources gpu=N limit (0 when not given)."""
+def asked_gpus():
+    """The --resources gpu=N limit (0 when not given)."""
     value = _global_resource("gpu", 0)
     return int(value) if isinstance(value, int) else 0
 
@@ -68,6 +68,14 @@ def gpu_count():
 # GPUs this machine shows, counted without torch (None: it cannot tell, and the jobs'
 # torch decides); a cluster's jobs run elsewhere, so only a local run goes by it
 LOCAL_GPUS = visible_gpus()
+
+
+def gpu_count():
+    """GPUs this run may use: gpu=N, and on a local run at most the GPUs the machine
+    shows (a worker per GPU: the workers beyond them would find none to claim)."""
+    if _global_resource("_nodes") is None and LOCAL_GPUS:
+        return min(asked_gpus(), LOCAL_GPUS)
+    return asked_gpus()
 
 
 def no_gpu_here():
@@ -142,17 +150,18 @@ def gpu_probe_input(wildcards):
 
 def device_line():
     """How the run uses GPUs, for the plan's lines; None when it uses none."""
-    if no_gpu_here() and gpu_count() > 0:
+    if no_gpu_here() and asked_gpus() > 0:
         return (
             f"  device  {config['device']}: this machine has no GPU, so --resources"
-            f" gpu={gpu_count()} is ignored and trials train on the CPU"
+            f" gpu={asked_gpus()} is ignored and trials train on the CPU"
         )
     if not uses_gpu():
         return None
     n = trials_per_gpu()
-    gpus = gpu_count()
+    gpus, asked = gpu_count(), asked_gpus()
+    shown = f", but this machine shows {gpus}" if asked > gpus else ""
     where = (
-        f"{gpus} GPU{'s' if gpus != 1 else ''} (--resources gpu={gpus})"
+        f"{gpus} GPU{'s' if gpus != 1 else ''} (--resources gpu={asked}{shown})"
         if gpus
         else ("the GPUs the scheduler gives each worker job")
     )

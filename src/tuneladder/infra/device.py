@@ -1,11 +1,11 @@
 """Device choice, precision, memory peaks, which GPU a worker may use, and a job's runtime.
 
 Snakemake's ``gpu`` resource limits how many GPU jobs run at once but does not
-say which GPU a job gets. A worker therefore claims a free index with an
+say which GPU a job gets. A worker therefore claims a free GPU with an
 exclusive file lock before CUDA initialises; the kernel drops the lock when the
-process ends, however it ends, so a crash never blocks an index. A scheduler
-that already set ``CUDA_VISIBLE_DEVICES`` (SLURM does) has decided: nothing is
-claimed.
+process ends, however it ends, so a crash never blocks a GPU. A scheduler
+that already set ``CUDA_VISIBLE_DEVICES`` to one GPU (SLURM does) has decided:
+nothing is claimed. Where it lists several, a worker claims one of those.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ import dataclasses
 import fcntl
 import logging
 import os
+import re
 import resource
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -33,6 +34,7 @@ __all__ = [
     "Runtime",
     "autocast",
     "claim_gpu",
+    "claimable_gpus",
     "peak_memory_mb",
     "reset_peak_memory",
     "resolve_device",
@@ -125,10 +127,11 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 class GpuClaim:
-    """A held GPU index; the lock lives as long as this object's file stays open."""
+    """A held GPU, named as ``CUDA_VISIBLE_DEVICES`` names it (an index or a UUID); the
+    lock lives as long as this object's file stays open."""
 
-    def __init__(self, *, index: int | None, handle: IO[str] | None) -> None:
-        self.index = index
+    def __init__(self, *, gpu: str | None, handle: IO[str] | None) -> None:
+        self.gpu = gpu
         self._handle = handle
 
     def fileno(self) -> int | None:
@@ -141,26 +144,50 @@ class GpuClaim:
             self._handle = None
 
 
+def claimable_gpus(n_gpus: int, environ: Mapping[str, str] | None = None) -> list[str]:
+    """The GPUs a worker may claim, as ``CUDA_VISIBLE_DEVICES`` would name them.
+
+    Those it lists, when it lists several (a scheduler that gave the job several, or
+    a user who narrowed the machine's); none when it names one or none (already
+    decided). Otherwise every GPU the machine shows (:func:`visible_gpus`), so two
+    runs on one machine take different GPUs, whatever their ``gpu=N``; where that
+    cannot be counted, ``n_gpus`` indices.
+    """
+    environ = os.environ if environ is None else environ
+    listed = environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        entries = [entry.strip() for entry in listed.split(",") if entry.strip()]
+        return entries if len(entries) > 1 else []
+    return [str(i) for i in range(visible_gpus(environ) or n_gpus)]
+
+
 def claim_gpu(
     n_gpus: int,
     *,
     lock_dir: str | Path | None = None,
     timeout_s: float = 3600.0,
     poll_s: float = 0.2,
+    candidates: Sequence[str] | None = None,
 ) -> GpuClaim:
-    """Claim a free GPU index and set ``CUDA_VISIBLE_DEVICES`` to it.
+    """Claim a free GPU and set ``CUDA_VISIBLE_DEVICES`` to it.
 
-    Call before anything touches CUDA. Returns a claim holding no index when the
-    scheduler already chose (``CUDA_VISIBLE_DEVICES`` set) or ``n_gpus`` is 0.
+    Call before anything touches CUDA. ``candidates`` are the GPUs to choose from
+    (default :func:`claimable_gpus`); ``n_gpus`` 0, or no candidate (the scheduler
+    chose), returns a claim holding none. Snakemake's ``gpu=N`` keeps the number of
+    claims at N; which GPUs they take is first free, first taken.
     """
-    if os.environ.get("CUDA_VISIBLE_DEVICES") is not None or n_gpus <= 0:
-        return GpuClaim(index=None, handle=None)
+    if n_gpus <= 0:
+        return GpuClaim(gpu=None, handle=None)
+    gpus = claimable_gpus(n_gpus) if candidates is None else list(candidates)
+    if not gpus:
+        return GpuClaim(gpu=None, handle=None)
     lock_dir = Path(lock_dir or Path(tempfile.gettempdir()) / f"tuneladder-gpus-{os.getuid()}")
     lock_dir.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + timeout_s
     while True:
-        for index in range(n_gpus):
-            handle = open(lock_dir / f"gpu{index}.lock", "a+")  # noqa: SIM115 - held while claimed
+        for gpu in gpus:
+            name = re.sub(r"[^A-Za-z0-9_.-]", "_", gpu)  # a UUID names a file as well
+            handle = open(lock_dir / f"gpu{name}.lock", "a+")  # noqa: SIM115 - held while claimed
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -170,10 +197,12 @@ def claim_gpu(
             handle.truncate()
             handle.write(f"{os.getpid()}\n")
             handle.flush()
-            os.environ["CUDA_VISIBLE_DEVICES"] = str(index)
-            return GpuClaim(index=index, handle=handle)
+            os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+            return GpuClaim(gpu=gpu, handle=handle)
         if time.monotonic() > deadline:
-            raise TimeoutError(f"no free GPU among {n_gpus} after {timeout_s:.0f} s ({lock_dir})")
+            raise TimeoutError(
+                f"no free GPU among {', '.join(gpus)} after {timeout_s:.0f} s ({lock_dir})"
+            )
         time.sleep(poll_s)
 
 
@@ -271,9 +300,9 @@ class Runtime:
         counts GPUs; the claim, or None when nothing was claimed."""
         if self.device in ("auto", "cuda") and self.gpus > 0:
             claim = claim_gpu(self.gpus)
-            if claim.index is not None:
+            if claim.gpu is not None:
                 _HELD.append(claim)
-                log.info("claimed GPU %d of %d", claim.index, self.gpus)
+                log.info("claimed GPU %s (this run uses %d at once)", claim.gpu, self.gpus)
                 return claim
         return None
 

@@ -414,7 +414,7 @@ def _sweep_lanes(
     log.info(
         "%d lanes on %s, %d thread(s) each",
         lanes,
-        f"GPU {claim.index}" if claim is not None else "this job's device",
+        f"GPU {claim.gpu}" if claim is not None else "this job's device",
         lane_runtime.threads,
     )
     codes = run_lanes(
