@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -52,6 +53,8 @@ from tuneladder.tasks import DataInfo, Task
 from tuneladder.training.metrics import Scorer, Scoring, Tally
 from tuneladder.training.schedules import lr_multiplier
 from tuneladder.training.step import global_norm, setup, train_step
+
+log = logging.getLogger("tuneladder")
 
 # HISTORY_COLUMNS, BuildModel, Checkpoint and trial_key live in tuneladder.store.trials (no torch
 # there); they stay importable from here.
@@ -355,18 +358,37 @@ class TrainState:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Go on from ``state``, saved on this kind of device or another.
+
+        Weights, optimizer and schedule move to this device as they load. The
+        generator that orders the batches cannot: a CUDA generator's state (seed
+        and offset) does not fit a CPU one's, nor the other way round. A trial
+        resumed on the other kind (a GPU node's checkpoint on a CPU node, or a
+        halving level continued there) gets a fresh order, seeded by the trial and
+        the epoch, so that it still repeats run for run on this device.
+        """
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
-        self.shuffle.set_state(state["shuffle"])
         torch.set_rng_state(state["rng"])
-        if self.device.type == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
         self.epochs_since_best = state["epochs_since_best"]
         for name in _RESUMED:
             setattr(self.outcome, name, state[name])
         self.outcome.history = list(self.outcome.history)
+        if state["shuffle"].numel() == self.shuffle.get_state().numel():
+            self.shuffle.set_state(state["shuffle"])
+            if self.device.type == "cuda" and state.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+            return
+        # a prime apart: no epoch of one trial's new order meets another trial's seed
+        self.shuffle.manual_seed(self.shuffle.initial_seed() * 1_000_003 + self.epoch)
+        log.warning(
+            "resumed at epoch %d from a checkpoint made on another kind of device than %s:"
+            " its batch order from here on is not the one an unbroken run would have drawn",
+            self.epoch,
+            self.device.type,
+        )
 
 
 class Epoch(NamedTuple):
