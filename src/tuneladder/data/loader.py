@@ -199,6 +199,10 @@ class DatasetSplit:
         self.transform, self.target_scale = transform, target_scale
         self.loading = loading or Loading()
         self._device = torch.device(device)
+        # on the device once: a copy per batch would wait for the GPU at every step
+        self._scale = (
+            None if target_scale is None else tuple(t.to(self._device) for t in target_scale)
+        )
         self._index = indices.tolist() if indices is not None else None
         self._loader: DataLoader | None = None
         self._order = _Order()
@@ -279,7 +283,7 @@ class DatasetSplit:
         if self.kind == "classification":
             return y.to(self._device, torch.long, non_blocking=self._pinned())
         y = y.to(self._device, torch.float32, non_blocking=self._pinned()).reshape(len(y), -1)
-        if self.target_scale is not None:
-            mean, std = self.target_scale
-            y = (y - mean.to(self._device)) / std.to(self._device)
+        if self._scale is not None:
+            mean, std = self._scale
+            y = (y - mean) / std
         return y

@@ -574,7 +574,8 @@ def run_trial(
     )
     write_csv(out_dir / HISTORY_FILE, HISTORY_COLUMNS, outcome.history)
     if save_model and outcome.best_state is not None and outcome.status == "ok":
-        write_torch(out_dir / MODEL_FILE, outcome.best_state)
+        # on the CPU: a GPU's tensors would need map_location wherever they are loaded
+        write_torch(out_dir / MODEL_FILE, {k: v.cpu() for k, v in outcome.best_state.items()})
     result = make_result(
         outcome,
         inputs,
