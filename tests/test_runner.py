@@ -200,6 +200,44 @@ def test_exception_in_training_is_failed_with_the_error(tmp_path, digits, digits
     assert read_json(tmp_path / "result.json")["status"] == "failed"
 
 
+def test_a_gpu_a_failed_trial_breaks_for_good_ends_the_process(
+    tmp_path, digits, digits_task, monkeypatch
+) -> None:
+    """After a device-side assert every CUDA call of the process fails: the trial's
+    result is written, then the process stops, rather than fail each trial after it.
+    CUDA is stood in for: this machine has none."""
+    from tuneladder.training import runner
+
+    calls = []
+
+    def lost(device):
+        calls.append(device)
+        raise RuntimeError("CUDA error: device-side assert triggered")
+
+    monkeypatch.setattr(torch.cuda, "synchronize", lost)
+    cuda = torch.device("cuda")
+    assert runner._give_back_memory(cuda, collect=True) == (
+        "RuntimeError: CUDA error: device-side assert triggered"
+    )
+    assert runner._give_back_memory(CPU, collect=True) is None and calls == [cuda]
+
+    def broken(hp, info):
+        raise RuntimeError("CUDA error: device-side assert triggered")
+
+    # the trial runs on the CPU; the device it leaves behind is read as the broken GPU
+    give_back = runner._give_back_memory
+    monkeypatch.setattr(
+        runner, "_give_back_memory", lambda device, collect: give_back(cuda, collect=collect)
+    )
+    task = dataclasses.replace(digits_task, build_model=broken)
+    run = TrainingRun(
+        config=config(), data=digits, task=task, metric="accuracy", mode="max", device=CPU
+    )
+    with pytest.raises(runner.DeviceLost, match="left the GPU unusable to this process"):
+        run_trial(run, tmp_path)
+    assert read_json(tmp_path / "result.json")["status"] == "failed"
+
+
 def test_early_stopping_on_the_val_metric(digits, digits_task) -> None:
     # an LR of zero learns nothing: the val metric never improves after epoch 0
     outcome = train(

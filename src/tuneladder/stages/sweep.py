@@ -372,8 +372,12 @@ def sweep_lane_stage(
         workers=spec["workers"],
         on_result=on_result,
     )
+    from tuneladder.training.runner import DeviceLost
+
     try:
         report = worker.run()
+    except DeviceLost as err:  # one line on the terminal: the rerun goes on
+        raise StageError(str(err)) from None
     finally:
         if on_result is not None:
             on_result.close()  # every finished trial is in MLflow before the job ends

@@ -87,6 +87,7 @@ class Outcome:
     reason: str | None = None  # why it diverged, or the error when it failed
     resumed_from_epoch: int | None = None
     best_state: dict[str, torch.Tensor] | None = None
+    device_lost: str | None = None  # the GPU no longer answers this process: why
 
 
 # A task's model factory: ``(model hyperparameters, data info) -> nn.Module``.

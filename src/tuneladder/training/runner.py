@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import logging
 import math
 import time
@@ -63,6 +64,7 @@ __all__ = [
     "Batches",
     "BuildModel",
     "Checkpoint",
+    "DeviceLost",
     "Epoch",
     "Leg",
     "Outcome",
@@ -182,9 +184,34 @@ def train(
     except Exception as err:  # CUDA out-of-memory included: the sweep goes on
         outcome.status = "failed"
         outcome.reason = f"{type(err).__name__}: {err}"
-        if run.device.type == "cuda":
-            torch.cuda.empty_cache()
+    # after the except: its traceback held the failed trial's model, optimizer and activations
+    outcome.device_lost = _give_back_memory(run.device, collect=outcome.status == "failed")
     return outcome
+
+
+class DeviceLost(RuntimeError):
+    """A trial's error left the GPU unusable to this process (a device-side assert, say).
+
+    Its result is written; every later trial in the process would fail the same way,
+    so the process ends instead, and a rerun trains the rest in fresh ones.
+    """
+
+
+def _give_back_memory(device: torch.device, *, collect: bool) -> str | None:
+    """Return a finished trial's GPU memory to the device: the next trial, and the other
+    trials side by side on the GPU, would otherwise run short of what the cache holds.
+    ``collect`` first frees what only the garbage collector can (after a failure).
+    What went wrong when the GPU no longer answers this process, else None."""
+    if device.type != "cuda":
+        return None
+    if collect:
+        gc.collect()
+    try:
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+    except Exception as err:  # a sticky CUDA error: every call fails from now on
+        return f"{type(err).__name__}: {err}"
+    return None
 
 
 def _train(
@@ -588,4 +615,10 @@ def run_trial(
     )
     write_result(out_dir, result)
     checkpoint.clear()
+    if outcome.device_lost is not None:
+        raise DeviceLost(
+            f"{out_dir} failed ({outcome.reason}) and left the GPU unusable to this process"
+            f" ({outcome.device_lost}): it stops here; its result is written, and a rerun"
+            " trains the trials left in fresh processes"
+        )
     return result
