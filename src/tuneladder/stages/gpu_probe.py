@@ -25,7 +25,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -246,12 +246,17 @@ def _trainer(spec: Mapping[str, Any], runtime: Runtime) -> tuple[Any, Any]:
 
     shuffle = torch.Generator(device=device)
     shuffle.manual_seed(config.seed)
-    pending: list[Any] = []
+    epoch: Iterator[Any] = iter(())
 
     def step() -> int:
-        if not pending:
-            pending.extend(data.train.batches(batches.indices(shuffle, device)))
-        xb, yb = pending.pop()
+        # a batch at a time, as a trial reads them: a whole epoch's batches held at once
+        # would count as the trial's memory, and read a Dataset's epoch in one burst
+        nonlocal epoch
+        batch = next(epoch, None)
+        if batch is None:
+            epoch = iter(data.train.batches(batches.indices(shuffle, device)))
+            batch = next(epoch)
+        xb, yb = batch
         train_step(model, optimizer, loss, xb, yb, amp=amp)
         return len(yb)
 
