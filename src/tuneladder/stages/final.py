@@ -244,6 +244,8 @@ class Evaluator:
         data_dir: the prepared data.
         device: where the models are evaluated.
         loading: how a split read through a DataLoader is read.
+        amp: the autocast the seed trials trained and validated under (bf16 on a
+            GPU): their models are tested under it too.
     """
 
     def __init__(
@@ -253,12 +255,14 @@ class Evaluator:
         data_dir: str | Path,
         device: torch.device,
         loading: Loading | None = None,
+        amp: Any = None,
     ) -> None:
         self.task = task
         self.info = load_info(data_dir)
         self._data_dir = Path(data_dir)
         self._device = device
         self._loading = loading
+        self._amp = amp
         self._tests: dict[Path, tuple[Split | DatasetSplit, DataInfo]] = {}
 
     def test_split(
@@ -289,7 +293,9 @@ class Evaluator:
             model = self.task.build_model(config.model, info).to(self._device)
             state = torch.load(weights, weights_only=True, map_location=self._device)
             model.load_state_dict(state)
-            scores.append(evaluate_metrics(model, split, info, Scoring.of(self.task)))
+            scores.append(
+                evaluate_metrics(model, split, info, Scoring.of(self.task), amp=self._amp)
+            )
             used.append(row)
         return scores, used
 

@@ -33,7 +33,11 @@ def final_stage(
 
     torch_device = runtime.start()
     evaluator = Evaluator(
-        task=_task(task), data_dir=data_dir, device=torch_device, loading=runtime.loading()
+        task=_task(task),
+        data_dir=data_dir,
+        device=torch_device,
+        loading=runtime.loading(),
+        amp=runtime.autocast(torch_device),  # the seed trials' val numerics
     )
     summary = finalize(
         read_json(seeds)["trials"],

@@ -555,14 +555,17 @@ def evaluate_metrics(
     info: DataInfo,
     scoring: Scoring | None = None,
     names: Sequence[str] | None = None,
+    amp: Any = None,
 ) -> dict[str, float]:
     """Metrics of a model on a split, as numbers, as training records them.
 
     Every metric the task records (its kind's and ``scoring``'s), unless
-    ``names`` picks some; ``loss`` is always there.
+    ``names`` picks some; ``loss`` is always there. ``amp`` is the autocast the
+    model was validated under (:func:`~tuneladder.infra.device.autocast`): a test
+    score in other numerics than the val scores that chose it would not compare.
     """
     scorer = Scorer.build(info, split.device, names, scoring)
-    return evaluate(model, split, scorer).result()
+    return evaluate(model, split, scorer, amp).result()
 
 
 def run_trial(
