@@ -18,11 +18,13 @@ fake GPU count and tiny sizes, and the checks that need a GPU say SKIP.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -113,7 +115,14 @@ class Checks:
 
 
 def _run(cmd: list[str], log: Path, timeout: float = 600) -> tuple[int, float, list[float]]:
-    """Exit code, wall seconds and GPU utilization samples (%) of a command."""
+    """Exit code (124: timed out), wall seconds and GPU utilization samples (%) of a command.
+
+    It runs in a process group of its own, ended whole on a timeout: Snakemake's jobs
+    and their lanes would otherwise live on, holding the GPU's claim, and every check
+    after would wait for it.
+    """
+    if (left := BUDGET.left()) is not None:
+        timeout = max(1.0, min(timeout, left))
     samples: list[float] = []
     stop = threading.Event()
 
@@ -133,15 +142,41 @@ def _run(cmd: list[str], log: Path, timeout: float = 600) -> tuple[int, float, l
     watcher.start()
     started = time.perf_counter()
     with open(log, "w") as handle:
+        proc = subprocess.Popen(
+            cmd, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
-            code = subprocess.run(cmd, stdout=handle, stderr=subprocess.STDOUT, timeout=timeout)
-            rc = code.returncode
+            rc = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            _end_group(proc)
             rc = 124
     wall = time.perf_counter() - started
     stop.set()
     watcher.join()
     return rc, wall, samples
+
+
+def _end_group(proc: subprocess.Popen) -> None:
+    """Stop a command and everything it started: asked first, then killed."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=15)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # whatever of the group is left
+    proc.wait()
+
+
+class _Budget:
+    """The run's deadline (``--budget-s``): every command's timeout keeps to it."""
+
+    deadline: float | None = None
+
+    def left(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+
+BUDGET = _Budget()
 
 
 def _snakemake(work: Path, targets: list[str], config: list[str]) -> list[str]:
@@ -201,6 +236,14 @@ def check_host_syncs(checks: Checks, gpu: bool) -> None:
         return
     figures = json.loads(out.read_text())
     per_step = figures["per_step_sites"]
+    if figures.get("trial_status") != "ok":  # a trial that failed early syncs little
+        checks.line(
+            "FAIL",
+            "host_syncs",
+            f"the trial ended {figures.get('trial_status')}: {figures.get('trial_reason')}",
+            **figures,
+        )
+        return
     checks.line(
         "FAIL" if per_step else "PASS",
         "host_syncs",
@@ -346,10 +389,18 @@ def check_lanes(checks: Checks, work: Path, gpu: bool, dry: bool) -> None:
 
 
 CHECKS = ("provenance", "host_syncs", "throughput", "ladder_fp32", "ladder_bf16", "lanes")
+# a check started with less time than this left would only time out
+MIN_CHECK_S = 20.0
+# the whole run on a GPU: the device machine gives a command 10 minutes, and the wheels'
+# install, the report's copying back and a rerun's margin need the rest
+GPU_BUDGET_S = 450.0
 
 
-def run(out: Path, dry: bool, only: tuple[str, ...] = CHECKS) -> int:
+def run(
+    out: Path, dry: bool, only: tuple[str, ...] = CHECKS, budget_s: float | None = None
+) -> int:
     out.mkdir(parents=True, exist_ok=True)
+    BUDGET.deadline = None if budget_s is None else time.monotonic() + budget_s
     import torch
 
     gpu = torch.cuda.is_available() and not dry
@@ -379,9 +430,12 @@ def run(out: Path, dry: bool, only: tuple[str, ...] = CHECKS) -> int:
         "ladder_bf16": lambda: check_ladder(checks, work, "bf16", gpu, dry) if gpu else None,
         "lanes": lambda: check_lanes(checks, work, gpu, dry),
     }
-    for step in (steps[name] for name in CHECKS if name in only):
+    for name in (name for name in CHECKS if name in only):
+        if (left := BUDGET.left()) is not None and left < MIN_CHECK_S:
+            checks.line("SKIP", name, f"out of time: {budget_s:.0f} s budget (--budget-s)")
+            continue
         try:
-            step()
+            steps[name]()
         except Exception as err:  # one broken check must not hide the others' figures
             checks.line("FAIL", "check", f"{type(err).__name__}: {err}")
         checks.save()
@@ -403,11 +457,20 @@ def main() -> None:
     r.add_argument("--out", type=Path, required=True)
     r.add_argument("--dry", action="store_true", help="CPU only, tiny sizes (for CI)")
     r.add_argument("--only", nargs="+", choices=CHECKS, default=CHECKS, help="these checks")
+    r.add_argument(
+        "--budget-s",
+        type=float,
+        default=None,
+        help=f"wall seconds for all checks (default {GPU_BUDGET_S:.0f} on a GPU, none dry)",
+    )
     args = parser.parse_args()
     if args.command == "wheels":
         wheels(args.folder)
     else:
-        raise SystemExit(run(args.out.resolve(), args.dry, tuple(args.only)))
+        budget = args.budget_s
+        if budget is None and not args.dry:
+            budget = GPU_BUDGET_S
+        raise SystemExit(run(args.out.resolve(), args.dry, tuple(args.only), budget))
 
 
 if __name__ == "__main__":

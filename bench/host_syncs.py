@@ -34,8 +34,11 @@ from tuneladder.training.runner import Batches, TrainingRun, train
 CNN = {"arch": "cnn", "width": 64, "num_layers": 3, "channels": 32, "dropout": 0.1}
 
 
-def sync_sites(config: TrialConfig, data, task, precision: str) -> dict[str, int]:
-    """``file:line`` of each synchronising call of a runner trial, with its count."""
+def sync_sites(
+    config: TrialConfig, data, task, precision: str
+) -> tuple[dict[str, int], str, str | None]:
+    """``file:line`` of each synchronising call of a runner trial, with its count; the
+    trial's status and why it failed, if it did."""
     sites: collections.Counter[str] = collections.Counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -50,13 +53,14 @@ def sync_sites(config: TrialConfig, data, task, precision: str) -> dict[str, int
                 device=torch.device("cuda"),
                 precision=precision,
             )
-            train(run)
+            outcome = train(run)
         finally:
             torch.cuda.set_sync_debug_mode("default")
     for warning in caught:
         if "synchroniz" in str(warning.message):
             sites[f"{Path(warning.filename).name}:{warning.lineno}"] += 1
-    return dict(sites.most_common())
+    # train() turns errors into a failed trial: one that failed early syncs little
+    return dict(sites.most_common()), outcome.status, outcome.reason
 
 
 def plain_epoch(config: TrialConfig, data, task, precision: str) -> None:
@@ -113,7 +117,8 @@ def main() -> None:
         data = load_train_val(tmp).to("cuda")
     config = TrialConfig(epochs=args.epochs, batch_size=64, lr=1e-3, model=CNN)
     steps = Batches.plan(len(data.train), config).steps
-    sites = sync_sites(config, data, task, args.precision)
+    sites, status, reason = sync_sites(config, data, task, args.precision)
+    print(f"the trial: {status}{f' ({reason})' if reason else ''}")
     total = sum(sites.values())
     print(
         f"host syncs in a {args.epochs}-epoch runner trial ({steps} steps an epoch,"
@@ -130,6 +135,8 @@ def main() -> None:
         "syncs_per_epoch": total / args.epochs,
         "steps": steps,
         "per_step_sites": per_step,
+        "trial_status": status,
+        "trial_reason": reason,
     }
     for name, fn in (("plain", plain_epoch), ("runner", runner_epoch)):
         result = profile(fn, one_epoch, data, task, args.precision)

@@ -18,17 +18,21 @@ import pytest
 from helpers import REPO
 
 
-@pytest.mark.slow
-def test_the_gpu_check_runs_its_checks_on_the_cpu(tmp_path: Path) -> None:
+def _env() -> dict[str, str]:
     env = dict(os.environ, PYTHON=sys.executable)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env.pop("CUDA_VISIBLE_DEVICES", None)
+    return env
+
+
+@pytest.mark.slow
+def test_the_gpu_check_runs_its_checks_on_the_cpu(tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = subprocess.run(
         ["bash", str(REPO / "bench" / "gpu_check.sh"), "run", "--dry", "--out", str(out)],
         capture_output=True,
         text=True,
-        env=env,
+        env=_env(),
         timeout=900,
     )
     lines = proc.stdout.splitlines()
@@ -44,3 +48,37 @@ def test_the_gpu_check_runs_its_checks_on_the_cpu(tmp_path: Path) -> None:
     assert [level["trials"] for level in probe["levels"]][0] == 1
     assert probe["chosen"] in [level["trials"] for level in probe["levels"]]
     assert all(level["samples_per_s"] > 0 for level in probe["levels"])
+
+
+def test_nothing_to_install_passes_and_no_time_left_skips(tmp_path: Path) -> None:
+    wheels, out = tmp_path / "wheels", tmp_path / "out"
+    wheels.mkdir()
+    proc = subprocess.run(
+        ["bash", str(REPO / "bench" / "gpu_check.sh"), "run", "--wheels", str(wheels)]
+        + ["--dry", "--budget-s", "5", "--out", str(out), "--only", "provenance", "lanes"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "PASS install: 0 wheels" in proc.stdout
+    for check in ("provenance", "lanes"):
+        assert f"SKIP {check}: out of time: 5 s budget (--budget-s)" in proc.stdout
+
+
+def test_a_command_past_its_time_is_ended_with_all_it_started(tmp_path: Path) -> None:
+    """A Snakemake killed alone would leave its jobs, and their hold on the GPU, behind."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "bench" / "gpu_check.py")
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    marker = "617.25"  # a sleep no other process runs
+    starts_a_child = f"import subprocess, time; subprocess.Popen(['sleep', '{marker}']);"
+    rc, wall, _ = gpu_check._run(
+        [sys.executable, "-c", starts_a_child + " time.sleep(600)"], tmp_path / "log", timeout=3
+    )
+    assert rc == 124 and wall < 30
+    left = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, text=True)
+    assert left.stdout == "", left.stdout
