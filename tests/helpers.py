@@ -169,3 +169,15 @@ def copy_checkout(root: Path) -> Path:
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, root / name)
     return root
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """The jobs of a ``snakemake -n`` by rule, from its job stats (none: nothing to do)."""
+    import re
+
+    if "Job stats:" not in output:
+        return {}
+    table = output[output.index("Job stats:") :]
+    jobs = {m[0]: int(m[1]) for m in re.findall(r"^(\w+)\s+(\d+)$", table, re.M)}
+    jobs.pop("total", None)
+    return jobs

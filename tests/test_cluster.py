@@ -14,9 +14,16 @@ from pathlib import Path
 import pytest
 import yaml
 from test_interrupt import EPOCHS, _epochs_saved, fingerprints, slow_ladder
-from test_workflow import planned_jobs
 
-from helpers import REPO, SNAKEMAKE, results_of, snakemake, tiny_config, write_config
+from helpers import (
+    REPO,
+    SNAKEMAKE,
+    planned_jobs,
+    results_of,
+    snakemake,
+    tiny_config,
+    write_config,
+)
 from tuneladder.infra.device import VISIBLE_GPUS_VARIABLE
 from tuneladder.store.io import read_json
 

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import yaml
 
-from helpers import REPO, SNAKEMAKE, copy_checkout
+from helpers import REPO, SNAKEMAKE, copy_checkout, planned_jobs
 from tuneladder.ladder.config import resolve_config
 from tuneladder.store.io import read_json
 
@@ -201,6 +201,19 @@ def test_example_climbs_the_ladder_from_the_root(clone: Path, example: str) -> N
     assert not (clone / "results" / "digits-demo").exists()
     page_command = read_json(results / "report" / "summary.json")["reproducibility"]["command"]
     assert page_command == f"snakemake --cores all --configfile {config}"
+    # an edit of the data re-prepares; one of the model's code reruns its checks
+    edited = {"csv": "examples/wine.csv", "plugin": "examples/sine_task.py"}.get(example)
+    if edited is not None:
+        rerun = {"csv": "prepare", "plugin": "overfit_check"}[example]
+        assert rerun not in planned_jobs(_run(clone, ["-n", "--configfile", config]).stdout)
+        path = clone / edited
+        original = path.read_text()
+        try:
+            path.write_text(original + ("\n" if example == "csv" else "\n_EDITED = 1\n"))
+            dry = _run(clone, ["-n", "--configfile", config])
+            assert rerun in planned_jobs(dry.stdout), dry.stdout[-3000:]
+        finally:
+            path.write_text(original)
 
 
 def _hundreds_csv(path: Path) -> None:

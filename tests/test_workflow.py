@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ from scipy import stats
 
 from helpers import (
     copy_ladder,
+    planned_jobs,
     results_of,
     snakemake,
     tiny_config,
@@ -20,13 +20,6 @@ from helpers import (
     write_fault_ladder,
 )
 from tuneladder.store.io import read_json
-
-
-def planned_jobs(output: str) -> dict[str, int]:
-    table = output[output.index("Job stats:") :]
-    jobs = {m[0]: int(m[1]) for m in re.findall(r"^(\w+)\s+(\d+)$", table, re.M)}
-    jobs.pop("total", None)
-    return jobs
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from tuneladder.execution.terminal import result_lines
 from tuneladder.execution.status import ladder_status, stop_line
 from tuneladder.report import SWEEP_READS, SWEEPS_FILE, figures_for, report_inputs
 from tuneladder.tasks import TaskError
+from tuneladder.tasks.tabular import data_path
 from tuneladder.store.trials import task_code
 
 # --config 'coarse={trials: 5}': Snakemake leaves the nested 5 a string
@@ -258,6 +259,13 @@ CONDA_ENV = str(
         out_dir=(Path(".snakemake") / "tuneladder-envs").resolve(),
     )
 )
+
+
+def data_files():
+    """The file a task reads its data from, where the config names one (a CSV's)."""
+    if config["task"]["name"] == "csv":
+        return [str(data_path(config["task"]["options"]["path"]))]
+    return []
 
 
 def code_params():

@@ -1,4 +1,7 @@
 rule prepare:
+    input:
+        # an edit to the data file re-prepares (a Dataset's files: --forcerun prepare)
+        data_files(),
     output:
         data=DATA,
     log:

@@ -19,6 +19,8 @@ rule overfit_check:
         seed=config["seed"],
         overfit=config["overfit"],
         runtime=runtime_params(),
+        # a fix to the model or the training code reruns the check (params changed)
+        code=code_params(),
     script:
         "../scripts/overfit_check.py"
 
@@ -47,6 +49,8 @@ rule lr_range_test:
         seed=config["seed"],
         lr_range=config["lr_range"],
         runtime=runtime_params(),
+        # a fix to the model or the training code reruns the check (params changed)
+        code=code_params(),
     script:
         "../scripts/lr_range_test.py"
 
