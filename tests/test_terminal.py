@@ -65,6 +65,29 @@ def test_a_run_prints_the_ladder_and_what_won_not_snakemakes_jobs(tiny_ladder: P
 
 
 @pytest.mark.slow
+def test_what_won_is_said_only_of_a_summary_newer_than_the_rungs(tiny_ladder, tmp_path):
+    """A run of one rung's targets after a change (`dvc exp run` stage by stage) must
+    not end with what an earlier run chose."""
+    import os
+    import shutil
+
+    from tuneladder.execution.terminal import result_lines
+
+    results = tmp_path / "results"
+    shutil.copytree(results_of(tiny_ladder), results)
+    said = result_lines(results)
+    assert said[0].startswith("tuneladder: chose ") and said[-1].startswith("tuneladder: report")
+    summary = (results / "final" / "summary.json").stat().st_mtime
+    # the fine sweep reran since: its table is newer than the summary
+    os.utime(results / "fine" / "results.json", (summary + 10, summary + 10))
+    assert result_lines(results) == []
+    # the final rung reran on it, the report not yet
+    os.utime(results / "final" / "summary.json", (summary + 20, summary + 20))
+    said = result_lines(results)
+    assert said and not any(line.startswith("tuneladder: report") for line in said)
+
+
+@pytest.mark.slow
 def test_progress_prints_a_line_per_rung_that_moved_and_nothing_when_still(
     tiny_ladder: Path,
 ) -> None:

@@ -214,11 +214,17 @@ def _mean_std(values: Mapping[str, Any] | None) -> str:
 def result_lines(results: str | Path) -> list[str]:
     """What the ladder chose and how it did on test, for the end of a run.
 
-    Empty when the final rung has not run (a run of one rung's targets, or a stop).
+    Empty when the final rung has not run on the rungs' tables as they are now (a run
+    of one rung's targets, a stop, or a change that reran a rung before it).
     """
     results = Path(results)
+    path = results / "final" / "summary.json"
     try:
-        summary = json.loads((results / "final" / "summary.json").read_text())
+        written = path.stat().st_mtime
+        tables = [p.stat().st_mtime for p in results.glob("*/results.json")]
+        if any(table > written for table in tables):
+            return []  # an earlier summary: the rungs it chose from have changed since
+        summary = json.loads(path.read_text())
     except (OSError, ValueError):
         return []
     metric = summary["metric"]
@@ -240,7 +246,7 @@ def result_lines(results: str | Path) -> list[str]:
         + (f" (against {', '.join(compared)})" if compared else "")
     )
     report = results / "report" / "index.html"
-    if report.is_file():
+    if report.is_file() and report.stat().st_mtime >= written:
         lines.append(f"tuneladder: report {report}")
     return lines
 
