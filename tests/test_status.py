@@ -61,6 +61,14 @@ def test_status_of_a_finished_ladder(tiny_ladder: Path) -> None:
     assert text.startswith("experiment tiny in results/tiny: finished")
     assert "finished" in text and "best so far: val accuracy" in text
     assert "report: " in text and "elapsed: " in text
+    # counted by the config the run resolved, whatever the config file says now: a run
+    # with overrides (--config, the Python API), or an edit after the run
+    assert read_json(results / "run_config.json")["experiment"] == "tiny"
+    elsewhere = tiny_ladder.parent / f"{tiny_ladder.name}-elsewhere"
+    elsewhere.mkdir(exist_ok=True)
+    (elsewhere / "config.yaml").write_text("coarse: {trials: 40}\n")  # not what ran
+    text = _status(elsewhere, "--results", str(results)).stdout
+    assert text.startswith(f"experiment tiny in {results}: finished"), text
 
 
 @pytest.mark.slow

@@ -81,13 +81,14 @@ def _parser() -> argparse.ArgumentParser:
         "--config",
         type=Path,
         default=Path("config/config.yaml"),
-        help="the experiment's config (default: %(default)s): its folder and trial counts",
+        help="the experiment's config (default: %(default)s): its folder, and its trial"
+        " counts until a run starts (then those the run resolved, overrides included)",
     )
     status.add_argument(
         "--results",
         type=Path,
         default=None,
-        help="read this folder instead of results/<experiment>/ (the config still gives counts)",
+        help="read this folder instead of results/<experiment>/",
     )
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     status.add_argument(
@@ -164,12 +165,15 @@ def _trial(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     import json
 
-    from tuneladder.execution.status import format_status, ladder_status
+    from tuneladder.execution.status import format_status, ladder_status, run_config
     from tuneladder.infra.stale_locks import lock_holders
     from tuneladder.ladder.config import load_config
 
-    config = load_config(args.config)
+    # counted as the run resolved it, overrides included; the file's config until one ran
+    ran = run_config(args.results) if args.results is not None else None
+    config = ran or load_config(args.config)
     results = args.results or Path("results") / config["experiment"]
+    config = ran or run_config(results) or config
     # the folder Snakemake runs in: the one that holds results/<experiment>/
     workdir = results.resolve().parent.parent if results.parent.name == "results" else Path.cwd()
     while True:

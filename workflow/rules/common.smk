@@ -18,7 +18,7 @@ from tuneladder.ladder.config import (
 from tuneladder.search.halving import Halving
 from tuneladder.infra.stale_locks import clear_stale_locks
 from tuneladder.execution.terminal import result_lines
-from tuneladder.execution.status import ladder_status, stop_line
+from tuneladder.execution.status import ladder_status, save_run_config, stop_line
 from tuneladder.report import SWEEP_READS, SWEEPS_FILE, figures_for, report_inputs
 from tuneladder.tasks import TaskError
 from tuneladder.tasks.tabular import data_path
@@ -101,8 +101,10 @@ def stopped_line():
 
 
 def start_progress():
-    """Progress lines from the process that runs the ladder (not from a job's)."""
+    """Progress lines from the process that runs the ladder (not from a job's); the
+    config it runs, overrides included, kept for `tuneladder status`."""
     if workflow.is_main_process:
+        save_run_config(RESULTS, config)
         terminal.start(RESULTS, config)
 
 

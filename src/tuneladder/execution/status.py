@@ -37,7 +37,25 @@ from tuneladder.search.halving import Halving, asked_level, level_dir
 from tuneladder.store.claims import ClaimBook
 from tuneladder.store.trial_files import RESULT_FILE
 
-__all__ = ["format_status", "ladder_status"]
+__all__ = ["RUN_CONFIG_FILE", "format_status", "ladder_status", "run_config", "save_run_config"]
+
+# The config a run resolved, overrides (--config, the Python API's) included: what
+# `tuneladder status` counts by, as config/config.yaml may not be what ran
+RUN_CONFIG_FILE = "run_config.json"
+
+
+def save_run_config(results: str | Path, config: Mapping[str, Any]) -> None:
+    """Keep the config a run resolved in its folder, as it starts."""
+    from tuneladder.store.io import write_json
+
+    Path(results).mkdir(parents=True, exist_ok=True)
+    write_json(Path(results) / RUN_CONFIG_FILE, dict(config))
+
+
+def run_config(results: str | Path) -> dict[str, Any] | None:
+    """The config the last run in ``results`` started with; None before any run."""
+    found = _read(Path(results) / RUN_CONFIG_FILE)
+    return found if isinstance(found, dict) else None
 
 
 # the MLflow mirror on the default ladder, 2 cores: about 6 s to start (imports, the
