@@ -147,6 +147,37 @@ def test_csv_problems_name_the_file_and_column(
         prepare(task, tmp_path / "data", seed=0)
 
 
+def test_csv_fixes_suggested_work_as_written(tmp_path: Path) -> None:
+    """A suggested `drop` quotes a padded header, a near miss of one is named, a text
+    column's missing values are not said to become a median, and a regression target
+    lists its missing and its text values at once."""
+    import yaml
+
+    from tuneladder.tasks.tabular import TableOptions, load_table
+
+    path = tmp_path / "messy.csv"
+    path.write_text("age, city ,y\n1,Oslo,0.5\n2,,x\n3,Rome,\n4,Oslo,1.5\n")
+    with pytest.raises(ValueError) as caught:
+        load_table(path, "y", "regression", TableOptions(categorical="error", missing="error"))
+    text = str(caught.value)
+    suggested = text.split("task.options.drop: ")[1].split("\n")[0]
+    assert yaml.safe_load(suggested) == [" city "]  # as YAML reads it back
+    assert (
+        "feature column ' city ' has missing values (1 row, first: data row 2): set"
+        " task.options.missing: fill (a missing text value is a category of its own)"
+    ) in text
+    assert "target column 'y' has missing values (1 row, first: data row 3)" in text
+    assert "target column 'y' is not numeric (1 row, first: data row 2, e.g. 'x')" in text
+    with pytest.raises(ValueError, match="did you mean ' city '"):
+        load_table(path, "age", "regression", TableOptions(drop=("city",)))
+    # and before any job, from the header line
+    from tuneladder.tasks.tabular import check_header
+
+    with pytest.raises(ValueError, match="drop names 'city', which is not a column of"):
+        check_header(path, "y", ["city"])
+    check_header(path, "y", [" city "])
+
+
 def test_plugin_example_task_loads_and_trains(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(REPO)
     task = load_task("examples.sine_task:make_task", {"samples": 200})

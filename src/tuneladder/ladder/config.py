@@ -440,7 +440,7 @@ def _check_against_task(config: dict[str, Any], task: Any) -> None:
         try:
             check_data_path(options["path"])
             # the header line only: the contents would cost every parse (docs/decisions/)
-            check_header(options["path"], str(options["target"]))
+            check_header(options["path"], str(options["target"]), options.get("drop"))
         except ValueError as err:
             raise ConfigError(str(err)) from None
     allowed = sorted(TRAIN_FIELDS | task.model_params)

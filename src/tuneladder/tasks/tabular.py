@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,8 +99,9 @@ def check_data_path(value: Any) -> None:
         raise ValueError(f"task.options.path: {what}: {path}")
 
 
-def check_header(value: Any, target: str) -> None:
-    """Refuse a CSV file whose header line lacks the target column; reads that line only.
+def check_header(value: Any, target: str, drop: Any = ()) -> None:
+    """Refuse a CSV file whose header line lacks the target column, or a column
+    ``task.options.drop`` names; reads that line only.
 
     Runs at config time, on every parse of the Snakefile, so only what the
     header shows is checked here; the contents (text, missing values, classes)
@@ -120,16 +122,33 @@ def check_header(value: Any, target: str) -> None:
     if not header:
         raise DataError(f"{path}: cannot read (the file is empty: no header line)")
     _check_target(path, target, header)
+    for column in map(str, drop or ()):
+        if column not in header:
+            raise DataError(
+                f"task.options.drop names {column!r}, which is not a column of {path}"
+                f"{_close(column, header)}"
+            )
+
+
+def _close(name: str, columns: list[str]) -> str:
+    """``; did you mean 'x'?`` for the column nearest ``name`` (spaces and case aside
+    first: a header's padding is the usual slip), else nothing."""
+    plain = {c.strip().lower(): c for c in columns}
+    near = plain.get(name.strip().lower())
+    if near is None:
+        close = difflib.get_close_matches(name, columns, n=1)
+        near = close[0] if close else None
+    return f"; did you mean {near!r}?" if near is not None else ""
 
 
 def _check_target(path: Path, target: str, columns: list[str]) -> None:
     if target not in columns:
-        shown = ", ".join(columns[:SHOWN_COLUMNS])
+        shown = ", ".join(map(repr, columns[:SHOWN_COLUMNS]))  # quoted: spaces show
         more = len(columns) - SHOWN_COLUMNS
         shown += f" and {more} more" if more > 0 else ""
-        hint = difflib.get_close_matches(target, columns, n=1)
-        close = f"; did you mean {hint[0]!r}?" if hint else ""
-        raise DataError(f"{path}: no target column {target!r} (columns: {shown}{close})")
+        raise DataError(
+            f"{path}: no target column {target!r} (columns: {shown}{_close(target, columns)})"
+        )
 
 
 def load_table(
@@ -155,7 +174,10 @@ def load_table(
     table.columns = [str(c) for c in table.columns]
     _check_target(path, target, list(table.columns))
     absent = [c for c in options.drop if c not in table]
-    problems = [f"task.options.drop names {c!r}, which is not a column" for c in absent]
+    problems = [
+        f"task.options.drop names {c!r}, which is not a column{_close(c, list(table.columns))}"
+        for c in absent
+    ]
     features = table.drop(columns=[target, *(c for c in options.drop if c in table)])
     if features.shape[1] == 0:
         raise DataError(f"{path}: has no feature columns besides {target!r}")
@@ -168,7 +190,7 @@ def load_table(
             f"target column {target!r} has missing values ({_rows(missing)}): remove those"
             " rows from the file"
         )
-    elif kind != "classification":
+    if kind != "classification":  # the rows with a value: each problem listed at once
         problems += _numeric_problems(f"target column {target!r}", labels)
     if problems:
         shown = problems[0] if len(problems) == 1 else "".join(f"\n  - {p}" for p in problems)
@@ -193,12 +215,18 @@ def _column_problems(name: str, values: pd.Series, options: TableOptions) -> lis
 
     missing = values.isna().to_numpy()
     problems = []
+    numeric = _is_numeric(values)
     if missing.any() and options.missing == "error":
+        filled = (
+            "the train median and an indicator column"
+            if numeric
+            else "a missing text value is a category of its own"
+        )
         problems.append(
             f"{name} has missing values ({_rows(missing)}): set task.options.missing: fill"
-            " (the train median and an indicator column)"
+            f" ({filled})"
         )
-    if _is_numeric(values):
+    if numeric:
         if options.missing == "error":
             numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
             infinite = np.isinf(numbers)
@@ -212,15 +240,20 @@ def _column_problems(name: str, values: pd.Series, options: TableOptions) -> lis
     if options.categorical == "error":
         problems.append(
             f"{name} is text (e.g. {text.iloc[0]!r}): set task.options.categorical: onehot,"
-            f" or leave it out with task.options.drop: [{values.name}]"
+            f" or leave it out with task.options.drop: [{_yaml_str(values.name)}]"
         )
     elif (distinct := text.nunique()) > options.max_categories:
         problems.append(
             f"{name} has {distinct} distinct text values, more than task.options.max_categories"
             f" ({options.max_categories}): raise it, or leave the column out with"
-            f" task.options.drop: [{values.name}]"
+            f" task.options.drop: [{_yaml_str(values.name)}]"
         )
     return problems
+
+
+def _yaml_str(name: Any) -> str:
+    """A column's name as YAML reads it back, spaces and all: quoted (JSON is YAML)."""
+    return json.dumps(str(name))
 
 
 def _numeric_problems(name: str, values: pd.Series) -> list[str]:
