@@ -230,7 +230,8 @@ def test_a_searched_hyperparameter_the_model_never_reads_stops_the_ladder(tmp_pa
     proc = snakemake(tmp_path, check=False, env={**os.environ, "PYTHONPATH": str(tmp_path)})
     assert proc.returncode != 0
     assert (
-        "space.lookback: searched, but the model factory unread_task:build never reads it"
+        "tuneladder: config error: space.lookback: searched, but the model factory"
+        " unread_task:build never reads it"
     ) in proc.stderr, proc.stderr[-3000:]
     results = results_of(tmp_path)
     assert not (results / "coarse" / "plan.json").exists()

@@ -22,6 +22,7 @@ from typing import Any
 from tuneladder.core.errors import DataError, UserCodeError
 from tuneladder.infra.device import Runtime
 from tuneladder.infra.startup import freeze_at_exit
+from tuneladder.ladder.config import ConfigError
 from tuneladder.ladder.rungs import (
     SEARCH_RUNGS,
 )
@@ -62,6 +63,10 @@ def logged(log_path: str | Path) -> Iterator[None]:
         saved, sys.stderr = sys.stderr, handle
         try:
             yield
+        except ConfigError as err:  # found by a job (the planned configs): as at parse time
+            log.error("config error: %s", err)
+            print(f"tuneladder: config error: {err}", file=sys.__stderr__)
+            raise SystemExit(1) from None
         except (StageError, DataError, UserCodeError) as err:
             cause = err if isinstance(err, UserCodeError) else err.__cause__
             if cause is None:

@@ -98,7 +98,7 @@ def _check_reads(task_obj: Any, plan: Mapping[str, Any], data_dir: str | Path, o
             f" never reads {'it' if len(unread) == 1 else 'them'} in {len(configs)} planned"
             " configs, so the sweep would tune a value that changes nothing. Leave it out"
             " of space, read it in the factory, or, if it changes the data, give it in the"
-            " task's data_params (README: Data hyperparameters)"
+            " task's data_params (docs/guide/own-model-and-data.md: Data hyperparameters)"
         )
 
 
