@@ -50,9 +50,11 @@ def probe_values(dist: BaseDistribution, chosen: Any, values: int) -> list[Any]:
     of the searched width for five values (``width / (2 (values - 1))``), so
     they span half the searched range; the window is centred on the chosen value
     and slid inwards where it would leave the range, so every value was
-    searchable and the chosen one near an end has all its neighbours on one
-    side. Ints are rounded (at least one apart on a linear range; all of a
-    small range) and duplicates dropped. A categorical tries every choice.
+    searchable and the chosen one near an end has its neighbours on one side;
+    where the range goes on past the chosen one by half a step or more, its
+    bound is tried there instead of the farthest neighbour. Ints are rounded (at
+    least one apart on a linear range; all of a small range) and duplicates
+    dropped. A categorical tries every choice.
     """
     if values < 2:
         raise ValueError(f"values must be >= 2, got {values=}")
@@ -74,12 +76,22 @@ def probe_values(dist: BaseDistribution, chosen: Any, values: int) -> list[Any]:
     first = -((values - 1) // 2)
     first = max(first, math.ceil((low - centre) / step - 1e-9))
     first = min(first, math.floor((high - centre) / step + 1e-9) - (values - 1))
+    points: list[float | None] = [  # None: the chosen value itself
+        None if k == 0 else centre + k * step for k in range(first, first + values)
+    ]
+    # slid so far that no value lies on one side of the chosen one, though the range
+    # goes on there for half a step or more: its bound replaces the farthest value, so
+    # that an "edge" verdict means the range's end was tried
+    if first + values - 1 <= 0 and (high - centre) / step >= 0.5:
+        points = [*points[1:], high]
+    elif first >= 0 and (centre - low) / step >= 0.5:
+        points = [low, *points[:-1]]
     out: list[Any] = []
-    for k in range(first, first + values):
-        if k == 0:
+    for point in points:
+        if point is None:
             value = chosen  # exactly as chosen: its point is the chosen config
         else:
-            value = min(max(back(centre + k * step), dist.low), dist.high)
+            value = min(max(back(point), dist.low), dist.high)
             value = int(round(value)) if is_int else float(value)
         if value not in out:
             out.append(value)
