@@ -47,7 +47,12 @@ def test_a_lock_a_live_run_holds_stays(tmp_path: Path) -> None:
     runs_here, runs_elsewhere = stand_in(tmp_path), stand_in(elsewhere)
     try:
         assert lock_holders(tmp_path) == [runs_here.pid]
-        assert clear_stale_locks(tmp_path) is None  # Snakemake says it is locked, as it should
+        # the lock stays (Snakemake says it is locked, as it should), and the line names
+        # what holds it: after a kill -9 of Snakemake alone, its jobs, still training
+        said = clear_stale_locks(tmp_path)
+        assert said is not None and f"PIDs {runs_here.pid}" in said
+        assert f"`kill {runs_here.pid}`" in said and "`--unlock` now would" in said
+        assert clear_stale_locks(tmp_path, say_holders=False) is None  # a dry run
         assert len(list(locks.iterdir())) == 2
     finally:
         for proc in (runs_here, runs_elsewhere):

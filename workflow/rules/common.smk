@@ -116,7 +116,8 @@ def clear_locks():
     """A run killed outright (kill -9, out of memory) leaves Snakemake's locks: clear them
     when no Snakemake process works here any more, so the rerun just goes on."""
     if workflow.is_main_process:
-        if said := clear_stale_locks(Path.cwd()):
+        # a dry run takes no lock: a run going on here is no news to it
+        if said := clear_stale_locks(Path.cwd(), say_holders=not workflow.dryrun):
             print(f"tuneladder: {said}", file=sys.stderr)
 
 

@@ -21,11 +21,13 @@ __all__ = ["clear_stale_locks", "lock_holders"]
 LOCKS = Path(".snakemake") / "locks"
 
 
-def clear_stale_locks(workdir: Path) -> str | None:
+def clear_stale_locks(workdir: Path, *, say_holders: bool = True) -> str | None:
     """Remove ``workdir``'s Snakemake locks when no process holds them; one line on what was done.
 
-    None when there were no locks, or live ones (Snakemake then reports them as
-    usual: a second run on the same outputs must stop).
+    None when there were no locks. Live ones stay (a second run on the same outputs
+    must stop, and Snakemake says so): with ``say_holders``, the line names the
+    processes, which after a ``kill -9`` of Snakemake alone are its jobs, still
+    training, that ``--unlock`` would leave racing a rerun for the same trials.
     """
     locks = workdir / LOCKS
     files = sorted(locks.glob("*.lock")) if locks.is_dir() else []
@@ -38,7 +40,15 @@ def clear_stale_locks(workdir: Path) -> str | None:
             " runs here any more, `snakemake --unlock` removes it"
         )
     if holders:
-        return None
+        if not say_holders:
+            return None
+        pids = " ".join(map(str, holders))
+        return (
+            f"Snakemake processes still work in this folder (PIDs {pids}: a run, or the jobs"
+            " of one killed earlier): wait for them to end, or stop them with"
+            f" `kill {pids}`, then rerun; `--unlock` now would let them and the rerun train"
+            " the same trials"
+        )
     for file in files:
         file.unlink(missing_ok=True)
     return "removed the lock of an earlier run that was killed (no Snakemake process holds it)"
