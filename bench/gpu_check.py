@@ -122,7 +122,9 @@ def _run(cmd: list[str], log: Path, timeout: float = 600) -> tuple[int, float, l
     after would wait for it.
     """
     if (left := BUDGET.left()) is not None:
-        timeout = max(1.0, min(timeout, left))
+        if left < MIN_CHECK_S:  # it would only time out: the rest of its check is skipped
+            raise OutOfTime(f"{left:.0f} s left of the budget")
+        timeout = min(timeout, left)
     samples: list[float] = []
     stop = threading.Event()
 
@@ -165,6 +167,10 @@ def _end_group(proc: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)  # whatever of the group is left
     proc.wait()
+
+
+class OutOfTime(Exception):
+    """The run's budget is spent: what is left of a check is skipped, not failed."""
 
 
 class _Budget:
@@ -436,6 +442,8 @@ def run(
             continue
         try:
             steps[name]()
+        except OutOfTime as err:
+            checks.line("SKIP", name, f"out of time ({err}; --budget-s {budget_s:.0f})")
         except Exception as err:  # one broken check must not hide the others' figures
             checks.line("FAIL", "check", f"{type(err).__name__}: {err}")
         checks.save()

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -25,7 +26,9 @@ HOLDER = textwrap.dedent(
     import os, sys, time
     from tuneladder.infra.device import claim_gpu
     os.environ.pop("CUDA_VISIBLE_DEVICES", None)
-    claim = claim_gpu(int(sys.argv[1]), lock_dir=sys.argv[2], timeout_s=60, poll_s=0.01)
+    n = int(sys.argv[1])  # fake GPUs, whatever this machine has
+    claim = claim_gpu(n, lock_dir=sys.argv[2], timeout_s=60, poll_s=0.01,
+                      candidates=[str(i) for i in range(n)])
     with open(sys.argv[3], "a") as log:
         log.write(f"start {claim.gpu} {time.monotonic()}\\n")
     time.sleep(float(sys.argv[4]))
@@ -93,12 +96,32 @@ def test_scheduler_assignment_is_respected(monkeypatch, tmp_path: Path) -> None:
 
 def test_claim_sets_visible_devices(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setenv("TUNELADDER_VISIBLE_GPUS", "2")  # a machine of two, here or on a GPU
     claim = claim_gpu(2, lock_dir=tmp_path)
     try:
         assert claim.gpu == "0" and os.environ["CUDA_VISIBLE_DEVICES"] == "0"
     finally:
         claim.release()
         monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+
+
+def test_a_slurm_jobs_gpus_are_claimed_apart_from_another_jobs(monkeypatch, tmp_path):
+    """Under SLURM each job may see its own GPUs numbered from 0: their locks live apart."""
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
+    claims = []
+    try:
+        for job in ("101", "102"):
+            monkeypatch.setenv("SLURM_JOB_ID", job)
+            monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+            claims.append(claim_gpu(2, timeout_s=0))
+        assert [c.gpu for c in claims] == ["0", "0"]  # each job's own GPU 0
+        assert {p.name for p in (tmp_path / f"tuneladder-gpus-{os.getuid()}").iterdir()} == {
+            "slurm-101",
+            "slurm-102",
+        }
+    finally:
+        for claim in claims:
+            claim.release()
 
 
 def test_several_listed_gpus_are_claimed_one_each(monkeypatch, tmp_path: Path) -> None:

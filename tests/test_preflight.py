@@ -235,7 +235,7 @@ def write_csv(path: Path, text: str) -> Path:
             "classification",
             {"categorical": "error"},
             "feature column 'b' is text (e.g. '2'): set task.options.categorical: onehot,"
-            " or leave it out with task.options.drop: [b]",
+            ' or leave it out with task.options.drop: ["b"]',
         ),
         (
             "a,label\n1,0.5\ninf,2\n",
@@ -250,7 +250,7 @@ def write_csv(path: Path, text: str) -> Path:
             {"max_categories": 2},
             "feature column 'b' has 3 distinct text values, more than"
             " task.options.max_categories (2): raise it, or leave the column out with"
-            " task.options.drop: [b]",
+            ' task.options.drop: ["b"]',
         ),
     ],
 )
@@ -317,13 +317,15 @@ def test_prepare_names_text_classes_and_reports_what_it_changed(tmp_path: Path, 
 
 def test_csv_header_is_checked_from_its_first_line_only(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "table.csv", "a,b,Label\n1,2,0\nnot,even,numbers\n")
-    with pytest.raises(DataError, match=r"table\.csv: no target column 'label' \(columns: a, b,"):
+    with pytest.raises(
+        DataError, match=r"table\.csv: no target column 'label' \(columns: 'a', 'b',"
+    ):
         check_header(path, "label")
     with pytest.raises(DataError, match="did you mean 'Label'"):
         check_header(path, "label")
     check_header(path, "Label")  # the text further down is prepare's business
     wide = write_csv(tmp_path / "wide.csv", ",".join(f"c{i}" for i in range(30)) + "\n")
-    with pytest.raises(DataError, match="c9 and 20 more"):
+    with pytest.raises(DataError, match="'c9' and 20 more"):
         check_header(wide, "label")
     with pytest.raises(DataError, match="cannot read"):
         check_header(write_csv(tmp_path / "empty.csv", ""), "label")

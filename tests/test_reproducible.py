@@ -89,8 +89,12 @@ def test_two_runs_give_identical_results_whatever_the_cores_and_workers(
     snakemake(tmp_path, "--cores", "1")
     first, second = results_of(tiny_ladder), results_of(tmp_path)
     assert len(result_files(first)) > 40
-    # the report's summary records the config and the jobs each rung took: only those differ
-    assert differences(first, second) == ["report/summary.json"]
+    # the report's summary records the config and the jobs each rung took, and each run
+    # keeps the config it started with: only those differ
+    assert differences(first, second) == ["report/summary.json", "run_config.json"]
+    configs = [read(results / "run_config.json") for results in (first, second)]
+    assert [c.pop("workers") for c in configs] == ["auto", "per-trial"]
+    assert configs[0] == configs[1]
     summaries = [read(results / "report" / "summary.json") for results in (first, second)]
     assert [s["reproducibility"]["config"].pop("workers") for s in summaries] == [
         "auto",

@@ -333,10 +333,14 @@ def test_resume_from_checkpoint_continues_the_same_history(tmp_path, digits, dig
     assert strip[0] == strip[1]
 
 
-def test_a_checkpoint_from_a_gpu_resumes_on_the_cpu(tmp_path, digits, digits_task, caplog):
+def test_a_checkpoint_from_a_gpu_resumes_on_the_cpu(
+    tmp_path, digits, digits_task, caplog, monkeypatch
+):
     """A trial killed on a GPU node and rerun on a CPU one: weights, optimizer and history
     go on; the batch order's generator (a CUDA one saves 16 bytes of seed and offset) is
     seeded afresh, and the resumed run repeats."""
+    from tuneladder.training import runner
+
     cfg = config(epochs=4, model={**MLP, "dropout": 0.3})
     key = trial_key(cfg, digits.fingerprint, "accuracy")
     run = TrainingRun(
@@ -350,8 +354,24 @@ def test_a_checkpoint_from_a_gpu_resumes_on_the_cpu(tmp_path, digits, digits_tas
     with pytest.raises(KeyboardInterrupt):
         train(run, checkpoint=Checkpoint(tmp_path / "cpu.pt", key, every_s=0), on_epoch=stop)
     state = torch.load(tmp_path / "cpu.pt", weights_only=True)
-    # as saved on CUDA: a Philox state, and the CUDA generator's own
-    gpu_state = {**state, "shuffle": torch.zeros(16, dtype=torch.uint8), "cuda_rng": None}
+    # as saved on CUDA: a Philox state, the CUDA generator's own, fused optimizer kernels
+    optimizer = state["optimizer"]
+    groups = [{**g, "fused": True} for g in optimizer["param_groups"]]
+    gpu_state = {
+        **state,
+        "shuffle": torch.zeros(16, dtype=torch.uint8),
+        "cuda_rng": None,
+        "optimizer": {**optimizer, "param_groups": groups},
+    }
+    built = []
+    real_setup = runner.setup
+
+    def setup(*args, **kwargs):  # the optimizer as this device builds it, for the check
+        model, optimizer = real_setup(*args, **kwargs)
+        built.append(optimizer)
+        return model, optimizer
+
+    monkeypatch.setattr(runner, "setup", setup)
     resumed = []
     for name in ("a", "b"):
         Checkpoint(tmp_path / f"{name}.pt", key, 0).save(gpu_state)
@@ -359,6 +379,7 @@ def test_a_checkpoint_from_a_gpu_resumes_on_the_cpu(tmp_path, digits, digits_tas
             outcome = train(run, checkpoint=Checkpoint(tmp_path / f"{name}.pt", key, every_s=0))
         assert outcome.status == "ok", outcome.reason
         assert outcome.resumed_from_epoch == 2 and len(outcome.history) == 4
+        assert [g["fused"] for g in built[-1].param_groups] == [None] * len(groups)
         resumed.append([{k: r[k] for k in ("train_loss", "val_loss")} for r in outcome.history])
     assert resumed[0] == resumed[1]
     assert "made on another kind of device than cpu" in caplog.text

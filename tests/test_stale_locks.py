@@ -18,7 +18,7 @@ def locked(workdir: Path) -> Path:
     locks = workdir / ".snakemake" / "locks"
     locks.mkdir(parents=True)
     (locks / "0.input.lock").write_text("a\n")
-    (locks / "0.output.lock").write_text("b\n")
+    (locks / "0.output.lock").write_text("results/exp/coarse/results.json\n")
     return locks
 
 
@@ -53,6 +53,9 @@ def test_a_lock_a_live_run_holds_stays(tmp_path: Path) -> None:
         assert said is not None and f"PIDs {runs_here.pid}" in said
         assert f"`kill {runs_here.pid}`" in said and "`--unlock` now would" in said
         assert clear_stale_locks(tmp_path, say_holders=False) is None  # a dry run
+        assert f"PIDs {runs_here.pid}" in clear_stale_locks(tmp_path, results=Path("results/exp"))
+        # a run of another experiment beside it: its outputs are not locked
+        assert clear_stale_locks(tmp_path, results=Path("results/other")) is None
         assert len(list(locks.iterdir())) == 2
     finally:
         for proc in (runs_here, runs_elsewhere):

@@ -40,6 +40,22 @@ def _status(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+def test_a_run_config_from_an_older_version_is_read_with_todays_defaults(tmp_path):
+    """A key added since the run started gets its default; one that no longer resolves
+    is no config (status then counts by the config file)."""
+    from tuneladder.execution.status import RUN_CONFIG_FILE, run_config
+
+    assert run_config(tmp_path) is None
+    saved = resolve_config(tiny_config())
+    del saved["mlflow"], saved["sensitivity"]
+    write_json(tmp_path / RUN_CONFIG_FILE, saved)
+    read = run_config(tmp_path)
+    assert read["mlflow"]["live"] is False and read["sensitivity"]["enabled"] is False
+    assert read["coarse"] == saved["coarse"]
+    write_json(tmp_path / RUN_CONFIG_FILE, {**saved, "coarse": {"trials": -1}})
+    assert run_config(tmp_path) is None
+
+
 @pytest.mark.slow
 def test_status_of_a_finished_ladder(tiny_ladder: Path) -> None:
     results = results_of(tiny_ladder)

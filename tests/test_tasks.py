@@ -176,6 +176,13 @@ def test_csv_fixes_suggested_work_as_written(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="drop names 'city', which is not a column of"):
         check_header(path, "y", ["city"])
     check_header(path, "y", [" city "])
+    # as pandas names them: an index to_csv wrote, a repeated header
+    import pandas as pd
+
+    indexed = tmp_path / "indexed.csv"
+    indexed.write_text(",a,a,y\n0,1,2,0.5\n1,3,4,1.5\n")
+    check_header(indexed, "y", ["Unnamed: 0", "a.1"])
+    assert {"Unnamed: 0", "a.1"} <= set(pd.read_csv(indexed).columns)
 
 
 def test_plugin_example_task_loads_and_trains(tmp_path: Path, monkeypatch) -> None:

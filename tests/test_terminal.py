@@ -78,6 +78,11 @@ def test_what_won_is_said_only_of_a_summary_newer_than_the_rungs(tiny_ladder, tm
     said = result_lines(results)
     assert said[0].startswith("tuneladder: chose ") and said[-1].startswith("tuneladder: report")
     summary = (results / "final" / "summary.json").stat().st_mtime
+    # the sensitivity rung's table comes after the summary it read: no stale summary
+    (results / "sensitivity").mkdir()
+    (results / "sensitivity" / "results.json").write_text("{}")
+    os.utime(results / "sensitivity" / "results.json", (summary + 30, summary + 30))
+    assert result_lines(results) == said
     # the fine sweep reran since: its table is newer than the summary
     os.utime(results / "fine" / "results.json", (summary + 10, summary + 10))
     assert result_lines(results) == []

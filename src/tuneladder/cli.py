@@ -81,8 +81,9 @@ def _parser() -> argparse.ArgumentParser:
         "--config",
         type=Path,
         default=Path("config/config.yaml"),
-        help="the experiment's config (default: %(default)s): its folder, and its trial"
-        " counts until a run starts (then those the run resolved, overrides included)",
+        help="the experiment's config (default: %(default)s): its folder, and the trial"
+        " counts where it changed since the last run started (else that run's, overrides"
+        " included)",
     )
     status.add_argument(
         "--results",
@@ -162,18 +163,38 @@ def _trial(args: argparse.Namespace) -> int:
     return 0 if result["status"] == "ok" else 1
 
 
+def _newer(path: Path, than: Path) -> bool:
+    """Whether ``path`` was modified after ``than`` (False where either is missing)."""
+    try:
+        return path.stat().st_mtime > than.stat().st_mtime
+    except OSError:
+        return False
+
+
 def _status(args: argparse.Namespace) -> int:
     import json
 
-    from tuneladder.execution.status import format_status, ladder_status, run_config
+    from tuneladder.execution.status import (
+        RUN_CONFIG_FILE,
+        format_status,
+        ladder_status,
+        run_config,
+    )
     from tuneladder.infra.stale_locks import lock_holders
     from tuneladder.ladder.config import load_config
 
-    # counted as the run resolved it, overrides included; the file's config until one ran
+    # counted as the run resolved it, overrides included (--config, the Python API)...
     ran = run_config(args.results) if args.results is not None else None
-    config = ran or load_config(args.config)
-    results = args.results or Path("results") / config["experiment"]
-    config = ran or run_config(results) or config
+    if ran is not None:
+        config, results = ran, args.results
+    else:
+        config = load_config(args.config)
+        results = args.results or Path("results") / config["experiment"]
+        ran = run_config(results)
+        # ...unless the file was edited since the run started: then what is left is what
+        # the file asks for now
+        if ran is not None and not _newer(args.config, results / RUN_CONFIG_FILE):
+            config = ran
     # the folder Snakemake runs in: the one that holds results/<experiment>/
     workdir = results.resolve().parent.parent if results.parent.name == "results" else Path.cwd()
     while True:

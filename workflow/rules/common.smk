@@ -117,7 +117,9 @@ def clear_locks():
     when no Snakemake process works here any more, so the rerun just goes on."""
     if workflow.is_main_process:
         # a dry run takes no lock: a run going on here is no news to it
-        if said := clear_stale_locks(Path.cwd(), say_holders=not workflow.dryrun):
+        if said := clear_stale_locks(
+            Path.cwd(), say_holders=not workflow.dryrun, results=Path(RESULTS)
+        ):
             print(f"tuneladder: {said}", file=sys.stderr)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "ConfigError",
     "DataError",
     "UserCodeError",
     "call_task_function",
@@ -27,6 +28,15 @@ __all__ = [
     "user_error",
     "wrong_return",
 ]
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; the message is one line naming the key.
+
+    Here, not beside the config's checks (:mod:`tuneladder.ladder.config`, which
+    re-exports it): a job that finds one (a searched hyperparameter the model never
+    reads) says it as those do, without importing what the checks import.
+    """
 
 
 class DataError(ValueError):

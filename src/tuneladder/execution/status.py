@@ -53,9 +53,19 @@ def save_run_config(results: str | Path, config: Mapping[str, Any]) -> None:
 
 
 def run_config(results: str | Path) -> dict[str, Any] | None:
-    """The config the last run in ``results`` started with; None before any run."""
+    """The config the last run in ``results`` started with, resolved by this version (a
+    key added since gets its default); None before any run, or where it no longer
+    resolves."""
+    from tuneladder.ladder.config import ConfigError, resolve_config
+    from tuneladder.tasks import TaskError
+
     found = _read(Path(results) / RUN_CONFIG_FILE)
-    return found if isinstance(found, dict) else None
+    if not isinstance(found, dict):
+        return None
+    try:
+        return resolve_config(found, check_task=False)
+    except (ConfigError, TaskError, ValueError):
+        return None
 
 
 # the MLflow mirror on the default ladder, 2 cores: about 6 s to start (imports, the

@@ -217,12 +217,15 @@ def result_lines(results: str | Path) -> list[str]:
     Empty when the final rung has not run on the rungs' tables as they are now (a run
     of one rung's targets, a stop, or a change that reran a rung before it).
     """
+    from tuneladder.ladder.rungs import SEARCH_RUNGS, SEEDS
+
     results = Path(results)
     path = results / "final" / "summary.json"
     try:
         written = path.stat().st_mtime
-        tables = [p.stat().st_mtime for p in results.glob("*/results.json")]
-        if any(table > written for table in tables):
+        # the tables the final rung reads (the sensitivity rung's comes after it)
+        tables = [results / rung.outputs["results"] for rung in (*SEARCH_RUNGS, SEEDS)]
+        if any(table.is_file() and table.stat().st_mtime > written for table in tables):
             return []  # an earlier summary: the rungs it chose from have changed since
         summary = json.loads(path.read_text())
     except (OSError, ValueError):

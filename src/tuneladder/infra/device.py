@@ -181,7 +181,13 @@ def claim_gpu(
     gpus = claimable_gpus(n_gpus) if candidates is None else list(candidates)
     if not gpus:
         return GpuClaim(gpu=None, handle=None)
-    lock_dir = Path(lock_dir or Path(tempfile.gettempdir()) / f"tuneladder-gpus-{os.getuid()}")
+    if lock_dir is None:
+        lock_dir = Path(tempfile.gettempdir()) / f"tuneladder-gpus-{os.getuid()}"
+        job = os.environ.get("SLURM_JOB_ID")
+        if job and os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
+            # SLURM may number each job's GPUs from 0: two jobs' "0" are different GPUs
+            lock_dir = lock_dir / f"slurm-{job}"
+    lock_dir = Path(lock_dir)
     lock_dir.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + timeout_s
     while True:

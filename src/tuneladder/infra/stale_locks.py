@@ -21,13 +21,17 @@ __all__ = ["clear_stale_locks", "lock_holders"]
 LOCKS = Path(".snakemake") / "locks"
 
 
-def clear_stale_locks(workdir: Path, *, say_holders: bool = True) -> str | None:
+def clear_stale_locks(
+    workdir: Path, *, say_holders: bool = True, results: Path | None = None
+) -> str | None:
     """Remove ``workdir``'s Snakemake locks when no process holds them; one line on what was done.
 
     None when there were no locks. Live ones stay (a second run on the same outputs
     must stop, and Snakemake says so): with ``say_holders``, the line names the
     processes, which after a ``kill -9`` of Snakemake alone are its jobs, still
-    training, that ``--unlock`` would leave racing a rerun for the same trials.
+    training, that ``--unlock`` would leave racing a rerun for the same trials. Only
+    where the locked outputs lie in ``results`` (when given): a run of another
+    experiment in the same folder goes on beside them.
     """
     locks = workdir / LOCKS
     files = sorted(locks.glob("*.lock")) if locks.is_dir() else []
@@ -40,7 +44,7 @@ def clear_stale_locks(workdir: Path, *, say_holders: bool = True) -> str | None:
             " runs here any more, `snakemake --unlock` removes it"
         )
     if holders:
-        if not say_holders:
+        if not say_holders or (results is not None and not _locks_under(files, workdir, results)):
             return None
         pids = " ".join(map(str, holders))
         return (
@@ -52,6 +56,23 @@ def clear_stale_locks(workdir: Path, *, say_holders: bool = True) -> str | None:
     for file in files:
         file.unlink(missing_ok=True)
     return "removed the lock of an earlier run that was killed (no Snakemake process holds it)"
+
+
+def _locks_under(files: list[Path], workdir: Path, results: Path) -> bool:
+    """Whether a lock file lists an output in ``results`` (paths as Snakemake wrote them:
+    relative to ``workdir``, or absolute)."""
+    folder = (workdir / results).resolve()
+    for file in files:
+        if not file.name.endswith(".output.lock"):
+            continue
+        try:
+            lines = file.read_text().splitlines()
+        except OSError:
+            continue
+        for line in filter(None, map(str.strip, lines)):
+            if (workdir / line).resolve().is_relative_to(folder):
+                return True
+    return False
 
 
 def lock_holders(workdir: Path, proc: Path = Path("/proc")) -> list[int] | None:

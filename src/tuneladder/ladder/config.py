@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from tuneladder.core.errors import ConfigError
 from tuneladder.core.metric_table import Metric, built_in
 from tuneladder.search.halving import Halving
 
@@ -56,10 +57,6 @@ BUDGETS: dict[str, dict[str, dict[str, int]]] = {
         "seeds": {"finalists": 5, "seeds": 5},
     },
 }
-
-
-class ConfigError(ValueError):
-    """A config that cannot run; the message is one line naming the key."""
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, Any]:

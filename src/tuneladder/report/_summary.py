@@ -596,7 +596,8 @@ def _logs(run: RunData) -> dict[str, Any]:
     for rung, plan in run.plans.items():
         rows = {row["name"]: row for row in run.rows[rung]}
         names = [entry["name"] for entry in plan["trials"]]
-        names += [name for name in rows.keys() - set(names)]  # grown: the table's order
+        in_plan = set(names)
+        names += [name for name in rows if name not in in_plan]  # grown: the table's order
         for name in names:
             planned += 1
             key = f"{rung}/{name}"

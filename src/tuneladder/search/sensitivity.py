@@ -82,9 +82,10 @@ def probe_values(dist: BaseDistribution, chosen: Any, values: int) -> list[Any]:
     # slid so far that no value lies on one side of the chosen one, though the range
     # goes on there for half a step or more: its bound replaces the farthest value, so
     # that an "edge" verdict means the range's end was tried
-    if first + values - 1 <= 0 and (high - centre) / step >= 0.5:
+    # (with 3 values or more: with 2, the bound would take the only neighbour's place)
+    if values >= 3 and first + values - 1 <= 0 and (high - centre) / step >= 0.5:
         points = [*points[1:], high]
-    elif first >= 0 and (centre - low) / step >= 0.5:
+    elif values >= 3 and first >= 0 and (centre - low) / step >= 0.5:
         points = [low, *points[:-1]]
     out: list[Any] = []
     for point in points:

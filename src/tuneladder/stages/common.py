@@ -19,10 +19,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from tuneladder.core.errors import DataError, UserCodeError
+from tuneladder.core.errors import ConfigError, DataError, UserCodeError
 from tuneladder.infra.device import Runtime
 from tuneladder.infra.startup import freeze_at_exit
-from tuneladder.ladder.config import ConfigError
 from tuneladder.ladder.rungs import (
     SEARCH_RUNGS,
 )

@@ -76,9 +76,8 @@ def _check_reads(task_obj: Any, plan: Mapping[str, Any], data_dir: str | Path, o
     (and given an importance) while it changes nothing: a config error, before any
     trial. Each planned config is built on the meta device, recording what it reads."""
     import_torch(dynamo=False)
-    from tuneladder.core.errors import function_name
+    from tuneladder.core.errors import ConfigError, function_name
     from tuneladder.data.prepared import load_info
-    from tuneladder.ladder.config import ConfigError
     from tuneladder.training.preflight import unread_hyperparameters
 
     model = set(task_obj.default_model)

@@ -122,12 +122,30 @@ def check_header(value: Any, target: str, drop: Any = ()) -> None:
     if not header:
         raise DataError(f"{path}: cannot read (the file is empty: no header line)")
     _check_target(path, target, header)
+    named = _pandas_names(header)  # what prepare's pandas calls them: drop may use either
     for column in map(str, drop or ()):
-        if column not in header:
+        if column not in header and column not in named:
             raise DataError(
                 f"task.options.drop names {column!r}, which is not a column of {path}"
-                f"{_close(column, header)}"
+                f"{_close(column, named)}"
             )
+
+
+def _pandas_names(header: list[str]) -> list[str]:
+    """The header's columns as ``pandas.read_csv`` names them: a blank one ``Unnamed: i``
+    (an index ``to_csv`` wrote), a repeated one ``name.1``, ``name.2`` ..."""
+    names: list[str] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(header):
+        name = raw if raw != "" else f"Unnamed: {i}"
+        if name in seen:
+            seen[name] += 1
+            while f"{name}.{seen[name]}" in seen:
+                seen[name] += 1
+            name = f"{name}.{seen[name]}"
+        seen.setdefault(name, 0)
+        names.append(name)
+    return names
 
 
 def _close(name: str, columns: list[str]) -> str:

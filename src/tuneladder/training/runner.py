@@ -394,8 +394,12 @@ class TrainState:
         halving level continued there) gets a fresh order, seeded by the trial and
         the epoch, so that it still repeats run for run on this device.
         """
+        same_kind = state["shuffle"].numel() == self.shuffle.get_state().numel()
+        built = [{k: g.get(k) for k in _KERNEL_FLAGS} for g in self.optimizer.param_groups]
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if not same_kind:
+            _kernels_of_this_device(self.optimizer, built)
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
@@ -403,7 +407,7 @@ class TrainState:
         for name in _RESUMED:
             setattr(self.outcome, name, state[name])
         self.outcome.history = list(self.outcome.history)
-        if state["shuffle"].numel() == self.shuffle.get_state().numel():
+        if same_kind:
             self.shuffle.set_state(state["shuffle"])
             if self.device.type == "cuda" and state.get("cuda_rng") is not None:
                 torch.cuda.set_rng_state(state["cuda_rng"], self.device)
@@ -416,6 +420,26 @@ class TrainState:
             self.epoch,
             self.device.type,
         )
+
+
+# An optimizer's choice of kernels, which a state saved on another device carries along
+_KERNEL_FLAGS = ("fused", "foreach", "capturable")
+
+
+def _kernels_of_this_device(
+    optimizer: torch.optim.Optimizer, built: Sequence[Mapping[str, Any]]
+) -> None:
+    """Undo what loading another device's optimizer state did to the kernels: its groups'
+    flags (fused Adam on a GPU has no CPU kernel before torch 2.4), and where its step
+    counts live (on the device for fused or capturable kernels, else on the CPU)."""
+    for group, flags in zip(optimizer.param_groups, built, strict=True):
+        group.update(flags)
+        on_device = bool(flags.get("fused") or flags.get("capturable"))
+        for param in group["params"]:
+            step = optimizer.state.get(param, {}).get("step")
+            if isinstance(step, torch.Tensor):
+                where = param.device if on_device else torch.device("cpu")
+                optimizer.state[param]["step"] = step.to(where, torch.float32)
 
 
 class Epoch(NamedTuple):
@@ -603,7 +627,8 @@ def run_trial(
         run, checkpoint=checkpoint, on_epoch=on_epoch, keep_best_state=save_model, leg=leg
     )
     write_csv(out_dir / HISTORY_FILE, HISTORY_COLUMNS, outcome.history)
-    if save_model and outcome.best_state is not None and outcome.status == "ok":
+    keep = outcome.status == "ok" and outcome.device_lost is None  # no copying off a lost GPU
+    if save_model and outcome.best_state is not None and keep:
         # on the CPU: a GPU's tensors would need map_location wherever they are loaded
         write_torch(out_dir / MODEL_FILE, {k: v.cpu() for k, v in outcome.best_state.items()})
     result = make_result(
