@@ -627,7 +627,8 @@ def _too_early_item(overfit: Mapping[str, Any]) -> dict[str, Any]:
         bool(overfit.get("passed")),
         f"the overfit check {'passed' if overfit.get('passed') else 'did not pass'}: loss"
         f" {overfit.get('final_loss', math.nan):.3g} on {overfit.get('subset')} samples"
-        f" after {overfit.get('steps')} steps (threshold {overfit.get('loss_threshold')});"
+        f" after {overfit.get('steps')} steps (threshold"
+        f" {overfit.get('loss_threshold') or math.nan:.3g});"
         " the sweep rungs depend on it in the workflow, so they ran after it",
     )
 

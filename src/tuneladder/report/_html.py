@@ -209,7 +209,7 @@ def _overfit_text(d: Mapping[str, Any]) -> str:
     verdict = "passed" if d["passed"] else "FAILED"
     return (
         f"{verdict}: loss {fmt(d['final_loss'])} after {d['steps']} steps"
-        f" (threshold {d['loss_threshold']})"
+        f" (threshold {fmt(d['loss_threshold'])})"
     )
 
 
@@ -398,7 +398,7 @@ def _sanity(s: Mapping[str, Any], figures: Mapping[str, bytes | None]) -> str:
     text = (
         f"<p>Overfit check {'passed' if o.get('passed') else '<strong>failed</strong>'}:"
         f" training loss {fmt(o.get('final_loss'))} on {_e(o.get('subset'))} samples after"
-        f" {_e(o.get('steps'))} steps (threshold {_e(o.get('loss_threshold'))}).</p>"
+        f" {_e(o.get('steps'))} steps (threshold {_e(fmt(o.get('loss_threshold')))}).</p>"
         + _figure("overfit", figures.get("overfit"))
     )
     if lr:
