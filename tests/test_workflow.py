@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -230,6 +233,17 @@ def test_a_fix_to_the_tasks_code_shows_in_a_dry_run_and_retrains(tmp_path: Path)
         # the overfit check trains the model: it reruns, and the workers after it
         assert re.search(r"params have changed since last execution:\s+overfit_check", out), fix
         assert planned_jobs(dry.stdout).get("sweep_worker") == 2, fix
+        # status counts the old code's trials as to be trained again, not as done
+        status = subprocess.run(
+            [Path(sys.executable).parent / "tuneladder", "status", "--config", "config.yaml"]
+            + ["--json"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        coarse = json.loads(status.stdout)["rungs"][0]
+        assert (coarse["rung"], coarse["done"], coarse["stale"]) == ("coarse", 0, 2), fix
         keys = [read_json(trial)["key"] for trial in trials]
         snakemake(tmp_path, target)
         for trial, key in zip(trials, keys, strict=True):

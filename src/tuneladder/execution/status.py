@@ -36,6 +36,7 @@ from tuneladder.search.asha import ASYNC, mode_of
 from tuneladder.search.halving import Halving, asked_level, level_dir
 from tuneladder.store.claims import ClaimBook
 from tuneladder.store.trial_files import RESULT_FILE
+from tuneladder.store.trials import code_fingerprint, keep_trials
 
 __all__ = ["RUN_CONFIG_FILE", "format_status", "ladder_status", "run_config", "save_run_config"]
 
@@ -235,6 +236,7 @@ def _rung(
         "trials_left": max(0, total - done) if left is None else left,
         "epochs_left": epochs_left,
         "running": len(found.running),
+        "stale": found.stale,
         "trials": trials,
         "workers": max(_most_at_once(spans), len(found.running)),
         # when its first trial started and its last one ended: the rung's training time
@@ -282,6 +284,30 @@ def _trial_row(entry: Mapping[str, Any], result: Mapping[str, Any]) -> dict[str,
     }
 
 
+class _CurrentCode:
+    """Whether a result was made by the code as it is now (the part of its key after
+    the colon, as :func:`tuneladder.store.trials.stale_reason` compares it): a fix to
+    the code retrains the trials, so a result of the old code is no trial done."""
+
+    def __init__(self) -> None:
+        self._keep = keep_trials()
+        # by task module, one hash each; None where the module is not found from here (a
+        # plugin, asked from another folder): then nothing can be told
+        self._fingerprints: dict[str | None, str | None] = {}
+
+    def made(self, result: Mapping[str, Any]) -> bool:
+        key = result.get("key")
+        if self._keep or not isinstance(key, str) or ":" not in key:
+            return True  # kept on purpose, or a result from before keys named their code
+        module = (result.get("code") or {}).get("task_module")
+        if module not in self._fingerprints:
+            code = code_fingerprint(module)
+            found = module is None or code.digests.get(module) != "missing"
+            self._fingerprints[module] = code.fingerprint if found else None
+        now = self._fingerprints[module]
+        return now is None or key.partition(":")[2] == now
+
+
 @dataclass
 class _RungTrials:
     """A rung's finished trials (every halving level's), read from its folders."""
@@ -294,17 +320,23 @@ class _RungTrials:
     furthest: dict[str, dict[str, Any]] = field(default_factory=dict)
     # a halving sweep's configs planned (or asked) at each level so far, by level
     level_names: dict[int, set[str]] = field(default_factory=dict)
+    # results of code that changed since they ran: to be trained again, so not done
+    stale: int = 0
 
     @classmethod
     def read(
         cls, results: Path, rung: Rung, plan: Mapping[str, Any], stale_s: float
     ) -> _RungTrials:
         found = cls()
+        current = _CurrentCode()
         for source, folder, level in _sources(results, rung, plan):
             mine = []
             for entry in source["trials"]:
                 result = _read(folder / entry["dir"] / RESULT_FILE)
                 if result is None:
+                    continue
+                if not current.made(result):
+                    found.stale += 1
                     continue
                 mine.append(_trial_row(entry, result))
                 seconds = result.get("total_seconds")
@@ -765,6 +797,8 @@ def format_status(status: Mapping[str, Any]) -> str:
                 bad[t["status"]] = bad.get(t["status"], 0) + 1
         extra = [f"{rung['running']} running"] if rung["running"] else []
         extra += [f"{n} {s}" for s, n in sorted(bad.items())]
+        if rung.get("stale"):
+            extra.append(f"{rung['stale']} to retrain: the code changed since they ran")
         lines.append(
             f"  {rung['rung']:<8} {rung['done']}/{rung['total']} done"
             + (f" ({', '.join(extra)})" if extra else "")
