@@ -163,38 +163,13 @@ def _trial(args: argparse.Namespace) -> int:
     return 0 if result["status"] == "ok" else 1
 
 
-def _newer(path: Path, than: Path) -> bool:
-    """Whether ``path`` was modified after ``than`` (False where either is missing)."""
-    try:
-        return path.stat().st_mtime > than.stat().st_mtime
-    except OSError:
-        return False
-
-
 def _status(args: argparse.Namespace) -> int:
     import json
 
-    from tuneladder.execution.status import (
-        RUN_CONFIG_FILE,
-        format_status,
-        ladder_status,
-        run_config,
-    )
+    from tuneladder.execution.status import counted_config, format_status, ladder_status
     from tuneladder.infra.stale_locks import lock_holders
-    from tuneladder.ladder.config import load_config
 
-    # counted as the run resolved it, overrides included (--config, the Python API)...
-    ran = run_config(args.results) if args.results is not None else None
-    if ran is not None:
-        config, results = ran, args.results
-    else:
-        config = load_config(args.config)
-        results = args.results or Path("results") / config["experiment"]
-        ran = run_config(results)
-        # ...unless the file was edited since the run started: then what is left is what
-        # the file asks for now
-        if ran is not None and not _newer(args.config, results / RUN_CONFIG_FILE):
-            config = ran
+    config, results = counted_config(args.config, args.results)
     # the folder Snakemake runs in: the one that holds results/<experiment>/
     workdir = results.resolve().parent.parent if results.parent.name == "results" else Path.cwd()
     while True:

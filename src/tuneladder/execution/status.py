@@ -35,10 +35,18 @@ from tuneladder.ladder.rungs import (
 from tuneladder.search.asha import ASYNC, mode_of
 from tuneladder.search.halving import Halving, asked_level, level_dir
 from tuneladder.store.claims import ClaimBook
+from tuneladder.store.io import write_json
 from tuneladder.store.trial_files import RESULT_FILE
 from tuneladder.store.trials import code_fingerprint, keep_trials
 
-__all__ = ["RUN_CONFIG_FILE", "format_status", "ladder_status", "run_config", "save_run_config"]
+__all__ = [
+    "RUN_CONFIG_FILE",
+    "counted_config",
+    "format_status",
+    "ladder_status",
+    "run_config",
+    "save_run_config",
+]
 
 # The config a run resolved, overrides (--config, the Python API's) included: what
 # `tuneladder status` counts by, as config/config.yaml may not be what ran
@@ -47,10 +55,29 @@ RUN_CONFIG_FILE = "run_config.json"
 
 def save_run_config(results: str | Path, config: Mapping[str, Any]) -> None:
     """Keep the config a run resolved in its folder, as it starts."""
-    from tuneladder.store.io import write_json
-
-    Path(results).mkdir(parents=True, exist_ok=True)
     write_json(Path(results) / RUN_CONFIG_FILE, dict(config))
+
+
+def counted_config(config_file: Path, results: Path | None = None) -> tuple[dict[str, Any], Path]:
+    """The config `tuneladder status` counts by, and the folder it reads.
+
+    The last run's (:func:`run_config`: overrides included, from ``--config`` or
+    the Python API), unless ``config_file`` was edited since that run started: what
+    is left is then what the file asks for now. ``results`` given, its run's config
+    needs no file at all.
+    """
+    from tuneladder.ladder.config import load_config
+
+    ran = run_config(results) if results is not None else None
+    if ran is not None:
+        return ran, results
+    config = load_config(config_file)
+    results = results or Path("results") / config["experiment"]
+    ran = run_config(results)
+    edited = _mtime(config_file) or 0.0
+    if ran is not None and edited <= (_mtime(results / RUN_CONFIG_FILE) or 0.0):
+        config = ran
+    return config, results
 
 
 def run_config(results: str | Path) -> dict[str, Any] | None:
@@ -302,8 +329,7 @@ class _CurrentCode:
         module = (result.get("code") or {}).get("task_module")
         if module not in self._fingerprints:
             code = code_fingerprint(module)
-            found = module is None or code.digests.get(module) != "missing"
-            self._fingerprints[module] = code.fingerprint if found else None
+            self._fingerprints[module] = code.fingerprint if code.found else None
         now = self._fingerprints[module]
         return now is None or key.partition(":")[2] == now
 

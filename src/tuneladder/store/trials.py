@@ -155,6 +155,12 @@ class Code:
             "modules": dict(self.digests),
         }
 
+    @property
+    def found(self) -> bool:
+        """Whether the task's module was found from here (a plugin is found from the
+        folder the ladder runs in): without it, the fingerprint is not the workers'."""
+        return self.task_module is None or self.digests.get(self.task_module) != MISSING
+
     def changed_since(self, recorded: Mapping[str, Any] | None) -> list[str]:
         """The modules whose source differs from a result's recorded ``code``."""
         before = (recorded or {}).get("modules") or {}
@@ -282,9 +288,13 @@ def task_module(build_model: BuildModel) -> str | None:
     return getattr(build_model, "__module__", None)
 
 
+# The digest of a module whose source is not found from this process
+MISSING = "missing"
+
+
 def _source_digest(module: str) -> str:
     path = _source_file(module)
-    return "missing" if path is None else _file_digest(path)
+    return MISSING if path is None else _file_digest(path)
 
 
 def _file_digest(path: Path) -> str:
