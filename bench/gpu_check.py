@@ -378,6 +378,7 @@ def check_lanes(checks: Checks, work: Path, gpu: bool, dry: bool) -> None:
         sweep = float(bench.read_text().split("\n")[1].split("\t")[0]) if bench.is_file() else 0
         done = [r for r in _trial_results(results / "coarse") if r.get("status") == "ok"]
         pids = {r.get("pid") for r in done}
+        alone = sum(1 for r in done if r.get("retried_alone"))  # out of memory side by side
         base = base or sweep
         ok = rc == 0 and len(done) == trials and len(pids) == n
         checks.line(
@@ -385,12 +386,14 @@ def check_lanes(checks: Checks, work: Path, gpu: bool, dry: bool) -> None:
             f"lanes_{n}",
             f"{trials} trials x {epochs} epochs, {n} per GPU ({len(pids)} processes):"
             f" sweep {sweep:.1f} s ({base / sweep if sweep else 0:.2f}x one),"
-            f" command {wall:.1f} s; {_util(util)}",
+            f" command {wall:.1f} s; {_util(util)}"
+            + (f"; {alone} retried alone after running out of memory" if alone else ""),
             sweep_s=sweep,
             wall_s=wall,
             utilization=util,
             processes=len(pids),
             trials_ok=len(done),
+            retried_alone=alone,
         )
 
 

@@ -5,7 +5,9 @@ from epoch ``fault_epoch`` on (epochs are counted by ``model.train()`` calls,
 which the training loop makes once per epoch); ``sleep_s`` is slept at the start
 of every epoch, whatever the fault, to make trials slow enough to interrupt.
 "oom" asks for a 4 TiB tensor: the allocator refuses at once, as it does when
-memory runs out, without ever exhausting the machine.
+memory runs out, without ever exhausting the machine. "crowded" raises the CUDA
+allocator's out-of-memory error in the first such model a process trains, as a
+trial does on a GPU its neighbours have filled, and trains the next one normally.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from torch import nn
 from tuneladder.tasks import DataInfo, Task
 from tuneladder.tasks.models import MLP
 
-FAULTS = ("none", "raise", "nan", "sleep", "oom")
+FAULTS = ("none", "raise", "nan", "sleep", "oom", "crowded")
 DEFAULT_MODEL = {"width": 16, "fault": "none", "fault_epoch": 1, "sleep_s": 0.0}
+_CROWDED: list[int] = []  # a "crowded" model of this process has run out of memory
 
 
 class FaultyMLP(nn.Module):
@@ -53,6 +56,9 @@ class FaultyMLP(nn.Module):
             return out * float("nan")
         if self.fault == "oom":
             torch.empty(2**40)  # 4 TiB: DefaultCPUAllocator can't allocate memory
+        if self.fault == "crowded" and not _CROWDED:
+            _CROWDED.append(self.epoch)
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return out
 
 

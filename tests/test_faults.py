@@ -45,6 +45,27 @@ def test_each_fault_becomes_a_status(fault: str, tmp_path: Path) -> None:
     assert (tmp_path / "trial" / "result.json").is_file()
 
 
+def test_out_of_gpu_memory_with_the_device_to_itself_is_a_failure(tmp_path: Path) -> None:
+    """Only lanes sharing a GPU retry a trial alone; one that has it alone already failed."""
+    import fault_task
+
+    fault_task._CROWDED.clear()  # the first crowded model of this process runs out
+    task = make_task({})
+    prepare(task, tmp_path / "data", seed=0)
+    model = {**task.default_model, "fault": "crowded", "fault_epoch": 0}
+    run = TrainingRun(
+        config=TrialConfig.from_json({"epochs": 2, "seed": 1, "lr": 0.05, "model": model}),
+        data=load_train_val(tmp_path / "data"),
+        task=task,
+        metric="accuracy",
+        mode="max",
+        device=torch.device("cpu"),
+    )
+    result = run_trial(run, tmp_path / "trial")
+    assert result["status"] == "failed" and "CUDA out of memory" in result["reason"]
+    assert result["retried_alone"] is None
+
+
 @pytest.mark.slow
 def test_ladder_with_faulty_trials_completes(tmp_path: Path) -> None:
     write_fault_ladder(tmp_path)

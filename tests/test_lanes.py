@@ -3,19 +3,21 @@ that end with their job and hold its GPU claim while they run (fake GPUs on the 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from helpers import REPO
-from tuneladder.execution.lanes import lane_count, lane_worker
+from tuneladder.execution.lanes import GpuShare, lane_count, lane_worker
 from tuneladder.stages.gpu_probe import choose, probe_levels
 from tuneladder.store.io import write_json
 
@@ -142,3 +144,91 @@ def test_every_lane_runs_to_its_end(tmp_path: Path) -> None:
     out, _ = parent.communicate(timeout=60)
     assert out.strip() == "[0, 0]"
     _wait_gone(pids)
+
+
+def test_a_trial_alone_waits_for_those_in_flight_and_holds_back_new_ones(tmp_path: Path) -> None:
+    """Three lanes' turns, each with its own open lock files as separate processes have."""
+    first, second, third = (GpuShare(tmp_path) for _ in range(3))
+    spans: dict[str, tuple[float, float]] = {}
+    started = threading.Event()
+
+    def train(name: str, share: GpuShare, seconds: float, alone: bool = False) -> None:
+        with share.trial():
+            if name == "first":
+                started.set()
+            with share.alone() if alone else contextlib.nullcontext():
+                begun = time.monotonic()
+                time.sleep(seconds)
+                spans[name] = (begun, time.monotonic())
+
+    in_flight = threading.Thread(target=train, args=("first", first, 0.6))
+    in_flight.start()
+    started.wait(10)
+    retried = threading.Thread(target=train, args=("alone", second, 0.3, True))
+    retried.start()
+    deadline = time.monotonic() + 10
+    while not _locked(tmp_path / "gate.lock") and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the retry holds the gate
+    assert _locked(tmp_path / "gate.lock"), "the trial to retry alone never took the gate"
+    late = threading.Thread(target=train, args=("late", third, 0.1))
+    late.start()
+    for thread in (in_flight, retried, late):
+        thread.join(20)
+    assert spans["alone"][0] >= spans["first"][1], "it trained alone beside a trial in flight"
+    assert spans["late"][0] >= spans["alone"][1], "a new trial started while one trained alone"
+    for share in (first, second, third):
+        share.close()
+
+
+def test_out_of_memory_beside_others_trains_again_alone(monkeypatch, tmp_path: Path) -> None:
+    """Two lanes on a (fake) GPU; trial 0 runs out of memory on its first try. It waits
+    for the other lane's trial in flight, trains alone, and no trial overlaps that."""
+    import shutil
+
+    from fault_task import DEFAULT_MODEL, make_task
+
+    from tuneladder.core.hparams import TrialConfig
+    from tuneladder.data.prepared import prepare
+    from tuneladder.infra.device import Runtime
+    from tuneladder.stages.sweep import WorkerJob, sweep_worker_stage
+    from tuneladder.store.io import read_json
+
+    shutil.copy(TESTS / "fault_task.py", tmp_path / "fault_task.py")
+    monkeypatch.chdir(tmp_path)  # where the lanes find the plugin
+    prepare(make_task({}), tmp_path / "data", seed=0)
+    entries = []
+    for index in range(6):
+        model = {**DEFAULT_MODEL, "fault": "crowded" if index == 0 else "none", "fault_epoch": 0}
+        model["sleep_s"] = 0.15
+        config = {"epochs": 3, "seed": index, "lr": 0.05, "batch_size": 64, "model": model}
+        entries.append(
+            {
+                "name": str(index),
+                "index": index,
+                "dir": f"trials/{index}",
+                "config": TrialConfig.from_json(config).to_json(),
+            }
+        )
+    rung = tmp_path / "coarse"
+    write_json(rung / "plan.json", {"rung": "coarse", "trials": entries})
+    sweep_worker_stage(
+        plan=rung / "plan.json",
+        data_dir=tmp_path / "data",
+        task={"name": "fault_task:make_task", "options": {}},
+        metric={"name": "accuracy", "mode": "max"},
+        runtime=Runtime(device="cpu", precision="fp32", threads=2, trials_per_gpu=2),
+        job=WorkerJob(worker=0, workers=1, out=rung / "workers" / "0-of-1.json"),
+    )
+    results = {e["name"]: read_json(rung / e["dir"] / "result.json") for e in entries}
+    assert {name: r["status"] for name, r in results.items()} == dict.fromkeys(results, "ok")
+    retried = results["0"]["retried_alone"]
+    assert retried is not None and "CUDA out of memory" in retried["reason"]
+    assert all(r["retried_alone"] is None for name, r in results.items() if name != "0")
+    assert read_json(rung / "workers" / "0-of-1.json")["retried_alone"] == ["0"]
+    assert len({r["trial"]["worker"] for r in results.values()}) == 2  # two lanes trained them
+    alone = (retried["started_at"], retried["started_at"] + retried["seconds"])
+    for name, r in results.items():
+        if name != "0":
+            span = (r["started_at"], r["started_at"] + r["total_seconds"])
+            assert span[1] <= alone[0] or span[0] >= alone[1], f"trial {name} overlapped it"
+    assert not (rung / "workers" / "0-of-1.lanes").exists()  # the lock files went with it

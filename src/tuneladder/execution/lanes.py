@@ -13,11 +13,18 @@ file, and the kernel drops the lock only when the last of them has ended, so
 no other job stacks its lanes on that GPU meanwhile. The lanes end with their
 job: a SIGTERM or SIGINT to the job is passed on, and each lane asks the kernel
 to end it if the job dies first.
+
+The lanes also take turns on their GPU (:class:`GpuShare`): a trial that runs
+out of memory beside the others waits for the trials in flight to end, then
+trains again alone, so that a config is never recorded as failed only because
+of what its neighbours held.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import fcntl
 import json
 import logging
 import math
@@ -26,7 +33,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +43,15 @@ from tuneladder.store.io import read_json
 if TYPE_CHECKING:
     from tuneladder.infra.device import GpuClaim
 
-__all__ = ["clear", "die_with_parent", "lane_count", "lane_main", "lane_worker", "run_lanes"]
+__all__ = [
+    "GpuShare",
+    "clear",
+    "die_with_parent",
+    "lane_count",
+    "lane_main",
+    "lane_worker",
+    "run_lanes",
+]
 
 log = logging.getLogger("tuneladder")
 
@@ -124,6 +139,68 @@ def run_lanes(
             output.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+class GpuShare:
+    """The turns of the lanes of one GPU: trials side by side, or one trial alone.
+
+    Every trial holds ``turns.lock`` shared while it trains. A lane whose trial ran
+    out of memory takes ``gate.lock`` (no new trial starts), then ``turns.lock``
+    exclusively (every trial in flight has ended and given back its memory), and
+    trains again alone. A trial about to start passes the gate shared, for an
+    instant, so it waits while one trains alone. ``flock`` locks belong to the
+    open file: a lane that dies lets go of its turn with it.
+
+    Example::
+
+        share = GpuShare(folder)
+        with share.trial():
+            result = run_trial(..., retry_alone=share.alone)
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self._gate = os.open(folder / "gate.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        self._turns = os.open(folder / "turns.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        self._in_turn = False
+
+    @contextlib.contextmanager
+    def trial(self) -> Iterator[None]:
+        """Train beside the others; waits while a lane trains alone."""
+        fcntl.flock(self._gate, fcntl.LOCK_SH)
+        try:
+            fcntl.flock(self._turns, fcntl.LOCK_SH)
+        finally:
+            fcntl.flock(self._gate, fcntl.LOCK_UN)
+        self._in_turn = True
+        try:
+            yield
+        finally:
+            if self._in_turn:
+                fcntl.flock(self._turns, fcntl.LOCK_UN)
+                self._in_turn = False
+
+    @contextlib.contextmanager
+    def alone(self) -> Iterator[None]:
+        """Train with the GPU to this lane alone: lets go of this lane's own turn, stops
+        new trials at the gate, and waits for those in flight to end."""
+        if self._in_turn:
+            fcntl.flock(self._turns, fcntl.LOCK_UN)
+            self._in_turn = False
+        fcntl.flock(self._gate, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(self._turns, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._turns, fcntl.LOCK_UN)
+        finally:
+            fcntl.flock(self._gate, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        for fd in (self._gate, self._turns):
+            os.close(fd)
 
 
 def clear(folder: str | Path) -> None:

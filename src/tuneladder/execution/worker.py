@@ -19,6 +19,7 @@ state of the level before.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
@@ -32,6 +33,7 @@ import torch
 from tuneladder.core.hparams import TrialConfig
 from tuneladder.data.prepared import TrainVal
 from tuneladder.execution.collect import collect_rung
+from tuneladder.execution.lanes import GpuShare
 from tuneladder.execution.promotions import AsyncSweep
 from tuneladder.infra.device import Runtime
 from tuneladder.search.asha import ASYNC, mode_of
@@ -86,6 +88,8 @@ class WorkerRuntime:
         threads: torch's threads in this process.
         checkpoint_every_s: seconds between a trial's checkpoints.
         stale_claim_s: how old a claim's heartbeat may get before another worker takes it.
+        share: the turns on a GPU this worker shares with other lanes of its job; None
+            when it has the device to itself.
     """
 
     device: torch.device
@@ -93,9 +97,12 @@ class WorkerRuntime:
     threads: int = 1
     checkpoint_every_s: float = 60.0
     stale_claim_s: float = 600.0
+    share: GpuShare | None = None
 
     @classmethod
-    def of(cls, runtime: Runtime, device: torch.device) -> WorkerRuntime:
+    def of(
+        cls, runtime: Runtime, device: torch.device, share: GpuShare | None = None
+    ) -> WorkerRuntime:
         """A job's :class:`~tuneladder.infra.device.Runtime`, on the device it started."""
         return cls(
             device=device,
@@ -103,6 +110,7 @@ class WorkerRuntime:
             threads=runtime.threads,
             checkpoint_every_s=runtime.checkpoint_every_s,
             stale_claim_s=runtime.stale_claim_s,
+            share=share,
         )
 
 
@@ -274,6 +282,7 @@ class Worker:
         self._ran: list[str] = []
         self._reused: list[str] = []
         self._stale: dict[str, str] = {}  # trials trained again, and why
+        self._alone: list[str] = []  # trials that ran out of memory beside others: retried
 
     def run(self) -> dict[str, Any]:
         """Run the plan on its schedule; what this worker did: the trials it ran, those it
@@ -294,6 +303,7 @@ class Worker:
             "ran": self._ran,
             "reused": self._reused,
             "stale": self._stale,
+            "retried_alone": self._alone,
             "seconds": time.perf_counter() - started,
         }
 
@@ -503,8 +513,10 @@ class Worker:
         leg = None
         if budget is not None:
             leg = Leg(stop_at=budget, continues=self._continues(part, entry, config))
-        # the claim stays fresh however long an epoch (or preparing its data) takes
-        with part.claims.beating(name):
+        share = self._runtime.share
+        # the claim stays fresh however long an epoch (or preparing its data, or waiting
+        # for a turn on a shared GPU) takes
+        with part.claims.beating(name), share.trial() if share else contextlib.nullcontext():
             result = run_trial(
                 self._setup.training(config, self._runtime),
                 trial_dir,
@@ -520,7 +532,10 @@ class Worker:
                 checkpoint_every_s=self._runtime.checkpoint_every_s,
                 leg=leg,
                 code=self._code,
+                retry_alone=share.alone if share else None,
             )
+        if result.get("retried_alone"):
+            self._alone.append(name)
         if self._on_result is not None:
             self._on_result(result, trial_dir)
         log.info(

@@ -316,13 +316,15 @@ def sweep_worker_stage(
         report = sweep_lane_stage(spec, runtime, plan_data)
     else:
         report = _sweep_lanes(spec, runtime, lanes, job)
+    alone = report.get("retried_alone", [])
     log.info(
-        "worker %d/%d: ran %d, reused %d%s",
+        "worker %d/%d: ran %d, reused %d%s%s",
         job.worker,
         job.workers,
         len(report["ran"]),
         len(report["reused"]),
         f" on {lanes} lanes" if lanes > 1 else "",
+        f"; {len(alone)} ran out of memory side by side and trained again alone" if alone else "",
     )
     write_json(job.out, report)
 
@@ -343,6 +345,7 @@ def sweep_lane_stage(
     in this process; what it did (:meth:`tuneladder.execution.worker.Worker.run`).
     ``plan_data`` is the plan when the caller has read it already."""
     import_torch(dynamo=True)
+    from tuneladder.execution.lanes import GpuShare
     from tuneladder.execution.worker import TrialSetup, Worker, WorkerRuntime
     from tuneladder.store.trials import task_code
 
@@ -366,7 +369,9 @@ def sweep_lane_stage(
         plan_data,
         plan.parent,
         setup=setup,
-        runtime=WorkerRuntime.of(runtime, torch_device),
+        runtime=WorkerRuntime.of(
+            runtime, torch_device, GpuShare(spec["share"]) if spec.get("share") else None
+        ),
         worker=spec["worker"],
         workers=spec["workers"],
         on_result=on_result,
@@ -412,6 +417,7 @@ def _sweep_lanes(
                 "lane": lane,
                 "runtime": dataclasses.asdict(lane_runtime),
                 "report": str(folder / f"lane-{lane}.report.json"),
+                "share": str(folder),  # the lanes' turns on the GPU (GpuShare)
             }
         )
     log.info(
@@ -443,6 +449,7 @@ def _sweep_lanes(
         "ran": [name for r in reports for name in r["ran"]],
         "reused": [name for r in reports for name in r["reused"]],
         "stale": {k: v for r in reports for k, v in r["stale"].items()},
+        "retried_alone": [name for r in reports for name in r.get("retried_alone", [])],
         "seconds": time.perf_counter() - started,
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "lane_reports": reports,

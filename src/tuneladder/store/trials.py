@@ -88,6 +88,10 @@ class Outcome:
     resumed_from_epoch: int | None = None
     best_state: dict[str, torch.Tensor] | None = None
     device_lost: str | None = None  # the GPU no longer answers this process: why
+    out_of_memory: bool = False  # it failed because the device's memory ran out
+    # trained again alone after running out of memory beside other trials: why, when, how
+    # long it waited for them
+    retried_alone: dict[str, Any] | None = None
 
 
 # A task's model factory: ``(model hyperparameters, data info) -> nn.Module``.
@@ -546,6 +550,7 @@ def make_result(
         "epochs_run": len(outcome.history),
         "stopped_early": outcome.stopped_early,
         "resumed_from_epoch": outcome.resumed_from_epoch,
+        "retried_alone": outcome.retried_alone,
         "final_train_loss": last.get("train_loss"),
         "final_val_loss": last.get("val_loss"),
         "first_loss": outcome.first_loss,

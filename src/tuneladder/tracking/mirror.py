@@ -254,6 +254,8 @@ class Tracker:
             "tuneladder.config_hash": result["config_hash"],
             EPOCHS_TAG: str(max(epochs, first_step)),
         }
+        if result.get("retried_alone"):  # ran out of memory beside others on its GPU
+            tags["tuneladder.retried_alone"] = str(result["retried_alone"]["reason"])[:4000]
         # each call is a store transaction (about 10 ms on SQLite): a trial's params,
         # curves and tags go together, split only at MLflow's per-call limits
         for batch in _batches(metrics, list(params), [RunTag(k, v) for k, v in tags.items()]):

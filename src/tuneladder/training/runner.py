@@ -184,9 +184,20 @@ def train(
     except Exception as err:  # CUDA out-of-memory included: the sweep goes on
         outcome.status = "failed"
         outcome.reason = f"{type(err).__name__}: {err}"
+        outcome.out_of_memory = _out_of_memory(err)
     # after the except: its traceback held the failed trial's model, optimizer and activations
     outcome.device_lost = _give_back_memory(run.device, collect=outcome.status == "failed")
     return outcome
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    """Whether an error says the device's memory ran out: the caching allocator's own
+    error, or cuBLAS or cuDNN failing to allocate their workspace."""
+    if isinstance(err, torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(err, RuntimeError) and any(
+        sign in str(err) for sign in ("CUDA out of memory", "STATUS_ALLOC_FAILED")
+    )
 
 
 class DeviceLost(RuntimeError):
@@ -527,6 +538,29 @@ def run_epoch(
     )
 
 
+def _again_alone(
+    reason: str,
+    out_dir: Path,
+    attempt: Callable[[], Outcome],
+    retry_alone: Callable[[], contextlib.AbstractContextManager],
+) -> Outcome:
+    """Train a trial that ran out of memory beside others again, with the GPU to itself:
+    a config that fits the GPU is not failed for what its neighbours held."""
+    log.warning("%s ran out of memory beside other trials; it trains again alone", out_dir)
+    asked = time.time()
+    with retry_alone():
+        alone_at = time.time()
+        outcome = attempt()
+        alone_s = time.time() - alone_at
+    outcome.retried_alone = {
+        "reason": reason,
+        "waited_s": round(alone_at - asked, 3),
+        "started_at": alone_at,
+        "seconds": alone_s,  # how long it had the GPU to itself
+    }
+    return outcome
+
+
 def _to_host(**groups: Sequence[torch.Tensor]) -> dict[str, list[float]]:
     """Device tensors as host numbers, by group, in one transfer: the epoch's one sync.
 
@@ -602,6 +636,7 @@ def run_trial(
     checkpoint_every_s: float = 60.0,
     leg: Leg | None = None,
     code: Code | None = None,
+    retry_alone: Callable[[], contextlib.AbstractContextManager] | None = None,
 ) -> dict[str, Any]:
     """Train one trial and write ``config.json``, ``history.csv`` and ``result.json``.
 
@@ -612,7 +647,10 @@ def run_trial(
     when its schedule has epochs left. ``trial`` names it in ``result.json``
     (rung, index, name, worker). ``code`` is the fingerprint of the code that
     decides the trial (a worker computes it once for all its trials); by
-    default, that of the model factory's module.
+    default, that of the model factory's module. ``retry_alone``, given where the
+    trial shares its GPU with others (:class:`~tuneladder.execution.lanes.GpuShare`),
+    holds the GPU for one trial: a trial that ran out of memory trains again inside
+    it, from its last checkpoint, before any result is written.
     """
     out_dir = Path(out_dir)
     inputs = run.inputs(code, budget=leg.stop_at if leg is not None else None)
@@ -623,9 +661,15 @@ def run_trial(
             leg, keep_state=Checkpoint(out_dir / STATE_FILE, inputs.key, every_s=0.0)
         )
     started = time.time()
-    outcome = train(
-        run, checkpoint=checkpoint, on_epoch=on_epoch, keep_best_state=save_model, leg=leg
-    )
+
+    def attempt() -> Outcome:
+        return train(
+            run, checkpoint=checkpoint, on_epoch=on_epoch, keep_best_state=save_model, leg=leg
+        )
+
+    outcome = attempt()
+    if retry_alone is not None and outcome.out_of_memory and outcome.device_lost is None:
+        outcome = _again_alone(outcome.reason or "", out_dir, attempt, retry_alone)
     write_csv(out_dir / HISTORY_FILE, HISTORY_COLUMNS, outcome.history)
     keep = outcome.status == "ok" and outcome.device_lost is None  # no copying off a lost GPU
     if save_model and outcome.best_state is not None and keep:
