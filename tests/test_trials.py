@@ -20,6 +20,7 @@ from tuneladder.store.trials import (
     _file_digest,
     code_fingerprint,
     is_complete,
+    key_precision,
     read_result,
     stale_reason,
     task_module,
@@ -42,7 +43,8 @@ def test_a_trial_is_complete_when_its_result_carries_the_key(tmp_path: Path) -> 
     write_result(tmp_path, {"key": key, "status": "failed"})  # a failed trial is finished too
     assert is_complete(tmp_path, key) and read_result(tmp_path)["status"] == "failed"
     other = trial_key(TrialConfig(epochs=3), "data", "accuracy")
-    assert stale_reason(read_result(tmp_path), other) == "stale: config, data or metric changed"
+    reason = "stale: config, data, metric or precision changed"
+    assert stale_reason(read_result(tmp_path), other) == reason
     (tmp_path / RESULT_FILE).write_text('{"key": "')  # a torn file is as good as none
     assert read_result(tmp_path) is None and not is_complete(tmp_path, key)
 
@@ -120,6 +122,53 @@ def test_a_code_change_retrains_unless_trials_are_kept(
     assert f"0 stale: code changed ({name}): training it again" in caplog.text
     assert read_result(tmp_path / "trials" / "0")["code"]["fingerprint"] != recorded["fingerprint"]
     assert len(collect()) == 1
+
+
+def test_a_precision_change_retrains_and_keeps_fp32_keys_as_they_were(
+    tmp_path: Path, digits
+) -> None:
+    import torch
+
+    from tuneladder.execution.collect import IncompleteRung, collect_rung
+    from tuneladder.execution.status import _CurrentRun
+    from tuneladder.execution.worker import TrialSetup, Worker, WorkerRuntime
+    from tuneladder.infra.device import PRECISIONS
+    from tuneladder.store.trials import KEYED_PRECISIONS
+    from tuneladder.tasks import load_task
+
+    model = {"arch": "mlp", "width": 8, "num_layers": 1, "channels": 8, "dropout": 0.0}
+    config = TrialConfig(epochs=1, batch_size=256, model=model)
+    fp32 = trial_key(config, "data", "accuracy", "code")
+    assert fp32 == trial_key(config, "data", "accuracy", "code", precision="fp32")
+    bf16 = trial_key(config, "data", "accuracy", "code", precision="bf16")
+    assert bf16 != fp32 and key_precision(bf16) == "bf16" and key_precision(fp32) == "fp32"
+    assert (PRECISIONS[0], *KEYED_PRECISIONS) == PRECISIONS  # every other precision is keyed
+
+    entry = {"name": "0", "index": 0, "dir": "trials/0", "config": config.to_json()}
+    plan = {"rung": "coarse", "trials": [entry]}
+    setup = TrialSetup(task=load_task("digits"), data=digits, metric="accuracy", mode="max")
+
+    def work(precision: str) -> dict:
+        runtime = WorkerRuntime(device=torch.device("cpu"), precision=precision)
+        return Worker(plan, tmp_path, setup=setup, runtime=runtime).run()
+
+    def collect(precision: str) -> list[dict]:
+        fingerprint = digits.fingerprint
+        return collect_rung(
+            plan, tmp_path, data_fingerprint=fingerprint, metric="accuracy", precision=precision
+        )
+
+    assert work("fp32")["ran"] == ["0"] and work("fp32")["reused"] == ["0"]
+    result = read_result(tmp_path / "trials" / "0")
+    assert _CurrentRun("bf16").changed(result) == "precision" and not _CurrentRun().changed(result)
+    with pytest.raises(IncompleteRung, match="metric or precision changed"):
+        collect("bf16")
+    report = work("bf16")  # bf16 asked on a CPU: trained in fp32, keyed as the run asked
+    assert report["ran"] == ["0"] and "precision" in report["stale"]["0"]
+    assert (
+        len(collect("bf16")) == 1
+        and key_precision(read_result(tmp_path / "trials" / "0")["key"]) == "bf16"
+    )
 
 
 def test_the_code_fingerprint_follows_the_users_imports(
@@ -266,4 +315,4 @@ def test_the_code_fingerprint_reads_files_and_names_what_changed(monkeypatch) ->
     assert stale_reason(old, key, code) is None
     assert stale_reason(before_fingerprints, key, code) is None
     other = trial_key(TrialConfig(epochs=2), "data", "accuracy", code.fingerprint)
-    assert stale_reason(old, other, code) == "stale: config, data or metric changed"
+    assert stale_reason(old, other, code) == "stale: config, data, metric or precision changed"

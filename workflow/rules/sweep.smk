@@ -94,5 +94,6 @@ rule collect_rung:
     params:
         data_dir=data_dir,
         metric=config["metric"],
+        precision=config["precision"],
     script:
         "../scripts/collect_rung.py"

@@ -5,5 +5,6 @@ with logged(snakemake.log[0]):
         plan=snakemake.input.plan,
         data_dir=snakemake.params.data_dir,
         metric=snakemake.params.metric,
+        precision=snakemake.params.precision,
         out=snakemake.output[0],
     )

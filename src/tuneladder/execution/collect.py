@@ -57,9 +57,17 @@ class IncompleteRung(RuntimeError):
 
 
 def collect_rung(
-    plan: Mapping[str, Any], rung_dir: str | Path, *, data_fingerprint: str, metric: str
+    plan: Mapping[str, Any],
+    rung_dir: str | Path,
+    *,
+    data_fingerprint: str,
+    metric: str,
+    precision: str = "fp32",
 ) -> list[dict[str, Any]]:
     """One row per planned trial: its name, dir, params and headline numbers.
+
+    A trial counts when its result carries the key the workers gave it (the run's
+    ``precision`` is part of it).
 
     A sweep trial's row also has ``sampled``, the values its sampler chose and
     the trial used: a searched parameter it did not sample (its condition
@@ -78,7 +86,7 @@ def collect_rung(
         if module not in codes:
             codes[module] = code_fingerprint(module)
         code = codes[module]
-        key = entry_key(entry, data_fingerprint, metric, code.fingerprint)
+        key = entry_key(entry, data_fingerprint, metric, code.fingerprint, precision)
         reason = stale_reason(result, key, code)
         if result is None or reason is not None:
             missing.append(f"{entry['name']}: {reason}")
@@ -119,6 +127,7 @@ def collect_halving(
     data_fingerprint: str,
     metric: str,
     mode: Direction | str,
+    precision: str = "fp32",
 ) -> list[dict[str, Any]]:
     """A sweep that halves: one row per config, from the furthest level it reached.
 
@@ -130,13 +139,24 @@ def collect_halving(
     """
     if mode_of(plan.get("halving")) == ASYNC:
         return collect_async(
-            plan, sweep_dir, data_fingerprint=data_fingerprint, metric=metric, mode=mode
+            plan,
+            sweep_dir,
+            data_fingerprint=data_fingerprint,
+            metric=metric,
+            mode=mode,
+            precision=precision,
         )
     levels = Levels(plan, mode)
     for level_plan in levels:
         folder = Path(sweep_dir) / level_dir(level_plan["level"])
         levels.tell(
-            collect_rung(level_plan, folder, data_fingerprint=data_fingerprint, metric=metric)
+            collect_rung(
+                level_plan,
+                folder,
+                data_fingerprint=data_fingerprint,
+                metric=metric,
+                precision=precision,
+            )
         )
     return levels.merged()
 
@@ -148,6 +168,7 @@ def collect_async(
     data_fingerprint: str,
     metric: str,
     mode: Direction | str,
+    precision: str = "fp32",
 ) -> list[dict[str, Any]]:
     """A sweep that halved asynchronously: each level's configs are those its promotion
     log asked there; each level is collected on its own and written down as its
@@ -173,7 +194,13 @@ def collect_async(
         folder = sweep_dir / level_dir(level)
         write_json(folder / "plan.json", level_plan)
         tables.append(
-            collect_rung(level_plan, folder, data_fingerprint=data_fingerprint, metric=metric)
+            collect_rung(
+                level_plan,
+                folder,
+                data_fingerprint=data_fingerprint,
+                metric=metric,
+                precision=precision,
+            )
         )
     # a growing sweep's table has its trials, then the reserve configs it trained
     grown = set(rule.grown)

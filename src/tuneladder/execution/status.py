@@ -37,7 +37,7 @@ from tuneladder.search.halving import Halving, asked_level, level_dir
 from tuneladder.store.claims import ClaimBook
 from tuneladder.store.io import write_json
 from tuneladder.store.trial_files import RESULT_FILE
-from tuneladder.store.trials import code_fingerprint, keep_trials
+from tuneladder.store.trials import code_fingerprint, keep_trials, key_precision
 
 __all__ = [
     "RUN_CONFIG_FILE",
@@ -208,8 +208,11 @@ def _rung(
     stale_s: float,
     trainings: int | None = None,
     epochs: int | None = None,
+    *,
+    precision: str | None = None,
 ) -> dict[str, Any]:
-    """One rung's counts; ``trainings`` and ``epochs``: what the config plans for it."""
+    """One rung's counts; ``trainings`` and ``epochs``: what the config plans for it;
+    ``precision``: the run's (None: unknown)."""
     plan = _read(results / rung.outputs["plan"])
     if plan is None:
         return {
@@ -225,7 +228,7 @@ def _rung(
             "span": None,
             "up_to": rung.counted_by_plan,  # the count from the config is an upper bound
         }
-    found = _RungTrials.read(results, rung, plan, stale_s)
+    found = _RungTrials.read(results, rung, plan, stale_s, precision)
     trials = found.trials
     done, left = len(trials), None
     finished = {t["name"] for t in trials}
@@ -264,6 +267,7 @@ def _rung(
         "epochs_left": epochs_left,
         "running": len(found.running),
         "stale": found.stale,
+        "stale_why": sorted(found.stale_why),
         "trials": trials,
         "workers": max(_most_at_once(spans), len(found.running)),
         # when its first trial started and its last one ended: the rung's training time
@@ -311,27 +315,34 @@ def _trial_row(entry: Mapping[str, Any], result: Mapping[str, Any]) -> dict[str,
     }
 
 
-class _CurrentCode:
-    """Whether a result was made by the code as it is now (the part of its key after
-    the colon, as :func:`tuneladder.store.trials.stale_reason` compares it): a fix to
-    the code retrains the trials, so a result of the old code is no trial done."""
+class _CurrentRun:
+    """What a result was made by that the next run would not reuse (the parts of its key
+    :func:`tuneladder.store.trials.stale_reason` compares): code that changed since
+    (after the colon), or another precision (``precision``: the run's; None, unknown).
+    Such a result is retrained, so it is no trial done."""
 
-    def __init__(self) -> None:
+    def __init__(self, precision: str | None = None) -> None:
         self._keep = keep_trials()
+        self._precision = precision
         # by task module, one hash each; None where the module is not found from here (a
         # plugin, asked from another folder): then nothing can be told
         self._fingerprints: dict[str | None, str | None] = {}
 
-    def made(self, result: Mapping[str, Any]) -> bool:
+    def changed(self, result: Mapping[str, Any]) -> str | None:
+        """``precision`` or ``code``, whichever changed since the result was made; else None."""
         key = result.get("key")
-        if self._keep or not isinstance(key, str) or ":" not in key:
-            return True  # kept on purpose, or a result from before keys named their code
+        if not isinstance(key, str):
+            return None
+        if self._precision is not None and key_precision(key) != self._precision:
+            return "precision"
+        if self._keep or ":" not in key:
+            return None  # kept on purpose, or a result from before keys named their code
         module = (result.get("code") or {}).get("task_module")
         if module not in self._fingerprints:
             code = code_fingerprint(module)
             self._fingerprints[module] = code.fingerprint if code.found else None
         now = self._fingerprints[module]
-        return now is None or key.partition(":")[2] == now
+        return None if now is None or key.partition(":")[2] == now else "code"
 
 
 @dataclass
@@ -346,23 +357,31 @@ class _RungTrials:
     furthest: dict[str, dict[str, Any]] = field(default_factory=dict)
     # a halving sweep's configs planned (or asked) at each level so far, by level
     level_names: dict[int, set[str]] = field(default_factory=dict)
-    # results of code that changed since they ran: to be trained again, so not done
+    # results of code (or a precision) that changed since they ran: to be trained again,
+    # so not done; and which of the two changed
     stale: int = 0
+    stale_why: set[str] = field(default_factory=set)
 
     @classmethod
     def read(
-        cls, results: Path, rung: Rung, plan: Mapping[str, Any], stale_s: float
+        cls,
+        results: Path,
+        rung: Rung,
+        plan: Mapping[str, Any],
+        stale_s: float,
+        precision: str | None = None,
     ) -> _RungTrials:
         found = cls()
-        current = _CurrentCode()
+        current = _CurrentRun(precision)
         for source, folder, level in _sources(results, rung, plan):
             mine = []
             for entry in source["trials"]:
                 result = _read(folder / entry["dir"] / RESULT_FILE)
                 if result is None:
                     continue
-                if not current.made(result):
+                if why := current.changed(result):
                     found.stale += 1
+                    found.stale_why.add(why)
                     continue
                 mine.append(_trial_row(entry, result))
                 seconds = result.get("total_seconds")
@@ -720,7 +739,14 @@ def ladder_status(
     planned = _planned_counts(config)
     shown = _trial_rungs(results, config)
     rungs = [
-        _rung(results, rung, planned[rung.name], stale_s, *_planned_work(config, rung))
+        _rung(
+            results,
+            rung,
+            planned[rung.name],
+            stale_s,
+            *_planned_work(config, rung),
+            precision=config.get("precision") if config else None,
+        )
         for rung in shown
     ]
     # a running ladder adds and removes files (temporary ones, MLflow's journal) as
@@ -824,7 +850,8 @@ def format_status(status: Mapping[str, Any]) -> str:
         extra = [f"{rung['running']} running"] if rung["running"] else []
         extra += [f"{n} {s}" for s, n in sorted(bad.items())]
         if rung.get("stale"):
-            extra.append(f"{rung['stale']} to retrain: the code changed since they ran")
+            what = " and the ".join(rung.get("stale_why") or ["code"])
+            extra.append(f"{rung['stale']} to retrain: the {what} changed since they ran")
         lines.append(
             f"  {rung['rung']:<8} {rung['done']}/{rung['total']} done"
             + (f" ({', '.join(extra)})" if extra else "")

@@ -349,6 +349,7 @@ class Worker:
                     part.folder,
                     data_fingerprint=self._setup.data.fingerprint,
                     metric=self._setup.metric,
+                    precision=self._runtime.precision,
                 )
             )
 
@@ -475,7 +476,13 @@ class Worker:
 
     def _key(self, entry: Mapping[str, Any]) -> str:
         setup = self._setup
-        return entry_key(entry, setup.data.fingerprint, setup.metric, self._code.fingerprint)
+        return entry_key(
+            entry,
+            setup.data.fingerprint,
+            setup.metric,
+            self._code.fingerprint,
+            self._runtime.precision,
+        )
 
     def _attempt(self, part: _Part, entry: Mapping[str, Any]) -> str:
         """Reuse, or claim and train, one trial: ``reused``, ``ran`` or ``held`` (by
@@ -566,6 +573,7 @@ class Worker:
             setup.metric,
             self._code.fingerprint,
             budget=before["budget"],
+            precision=self._runtime.precision,
         )
         state = Checkpoint(part.folder / before["dir"] / STATE_FILE, key, every_s=0.0)
         if not state.path.is_file():

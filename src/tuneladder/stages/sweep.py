@@ -462,8 +462,10 @@ def collect_rung_stage(
     data_dir: str | Path,
     metric: Mapping[str, str],
     out: str | Path,
+    precision: str = "fp32",
 ) -> None:
-    """A rung's table; a sweep that halves has one row per config, from its furthest level."""
+    """A rung's table; a sweep that halves has one row per config, from its furthest level.
+    ``precision`` is the run's: the workers' keys name it."""
     from tuneladder.execution.collect import IncompleteRung, collect_halving, collect_rung
 
     meta = read_json(Path(data_dir) / "meta.json")
@@ -476,6 +478,7 @@ def collect_rung_stage(
                 data_fingerprint=meta["fingerprint"],
                 metric=metric["name"],
                 mode=metric["mode"],
+                precision=precision,
             )
         else:
             rows = collect_rung(
@@ -483,6 +486,7 @@ def collect_rung_stage(
                 Path(plan).parent,
                 data_fingerprint=meta["fingerprint"],
                 metric=metric["name"],
+                precision=precision,
             )
             if plan_data.get("rung") in SEARCHING:
                 # dvc.yaml declares a sweep's levels/ whatever the config: one that does

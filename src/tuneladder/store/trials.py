@@ -68,6 +68,7 @@ __all__ = [
     "stale_reason",
     "task_code",
     "task_module",
+    "key_precision",
     "trial_key",
     "write_result",
 ]
@@ -414,28 +415,50 @@ def trial_key(
     code: str | None = None,
     *,
     budget: int | None = None,
+    precision: str = "fp32",
 ) -> str:
-    """What must match for a finished trial to be reused: config, data, metric and code.
+    """What must match for a finished trial to be reused: config, data, metric, precision
+    and code.
 
     ``code`` is a :attr:`Code.fingerprint`. It follows a colon, so that the part
     before it, the key of the inputs alone, can be compared by itself
     (:data:`KEEP_TRIALS`); without ``code`` the key is that part. ``budget``, the
     epoch a halving level stops the config's schedule at, is part of the inputs;
-    without it (no halving) the key is what it always was.
+    without it (no halving) the key is what it always was. So is ``precision``, the
+    run's (``bf16`` numbers are not ``fp32`` ones), named where it is not ``fp32``:
+    an fp32 trial's key is what it always was.
     """
     inputs = f"{config_hash(config)}-{data_fingerprint}-{metric}"
     if budget is not None:
         inputs += f"-e{budget}"
+    if precision != "fp32":
+        inputs += f"-{precision}"
     return inputs if code is None else f"{inputs}:{code}"
 
 
+def key_precision(key: str) -> str:
+    """The precision a trial's key names (:func:`trial_key`)."""
+    inputs = key.partition(":")[0]
+    return next((p for p in KEYED_PRECISIONS if inputs.endswith(f"-{p}")), "fp32")
+
+
+# the precisions a key names (fp32, the first, it leaves out): infra.device's PRECISIONS
+KEYED_PRECISIONS = ("bf16",)
+
+
 def entry_key(
-    entry: Mapping[str, Any], data_fingerprint: str, metric: str, code: str | None
+    entry: Mapping[str, Any],
+    data_fingerprint: str,
+    metric: str,
+    code: str | None,
+    precision: str = "fp32",
 ) -> str:
     """The key a plan entry's finished trial carries: its config, and its halving
     level's stopping epoch where it has one (the one way workers and collect read it)."""
     config = TrialConfig.from_json(entry["config"])
-    return trial_key(config, data_fingerprint, metric, code, budget=entry.get("budget"))
+    return trial_key(
+        config, data_fingerprint, metric, code, budget=entry.get("budget"), precision=precision
+    )
 
 
 def keep_trials() -> bool:
@@ -471,7 +494,7 @@ def stale_reason(
     if recorded == key:
         return None
     if recorded.partition(":")[0] != key.partition(":")[0]:
-        return "stale: config, data or metric changed"
+        return "stale: config, data, metric or precision changed"
     if keep_trials():
         return None
     if "code" not in result:
@@ -496,6 +519,7 @@ class TrialInputs:
         metric: the metric the trial selects its best epoch on.
         code: the code that decides the numbers (:func:`code_fingerprint`).
         budget: the epoch a halving level stops the config's schedule at; None without one.
+        precision: the run's, ``fp32`` or ``bf16``.
     """
 
     config: TrialConfig
@@ -503,6 +527,7 @@ class TrialInputs:
     metric: str
     code: Code
     budget: int | None = None
+    precision: str = "fp32"
 
     @property
     def key(self) -> str:
@@ -513,6 +538,7 @@ class TrialInputs:
             self.metric,
             self.code.fingerprint,
             budget=self.budget,
+            precision=self.precision,
         )
 
 

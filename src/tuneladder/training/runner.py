@@ -134,6 +134,7 @@ class TrainingRun:
             metric=self.metric,
             code=code or code_fingerprint(task_module(self.task.build_model)),
             budget=budget,
+            precision=self.precision,
         )
 
 
