@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -15,6 +17,7 @@ from tuneladder.data.loader import DatasetSplit
 from tuneladder.data.prepared import load_test, load_train_val, prepare
 from tuneladder.store.io import read_json
 from tuneladder.tasks import TaskError, load_task
+from tuneladder.tasks.image_folder import folder_signature
 
 pytest.importorskip("torchvision", reason="the image_folder task needs the images extra")
 if str(REPO) not in sys.path:
@@ -107,8 +110,21 @@ def test_options_are_checked_when_the_config_is_read(options, message) -> None:
         load_task("image_folder", options)
 
 
+def test_the_folders_signature_changes_with_any_image(flat: Path, tmp_path: Path) -> None:
+    folder = shutil.copytree(flat, tmp_path / "shapes")
+    before = folder_signature(folder)
+    assert folder_signature(folder) == before
+    image = sorted(folder.glob("*/*.png"))[0]
+    os.utime(image, ns=(image.stat().st_atime_ns, image.stat().st_mtime_ns + 10**9))
+    edited = folder_signature(folder)
+    assert edited != before  # rewritten in place: the folder's own time stays as it was
+    (folder / CLASSES[0] / "new.png").write_bytes(image.read_bytes())
+    assert folder_signature(folder) not in (before, edited)
+
+
 @pytest.mark.slow
 def test_the_image_folder_task_climbs_the_ladder(flat: Path, tmp_path: Path) -> None:
+    flat = shutil.copytree(flat, tmp_path / "shapes")  # this test edits its images
     config = tiny_config(
         experiment="shapes",
         task={
@@ -135,3 +151,12 @@ def test_the_image_folder_task_climbs_the_ladder(flat: Path, tmp_path: Path) -> 
     summary = read_json(results / "final" / "summary.json")
     assert 0 <= summary["test_mean"] <= 1 and len(summary["test_values"]) == 2
     assert (results / "report" / "index.html").is_file()
+    # an image replaced in place re-prepares: a Snakemake folder input would not see it
+    assert "Nothing to be done" in snakemake(tmp_path, "-n").stdout
+    first, second = sorted(flat.glob(f"{CLASSES[0]}/*.png"))[:2]
+    mtime = first.stat().st_mtime_ns
+    first.write_bytes(second.read_bytes())
+    os.utime(first, ns=(mtime + 10**9, mtime + 10**9))
+    dry = snakemake(tmp_path, "-n")
+    out = dry.stdout + dry.stderr
+    assert re.search(r"params have changed since last execution:\s+prepare", out)

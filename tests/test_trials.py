@@ -171,6 +171,22 @@ def test_a_precision_change_retrains_and_keeps_fp32_keys_as_they_were(
     )
 
 
+def test_the_data_is_prepared_again_for_the_code_that_reads_it_only() -> None:
+    from tuneladder.store.trials import PREPARE_MODULES, prepare_fingerprint
+
+    digests = {name: "a" for name in CODE_MODULES} | {"plugin": "p", "plugin_data": "d"}
+
+    def prepared(**changed: str) -> str:
+        return prepare_fingerprint(Code("plugin", digests | changed))
+
+    before = prepared()
+    assert prepared(**{"tuneladder.training.runner": "b"}) == before  # training only
+    assert prepared(**{"tuneladder.tasks.models": "b"}) == before
+    assert prepared(plugin="q") != before  # the task's module, which may read the data
+    assert prepared(plugin_data="e") != before  # a module of the user's it imports
+    assert all(prepared(**{name: "b"}) != before for name in PREPARE_MODULES)
+
+
 def test_the_code_fingerprint_follows_the_users_imports(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -230,9 +230,11 @@ def test_a_fix_to_the_tasks_code_shows_in_a_dry_run_and_retrains(tmp_path: Path)
     for fix in ("the task's module", "a module the task imports"):
         dry = snakemake(tmp_path, "-n", target)
         out = dry.stdout + dry.stderr
-        # the overfit check trains the model: it reruns, and the workers after it
-        assert re.search(r"params have changed since last execution:\s+overfit_check", out), fix
-        assert planned_jobs(dry.stdout).get("sweep_worker") == 2, fix
+        # the task's code reads the data too: it re-prepares, and every job after it
+        # reruns (a fix to the training code alone reruns the checks, not prepare)
+        assert re.search(r"params have changed since last execution:\s+prepare", out), fix
+        planned = planned_jobs(dry.stdout)
+        assert planned.get("overfit_check") == 1 and planned.get("sweep_worker") == 2, fix
         # status counts the old code's trials as to be trained again, not as done
         status = subprocess.run(
             [Path(sys.executable).parent / "tuneladder", "status", "--config", "config.yaml"]

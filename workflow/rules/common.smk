@@ -22,7 +22,7 @@ from tuneladder.execution.status import ladder_status, save_run_config, stop_lin
 from tuneladder.report import SWEEP_READS, SWEEPS_FILE, figures_for, report_inputs
 from tuneladder.tasks import TaskError
 from tuneladder.tasks.tabular import data_path
-from tuneladder.store.trials import task_code
+from tuneladder.store.trials import prepare_fingerprint, task_code
 
 # --config 'coarse={trials: 5}': Snakemake leaves the nested 5 a string
 update_config(config, command_line_values(workflow.config_settings.config_args))
@@ -271,6 +271,19 @@ def data_files():
     if config["task"]["name"] == "csv":
         return [str(data_path(config["task"]["options"]["path"]))]
     return []
+
+
+def prepare_trigger_params():
+    """What re-prepares the data when it changes, besides the config and the CSV file: the
+    code that reads it (a plugin's module and what it imports), and an image folder's
+    listing (a folder input would only see the folder's own time)."""
+    task = config["task"]
+    found = {"code": prepare_fingerprint(task_code(task["name"]))}
+    if task["name"] == "image_folder":
+        from tuneladder.tasks.image_folder import folder_signature
+
+        found["images"] = folder_signature(task["options"]["path"])
+    return found
 
 
 def code_params():

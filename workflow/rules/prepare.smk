@@ -1,6 +1,6 @@
 rule prepare:
     input:
-        # an edit to the data file re-prepares (a Dataset's files: --forcerun prepare)
+        # an edit to the data file re-prepares (a Dataset's own files: --forcerun prepare)
         data_files(),
     output:
         data=DATA,
@@ -15,5 +15,7 @@ rule prepare:
         seed=config["seed"],
         data=prepare_params(),
         data_dir=data_dir,
+        # a fix to the code that reads the data, or an edited image folder, re-prepares
+        reads=prepare_trigger_params(),
     script:
         "../scripts/prepare.py"

@@ -62,6 +62,7 @@ __all__ = [
     "entry_key",
     "is_complete",
     "keep_trials",
+    "prepare_fingerprint",
     "make_result",
     "make_trial_config",
     "read_result",
@@ -187,6 +188,22 @@ def code_fingerprint(task_module: str | None) -> Code:
         for name, path in _user_imports(task_module).items():
             digests.setdefault(name, _file_digest(path))
     return Code(task_module, digests)
+
+
+# the modules of CODE_MODULES that decide the prepared data (the rest decide training)
+PREPARE_MODULES = ("tuneladder.data.prepared", "tuneladder.data.datasets")
+
+
+def prepare_fingerprint(code: Code) -> str:
+    """What decides the prepared data, of a task's :class:`Code`: the task's module, the
+    user's modules it imports, and :data:`PREPARE_MODULES`. A fix to a plugin's loading
+    must re-prepare its data; a fix to the training code alone must not."""
+    kept = sorted(
+        digest
+        for name, digest in code.digests.items()
+        if name in PREPARE_MODULES or name not in CODE_MODULES
+    )
+    return hashlib.sha256(json.dumps(kept).encode()).hexdigest()[:16]
 
 
 def task_code(task_name: str, build_model: BuildModel | None = None) -> Code:
