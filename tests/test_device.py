@@ -149,6 +149,8 @@ def test_claims_go_by_the_machines_gpus_not_the_runs_limit() -> None:
     assert claimable_gpus(4, two) == ["0", "1"]
     assert claimable_gpus(2, {"CUDA_VISIBLE_DEVICES": "1"}) == []  # the scheduler chose
     assert claimable_gpus(2, {"CUDA_VISIBLE_DEVICES": "1, 3"}) == ["1", "3"]
+    assert claimable_gpus(2, {"CUDA_VISIBLE_DEVICES": "1,3,-1,2"}) == ["1", "3"]
+    assert claimable_gpus(2, {"CUDA_VISIBLE_DEVICES": "3,-1,2"}) == []  # one: it is chosen
 
 
 def test_cpu_device_precision_and_memory() -> None:
@@ -182,6 +184,10 @@ def machine(root: Path, gpus: int | None = None, nodes: tuple[str, ...] = ()) ->
         (4, (), {"CUDA_VISIBLE_DEVICES": "1,3"}, 2),
         (4, (), {"CUDA_VISIBLE_DEVICES": ""}, 0),
         (4, (), {"CUDA_VISIBLE_DEVICES": "-1"}, 0),
+        (4, (), {"CUDA_VISIBLE_DEVICES": "0,-1,1"}, 1),  # CUDA stops at the first invalid one
+        (2, (), {"CUDA_VISIBLE_DEVICES": "1,5,0"}, 1),  # 5: past the machine's GPUs
+        (4, (), {"CUDA_VISIBLE_DEVICES": "2,2,3"}, 1),  # listed twice
+        (4, (), {"CUDA_VISIBLE_DEVICES": "GPU-8f2a,GPU-77c1"}, 2),  # UUIDs count
         (None, ("nvidia0",), {}, None),  # a device node without the driver's list: torch decides
         (None, ("kfd",), {}, None),  # AMD's ROCm, which torch.cuda also drives
         (None, (), {"TUNELADDER_VISIBLE_GPUS": "2"}, 2),  # planning a GPU run elsewhere

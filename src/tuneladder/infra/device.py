@@ -35,6 +35,7 @@ __all__ = [
     "autocast",
     "claim_gpu",
     "claimable_gpus",
+    "listed_gpus",
     "peak_memory_mb",
     "reset_peak_memory",
     "resolve_device",
@@ -76,15 +77,31 @@ def visible_gpus(environ: Mapping[str, str] | None = None, root: Path = Path("/"
     driver = root / "proc" / "driver" / "nvidia" / "gpus"
     if driver.is_dir():
         count = sum(1 for _ in driver.iterdir())
-        if visible is not None:  # a list of indices or UUIDs, up to the first invalid one
-            count = min(count, len([v for v in visible.split(",") if v.strip()]))
-        return count
+        return count if visible is None else len(listed_gpus(visible, count))
     if not (root / "proc").is_dir():
         return None  # not Linux: leave it to torch
     devices = (root / "dev" / "nvidia0", root / "dev" / "kfd")
     if any(p.exists() for p in devices) or shutil.which("nvidia-smi", path=environ.get("PATH")):
         return None
     return 0
+
+
+def listed_gpus(visible: str, count: int | None = None) -> list[str]:
+    """The entries of a ``CUDA_VISIBLE_DEVICES`` list that CUDA uses: it reads them up to
+    the first invalid one (a negative index, one past the ``count`` GPUs the machine
+    has, one already listed), so ``0,-1,1`` shows one GPU. A UUID or MIG name cannot be
+    checked from here, and counts."""
+    used: list[str] = []
+    for entry in (part.strip() for part in visible.split(",")):
+        if not entry or entry in used:
+            break
+        if entry.lstrip("-").isdigit():
+            index = int(entry)
+            if index < 0 or (count is not None and index >= count) or str(index) in used:
+                break
+            entry = str(index)
+        used.append(entry)
+    return used
 
 
 def resolve_device(name: str) -> torch.device:
@@ -156,7 +173,7 @@ def claimable_gpus(n_gpus: int, environ: Mapping[str, str] | None = None) -> lis
     environ = os.environ if environ is None else environ
     listed = environ.get("CUDA_VISIBLE_DEVICES")
     if listed is not None:
-        entries = [entry.strip() for entry in listed.split(",") if entry.strip()]
+        entries = listed_gpus(listed)
         return entries if len(entries) > 1 else []
     return [str(i) for i in range(visible_gpus(environ) or n_gpus)]
 
