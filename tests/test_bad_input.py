@@ -287,6 +287,10 @@ def test_a_mistake_in_plugin_code_stops_prepare_in_one_line(
     assert ours == [f"tuneladder: prepare: {message}"], output[-3000:]
     assert "Traceback" not in output, output[-3000:]
     logs = results_of(tmp_path) / "logs"
+    # a rerun fails the same way until the mistake is fixed: the stop line says so
+    (stop,) = [line for line in output.splitlines() if line.startswith("tuneladder: stopped")]
+    assert stop.startswith("tuneladder: stopped: prepare failed (its reason above, and in"), stop
+    assert "no trial had finished. Once that is fixed, `snakemake" in stop, stop
     traceback_file = logs / "prepare.traceback"
     assert (
         f"traceback in {traceback_file.relative_to(tmp_path)}"

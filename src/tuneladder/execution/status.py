@@ -913,6 +913,13 @@ def stop_line(status: Mapping[str, Any], command: str) -> str:
         if r["done"]
     ]
     what = f"trials kept: {', '.join(kept)}" if kept else "no trial had finished"
+    failed = status.get("failed_jobs") or []
+    if failed:  # a rerun would fail the same way: the line says what to fix first
+        jobs = ", ".join(job["job"] for job in failed[:3]) + (", ..." if len(failed) > 3 else "")
+        return (
+            f"stopped: {jobs} failed (its reason above, and in {failed[0]['log']}); {what}."
+            f" Once that is fixed, `{command}` goes on from there"
+        )
     return (
         f"stopped before the end ({what}); `{command}` goes on from there,"
         " and `tuneladder status` shows where the ladder stands"
