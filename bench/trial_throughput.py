@@ -6,7 +6,8 @@ validation loss each epoch), over two spans timed the same way on both sides:
 the whole call (building the model and optimizer, then every epoch) and the
 epochs alone (from the first epoch's start to the last one's end). Each side
 runs once untimed first (first-use costs), then the best of `--repeats` runs,
-taken in turns, is shown. Last, the time from process start to the first
+taken in turns, is shown, and the spread of the ratio of each turn's two runs
+(a noisy machine moves both loops; the spread says how far). Last, the time from process start to the first
 training step of a worker-like process.
 
     python bench/trial_throughput.py [--epochs 20] [--threads 1] [--repeats 3]
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -200,10 +202,18 @@ def main() -> None:
                 for i, span in enumerate(SPANS):
                     minimal = n * args.epochs / min(t[i] for t in plain)
                     runner = trained / min(t[i] for t in ours)
+                    # each repeat's two runs back to back: how far the ratio moves with
+                    # the machine's noise, beside the ratio of the bests
+                    paired = sorted(
+                        (trained / b[i]) / (n * args.epochs / a[i])
+                        for a, b in zip(plain, ours, strict=True)
+                    )
                     row[span] = {
                         "minimal_samples_per_s": minimal,
                         "runner_samples_per_s": runner,
                         "ratio": runner / minimal,
+                        "paired_ratios": paired,
+                        "paired_median": statistics.median(paired),
                     }
                 figures[f"{name}-b{batch}"] = row
                 cells = "".join(
@@ -211,7 +221,9 @@ def main() -> None:
                     f"{r['ratio']:>6.2f}"
                     for r in row.values()
                 )
-                print(f"{name:<6}{batch:>6}{cells}")
+                epochs = row["epochs"]["paired_ratios"]
+                spread = f"  (epochs, run by run: {epochs[0]:.2f}-{epochs[-1]:.2f})"
+                print(f"{name:<6}{batch:>6}{cells}" + (spread if len(epochs) > 1 else ""))
         if args.no_startup:
             if args.json:
                 args.json.write_text(json.dumps(figures, indent=2) + "\n")
