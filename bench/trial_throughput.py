@@ -7,8 +7,8 @@ the whole call (building the model and optimizer, then every epoch) and the
 epochs alone (from the first epoch's start to the last one's end). Each side
 runs once untimed first (first-use costs), then the best of `--repeats` runs,
 taken in turns, is shown, and the spread of the ratio of each turn's two runs
-(a noisy machine moves both loops; the spread says how far). Last, the time from process start to the first
-training step of a worker-like process.
+(a noisy machine moves both loops; the spread says how far). Last, the time
+from process start to the first training step of a worker-like process.
 
     python bench/trial_throughput.py [--epochs 20] [--threads 1] [--repeats 3]
         [--device cpu|cuda] [--precision fp32|bf16] [--norm-samples 2]
