@@ -127,14 +127,16 @@ def test_a_slurm_jobs_gpus_are_claimed_apart_from_another_jobs(monkeypatch, tmp_
 def test_several_listed_gpus_are_claimed_one_each(monkeypatch, tmp_path: Path) -> None:
     """A job given several GPUs (salloc --gpus=2, or a narrowed workstation) spreads its
     workers over them: each claims one of those listed, never all of them the first."""
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,GPU-8f1c-aa")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-8f1c-aa,GPU-3b7d-bb")
     claims = []
     try:
         for _ in range(2):
             claims.append(claim_gpu(2, lock_dir=tmp_path, timeout_s=0))
-            os.environ["CUDA_VISIBLE_DEVICES"] = "2,GPU-8f1c-aa"  # as the next worker sees it
-        assert [c.gpu for c in claims] == ["2", "GPU-8f1c-aa"]
-        with pytest.raises(TimeoutError, match="no free GPU among 2, GPU-8f1c-aa"):
+            os.environ["CUDA_VISIBLE_DEVICES"] = (
+                "GPU-8f1c-aa,GPU-3b7d-bb"  # as the next worker sees it
+            )
+        assert [c.gpu for c in claims] == ["GPU-8f1c-aa", "GPU-3b7d-bb"]
+        with pytest.raises(TimeoutError, match="no free GPU among GPU-8f1c-aa, GPU-3b7d-bb"):
             claim_gpu(2, lock_dir=tmp_path, timeout_s=0)
     finally:
         for claim in claims:
@@ -186,8 +188,12 @@ def machine(root: Path, gpus: int | None = None, nodes: tuple[str, ...] = ()) ->
         (4, (), {"CUDA_VISIBLE_DEVICES": "-1"}, 0),
         (4, (), {"CUDA_VISIBLE_DEVICES": "0,-1,1"}, 1),  # CUDA stops at the first invalid one
         (2, (), {"CUDA_VISIBLE_DEVICES": "1,5,0"}, 1),  # 5: past the machine's GPUs
-        (4, (), {"CUDA_VISIBLE_DEVICES": "2,2,3"}, 1),  # listed twice
+        (4, (), {"CUDA_VISIBLE_DEVICES": "2,3,2"}, 0),  # listed twice: none at all
+        (4, (), {"CUDA_VISIBLE_DEVICES": "1gpu,2"}, 2),  # read like strtoul
         (4, (), {"CUDA_VISIBLE_DEVICES": "GPU-8f2a,GPU-77c1"}, 2),  # UUIDs count
+        (1, (), {"CUDA_VISIBLE_DEVICES": "GPU-8f2a,GPU-77c1"}, 1),  # up to the machine's
+        (4, (), {"CUDA_VISIBLE_DEVICES": "0,GPU-77c1,1"}, 1),  # a UUID ends a list of indices
+        (4, (), {"CUDA_VISIBLE_DEVICES": "MIG-a,GPU-b"}, 1),  # as another prefix ends UUIDs
         (None, ("nvidia0",), {}, None),  # a device node without the driver's list: torch decides
         (None, ("kfd",), {}, None),  # AMD's ROCm, which torch.cuda also drives
         (None, (), {"TUNELADDER_VISIBLE_GPUS": "2"}, 2),  # planning a GPU run elsewhere

@@ -87,21 +87,26 @@ def visible_gpus(environ: Mapping[str, str] | None = None, root: Path = Path("/"
 
 
 def listed_gpus(visible: str, count: int | None = None) -> list[str]:
-    """The entries of a ``CUDA_VISIBLE_DEVICES`` list that CUDA uses: it reads them up to
-    the first invalid one (a negative index, one past the ``count`` GPUs the machine
-    has, one already listed), so ``0,-1,1`` shows one GPU. A UUID or MIG name cannot be
-    checked from here, and counts."""
+    """The GPUs a ``CUDA_VISIBLE_DEVICES`` list shows, read as CUDA (and torch's count)
+    reads it: indices up to the first negative one or one past the ``count`` GPUs the
+    machine has (each read like ``strtoul``: ``1gpu`` is 1); UUIDs (``GPU-``, ``MIG-``)
+    up to the first entry without that prefix, no more than ``count``; and no GPU at
+    all when one is listed twice. So ``0,-1,1`` shows one GPU and ``0,0`` none."""
     used: list[str] = []
-    for entry in (part.strip() for part in visible.split(",")):
-        if not entry or entry in used:
-            break
-        if entry.lstrip("-").isdigit():
-            index = int(entry)
-            if index < 0 or (count is not None and index >= count) or str(index) in used:
+    prefix = next((p for p in ("GPU-", "MIG-") if visible.startswith(p)), None)
+    for entry in visible.split(","):
+        if prefix is None:
+            digits = re.match(r"[+-]?\d+", entry.strip())
+            index = int(digits[0]) if digits else -1
+            if index < 0 or (count is not None and index >= count):
                 break
             entry = str(index)
+        elif not entry.startswith(prefix):
+            break
+        if entry in used:
+            return []
         used.append(entry)
-    return used
+    return used if prefix is None or count is None else used[:count]
 
 
 def resolve_device(name: str) -> torch.device:
