@@ -120,6 +120,13 @@ def test_the_folders_signature_changes_with_any_image(flat: Path, tmp_path: Path
     assert edited != before  # rewritten in place: the folder's own time stays as it was
     (folder / CLASSES[0] / "new.png").write_bytes(image.read_bytes())
     assert folder_signature(folder) not in (before, edited)
+    # a class folder that is a link to one elsewhere: ImageFolder reads through it
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / CLASSES[1]).symlink_to(folder / CLASSES[1], target_is_directory=True)
+    through = folder_signature(linked)
+    (folder / CLASSES[1] / "new.png").write_bytes(image.read_bytes())
+    assert folder_signature(linked) != through
 
 
 @pytest.mark.slow

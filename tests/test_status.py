@@ -19,6 +19,7 @@ from tuneladder.execution.status import (
     MIRROR_STARTUP_S,
     format_status,
     ladder_status,
+    stop_line,
 )
 from tuneladder.ladder.config import resolve_config
 from tuneladder.ladder.job_times import read_benchmarks
@@ -349,3 +350,19 @@ def test_a_failed_prepare_is_named_with_its_reason(tmp_path: Path) -> None:
     assert "left: ~" not in text
     # a stopped ladder's clock stopped with it
     assert json.loads(_status(tmp_path, "--json").stdout)["elapsed_s"] == status["elapsed_s"]
+
+
+def test_the_stop_line_names_a_job_that_failed_in_this_run_only(tmp_path: Path) -> None:
+    log = tmp_path / "logs" / "coarse" / "worker-3-of-4.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("x ERROR worker 3: lane 0 exit code 1\n")
+    os.utime(log, (1000.0, 1000.0))  # from an earlier run (four workers then)
+    status = {
+        "rungs": [{"rung": "coarse", "done": 3, "total": 8}],
+        "failed_jobs": [{"job": "coarse/worker-3-of-4", "reason": "lane 0", "log": str(log)}],
+    }
+    earlier = stop_line(status, "snakemake --cores 2", since=2000.0)
+    assert earlier.startswith("stopped before the end (trials kept: coarse 3/8)")
+    now = stop_line(status, "snakemake --cores 2", since=500.0)
+    assert now.startswith(f"stopped: coarse/worker-3-of-4 failed (its reason above, and in {log})")
+    assert now.endswith("Once that is fixed, `snakemake --cores 2` goes on from there")

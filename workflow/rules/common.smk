@@ -1,5 +1,6 @@
 import os
 import sys
+import time
 from pathlib import Path
 
 from snakemake.utils import update_config, validate
@@ -92,12 +93,16 @@ def uses_gpu():
     )
 
 
+# when this run began: a job log that failed before it is an earlier run's
+PARSED_AT = time.time()
+
+
 def stopped_line():
     """What a stopped run kept, and the command that goes on: the one that was run."""
     status = ladder_status(RESULTS, config=config, stale_s=config["stale_claim_s"])
     cli = Path(sys.argv[0]).name == "snakemake"  # not Snakemake's API, from a notebook
     command = " ".join(["snakemake", *sys.argv[1:]]) if cli else "snakemake"
-    return stop_line(status, command)
+    return stop_line(status, command, since=PARSED_AT)
 
 
 def start_progress():

@@ -16,6 +16,7 @@ rule prepare:
         data=prepare_params(),
         data_dir=data_dir,
         # a fix to the code that reads the data, or an edited image folder, re-prepares
-        reads=prepare_trigger_params(),
+        # (a function: only a DAG with prepare in it walks an image folder)
+        reads=lambda wildcards: prepare_trigger_params(),
     script:
         "../scripts/prepare.py"

@@ -905,15 +905,21 @@ def format_status(status: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def stop_line(status: Mapping[str, Any], command: str) -> str:
-    """One line for a run that stopped (Ctrl-C, a failed job): what is kept, how to go on."""
+def stop_line(status: Mapping[str, Any], command: str, since: float | None = None) -> str:
+    """One line for a run that stopped (Ctrl-C, a failed job): what is kept, how to go on.
+    ``since``: when this run started; a job whose failed log is older failed in an
+    earlier run (or for another config), not in this one."""
     kept = [
         f"{r['rung']} {r['done']}/{r['total']}" if r["total"] is not None else r["rung"]
         for r in status["rungs"]
         if r["done"]
     ]
     what = f"trials kept: {', '.join(kept)}" if kept else "no trial had finished"
-    failed = status.get("failed_jobs") or []
+    failed = [
+        job
+        for job in status.get("failed_jobs") or []
+        if since is None or (_mtime(Path(job["log"])) or 0.0) >= since
+    ]
     if failed:  # a rerun would fail the same way: the line says what to fix first
         jobs = ", ".join(job["job"] for job in failed[:3]) + (", ..." if len(failed) > 3 else "")
         return (

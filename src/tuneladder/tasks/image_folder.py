@@ -46,7 +46,7 @@ def folder_signature(path: str | Path) -> str:
     """
     root = Path(str(path)).expanduser().resolve()
     digest = hashlib.sha256()
-    for folder, subfolders, files in os.walk(root):
+    for folder, subfolders, files in os.walk(root, followlinks=True):  # as ImageFolder does
         subfolders.sort()
         for name in sorted(files):
             file = os.path.join(folder, name)

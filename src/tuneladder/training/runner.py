@@ -197,7 +197,8 @@ def _out_of_memory(err: BaseException) -> bool:
     if isinstance(err, torch.cuda.OutOfMemoryError):
         return True
     return isinstance(err, RuntimeError) and any(
-        sign in str(err) for sign in ("CUDA out of memory", "STATUS_ALLOC_FAILED")
+        sign in str(err)
+        for sign in ("CUDA out of memory", "CUDA error: out of memory", "STATUS_ALLOC_FAILED")
     )
 
 
