@@ -400,7 +400,59 @@ def check_lanes(checks: Checks, work: Path, gpu: bool, dry: bool) -> None:
         )
 
 
-CHECKS = ("provenance", "host_syncs", "throughput", "ladder_fp32", "ladder_bf16", "lanes")
+def check_oom_retry(checks: Checks, work: Path, gpu: bool, dry: bool) -> None:
+    """Two lanes whose trials each take 60% of the GPU's memory: the second of two that
+    meet runs out of memory, waits for the other to end, and trains again alone."""
+    experiment, trials = "oom-retry", 6
+    shutil.copy(REPO / "bench" / "crowded_task.py", work / "crowded_task.py")
+    config = [
+        f"experiment={experiment}",
+        "task={name: crowded_task:make_task, options: {fraction: 0.6, hold_s: 2}}",
+        "gpu={trials_per_gpu: 2}",
+        f"coarse={{trials: {trials}, epochs: 2, sampler: sobol}}",
+        "train={epochs: 2}",
+        "overfit={subset: 64, max_steps: 50, enforce: false}",
+        "lr_range={steps: 20}",
+    ]
+    results = work / "results" / experiment
+    rc, wall, _ = _run(
+        _snakemake(work, [f"results/{experiment}/coarse/results.json"], config),
+        checks.out / "oom_retry.log",
+    )
+    done = [r for r in _trial_results(results / "coarse") if r.get("status") == "ok"]
+    alone = [r for r in done if r.get("retried_alone")]
+    overlaps = 0
+    for retried in alone:
+        start = retried["retried_alone"]["started_at"]
+        end = start + retried["retried_alone"]["seconds"]
+        for other in done:
+            began = other["started_at"]
+            if other is not retried and began < end and began + other["total_seconds"] > start:
+                overlaps += 1
+    ok = rc == 0 and len(done) == trials and alone and not overlaps
+    waits = ", ".join(f"{r['retried_alone']['waited_s']:.1f} s" for r in alone)
+    checks.line(
+        "PASS" if ok else "FAIL",
+        "oom_retry",
+        f"exit code {rc}, {len(done)} of {trials} trials ok, {len(alone)} ran out of memory"
+        f" beside the other lane and trained again alone (waited {waits or 'n/a'}),"
+        f" {overlaps} trial(s) overlapping a retry; {wall:.1f} s",
+        trials_ok=len(done),
+        retried_alone=len(alone),
+        overlaps=overlaps,
+        wall_s=wall,
+    )
+
+
+CHECKS = (
+    "provenance",
+    "host_syncs",
+    "throughput",
+    "ladder_fp32",
+    "ladder_bf16",
+    "lanes",
+    "oom_retry",
+)
 # a check started with less time than this left would only time out
 MIN_CHECK_S = 20.0
 # the whole run on a GPU: the device machine gives a command 10 minutes, and the wheels'
@@ -441,6 +493,7 @@ def run(
         "ladder_fp32": lambda: check_ladder(checks, work, "fp32", gpu, dry),
         "ladder_bf16": lambda: check_ladder(checks, work, "bf16", gpu, dry) if gpu else None,
         "lanes": lambda: check_lanes(checks, work, gpu, dry),
+        "oom_retry": lambda: check_oom_retry(checks, work, gpu, dry),
     }
     for name in (name for name in CHECKS if name in only):
         if (left := BUDGET.left()) is not None and left < MIN_CHECK_S:

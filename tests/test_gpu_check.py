@@ -37,7 +37,7 @@ def test_the_gpu_check_runs_its_checks_on_the_cpu(tmp_path: Path) -> None:
     )
     lines = proc.stdout.splitlines()
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for check in ("provenance", "ladder_fp32", "probe_fp32", "lanes_1", "lanes_2"):
+    for check in ("provenance", "ladder_fp32", "probe_fp32", "lanes_1", "lanes_2", "oom_retry"):
         assert any(line.startswith(f"PASS {check}:") for line in lines), (check, proc.stdout)
     assert "SKIP host_syncs: needs CUDA" in lines
     report = json.loads((out / "gpu_check.json").read_text())
