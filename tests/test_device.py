@@ -209,3 +209,20 @@ def test_visible_gpus_leave_other_systems_to_torch(tmp_path: Path) -> None:
     assert visible_gpus({"PATH": ""}, root=tmp_path) is None  # no /proc: not Linux
     with pytest.raises(ValueError, match="TUNELADDER_VISIBLE_GPUS must be a number"):
         visible_gpus({"TUNELADDER_VISIBLE_GPUS": "two"}, root=tmp_path)
+
+
+def test_deterministic_runs_use_torchs_deterministic_kernels_only() -> None:
+    """In a process of its own: the setting is the whole process's, as in a job."""
+    script = (
+        "import os, torch\n"
+        "from tuneladder.infra.device import Runtime\n"
+        "from tuneladder.infra.env import torch_build\n"
+        "os.environ.pop('CUBLAS_WORKSPACE_CONFIG', None)\n"
+        "assert not torch_build('cpu')['deterministic']\n"
+        "Runtime(device='cpu', precision='fp32', threads=1, deterministic=True).start()\n"
+        "assert torch.are_deterministic_algorithms_enabled()\n"
+        "assert not torch.backends.cudnn.benchmark\n"
+        "assert os.environ['CUBLAS_WORKSPACE_CONFIG'] == ':4096:8'\n"
+        "assert torch_build('cpu')['deterministic'] is True\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)

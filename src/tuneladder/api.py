@@ -72,7 +72,7 @@ def run_trial(
     import torch
 
     from tuneladder.data.prepared import data_for, load_train_val, prepare
-    from tuneladder.infra.device import Loading, resolve_device
+    from tuneladder.infra.device import Loading, deterministic, resolve_device
     from tuneladder.store.trials import base_params, make_trial_config
     from tuneladder.tasks import load_task
     from tuneladder.training.runner import TrainingRun
@@ -96,6 +96,8 @@ def run_trial(
         )
     data_dir = data_for(data_dir, task, params)  # a copy at other data hyperparameters
     torch.set_num_threads(config["threads"])
+    if config["deterministic"]:
+        deterministic()
     device = resolve_device(config["device"])
     loading = Loading(
         num_workers=config["data"]["num_workers"], pin_memory=config["data"]["pin_memory"]

@@ -247,6 +247,7 @@ def runtime_params():
         "num_workers": config["data"]["num_workers"],
         "pin_memory": config["data"]["pin_memory"],
         "trials_per_gpu": trials_per_gpu(),
+        "deterministic": config["deterministic"],
     }
 
 

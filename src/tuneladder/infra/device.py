@@ -35,6 +35,7 @@ __all__ = [
     "autocast",
     "claim_gpu",
     "claimable_gpus",
+    "deterministic",
     "listed_gpus",
     "peak_memory_mb",
     "reset_peak_memory",
@@ -107,6 +108,19 @@ def listed_gpus(visible: str, count: int | None = None) -> list[str]:
             return []
         used.append(entry)
     return used if prefix is None or count is None else used[:count]
+
+
+def deterministic() -> None:
+    """Only torch's deterministic algorithms from here on, for runs that must repeat to
+    the bit on a GPU (a CPU's already do): cuDNN's and cuBLAS's fastest kernels sum in
+    an order that changes from run to run. Slower; an operation without a deterministic
+    kernel raises, and its trial fails naming it. Called before CUDA starts: cuBLAS
+    reads its workspace setting once, when it starts."""
+    import torch
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
 
 
 def resolve_device(name: str) -> torch.device:
@@ -271,6 +285,7 @@ class Runtime:
         trials_per_gpu: trials a worker job trains side by side on its GPU, each in a
             process of its own (:mod:`tuneladder.execution.lanes`): a number, or ``auto`` for
             what the GPU probe measured. 1 where the run uses no GPU.
+        deterministic: torch's deterministic algorithms only (:func:`deterministic`).
 
     Example:
         >>> runtime = Runtime.from_params({"device": "cpu", "precision": "fp32"}, threads=2)
@@ -287,6 +302,7 @@ class Runtime:
     num_workers: int = 0
     pin_memory: bool = True
     trials_per_gpu: int | str = 1
+    deterministic: bool = False
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -341,6 +357,8 @@ class Runtime:
         import torch
 
         torch.set_num_threads(self.threads)
+        if self.deterministic:
+            deterministic()
         return resolve_device(self.device)
 
     def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:

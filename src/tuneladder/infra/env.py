@@ -98,6 +98,8 @@ def torch_build(device: Any = None) -> dict[str, Any]:
         "cuda_built": cuda_built,
         "cudnn_built": _read(lambda: torch.backends.cudnn.version()) if cuda_built else None,
         "device": str(device) if device is not None else None,
+        # deterministic: true in the config (torch's deterministic algorithms only)
+        "deterministic": _read(lambda: torch.are_deterministic_algorithms_enabled()),
     }
     if device is not None and _read(lambda: torch.device(device).type) == "cuda":
         build["device_name"] = _read(lambda: torch.cuda.get_device_name(torch.device(device)))
