@@ -224,7 +224,10 @@ def test_out_of_memory_beside_others_trains_again_alone(monkeypatch, tmp_path: P
     retried = results["0"]["retried_alone"]
     assert retried is not None and "CUDA out of memory" in retried["reason"]
     assert all(r["retried_alone"] is None for name, r in results.items() if name != "0")
-    assert read_json(rung / "workers" / "0-of-1.json")["retried_alone"] == ["0"]
+    report = read_json(rung / "workers" / "0-of-1.json")
+    assert report["retried_alone"] == ["0"]
+    # what a lane found its neighbour had finished is not reused: the job trained it
+    assert sorted(report["ran"]) == sorted(results) and report["reused"] == []
     assert len({r["trial"]["worker"] for r in results.values()}) == 2  # two lanes trained them
     alone = (retried["started_at"], retried["started_at"] + retried["seconds"])
     for name, r in results.items():

@@ -441,19 +441,27 @@ def _sweep_lanes(
         raise StageError(f"worker {spec['worker']}: {codes}{where}")
     reports = [read_json(s["report"]) for s in specs]
     clear(folder)
+    ran = [name for r in reports for name in r["ran"]]
+    # every lane finds the trials its neighbours finished: reused means finished before
+    reused = sorted({name for r in reports for name in r["reused"]} - set(ran), key=_natural)
     return {
         "rung": reports[0]["rung"],
         "worker": spec["worker"],
         "workers": spec["workers"],
         "lanes": lanes,
-        "ran": [name for r in reports for name in r["ran"]],
-        "reused": [name for r in reports for name in r["reused"]],
+        "ran": ran,
+        "reused": reused,
         "stale": {k: v for r in reports for k, v in r["stale"].items()},
         "retried_alone": [name for r in reports for name in r.get("retried_alone", [])],
         "seconds": time.perf_counter() - started,
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "lane_reports": reports,
     }
+
+
+def _natural(name: str) -> tuple[int, str]:
+    """Trial names in plan order: ``2`` before ``10``, names of other shapes after."""
+    return (int(name), "") if name.isdigit() else (1 << 62, name)
 
 
 def collect_rung_stage(
