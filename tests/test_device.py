@@ -224,5 +224,8 @@ def test_deterministic_runs_use_torchs_deterministic_kernels_only() -> None:
         "assert not torch.backends.cudnn.benchmark\n"
         "assert os.environ['CUBLAS_WORKSPACE_CONFIG'] == ':4096:8'\n"
         "assert torch_build('cpu')['deterministic'] is True\n"
+        "from tuneladder.infra.device import deterministic\n"
+        "deterministic(False)  # a notebook's next trial, without it\n"
+        "assert not torch.are_deterministic_algorithms_enabled()\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=120)

@@ -45,6 +45,25 @@ def test_each_fault_becomes_a_status(fault: str, tmp_path: Path) -> None:
     assert (tmp_path / "trial" / "result.json").is_file()
 
 
+@pytest.mark.parametrize(
+    ("error", "is_oom"),
+    [
+        (torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), True),
+        (RuntimeError("CUDA error: out of memory"), True),
+        (RuntimeError("CUDA driver error: out of memory"), True),
+        (RuntimeError("cuDNN error: CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED"), True),
+        (RuntimeError("CUBLAS_STATUS_NOT_INITIALIZED when calling cublasCreate(handle)"), True),
+        (RuntimeError("GET was unable to find an engine to execute this computation"), True),
+        (RuntimeError("mat1 and mat2 shapes cannot be multiplied (8x3 and 4x2)"), False),
+        (ValueError("out of memory"), False),  # not torch's: the user's own error
+    ],
+)
+def test_the_errors_a_full_gpu_raises_are_told_apart(error: Exception, is_oom: bool) -> None:
+    from tuneladder.training.runner import _out_of_memory
+
+    assert _out_of_memory(error) is is_oom
+
+
 def test_out_of_gpu_memory_with_the_device_to_itself_is_a_failure(tmp_path: Path) -> None:
     """Only lanes sharing a GPU retry a trial alone; one that has it alone already failed."""
     import fault_task

@@ -82,3 +82,21 @@ def test_a_command_past_its_time_is_ended_with_all_it_started(tmp_path: Path) ->
     assert rc == 124 and wall < 30
     left = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, text=True)
     assert left.stdout == "", left.stdout
+
+
+def test_a_command_the_budget_cuts_is_skipped_not_failed(tmp_path: Path, monkeypatch) -> None:
+    import importlib.util
+    import time
+
+    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "bench" / "gpu_check.py")
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    monkeypatch.setattr(gpu_check, "MIN_CHECK_S", 0.5)
+    gpu_check.BUDGET.deadline = time.monotonic() + 1.5
+    with pytest.raises(gpu_check.OutOfTime, match="the budget ended it"):
+        gpu_check._run([sys.executable, "-c", "import time; time.sleep(600)"], tmp_path / "log")
+    gpu_check.BUDGET.deadline = None  # its own limit, not the budget: a failure to judge
+    rc, _, _ = gpu_check._run(
+        [sys.executable, "-c", "import time; time.sleep(600)"], tmp_path / "log", timeout=1
+    )
+    assert rc == 124

@@ -96,8 +96,7 @@ def run_trial(
         )
     data_dir = data_for(data_dir, task, params)  # a copy at other data hyperparameters
     torch.set_num_threads(config["threads"])
-    if config["deterministic"]:
-        deterministic()
+    deterministic(config["deterministic"])  # on or off: a notebook runs several
     device = resolve_device(config["device"])
     loading = Loading(
         num_workers=config["data"]["num_workers"], pin_memory=config["data"]["pin_memory"]

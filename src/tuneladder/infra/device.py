@@ -110,17 +110,19 @@ def listed_gpus(visible: str, count: int | None = None) -> list[str]:
     return used if prefix is None or count is None else used[:count]
 
 
-def deterministic() -> None:
-    """Only torch's deterministic algorithms from here on, for runs that must repeat to
-    the bit on a GPU (a CPU's already do): cuDNN's and cuBLAS's fastest kernels sum in
-    an order that changes from run to run. Slower; an operation without a deterministic
-    kernel raises, and its trial fails naming it. Called before CUDA starts: cuBLAS
-    reads its workspace setting once, when it starts."""
+def deterministic(enabled: bool = True) -> None:
+    """Only torch's deterministic algorithms from here on (``enabled``), for runs that must
+    repeat to the bit on a GPU (a CPU's already do): cuDNN's and cuBLAS's fastest
+    kernels sum in an order that changes from run to run. Slower; an operation without
+    a deterministic kernel raises, and its trial fails naming it. Called before CUDA
+    starts: cuBLAS reads its workspace setting once, when it starts. ``False`` turns it
+    off again (a notebook's process runs several trials)."""
     import torch
 
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True)
-    torch.backends.cudnn.benchmark = False
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(enabled)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -165,12 +165,16 @@ def train(
     on_epoch: EpochCallback | None = None,
     keep_best_state: bool = False,
     leg: Leg | None = None,
+    collect: bool = False,
 ) -> Outcome:
     """Train on ``run.data.train``, select on ``run.data.val``; training errors become a status.
 
     ``checkpoint`` is resumed from when it holds this trial's state, and saved to
     as it goes; ``keep_best_state`` keeps the best epoch's weights in the
     outcome. A halving level passes its ``leg`` of the config's schedule.
+    ``collect``: free what only the garbage collector can (a model in a reference
+    cycle) before the memory goes back to the GPU, as after a failure; for trials
+    that share their GPU.
     """
     outcome = Outcome()
     try:
@@ -187,19 +191,30 @@ def train(
         outcome.reason = f"{type(err).__name__}: {err}"
         outcome.out_of_memory = _out_of_memory(err)
     # after the except: its traceback held the failed trial's model, optimizer and activations
-    outcome.device_lost = _give_back_memory(run.device, collect=outcome.status == "failed")
+    outcome.device_lost = _give_back_memory(
+        run.device, collect=collect or outcome.status == "failed"
+    )
     return outcome
 
 
+# how a GPU's memory running out reads when it is not the caching allocator's own error:
+# the runtime's and the driver's, cuDNN's (7 and 9), cuBLAS's handle that could not be
+# made, and cuDNN convolutions whose every engine's workspace failed to allocate
+OUT_OF_MEMORY_SIGNS = (
+    "out of memory",
+    "STATUS_ALLOC_FAILED",
+    "ALLOCATION_FAILED",
+    "CUBLAS_STATUS_NOT_INITIALIZED",
+    "unable to find an engine to execute this computation",
+)
+
+
 def _out_of_memory(err: BaseException) -> bool:
-    """Whether an error says the device's memory ran out: the caching allocator's own
-    error, or cuBLAS or cuDNN failing to allocate their workspace."""
+    """Whether an error says the GPU's memory ran out. A false yes costs a wait and the
+    same failure alone; a false no fails a config for what its neighbours held."""
     if isinstance(err, torch.cuda.OutOfMemoryError):
         return True
-    return isinstance(err, RuntimeError) and any(
-        sign in str(err)
-        for sign in ("CUDA out of memory", "CUDA error: out of memory", "STATUS_ALLOC_FAILED")
-    )
+    return isinstance(err, RuntimeError) and any(s in str(err) for s in OUT_OF_MEMORY_SIGNS)
 
 
 class DeviceLost(RuntimeError):
@@ -666,7 +681,12 @@ def run_trial(
 
     def attempt() -> Outcome:
         return train(
-            run, checkpoint=checkpoint, on_epoch=on_epoch, keep_best_state=save_model, leg=leg
+            run,
+            checkpoint=checkpoint,
+            on_epoch=on_epoch,
+            keep_best_state=save_model,
+            leg=leg,
+            collect=retry_alone is not None,  # a neighbour may be waiting for the memory
         )
 
     outcome = attempt()
