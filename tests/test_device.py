@@ -229,3 +229,19 @@ def test_deterministic_runs_use_torchs_deterministic_kernels_only() -> None:
         "assert not torch.are_deterministic_algorithms_enabled()\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+
+
+def test_bf16_on_a_gpu_without_bf16_units_is_said(monkeypatch) -> None:
+    import torch
+
+    from tuneladder.infra.device import precision_note
+
+    gpu = torch.device("cuda", 0)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    note = precision_note(gpu, "bf16") or ""
+    assert note.startswith("precision bf16 on Tesla T4 (compute capability 7.5)")
+    assert precision_note(gpu, "fp32") is None
+    assert precision_note(torch.device("cpu"), "bf16") is None  # ignored there, as documented
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    assert precision_note(gpu, "bf16") is None  # an H100 has them

@@ -38,6 +38,7 @@ __all__ = [
     "deterministic",
     "listed_gpus",
     "peak_memory_mb",
+    "precision_note",
     "reset_peak_memory",
     "resolve_device",
     "visible_gpus",
@@ -123,6 +124,24 @@ def deterministic(enabled: bool = True) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.benchmark = False
     torch.use_deterministic_algorithms(enabled)
+
+
+def precision_note(device: torch.device, precision: str) -> str | None:
+    """What a user should know of ``precision`` on ``device``: bf16 on a GPU older than
+    Ampere (compute capability 8.0) has no bf16 units, and torch emulates it, slower
+    than fp32. None when there is nothing to say."""
+    import torch
+
+    if precision != "bf16" or device.type != "cuda":
+        return None
+    major, minor = torch.cuda.get_device_capability(device)
+    if major >= 8:
+        return None
+    name = torch.cuda.get_device_name(device)
+    return (
+        f"precision bf16 on {name} (compute capability {major}.{minor}): it has no bf16"
+        " units, so torch emulates bf16, slower than fp32 there; precision: fp32 is faster"
+    )
 
 
 def resolve_device(name: str) -> torch.device:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tuneladder.infra.device import Runtime
+from tuneladder.infra.device import Runtime, precision_note
 from tuneladder.infra.startup import import_torch
 from tuneladder.stages.common import StageError, _base_config, _scoring, _span, _task, _train_val
 from tuneladder.store.io import write_csv, write_json
@@ -42,6 +43,9 @@ def overfit_check_stage(
     from tuneladder.sanity.overfit import OverfitSettings, failure_message, overfit_check
 
     torch_device, task_obj, data = _sanity_inputs(data_dir, task, runtime)
+    if note := precision_note(torch_device, runtime.precision):  # once a run: the first job
+        log.warning("%s", note)
+        print(f"tuneladder: {note}", file=sys.__stderr__)
     settings = OverfitSettings(
         subset=overfit["subset"],
         max_steps=overfit["max_steps"],
