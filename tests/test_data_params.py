@@ -77,6 +77,8 @@ def test_each_value_is_prepared_once_beside_the_data_and_keeps_the_split(tmp_pat
     assert copy.parent == data_dir.parent / "data-variants"
     again = data_for(data_dir, task, {"window": 16, "width": 64})
     assert again == copy and calls.read_text().split() == ["8", "16"]  # prepared once
+    # the variant's folder is all it leaves: its lock goes once it is made
+    assert sorted(p.name for p in copy.parent.iterdir()) == [copy.name]
     base, other = load_train_val(data_dir), load_train_val(copy)
     assert (base.info.input_shape, other.info.input_shape) == ((8,), (16,))
     # the same targets in every split, whatever the window: scores compare like for like

@@ -276,7 +276,8 @@ def data_for(data_dir: str | Path, task: Task, params: Mapping[str, Any]) -> Pat
         import shutil
 
         out.parent.mkdir(parents=True, exist_ok=True)
-        with open(out.with_suffix(".lock"), "a") as lock:
+        lock_path = out.with_suffix(".lock")
+        with open(lock_path, "a") as lock:
             fcntl.lockf(lock, fcntl.LOCK_EX)
             if not (out / "meta.json").is_file():  # not made while this one waited
                 partial = out.with_name(f"{out.name}.partial-{os.getpid()}")
@@ -285,6 +286,8 @@ def data_for(data_dir: str | Path, task: Task, params: Mapping[str, Any]) -> Pat
                 prepare(task, partial, seed=meta["seed"], data_values=values, **settings)
                 shutil.rmtree(out, ignore_errors=True)
                 os.replace(partial, out)
+            # done: whoever waits on it, or opens it anew, finds meta.json and goes on
+            lock_path.unlink(missing_ok=True)
     return out
 
 
