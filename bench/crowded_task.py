@@ -5,17 +5,16 @@ trial out of memory beside another trains again alone. Each model takes
 ``task.options.fraction`` (default 0.6) of the GPU's memory at its first
 training step and keeps it until the trial ends: one such trial fits a GPU, two
 side by side do not. It then waits ``task.options.hold_s`` (default 2) seconds,
-so that trials of two lanes do meet. On a CPU (the check's dry mode) the memory is a ledger of
-files in ``ballast/`` beside the run, one per process holding its share: a
-second holder in another live process raises the CUDA allocator's
-out-of-memory error, as a second allocation would on the GPU.
+so that trials of two lanes do meet. On a CPU (the check's dry mode) the memory
+is an exclusive ``flock`` on ``ballast.lock`` beside the run, held while the
+model lives: a second taker raises the CUDA allocator's out-of-memory error, as
+a second allocation would on the GPU, and a process that dies lets go of it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import fcntl
-import os
 import time
 import weakref
 from collections.abc import Mapping
@@ -27,7 +26,7 @@ from torch import nn
 
 from tuneladder.tasks import DataInfo, Task, load_task
 
-LEDGER = Path("ballast")
+LEDGER = Path("ballast.lock")
 
 
 def make_task(options: Mapping[str, Any]) -> Task:
@@ -63,26 +62,13 @@ def _take(device: torch.device, fraction: float, owner: nn.Module) -> Any:
     if device.type == "cuda":
         _, total = torch.cuda.mem_get_info(device)
         return torch.empty(int(total * fraction), dtype=torch.uint8, device=device)
-    LEDGER.mkdir(exist_ok=True)
-    with open(LEDGER / ".lock", "a") as lock:  # one process looks and takes at a time
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        for held in LEDGER.glob("[0-9]*"):
-            pid = int(held.name)
-            if pid != os.getpid() and _alive(pid):
-                raise torch.cuda.OutOfMemoryError(
-                    f"CUDA out of memory (simulated: process {pid} holds the ballast)"
-                )
-        mine = LEDGER / str(os.getpid())
-        mine.touch()
-    # given back when the model is freed, as the GPU's memory is at the trial's end
-    return weakref.finalize(owner, mine.unlink, missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
+    handle = open(LEDGER, "a")  # noqa: SIM115 - closed when the model is freed
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise torch.cuda.OutOfMemoryError(
+            "CUDA out of memory (simulated: another trial holds the ballast)"
+        ) from None
+    # given back when the model is freed, as the GPU's memory is at the trial's end
+    return weakref.finalize(owner, handle.close)

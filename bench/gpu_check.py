@@ -403,7 +403,7 @@ def check_lanes(checks: Checks, work: Path, gpu: bool, dry: bool) -> None:
         )
 
 
-def check_oom_retry(checks: Checks, work: Path, gpu: bool, dry: bool) -> None:
+def check_oom_retry(checks: Checks, work: Path) -> None:
     """Two lanes whose trials each take 60% of the GPU's memory: the second of two that
     meet runs out of memory, waits for the other to end, and trains again alone."""
     experiment, trials = "oom-retry", 6
@@ -496,7 +496,7 @@ def run(
         "ladder_fp32": lambda: check_ladder(checks, work, "fp32", gpu, dry),
         "ladder_bf16": lambda: check_ladder(checks, work, "bf16", gpu, dry) if gpu else None,
         "lanes": lambda: check_lanes(checks, work, gpu, dry),
-        "oom_retry": lambda: check_oom_retry(checks, work, gpu, dry),
+        "oom_retry": lambda: check_oom_retry(checks, work),
     }
     for name in (name for name in CHECKS if name in only):
         if (left := BUDGET.left()) is not None and left < MIN_CHECK_S:

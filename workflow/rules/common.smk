@@ -1,3 +1,4 @@
+import functools
 import os
 import sys
 import time
@@ -284,7 +285,7 @@ def prepare_trigger_params():
     code that reads it (a plugin's module and what it imports), and an image folder's
     listing (a folder input would only see the folder's own time)."""
     task = config["task"]
-    found = {"code": prepare_fingerprint(task_code(task["name"]))}
+    found = {"code": prepare_fingerprint(configured_task_code())}
     if task["name"] == "image_folder":
         from tuneladder.tasks.image_folder import folder_signature
 
@@ -292,11 +293,17 @@ def prepare_trigger_params():
     return found
 
 
+@functools.cache
+def configured_task_code():
+    """The config's task's code, hashed once per parse (every training rule asks)."""
+    return task_code(config["task"]["name"])
+
+
 def code_params():
     """The fingerprint of the code that decides trials' numbers (no import, a hash of
     files): after a fix to it, the workers' params change, so `snakemake -n` lists
     them with `params changed`, and they retrain the trials the fix made stale."""
-    return task_code(config["task"]["name"]).fingerprint
+    return configured_task_code().fingerprint
 
 
 def live_tracking_params():

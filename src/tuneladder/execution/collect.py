@@ -137,27 +137,13 @@ def collect_halving(
     own trials named. A sweep that halves asynchronously has its levels' configs
     from its promotion log (:func:`collect_async`).
     """
+    key_parts = {"data_fingerprint": data_fingerprint, "metric": metric, "precision": precision}
     if mode_of(plan.get("halving")) == ASYNC:
-        return collect_async(
-            plan,
-            sweep_dir,
-            data_fingerprint=data_fingerprint,
-            metric=metric,
-            mode=mode,
-            precision=precision,
-        )
+        return collect_async(plan, sweep_dir, mode=mode, **key_parts)
     levels = Levels(plan, mode)
     for level_plan in levels:
         folder = Path(sweep_dir) / level_dir(level_plan["level"])
-        levels.tell(
-            collect_rung(
-                level_plan,
-                folder,
-                data_fingerprint=data_fingerprint,
-                metric=metric,
-                precision=precision,
-            )
-        )
+        levels.tell(collect_rung(level_plan, folder, **key_parts))
     return levels.merged()
 
 
@@ -178,6 +164,7 @@ def collect_async(
     not finished, or a promotion not asked yet.
     """
     sweep_dir = Path(sweep_dir)
+    key_parts = {"data_fingerprint": data_fingerprint, "metric": metric, "precision": precision}
     rule = replay(plan, sweep_dir, mode)
     if not rule.done:
         started = rule.asked_at(0)
@@ -193,15 +180,7 @@ def collect_async(
         level_plan = asked_level(plan, level, rule.asked_at(level))
         folder = sweep_dir / level_dir(level)
         write_json(folder / "plan.json", level_plan)
-        tables.append(
-            collect_rung(
-                level_plan,
-                folder,
-                data_fingerprint=data_fingerprint,
-                metric=metric,
-                precision=precision,
-            )
-        )
+        tables.append(collect_rung(level_plan, folder, **key_parts))
     # a growing sweep's table has its trials, then the reserve configs it trained
     grown = set(rule.grown)
     reserve = [entry for entry in plan.get("reserve", ()) if entry["name"] in grown]

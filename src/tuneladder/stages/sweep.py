@@ -316,7 +316,7 @@ def sweep_worker_stage(
         report = sweep_lane_stage(spec, runtime, plan_data)
     else:
         report = _sweep_lanes(spec, runtime, lanes, job)
-    alone = report.get("retried_alone", [])
+    alone = report["retried_alone"]
     log.info(
         "worker %d/%d: ran %d, reused %d%s%s",
         job.worker,
@@ -443,7 +443,9 @@ def _sweep_lanes(
     clear(folder)
     ran = [name for r in reports for name in r["ran"]]
     # every lane finds the trials its neighbours finished: reused means finished before
-    reused = sorted({name for r in reports for name in r["reused"]} - set(ran), key=_natural)
+    trained = set(ran)
+    found = dict.fromkeys(name for r in reports for name in r["reused"])  # once each
+    reused = [name for name in found if name not in trained]
     return {
         "rung": reports[0]["rung"],
         "worker": spec["worker"],
@@ -452,16 +454,11 @@ def _sweep_lanes(
         "ran": ran,
         "reused": reused,
         "stale": {k: v for r in reports for k, v in r["stale"].items()},
-        "retried_alone": [name for r in reports for name in r.get("retried_alone", [])],
+        "retried_alone": [name for r in reports for name in r["retried_alone"]],
         "seconds": time.perf_counter() - started,
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "lane_reports": reports,
     }
-
-
-def _natural(name: str) -> tuple[int, str]:
-    """Trial names in plan order: ``2`` before ``10``, names of other shapes after."""
-    return (int(name), "") if name.isdigit() else (1 << 62, name)
 
 
 def collect_rung_stage(

@@ -36,6 +36,7 @@ import numpy as np
 
 from tuneladder.core.curves import curve_summary
 from tuneladder.core.hparams import TrialConfig, config_hash
+from tuneladder.infra.device import PRECISIONS
 from tuneladder.infra.env import provenance
 from tuneladder.store.io import read_json, write_json, write_torch
 from tuneladder.store.trial_files import RESULT_FILE
@@ -62,14 +63,14 @@ __all__ = [
     "entry_key",
     "is_complete",
     "keep_trials",
-    "prepare_fingerprint",
+    "key_precision",
     "make_result",
     "make_trial_config",
+    "prepare_fingerprint",
     "read_result",
     "stale_reason",
     "task_code",
     "task_module",
-    "key_precision",
     "trial_key",
     "write_result",
 ]
@@ -459,8 +460,8 @@ def key_precision(key: str) -> str:
     return next((p for p in KEYED_PRECISIONS if inputs.endswith(f"-{p}")), "fp32")
 
 
-# the precisions a key names (fp32, the first, it leaves out): infra.device's PRECISIONS
-KEYED_PRECISIONS = ("bf16",)
+# the precisions a key names: all but fp32, the first, which it leaves out
+KEYED_PRECISIONS = PRECISIONS[1:]
 
 
 def entry_key(
