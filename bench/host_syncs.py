@@ -28,6 +28,7 @@ from trial_throughput import minimal_loop, runner_loop  # bench/, beside this fi
 
 from tuneladder.core.hparams import TrialConfig
 from tuneladder.data.prepared import load_train_val, prepare
+from tuneladder.infra.device import PRECISIONS
 from tuneladder.tasks import load_task
 from tuneladder.training.runner import Batches, TrainingRun, train
 
@@ -36,9 +37,9 @@ CNN = {"arch": "cnn", "width": 64, "num_layers": 3, "channels": 32, "dropout": 0
 
 def sync_sites(
     config: TrialConfig, data, task, precision: str
-) -> tuple[dict[str, int], str, str | None]:
+) -> tuple[dict[str, int], str, str | None, float | None]:
     """``file:line`` of each synchronising call of a runner trial, with its count; the
-    trial's status and why it failed, if it did."""
+    trial's status, why it failed if it did, and its best val accuracy."""
     sites: collections.Counter[str] = collections.Counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -60,7 +61,7 @@ def sync_sites(
         if "synchroniz" in str(warning.message):
             sites[f"{Path(warning.filename).name}:{warning.lineno}"] += 1
     # train() turns errors into a failed trial: one that failed early syncs little
-    return dict(sites.most_common()), outcome.status, outcome.reason
+    return dict(sites.most_common()), outcome.status, outcome.reason, outcome.best_val_metric
 
 
 def plain_epoch(config: TrialConfig, data, task, precision: str) -> None:
@@ -105,7 +106,7 @@ def profile(fn, *args) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     if not torch.cuda.is_available():
@@ -117,8 +118,8 @@ def main() -> None:
         data = load_train_val(tmp).to("cuda")
     config = TrialConfig(epochs=args.epochs, batch_size=64, lr=1e-3, model=CNN)
     steps = Batches.plan(len(data.train), config).steps
-    sites, status, reason = sync_sites(config, data, task, args.precision)
-    print(f"the trial: {status}{f' ({reason})' if reason else ''}")
+    sites, status, reason, best = sync_sites(config, data, task, args.precision)
+    print(f"the trial: {status}{f' ({reason})' if reason else ''}, best val accuracy {best}")
     total = sum(sites.values())
     print(
         f"host syncs in a {args.epochs}-epoch runner trial ({steps} steps an epoch,"
@@ -137,6 +138,7 @@ def main() -> None:
         "per_step_sites": per_step,
         "trial_status": status,
         "trial_reason": reason,
+        "trial_best_val_metric": best,
     }
     for name, fn in (("plain", plain_epoch), ("runner", runner_epoch)):
         result = profile(fn, one_epoch, data, task, args.precision)

@@ -34,7 +34,7 @@ import torch
 
 from tuneladder.core.hparams import TrialConfig
 from tuneladder.data.prepared import load_train_val, prepare
-from tuneladder.infra.device import autocast
+from tuneladder.infra.device import PRECISIONS, autocast, grad_scaler
 from tuneladder.tasks import load_task
 from tuneladder.training import runner as trial_runner
 from tuneladder.training.metrics import loss_fn
@@ -55,7 +55,7 @@ def minimal_loop(
     """(seconds of the whole call, seconds of its epochs) for the plainest loop.
 
     This is the loop the methodology writes by hand (train_epoch, then validate),
-    without any of the runner's measurements.
+    without any of the runner's measurements; in fp16, with AMP's loss scaling.
     """
     called = time.perf_counter()
     torch.manual_seed(config.seed)
@@ -63,7 +63,7 @@ def minimal_loop(
     optimizer = make_optimizer(model.parameters(), config)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     x, y = data.train.x, data.train.y
-    amp = autocast(device, precision)
+    amp, scaler = autocast(device, precision), grad_scaler(device, precision)
     started = time.perf_counter()
     for _ in range(config.epochs):
         model.train()
@@ -74,8 +74,13 @@ def minimal_loop(
                 output = model(x[idx])
             loss = loss_fn(data.info.kind, output, y[idx])
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            if scaler is None:
+                loss.backward()
+                optimizer.step()
+            else:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
         model.eval()
         with torch.inference_mode(), amp:
             loss_fn(data.info.kind, model(data.val.x), data.val.y).item()
@@ -155,7 +160,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--batches", nargs="+", type=int, default=[32, 128])
     parser.add_argument(

@@ -360,3 +360,12 @@ def test_the_config_reference_is_the_schemas() -> None:
     resolved = resolve_config(tiny_config())
     missing = [name for name in resolved if f"## `{name}`" not in reference]
     assert not missing, missing
+
+
+def test_the_schema_allows_the_devices_and_precisions_the_runtime_knows() -> None:
+    from tuneladder.infra.device import DEVICES, PRECISIONS
+    from tuneladder.ladder.config import load_schema
+
+    properties = load_schema()["properties"]
+    assert tuple(properties["precision"]["enum"]) == PRECISIONS
+    assert tuple(properties["device"]["enum"]) == DEVICES

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from tuneladder.infra.device import (
     autocast,
     claim_gpu,
     claimable_gpus,
+    grad_scaler,
     peak_memory_mb,
     resolve_device,
     visible_gpus,
@@ -158,12 +160,28 @@ def test_claims_go_by_the_machines_gpus_not_the_runs_limit() -> None:
 def test_cpu_device_precision_and_memory() -> None:
     cpu = resolve_device("cpu")
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    with autocast(cpu, "bf16"):  # bf16 autocast is a CUDA feature: a no-op on CPU
-        assert torch.ones(2).dtype == torch.float32
+    for precision in ("bf16", "fp16"):  # autocast is a CUDA feature here: a no-op on CPU
+        with autocast(cpu, precision):
+            assert torch.nn.Linear(2, 2)(torch.ones(2)).dtype == torch.float32
+        assert grad_scaler(cpu, precision) is None  # and so is fp16's loss scaler
+    gpu = torch.device("cuda", 0)
+    for precision, dtype in (("fp16", torch.float16), ("bf16", torch.bfloat16)):
+        with _without_cuda(gpu):  # made, not entered
+            assert autocast(gpu, precision).fast_dtype == dtype
+    with _without_cuda(gpu):
+        assert isinstance(grad_scaler(gpu, "fp16"), torch.amp.GradScaler)
+    assert grad_scaler(gpu, "bf16") is None and grad_scaler(gpu, "fp32") is None
     assert peak_memory_mb(cpu) > 10
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="no CUDA device"):
             resolve_device("cuda")
+
+
+def _without_cuda(gpu: torch.device) -> contextlib.AbstractContextManager:
+    """Where CUDA is missing, torch warns as it makes CUDA's autocast or loss scaler."""
+    if torch.cuda.is_available():
+        return contextlib.nullcontext()
+    return pytest.warns(UserWarning, match="CUDA is not available|CUDA.* not available")
 
 
 def machine(root: Path, gpus: int | None = None, nodes: tuple[str, ...] = ()) -> Path:
@@ -241,6 +259,7 @@ def test_bf16_on_a_gpu_without_bf16_units_is_said(monkeypatch) -> None:
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
     note = precision_note(gpu, "bf16") or ""
     assert note.startswith("precision bf16 on Tesla T4 (compute capability 7.5)")
+    assert "precision: fp16 (with loss scaling) is the fast one on it" in note
     assert precision_note(gpu, "fp32") is None
     assert precision_note(torch.device("cpu"), "bf16") is None  # ignored there, as documented
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))

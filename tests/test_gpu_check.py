@@ -39,7 +39,7 @@ def test_the_gpu_check_runs_its_checks_on_the_cpu(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for check in ("provenance", "ladder_fp32", "probe_fp32", "lanes_1", "lanes_2", "oom_retry"):
         assert any(line.startswith(f"PASS {check}:") for line in lines), (check, proc.stdout)
-    assert "SKIP host_syncs: needs CUDA" in lines
+    assert "SKIP host_syncs: needs CUDA" in lines and "SKIP host_syncs_fp16: needs CUDA" in lines
     report = json.loads((out / "gpu_check.json").read_text())
     # two trials side by side on the fake GPU: two processes trained the sweep's trials
     assert report["lanes_1"]["processes"] == 1 and report["lanes_2"]["processes"] == 2

@@ -42,6 +42,19 @@ def config(**changes) -> TrialConfig:
     return TrialConfig(**{**base, **changes})
 
 
+def accuracy_run(cfg: TrialConfig, data: TrainVal, task, **changes) -> TrainingRun:
+    """A trial on the CPU that selects on accuracy."""
+    return TrainingRun(
+        config=cfg, data=data, task=task, metric="accuracy", mode="max", device=CPU, **changes
+    )
+
+
+def numbers(outcome: Outcome) -> list[dict[str, float]]:
+    """A trial's history without its timings and memory, which no two runs share."""
+    drop = {"epoch_seconds", "peak_memory_mb"}
+    return [{k: v for k, v in row.items() if k not in drop} for row in outcome.history]
+
+
 def history(path: Path) -> list[dict[str, str]]:
     with open(path) as handle:
         return list(csv.DictReader(handle))
@@ -291,11 +304,7 @@ def test_gradient_clipping_bounds_the_update(digits, digits_task) -> None:
 
 def test_resume_from_checkpoint_continues_the_same_history(tmp_path, digits, digits_task):
     cfg = config(epochs=6, model={**MLP, "dropout": 0.3})
-    full = train(
-        TrainingRun(
-            config=cfg, data=digits, task=digits_task, metric="accuracy", mode="max", device=CPU
-        )
-    )
+    full = train(accuracy_run(cfg, digits, digits_task))
 
     key = trial_key(cfg, digits.fingerprint, "accuracy")
     checkpoint = Checkpoint(tmp_path / "checkpoint.pt", key, every_s=0)
@@ -307,30 +316,14 @@ def test_resume_from_checkpoint_continues_the_same_history(tmp_path, digits, dig
 
     with pytest.raises(KeyboardInterrupt):
         train(
-            TrainingRun(
-                config=cfg,
-                data=digits,
-                task=digits_task,
-                metric="accuracy",
-                mode="max",
-                device=CPU,
-            ),
+            accuracy_run(cfg, digits, digits_task),
             checkpoint=checkpoint,
             on_epoch=interrupt,
         )
     # the checkpoint is written after the callback, so the last one is from epoch 1
-    resumed = train(
-        TrainingRun(
-            config=cfg, data=digits, task=digits_task, metric="accuracy", mode="max", device=CPU
-        ),
-        checkpoint=checkpoint,
-    )
+    resumed = train(accuracy_run(cfg, digits, digits_task), checkpoint=checkpoint)
     assert resumed.resumed_from_epoch == 2
-    drop = {"epoch_seconds", "peak_memory_mb"}
-    strip = [
-        [{k: v for k, v in r.items() if k not in drop} for r in o.history] for o in (full, resumed)
-    ]
-    assert strip[0] == strip[1]
+    assert numbers(resumed) == numbers(full)
 
 
 def test_a_checkpoint_from_a_gpu_resumes_on_the_cpu(
@@ -498,3 +491,46 @@ def test_a_grown_training_cut_at_an_epochs_end_leaves_no_result(tmp_path, digits
         on_epoch=_progress(claims, "fine", "8", 1, settled),
     )
     assert result["status"] == "ok" and asked == []
+
+
+def test_an_fp16_trial_skips_overflowed_steps_and_resumes_with_its_loss_scale(
+    tmp_path, digits, digits_task, monkeypatch
+):
+    """fp16 on CUDA, played by the CPU's fp16 autocast and loss scaler. The scaler starts
+    high enough that the first steps overflow and are skipped, as AMP's first steps
+    often are: the epochs' gradient norms leave those out, the trial still learns, and
+    a run killed halfway resumes with the scale it had, so its history is the unbroken
+    one's (with the scale reset, other steps would be skipped)."""
+    from tuneladder.training import runner
+
+    scalers: list[torch.amp.GradScaler] = []
+
+    def cpu_scaler(device, precision):
+        scalers.append(torch.amp.GradScaler("cpu", init_scale=2.0**24))
+        return scalers[-1]
+
+    monkeypatch.setattr(
+        runner, "autocast", lambda device, precision: torch.autocast("cpu", dtype=torch.float16)
+    )
+    monkeypatch.setattr(runner, "grad_scaler", cpu_scaler)
+    cfg = config(epochs=6, lr=3e-3)
+    run = accuracy_run(cfg, digits, digits_task, precision="fp16")
+    full = train(run)
+    assert full.status == "ok", full.reason
+    assert scalers[0].get_scale() < 2.0**24  # steps overflowed, the scale came down
+    assert all(math.isfinite(row["grad_norm"]) for row in full.history)
+    assert full.history[-1]["val_metric"] > 0.8
+
+    checkpoint = Checkpoint(tmp_path / "checkpoint.pt", run.inputs().key, every_s=0)
+
+    def interrupt(row):
+        if row["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(run, checkpoint=checkpoint, on_epoch=interrupt)
+    assert torch.load(checkpoint.path, weights_only=True)["scaler"]["scale"] < 2.0**24
+    resumed = train(run, checkpoint=checkpoint)
+    assert resumed.resumed_from_epoch == 2
+    assert numbers(resumed) == numbers(full)
+    assert scalers[-1].get_scale() == scalers[0].get_scale()

@@ -25,7 +25,7 @@ def test_runtime_from_the_rules_param_and_the_jobs_threads() -> None:
     runtime = Runtime.from_params(params, threads=3)
     assert (runtime.threads, runtime.precision, runtime.stale_claim_s) == (3, "bf16", 30)
     with pytest.raises(ValueError, match="precision must be one of"):
-        Runtime(device="cpu", precision="fp16", threads=1)
+        Runtime(device="cpu", precision="fp8", threads=1)
     with pytest.raises(ValueError, match=r"threads must be >= 1, got self.threads=0"):
         Runtime(device="cpu", precision="fp32", threads=0)
     with pytest.raises(ValueError, match="device must be one of"):
@@ -47,25 +47,46 @@ def test_a_claimed_gpu_stays_claimed_while_the_job_runs(monkeypatch, tmp_path: P
     device._HELD[0].release()
 
 
+class CountingScaler(torch.amp.GradScaler):
+    """fp16's loss scaler, counting the losses it scaled."""
+
+    losses = 0
+
+    def scale(self, outputs):
+        self.losses += 1
+        return super().scale(outputs)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
 @pytest.mark.parametrize("stage", ["overfit_check", "lr_range_test"])
-def test_sanity_rungs_learn_under_the_runtimes_bf16_autocast(
-    stage: str, digits_dir: Path, monkeypatch, tmp_path: Path
+def test_sanity_rungs_learn_in_the_runtimes_precision(
+    stage: str, precision: str, digits_dir: Path, monkeypatch, tmp_path: Path
 ) -> None:
     """Both sanity rungs train in the sweeps' precision, and still learn in it.
 
-    CUDA's bf16 autocast is played by the CPU's (the same autocast, another device):
-    the rungs must enter it around each forward pass, as the trials do. Wrapped around
-    the backward pass and the optimizer step too, the digits CNN did not learn (its
-    overfit check failed on an H200 in bf16).
+    CUDA's autocast is played by the CPU's (the same autocast, another device), and so
+    is fp16's loss scaler: the rungs must enter autocast around each forward pass, as
+    the trials do, and in fp16 scale their losses. Wrapped around the backward pass and
+    the optimizer step too, the digits CNN did not learn (its overfit check failed on
+    an H200 in bf16).
     """
-    entered = []
+    entered: list[str] = []
+    scaled: list[CountingScaler] = []
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
-    def cpu_bf16(self: Runtime, torch_device):
+    def cpu_autocast(self: Runtime, torch_device):
         entered.append(self.precision)
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+        return torch.autocast("cpu", dtype=dtype)
 
-    monkeypatch.setattr(Runtime, "autocast", cpu_bf16)
-    runtime = Runtime(device="cpu", precision="bf16", threads=1)
+    def cpu_scaler(self: Runtime, torch_device):
+        if self.precision != "fp16":
+            return None
+        scaled.append(CountingScaler("cpu"))
+        return scaled[-1]
+
+    monkeypatch.setattr(Runtime, "autocast", cpu_autocast)
+    monkeypatch.setattr(Runtime, "grad_scaler", cpu_scaler)
+    runtime = Runtime(device="cpu", precision=precision, threads=1)
     cnn = {"epochs": 1, "arch": "cnn", "channels": 16, "lr": 1e-3}
     common = {"data_dir": digits_dir, "task": {"name": "digits"}, "train": cnn, "seed": 0}
     if stage == "overfit_check":
@@ -90,7 +111,9 @@ def test_sanity_rungs_learn_under_the_runtimes_bf16_autocast(
         result = read_json(tmp_path / "lr_range.json")
         # somewhere along the sweep the loss fell well below where it started
         assert min(result["smoothed"]) < 0.8 * result["smoothed"][0]
-    assert entered == ["bf16"]
+    assert entered == [precision]
+    if precision == "fp16":  # one scaler for the rung, which scaled every step's loss
+        assert len(scaled) == 1 and scaled[0].losses >= 10
 
 
 def test_select_and_plan_fine_use_what_each_trial_sampled(tmp_path: Path) -> None:

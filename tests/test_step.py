@@ -71,3 +71,43 @@ def test_setup_is_seeded_and_a_step_reports_the_norm_before_clipping(digits, dig
     assert step.train_step(model, optimizer, loss_fn, x, y)[2] is None
     measured = step.train_step(model, optimizer, loss_fn, x, y, measure_norm=True)[2]
     assert measured is not None and float(measured) > 0
+
+
+def cpu_fp16() -> torch.autocast:
+    """CUDA's fp16 autocast, played by the CPU's (the same autocast, another device)."""
+    return torch.autocast("cpu", dtype=torch.float16)
+
+
+def test_an_fp16_step_unscales_its_norm_and_skips_an_update_that_overflowed(digits, digits_task):
+    config = TrialConfig(seed=3, lr=1e-3, optimizer="adam", model=MLP)
+    x, y = digits.train.x[:64], digits.train.y[:64]
+    loss_fn = make_loss(digits.info, CPU, None)
+    plain, _ = step.setup(config, digits_task.build_model, digits.info, CPU)
+    model, optimizer = step.setup(config, digits_task.build_model, digits.info, CPU)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    *_, norm = step.train_step(
+        model, optimizer, loss_fn, x, y, amp=cpu_fp16(), scaler=scaler, measure_norm=True
+    )
+    *_, unscaled = step.train_step(
+        plain,
+        torch.optim.SGD(plain.parameters(), lr=0.0),
+        loss_fn,
+        x,
+        y,
+        amp=cpu_fp16(),
+        measure_norm=True,
+    )
+    # the norm of the true gradients, not of the ones 1024 times larger that backward made
+    assert norm is not None and unscaled is not None
+    assert float(norm) == pytest.approx(float(unscaled), rel=1e-2)
+    assert scaler.get_scale() == 2.0**10  # no overflow: the scale stays
+    moved = [p.detach().clone() for p in model.parameters()]
+    assert any(not torch.equal(a, b) for a, b in zip(moved, plain.parameters(), strict=True))
+    # a scale that overflows the backward pass: the update is skipped, the scale halved
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**127)
+    *_, norm = step.train_step(
+        model, optimizer, loss_fn, x, y, amp=cpu_fp16(), scaler=scaler, measure_norm=True
+    )
+    assert norm is not None and not torch.isfinite(norm)
+    assert scaler.get_scale() == 2.0**126
+    assert all(torch.equal(a, b) for a, b in zip(moved, model.parameters(), strict=True))

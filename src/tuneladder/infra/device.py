@@ -36,6 +36,7 @@ __all__ = [
     "claim_gpu",
     "claimable_gpus",
     "deterministic",
+    "grad_scaler",
     "listed_gpus",
     "peak_memory_mb",
     "precision_note",
@@ -47,7 +48,7 @@ __all__ = [
 log = logging.getLogger("tuneladder")
 # what `device` and `precision` may be (the config schema lists the same)
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "fp16")
 # the GPU count the workflow plans by, where it cannot be read or is planned elsewhere
 VISIBLE_GPUS_VARIABLE = "TUNELADDER_VISIBLE_GPUS"
 # GPU claims of this process: held until it exits (the lock goes with the open file)
@@ -129,7 +130,7 @@ def deterministic(enabled: bool = True) -> None:
 def precision_note(device: torch.device, precision: str) -> str | None:
     """What a user should know of ``precision`` on ``device``: bf16 on a GPU older than
     Ampere (compute capability 8.0) has no bf16 units, and torch emulates it, slower
-    than fp32. None when there is nothing to say."""
+    than fp32, where fp16 has them. None when there is nothing to say."""
     import torch
 
     if precision != "bf16" or device.type != "cuda":
@@ -140,7 +141,8 @@ def precision_note(device: torch.device, precision: str) -> str | None:
     name = torch.cuda.get_device_name(device)
     return (
         f"precision bf16 on {name} (compute capability {major}.{minor}): it has no bf16"
-        " units, so torch emulates bf16, slower than fp32 there; precision: fp32 is faster"
+        " units, so torch emulates bf16, slower than fp32 there; precision: fp16 (with"
+        " loss scaling) is the fast one on it, fp32 the plain one"
     )
 
 
@@ -159,12 +161,32 @@ def resolve_device(name: str) -> torch.device:
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA when asked; a no-op context everywhere else."""
+    """bf16 or fp16 autocast on CUDA when asked; a no-op context everywhere else."""
     import torch
 
-    if precision == "bf16" and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+    if precision in _HALF and device.type == "cuda":
+        return torch.autocast("cuda", dtype=getattr(torch, _HALF[precision]))
     return contextlib.nullcontext()
+
+
+def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler | None:
+    """The loss scaler fp16 needs on CUDA, else None.
+
+    float16 keeps 5 exponent bits where bf16 keeps float32's 8: small gradients
+    round to zero in it. The scaler multiplies the loss before the backward pass,
+    divides the gradients back before the update, and skips a step whose
+    gradients overflowed, halving its scale (doubling it again after 2000 clean
+    steps). A trial keeps one for its whole run, and its checkpoint keeps its state.
+    """
+    import torch
+
+    if precision == "fp16" and device.type == "cuda":
+        return torch.amp.GradScaler("cuda")
+    return None
+
+
+# the precisions that autocast, by torch's name of their dtype
+_HALF = {"bf16": "bfloat16", "fp16": "float16"}
 
 
 def reset_peak_memory(device: torch.device) -> None:
@@ -296,7 +318,8 @@ class Runtime:
 
     Attributes:
         device: ``auto``, ``cpu`` or ``cuda``.
-        precision: ``fp32``, or ``bf16`` (autocast on CUDA; ignored on CPU).
+        precision: ``fp32``, ``bf16`` or ``fp16`` (autocast on CUDA, fp16 with a loss
+            scaler; ignored on CPU).
         threads: torch's threads in this job.
         gpus: GPUs the run may use locally (``--resources gpu=N``); 0 when not given.
         checkpoint_every_s: seconds between a trial's checkpoints.
@@ -383,5 +406,10 @@ class Runtime:
         return resolve_device(self.device)
 
     def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
-        """bf16 autocast on CUDA when asked (:func:`autocast`); a no-op context otherwise."""
+        """bf16 or fp16 autocast on CUDA when asked (:func:`autocast`); a no-op context
+        otherwise."""
         return autocast(device, self.precision)
+
+    def grad_scaler(self, device: torch.device) -> torch.amp.GradScaler | None:
+        """A fresh loss scaler for one training run in fp16 on CUDA (:func:`grad_scaler`)."""
+        return grad_scaler(device, self.precision)

@@ -81,11 +81,13 @@ def lr_range_test(
     device: torch.device,
     scoring: Scoring | None = None,
     amp: contextlib.AbstractContextManager = NO_AMP,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> dict[str, Any]:
     """Run the sweep on the training split and return the curve and the derived range.
 
     The loss is the task's (``scoring``), the one the trials train on; ``amp``
-    their autocast, around each forward pass as in the trials.
+    their autocast, around each forward pass as in the trials, and ``scaler`` fp16's loss
+    scaler.
     """
     start, end, steps = settings.start, settings.end, settings.steps
     smoothing, diverge_factor = settings.smoothing, settings.diverge_factor
@@ -104,7 +106,7 @@ def lr_range_test(
     for i, (lr, (xb, yb)) in enumerate(zip(lrs, feed, strict=True)):
         for group in optimizer.param_groups:
             group["lr"] = float(lr)
-        _, loss, _ = train_step(model, optimizer, loss_fn, xb, yb, amp=amp)
+        _, loss, _ = train_step(model, optimizer, loss_fn, xb, yb, amp=amp, scaler=scaler)
         # a per-step sync is fine here: a few hundred steps, and stopping needs the value
         value = loss.item()
         losses.append(value)

@@ -64,12 +64,14 @@ def overfit_check(
     device: torch.device,
     scoring: Scoring | None = None,
     amp: contextlib.AbstractContextManager = NO_AMP,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> dict[str, Any]:
     """Train on ``settings.subset`` training samples until the loss is near zero or steps run out.
 
     ``amp`` is the trials' autocast (:meth:`tuneladder.infra.device.Runtime.autocast`),
     entered around each forward pass as the trials do: autocast around the
     backward pass and the optimizer step too keeps a bf16 model from learning.
+    ``scaler`` is fp16's loss scaler (:meth:`~tuneladder.infra.device.Runtime.grad_scaler`).
 
     Passes when the training loss falls below ``loss_ratio`` times the
     untrained model's loss (the loss of the first step, before any update), or
@@ -95,7 +97,9 @@ def overfit_check(
     model, optimizer = setup(plain, build_model, data.info, device)
     model.train()
     started = time.perf_counter()
-    curve, threshold = _memorise(model, optimizer, scorer, tiny, settings=settings, amp=amp)
+    curve, threshold = _memorise(
+        model, optimizer, scorer, tiny, settings=settings, amp=amp, scaler=scaler
+    )
     first, last = curve[0], curve[-1]
     return {
         "passed": _passed(last, threshold, kind),
@@ -125,6 +129,7 @@ def _memorise(
     *,
     settings: OverfitSettings,
     amp: contextlib.AbstractContextManager,
+    scaler: torch.amp.GradScaler | None,
 ) -> tuple[list[dict[str, float]], float]:
     """Train full-batch on ``tiny`` until the loss is under the threshold or steps run out.
 
@@ -135,7 +140,9 @@ def _memorise(
     curve: list[dict[str, float]] = []
     threshold = settings.loss_threshold
     for step in range(1, settings.max_steps + 1):
-        output, loss, _ = train_step(model, optimizer, scorer.loss, tiny.x, tiny.y, amp=amp)
+        output, loss, _ = train_step(
+            model, optimizer, scorer.loss, tiny.x, tiny.y, amp=amp, scaler=scaler
+        )
         if step % CHECK_EVERY == 0 or step == 1 or step == settings.max_steps:
             tally = scorer.tally()
             tally.add(output, tiny.y, loss)

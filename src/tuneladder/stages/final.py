@@ -244,7 +244,7 @@ class Evaluator:
         data_dir: the prepared data.
         device: where the models are evaluated.
         loading: how a split read through a DataLoader is read.
-        amp: the autocast the seed trials trained and validated under (bf16 on a
+        amp: the autocast the seed trials trained and validated under (bf16 or fp16 on a
             GPU): their models are tested under it too.
     """
 

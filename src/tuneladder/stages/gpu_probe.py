@@ -241,7 +241,7 @@ def _trainer(spec: Mapping[str, Any], runtime: Runtime) -> tuple[Any, Any]:
     model, optimizer = setup(config, task_obj.build_model, data.info, device)
     loss = make_loss(data.info, device, Scoring.of(task_obj).loss)
     batches = Batches.plan(len(data.train), config)
-    amp = runtime.autocast(device)
+    amp, scaler = runtime.autocast(device), runtime.grad_scaler(device)
     import torch
 
     shuffle = torch.Generator(device=device)
@@ -257,7 +257,7 @@ def _trainer(spec: Mapping[str, Any], runtime: Runtime) -> tuple[Any, Any]:
             epoch = iter(data.train.batches(batches.indices(shuffle, device)))
             batch = next(epoch)
         xb, yb = batch
-        train_step(model, optimizer, loss, xb, yb, amp=amp)
+        train_step(model, optimizer, loss, xb, yb, amp=amp, scaler=scaler)
         return len(yb)
 
     return step, device

@@ -53,7 +53,8 @@ def overfit_check_stage(
         loss_ratio=overfit["loss_ratio"],
         loss_threshold=overfit["loss_threshold"],
     )
-    # in the precision the sweeps train in: their autocast, around each forward pass
+    # in the precision the sweeps train in: their autocast, around each forward pass, and
+    # in fp16 their loss scaling
     report = overfit_check(
         _base_config(task_obj, train, seed),
         data,
@@ -62,6 +63,7 @@ def overfit_check_stage(
         device=torch_device,
         scoring=_scoring(task_obj),
         amp=runtime.autocast(torch_device),
+        scaler=runtime.grad_scaler(torch_device),
     )
     report["enforced"] = overfit["enforce"]
     report.update(_span())
@@ -102,7 +104,8 @@ def lr_range_test_stage(
         smoothing=lr_range["smoothing"],
         diverge_factor=lr_range["diverge_factor"],
     )
-    # in the precision the sweeps train in: their autocast, around each forward pass
+    # in the precision the sweeps train in: their autocast, around each forward pass, and
+    # in fp16 their loss scaling
     result = lr_range_test(
         _base_config(task_obj, train, seed),
         data,
@@ -111,6 +114,7 @@ def lr_range_test_stage(
         device=torch_device,
         scoring=_scoring(task_obj),
         amp=runtime.autocast(torch_device),
+        scaler=runtime.grad_scaler(torch_device),
     )
     # a plain table of the curve, for `dvc plots`
     zero_lag = result["smoothed_zero_lag"]

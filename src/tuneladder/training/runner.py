@@ -28,7 +28,7 @@ from torch import nn
 from tuneladder.core.hparams import TrialConfig
 from tuneladder.data.loader import DatasetSplit, epoch_seed
 from tuneladder.data.prepared import Split, TrainVal
-from tuneladder.infra.device import autocast, peak_memory_mb, reset_peak_memory
+from tuneladder.infra.device import autocast, grad_scaler, peak_memory_mb, reset_peak_memory
 from tuneladder.store.io import write_csv, write_json, write_torch
 from tuneladder.store.trial_files import (
     CHECKPOINT_FILE,
@@ -108,7 +108,8 @@ class TrainingRun:
         metric: the metric the best epoch is chosen on; any metric the task records.
         mode: ``max`` or ``min``: which way ``metric`` is better.
         device: where the model trains.
-        precision: ``fp32``, or ``bf16`` (autocast on CUDA; ignored elsewhere).
+        precision: ``fp32``, ``bf16`` or ``fp16`` (autocast on CUDA, fp16 with a loss
+            scaler; ignored elsewhere).
         threads: torch's threads in this process, recorded with the result.
     """
 
@@ -256,7 +257,15 @@ def _train(
     # the selected metric only (ROC-AUC or a task's own metric keeps the epoch's outputs);
     # built before the model is seeded, so a loss that draws random numbers changes nothing
     scorer = Scorer.build(data.info, device, (run.metric,), run.scoring)
-    state = TrainState.start(config, data.info, run.task.build_model, device, batches, outcome)
+    state = TrainState.start(
+        config,
+        data.info,
+        run.task.build_model,
+        device,
+        batches,
+        outcome,
+        scaler=grad_scaler(device, run.precision),
+    )
     saved = checkpoint.load() if checkpoint is not None else None
     if saved is None and leg.continues is not None:
         saved = leg.continues.load()  # where the halving level before stopped
@@ -344,6 +353,7 @@ class TrainState:
     device: torch.device
     outcome: Outcome = field(default_factory=Outcome)  # history, best so far, first loss
     epochs_since_best: int = 0
+    scaler: torch.amp.GradScaler | None = None  # fp16's loss scaler (infra.device.grad_scaler)
 
     @classmethod
     def start(
@@ -354,6 +364,8 @@ class TrainState:
         device: torch.device,
         batches: Batches,
         outcome: Outcome,
+        *,
+        scaler: torch.amp.GradScaler | None = None,
     ) -> TrainState:
         model, optimizer = setup(config, build_model, info, device)
         # a constant schedule needs no scheduler: one Python call per step saved
@@ -370,7 +382,7 @@ class TrainState:
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
         shuffle = torch.Generator(device=device)
         shuffle.manual_seed(config.seed)
-        return cls(model, optimizer, scheduler, shuffle, device, outcome)
+        return cls(model, optimizer, scheduler, shuffle, device, outcome, scaler=scaler)
 
     @property
     def epoch(self) -> int:
@@ -399,7 +411,8 @@ class TrainState:
         return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
     def state_dict(self) -> dict[str, Any]:
-        """What a checkpoint holds: weights, optimizer, schedule, RNGs, history, best."""
+        """What a checkpoint holds: weights, optimizer, schedule, RNGs, history, best, and
+        fp16's loss scale."""
         cuda = self.device.type == "cuda"
         return {
             "model": self.model.state_dict(),
@@ -409,6 +422,7 @@ class TrainState:
             "rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(self.device) if cuda else None,
             "epochs_since_best": self.epochs_since_best,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             **{name: getattr(self.outcome, name) for name in _RESUMED},
         }
 
@@ -432,6 +446,9 @@ class TrainState:
             self.scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
         self.epochs_since_best = state["epochs_since_best"]
+        # fp16 on CUDA only: a CPU run of the same key trains in fp32 and has none to load
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         for name in _RESUMED:
             setattr(self.outcome, name, state[name])
         self.outcome.history = list(self.outcome.history)
@@ -526,7 +543,15 @@ def run_epoch(
     for step, (xb, yb) in enumerate(data.train.batches(order, seed=seed)):
         measure = step % batches.norm_every == 0
         output, loss, norm = train_step(
-            model, state.optimizer, scorer.loss, xb, yb, amp=amp, clip=clip, measure_norm=measure
+            model,
+            state.optimizer,
+            scorer.loss,
+            xb,
+            yb,
+            amp=amp,
+            scaler=state.scaler,
+            clip=clip,
+            measure_norm=measure,
         )
         if state.scheduler is not None:
             state.scheduler.step()
@@ -545,10 +570,15 @@ def run_epoch(
         weight_norm=[weight_norm],
         first_loss=[] if first_loss is None else [first_loss],
     )
+    # fp16: a step the loss scaler skipped had overflowed gradients, whose norm says
+    # nothing of the model's; in fp32 a norm that is not finite is the model's own
+    grad_norms = host["grad_norm"]
+    if state.scaler is not None:
+        grad_norms = [v for v in grad_norms if math.isfinite(v)]
     return Epoch(
         train=train.finish(host["train"]),
         val=val.finish(host["val"]),
-        grad_norm=math.fsum(host["grad_norm"]) / len(norms) if norms else math.nan,
+        grad_norm=math.fsum(grad_norms) / len(grad_norms) if grad_norms else math.nan,
         weight_norm=host["weight_norm"][0],
         first_loss=host["first_loss"][0] if host["first_loss"] else math.nan,
         seconds=time.perf_counter() - started,

@@ -45,6 +45,7 @@ def train_step(
     y: torch.Tensor,
     *,
     amp: contextlib.AbstractContextManager = NO_AMP,
+    scaler: torch.amp.GradScaler | None = None,
     clip: float | None = None,
     measure_norm: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -54,19 +55,32 @@ def train_step(
     Returns the output, the loss, and the gradient norm when clipping (``clip``)
     or asked to (``measure_norm``), else None. The norm is the one before
     clipping: it says how large the gradients were, not what clipping made them.
+
+    ``scaler`` (fp16, :func:`~tuneladder.infra.device.grad_scaler`) scales the loss
+    before the backward pass; the gradients are unscaled before their norm is
+    taken, so it and the clipping read true sizes. On a step whose gradients
+    overflowed the update is skipped and the norm is not finite. The optimizer
+    reads the scaler's overflow flag on the device where it runs fused (Adam,
+    AdamW on CUDA); any other reads it back, one host sync a step.
     """
     with amp:
         output = model(x)
     loss = loss_fn(output, y)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    (loss if scaler is None else scaler.scale(loss)).backward()
     norm = None
     if clip or measure_norm:
+        if scaler is not None:
+            scaler.unscale_(optimizer)
         params = [p for p in model.parameters() if p.grad is not None]
         norm = (
             nn.utils.clip_grad_norm_(params, clip) if clip else global_norm(p.grad for p in params)
         )
-    optimizer.step()
+    if scaler is None:
+        optimizer.step()
+    else:
+        scaler.step(optimizer)
+        scaler.update()
     return output, loss, norm
 
 
