@@ -751,6 +751,10 @@ def test_report_of_a_ladder_with_failures(tiny_ladder: Path, tmp_path: Path) -> 
     fine["trials"][2].update(best_epoch=1, best_val_metric=0.3)
     del fine["trials"][2]["curve"]
     write_json(results / "fine" / "results.json", fine)
+    # coarse #3 ran out of GPU memory beside other trials and trained again alone
+    result_3 = results / "coarse" / "trials" / "3" / "result.json"
+    alone = {"reason": "OutOfMemoryError: CUDA out of memory", "waited_s": 2.0, "seconds": 1.0}
+    write_json(result_3, {**read_json(result_3), "retried_alone": alone})
 
     summary = report_stage(
         inputs=report_inputs(results),
@@ -779,6 +783,12 @@ def test_report_of_a_ladder_with_failures(tiny_ladder: Path, tmp_path: Path) -> 
     for (rung, name), mode in labels.items():
         if mode != "ok":
             assert f"<tr><td>{rung} #{name}</td><td>{mode}</td>" in failures
+    assert summary["failures"]["retried_alone"] == [
+        {"trial": "coarse/3", "reason": alone["reason"]}
+    ]
+    assert "1 trial(s) ran out of GPU memory beside the other trials" in failures
+    assert "<td>coarse/3</td><td>OutOfMemoryError: CUDA out of memory</td>" in failures
+    assert summary["reproducibility"]["precisions"] == ["fp32"]
 
 
 @pytest.mark.slow

@@ -690,6 +690,20 @@ def _failures(s: Mapping[str, Any]) -> str:
         + left_out
         + "<p>Statuses per rung, as the trials recorded them:</p>"
         + _table(["rung", "statuses"], status)
+        + _retried_alone(f.get("retried_alone", []))
+    )
+
+
+def _retried_alone(trials: Sequence[Mapping[str, Any]]) -> str:
+    """The trials that ran out of GPU memory beside others and trained again alone: their
+    statuses above are those of the run alone."""
+    if not trials:
+        return ""
+    rows = [[_e(t["trial"]), _e(t["reason"])] for t in trials]
+    return (
+        f"<p>{len(trials)} trial(s) ran out of GPU memory beside the other trials on their"
+        " GPU, waited for them and trained again alone; their statuses above are those of"
+        " the run alone:</p>" + _table(["trial", "out of memory beside others"], rows)
     )
 
 
@@ -735,6 +749,7 @@ def _reproducibility(s: Mapping[str, Any]) -> str:
         ["package versions (trials)", _e(versions)],
         ["package versions (report)", _e(report_versions)],
         ["devices, hosts", _e(", ".join(r["devices"]) + "; " + ", ".join(r["hosts"]))],
+        ["precision (trials)", _e(", ".join(r.get("precisions", [])) or "n/a")],
     ]
     builds = [
         [

@@ -564,6 +564,12 @@ def _failures(run: RunData, mode: Direction) -> dict[str, Any]:
         "trials": [c for c in classes if c["mode"] != "ok"],
         "status_counts": {name: _counts(rows) for name, rows in run.rows.items()},
         "classes": classes,
+        # out of GPU memory beside other trials, then trained alone (decision 055)
+        "retried_alone": [
+            {"trial": name, "reason": r["retried_alone"]["reason"]}
+            for name, r in sorted(run.results.items())
+            if r.get("retried_alone")
+        ],
     }
 
 
@@ -867,6 +873,7 @@ def _reproducibility(
         "report_versions": dict(provenance.versions),
         "builds": builds(run.results),
         "devices": sorted({str(r.get("device")) for r in run.results.values()}),
+        "precisions": sorted({str(r.get("precision", "fp32")) for r in run.results.values()}),
         "hosts": sorted({str(r.get("host")) for r in run.results.values()}),
     }
 
