@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -181,3 +182,24 @@ def planned_jobs(output: str) -> dict[str, int]:
     jobs = {m[0]: int(m[1]) for m in re.findall(r"^(\w+)\s+(\d+)$", table, re.M)}
     jobs.pop("total", None)
     return jobs
+
+
+def _cpu_fp16_autocast() -> bool:
+    """Whether the CPU has an fp16 autocast (torch 2.4 on): the tests of the fp16 path
+    play CUDA's with it. Where it has none, torch warns and autocasts nothing."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            torch.autocast("cpu", dtype=torch.float16)
+        except (UserWarning, RuntimeError):
+            return False
+    return True
+
+
+needs_cpu_fp16 = pytest.mark.skipif(
+    not _cpu_fp16_autocast(), reason="this torch has no fp16 autocast on the CPU (2.4 on has)"
+)

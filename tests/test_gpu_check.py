@@ -48,6 +48,17 @@ def test_the_gpu_check_runs_its_checks_on_the_cpu(tmp_path: Path) -> None:
     assert [level["trials"] for level in probe["levels"]][0] == 1
     assert probe["chosen"] in [level["trials"] for level in probe["levels"]]
     assert all(level["samples_per_s"] > 0 for level in probe["levels"])
+    # the ladder's report shows what the probe measured and chose
+    report_dir = out / "work" / "results" / "gpu-fp32" / "report"
+    shown = json.loads((report_dir / "summary.json").read_text())["sanity"]["gpu_probe"]
+    assert shown["chosen"] == probe["chosen"]
+    assert [level["trials"] for level in shown["levels"]] == [
+        level["trials"] for level in probe["levels"]
+    ]
+    assert (
+        f"GPU probe: {probe['chosen']} trials side by side"
+        in (report_dir / "index.html").read_text()
+    )
 
 
 def test_nothing_to_install_passes_and_no_time_left_skips(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import needs_cpu_fp16
 from tuneladder import stages
 from tuneladder.infra import device
 from tuneladder.infra.device import Runtime
@@ -57,7 +58,7 @@ class CountingScaler(torch.amp.GradScaler):
         return super().scale(outputs)
 
 
-@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+@pytest.mark.parametrize("precision", ["bf16", pytest.param("fp16", marks=needs_cpu_fp16)])
 @pytest.mark.parametrize("stage", ["overfit_check", "lr_range_test"])
 def test_sanity_rungs_learn_in_the_runtimes_precision(
     stage: str, precision: str, digits_dir: Path, monkeypatch, tmp_path: Path

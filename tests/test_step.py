@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from helpers import needs_cpu_fp16
 from tuneladder.core.hparams import TrialConfig
 from tuneladder.sanity import lr_range, overfit
 from tuneladder.training import runner, step
@@ -78,6 +79,7 @@ def cpu_fp16() -> torch.autocast:
     return torch.autocast("cpu", dtype=torch.float16)
 
 
+@needs_cpu_fp16
 def test_an_fp16_step_unscales_its_norm_and_skips_an_update_that_overflowed(digits, digits_task):
     config = TrialConfig(seed=3, lr=1e-3, optimizer="adam", model=MLP)
     x, y = digits.train.x[:64], digits.train.y[:64]

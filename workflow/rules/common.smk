@@ -21,7 +21,13 @@ from tuneladder.search.halving import Halving
 from tuneladder.infra.stale_locks import clear_stale_locks
 from tuneladder.execution.terminal import result_lines
 from tuneladder.execution.status import ladder_status, save_run_config, stop_line
-from tuneladder.report import SWEEP_READS, SWEEPS_FILE, figures_for, report_inputs
+from tuneladder.report import (
+    PROBE_INPUT,
+    SWEEP_READS,
+    SWEEPS_FILE,
+    figures_for,
+    report_inputs,
+)
 from tuneladder.tasks import TaskError
 from tuneladder.tasks.tabular import data_path
 from tuneladder.store.trials import prepare_fingerprint, task_code
@@ -156,7 +162,7 @@ def probe_threads():
 def gpu_probe_input(wildcards):
     """The GPU probe's result, for a worker that runs `trials_per_gpu: auto` lanes."""
     if trials_per_gpu() == "auto":
-        return {"probe": f"{RESULTS}/sanity/gpu_probe.json"}
+        return {PROBE_INPUT: f"{RESULTS}/sanity/gpu_probe.json"}
     return {}
 
 

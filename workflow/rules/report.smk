@@ -39,6 +39,7 @@ rule report_sweeps:
 rule report:
     input:
         unpack(report_files),
+        unpack(gpu_probe_input),
         sweeps=f"{RESULTS}/report/{SWEEPS_FILE}",
         sweep_figures=[
             f"{RESULTS}/report/{figure.path}"

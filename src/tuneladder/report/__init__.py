@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from tuneladder.report._contents import (
     FIGURE_NAMES,
     FIGURES,
+    PROBE_INPUT,
     READS,
     SECTIONS,
     SWEEP_READS,
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FIGURES",
     "FIGURE_NAMES",
+    "PROBE_INPUT",
     "READS",
     "SECTIONS",
     "SWEEPS_FILE",

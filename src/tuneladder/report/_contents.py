@@ -32,6 +32,7 @@ from tuneladder.search.halving import Halving
 __all__ = [
     "FIGURES",
     "FIGURE_NAMES",
+    "PROBE_INPUT",
     "READS",
     "SECTIONS",
     "SWEEPS_FILE",
@@ -63,6 +64,9 @@ SWEEP_READS = tuple(
     for rung, role in READS
     if rung in (PREPARE, OVERFIT, LR_RANGE, *SEARCH_RUNGS, SELECT)
 )
+# The GPU probe's result, where the run measured its trials per GPU: the report rule reads
+# it under this name, as the sweep workers do (the workflow's gpu_probe_input)
+PROBE_INPUT = "probe"
 # What it leaves for the report job besides its figures, relative to the report's folder:
 # the numbers it computed from the sweeps (fANOVA, rank trends).
 SWEEPS_FILE = "sweeps.json"

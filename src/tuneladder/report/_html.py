@@ -410,7 +410,36 @@ def _sanity(s: Mapping[str, Any], figures: Mapping[str, bytes | None]) -> str:
         )
     else:
         text += "<p>The LR range test did not run.</p>"
-    return text + _figure("lr_range", figures.get("lr_range"))
+    text += _figure("lr_range", figures.get("lr_range"))
+    return text + _gpu_probe(s["sanity"].get("gpu_probe"))
+
+
+def _gpu_probe(probe: Mapping[str, Any] | None) -> str:
+    """How many trials each GPU trained side by side, and the throughput that chose it."""
+    if probe is None:
+        return ""
+    rows = [
+        [
+            _e(level["trials"]),
+            _e(fmt(level["samples_per_s"], 3) if level["complete"] else "incomplete"),
+            _e(f"{level['speedup']:.2f}x" if level["speedup"] is not None else "n/a"),
+        ]
+        for level in probe["levels"]
+    ]
+    memory = (
+        f", {probe['per_trial_mb']:.0f} MB a trial of {probe['total_mb']:.0f} MB"
+        if probe["per_trial_mb"] and probe["total_mb"]
+        else ""
+    )
+    return (
+        f"<p>GPU probe: {_e(probe['chosen'])} trials side by side on each GPU"
+        f" ({_e(probe['device_name'] or 'no GPU name recorded')}{_e(memory)}), chosen as"
+        f" {_e(probe['rule'])}. Training samples per second of all trials together,"
+        f" each level timed for {_e(fmt(probe['probe_seconds'], 2))} s:</p>"
+        + _table(
+            ["trials side by side", "samples/s in all", "against one"], rows, frozenset({1, 2})
+        )
+    )
 
 
 def _curves(s: Mapping[str, Any], figures: Mapping[str, bytes | None]) -> str:

@@ -28,7 +28,7 @@ from tuneladder.ladder.rungs import (
     TRIAL_RUNGS,
     Rung,
 )
-from tuneladder.report._contents import READS, input_name
+from tuneladder.report._contents import PROBE_INPUT, READS, input_name
 from tuneladder.report._history import History, LazyHistory, empty_history, number
 from tuneladder.search.halving import configs_of
 from tuneladder.search.space import Space, space_from_json
@@ -51,6 +51,8 @@ class RunData:
     ``rows`` and ``rung_dirs`` hold the rungs of trials that ran, in ladder order:
     an optional rung only when its files were given. ``final`` is empty where the
     final rung's summary was not read (the ``report_sweeps`` job, which runs before it).
+    ``gpu_probe`` is ``sanity/gpu_probe.json`` where the run measured its trials per GPU
+    (:mod:`tuneladder.stages.gpu_probe`), else None.
     """
 
     meta: dict[str, Any]
@@ -64,6 +66,7 @@ class RunData:
     final: dict[str, Any]
     rung_dirs: dict[str, Path] = field(default_factory=dict)
     benchmarks: dict[str, float] = field(default_factory=dict)  # job name -> seconds
+    gpu_probe: dict[str, Any] | None = None
 
     @property
     def coarse_space(self) -> Space:
@@ -218,4 +221,5 @@ def load_run(
         final=read(FINAL, "summary") if (FINAL, "summary") in reads else {},
         rung_dirs={r.name: input_path(r, "plan").parent for r in ran},
         benchmarks=read_benchmarks(benchmarks_dir) if benchmarks_dir is not None else {},
+        gpu_probe=read_json(inputs[PROBE_INPUT]) if PROBE_INPUT in inputs else None,
     )

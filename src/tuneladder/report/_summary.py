@@ -822,6 +822,20 @@ def _sanity(run: RunData) -> dict[str, Any]:
             if k not in ("lrs", "losses", "smoothed", "smoothed_zero_lag", "config")
         }
         or None,
+        "gpu_probe": _gpu_probe(run.gpu_probe),
+    }
+
+
+def _gpu_probe(probe: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """What the GPU probe measured and chose (``trials_per_gpu: auto``); None where it did
+    not run."""
+    if probe is None:
+        return None
+    keep = ("chosen", "rule", "device_name", "total_mb", "per_trial_mb", "probe_seconds")
+    levels = ("trials", "samples_per_s", "speedup", "complete")
+    return {
+        **{k: probe.get(k) for k in keep},
+        "levels": [{k: level.get(k) for k in levels} for level in probe.get("levels", [])],
     }
 
 

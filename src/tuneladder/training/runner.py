@@ -17,6 +17,7 @@ import gc
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -293,7 +294,8 @@ def _train(
             outcome.first_loss = epoch.first_loss
         if on_epoch is not None:
             on_epoch(row)
-        if reason := _divergence(row, outcome.first_loss, config.diverge_factor):
+        reason = _divergence(row, outcome.first_loss, config.diverge_factor)
+        if reason := reason or _overflowing(epoch.loss_scale, int(row["epoch"])):
             outcome.status, outcome.reason = "diverged", reason
             break
         state.track_best(row, mode=run.mode, keep_weights=keep_best_state)
@@ -496,6 +498,7 @@ class Epoch(NamedTuple):
     weight_norm: float
     first_loss: float  # the loss of the epoch's first step
     seconds: float
+    loss_scale: float | None = None  # fp16's, at the epoch's end; None without a scaler
 
     def row(
         self, epoch: int, metric: str, *, lr: float, peak_memory_mb: float
@@ -540,6 +543,8 @@ def run_epoch(
     first_loss = None
     model.train()
     order = batches.indices(state.shuffle, device)
+    # a new fp16 trial's first update may be skipped (see _first_schedule_step)
+    quiet_schedule = state.scaler is not None and state.epoch == 0
     for step, (xb, yb) in enumerate(data.train.batches(order, seed=seed)):
         measure = step % batches.norm_every == 0
         output, loss, norm = train_step(
@@ -554,7 +559,10 @@ def run_epoch(
             measure_norm=measure,
         )
         if state.scheduler is not None:
-            state.scheduler.step()
+            if step == 0 and quiet_schedule:
+                _first_schedule_step(state.scheduler)
+            else:
+                state.scheduler.step()
         if norm is not None:
             norms.append(norm)
         if first_loss is None:
@@ -582,7 +590,23 @@ def run_epoch(
         weight_norm=host["weight_norm"][0],
         first_loss=host["first_loss"][0] if host["first_loss"] else math.nan,
         seconds=time.perf_counter() - started,
+        # read after the epoch's one sync: the GPU has nothing queued any more
+        loss_scale=state.scaler.get_scale() if state.scaler is not None else None,
     )
+
+
+def _first_schedule_step(scheduler: torch.optim.lr_scheduler.LRScheduler) -> None:
+    """The schedule's first step in fp16. The loss scaler skips an update whose gradients
+    overflowed, often the very first, at its starting scale; torch's scheduler then warns
+    that it was stepped before the optimizer. The schedule goes on as AMP's always does,
+    so that one warning says nothing here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore",
+            message=r"Detected call of `lr_scheduler\.step\(\)` before",
+            category=UserWarning,
+        )
+        scheduler.step()
 
 
 def _again_alone(
@@ -622,6 +646,18 @@ def _to_host(**groups: Sequence[torch.Tensor]) -> dict[str, list[float]]:
         host[name] = values[start : start + length]
         start += length
     return host
+
+
+def _overflowing(loss_scale: float | None, epoch: int) -> str | None:
+    """fp16: a loss scale under 1 means the gradients overflow float16 even unscaled. The
+    scaler then skips every update and halves the scale again; the loss stays where it
+    was, finite, and nothing else would stop the trial."""
+    if loss_scale is None or loss_scale >= 1.0:
+        return None
+    return (
+        f"fp16 loss scale fell to {loss_scale:.3g} at epoch {epoch}: the gradients overflow"
+        " float16 even unscaled, so the scaler skips the updates"
+    )
 
 
 def _divergence(row: Mapping[str, float], first_loss: float, factor: float) -> str | None:

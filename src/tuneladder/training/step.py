@@ -49,7 +49,7 @@ def train_step(
     clip: float | None = None,
     measure_norm: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Forward, loss, backward, update; nothing leaves the device.
+    """Forward, loss, backward, update; nothing leaves the device (fp16 aside, below).
 
     ``loss_fn`` is the trial's loss (:func:`tuneladder.training.metrics.make_loss`).
     Returns the output, the loss, and the gradient norm when clipping (``clip``)
