@@ -313,6 +313,15 @@ def test_prepare_names_text_classes_and_reports_what_it_changed(tmp_path: Path, 
     assert said[0].startswith("tuneladder: prepare: csv:t.csv: 2 change(s) to the data as given")
     assert said[1].startswith("tuneladder:   colour: text, one-hot over the train split's 1 ")
     assert said[2] == "tuneladder:   target: 2 classes by name (cat, dog), as 0-1"
+    # numbered classes: how many the numbers made (a quantity taken as classes shows here)
+    numbered = write_csv(
+        tmp_path / "n.csv", "size,label\n" + "".join(f"{i},{i % 3}\n" for i in range(30))
+    )
+    task = {"name": "csv", "options": {"path": str(numbered), "target": "label"}}
+    with logged(tmp_path / "logs" / "prepare-n.log"):
+        prepare_stage(task=task, seed=0, data_dir=tmp_path / "n-data", train={"width": 4})
+    said = capfd.readouterr().err.splitlines()
+    assert "tuneladder:   target: 3 classes, numbered as in the file" in said
 
 
 def test_csv_header_is_checked_from_its_first_line_only(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -245,3 +246,47 @@ def test_shipped_tasks_pass_the_model_check(name: str, options, tmp_path: Path, 
         task.build_model, task.default_model, data.info, data.train.x, data.train.y
     )
     assert shape == (8, data.info.n_outputs)
+
+
+def test_a_csv_target_that_reads_as_a_quantity_needs_its_kind_said(tmp_path: Path) -> None:
+    """Left unset, the kind is classification: a price column was split into a class per
+    value (194 classes from 300 rows) and the ladder tuned accuracy on it. Such a target
+    is refused, naming the option; said outright, either kind is taken as asked."""
+    from tuneladder.tasks.tabular import load_table
+
+    rng = np.random.default_rng(0)
+    prices = tmp_path / "prices.csv"
+    size = rng.normal(size=200)
+    price = np.round(50 + 10 * size + rng.normal(size=200), 2)
+    pd.DataFrame({"size": size, "row": np.arange(200), "price": price}).to_csv(prices, index=False)
+    counts = tmp_path / "counts.csv"
+    pd.DataFrame({"size": size, "visits": rng.integers(0, 120, size=200)}).to_csv(
+        counts, index=False
+    )
+    for path, target, message in (
+        (prices, "price", "target column 'price' holds fractional numbers"),
+        (counts, "visits", r"target column 'visits' has \d+ distinct values in 200 rows"),
+    ):
+        task = load_task("csv", {"path": str(path), "target": target})
+        with pytest.raises(ValueError, match=message) as caught:
+            prepare(task, tmp_path / "data", seed=0)
+        assert "set task.options.kind: regression" in str(caught.value)
+        regression = load_task("csv", {"path": str(path), "target": target, "kind": "regression"})
+        assert prepare(regression, tmp_path / f"{target}-data", seed=0)["info"]["kind"] == (
+            "regression"
+        )
+    # said outright, many classes are classes; few classes need nothing said
+    _, labels = load_table(counts, "visits", "classification")
+    assert labels.dtype == np.int64
+    few = tmp_path / "few.csv"
+    grades = pd.DataFrame({"size": size, "row": np.arange(200), "grade": rng.integers(0, 3, 200)})
+    grades.to_csv(few, index=False)
+    task = load_task("csv", {"path": str(few), "target": "grade", "drop": "row"})
+    meta = prepare(task, tmp_path / "few-data", seed=0)
+    assert meta["info"]["kind"] == "classification" and meta["info"]["n_outputs"] == 3
+    assert meta["encoding"]["columns"] == ["size"]  # drop: one name alone, not its letters
+    # a column that counts the rows is said, with the line that drops it
+    task = load_task("csv", {"path": str(few), "target": "grade"})
+    changes = prepare(task, tmp_path / "row-data", seed=0)["encoding"]["changes"]
+    assert "row: counts the rows (0, 1, 2 ...), like an index or an ID" in changes[0]
+    assert changes[0].endswith('task.options.drop: ["row"] leaves it out')

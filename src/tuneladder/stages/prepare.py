@@ -20,10 +20,14 @@ log = logging.getLogger("tuneladder")
 def _report_encoding(meta: Mapping[str, Any], data_dir: str | Path) -> None:
     """What prepare changed in the task's columns and labels: in the log and on the terminal."""
     lines = list((meta.get("encoding") or {}).get("changes", []))
-    names = meta["info"].get("class_names")
+    info = meta["info"]
+    names = info.get("class_names")
     if names:
         shown = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")
         lines.append(f"target: {len(names)} classes by name ({shown}), as 0-{len(names) - 1}")
+    elif meta.get("encoding") and info["kind"] == "classification":
+        # a table's numeric target: how many classes its numbers made
+        lines.append(f"target: {info['n_outputs']} classes, numbered as in the file")
     if not lines:
         return
     features = (meta.get("encoding") or {}).get("columns")

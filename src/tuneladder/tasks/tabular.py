@@ -49,7 +49,7 @@ class TableOptions:
             categorical=str(options.get("categorical", cls.categorical)),
             max_categories=int(options.get("max_categories", cls.max_categories)),
             missing=str(options.get("missing", cls.missing)),
-            drop=tuple(str(c) for c in options.get("drop") or ()),
+            drop=dropped_columns(options.get("drop")),
         )
         for key, allowed in (("categorical", ("onehot", "error")), ("missing", ("fill", "error"))):
             if (value := getattr(made, key)) not in allowed:
@@ -62,6 +62,18 @@ class TableOptions:
         return made
 
 
+def dropped_columns(value: Any) -> tuple[str, ...]:
+    """``task.options.drop`` as column names: a list of them, or one name alone (a string
+    read as a list would name its letters)."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"task.options.drop must be a list of column names, got {value!r}")
+    return tuple(str(c) for c in value)
+
+
 def make_task(options: Mapping[str, Any]) -> Task:
     unknown = sorted(set(options) - OPTIONS)
     if unknown:
@@ -69,7 +81,9 @@ def make_task(options: Mapping[str, Any]) -> Task:
     for key in ("path", "target"):
         if not options.get(key):
             raise ValueError(f"task.options.{key} is required for the csv task")
-    kind = options.get("kind", "classification")
+    # unset, classification: the table decides whether its target can be classes
+    kind = options.get("kind") or "classification"
+    kind_set = options.get("kind") is not None
     table_options = TableOptions.from_options(options)
     # resolved once, against the directory the ladder runs in (config.py checks it exists)
     path = data_path(options["path"])
@@ -77,7 +91,7 @@ def make_task(options: Mapping[str, Any]) -> Task:
     return Task(
         name=f"csv:{path.name}",
         kind=kind,
-        load_arrays=lambda: load_table(path, target, kind, table_options),
+        load_arrays=lambda: load_table(path, target, kind, table_options, kind_set=kind_set),
         encode=lambda table, train_rows: encode_table(table, train_rows, table_options),
         build_model=_build_model,
         default_model=DEFAULT_MODEL,
@@ -123,7 +137,7 @@ def check_header(value: Any, target: str, drop: Any = ()) -> None:
         raise DataError(f"{path}: cannot read (the file is empty: no header line)")
     _check_target(path, target, header)
     named = _pandas_names(header)  # what prepare's pandas calls them: drop may use either
-    for column in map(str, drop or ()):
+    for column in dropped_columns(drop):
         if column not in header and column not in named:
             raise DataError(
                 f"task.options.drop names {column!r}, which is not a column of {path}"
@@ -170,13 +184,20 @@ def _check_target(path: Path, target: str, columns: list[str]) -> None:
 
 
 def load_table(
-    path: Path, target: str, kind: str, options: TableOptions | None = None
+    path: Path,
+    target: str,
+    kind: str,
+    options: TableOptions | None = None,
+    *,
+    kind_set: bool = True,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """The file's feature columns as a table, and its targets; every problem at once.
 
     What cannot be used is one :class:`DataError` that lists each problem with
     the option that fixes it. Text labels of a classification target stay text:
-    prepare names the classes by them.
+    prepare names the classes by them. ``kind_set`` False: the kind is the default
+    (classification), and a target that looks like a quantity is refused rather
+    than split into a class per value.
     """
     import pandas as pd
 
@@ -210,6 +231,8 @@ def load_table(
         )
     if kind != "classification":  # the rows with a value: each problem listed at once
         problems += _numeric_problems(f"target column {target!r}", labels)
+    elif not kind_set and not missing.any():
+        problems += _quantity_problems(target, labels)
     if problems:
         shown = problems[0] if len(problems) == 1 else "".join(f"\n  - {p}" for p in problems)
         raise DataError(f"{path}: {shown}")
@@ -225,6 +248,34 @@ def load_table(
             return features, values.astype(np.int64)
         return features, values.astype(str)
     return features, labels.to_numpy(dtype=np.float32)[:, None]
+
+
+# a target with more distinct values than this, and fewer rows than FEW_ROWS_A_CLASS for
+# each, is a quantity rather than classes, unless the config says classification
+MANY_CLASSES = 20
+FEW_ROWS_A_CLASS = 5
+
+
+def _quantity_problems(target: str, labels: pd.Series) -> list[str]:
+    """Why a target whose kind was not set does not look like classes: fractional numbers,
+    or a distinct value for nearly every few rows (a price, a count)."""
+    fix = "set task.options.kind: regression for a quantity"
+    values = labels.to_numpy()
+    if labels.dtype.kind == "f" and not np.all(values == np.round(values)):
+        example = next(v for v in values if v != round(v))
+        return [
+            f"target column {target!r} holds fractional numbers (e.g. {example!r}), not"
+            f" classes, and task.options.kind is not set (classification by default): {fix}"
+        ]
+    classes = labels.nunique()
+    if classes > MANY_CLASSES and len(labels) < FEW_ROWS_A_CLASS * classes:
+        return [
+            f"target column {target!r} has {classes} distinct values in {len(labels)} rows,"
+            " which reads as a quantity, not classes, and task.options.kind is not set"
+            f" (classification by default): {fix}, or kind: classification to train"
+            f" {classes} classes"
+        ]
+    return []
 
 
 def _column_problems(name: str, values: pd.Series, options: TableOptions) -> list[str]:
@@ -321,6 +372,12 @@ def encode_table(table: pd.DataFrame, train_rows: np.ndarray, options: TableOpti
             bad = ~np.isfinite(numbers)
             columns.append(numbers)
             names.append(column)
+            if _counts_rows(numbers):
+                changes.append(
+                    f"{column}: counts the rows ({numbers[0]:.0f}, {numbers[1]:.0f},"
+                    f" {numbers[2]:.0f} ...), like an index or an ID; it is a feature as given,"
+                    f" and task.options.drop: [{_yaml_str(column)}] leaves it out"
+                )
             if bad.any():
                 train_values = numbers[train_rows][~bad[train_rows]]
                 fill = float(np.median(train_values)) if len(train_values) else 0.0
@@ -353,6 +410,14 @@ def encode_table(table: pd.DataFrame, train_rows: np.ndarray, options: TableOpti
         )
     x = np.stack(columns, axis=1).astype(np.float32)
     return Encoded(x=x, columns=tuple(names), changes=tuple(changes))
+
+
+def _counts_rows(numbers: np.ndarray) -> bool:
+    """A column that steps by one from row to row (an index a DataFrame wrote, a row
+    number, a sequential ID): a model can learn the file's order from it."""
+    if len(numbers) < 3 or not np.all(np.isfinite(numbers)):
+        return False
+    return bool(np.all(np.diff(numbers) == 1))
 
 
 def _rows(bad: np.ndarray) -> str:
