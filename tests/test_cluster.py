@@ -115,6 +115,14 @@ def test_gpu_settings_on_a_machine_without_a_gpu_are_said_before_any_job(tmp_pat
     jobs = planned_jobs(proc.stdout)
     assert jobs["sweep_worker"] == 4 + 3 + 4  # the cores, not cut to the one GPU
     assert "gpu_probe" not in jobs and not re.search(r"resources: .*\bgpu=1", proc.stdout)
+    assert "precision" not in proc.stderr  # fp32: nothing to say
+    # bf16 asked for where the trials train on the CPU: ignored there, but still their key
+    write_config(tmp_path, device="auto", precision="bf16")
+    proc = snakemake(tmp_path, "-n", "--cores", "4", env=no_gpu)
+    assert (
+        "  precision bf16: ignored where trials train on the CPU, as here: they train in"
+        " fp32, keyed bf16 (a run on a GPU retrains them)"
+    ) in proc.stderr
     write_config(tmp_path, device="cuda")
     proc = snakemake(tmp_path, "--cores", "4", "--resources", "gpu=1", env=no_gpu, check=False)
     assert proc.returncode != 0

@@ -190,6 +190,18 @@ def device_line():
     return f"  device  {config['device']}, {config['precision']}: {where}, {per}"
 
 
+def precision_line():
+    """Say that bf16 or fp16 asked for on a machine whose trials train on the CPU is
+    ignored there, and what it still changes: the trials' key. None otherwise."""
+    precision = config["precision"]
+    if precision == "fp32" or not (config["device"] == "cpu" or no_gpu_here()):
+        return None
+    return (
+        f"  precision {precision}: ignored where trials train on the CPU, as here: they"
+        f" train in fp32, keyed {precision} (a run on a GPU retrains them)"
+    )
+
+
 def rung_trials(rung):
     """The most trials a rung's workers train at once: a sweep that halves trains every
     config at level 0, and fewer at each level after (tuneladder.search.halving)."""
@@ -209,7 +221,8 @@ def report_plan():
         results=RESULTS,
         configfiles=CONFIGFILES,
         workers={rung: rung_workers(rung) for rung in TRIAL_RUNGS},
-        device=device_line(),
+        device="\n".join(line for line in (device_line(), precision_line()) if line)
+        or None,
     )
     print("\n".join(lines), file=sys.stderr)
 
