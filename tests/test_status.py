@@ -361,8 +361,12 @@ def test_the_stop_line_names_a_job_that_failed_in_this_run_only(tmp_path: Path) 
         "rungs": [{"rung": "coarse", "done": 3, "total": 8}],
         "failed_jobs": [{"job": "coarse/worker-3-of-4", "reason": "lane 0", "log": str(log)}],
     }
-    earlier = stop_line(status, "snakemake --cores 2", since=2000.0)
+    earlier = stop_line({**status, "results": "results/dq2"}, "snakemake --cores 2", since=2000.0)
     assert earlier.startswith("stopped before the end (trials kept: coarse 3/8)")
+    # the run's own folder: `tuneladder status` alone reads config/config.yaml's experiment
+    assert earlier.endswith(
+        "`tuneladder status --results results/dq2` shows where the ladder stands"
+    )
     now = stop_line(status, "snakemake --cores 2", since=500.0)
     assert now.startswith(f"stopped: coarse/worker-3-of-4 failed (its reason above, and in {log})")
     assert now.endswith("Once that is fixed, `snakemake --cores 2` goes on from there")

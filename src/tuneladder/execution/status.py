@@ -926,7 +926,10 @@ def stop_line(status: Mapping[str, Any], command: str, since: float | None = Non
             f"stopped: {jobs} failed (its reason above, and in {failed[0]['log']}); {what}."
             f" Once that is fixed, `{command}` goes on from there"
         )
+    # its folder named: `tuneladder status` alone reads config/config.yaml's experiment,
+    # which --configfile or --config experiment=... may not have run
+    where = f" --results {status['results']}" if status.get("results") else ""
     return (
         f"stopped before the end ({what}); `{command}` goes on from there,"
-        " and `tuneladder status` shows where the ladder stands"
+        f" and `tuneladder status{where}` shows where the ladder stands"
     )
