@@ -227,6 +227,12 @@ def with_channels(when: dict, arch: list | None = None, arch_when: dict | None =
             "space.warmup_epochs would never be sampled: it applies only when schedule is"
             " warmup_cosine, and schedule is fixed to 'constant' (train.schedule)",
         ),
+        (
+            {"space": {"lr": "auto", "width": [32, 64]}},
+            "space.width must be a distribution to sample, got [32, 64]: e.g. {dist: choice,"
+            " values: [32, 64]}",
+        ),
+        ({"space": {"width": 64}}, "a value that stays fixed goes under train"),
         ({"coarse": {"trials": 4, "sampler": "tpe"}}, "coarse.sampler tpe is for the fine sweep"),
         ({"coarse": {"trials": 4, "batch": 2}}, "coarse.batch is not used"),
         (

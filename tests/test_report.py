@@ -248,6 +248,18 @@ def test_diminishing_returns_rule() -> None:
     # failed trials in the window improve nothing
     tail = [row(i, value=0.9) for i in range(3)] + [row(3 + i, "diverged") for i in range(10)]
     assert diminishing_returns(tail, "max")["reached"] is True
+    # numbers close to each other are shown with the digits that tell them apart, and the
+    # evidence (what the checklist shows beside its yes) does not say yes again
+    near = [row(i, value=0.99991) for i in range(3)] + [
+        row(3 + i, value=0.99998) for i in range(10)
+    ]
+    verdict = diminishing_returns(near, "max")
+    assert "from 0.99991 to 0.99998" in verdict["evidence"]
+    assert verdict["verdict"] == f"yes: {verdict['evidence']}"
+    items = _checklist(diminishing=verdict)
+    assert items["Am I seeing diminishing returns from further tuning?"]["evidence"].startswith(
+        "the last 10 trials improved"
+    )
 
 
 def _checklist(seeds_per_group=3, **changes):
@@ -501,6 +513,7 @@ def test_page_has_every_section_with_its_content(page: str, summary: dict) -> No
     checklist_html = _section(page, "checklist")
     assert checklist_html.count('class="yes"') + checklist_html.count('class="no"') == 8
     assert len(re.findall(r"<tr><td>", _section(page, "pitfalls"))) == 6
+    assert "<th>avoided?</th>" in _section(page, "pitfalls")  # yes reads as avoided
     repro = _section(page, "reproducibility")
     assert summary["reproducibility"]["experiment_hash"] in repro and "snakemake --cores" in repro
     for build in summary["reproducibility"]["builds"]:

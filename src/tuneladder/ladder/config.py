@@ -220,6 +220,13 @@ def _describe(error: Any) -> str:
         return f"{path} must be {sign[kind]} {expected}, got {value!r}"
     if kind == "pattern":
         return f"{path} must match {expected} (letters, digits, _ . -), got {value!r}"
+    if kind == "oneOf" and path.startswith("space.") and len(error.absolute_path) == 2:
+        return (
+            f"{path} must be a distribution to sample, got {value!r}: e.g. {{dist: choice,"
+            " values: [32, 64]}, {dist: loguniform, low: 1.0e-4, high: 1.0e-1}, {dist:"
+            " uniform, low: 0.0, high: 0.5} or {dist: int, low: 1, high: 4}; lr also takes"
+            " auto (the LR range test's range); a value that stays fixed goes under train"
+        )
     return f"{path}: {error.message}"
 
 

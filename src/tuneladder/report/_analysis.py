@@ -292,12 +292,25 @@ def diminishing_returns(
     gain = improvement(before, after, mode)
     out["improvement"] = gain
     out["reached"] = gain < threshold
-    out["verdict"] = (
-        f"{'yes' if out['reached'] else 'no'}: the last {window} trials improved the best"
-        f" val metric from {before:.4g} to {after:.4g} ({gain:+.2%};"
-        f" the rule asks for less than {threshold:.0%})"
+    shown = _apart(before, after)
+    out["evidence"] = (
+        f"the last {window} trials improved the best val metric from {shown[0]} to"
+        f" {shown[1]} ({gain:+.2%}; the rule asks for less than {threshold:.0%})"
     )
+    out["verdict"] = f"{'yes' if out['reached'] else 'no'}: {out['evidence']}"
     return out
+
+
+def _apart(a: float, b: float) -> tuple[str, str]:
+    """Two numbers to 4 significant digits, or as many more as tell them apart (0.99991
+    and 0.99998 are not "1 to 1")."""
+    gap = abs(a - b)
+    for digits in range(4, 10):
+        shown = f"{a:.{digits}g}", f"{b:.{digits}g}"
+        # each rounded by less than a tenth of their gap: the gap reads as it is
+        if gap == 0 or max(abs(float(shown[0]) - a), abs(float(shown[1]) - b)) * 10 <= gap:
+            return shown
+    return shown
 
 
 # --- parameters ------------------------------------------------------------------------
@@ -491,7 +504,8 @@ def checklist(
         _item(
             "Am I seeing diminishing returns from further tuning?",
             bool(diminishing["reached"]),
-            diminishing["verdict"],
+            # the answer column says yes or no: the evidence alone beside it
+            diminishing.get("evidence", diminishing["verdict"]),
         ),
     ]
 

@@ -178,7 +178,13 @@ def _headline(s: Mapping[str, Any]) -> str:
         )
         + _test_metrics(h.get("test_metrics") or {}, metric)
         + (
-            f"<p>95% interval of the tuned val mean: [{fmt(ci[0])}, {fmt(ci[1])}]{clipped}. "
+            f"<p>95% interval of the tuned val mean: [{fmt(ci[0])}, {fmt(ci[1])}]{clipped}"
+            + (
+                " (of zero width: every seed scored the same, so the seeds measured no"
+                " noise here; on a small val split the metric moves in coarse steps). "
+                if ci[0] == ci[1]
+                else ". "
+            )
             if ci
             else "<p>"
         )
@@ -736,9 +742,9 @@ def _retried_alone(trials: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
-def _items(items: Sequence[Mapping[str, Any]], first: str) -> str:
+def _items(items: Sequence[Mapping[str, Any]], first: str, answer: str = "answer") -> str:
     rows = [[_e(i["question"]), _answer(i["answer"]), _e(i["evidence"])] for i in items]
-    return _table([first, "answer", "evidence from this run"], rows)
+    return _table([first, answer, "evidence from this run"], rows)
 
 
 def _checklist(s: Mapping[str, Any]) -> str:
@@ -750,8 +756,8 @@ def _checklist(s: Mapping[str, Any]) -> str:
 
 
 def _pitfalls(s: Mapping[str, Any]) -> str:
-    return "<p>Answer: whether this run avoided the pitfall.</p>" + _items(
-        s["pitfalls"], "pitfall"
+    return "<p>Whether this run avoided each pitfall: yes, it did.</p>" + _items(
+        s["pitfalls"], "pitfall", "avoided?"
     )
 
 
