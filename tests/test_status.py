@@ -71,9 +71,16 @@ def test_status_of_a_finished_ladder(tiny_ladder: Path) -> None:
         for rung in ("coarse", "fine")
         for r in read_json(results / rung / "results.json")["trials"]
     ]
-    assert status["best"]["value"] == max(
-        r["best_val_metric"] for r in sweep if r["status"] == "ok"
-    )
+    best = max(r["best_val_metric"] for r in sweep if r["status"] == "ok")
+    assert status["best"]["value"] == best
+    # of trials that tie, the one that got there first: later ties leave the line as it is
+    tied = [
+        (read_json(results / r["rung"] / "trials" / r["name"] / "result.json"), r)
+        for r in sweep
+        if r["status"] == "ok" and r["best_val_metric"] == best
+    ]
+    first = min(tied, key=lambda pair: pair[0]["started_at"] + pair[0]["total_seconds"])[1]
+    assert (status["best"]["rung"], status["best"]["name"]) == (first["rung"], first["name"])
     text = _status(tiny_ladder).stdout
     assert text.startswith("experiment tiny in results/tiny: finished")
     assert "finished" in text and "best so far: val accuracy" in text

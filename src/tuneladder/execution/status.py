@@ -312,7 +312,14 @@ def _trial_row(entry: Mapping[str, Any], result: Mapping[str, Any]) -> dict[str,
         "name_of_metric": metric.get("name"),
         "total_seconds": result.get("total_seconds"),
         "epochs_trained": _trained_epochs(result),
+        "ended_at": _ended_at(result),
     }
+
+
+def _ended_at(result: Mapping[str, Any]) -> float:
+    """When a trial's training ended (0 where its result does not say)."""
+    started, seconds = result.get("started_at"), result.get("total_seconds")
+    return started + seconds if started is not None and seconds is not None else 0.0
 
 
 class _CurrentRun:
@@ -652,6 +659,9 @@ def _best(rungs: list[dict[str, Any]]) -> dict[str, Any] | None:
     ]
     if not trials:
         return None
+    # of equal values, the one that got there first: the line names the same trial
+    # while later ones tie it, rather than whichever the folders list first
+    trials.sort(key=lambda t: t["ended_at"])
     best = top(trials, 1, Direction(trials[0]["mode"]))
     if not best:
         return None
