@@ -21,6 +21,7 @@ from tuneladder.execution.status import (
     ladder_status,
     stop_line,
 )
+from tuneladder.execution.terminal import progress_line
 from tuneladder.ladder.config import resolve_config
 from tuneladder.ladder.job_times import read_benchmarks
 from tuneladder.store.claims import ClaimBook
@@ -215,6 +216,11 @@ def test_a_halving_sweep_is_counted_in_configs(tmp_path: Path, done_at_level_1, 
     # the 4 configs left out of level 1 are done; the 2 promoted ones when they finish it
     assert (coarse["done"], coarse["total"], coarse["trials_left"]) == (done, 6, left)
     assert [(lv["done"], lv["total"]) for lv in coarse["levels"]] == [(6, 6), (done_at_level_1, 2)]
+    # the progress line counts configs done, and the trainings of the level under way
+    line = progress_line(ladder_status(results), "coarse") or ""
+    assert line.startswith(
+        f"tuneladder: coarse {done}/6 configs done, level 1 {done_at_level_1}/2"
+    )
 
 
 def start_async_sweep(coarse: Path, levels: int, epochs: int):

@@ -89,6 +89,14 @@ def progress_line(status: Mapping[str, Any], rung: str | None = None) -> str | N
     )
     total = "?" if shown["total"] is None else shown["total"]
     parts = [f"{shown['rung']} {shown['done']}/{total} trials"]
+    if levels := shown.get("levels"):
+        # a sweep that halves: a config is done once it stops; its level's trainings are
+        # what moves meanwhile (the best so far comes from them)
+        at = next((lv for lv in levels if lv["done"] < lv["total"]), levels[-1])
+        parts[0] = (
+            f"{shown['rung']} {shown['done']}/{total} configs done,"
+            f" level {at['level']} {at['done']}/{at['total']}"
+        )
     if shown["running"]:
         parts[0] += f" ({shown['running']} running)"
     best = status.get("best")
