@@ -132,7 +132,7 @@ class LadderProgress:
         self._config = config
         self._stream = stream
         self._interval = interval
-        self._counts: dict[str, tuple[int, int]] = {}
+        self._counts: dict[str, tuple[int, ...]] = {}
         self._best: float | None = None
         self._failed = False
         self._stopped = threading.Event()
@@ -148,7 +148,11 @@ class LadderProgress:
             stale_s=float(self._config.get("stale_claim_s", 600)),
             snakemake_running=True,
         )
-        counts = {r["rung"]: (r["done"], r["running"]) for r in status["rungs"]}
+        # a halving level's trainings move while no config is done yet: they count too
+        counts = {
+            r["rung"]: (r["done"], r["running"], *(lv["done"] for lv in r.get("levels") or ()))
+            for r in status["rungs"]
+        }
         best = (status.get("best") or {}).get("value")
         moved = [
             r["rung"]
