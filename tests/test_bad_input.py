@@ -154,6 +154,11 @@ CASES = [
 RAW_CASES = [  # config files that are not even a config
     ("python-tag", "experiment: !!python/object/apply:os.system ['echo hi']\n", "not valid YAML"),
     ("not-a-mapping", "- just\n- a list\n", "must hold a mapping of keys, got list"),
+    (
+        "unclosed-brace",
+        "experiment: x\ntrain: {epochs: 2\nseed: 0\n",
+        "not valid YAML at line 3, column 5: expected ',' or '}', but got ':'",
+    ),
 ]
 
 
@@ -240,6 +245,30 @@ def test_workflow_shows_the_same_line_without_traceback(case: str, tmp_path: Pat
     assert message in output, output[-3000:]
     assert "Traceback" not in output, output[-3000:]
     assert not list(tmp_path.glob("results/*/sanity"))
+
+
+@pytest.mark.slow
+def test_a_yaml_mistake_in_the_default_config_names_its_line(tmp_path: Path) -> None:
+    """Snakemake reads a config file itself and names neither the file nor the line of a
+    YAML mistake; the default config/config.yaml is read first by the workflow."""
+    import subprocess
+
+    from helpers import SNAKEMAKE
+
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text("experiment: x\ntrain: {epochs: 2\n")
+    proc = subprocess.run(
+        [SNAKEMAKE, "-n", "--snakefile", str(REPO / "workflow" / "Snakefile"), "--cores", "1"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert proc.returncode != 0
+    assert (
+        "tuneladder: config error: config/config.yaml: not valid YAML at line 3, column 1:"
+    ) in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
 
 
 BUILD_MODEL = bad_task.line_of("def build_model(hp: Mapping[str, Any], info: DataInfo) -> Any:")

@@ -33,6 +33,7 @@ __all__ = [
     "command_line_values",
     "describe_plan",
     "load_config",
+    "read_config_file",
     "resolve_config",
 ]
 
@@ -61,17 +62,28 @@ BUDGETS: dict[str, dict[str, dict[str, int]]] = {
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, Any]:
     """Read a YAML config, apply ``key=value`` overrides and resolve it."""
+    return resolve_config(apply_overrides(read_config_file(path), overrides))
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A config file's keys as written, or a :class:`ConfigError` naming the file, and the
+    line and column where its YAML breaks (Snakemake's own reading says neither)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        first = str(err).splitlines()[0]
-        raise ConfigError(f"{path}: not valid YAML ({first})") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = getattr(err, "problem", None) or str(err).splitlines()[0]
+        context = getattr(err, "context", None)
+        raise ConfigError(
+            f"{path}: not valid YAML{where}: {what}" + (f" ({context})" if context else "")
+        ) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: must hold a mapping of keys, got {type(raw).__name__}")
-    return resolve_config(apply_overrides(raw, overrides))
+    return raw
 
 
 def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
