@@ -91,7 +91,14 @@ def test_two_runs_give_identical_results_whatever_the_cores_and_workers(
     assert len(result_files(first)) > 40
     # the report's summary records the config and the jobs each rung took, and each run
     # keeps the config it started with: only those differ
-    assert differences(first, second) == ["report/summary.json", "run_config.json"]
+    assert differences(first, second) == [
+        "report/summary.json",
+        "run_config.json",
+        "run_slots.json",
+    ]
+    # the worker jobs each run planned: 2 a rung on 2 cores; one per trial
+    slots = [read(results / "run_slots.json")["workers"] for results in (first, second)]
+    assert slots[0]["coarse"] == 2 and slots[1]["coarse"] == 4
     configs = [read(results / "run_config.json") for results in (first, second)]
     assert [c.pop("workers") for c in configs] == ["auto", "per-trial"]
     assert configs[0] == configs[1]

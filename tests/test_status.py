@@ -318,6 +318,19 @@ def test_seed_reruns_are_estimated_finalist_by_finalist(tmp_path: Path) -> None:
     assert status["workers"] == 1
     # finalist 0: one rerun left at its own 2 s an epoch; finalist 1: two at 0.1 x 2
     assert status["estimate_training_s"] == pytest.approx(10 * 2.0 + 2 * 10 * 0.2)
+    # the run planned 3 worker jobs for the seed reruns (on --cores 3, say), where the one
+    # rerun done ran alone: the three left train at once, as far as the time left goes
+    write_json(results / "run_slots.json", {"workers": {"seeds": 3}, "trials_per_gpu": 1})
+    status = ladder_status(results)
+    assert status["workers"] == 3
+    assert status["estimate_training_s"] == pytest.approx((10 * 2.0 + 2 * 10 * 0.2) / 3)
+    # two trials side by side on each worker's GPU, as the probe chose: twice as many
+    write_json(results / "run_slots.json", {"workers": {"seeds": 1}, "trials_per_gpu": "auto"})
+    write_json(results / "sanity" / "gpu_probe.json", {"chosen": 2})
+    assert ladder_status(results)["workers"] == 2
+    # never more at once than the rung has trials
+    write_json(results / "run_slots.json", {"workers": {"seeds": 8}, "trials_per_gpu": 4})
+    assert ladder_status(results)["workers"] == 4
 
 
 def test_status_json_read_by_head_ends_quietly(tmp_path: Path) -> None:

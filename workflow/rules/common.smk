@@ -116,7 +116,12 @@ def start_progress():
     """Progress lines from the process that runs the ladder (not from a job's); the
     config it runs, overrides included, kept for `tuneladder status`."""
     if workflow.is_main_process:
-        save_run_config(RESULTS, config)
+        save_run_config(
+            RESULTS,
+            config,
+            workers={rung: rung_workers(rung) for rung in TRIAL_RUNGS},
+            trials_per_gpu=trials_per_gpu(),
+        )
         terminal.start(RESULTS, config)
 
 

@@ -41,6 +41,7 @@ from tuneladder.store.trials import code_fingerprint, keep_trials, key_precision
 
 __all__ = [
     "RUN_CONFIG_FILE",
+    "RUN_SLOTS_FILE",
     "counted_config",
     "format_status",
     "ladder_status",
@@ -51,11 +52,25 @@ __all__ = [
 # The config a run resolved, overrides (--config, the Python API's) included: what
 # `tuneladder status` counts by, as config/config.yaml may not be what ran
 RUN_CONFIG_FILE = "run_config.json"
+# The worker jobs each rung's plan runs, and the trials per GPU, as the run resolved
+# them from Snakemake's --cores, --jobs and --resources, which the config does not hold:
+# what the time left divides by before trials have run side by side
+RUN_SLOTS_FILE = "run_slots.json"
 
 
-def save_run_config(results: str | Path, config: Mapping[str, Any]) -> None:
-    """Keep the config a run resolved in its folder, as it starts."""
+def save_run_config(
+    results: str | Path,
+    config: Mapping[str, Any],
+    *,
+    workers: Mapping[str, int] | None = None,
+    trials_per_gpu: int | str = 1,
+) -> None:
+    """Keep the config a run resolved in its folder, as it starts, and the worker jobs of
+    each rung of trials (``workers``; the workflow's plan) with the trials per GPU."""
     write_json(Path(results) / RUN_CONFIG_FILE, dict(config))
+    if workers is not None:
+        slots = {"workers": dict(workers), "trials_per_gpu": trials_per_gpu}
+        write_json(Path(results) / RUN_SLOTS_FILE, slots)
 
 
 def counted_config(config_file: Path, results: Path | None = None) -> tuple[dict[str, Any], Path]:
@@ -507,8 +522,32 @@ def _seconds_per_epoch(trials: list[dict[str, Any]]) -> float | None:
     return sum(t["total_seconds"] for t in timed) / sum(t["epochs_trained"] for t in timed)
 
 
-def _training_left(rungs: list[dict[str, Any]], mean: float) -> float:
-    """Seconds of training the planned trials still need, on one worker.
+def _slots(results: Path, rungs: list[dict[str, Any]]) -> dict[str, int]:
+    """Trials each rung trains at once: as many as ran side by side, or as the run planned
+    (:data:`RUN_SLOTS_FILE`: its worker jobs, times the trials per GPU), whichever is
+    more, and no more than the rung has; where neither says, the most seen in any rung.
+    Trials of a few seconds rarely overlap, and a rung not started has none yet."""
+    seen = max((r["workers"] for r in rungs), default=0) or 1
+    planned = _read(results / RUN_SLOTS_FILE)
+    planned = planned if isinstance(planned, dict) else {}
+    lanes = planned.get("trials_per_gpu", 1)
+    if lanes == "auto":  # what the GPU probe chose, once it has run
+        probe = _read(results / "sanity" / "gpu_probe.json")
+        lanes = probe.get("chosen", 1) if isinstance(probe, dict) else 1
+    lanes = lanes if isinstance(lanes, int) and lanes > 0 else 1
+    slots = {}
+    for rung in rungs:
+        jobs = (planned.get("workers") or {}).get(rung["rung"])
+        at_once = max(rung["workers"], jobs * lanes if isinstance(jobs, int) else 0) or seen
+        slots[rung["rung"]] = max(1, min(at_once, rung["total"] or at_once))
+    return slots
+
+
+def _training_left(
+    rungs: list[dict[str, Any]], mean: float, slots: Mapping[str, int] | None = None
+) -> float:
+    """Seconds of training the planned trials still need, each rung on its ``slots``
+    (trials at once; one where not given).
 
     A rung's trials train at its own seconds per epoch once some have finished,
     else at the ladder's; counted in trial-epochs, since halving levels and reruns
@@ -523,11 +562,12 @@ def _training_left(rungs: list[dict[str, Any]], mean: float) -> float:
             continue
         rate = _seconds_per_epoch(rung["trials"]) or overall
         if rung.get("groups_left") and epochs:
-            total += _groups_left(rung, rungs, overall)
+            left = _groups_left(rung, rungs, overall)
         elif rung["epochs_left"] and epochs:
-            total += rate * rung["epochs_left"]
+            left = rate * rung["epochs_left"]
         else:
-            total += (_mean_seconds(rung) or mean) * rung["trials_left"]
+            left = (_mean_seconds(rung) or mean) * rung["trials_left"]
+        total += left / (slots or {}).get(rung["rung"], 1)
     return total
 
 
@@ -806,10 +846,12 @@ def _estimate(
     """The time left, and its parts: the trials' training and the jobs around them."""
     seconds = [t["total_seconds"] for r in rungs for t in r["trials"] if t["total_seconds"]]
     mean = sum(seconds) / len(seconds) if seconds else None
-    workers = max((r["workers"] for r in rungs), default=0) or 1
+    slots = _slots(results, rungs)
+    current = next((r for r in rungs if r["trials_left"]), None)
+    workers = slots[current["rung"]] if current else max(slots.values(), default=1)
     estimate = training = jobs = None
     if mean is not None and not finished:
-        training = _training_left(rungs, mean) / workers
+        training = _training_left(rungs, mean, slots)
         jobs = _jobs_left(results, config, rungs, shown)
         estimate = training + jobs
     return {
