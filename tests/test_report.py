@@ -797,10 +797,10 @@ def test_report_of_a_ladder_with_failures(tiny_ladder: Path, tmp_path: Path) -> 
         if mode != "ok":
             assert f"<tr><td>{rung} #{name}</td><td>{mode}</td>" in failures
     assert summary["failures"]["retried_alone"] == [
-        {"trial": "coarse/3", "reason": alone["reason"]}
+        {"trial": "coarse #3", "reason": alone["reason"]}
     ]
     assert "1 trial(s) ran out of GPU memory beside the other trials" in failures
-    assert "<td>coarse/3</td><td>OutOfMemoryError: CUDA out of memory</td>" in failures
+    assert "<td>coarse #3</td><td>OutOfMemoryError: CUDA out of memory</td>" in failures
     assert summary["reproducibility"]["precisions"] == ["fp32"]
 
 

@@ -291,6 +291,25 @@ def test_a_collected_async_sweep_counts_a_level_no_config_reached(tmp_path: Path
     assert [lv["total"] for lv in rung["levels"]] == [4, max(2, reached[1]), 1]
 
 
+def test_a_tie_for_the_best_names_the_trial_that_got_there_first(tmp_path: Path) -> None:
+    """Trial 1 reached 0.9 before trial 0 did; folders list 0 first. Then the time left:
+    one trial to go trains alone, whatever the run planned."""
+    results = tmp_path / "results" / "x"
+    trials = [{"name": str(i), "dir": f"trials/{i}"} for i in range(4)]
+    write_json(results / "coarse" / "plan.json", {"trials": trials})
+    metric = {"name": "accuracy", "mode": "max"}
+    for name, value, started in (("0", 0.9, 50.0), ("1", 0.9, 10.0), ("2", 0.5, 0.0)):
+        result = {"status": "ok", "best_val_metric": value, "total_seconds": 5.0}
+        result |= {"started_at": started, "metric": metric, "epochs_run": 5}
+        write_json(results / "coarse" / "trials" / name / "result.json", result)
+    status = ladder_status(results)
+    assert (status["best"]["name"], status["best"]["value"]) == ("1", 0.9)
+    write_json(results / "run_slots.json", {"workers": {"coarse": 8}, "trials_per_gpu": 1})
+    status = ladder_status(results)
+    assert status["workers"] == 1
+    assert status["estimate_training_s"] == pytest.approx(5.0)  # one trial, not an 8th of it
+
+
 def test_seed_reruns_are_estimated_finalist_by_finalist(tmp_path: Path) -> None:
     """Finalists train in rank order and differ in size: the first one's reruns do not set
     the pace of the rest; each unfinished finalist trains at its sweep trial's pace, scaled
@@ -328,9 +347,9 @@ def test_seed_reruns_are_estimated_finalist_by_finalist(tmp_path: Path) -> None:
     write_json(results / "run_slots.json", {"workers": {"seeds": 1}, "trials_per_gpu": "auto"})
     write_json(results / "sanity" / "gpu_probe.json", {"chosen": 2})
     assert ladder_status(results)["workers"] == 2
-    # never more at once than the rung has trials
+    # never more at once than the rung has trials left: 3 of its 4
     write_json(results / "run_slots.json", {"workers": {"seeds": 8}, "trials_per_gpu": 4})
-    assert ladder_status(results)["workers"] == 4
+    assert ladder_status(results)["workers"] == 3
 
 
 def test_status_json_read_by_head_ends_quietly(tmp_path: Path) -> None:

@@ -275,6 +275,20 @@ def test_a_csv_target_that_reads_as_a_quantity_needs_its_kind_said(tmp_path: Pat
         assert prepare(regression, tmp_path / f"{target}-data", seed=0)["info"]["kind"] == (
             "regression"
         )
+    # a missing target value is said with the rest, not after it is fixed
+    gaps = tmp_path / "gaps.csv"
+    pd.DataFrame({"size": size, "price": np.where(size > 1.5, np.nan, price)}).to_csv(
+        gaps, index=False
+    )
+    with pytest.raises(ValueError) as caught:
+        prepare(load_task("csv", {"path": str(gaps), "target": "price"}), tmp_path / "g", seed=0)
+    assert "has missing values" in str(caught.value) and "fractional" in str(caught.value)
+    # text labels name classes, however many: nothing to refuse
+    names = tmp_path / "names.csv"
+    labels = [f"class {i % 30}" for i in range(100)]
+    pd.DataFrame({"size": size[:100], "species": labels}).to_csv(names, index=False)
+    _, classes = load_table(names, "species", "classification", kind_set=False)
+    assert len(set(classes)) == 30
     # said outright, many classes are classes; few classes need nothing said
     _, labels = load_table(counts, "visits", "classification")
     assert labels.dtype == np.int64

@@ -567,7 +567,9 @@ def _training_left(
             left = rate * rung["epochs_left"]
         else:
             left = (_mean_seconds(rung) or mean) * rung["trials_left"]
-        total += left / (slots or {}).get(rung["rung"], 1)
+        # as many at once as the rung has trainings left, and never less than one of them
+        at_once = max(1, min((slots or {}).get(rung["rung"], 1), rung["trials_left"]))
+        total += max(left / at_once, left / max(rung["trials_left"], 1))
     return total
 
 
@@ -848,7 +850,11 @@ def _estimate(
     mean = sum(seconds) / len(seconds) if seconds else None
     slots = _slots(results, rungs)
     current = next((r for r in rungs if r["trials_left"]), None)
-    workers = slots[current["rung"]] if current else max(slots.values(), default=1)
+    workers = (
+        min(slots[current["rung"]], current["trials_left"])
+        if current
+        else max(slots.values(), default=1)
+    )
     estimate = training = jobs = None
     if mean is not None and not finished:
         training = _training_left(rungs, mean, slots)

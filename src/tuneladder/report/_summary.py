@@ -566,8 +566,8 @@ def _failures(run: RunData, mode: Direction) -> dict[str, Any]:
         "classes": classes,
         # out of GPU memory beside other trials, then trained alone (decision 055)
         "retried_alone": [
-            {"trial": name, "reason": r["retried_alone"]["reason"]}
-            for name, r in sorted(run.results.items())
+            {"trial": name.replace("/", " #", 1), "reason": r["retried_alone"]["reason"]}
+            for name, r in run.results.items()  # rung by rung, in plan order
             if r.get("retried_alone")
         ],
     }

@@ -24,7 +24,8 @@ def _sanity_inputs(
 ) -> tuple[Any, Any, Any]:
     """Device, task and train/val data on it: what both sanity rungs start from."""
     torch_device = runtime.start()
-    ignored = " (ignored on the CPU: fp32)" if torch_device.type != "cuda" else ""
+    on_cpu = torch_device.type != "cuda" and runtime.precision != "fp32"
+    ignored = " (ignored on the CPU: fp32)" if on_cpu else ""
     log.info("device %s, precision %s%s", torch_device, runtime.precision, ignored)
     task_obj = _task(task)
     return torch_device, task_obj, _train_val(data_dir, task_obj, runtime, torch_device)

@@ -231,8 +231,8 @@ def load_table(
         )
     if kind != "classification":  # the rows with a value: each problem listed at once
         problems += _numeric_problems(f"target column {target!r}", labels)
-    elif not kind_set and not missing.any():
-        problems += _quantity_problems(target, labels)
+    elif not kind_set and labels.dtype.kind in "biuf":  # text labels are names of classes
+        problems += _quantity_problems(target, labels[~missing])
     if problems:
         shown = problems[0] if len(problems) == 1 else "".join(f"\n  - {p}" for p in problems)
         raise DataError(f"{path}: {shown}")
@@ -262,9 +262,9 @@ def _quantity_problems(target: str, labels: pd.Series) -> list[str]:
     fix = "set task.options.kind: regression for a quantity"
     values = labels.to_numpy()
     if labels.dtype.kind == "f" and not np.all(values == np.round(values)):
-        example = next(v for v in values if v != round(v))
+        example = float(next(v for v in values if v != round(v)))
         return [
-            f"target column {target!r} holds fractional numbers (e.g. {example!r}), not"
+            f"target column {target!r} holds fractional numbers (e.g. {example:g}), not"
             f" classes, and task.options.kind is not set (classification by default): {fix}"
         ]
     classes = labels.nunique()
