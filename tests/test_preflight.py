@@ -221,7 +221,7 @@ def write_csv(path: Path, text: str) -> Path:
             "classification",
             {},
             "target column 'label' has missing values (1 row, first: data row 3):"
-            " remove those rows from the file",
+            " remove those rows from the file, or set task.options.missing_target: drop",
         ),
         (
             "a,label\n1,0.5\n2,big\n",

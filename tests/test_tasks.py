@@ -304,3 +304,23 @@ def test_a_csv_target_that_reads_as_a_quantity_needs_its_kind_said(tmp_path: Pat
     changes = prepare(task, tmp_path / "row-data", seed=0)["encoding"]["changes"]
     assert "row: counts the rows (0, 1, 2 ...), like an index or an ID" in changes[0]
     assert changes[0].endswith('task.options.drop: ["row"] leaves it out')
+
+
+def test_rows_without_a_target_are_refused_or_dropped_as_asked(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    grade = rng.integers(0, 3, 200).astype(float)
+    grade[[5, 17, 40]] = np.nan
+    path = tmp_path / "grades.csv"
+    pd.DataFrame({"size": rng.normal(size=200), "grade": grade}).to_csv(path, index=False)
+    options = {"path": str(path), "target": "grade"}
+    with pytest.raises(ValueError, match="or set task.options.missing_target: drop"):
+        prepare(load_task("csv", options), tmp_path / "refused", seed=0)
+    dropping = load_task("csv", {**options, "missing_target": "drop"})
+    meta = prepare(dropping, tmp_path / "dropped", seed=0)
+    assert sum(meta["sizes"].values()) == 197 and meta["info"]["n_outputs"] == 3
+    assert meta["encoding"]["changes"][0] == (
+        "target 'grade': missing in 3 rows, first: data row 6; those rows dropped"
+        " (task.options.missing_target: drop)"
+    )
+    with pytest.raises(ValueError, match="missing_target must be error or drop"):
+        load_task("csv", {**options, "missing_target": "fill"})

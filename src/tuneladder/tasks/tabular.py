@@ -29,7 +29,20 @@ __all__ = [
 ]
 
 DEFAULT_MODEL = {"width": 128, "num_layers": 2, "dropout": 0.1}
-OPTIONS = {"path", "target", "kind", "split", "categorical", "max_categories", "missing", "drop"}
+OPTIONS = {
+    "path",
+    "target",
+    "kind",
+    "split",
+    "categorical",
+    "max_categories",
+    "missing",
+    "missing_target",
+    "drop",
+}
+# what load_table changed in the rows, for encode_table to report with its own changes
+# (the table travels from one to the other through prepare as it is)
+ROW_CHANGES = "tuneladder_row_changes"
 SHOWN_COLUMNS = 10  # of a header, in an error line
 SHOWN_CATEGORIES = 5  # of a text column's categories, in prepare's summary
 
@@ -41,6 +54,7 @@ class TableOptions:
     categorical: str = "onehot"  # text feature columns: onehot, or error
     max_categories: int = 20  # a text column with more distinct values is refused
     missing: str = "fill"  # missing feature values: fill (train median + indicator), or error
+    missing_target: str = "error"  # rows without a target value: error, or drop them
     drop: tuple[str, ...] = ()  # columns left out
 
     @classmethod
@@ -49,9 +63,14 @@ class TableOptions:
             categorical=str(options.get("categorical", cls.categorical)),
             max_categories=int(options.get("max_categories", cls.max_categories)),
             missing=str(options.get("missing", cls.missing)),
+            missing_target=str(options.get("missing_target", cls.missing_target)),
             drop=dropped_columns(options.get("drop")),
         )
-        for key, allowed in (("categorical", ("onehot", "error")), ("missing", ("fill", "error"))):
+        for key, allowed in (
+            ("categorical", ("onehot", "error")),
+            ("missing", ("fill", "error")),
+            ("missing_target", ("error", "drop")),
+        ):
             if (value := getattr(made, key)) not in allowed:
                 choices = " or ".join(allowed)
                 raise ValueError(f"task.options.{key} must be {choices}, got {value!r}")
@@ -224,10 +243,10 @@ def load_table(
         problems += _column_problems(f"feature column {column!r}", features[column], options)
     labels = table[target]
     missing = labels.isna().to_numpy()
-    if missing.any():
+    if missing.any() and options.missing_target == "error":
         problems.append(
             f"target column {target!r} has missing values ({_rows(missing)}): remove those"
-            " rows from the file"
+            " rows from the file, or set task.options.missing_target: drop"
         )
     if kind != "classification":  # the rows with a value: each problem listed at once
         problems += _numeric_problems(f"target column {target!r}", labels)
@@ -236,6 +255,15 @@ def load_table(
     if problems:
         shown = problems[0] if len(problems) == 1 else "".join(f"\n  - {p}" for p in problems)
         raise DataError(f"{path}: {shown}")
+    if missing.all():
+        raise DataError(f"{path}: target column {target!r} has no values")
+    if missing.any():  # missing_target: drop
+        features = features[~missing].reset_index(drop=True)
+        labels = labels[~missing].reset_index(drop=True)
+        features.attrs[ROW_CHANGES] = [
+            f"target {target!r}: missing in {_rows(missing)}; those rows dropped"
+            " (task.options.missing_target: drop)"
+        ]
     if kind == "classification":
         values = labels.to_numpy()
         if len(np.unique(values.astype(str))) < 2:
@@ -364,7 +392,7 @@ def encode_table(table: pd.DataFrame, train_rows: np.ndarray, options: TableOpti
 
     columns: list[np.ndarray] = []
     names: list[str] = []
-    changes: list[str] = []
+    changes: list[str] = list(table.attrs.get(ROW_CHANGES, ()))
     for column in table.columns:
         values = table[column]
         if _is_numeric(values):
