@@ -249,7 +249,7 @@ def test_deterministic_runs_use_torchs_deterministic_kernels_only() -> None:
     subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
 
 
-def test_bf16_on_a_gpu_without_bf16_units_is_said(monkeypatch) -> None:
+def test_a_half_precision_slower_than_fp32_on_its_gpu_is_said(monkeypatch) -> None:
     import torch
 
     from tuneladder.infra.device import precision_note
@@ -262,5 +262,14 @@ def test_bf16_on_a_gpu_without_bf16_units_is_said(monkeypatch) -> None:
     assert "precision: fp16 (with loss scaling) is the fast one on it" in note
     assert precision_note(gpu, "fp32") is None
     assert precision_note(torch.device("cpu"), "bf16") is None  # ignored there, as documented
+    assert precision_note(gpu, "fp16") is None  # a T4's fp16 is fast
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
     assert precision_note(gpu, "bf16") is None  # an H100 has them
+    assert precision_note(gpu, "fp16") is None
+    # consumer Pascal: fp16 at a fraction of fp32's rate; a P100 (6.0) has it fast
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "GTX 1080")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (6, 1))
+    note = precision_note(gpu, "fp16") or ""
+    assert note.startswith("precision fp16 on GTX 1080 (compute capability 6.1): its fp16")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (6, 0))
+    assert precision_note(gpu, "fp16") is None

@@ -128,22 +128,29 @@ def deterministic(enabled: bool = True) -> None:
 
 
 def precision_note(device: torch.device, precision: str) -> str | None:
-    """What a user should know of ``precision`` on ``device``: bf16 on a GPU older than
-    Ampere (compute capability 8.0) has no bf16 units, and torch emulates it, slower
-    than fp32, where fp16 has them. None when there is nothing to say."""
+    """What a user should know of ``precision`` on ``device``, where it runs slower than
+    fp32: bf16 on a GPU older than Ampere (compute capability 8.0), which has no bf16
+    units and emulates it; fp16 on a GPU without fast fp16 (consumer Pascal, 6.1 and
+    6.2, and anything before 6.0). None when there is nothing to say."""
     import torch
 
-    if precision != "bf16" or device.type != "cuda":
+    if precision not in _HALF or device.type != "cuda":
         return None
     major, minor = torch.cuda.get_device_capability(device)
-    if major >= 8:
-        return None
     name = torch.cuda.get_device_name(device)
-    return (
-        f"precision bf16 on {name} (compute capability {major}.{minor}): it has no bf16"
-        " units, so torch emulates bf16, slower than fp32 there; precision: fp16 (with"
-        " loss scaling) is the fast one on it, fp32 the plain one"
-    )
+    where = f"{name} (compute capability {major}.{minor})"
+    if precision == "bf16" and major < 8:
+        return (
+            f"precision bf16 on {where}: it has no bf16 units, so torch emulates bf16,"
+            " slower than fp32 there; precision: fp16 (with loss scaling) is the fast one"
+            " on it, fp32 the plain one"
+        )
+    if precision == "fp16" and (major < 6 or (major == 6 and minor > 0)):
+        return (
+            f"precision fp16 on {where}: its fp16 arithmetic runs at a fraction of fp32's"
+            " speed; precision: fp32 is faster there"
+        )
+    return None
 
 
 def resolve_device(name: str) -> torch.device:
