@@ -167,7 +167,7 @@ def probe_threads():
 def gpu_probe_input(wildcards):
     """The GPU probe's result, for a worker that runs `trials_per_gpu: auto` lanes."""
     if trials_per_gpu() == "auto":
-        return {PROBE_INPUT: f"{RESULTS}/sanity/gpu_probe.json"}
+        return {PROBE_INPUT: f"{RESULTS}/{rungs.GPU_PROBE_FILE}"}
     return {}
 
 

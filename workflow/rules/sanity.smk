@@ -61,7 +61,7 @@ rule gpu_probe:
     input:
         data=DATA,
     output:
-        f"{RESULTS}/sanity/gpu_probe.json",
+        f"{RESULTS}/{rungs.GPU_PROBE_FILE}",
     log:
         f"{RESULTS}/logs/gpu_probe.log",
     benchmark:

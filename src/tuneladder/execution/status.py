@@ -20,6 +20,7 @@ from tuneladder.execution.promotions import PROMOTIONS_FILE, asked_by_level
 from tuneladder.ladder.job_times import read_benchmarks
 from tuneladder.ladder.rungs import (
     FINAL,
+    GPU_PROBE_FILE,
     LADDER,
     LR_RANGE,
     MLFLOW_MARKER,
@@ -532,7 +533,7 @@ def _slots(results: Path, rungs: list[dict[str, Any]]) -> dict[str, int]:
     planned = planned if isinstance(planned, dict) else {}
     lanes = planned.get("trials_per_gpu", 1)
     if lanes == "auto":  # what the GPU probe chose, once it has run
-        probe = _read(results / "sanity" / "gpu_probe.json")
+        probe = _read(results / GPU_PROBE_FILE)
         lanes = probe.get("chosen", 1) if isinstance(probe, dict) else 1
     lanes = lanes if isinstance(lanes, int) and lanes > 0 else 1
     slots = {}
@@ -567,10 +568,13 @@ def _training_left(
             left = rate * rung["epochs_left"]
         else:
             left = (_mean_seconds(rung) or mean) * rung["trials_left"]
-        # as many at once as the rung has trainings left, and never less than one of them
-        at_once = max(1, min((slots or {}).get(rung["rung"], 1), rung["trials_left"]))
-        total += max(left / at_once, left / max(rung["trials_left"], 1))
+        total += left / _at_once(slots or {}, rung)
     return total
+
+
+def _at_once(slots: Mapping[str, int], rung: Mapping[str, Any]) -> int:
+    """Trials a rung trains at once from here: its slots, but no more than it has left."""
+    return max(1, min(slots.get(rung["rung"], 1), rung["trials_left"]))
 
 
 def _groups_left(rung: dict[str, Any], rungs: list[dict[str, Any]], fallback: float) -> float:
@@ -850,11 +854,7 @@ def _estimate(
     mean = sum(seconds) / len(seconds) if seconds else None
     slots = _slots(results, rungs)
     current = next((r for r in rungs if r["trials_left"]), None)
-    workers = (
-        min(slots[current["rung"]], current["trials_left"])
-        if current
-        else max(slots.values(), default=1)
-    )
+    workers = _at_once(slots, current) if current else max(slots.values(), default=1)
     estimate = training = jobs = None
     if mean is not None and not finished:
         training = _training_left(rungs, mean, slots)

@@ -31,6 +31,7 @@ __all__ = [
     "COARSE",
     "FINAL",
     "FINE",
+    "GPU_PROBE_FILE",
     "LADDER",
     "MLFLOW_MARKER",
     "PER_RUNG_RULES",
@@ -257,6 +258,10 @@ REPORT = Rung(
 # The MLflow mirror's record (trials mirrored, the final model's run): an output only
 # while tracking is on.
 MLFLOW_MARKER = "mlflow.json"  # beside the default store, mlflow.db
+
+# The GPU probe's choice of trials per GPU and its figures (stages.gpu_probe): an output
+# only on a run that uses GPUs with trials_per_gpu auto.
+GPU_PROBE_FILE = "sanity/gpu_probe.json"
 
 # The rungs the report's ladder table times, in order; the report itself comes last.
 LADDER = (PREPARE, OVERFIT, LR_RANGE, COARSE, SELECT, FINE, SEEDS, FINAL, SENSITIVITY)
