@@ -319,6 +319,8 @@ def test_a_mistake_in_plugin_code_stops_prepare_in_one_line(
     # a rerun fails the same way until the mistake is fixed: the stop line says so
     (stop,) = [line for line in output.splitlines() if line.startswith("tuneladder: stopped")]
     assert stop.startswith("tuneladder: stopped: prepare failed (its reason above, and in"), stop
+    # run with --directory: the log is named whole, for a shell that may be elsewhere
+    assert f"and in {(logs / 'prepare.log').resolve()})" in stop, stop
     assert "no trial had finished. Once that is fixed, `snakemake" in stop, stop
     traceback_file = logs / "prepare.traceback"
     assert (

@@ -130,7 +130,8 @@ def interrupt_and_rerun(workdir: Path, sig: signal.Signals) -> None:
         said = [line for line in printed.splitlines() if line.startswith("tuneladder: stopped")]
         assert len(said) == 1 and "trials kept: coarse " in said[0], printed[-3000:]
         assert "goes on from there" in said[0]
-        assert "`tuneladder status --results results/" in said[0]  # this run's folder
+        # this run's folder, whole: under --directory the shell may be elsewhere
+        assert f"`tuneladder status --results {results_of(workdir).resolve()}`" in said[0]
     rerun = snakemake(workdir)  # no --unlock: nothing holds the lock any more
     killed = "removed the lock of an earlier run that was killed" in rerun.stderr
     assert killed == (sig == signal.SIGKILL)

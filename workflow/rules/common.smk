@@ -106,9 +106,15 @@ PARSED_AT = time.time()
 
 def stopped_line():
     """What a stopped run kept, and the command that goes on: the one that was run."""
-    status = ladder_status(RESULTS, config=config, stale_s=config["stale_claim_s"])
     cli = Path(sys.argv[0]).name == "snakemake"  # not Snakemake's API, from a notebook
     command = " ".join(["snakemake", *sys.argv[1:]]) if cli else "snakemake"
+    # under --directory the paths it names are the working directory's, not the shell's
+    moved = cli and any(
+        arg in ("-d", "--directory") or arg.startswith("--directory=")
+        for arg in sys.argv[1:]
+    )
+    results = Path(RESULTS).resolve() if moved else RESULTS
+    status = ladder_status(results, config=config, stale_s=config["stale_claim_s"])
     return stop_line(status, command, since=PARSED_AT)
 
 
