@@ -11,7 +11,7 @@ taken in turns, is shown, and the spread of the ratio of each turn's two runs
 from process start to the first training step of a worker-like process.
 
     python bench/trial_throughput.py [--epochs 20] [--threads 1] [--repeats 3]
-        [--device cpu|cuda] [--precision fp32|bf16] [--norm-samples 2]
+        [--device cpu|cuda] [--precision fp32|tf32|bf16|fp16] [--norm-samples 2]
 
 On CUDA both sides keep the data on the GPU and read one number back per epoch
 (the plain loop its val loss, the runner its epoch's values).
@@ -34,7 +34,7 @@ import torch
 
 from tuneladder.core.hparams import TrialConfig
 from tuneladder.data.prepared import load_train_val, prepare
-from tuneladder.infra.device import PRECISIONS, autocast, grad_scaler
+from tuneladder.infra.device import PRECISIONS, autocast, fp32_math, grad_scaler
 from tuneladder.tasks import load_task
 from tuneladder.training import runner as trial_runner
 from tuneladder.training.metrics import loss_fn
@@ -177,6 +177,7 @@ def main() -> None:
     trial_runner.NORM_SAMPLES = args.norm_samples  # read by Batches.plan, at each trial's start
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    fp32_math(device, args.precision)  # tf32: both loops' matrix products
     task = load_task("digits")
     with tempfile.TemporaryDirectory() as tmp:
         prepare(task, tmp, seed=0)

@@ -273,3 +273,43 @@ def test_a_half_precision_slower_than_fp32_on_its_gpu_is_said(monkeypatch) -> No
     assert note.startswith("precision fp16 on GTX 1080 (compute capability 6.1): its fp16")
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (6, 0))
     assert precision_note(gpu, "fp16") is None
+
+
+def test_tf32_before_ampere_is_said_to_train_in_fp32(monkeypatch) -> None:
+    import torch
+
+    from tuneladder.infra.device import precision_note
+
+    gpu = torch.device("cuda", 0)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla V100")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 0))
+    note = precision_note(gpu, "tf32") or ""
+    assert note.startswith("precision tf32 on Tesla V100 (compute capability 7.0): it has no")
+    assert "train in full fp32" in note
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
+    assert precision_note(gpu, "tf32") is None  # an A100 has TF32 units
+    assert precision_note(torch.device("cpu"), "tf32") is None
+
+
+def test_tf32_lets_cuda_matrix_products_round_and_every_other_precision_undoes_it() -> None:
+    """The setting is the process's: a notebook's next run, or a lane's next trial in
+    another precision, must not inherit it. Runs in a child: it changes torch's state."""
+    script = (
+        "import torch\n"
+        "from tuneladder.infra.device import Runtime, fp32_math\n"
+        "from tuneladder.infra.env import torch_build\n"
+        "gpu = torch.device('cuda', 0)  # a device object: no GPU needed to set the flag\n"
+        "assert torch.get_float32_matmul_precision() == 'highest'\n"
+        "fp32_math(gpu, 'tf32')\n"
+        "assert torch.get_float32_matmul_precision() == 'high'\n"
+        "assert torch_build(gpu)['matmul_fp32'] == 'high'  # the trial's record says so\n"
+        "fp32_math(gpu, 'bf16')\n"
+        "assert torch.get_float32_matmul_precision() == 'highest'\n"
+        "fp32_math(gpu, 'tf32')\n"
+        "fp32_math(torch.device('cpu'), 'tf32')  # ignored on the CPU, as bf16 is\n"
+        "assert torch.get_float32_matmul_precision() == 'highest'\n"
+        "fp32_math(gpu, 'tf32')\n"
+        "Runtime(device='cpu', precision='tf32', threads=1).start()\n"
+        "assert torch.get_float32_matmul_precision() == 'highest'\n"
+    )
+    subprocess.run([sys.executable, "-W", "error", "-c", script], check=True, timeout=120)

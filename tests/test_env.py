@@ -79,7 +79,8 @@ def test_provenance_survives_a_torch_without_its_cuda_functions(monkeypatch) -> 
     build = record["build"]
     assert build["torch"] == "9.9.0+cu999" and build["cuda_built"] == "99.0"
     assert build["device"] == "cuda:0"
-    for unknown in ("cudnn_built", "device_name", "driver", "cuda_driver_api"):
+    unknown_fields = ["cudnn_built", "device_name", "driver", "cuda_driver_api"]
+    for unknown in [*unknown_fields, "matmul_fp32", "cudnn_tf32"]:
         assert build[unknown] is None, unknown
 
 

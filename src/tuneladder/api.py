@@ -72,7 +72,7 @@ def run_trial(
     import torch
 
     from tuneladder.data.prepared import data_for, load_train_val, prepare
-    from tuneladder.infra.device import Loading, deterministic, resolve_device
+    from tuneladder.infra.device import Loading, deterministic, fp32_math, resolve_device
     from tuneladder.store.trials import base_params, make_trial_config
     from tuneladder.tasks import load_task
     from tuneladder.training.runner import TrainingRun
@@ -98,6 +98,7 @@ def run_trial(
     torch.set_num_threads(config["threads"])
     deterministic(config["deterministic"])  # on or off: a notebook runs several
     device = resolve_device(config["device"])
+    fp32_math(device, config["precision"])  # as deterministic: this run's, either way
     loading = Loading(
         num_workers=config["data"]["num_workers"], pin_memory=config["data"]["pin_memory"]
     )

@@ -202,7 +202,7 @@ def device_line():
 
 
 def precision_line():
-    """Say that bf16 or fp16 asked for on a machine whose trials train on the CPU is
+    """Say that tf32, bf16 or fp16 asked for on a machine whose trials train on the CPU is
     ignored there, and what it still changes: the trials' key. None otherwise."""
     precision = config["precision"]
     if precision == "fp32" or not (config["device"] == "cpu" or no_gpu_here()):

@@ -84,7 +84,7 @@ class WorkerRuntime:
 
     Attributes:
         device: the device every trial trains on: the job's, once started.
-        precision: ``fp32``, ``bf16`` or ``fp16`` (autocast on CUDA; ignored elsewhere).
+        precision: ``fp32``, ``tf32``, ``bf16`` or ``fp16`` (on CUDA; ignored elsewhere).
         threads: torch's threads in this process.
         checkpoint_every_s: seconds between a trial's checkpoints.
         stale_claim_s: how old a claim's heartbeat may get before another worker takes it.

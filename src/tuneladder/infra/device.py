@@ -39,6 +39,7 @@ __all__ = [
     "grad_scaler",
     "listed_gpus",
     "peak_memory_mb",
+    "fp32_math",
     "precision_note",
     "reset_peak_memory",
     "resolve_device",
@@ -48,7 +49,7 @@ __all__ = [
 log = logging.getLogger("tuneladder")
 # what `device` and `precision` may be (the config schema lists the same)
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 # the GPU count the workflow plans by, where it cannot be read or is planned elsewhere
 VISIBLE_GPUS_VARIABLE = "TUNELADDER_VISIBLE_GPUS"
 # GPU claims of this process: held until it exits (the lock goes with the open file)
@@ -127,18 +128,42 @@ def deterministic(enabled: bool = True) -> None:
     torch.use_deterministic_algorithms(enabled)
 
 
-def precision_note(device: torch.device, precision: str) -> str | None:
-    """What a user should know of ``precision`` on ``device``, where it runs slower than
-    fp32: bf16 on a GPU older than Ampere (compute capability 8.0), which has no bf16
-    units and emulates it; fp16 on a GPU without fast fp16 (consumer Pascal, 6.1 and
-    6.2, and anything before 6.0). None when there is nothing to say."""
+def fp32_math(device: torch.device, precision: str) -> None:
+    """Let float32 matrix products run in TF32 on CUDA for ``tf32``; full float32 for
+    every other precision.
+
+    TF32 rounds a product's inputs to 10 bits of mantissa (float32 keeps 23) and keeps
+    float32's range and sums, on the tensor cores of Ampere and newer GPUs: several
+    times float32's throughput on large matrix products, with nothing else cast and no
+    loss scaling. torch already
+    runs cuDNN's convolutions so by default and its matrix products in full float32,
+    which ``fp32`` keeps. A setting of the whole process, as :func:`deterministic` is:
+    set for each run (a notebook's process runs several), before it trains.
+    """
     import torch
 
-    if precision not in _HALF or device.type != "cuda":
+    tf32 = precision == "tf32" and device.type == "cuda"
+    torch.set_float32_matmul_precision("high" if tf32 else "highest")
+
+
+def precision_note(device: torch.device, precision: str) -> str | None:
+    """What a user should know of ``precision`` on ``device``, where it runs slower than
+    fp32 or as fp32: bf16 on a GPU older than Ampere (compute capability 8.0), which has
+    no bf16 units and emulates it; fp16 on a GPU without fast fp16 (consumer Pascal, 6.1
+    and 6.2, and anything before 6.0); tf32 before Ampere, which has no TF32 units. None
+    when there is nothing to say."""
+    import torch
+
+    if precision == "fp32" or device.type != "cuda":
         return None
     major, minor = torch.cuda.get_device_capability(device)
     name = torch.cuda.get_device_name(device)
     where = f"{name} (compute capability {major}.{minor})"
+    if precision == "tf32" and major < 8:
+        return (
+            f"precision tf32 on {where}: it has no TF32 units, so its trials train in full"
+            " fp32; precision: fp16 (with loss scaling) is the fast one on it"
+        )
     if precision == "bf16" and major < 8:
         return (
             f"precision bf16 on {where}: it has no bf16 units, so torch emulates bf16,"
@@ -325,8 +350,8 @@ class Runtime:
 
     Attributes:
         device: ``auto``, ``cpu`` or ``cuda``.
-        precision: ``fp32``, ``bf16`` or ``fp16`` (autocast on CUDA, fp16 with a loss
-            scaler; ignored on CPU).
+        precision: ``fp32``, ``tf32`` (TF32 matrix products, :func:`fp32_math`), ``bf16``
+            or ``fp16`` (autocast, fp16 with a loss scaler): on CUDA; ignored on CPU.
         threads: torch's threads in this job.
         gpus: GPUs the run may use locally (``--resources gpu=N``); 0 when not given.
         checkpoint_every_s: seconds between a trial's checkpoints.
@@ -403,14 +428,16 @@ class Runtime:
 
     def start(self) -> torch.device:
         """Claim a GPU (before CUDA starts) for the life of the process, set torch's
-        threads, and resolve the device."""
+        threads and float32 math, and resolve the device."""
         self.claim()
         import torch
 
         torch.set_num_threads(self.threads)
         if self.deterministic:
             deterministic()
-        return resolve_device(self.device)
+        device = resolve_device(self.device)
+        fp32_math(device, self.precision)
+        return device
 
     def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
         """bf16 or fp16 autocast on CUDA when asked (:func:`autocast`); a no-op context

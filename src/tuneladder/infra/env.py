@@ -105,6 +105,10 @@ def torch_build(device: Any = None) -> dict[str, Any]:
         build["device_name"] = _read(lambda: torch.cuda.get_device_name(torch.device(device)))
         build["driver"] = _nvidia_driver()
         build["cuda_driver_api"] = _cuda_driver_api()
+        # float32 math: TF32 in matrix products (precision: tf32) and in cuDNN's
+        # convolutions (torch's default) on Ampere and newer; "highest" is full float32
+        build["matmul_fp32"] = _read(lambda: torch.get_float32_matmul_precision())
+        build["cudnn_tf32"] = _read(lambda: torch.backends.cudnn.allow_tf32)
     return build
 
 

@@ -537,7 +537,7 @@ class TrialInputs:
         metric: the metric the trial selects its best epoch on.
         code: the code that decides the numbers (:func:`code_fingerprint`).
         budget: the epoch a halving level stops the config's schedule at; None without one.
-        precision: the run's, ``fp32``, ``bf16`` or ``fp16``.
+        precision: the run's, ``fp32``, ``tf32``, ``bf16`` or ``fp16``.
     """
 
     config: TrialConfig

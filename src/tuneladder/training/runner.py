@@ -109,8 +109,9 @@ class TrainingRun:
         metric: the metric the best epoch is chosen on; any metric the task records.
         mode: ``max`` or ``min``: which way ``metric`` is better.
         device: where the model trains.
-        precision: ``fp32``, ``bf16`` or ``fp16`` (autocast on CUDA, fp16 with a loss
-            scaler; ignored elsewhere).
+        precision: ``fp32``, ``tf32``, ``bf16`` or ``fp16`` (bf16 and fp16 autocast on
+            CUDA, fp16 with a loss scaler; ignored elsewhere). tf32 is the process's
+            setting, made by its caller (:func:`~tuneladder.infra.device.fp32_math`).
         threads: torch's threads in this process, recorded with the result.
     """
 
