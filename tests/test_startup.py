@@ -75,3 +75,32 @@ def test_the_heap_is_frozen_once_the_interpreter_starts_shutting_down() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "True"]
+
+
+def test_what_a_job_printed_survives_its_exit_and_shutdown_chatter_does_not() -> None:
+    # the handler registered first runs last: it stands for an extension module's
+    # output as the interpreter unloads it (nanobind's leak warnings in triton 3.9)
+    code = (
+        "import atexit, os, sys\n"
+        "atexit.register(lambda: os.write(2, b'shutdown chatter\\n'))\n"
+        "from tuneladder.infra.startup import freeze_at_exit\n"
+        "freeze_at_exit()\n"
+        "sys.stderr.write('written before the exit\\n')\n"
+        "raise SystemExit('the reason the job stopped')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 1
+    assert out.stderr == "written before the exit\nthe reason the job stopped\n"
+
+
+def test_a_job_that_imports_torch_ends_without_a_word_on_stderr() -> None:
+    # torch 2.15 with triton 3.9 printed thirty nanobind leak warnings here at exit
+    code = (
+        "from tuneladder.infra.startup import freeze_at_exit, import_torch\n"
+        "import_torch(dynamo=True)\n"
+        "freeze_at_exit()\n"
+        "import torch\n"
+        "torch.optim.SGD([torch.zeros(2, requires_grad=True)], lr=0.1).step()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stderr == ""
