@@ -97,6 +97,15 @@ def test_two_gpus_give_two_workers_per_rung(tmp_path: Path) -> None:
     proc = snakemake(tmp_path, "-n", "--cores", "4", "--resources", "gpu=4", env=TWO_GPUS)
     assert planned_jobs(proc.stdout)["sweep_worker"] == 2 * 3
     assert "2 GPUs (--resources gpu=4, but this machine shows 2), 4 trials" in proc.stderr
+    # not said: every GPU the machine shows, a worker each (not all of them on the first)
+    write_config(tmp_path, device="auto", gpu={"trials_per_gpu": 4})
+    proc = snakemake(tmp_path, "-n", "--cores", "4", env=TWO_GPUS)
+    assert planned_jobs(proc.stdout)["sweep_worker"] == 2 * 3
+    assert "gpu=1" in proc.stdout
+    assert (
+        "auto, fp32: 2 GPUs (every GPU this machine shows; --resources gpu=N uses fewer),"
+        " 4 trials side by side on each"
+    ) in proc.stderr
     write_config(tmp_path, device="cpu")
     proc = snakemake(tmp_path, "-n", "--cores", "4", "--resources", "gpu=2", env=TWO_GPUS)
     assert planned_jobs(proc.stdout)["sweep_worker"] == 4 + 3 + 4  # cores, capped by trials

@@ -74,6 +74,15 @@ def asked_gpus():
     return int(value) if isinstance(value, int) else 0
 
 
+def gpus_unsaid():
+    """A local run on a machine that shows GPUs, without --resources gpu=N: it uses them all."""
+    return (
+        _global_resource("_nodes") is None
+        and bool(LOCAL_GPUS)
+        and _global_resource("gpu") is None
+    )
+
+
 # GPUs this machine shows, counted without torch (None: it cannot tell, and the jobs'
 # torch decides); a cluster's jobs run elsewhere, so only a local run goes by it
 LOCAL_GPUS = visible_gpus()
@@ -81,9 +90,10 @@ LOCAL_GPUS = visible_gpus()
 
 def gpu_count():
     """GPUs this run may use: gpu=N, and on a local run at most the GPUs the machine
-    shows (a worker per GPU: the workers beyond them would find none to claim)."""
+    shows (a worker per GPU: the workers beyond them would find none to claim); a local
+    run that does not say uses every GPU the machine shows."""
     if _global_resource("_nodes") is None and LOCAL_GPUS:
-        return min(asked_gpus(), LOCAL_GPUS)
+        return LOCAL_GPUS if gpus_unsaid() else min(asked_gpus(), LOCAL_GPUS)
     return asked_gpus()
 
 
@@ -189,11 +199,20 @@ def device_line():
     n = trials_per_gpu()
     gpus, asked = gpu_count(), asked_gpus()
     shown = f", but this machine shows {gpus}" if asked > gpus else ""
-    where = (
-        f"{gpus} GPU{'s' if gpus != 1 else ''} (--resources gpu={asked}{shown})"
-        if gpus
-        else ("the GPUs the scheduler gives each worker job")
-    )
+    if gpus_unsaid():
+        where = (
+            f"{gpus} GPU{'s' if gpus != 1 else ''} (every GPU this machine shows;"
+            " --resources gpu=N uses fewer)"
+        )
+    elif gpus:
+        where = f"{gpus} GPU{'s' if gpus != 1 else ''} (--resources gpu={asked}{shown})"
+    elif _global_resource("_nodes") is None:
+        where = (
+            "the GPUs torch finds, unclaimed (this machine's GPUs cannot be counted:"
+            " --resources gpu=N says how many)"
+        )
+    else:
+        where = "the GPUs the scheduler gives each worker job"
     if n == "auto":
         per = "trials per GPU measured by the GPU probe before the sweeps"
     else:
