@@ -136,6 +136,10 @@ def test_overrides_set_hyperparameters_and_paths() -> None:
     raw = apply_overrides({"experiment": "x"}, ["lr=1e-3", "coarse.trials=5", "arch=cnn"])
     assert raw["train"]["lr"] == 1e-3 and raw["train"]["arch"] == "cnn"
     assert raw["coarse"]["trials"] == 5
+    # a bare key that names one of the config's own keys sets that key, not train's
+    raw = apply_overrides({"experiment": "x"}, ["precision=bf16", "seed=3", "dropout=0.1"])
+    assert raw["precision"] == "bf16" and raw["seed"] == 3
+    assert raw["train"] == {"dropout": 0.1}
 
 
 def with_channels(when: dict, arch: list | None = None, arch_when: dict | None = None) -> dict:

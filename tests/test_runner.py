@@ -182,6 +182,13 @@ def test_schedules_shape_the_recorded_lr(digits, digits_task, schedule: str) -> 
     assert lrs == pytest.approx(expected, rel=1e-5, abs=1e-12)
 
 
+def test_a_precision_that_does_not_exist_is_refused(digits, digits_task) -> None:
+    with pytest.raises(
+        ValueError, match="precision must be one of fp32, tf32, bf16, fp16, got 'fp8'"
+    ):
+        accuracy_run(config(), digits, digits_task, precision="fp8")
+
+
 def test_nan_loss_is_diverged_not_an_exception(digits, digits_task) -> None:
     outcome = train(
         TrainingRun(

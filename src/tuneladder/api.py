@@ -42,7 +42,8 @@ def load_config(
     """The experiment config at ``path``, resolved as a run resolves it.
 
     ``overrides`` are ``{"coarse.trials": 5, "lr": 1e-3}`` or ``["coarse.trials=5"]``:
-    a dotted key is a config path, a bare key a fixed hyperparameter (``train.lr``).
+    a dotted key is a config path, a bare key the config's own key where it names
+    one (``precision``, ``device``, ``seed``), else a fixed hyperparameter (``train.lr``).
     Raises :class:`tuneladder.ladder.config.ConfigError` naming the key or the file.
     """
     from tuneladder.ladder.config import load_config as load

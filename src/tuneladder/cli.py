@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="lr=1e-3 sets train.lr; coarse.trials=5 a path",
+        help="lr=1e-3 sets train.lr, precision=bf16 a key of the config, coarse.trials=5 a path",
     )
     trial.add_argument("--seed", type=int, default=0, help="the trial's training seed")
     trial.add_argument("--out", type=Path, required=True, help="directory for the trial's files")

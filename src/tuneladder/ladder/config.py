@@ -89,10 +89,12 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
     """Apply ``--set`` style overrides.
 
-    A dotted key is a config path (``coarse.trials=5``); a bare key is a fixed
-    hyperparameter (``lr=1e-3`` sets ``train.lr``). Values are parsed as YAML, so
-    numbers and booleans keep their types.
+    A dotted key is a config path (``coarse.trials=5``); a bare key is one of the
+    config's own keys where it names one (``precision=bf16``, ``seed=3``), else a
+    fixed hyperparameter (``lr=1e-3`` sets ``train.lr``). Values are parsed as
+    YAML, so numbers and booleans keep their types.
     """
+    top_level = load_schema()["properties"].keys()
     config = copy.deepcopy(dict(raw))
     for item in overrides:
         key, sep, text = item.partition("=")
@@ -102,7 +104,10 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[st
             value = _numbers_from_exponents(yaml.safe_load(text))
         except yaml.YAMLError:
             raise ConfigError(f"override {key}: value {text!r} is not valid YAML") from None
-        parts = key.split(".") if "." in key else ["train", key]
+        if "." in key:
+            parts = key.split(".")
+        else:
+            parts = [key] if key in top_level else ["train", key]
         node = config
         for part in parts[:-1]:
             node = node.setdefault(part, {})

@@ -29,7 +29,13 @@ from torch import nn
 from tuneladder.core.hparams import TrialConfig
 from tuneladder.data.loader import DatasetSplit, epoch_seed
 from tuneladder.data.prepared import Split, TrainVal
-from tuneladder.infra.device import autocast, grad_scaler, peak_memory_mb, reset_peak_memory
+from tuneladder.infra.device import (
+    PRECISIONS,
+    autocast,
+    grad_scaler,
+    peak_memory_mb,
+    reset_peak_memory,
+)
 from tuneladder.store.io import write_csv, write_json, write_torch
 from tuneladder.store.trial_files import (
     CHECKPOINT_FILE,
@@ -123,6 +129,14 @@ class TrainingRun:
     device: torch.device
     precision: str = "fp32"
     threads: int = 1
+
+    def __post_init__(self) -> None:
+        # a config from the schema never fails this; a dict built by hand in a notebook
+        # could otherwise train in fp32 under a precision that does not exist
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
 
     @property
     def scoring(self) -> Scoring:
