@@ -106,6 +106,14 @@ def test_two_gpus_give_two_workers_per_rung(tmp_path: Path) -> None:
         "auto, fp32: 2 GPUs (every GPU this machine shows; --resources gpu=N uses fewer),"
         " 4 trials side by side on each"
     ) in proc.stderr
+    # cores for one worker of 4 threads: the plan says the second GPU idles, and why
+    write_config(tmp_path, device="cuda", threads=4)
+    proc = snakemake(tmp_path, "-n", "--cores", "4", "--resources", "gpu=2", env=TWO_GPUS)
+    assert planned_jobs(proc.stdout)["sweep_worker"] == 3
+    assert (
+        "but --cores 4 holds 1 worker of threads: 4 at once, so 1 GPU stays idle"
+        " (lower threads or raise --cores)"
+    ) in proc.stderr
     write_config(tmp_path, device="cpu")
     proc = snakemake(tmp_path, "-n", "--cores", "4", "--resources", "gpu=2", env=TWO_GPUS)
     assert planned_jobs(proc.stdout)["sweep_worker"] == 4 + 3 + 4  # cores, capped by trials

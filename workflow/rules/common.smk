@@ -217,7 +217,17 @@ def device_line():
         per = "trials per GPU measured by the GPU probe before the sweeps"
     else:
         per = f"{n} trial{'s' if n != 1 else ''} side by side on each"
-    return f"  device  {config['device']}, {config['precision']}: {where}, {per}"
+    line = f"  device  {config['device']}, {config['precision']}: {where}, {per}"
+    cores, threads = _global_resource("_cores"), config["threads"]
+    if _global_resource("_nodes") is None and cores and int(cores) // threads < gpus:
+        room = max(1, int(cores) // threads)
+        idle = gpus - room
+        line += (
+            f"; but --cores {cores} holds {room} worker{'s' if room != 1 else ''} of"
+            f" threads: {threads} at once, so {idle} GPU{'s stay' if idle != 1 else ' stays'}"
+            " idle (lower threads or raise --cores)"
+        )
+    return line
 
 
 def precision_line():
