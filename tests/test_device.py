@@ -291,6 +291,25 @@ def test_tf32_before_ampere_is_said_to_train_in_fp32(monkeypatch) -> None:
     assert precision_note(torch.device("cpu"), "tf32") is None
 
 
+def test_a_result_records_the_precision_its_trials_trained_in(monkeypatch) -> None:
+    import torch
+
+    from tuneladder.infra.device import trained_precision
+
+    gpu = torch.device("cuda", 0)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 0))
+    assert trained_precision(gpu, "tf32") == "fp32"  # a V100 has no TF32 units
+    assert trained_precision(gpu, "bf16") == "bf16"  # emulated, but bf16 all the same
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    assert [trained_precision(gpu, p) for p in ("fp32", "tf32", "bf16", "fp16")] == [
+        "fp32",
+        "tf32",
+        "bf16",
+        "fp16",
+    ]
+    assert trained_precision(torch.device("cpu"), "bf16") == "fp32"
+
+
 def test_tf32_lets_cuda_matrix_products_round_and_every_other_precision_undoes_it() -> None:
     """The setting is the process's: a notebook's next run, or a lane's next trial in
     another precision, must not inherit it. Runs in a child: it changes torch's state."""

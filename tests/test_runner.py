@@ -70,6 +70,7 @@ def test_trial_writes_config_history_and_result(tmp_path: Path, digits, digits_t
             metric="accuracy",
             mode="max",
             device=CPU,
+            precision="tf32",  # asked for, and ignored on the CPU
         ),
         tmp_path,
         trial={"rung": "coarse", "index": 2},
@@ -93,6 +94,7 @@ def test_trial_writes_config_history_and_result(tmp_path: Path, digits, digits_t
     ):
         assert key in saved
     assert saved["versions"]["torch"] == torch.__version__
+    assert (saved["precision"], saved["precision_asked"]) == ("fp32", "tf32")
     # the key ends with the fingerprint of the code that decided the numbers
     assert saved["code"]["task_module"] == "tuneladder.tasks.digits"
     assert saved["key"].endswith(":" + saved["code"]["fingerprint"])

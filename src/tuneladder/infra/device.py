@@ -43,6 +43,7 @@ __all__ = [
     "precision_note",
     "reset_peak_memory",
     "resolve_device",
+    "trained_precision",
     "visible_gpus",
 ]
 
@@ -176,6 +177,21 @@ def precision_note(device: torch.device, precision: str) -> str | None:
             " speed; precision: fp32 is faster there"
         )
     return None
+
+
+def trained_precision(device: torch.device, precision: str) -> str:
+    """The precision trials asking for ``precision`` train in on ``device``: fp32 on the
+    CPU, where tf32, bf16 and fp16 are ignored, and for tf32 on a GPU before Ampere,
+    which has no TF32 units. A result records it beside the one asked for, which its
+    key names."""
+    if device.type != "cuda":
+        return "fp32"
+    if precision == "tf32":
+        import torch
+
+        if torch.cuda.get_device_capability(device)[0] < 8:
+            return "fp32"
+    return precision
 
 
 def resolve_device(name: str) -> torch.device:

@@ -36,7 +36,7 @@ import numpy as np
 
 from tuneladder.core.curves import curve_summary
 from tuneladder.core.hparams import TrialConfig, config_hash
-from tuneladder.infra.device import PRECISIONS
+from tuneladder.infra.device import PRECISIONS, trained_precision
 from tuneladder.infra.env import provenance
 from tuneladder.store.io import read_json, write_json, write_torch
 from tuneladder.store.trial_files import RESULT_FILE
@@ -610,7 +610,10 @@ def make_result(
         "code": inputs.code.to_json(),
         "data_fingerprint": inputs.data_fingerprint,
         "device": str(device),
-        "precision": precision if device.type == "cuda" else "fp32",
+        # what it trained in, and what the config asked (its key's): fp32 and tf32 on the
+        # CPU, say, or tf32 on a GPU without TF32 units
+        "precision": trained_precision(device, precision),
+        "precision_asked": precision,
         "threads": threads,
         "started_at": started,
         **provenance(device),
