@@ -118,6 +118,12 @@ def test_two_gpus_give_two_workers_per_rung(tmp_path: Path) -> None:
     proc = snakemake(tmp_path, "-n", "--cores", "4", "--resources", "gpu=2", env=TWO_GPUS)
     assert planned_jobs(proc.stdout)["sweep_worker"] == 4 + 3 + 4  # cores, capped by trials
     assert "gpu=1" not in proc.stdout
+    assert "device  cpu: --resources gpu=2 is ignored and trials train on the CPU" in proc.stderr
+    # a GPU count that is not a number: one line, before anything is planned
+    bad = {VISIBLE_GPUS_VARIABLE: "two"}
+    proc = snakemake(tmp_path, "-n", "--cores", "4", env=bad, check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "tuneladder: TUNELADDER_VISIBLE_GPUS must be a number of GPUs, got 'two'" in proc.stderr
 
 
 @pytest.mark.slow

@@ -55,10 +55,8 @@ def test_the_gpu_check_runs_its_checks_on_the_cpu(tmp_path: Path) -> None:
     assert [level["trials"] for level in shown["levels"]] == [
         level["trials"] for level in probe["levels"]
     ]
-    assert (
-        f"GPU probe: {probe['chosen']} trials side by side"
-        in (report_dir / "index.html").read_text()
-    )
+    chosen = "1 trial" if probe["chosen"] == 1 else f"{probe['chosen']} trials side by side"
+    assert f"GPU probe: {chosen} on each GPU" in (report_dir / "index.html").read_text()
 
 
 def test_nothing_to_install_passes_and_no_time_left_skips(tmp_path: Path) -> None:

@@ -85,7 +85,10 @@ def gpus_unsaid():
 
 # GPUs this machine shows, counted without torch (None: it cannot tell, and the jobs'
 # torch decides); a cluster's jobs run elsewhere, so only a local run goes by it
-LOCAL_GPUS = visible_gpus()
+try:
+    LOCAL_GPUS = visible_gpus()
+except ValueError as err:  # TUNELADDER_VISIBLE_GPUS=two: one line, not a traceback
+    sys.exit(f"tuneladder: {err}")
 
 
 def gpu_count():
@@ -193,6 +196,11 @@ def device_line():
         return (
             f"  device  {config['device']}: this machine has no GPU, so --resources"
             f" gpu={asked_gpus()} is ignored and trials train on the CPU"
+        )
+    if config["device"] == "cpu" and asked_gpus() > 0:
+        return (
+            f"  device  cpu: --resources gpu={asked_gpus()} is ignored and trials train on"
+            " the CPU (device: auto or cuda uses the GPUs)"
         )
     if not uses_gpu():
         return None

@@ -438,7 +438,8 @@ def _gpu_probe(probe: Mapping[str, Any] | None) -> str:
         else ""
     )
     return (
-        f"<p>GPU probe: {_e(probe['chosen'])} trials side by side on each GPU"
+        f"<p>GPU probe: {_e(probe['chosen'])}"
+        f" {'trial' if probe['chosen'] == 1 else 'trials side by side'} on each GPU"
         f" ({_e(probe['device_name'] or 'no GPU name recorded')}{_e(memory)}), chosen as"
         f" {_e(probe['rule'])}. Training samples per second of all trials together,"
         f" each level timed for {_e(fmt(probe['probe_seconds'], 2))} s:</p>"
