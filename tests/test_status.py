@@ -415,3 +415,28 @@ def test_the_stop_line_names_a_job_that_failed_in_this_run_only(tmp_path: Path) 
     now = stop_line(status, "snakemake --cores 2", since=500.0)
     assert now.startswith(f"stopped: coarse/worker-3-of-4 failed (its reason above, and in {log})")
     assert now.endswith("Once that is fixed, `snakemake --cores 2` goes on from there")
+
+
+def test_what_the_gpu_probe_chose_is_said_once_on_the_terminal_and_in_status(
+    tmp_path: Path,
+) -> None:
+    from tuneladder.execution.terminal import LadderProgress
+
+    results = tmp_path / "results" / "x"
+    write_json(results / "coarse" / "plan.json", {"trials": [{"name": "0", "dir": "trials/0"}]})
+    metric = {"name": "accuracy", "mode": "max"}
+    result = {"status": "ok", "best_val_metric": 0.9, "total_seconds": 5.0, "epochs_run": 5}
+    write_json(results / "coarse" / "trials" / "0" / "result.json", {**result, "metric": metric})
+    progress = LadderProgress(results, resolve_config(tiny_config(experiment="x")))
+    assert not any("GPU probe" in line for line in progress.poll())  # none ran
+    assert "gpu " not in format_status(ladder_status(results))
+    levels = [{"trials": k, "speedup": s} for k, s in ((1, 1.0), (2, 1.8), (4, 3.5), (8, 5.3))]
+    probe = {"chosen": 8, "levels": levels, "per_trial_mb": 856.2, "device_name": "NVIDIA H200"}
+    write_json(results / "sanity" / "gpu_probe.json", probe)
+    said = (
+        "8 trials side by side on each GPU"
+        " (5.3x the throughput of one, 856 MB a trial, NVIDIA H200)"
+    )
+    assert progress.poll() == [f"tuneladder: GPU probe chose {said}"]
+    assert progress.poll() == []  # once
+    assert f"  gpu      probe chose {said}\n" in format_status(ladder_status(results))

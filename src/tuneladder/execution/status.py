@@ -41,6 +41,7 @@ from tuneladder.store.trial_files import RESULT_FILE
 from tuneladder.store.trials import code_fingerprint, keep_trials, key_precision
 
 __all__ = [
+    "gpu_probe_summary",
     "RUN_CONFIG_FILE",
     "RUN_SLOTS_FILE",
     "counted_config",
@@ -829,6 +830,7 @@ def ladder_status(
             "overfit": overfit,
             "lr_range": (results / LR_RANGE.outputs["json"]).is_file(),
         },
+        "gpu_probe": gpu_probe_summary(_read(results / GPU_PROBE_FILE)),
         "rungs": rungs,
         "best": _best(rungs),
         "failures": _failures(rungs),
@@ -839,6 +841,24 @@ def ladder_status(
         "report": report,
         "failed_jobs": failed,
     }
+
+
+def gpu_probe_summary(probe: Any) -> str | None:
+    """What the GPU probe chose, in a few words (None before it has run): the trials per
+    GPU the sweeps run, and the throughput and memory that chose it."""
+    if not isinstance(probe, dict) or not isinstance(probe.get("chosen"), int):
+        return None
+    chosen = probe["chosen"]
+    level = next((lv for lv in probe.get("levels") or () if lv.get("trials") == chosen), {})
+    parts = []
+    if level.get("speedup"):
+        parts.append(f"{level['speedup']:.1f}x the throughput of one")
+    if probe.get("per_trial_mb"):
+        parts.append(f"{probe['per_trial_mb']:.0f} MB a trial")
+    if probe.get("device_name"):
+        parts.append(str(probe["device_name"]))
+    what = "1 trial" if chosen == 1 else f"{chosen} trials side by side"
+    return f"{what} on each GPU" + (f" ({', '.join(parts)})" if parts else "")
 
 
 def _estimate(
@@ -895,6 +915,8 @@ def format_status(status: Mapping[str, Any]) -> str:
         + ", LR range test "
         + ("done" if status["sanity"]["lr_range"] else "not run")
     )
+    if status.get("gpu_probe"):
+        lines.append(f"  gpu      probe chose {status['gpu_probe']}")
     for rung in status["rungs"]:
         if rung["state"] == "not started":
             up_to = "up to " if rung.get("up_to") else ""
@@ -950,8 +972,8 @@ def format_status(status: Mapping[str, Any]) -> str:
             if status["unplanned"]
             else ""
         )
-        workers = f"{status['workers']} worker" + ("" if status["workers"] == 1 else "s")
-        parts = f"{status['trials_left']} trials on {workers}"
+        # trials at once: worker jobs times the trials each trains side by side
+        parts = f"{status['trials_left']} trials, {status['workers']} at once"
         if status.get("estimate_training_s") is not None:
             parts = (
                 f"~{_duration(status['estimate_training_s'])} training: {parts},"

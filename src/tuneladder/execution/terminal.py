@@ -9,7 +9,8 @@ the tuning stands. Three pieces replace it, all in the Snakemake process:
   in Snakemake's log file, and a dry run or ``--verbose`` shows them all. The
   ``tuneladder`` logger plugin (``snakemake_logger_plugin_tuneladder``) applies it.
 - :class:`LadderProgress` polls the results folder and prints one line whenever
-  trials finish: rung, trials done of planned, best so far, time left.
+  trials finish: rung, trials done of planned, best so far, time left; and once
+  what the GPU probe chose.
 - :func:`result_lines` says at the end what was chosen, its test result against
   the untuned default and the trivial baseline, and where the report is.
 """
@@ -135,6 +136,7 @@ class LadderProgress:
         self._counts: dict[str, tuple[int, ...]] = {}
         self._best: float | None = None
         self._failed = False
+        self._probe_said = False
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -162,7 +164,12 @@ class LadderProgress:
         if not moved and best != self._best:
             moved = [None]  # the best changed, the counts not: the running rung's line
         self._counts, self._best = counts, best
-        return [line for rung in moved if (line := progress_line(status, rung))]
+        lines = [line for rung in moved if (line := progress_line(status, rung))]
+        if status.get("gpu_probe") and not self._probe_said:
+            # said once, as the sweeps it sizes begin
+            lines.insert(0, f"tuneladder: GPU probe chose {status['gpu_probe']}")
+            self._probe_said = True
+        return lines
 
     def _print(self, lines: list[str]) -> None:
         stream = self._stream or sys.stderr
