@@ -87,6 +87,8 @@ def test_two_gpus_give_two_workers_per_rung(tmp_path: Path) -> None:
     # trials_per_gpu: auto (the default) measures the lanes once, before the first workers
     assert planned_jobs(proc.stdout)["gpu_probe"] == 1
     assert "2 GPUs (--resources gpu=2), trials per GPU measured by the GPU probe" in proc.stderr
+    # it tries up to a lane per core that each GPU's worker shares: 4 cores over 2 GPUs
+    assert re.search(r"rule gpu_probe:\n(    .*\n)*?    threads: 2\n", proc.stdout)
     # 4 trials side by side on each of 2 GPUs: still one worker job per GPU, no probe
     write_config(tmp_path, device="cuda", gpu={"trials_per_gpu": 4})
     proc = snakemake(tmp_path, "-n", "--cores", "4", "--resources", "gpu=2", env=TWO_GPUS)

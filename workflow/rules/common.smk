@@ -176,11 +176,14 @@ def trials_per_gpu():
 
 
 def probe_threads():
-    """The GPU probe tries up to one lane per core of its job: every local core (--cores);
-    under a cluster executor, where no total is set, the config's threads (cpus_per_task).
+    """The GPU probe tries up to one lane per core of its job: locally the cores each GPU's
+    worker shares (--cores over the GPUs: a trial's process is busy on the CPU too); under
+    a cluster executor, where no total is set, the config's threads (cpus_per_task).
     """
     cores = _global_resource("_cores")
-    return max(config["threads"], int(cores)) if cores else config["threads"]
+    if not cores:
+        return config["threads"]
+    return max(config["threads"], int(cores) // max(gpu_count(), 1))
 
 
 def gpu_probe_input(wildcards):
