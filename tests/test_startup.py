@@ -83,7 +83,8 @@ def test_what_a_job_printed_survives_its_exit_and_shutdown_chatter_does_not() ->
     code = (
         "import atexit, os, sys\n"
         "atexit.register(lambda: os.write(2, b'shutdown chatter\\n'))\n"
-        "from tuneladder.infra.startup import freeze_at_exit\n"
+        "from tuneladder.infra.startup import freeze_at_exit, import_torch\n"
+        "import_torch(dynamo=False)\n"
         "freeze_at_exit()\n"
         "sys.stderr.write('written before the exit\\n')\n"
         "raise SystemExit('the reason the job stopped')\n"
@@ -104,3 +105,16 @@ def test_a_job_that_imports_torch_ends_without_a_word_on_stderr() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stderr == ""
+
+
+def test_a_process_whose_torch_was_imported_before_keeps_its_stderr_at_exit() -> None:
+    # a test run or a notebook: its exit output is its own, not a job's teardown
+    code = (
+        "import atexit, os, torch\n"
+        "atexit.register(lambda: os.write(2, b'said at exit\\n'))\n"
+        "from tuneladder.infra.startup import freeze_at_exit, import_torch\n"
+        "import_torch(dynamo=False)\n"
+        "freeze_at_exit()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stderr == "said at exit\n"

@@ -31,6 +31,7 @@ import sys
 __all__ = ["freeze_at_exit", "import_torch"]
 
 _exit_hook: list[bool] = []  # registered once per process
+_job_import: list[bool] = []  # import_torch froze this process's first torch import
 
 
 def import_torch(*, dynamo: bool) -> None:
@@ -60,6 +61,7 @@ def import_torch(*, dynamo: bool) -> None:
             gc.enable()
     if first:
         gc.freeze()
+        _job_import.append(True)
 
 
 def freeze_at_exit() -> None:
@@ -68,9 +70,10 @@ def freeze_at_exit() -> None:
     Exit handlers run before the interpreter's last collections; what is frozen
     by then is left to the process's end. Objects that a collection would have
     finalised at exit are not: Python does not promise that anyway, and the
-    job's results are written before this runs. From then on the process's
-    stderr goes nowhere (see the module's note); what was written to it before
-    is flushed first.
+    job's results are written before this runs. In a job, whose torch
+    :func:`import_torch` imported, the process's stderr then goes nowhere (see
+    the module's note); what was written to it before is flushed first. Any
+    other process (a test run's, a notebook's) keeps its stderr.
     """
     if not _exit_hook:
         atexit.register(_freeze_and_quiet)
@@ -79,6 +82,8 @@ def freeze_at_exit() -> None:
 
 def _freeze_and_quiet() -> None:
     gc.freeze()
+    if not _job_import:
+        return
     for stream in (sys.stderr, sys.__stderr__):
         if stream is not None:
             try:
