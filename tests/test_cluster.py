@@ -108,6 +108,17 @@ def test_two_gpus_give_two_workers_per_rung(tmp_path: Path) -> None:
         "auto, fp32: 2 GPUs (every GPU this machine shows; --resources gpu=N uses fewer),"
         " 4 trials side by side on each"
     ) in proc.stderr
+    # gpu=0 given: no job may hold a GPU, so the trials train on the CPU, one worker a core
+    write_config(tmp_path, device="auto")
+    proc = snakemake(tmp_path, "-n", "--cores", "4", "--resources", "gpu=0", env=TWO_GPUS)
+    assert "device  auto: --resources gpu=0, so trials train on the CPU" in proc.stderr
+    assert planned_jobs(proc.stdout)["sweep_worker"] == 4 + 3 + 4
+    write_config(tmp_path, device="cuda")
+    proc = snakemake(
+        tmp_path, "-n", "--cores", "4", "--resources", "gpu=0", env=TWO_GPUS, check=False
+    )
+    assert proc.returncode != 0
+    assert "config error: device: cuda, but --resources gpu=0 lets no job use a GPU" in proc.stderr
     # cores for one worker of 4 threads: the plan says the second GPU idles, and why
     write_config(tmp_path, device="cuda", threads=4)
     proc = snakemake(tmp_path, "-n", "--cores", "4", "--resources", "gpu=2", env=TWO_GPUS)
@@ -126,6 +137,23 @@ def test_two_gpus_give_two_workers_per_rung(tmp_path: Path) -> None:
     proc = snakemake(tmp_path, "-n", "--cores", "4", env=bad, check=False)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "tuneladder: TUNELADDER_VISIBLE_GPUS must be a number of GPUs, got 'two'" in proc.stderr
+
+
+@pytest.mark.slow
+def test_a_run_that_names_no_gpu_count_runs_a_job_per_gpu_at_a_time(tmp_path: Path) -> None:
+    """A worker per trial on four cores of a machine with two (fake) GPUs and no
+    --resources gpu=N: Snakemake counts the workers against the two GPUs, so none starts
+    to wait for a claim while it holds a core."""
+    write_config(tmp_path, device="auto", workers="per-trial", gpu={"trials_per_gpu": 1})
+    (tmp_path / "tmp").mkdir()  # the claims' lock files: apart from other tests'
+    env = {**TWO_GPUS, "TMPDIR": str(tmp_path / "tmp")}
+    results = results_of(tmp_path)
+    target = str((results / "coarse" / "results.json").relative_to(tmp_path))
+    snakemake(tmp_path, "--cores", "4", "--", target, env=env)
+    logs = [p.read_text() for p in sorted((results / "logs" / "coarse").glob("worker-*.log"))]
+    assert len(logs) == 4
+    assert all(re.search(r"claimed GPU [01] \(this run uses 2 at once\)", log) for log in logs)
+    assert not [log for log in logs if "waiting for one" in log]
 
 
 @pytest.mark.slow

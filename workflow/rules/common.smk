@@ -76,11 +76,12 @@ def asked_gpus():
 
 def gpus_unsaid():
     """A local run on a machine that shows GPUs, without --resources gpu=N: it uses them all."""
-    return (
-        _global_resource("_nodes") is None
-        and bool(LOCAL_GPUS)
-        and _global_resource("gpu") is None
-    )
+    return GPUS_UNSAID
+
+
+def gpus_refused():
+    """A local run given --resources gpu=0: its trials train on the CPU."""
+    return _global_resource("_nodes") is None and _global_resource("gpu") == 0
 
 
 # GPUs this machine shows, counted without torch (None: it cannot tell, and the jobs'
@@ -90,13 +91,25 @@ try:
 except ValueError as err:  # TUNELADDER_VISIBLE_GPUS=two: one line, not a traceback
     sys.exit(f"tuneladder: {err}")
 
+# A local run that names no GPU count uses every GPU the machine shows (decision 060),
+# and Snakemake counts its gpu=1 jobs against them as it would under --resources gpu=N:
+# without a limit it would start every such job that fits the cores, and the ones
+# beyond the GPUs would wait for a claim while holding their cores.
+GPUS_UNSAID = (
+    _global_resource("_nodes") is None
+    and bool(LOCAL_GPUS)
+    and _global_resource("gpu") is None
+)
+if GPUS_UNSAID:
+    workflow.register_resource("gpu", LOCAL_GPUS)
+
 
 def gpu_count():
     """GPUs this run may use: gpu=N, and on a local run at most the GPUs the machine
     shows (a worker per GPU: the workers beyond them would find none to claim); a local
     run that does not say uses every GPU the machine shows."""
     if _global_resource("_nodes") is None and LOCAL_GPUS:
-        return LOCAL_GPUS if gpus_unsaid() else min(asked_gpus(), LOCAL_GPUS)
+        return min(asked_gpus(), LOCAL_GPUS)  # registered as the limit when not given
     return asked_gpus()
 
 
@@ -106,7 +119,7 @@ def no_gpu_here():
 
 
 def uses_gpu():
-    if no_gpu_here():
+    if no_gpu_here() or gpus_refused():
         return False
     return config["device"] == "cuda" or (
         config["device"] == "auto" and gpu_count() > 0
@@ -161,6 +174,11 @@ def clear_locks():
 
 def check_devices():
     """Say before any job what the GPU settings come to on this machine."""
+    if workflow.is_main_process and gpus_refused() and config["device"] == "cuda":
+        sys.exit(
+            "tuneladder: config error: device: cuda, but --resources gpu=0 lets no job"
+            " use a GPU; drop gpu=0, or set device: cpu"
+        )
     if not (workflow.is_main_process and no_gpu_here()):
         return
     if config["device"] == "cuda":
@@ -200,6 +218,8 @@ def device_line():
             f"  device  {config['device']}: this machine has no GPU, so --resources"
             f" gpu={asked_gpus()} is ignored and trials train on the CPU"
         )
+    if gpus_refused() and config["device"] == "auto" and not no_gpu_here():
+        return "  device  auto: --resources gpu=0, so trials train on the CPU"
     if config["device"] == "cpu" and asked_gpus() > 0:
         return (
             f"  device  cpu: --resources gpu={asked_gpus()} is ignored and trials train on"
@@ -245,7 +265,8 @@ def precision_line():
     """Say that tf32, bf16 or fp16 asked for on a machine whose trials train on the CPU is
     ignored there, and what it still changes: the trials' key. None otherwise."""
     precision = config["precision"]
-    if precision == "fp32" or not (config["device"] == "cpu" or no_gpu_here()):
+    on_cpu = config["device"] == "cpu" or no_gpu_here() or gpus_refused()
+    if precision == "fp32" or not on_cpu:
         return None
     return (
         f"  precision {precision}: ignored where trials train on the CPU, as here: they"
@@ -310,7 +331,8 @@ def worker_markers(wildcards):
 def runtime_params():
     """What every rung that trains runs on; the job adds its threads (tuneladder.infra.device.Runtime)."""
     return {
-        "device": config["device"],
+        # --resources gpu=0 on a machine with GPUs: auto would find one, unclaimed
+        "device": "cpu" if gpus_refused() else config["device"],
         "precision": config["precision"],
         "gpus": gpu_count() if uses_gpu() else 0,
         "checkpoint_every_s": config["checkpoint_every_s"],

@@ -317,6 +317,7 @@ def claim_gpu(
     lock_dir = Path(lock_dir)
     lock_dir.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + timeout_s
+    waited = False
     while True:
         for gpu in gpus:
             name = re.sub(r"[^A-Za-z0-9_.-]", "_", gpu)  # a UUID names a file as well
@@ -336,6 +337,12 @@ def claim_gpu(
             raise TimeoutError(
                 f"no free GPU among {', '.join(gpus)} after {timeout_s:.0f} s ({lock_dir})"
             )
+        if not waited:  # a job that waits says so: its log would otherwise look hung
+            log.info(
+                "every GPU it may use (%s) is held by another job: waiting for one",
+                ", ".join(gpus),
+            )
+            waited = True
         time.sleep(poll_s)
 
 
