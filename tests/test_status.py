@@ -433,6 +433,12 @@ def test_what_the_gpu_probe_chose_is_said_once_on_the_terminal_and_in_status(
     levels = [{"trials": k, "speedup": s} for k, s in ((1, 1.0), (2, 1.8), (4, 3.5), (8, 5.3))]
     probe = {"chosen": 8, "levels": levels, "per_trial_mb": 856.2, "device_name": "NVIDIA H200"}
     write_json(results / "sanity" / "gpu_probe.json", probe)
+    # a run that sets the number, or trains on the CPU (trials_per_gpu 1), ran no lanes
+    # by it: an earlier run's probe is not theirs
+    write_json(results / "run_slots.json", {"workers": {"coarse": 1}, "trials_per_gpu": 4})
+    assert not any("GPU probe" in line for line in progress.poll())
+    assert "gpu " not in format_status(ladder_status(results))
+    write_json(results / "run_slots.json", {"workers": {"coarse": 1}, "trials_per_gpu": "auto"})
     said = (
         "8 trials side by side on each GPU"
         " (5.3x the throughput of one, 856 MB a trial, NVIDIA H200)"

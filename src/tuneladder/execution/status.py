@@ -830,7 +830,7 @@ def ladder_status(
             "overfit": overfit,
             "lr_range": (results / LR_RANGE.outputs["json"]).is_file(),
         },
-        "gpu_probe": gpu_probe_summary(_read(results / GPU_PROBE_FILE)),
+        "gpu_probe": _probe_in_use(results),
         "rungs": rungs,
         "best": _best(rungs),
         "failures": _failures(rungs),
@@ -859,6 +859,16 @@ def gpu_probe_summary(probe: Any) -> str | None:
         parts.append(str(probe["device_name"]))
     what = "1 trial" if chosen == 1 else f"{chosen} trials side by side"
     return f"{what} on each GPU" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def _probe_in_use(results: Path) -> str | None:
+    """What the GPU probe chose, where the run going on (or last) runs what it chose: one
+    with ``trials_per_gpu: auto`` on GPUs. An earlier run's probe says nothing of a run
+    on the CPU, or of one that sets the number."""
+    planned = _read(results / RUN_SLOTS_FILE)
+    if not (isinstance(planned, dict) and planned.get("trials_per_gpu") == "auto"):
+        return None
+    return gpu_probe_summary(_read(results / GPU_PROBE_FILE))
 
 
 def _estimate(
