@@ -108,6 +108,10 @@ def test_two_gpus_give_two_workers_per_rung(tmp_path: Path) -> None:
         "auto, fp32: 2 GPUs (every GPU this machine shows; --resources gpu=N uses fewer),"
         " 4 trials side by side on each"
     ) in proc.stderr
+    # -j N, Snakemake's cluster form, typed on a machine with GPUs: the plan says what it does
+    proc = snakemake(tmp_path, "-n", "--jobs", "4", env=TWO_GPUS)
+    assert "device  auto: planned as for a cluster (--jobs)" in proc.stderr
+    assert "--cores N (not -j) shares this machine's 2 GPUs among the workers" in proc.stderr
     # gpu=0 given: no job may hold a GPU, so the trials train on the CPU, one worker a core
     write_config(tmp_path, device="auto")
     proc = snakemake(tmp_path, "-n", "--cores", "4", "--resources", "gpu=0", env=TWO_GPUS)

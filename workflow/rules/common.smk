@@ -225,6 +225,18 @@ def device_line():
             f"  device  cpu: --resources gpu={asked_gpus()} is ignored and trials train on"
             " the CPU (device: auto or cuda uses the GPUs)"
         )
+    if (
+        _global_resource("_nodes") is not None
+        and LOCAL_GPUS
+        and not uses_gpu()
+        and config["device"] == "auto"
+    ):
+        # -j N is Snakemake's cluster form: GPUs are what a scheduler gives each job
+        return (
+            f"  device  auto: planned as for a cluster (--jobs), where the scheduler gives"
+            f" each job its GPU; here, --cores N (not -j) shares this machine's"
+            f" {LOCAL_GPUS} GPU{'s' if LOCAL_GPUS != 1 else ''} among the workers"
+        )
     if not uses_gpu():
         return None
     n = trials_per_gpu()
