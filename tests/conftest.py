@@ -50,6 +50,18 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def _gpu_claims_stay_in_their_test() -> Iterator[None]:
+    """A GPU claimed in the test's own process sets ``CUDA_VISIBLE_DEVICES`` there (as in
+    a job): put it back, or every Snakemake a later test starts inherits the claim."""
+    saved = os.environ.get("CUDA_VISIBLE_DEVICES")
+    yield
+    if saved is None:
+        os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+    else:
+        os.environ["CUDA_VISIBLE_DEVICES"] = saved
+
+
 @pytest.fixture(scope="session")
 def digits_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("digits")

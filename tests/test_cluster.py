@@ -150,7 +150,8 @@ def test_a_run_that_names_no_gpu_count_runs_a_job_per_gpu_at_a_time(tmp_path: Pa
     to wait for a claim while it holds a core."""
     write_config(tmp_path, device="auto", workers="per-trial", gpu={"trials_per_gpu": 1})
     (tmp_path / "tmp").mkdir()  # the claims' lock files: apart from other tests'
-    env = {**TWO_GPUS, "TMPDIR": str(tmp_path / "tmp")}
+    # the two listed, whatever an earlier test in this process left in its environment
+    env = {**TWO_GPUS, "TMPDIR": str(tmp_path / "tmp"), "CUDA_VISIBLE_DEVICES": "0,1"}
     results = results_of(tmp_path)
     target = str((results / "coarse" / "results.json").relative_to(tmp_path))
     snakemake(tmp_path, "--cores", "4", "--", target, env=env)
