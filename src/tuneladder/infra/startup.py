@@ -70,10 +70,10 @@ def freeze_at_exit() -> None:
     Exit handlers run before the interpreter's last collections; what is frozen
     by then is left to the process's end. Objects that a collection would have
     finalised at exit are not: Python does not promise that anyway, and the
-    job's results are written before this runs. In a job, whose torch
-    :func:`import_torch` imported, the process's stderr then goes nowhere (see
-    the module's note); what was written to it before is flushed first. Any
-    other process (a test run's, a notebook's) keeps its stderr.
+    job's results are written before this runs. The process's stderr then goes
+    nowhere (see the module's note); what was written to it before is flushed
+    first. Both only in a job, whose torch :func:`import_torch` imported: any
+    other process (a test run's, a notebook's) ends as Python ends it.
     """
     if not _exit_hook:
         atexit.register(_freeze_and_quiet)
@@ -81,9 +81,9 @@ def freeze_at_exit() -> None:
 
 
 def _freeze_and_quiet() -> None:
-    gc.freeze()
     if not _job_import:
-        return
+        return  # not a job: its exit stays Python's own, output and collections alike
+    gc.freeze()
     for stream in (sys.stderr, sys.__stderr__):
         if stream is not None:
             try:
