@@ -7,10 +7,25 @@ import subprocess
 import sys
 
 
+def _process(code: str, *, check: bool = True) -> subprocess.CompletedProcess:
+    """``code`` in a fresh interpreter, its output kept: what it prints at exit included."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=check
+    )
+
+
 def _run(code: str) -> dict:
     """``code`` in a fresh interpreter, as a job starts; it prints one JSON line."""
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.splitlines()[-1])
+    return json.loads(_process(code).stdout.splitlines()[-1])
+
+
+def _job_start(*, dynamo: bool) -> str:
+    """A job's first lines: torch imported its way, the exit handler registered."""
+    return (
+        "from tuneladder.infra.startup import freeze_at_exit, import_torch\n"
+        f"import_torch(dynamo={dynamo})\n"
+        "freeze_at_exit()\n"
+    )
 
 
 IMPORT = "from tuneladder.infra.startup import import_torch;"
@@ -74,7 +89,7 @@ def test_the_heap_is_frozen_once_the_interpreter_starts_shutting_down() -> None:
         "freeze_at_exit(); freeze_at_exit()\n"
         "print(gc.get_freeze_count() > 0)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = _process(code)
     assert out.stdout.split() == ["False", "True"]
 
 
@@ -84,13 +99,11 @@ def test_what_a_job_printed_survives_its_exit_and_shutdown_chatter_does_not() ->
     code = (
         "import atexit, os, sys\n"
         "atexit.register(lambda: os.write(2, b'shutdown chatter\\n'))\n"
-        "from tuneladder.infra.startup import freeze_at_exit, import_torch\n"
-        "import_torch(dynamo=False)\n"
-        "freeze_at_exit()\n"
-        "sys.stderr.write('written before the exit\\n')\n"
+        + _job_start(dynamo=False)
+        + "sys.stderr.write('written before the exit\\n')\n"
         "raise SystemExit('the reason the job stopped')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    out = _process(code, check=False)
     assert out.returncode == 1
     assert out.stderr == "written before the exit\nthe reason the job stopped\n"
 
@@ -98,13 +111,10 @@ def test_what_a_job_printed_survives_its_exit_and_shutdown_chatter_does_not() ->
 def test_a_job_that_imports_torch_ends_without_a_word_on_stderr() -> None:
     # torch 2.15 with triton 3.9 printed thirty nanobind leak warnings here at exit
     code = (
-        "from tuneladder.infra.startup import freeze_at_exit, import_torch\n"
-        "import_torch(dynamo=True)\n"
-        "freeze_at_exit()\n"
-        "import torch\n"
+        _job_start(dynamo=True) + "import torch\n"
         "torch.optim.SGD([torch.zeros(2, requires_grad=True)], lr=0.1).step()\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = _process(code)
     assert out.stderr == ""
 
 
@@ -114,9 +124,7 @@ def test_a_process_whose_torch_was_imported_before_ends_as_python_ends_it() -> N
     code = (
         "import atexit, gc, os, torch\n"
         "atexit.register(lambda: os.write(2, b'frozen: %d\\n' % gc.get_freeze_count()))\n"
-        "from tuneladder.infra.startup import freeze_at_exit, import_torch\n"
-        "import_torch(dynamo=False)\n"
-        "freeze_at_exit()\n"
+        + _job_start(dynamo=False)
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = _process(code)
     assert out.stderr == "frozen: 0\n"
