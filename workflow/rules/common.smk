@@ -74,14 +74,18 @@ def asked_gpus():
     return int(value) if isinstance(value, int) else 0
 
 
-def gpus_unsaid():
-    """A local run on a machine that shows GPUs, without --resources gpu=N: it uses them all."""
-    return GPUS_UNSAID
+# No --jobs, so no executor's job slots: the jobs run on this machine. --jobs sets
+# `_nodes` (the executor plugin is not known while the Snakefile is parsed).
+LOCAL_RUN = _global_resource("_nodes") is None
 
 
 def gpus_refused():
     """A local run given --resources gpu=0: its trials train on the CPU."""
-    return _global_resource("_nodes") is None and _global_resource("gpu") == 0
+    return LOCAL_RUN and _global_resource("gpu") == 0
+
+
+def gpus_named(n):
+    return f"{n} GPU{'s' if n != 1 else ''}"
 
 
 # GPUs this machine shows, counted without torch (None: it cannot tell, and the jobs'
@@ -95,11 +99,7 @@ except ValueError as err:  # TUNELADDER_VISIBLE_GPUS=two: one line, not a traceb
 # and Snakemake counts its gpu=1 jobs against them as it would under --resources gpu=N:
 # without a limit it would start every such job that fits the cores, and the ones
 # beyond the GPUs would wait for a claim while holding their cores.
-GPUS_UNSAID = (
-    _global_resource("_nodes") is None
-    and bool(LOCAL_GPUS)
-    and _global_resource("gpu") is None
-)
+GPUS_UNSAID = LOCAL_RUN and bool(LOCAL_GPUS) and _global_resource("gpu") is None
 if GPUS_UNSAID:
     workflow.register_resource("gpu", LOCAL_GPUS)
 
@@ -108,14 +108,14 @@ def gpu_count():
     """GPUs this run may use: gpu=N, and on a local run at most the GPUs the machine
     shows (a worker per GPU: the workers beyond them would find none to claim); a local
     run that does not say uses every GPU the machine shows."""
-    if _global_resource("_nodes") is None and LOCAL_GPUS:
+    if LOCAL_RUN and LOCAL_GPUS:
         return min(asked_gpus(), LOCAL_GPUS)  # registered as the limit when not given
     return asked_gpus()
 
 
 def no_gpu_here():
     """A local run (no --jobs, so no executor's job slots) on a machine without a GPU."""
-    return _global_resource("_nodes") is None and LOCAL_GPUS == 0
+    return LOCAL_RUN and LOCAL_GPUS == 0
 
 
 def uses_gpu():
@@ -225,31 +225,23 @@ def device_line():
             f"  device  cpu: --resources gpu={asked_gpus()} is ignored and trials train on"
             " the CPU (device: auto or cuda uses the GPUs)"
         )
-    if (
-        _global_resource("_nodes") is not None
-        and LOCAL_GPUS
-        and not uses_gpu()
-        and config["device"] == "auto"
-    ):
+    if not LOCAL_RUN and LOCAL_GPUS and not uses_gpu() and config["device"] == "auto":
         # -j N is Snakemake's cluster form: GPUs are what a scheduler gives each job
         return (
             f"  device  auto: planned as for a cluster (--jobs), where the scheduler gives"
             f" each job its GPU; here, --cores N (not -j) shares this machine's"
-            f" {LOCAL_GPUS} GPU{'s' if LOCAL_GPUS != 1 else ''} among the workers"
+            f" {gpus_named(LOCAL_GPUS)} among the workers"
         )
     if not uses_gpu():
         return None
     n = trials_per_gpu()
     gpus, asked = gpu_count(), asked_gpus()
     shown = f", but this machine shows {gpus}" if asked > gpus else ""
-    if gpus_unsaid():
-        where = (
-            f"{gpus} GPU{'s' if gpus != 1 else ''} (every GPU this machine shows;"
-            " --resources gpu=N uses fewer)"
-        )
+    if GPUS_UNSAID:
+        where = f"{gpus_named(gpus)} (every GPU this machine shows; --resources gpu=N uses fewer)"
     elif gpus:
-        where = f"{gpus} GPU{'s' if gpus != 1 else ''} (--resources gpu={asked}{shown})"
-    elif _global_resource("_nodes") is None:
+        where = f"{gpus_named(gpus)} (--resources gpu={asked}{shown})"
+    elif LOCAL_RUN:
         where = (
             "the GPUs torch finds, unclaimed (this machine's GPUs cannot be counted:"
             " --resources gpu=N says how many)"
@@ -262,7 +254,7 @@ def device_line():
         per = f"{n} trial{'s' if n != 1 else ''} side by side on each"
     line = f"  device  {config['device']}, {config['precision']}: {where}, {per}"
     cores, threads = _global_resource("_cores"), config["threads"]
-    if _global_resource("_nodes") is None and cores and int(cores) // threads < gpus:
+    if LOCAL_RUN and cores and int(cores) // threads < gpus:
         room = max(1, int(cores) // threads)
         idle = gpus - room
         line += (
