@@ -41,7 +41,6 @@ from tuneladder.store.trial_files import RESULT_FILE
 from tuneladder.store.trials import code_fingerprint, keep_trials, key_precision
 
 __all__ = [
-    "gpu_probe_summary",
     "RUN_CONFIG_FILE",
     "RUN_SLOTS_FILE",
     "counted_config",
@@ -843,7 +842,7 @@ def ladder_status(
     }
 
 
-def gpu_probe_summary(probe: Any) -> str | None:
+def _probe_summary(probe: Any) -> str | None:
     """What the GPU probe chose, in a few words (None before it has run): the trials per
     GPU the sweeps run, and the throughput and memory that chose it."""
     if not isinstance(probe, dict) or not isinstance(probe.get("chosen"), int):
@@ -868,7 +867,7 @@ def _probe_in_use(results: Path) -> str | None:
     planned = _read(results / RUN_SLOTS_FILE)
     if not (isinstance(planned, dict) and planned.get("trials_per_gpu") == "auto"):
         return None
-    return gpu_probe_summary(_read(results / GPU_PROBE_FILE))
+    return _probe_summary(_read(results / GPU_PROBE_FILE))
 
 
 def _estimate(
