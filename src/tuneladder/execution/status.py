@@ -523,18 +523,29 @@ def _seconds_per_epoch(trials: list[dict[str, Any]]) -> float | None:
     return sum(t["total_seconds"] for t in timed) / sum(t["epochs_trained"] for t in timed)
 
 
-def _slots(results: Path, rungs: list[dict[str, Any]]) -> dict[str, int]:
-    """Trials each rung trains at once: as many as ran side by side, or as the run planned
-    (:data:`RUN_SLOTS_FILE`: its worker jobs, times the trials per GPU), whichever is
-    more, and no more than the rung has; where neither says, the most seen in any rung.
-    Trials of a few seconds rarely overlap, and a rung not started has none yet."""
-    seen = max((r["workers"] for r in rungs), default=0) or 1
+def _planned_slots(results: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """What the run going on (or last) planned (:data:`RUN_SLOTS_FILE`), and the GPU
+    probe's result where that run takes its trials per GPU from it (``auto``): an
+    earlier run's probe says nothing of a run on the CPU, or of one that sets the number."""
     planned = _read(results / RUN_SLOTS_FILE)
     planned = planned if isinstance(planned, dict) else {}
+    if planned.get("trials_per_gpu") != "auto":
+        return planned, None
+    probe = _read(results / GPU_PROBE_FILE)
+    return planned, probe if isinstance(probe, dict) else None
+
+
+def _slots(
+    planned: Mapping[str, Any], probe: Mapping[str, Any] | None, rungs: list[dict[str, Any]]
+) -> dict[str, int]:
+    """Trials each rung trains at once: as many as ran side by side, or as the run planned
+    (its worker jobs, times the trials per GPU: ``probe``'s choice for ``auto``), whichever
+    is more, and no more than the rung has; where neither says, the most seen in any rung.
+    Trials of a few seconds rarely overlap, and a rung not started has none yet."""
+    seen = max((r["workers"] for r in rungs), default=0) or 1
     lanes = planned.get("trials_per_gpu", 1)
     if lanes == "auto":  # what the GPU probe chose, once it has run
-        probe = _read(results / GPU_PROBE_FILE)
-        lanes = probe.get("chosen", 1) if isinstance(probe, dict) else 1
+        lanes = probe.get("chosen", 1) if probe else 1
     lanes = lanes if isinstance(lanes, int) and lanes > 0 else 1
     slots = {}
     for rung in rungs:
@@ -812,6 +823,7 @@ def ladder_status(
     overfit = (_read(results / OVERFIT.outputs["json"]) or {}).get("passed")
     report = (results / REPORT.outputs["html"]).is_file()
     failed = _failed_jobs(results)
+    planned, probe = _planned_slots(results)
     # finished: every requested output there, the report last; and nothing failed since
     finished = (
         not running and _outputs_complete(results, config, shown, rungs) and report and not failed
@@ -829,23 +841,25 @@ def ladder_status(
             "overfit": overfit,
             "lr_range": (results / LR_RANGE.outputs["json"]).is_file(),
         },
-        "gpu_probe": _probe_in_use(results),
+        "gpu_probe": _probe_summary(probe),
         "rungs": rungs,
         "best": _best(rungs),
         "failures": _failures(rungs),
         "elapsed_s": max(0.0, ended - started),
         "trials_left": sum(r["trials_left"] for r in rungs if r["total"] is not None),
-        **_estimate(results, config, rungs, shown, finished=finished),
+        **_estimate(
+            results, config, rungs, shown, _slots(planned, probe, rungs), finished=finished
+        ),
         "unplanned": [r["rung"] for r in rungs if r["total"] is None],
         "report": report,
         "failed_jobs": failed,
     }
 
 
-def _probe_summary(probe: Any) -> str | None:
+def _probe_summary(probe: Mapping[str, Any] | None) -> str | None:
     """What the GPU probe chose, in a few words (None before it has run): the trials per
     GPU the sweeps run, and the throughput and memory that chose it."""
-    if not isinstance(probe, dict) or not isinstance(probe.get("chosen"), int):
+    if not probe or not isinstance(probe.get("chosen"), int):
         return None
     chosen = probe["chosen"]
     level = next((lv for lv in probe.get("levels") or () if lv.get("trials") == chosen), {})
@@ -860,28 +874,19 @@ def _probe_summary(probe: Any) -> str | None:
     return f"{what} on each GPU" + (f" ({', '.join(parts)})" if parts else "")
 
 
-def _probe_in_use(results: Path) -> str | None:
-    """What the GPU probe chose, where the run going on (or last) runs what it chose: one
-    with ``trials_per_gpu: auto`` on GPUs. An earlier run's probe says nothing of a run
-    on the CPU, or of one that sets the number."""
-    planned = _read(results / RUN_SLOTS_FILE)
-    if not (isinstance(planned, dict) and planned.get("trials_per_gpu") == "auto"):
-        return None
-    return _probe_summary(_read(results / GPU_PROBE_FILE))
-
-
 def _estimate(
     results: Path,
     config: Mapping[str, Any] | None,
     rungs: list[dict[str, Any]],
     shown: list[Rung],
+    slots: Mapping[str, int],
     *,
     finished: bool,
 ) -> dict[str, Any]:
-    """The time left, and its parts: the trials' training and the jobs around them."""
+    """The time left, and its parts: the trials' training and the jobs around them, each
+    rung's trials ``slots`` at once."""
     seconds = [t["total_seconds"] for r in rungs for t in r["trials"] if t["total_seconds"]]
     mean = sum(seconds) / len(seconds) if seconds else None
-    slots = _slots(results, rungs)
     current = next((r for r in rungs if r["trials_left"]), None)
     workers = _at_once(slots, current) if current else max(slots.values(), default=1)
     estimate = training = jobs = None
