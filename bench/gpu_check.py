@@ -231,7 +231,8 @@ def check_provenance(checks: Checks, gpu: bool) -> None:
 
 def check_host_syncs(checks: Checks, gpu: bool, precision: str = "fp32") -> None:
     """No line of a trial's loop reads a device value every step. In fp16 the loss
-    scaler's overflow flag is read on the GPU by the fused optimizer (AdamW here)."""
+    scaler's overflow flag is read on the GPU by the fused optimizers, AdamW's and
+    SGD with momentum's (decision 061), a trial of each."""
     name = "host_syncs" if precision == "fp32" else f"host_syncs_{precision}"
     if not gpu:
         checks.line("SKIP", name, "needs CUDA")
@@ -240,7 +241,8 @@ def check_host_syncs(checks: Checks, gpu: bool, precision: str = "fp32") -> None
     log = checks.out / f"{name}.txt"
     rc, _, _ = _run(
         [sys.executable, str(REPO / "bench" / "host_syncs.py"), "--epochs", "5"]
-        + ["--precision", precision, "--json", str(out)],
+        + ["--precision", precision, "--json", str(out)]
+        + (["--optimizers", "adamw", "momentum"] if precision == "fp16" else []),
         log,
     )
     if rc != 0 or not out.is_file():

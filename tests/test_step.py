@@ -10,6 +10,7 @@ from tuneladder.core.hparams import TrialConfig
 from tuneladder.sanity import lr_range, overfit
 from tuneladder.training import runner, step
 from tuneladder.training.metrics import make_loss
+from tuneladder.training.optimizers import make_optimizer
 from tuneladder.training.runner import TrainingRun
 
 CPU = torch.device("cpu")
@@ -113,3 +114,33 @@ def test_an_fp16_step_unscales_its_norm_and_skips_an_update_that_overflowed(digi
     assert norm is not None and not torch.isfinite(norm)
     assert scaler.get_scale() == 2.0**126
     assert all(torch.equal(a, b) for a, b in zip(moved, model.parameters(), strict=True))
+
+
+class _OnCuda(torch.nn.Parameter):
+    """A CPU parameter that says it is on CUDA: the optimizer's choice, without a GPU."""
+
+    @property
+    def is_cuda(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "adam", "adamw", "radam"])
+def test_optimizers_run_fused_on_cuda_and_skip_an_overflowed_fp16_step_there(name) -> None:
+    config = TrialConfig(optimizer=name, lr=0.1, momentum=0.9, nesterov=name == "momentum")
+    assert make_optimizer([torch.nn.Parameter(torch.ones(3))], config).param_groups[0].get(
+        "fused"
+    ) in (None, False)  # the CPU keeps the default kernels
+    param = _OnCuda(torch.ones(3))
+    optimizer = make_optimizer([param], config)
+    # RAdam has no fused kernel; a fused step takes the loss scaler's overflow flag
+    # as a tensor, where the others read it back to the host every step
+    assert bool(optimizer.param_groups[0].get("fused")) is (name != "radam")
+    for scale, moves in ((2.0**127, False), (2.0**4, True)):
+        scaler = torch.amp.GradScaler("cpu", init_scale=scale)
+        optimizer.zero_grad()
+        scaler.scale((param * 1e10).sum()).backward()  # 2**127 * 1e10 overflows float32
+        before = param.detach().clone()
+        scaler.step(optimizer)
+        scaler.update()
+        assert (not torch.equal(before, param.detach())) is moves
+        assert scaler.get_scale() == (scale * 0.5 if not moves else scale)

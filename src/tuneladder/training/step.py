@@ -60,8 +60,8 @@ def train_step(
     before the backward pass; the gradients are unscaled before their norm is
     taken, so it and the clipping read true sizes. On a step whose gradients
     overflowed the update is skipped and the norm is not finite. The optimizer
-    reads the scaler's overflow flag on the device where it runs fused (Adam,
-    AdamW on CUDA); any other reads it back, one host sync a step.
+    reads the scaler's overflow flag on the device where it runs fused (SGD, Adam,
+    AdamW on CUDA); RAdam reads it back, one host sync a step.
     """
     with amp:
         output = model(x)
