@@ -99,6 +99,13 @@ def test_two_gpus_give_two_workers_per_rung(tmp_path: Path) -> None:
     proc = snakemake(tmp_path, "-n", "--cores", "4", "--resources", "gpu=4", env=TWO_GPUS)
     assert planned_jobs(proc.stdout)["sweep_worker"] == 2 * 3
     assert "2 GPUs (--resources gpu=4, but this machine shows 2), 4 trials" in proc.stderr
+    # more lanes than a worker has trials: the plan says how many can run side by side
+    write_config(tmp_path, device="cuda", gpu={"trials_per_gpu": 64})
+    proc = snakemake(tmp_path, "-n", "--cores", "4", "--resources", "gpu=2", env=TWO_GPUS)
+    assert (
+        "up to 14 trials side by side on each (64 asked: no rung gives a worker more)"
+    ) in proc.stderr
+    write_config(tmp_path, device="cuda", gpu={"trials_per_gpu": 4})
     # not said: every GPU the machine shows, a worker each (not all of them on the first)
     write_config(tmp_path, device="auto", gpu={"trials_per_gpu": 4})
     proc = snakemake(tmp_path, "-n", "--cores", "4", env=TWO_GPUS)

@@ -1,4 +1,5 @@
 import functools
+import math
 import os
 import sys
 import time
@@ -252,6 +253,10 @@ def device_line():
         per = "trials per GPU measured by the GPU probe before the sweeps"
     else:
         per = f"{n} trial{'s' if n != 1 else ''} side by side on each"
+        most = most_lanes()
+        if n > most:
+            # tuneladder.execution.lanes.lane_count gives a worker no more lanes than trials
+            per = f"up to {most} trials side by side on each ({n} asked: no rung gives a worker more)"
     line = f"  device  {config['device']}, {config['precision']}: {where}, {per}"
     cores, threads = _global_resource("_cores"), config["threads"]
     if LOCAL_RUN and cores and int(cores) // threads < gpus:
@@ -263,6 +268,17 @@ def device_line():
             " idle (lower threads or raise --cores)"
         )
     return line
+
+
+def most_lanes():
+    """The most lanes any worker job of the run can keep busy: its share of a rung's
+    trials (the first level's, for a sweep that halves)."""
+    shares = [
+        math.ceil(rung_trials(rung) / rung_workers(rung))
+        for rung in TRIAL_RUNGS
+        if rung_trials(rung) > 0
+    ]
+    return max(shares, default=1)
 
 
 def precision_line():
