@@ -10,7 +10,7 @@ from tuneladder.core.hparams import TrialConfig
 from tuneladder.sanity import lr_range, overfit
 from tuneladder.training import runner, step
 from tuneladder.training.metrics import make_loss
-from tuneladder.training.optimizers import make_optimizer
+from tuneladder.training.optimizers import make_optimizer, zero_missing_momentum
 from tuneladder.training.runner import TrainingRun
 
 CPU = torch.device("cpu")
@@ -125,22 +125,37 @@ class _OnCuda(torch.nn.Parameter):
 
 
 @pytest.mark.parametrize("name", ["sgd", "momentum", "adam", "adamw", "radam"])
-def test_optimizers_run_fused_on_cuda_and_skip_an_overflowed_fp16_step_there(name) -> None:
-    config = TrialConfig(optimizer=name, lr=0.1, momentum=0.9, nesterov=name == "momentum")
-    assert make_optimizer([torch.nn.Parameter(torch.ones(3))], config).param_groups[0].get(
-        "fused"
-    ) in (None, False)  # the CPU keeps the default kernels
-    param = _OnCuda(torch.ones(3))
-    optimizer = make_optimizer([param], config)
+def test_optimizers_run_fused_on_cuda_and_step_as_unfused_ones_through_skipped_fp16_steps(
+    name,
+) -> None:
+    config = TrialConfig(
+        optimizer=name, lr=0.1, momentum=0.9, nesterov=name == "momentum", weight_decay=0.01
+    )
+    unfused = torch.nn.Parameter(torch.linspace(0.0, 1.0, 64))
+    fused = _OnCuda(torch.linspace(0.0, 1.0, 64))
+    optimizers = [make_optimizer([unfused], config), make_optimizer([fused], config)]
+    assert optimizers[0].param_groups[0].get("fused") in (None, False)  # the CPU's default
     # RAdam has no fused kernel; a fused step takes the loss scaler's overflow flag
     # as a tensor, where the others read it back to the host every step
-    assert bool(optimizer.param_groups[0].get("fused")) is (name != "radam")
-    for scale, moves in ((2.0**127, False), (2.0**4, True)):
-        scaler = torch.amp.GradScaler("cpu", init_scale=scale)
-        optimizer.zero_grad()
-        scaler.scale((param * 1e10).sum()).backward()  # 2**127 * 1e10 overflows float32
-        before = param.detach().clone()
-        scaler.step(optimizer)
-        scaler.update()
-        assert (not torch.equal(before, param.detach())) is moves
-        assert scaler.get_scale() == (scale * 0.5 if not moves else scale)
+    assert bool(optimizers[1].param_groups[0].get("fused")) is (name != "radam")
+    # an fp16 trial's first step often overflows at the scaler's first scale; fused
+    # momentum SGD then left its buffers unwritten, and the next step added garbage
+    for scale in (2.0**127, 2.0**4, 2.0**4, 2.0**127, 2.0**4):
+        for param, optimizer in zip((unfused, fused), optimizers, strict=True):
+            scaler = torch.amp.GradScaler("cpu", init_scale=scale)
+            optimizer.zero_grad()
+            before = param.detach().clone()
+            loss = (param * 1e10).sum() if scale > 1e30 else (param**2).sum()
+            scaler.scale(loss).backward()  # 2**127 * 1e10 overflows float32
+            scaler.step(optimizer)
+            scaler.update()
+            skipped = scale > 1e30
+            assert torch.equal(before, param.detach()) is skipped
+            assert scaler.get_scale() == (scale * 0.5 if skipped else scale)
+    torch.testing.assert_close(fused.detach(), unfused.detach())
+    # a state saved before the first update has no momentum: loading it must not undo that
+    saved = optimizers[1].state_dict()
+    optimizers[1].load_state_dict({**saved, "state": {}})
+    zero_missing_momentum(optimizers[1])
+    buffer = optimizers[1].state[fused].get("momentum_buffer")
+    assert (buffer is not None and not buffer.any()) is (name == "momentum")

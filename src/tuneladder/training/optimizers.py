@@ -9,7 +9,7 @@ import torch
 
 from tuneladder.core.hparams import TrialConfig
 
-__all__ = ["OPTIMIZERS", "make_optimizer"]
+__all__ = ["OPTIMIZERS", "make_optimizer", "zero_missing_momentum"]
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "radam")
 
@@ -44,7 +44,28 @@ def make_optimizer(
     # fused needs every parameter on CUDA; the CPU keeps the default implementation
     if params and all(p.is_cuda for p in params) and _takes_fused(kind):
         options = {**options, "fused": True}
-    return kind(params, lr=config.lr, weight_decay=config.weight_decay, **options)
+    optimizer = kind(params, lr=config.lr, weight_decay=config.weight_decay, **options)
+    zero_missing_momentum(optimizer)
+    return optimizer
+
+
+def zero_missing_momentum(optimizer: torch.optim.Optimizer) -> None:
+    """Start fused SGD's momentum at zero where it has none yet (a new optimizer, or one
+    loaded from a state saved before its first update).
+
+    Fused SGD makes its momentum buffers uninitialised on its first step and lets the
+    kernel fill them, which it does not do on a step the fp16 loss scaler skips; the
+    first step of an fp16 trial often is, and the next step would add that memory's
+    garbage to the weights. With zeros (and no dampening) the first update is the
+    gradient, as unfused SGD's is, to the bit.
+    """
+    for group in optimizer.param_groups:
+        if not (group.get("fused") and group.get("momentum")):
+            continue
+        for param in group["params"]:
+            state = optimizer.state[param]
+            if state.get("momentum_buffer") is None:
+                state["momentum_buffer"] = torch.zeros_like(param)
 
 
 def _takes_fused(kind: type[torch.optim.Optimizer]) -> bool:

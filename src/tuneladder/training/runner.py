@@ -59,6 +59,7 @@ from tuneladder.store.trials import (
 )
 from tuneladder.tasks import DataInfo, Task
 from tuneladder.training.metrics import Scorer, Scoring, Tally
+from tuneladder.training.optimizers import zero_missing_momentum
 from tuneladder.training.schedules import lr_multiplier
 from tuneladder.training.step import global_norm, setup, train_step
 
@@ -459,6 +460,7 @@ class TrainState:
         self.optimizer.load_state_dict(state["optimizer"])
         if not same_kind:
             _kernels_of_this_device(self.optimizer, built)
+        zero_missing_momentum(self.optimizer)
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
