@@ -18,7 +18,7 @@ import pytest
 
 from helpers import REPO
 from tuneladder.execution.lanes import GpuShare, lane_count, lane_worker
-from tuneladder.stages.gpu_probe import choose, probe_levels
+from tuneladder.stages.gpu_probe import choose, memory_split, probe_levels
 from tuneladder.store.io import write_json
 
 TESTS = Path(__file__).parent
@@ -57,6 +57,21 @@ def test_the_probe_chooses_the_fewest_lanes_near_the_best_throughput() -> None:
     chosen, rule = choose(rates, per_trial_mb=1000.0, total_mb=4000.0)
     assert chosen == 3 and "memory allows 3" in rule
     assert choose({}, per_trial_mb=None, total_mb=None)[0] == 1
+
+
+def test_the_probe_leaves_what_other_processes_hold_on_the_gpu() -> None:
+    # 8 lanes of 1000 MB beside a notebook holding 60,000 MB of an 80,000 MB GPU: the
+    # first lane alone makes the device hold 61,000, all eight 68,000
+    per_trial, others = memory_split(61000.0, 68000.0, 8)
+    assert (per_trial, others) == (1000.0, 60000.0)
+    rates = {1: 1.0, 2: 2.0, 4: 4.0, 8: 8.0, 16: 16.0}
+    chosen, rule = choose(rates, per_trial_mb=per_trial, total_mb=80000.0, others_mb=others)
+    # 80% of the GPU is 64,000 MB, of which 4,000 are free of the notebook's
+    assert chosen == 4 and "less 60000 MB other processes hold" in rule
+    # without the first lane's figure the whole use is the trials': overstated, not under
+    assert memory_split(None, 68000.0, 8) == (8500.0, None)
+    assert memory_split(61000.0, 61000.0, 1) == (61000.0, None)
+    assert memory_split(None, None, 8) == (None, None)
 
 
 PARENT = textwrap.dedent(

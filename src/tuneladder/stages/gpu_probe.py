@@ -9,9 +9,12 @@ rounds through files in the probe's folder; the job only starts them and reads
 their figures.
 
 The choice is the fewest lanes that reach 90% of the best total throughput
-measured, and no more than 80% of the GPU's memory holds (each lane's share of
-what the device had in use while all of them were alive: their contexts, models
-and data). Everything measured, and the rule, go to ``sanity/gpu_probe.json``.
+measured, and no more than 80% of the GPU's memory holds beside what other
+processes hold there. A trial's memory (its CUDA context, model and data) is
+measured as the device's memory in use grew from the first lane alone to every
+lane alive: the first lane gets ready before the others start their CUDA, so what
+the device held then, less one trial, is what others hold (a notebook, another
+run). Everything measured, and the rule, go to ``sanity/gpu_probe.json``.
 On a machine without CUDA the same measurement runs on the CPU.
 
     python -m tuneladder.stages.gpu_probe SPEC.json    (one lane; the job starts them)
@@ -33,7 +36,7 @@ from tuneladder.execution.lanes import clear, lane_main, run_lanes
 from tuneladder.infra.device import Runtime
 from tuneladder.store.io import read_json, write_json
 
-__all__ = ["choose", "gpu_probe_stage", "probe_levels"]
+__all__ = ["choose", "gpu_probe_stage", "memory_split", "probe_levels"]
 
 log = logging.getLogger("tuneladder")
 
@@ -57,9 +60,14 @@ def probe_levels(most: int) -> list[int]:
 
 
 def choose(
-    throughput: Mapping[int, float], *, per_trial_mb: float | None, total_mb: float | None
+    throughput: Mapping[int, float],
+    *,
+    per_trial_mb: float | None,
+    total_mb: float | None,
+    others_mb: float | None = None,
 ) -> tuple[int, str]:
-    """The lanes to run, and why, from total samples/s by lane count."""
+    """The lanes to run, and why, from total samples/s by lane count; ``others_mb`` is
+    the device's memory held by other processes, which the lanes cannot use."""
     if not throughput:
         return 1, "nothing was measured: one trial per GPU"
     best = max(throughput.values())
@@ -69,14 +77,32 @@ def choose(
         f" throughput ({best:.0f} samples/s with {max(throughput, key=throughput.get)})"
     )
     if per_trial_mb and total_mb:
-        fits = max(1, math.floor(MEMORY_SHARE * total_mb / per_trial_mb))
+        room = MEMORY_SHARE * total_mb - (others_mb or 0.0)
+        fits = max(1, math.floor(room / per_trial_mb))
         if fits < chosen:
             chosen = fits
+            held = f", less {others_mb:.0f} MB other processes hold" if others_mb else ""
             rule += (
                 f"; memory allows {fits} ({per_trial_mb:.0f} MB each,"
-                f" {MEMORY_SHARE:.0%} of {total_mb:.0f} MB)"
+                f" {MEMORY_SHARE:.0%} of {total_mb:.0f} MB{held})"
             )
     return chosen, rule
+
+
+def memory_split(
+    one_mb: float | None, all_mb: float | None, lanes: int
+) -> tuple[float | None, float | None]:
+    """(a trial's memory, what other processes hold), in MB, from the device's memory in
+    use with the first lane alone (``one_mb``) and with all ``lanes`` alive (``all_mb``).
+
+    With one lane, or without the first figure, the device's whole use is the trials'
+    (what others hold is unknown, None): a trial's memory is overstated, never under."""
+    if all_mb is None:
+        return None, None
+    if one_mb is None or lanes < 2:
+        return all_mb / lanes, None
+    per_trial = max(all_mb - one_mb, 0.0) / (lanes - 1)
+    return per_trial, max(one_mb - per_trial, 0.0)
 
 
 def gpu_probe_stage(
@@ -119,9 +145,12 @@ def gpu_probe_stage(
     )
     figures = _figures(folder, levels)
     device = read_json(folder / "device.json") if (folder / "device.json").is_file() else {}
-    per_trial = device.get("used_mb") and device["used_mb"] / most
+    alone = read_json(folder / "alone.json") if (folder / "alone.json").is_file() else {}
+    per_trial, others = memory_split(alone.get("used_mb"), device.get("used_mb"), most)
     throughput = {k: f["samples_per_s"] for k, f in figures.items() if f["complete"]}
-    chosen, rule = choose(throughput, per_trial_mb=per_trial, total_mb=device.get("total_mb"))
+    chosen, rule = choose(
+        throughput, per_trial_mb=per_trial, total_mb=device.get("total_mb"), others_mb=others
+    )
     one = throughput.get(1)
     report = {
         "chosen": chosen,
@@ -130,6 +159,7 @@ def gpu_probe_stage(
         "device_name": device.get("device_name"),
         "total_mb": device.get("total_mb"),
         "per_trial_mb": per_trial,
+        "others_mb": others,
         "lanes_started": most,
         "lane_exit_codes": codes,
         "levels": [
@@ -187,10 +217,14 @@ def run_lane(spec: Mapping[str, Any]) -> None:
 
     folder, lane = Path(spec["folder"]), int(spec["lane"])
     runtime = Runtime(**spec["runtime"])
+    if lane > 0:  # the first lane alone on the device: what it holds then is the baseline
+        _wait_for([folder / "alone.json"], "the first lane to get ready")
     step, device = _trainer(spec, runtime)
     for _ in range(3):  # first-use costs (kernels, autotuning, allocator) before any timing
         step()
     _sync(device)
+    if lane == 0:
+        write_json(folder / "alone.json", _device_memory(device, torch))
     write_json(folder / f"ready-{lane}.json", {"pid": os.getpid()})
     _wait_for([folder / f"ready-{i}.json" for i in range(spec["lanes"])], "every lane to start")
     failed = None
