@@ -132,13 +132,16 @@ def _run(cmd: list[str], log: Path, timeout: float = 600) -> tuple[int, float, l
     def sample() -> None:
         smi = shutil.which("nvidia-smi")
         while smi and not stop.is_set():
-            got = subprocess.run(
-                [smi, "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
-                capture_output=True,
-                text=True,
-            )
-            if got.returncode == 0 and got.stdout.strip():
+            try:
+                got = subprocess.run(
+                    [smi, "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
+                    capture_output=True,
+                    text=True,
+                    timeout=5,
+                )
                 samples.append(float(got.stdout.split()[0]))
+            except (subprocess.TimeoutExpired, ValueError, IndexError):
+                pass  # a hung nvidia-smi or a MIG slice's [N/A]: no sample, not a dead thread
             stop.wait(0.25)
 
     watcher = threading.Thread(target=sample, daemon=True)
@@ -456,18 +459,33 @@ def check_oom_retry(checks: Checks, work: Path) -> None:
 CHECKS = (
     "provenance",
     "host_syncs",
+    "host_syncs_fp16",  # early: the checks after it may run out of the budget
     "throughput",
     "ladder_fp32",
     "ladder_bf16",
     "lanes",
     "oom_retry",
-    "host_syncs_fp16",
 )
 # a check started with less time than this left would only time out
 MIN_CHECK_S = 20.0
 # the whole run on a GPU: the device machine gives a command 10 minutes, and the wheels'
 # install, the report's copying back and a rerun's margin need the rest
 GPU_BUDGET_S = 450.0
+
+
+def _gpu_name() -> str:
+    """The first GPU's name from nvidia-smi: torch asked in this process would start
+    CUDA here, and a context held by the checks' parent counts in every job's memory."""
+    try:
+        got = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader", "-i", "0"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return got.stdout.strip() or "cuda"
+    except (OSError, subprocess.TimeoutExpired):
+        return "cuda"
 
 
 def run(
@@ -478,6 +496,12 @@ def run(
     import torch
 
     gpu = torch.cuda.is_available() and not dry
+    if not dry and not gpu:  # the checks would pass on the CPU and say nothing of a GPU
+        print(
+            f"FAIL cuda: torch {torch.__version__} (built for CUDA {torch.version.cuda})"
+            " sees no GPU here; --dry runs the checks on the CPU"
+        )
+        return 1
     if not gpu:
         from tuneladder.infra.device import VISIBLE_GPUS_VARIABLE
 
@@ -487,7 +511,7 @@ def run(
     checks = Checks(out)
     checks.report.update(
         torch=torch.__version__,
-        device=torch.cuda.get_device_name(0) if gpu else "cpu",
+        device=_gpu_name() if gpu else "cpu",
         dry=dry,
         date=time.strftime("%Y-%m-%d"),
     )

@@ -213,6 +213,7 @@ def machine(root: Path, gpus: int | None = None, nodes: tuple[str, ...] = ()) ->
         (4, (), {"CUDA_VISIBLE_DEVICES": "0,GPU-77c1,1"}, 1),  # a UUID ends a list of indices
         (4, (), {"CUDA_VISIBLE_DEVICES": "MIG-a,GPU-b"}, 1),  # as another prefix ends UUIDs
         (None, ("nvidia0",), {}, None),  # a device node without the driver's list: torch decides
+        (None, ("nvidia3",), {}, None),  # a container given another GPU's node alone
         (None, ("kfd",), {}, None),  # AMD's ROCm, which torch.cuda also drives
         (None, (), {"TUNELADDER_VISIBLE_GPUS": "2"}, 2),  # planning a GPU run elsewhere
         (8, (), {"TUNELADDER_VISIBLE_GPUS": "0"}, 0),

@@ -85,7 +85,8 @@ def visible_gpus(environ: Mapping[str, str] | None = None, root: Path = Path("/"
         return count if visible is None else len(listed_gpus(visible, count))
     if not (root / "proc").is_dir():
         return None  # not Linux: leave it to torch
-    devices = (root / "dev" / "nvidia0", root / "dev" / "kfd")
+    # a container may be given /dev/nvidia3 alone
+    devices = [*(root / "dev").glob("nvidia[0-9]*"), root / "dev" / "kfd"]
     if any(p.exists() for p in devices) or shutil.which("nvidia-smi", path=environ.get("PATH")):
         return None
     return 0
@@ -189,8 +190,11 @@ def trained_precision(device: torch.device, precision: str) -> str:
     if precision == "tf32":
         import torch
 
-        if torch.cuda.get_device_capability(device)[0] < 8:
-            return "fp32"
+        try:
+            if torch.cuda.get_device_capability(device)[0] < 8:
+                return "fp32"
+        except RuntimeError:  # a device lost mid-trial: its result is still written
+            return precision
     return precision
 
 

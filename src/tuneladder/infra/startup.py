@@ -53,7 +53,7 @@ def import_torch(*, dynamo: bool) -> None:
         for name in names:
             try:
                 importlib.import_module(name)
-            except ImportError:  # a torch without it: nothing to warm up
+            except Exception:  # a torch without it, or a broken triton: nothing to warm up
                 if name == "torch":
                     raise
     finally:
