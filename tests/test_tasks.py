@@ -324,3 +324,65 @@ def test_rows_without_a_target_are_refused_or_dropped_as_asked(tmp_path: Path) -
     )
     with pytest.raises(ValueError, match="missing_target must be error or drop"):
         load_task("csv", {**options, "missing_target": "fill"})
+
+
+def test_csv_files_as_spreadsheets_save_them_are_read_or_refused_with_the_fix(
+    tmp_path: Path,
+) -> None:
+    """A file saved where the comma is the decimal mark (';' between columns), one not in
+    UTF-8, a spreadsheet itself: read as asked, or refused naming the option that reads it."""
+    from tuneladder.tasks.tabular import TableOptions, check_header, load_table
+
+    rows = "".join(
+        f"{i};{10 + i},{i % 10}5;{'Nord' if i % 2 else 'Süd'};{i % 2}\n" for i in range(40)
+    )
+    euro = tmp_path / "euro.csv"
+    euro.write_text("id;Price (EUR);Region;Sold\n" + rows, encoding="utf-8")
+    check_header(euro, "Sold")  # the header's own separator: no option needed for it
+    with pytest.raises(ValueError) as caught:
+        load_table(euro, "Sold", "classification")
+    assert (
+        "feature column 'Price (EUR)' holds numbers written with a decimal comma"
+        " (e.g. '10,05'): set task.options.decimal: ','"
+    ) in str(caught.value)
+    features, labels = load_table(euro, "Sold", "classification", TableOptions(decimal=","))
+    assert features["Price (EUR)"].tolist()[:2] == [10.05, 11.15]
+    assert list(features.columns) == ["id", "Price (EUR)", "Region"] and labels.sum() == 20
+    # a regression target in decimal commas says the same
+    with pytest.raises(ValueError, match=r"'Price \(EUR\)' is not numeric .*decimal: ','"):
+        load_table(euro, "Price (EUR)", "regression")
+    # the same file saved in Latin-1: refused from its header on, before any job
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(euro.read_text(encoding="utf-8").encode("latin-1"))
+    with pytest.raises(ValueError, match=r"is not utf-8 text \(byte 0xfc .*task.options.encoding"):
+        check_header(latin, "Sold")
+    with pytest.raises(ValueError, match="is not utf-8 text"):
+        load_table(latin, "Sold", "classification", TableOptions(decimal=","))
+    options = TableOptions(decimal=",", encoding="latin-1")
+    check_header(latin, "Sold", options=options)
+    assert load_table(latin, "Sold", "classification", options)[0]["Region"].iloc[0] == "Süd"
+    # a spreadsheet is named as one, with the export that reads it
+    sheet = tmp_path / "data.xlsx"
+    sheet.write_bytes(b"PK\x03\x04 not read")
+    for read in (
+        lambda: check_header(sheet, "Sold"),
+        lambda: load_table(sheet, "Sold", "classification"),
+    ):
+        with pytest.raises(ValueError, match="a spreadsheet, which the csv task does not read"):
+            read()
+    with pytest.raises(ValueError, match="task.options.encoding: unknown encoding 'utf9'"):
+        load_task("csv", {"path": str(euro), "target": "Sold", "encoding": "utf9"})
+    with pytest.raises(ValueError, match="task.options.sep must be auto or one character"):
+        load_task("csv", {"path": str(euro), "target": "Sold", "sep": ";;"})
+
+
+def test_an_id_column_is_said_even_when_a_row_without_a_target_left_a_gap(tmp_path: Path):
+    rng = np.random.default_rng(0)
+    grade = rng.integers(0, 3, 200).astype(float)
+    grade[17] = np.nan
+    path = tmp_path / "ids.csv"
+    frame = pd.DataFrame({"id": np.arange(200), "size": rng.normal(size=200), "grade": grade})
+    frame.to_csv(path, index=False)
+    task = load_task("csv", {"path": str(path), "target": "grade", "missing_target": "drop"})
+    changes = prepare(task, tmp_path / "data", seed=0)["encoding"]["changes"]
+    assert any(c.startswith("id: counts the rows (0, 1, 2 ...)") for c in changes), changes

@@ -455,13 +455,18 @@ def _check_against_task(config: dict[str, Any], task: Any) -> None:
     from tuneladder.core.hparams import TRAIN_FIELDS
 
     if config["task"]["name"] == "csv":
-        from tuneladder.tasks.tabular import check_data_path, check_header
+        from tuneladder.tasks.tabular import TableOptions, check_data_path, check_header
 
         options = config["task"]["options"]
         try:
             check_data_path(options["path"])
             # the header line only: the contents would cost every parse (docs/decisions/)
-            check_header(options["path"], str(options["target"]), options.get("drop"))
+            check_header(
+                options["path"],
+                str(options["target"]),
+                options.get("drop"),
+                TableOptions.from_options(options),
+            )
         except ValueError as err:
             raise ConfigError(str(err)) from None
     allowed = sorted(TRAIN_FIELDS | task.model_params)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import json
 from collections.abc import Mapping
@@ -39,10 +40,19 @@ OPTIONS = {
     "missing",
     "missing_target",
     "drop",
+    "sep",
+    "decimal",
+    "encoding",
 }
+# a header line without a comma is split at the first of these it holds (sep: auto)
+OTHER_SEPARATORS = (";", "\t", "|")
+SPREADSHEETS = (".xlsx", ".xlsm", ".xls", ".ods")
 # what load_table changed in the rows, for encode_table to report with its own changes
 # (the table travels from one to the other through prepare as it is)
 ROW_CHANGES = "tuneladder_row_changes"
+# the columns that counted the rows before load_table dropped any (an ID with a gap
+# where a row went still counts them)
+COUNTING_COLUMNS = "tuneladder_counting_columns"
 SHOWN_COLUMNS = 10  # of a header, in an error line
 SHOWN_CATEGORIES = 5  # of a text column's categories, in prepare's summary
 
@@ -56,6 +66,12 @@ class TableOptions:
     missing: str = "fill"  # missing feature values: fill (train median + indicator), or error
     missing_target: str = "error"  # rows without a target value: error, or drop them
     drop: tuple[str, ...] = ()  # columns left out
+    # how a CSV file is written: its separator (auto: the header line's), decimal mark
+    # (None: '.', and a text column of numbers with decimal commas is refused as such),
+    # and text encoding
+    sep: str = "auto"
+    decimal: str | None = None
+    encoding: str = "utf-8"
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> TableOptions:
@@ -65,7 +81,24 @@ class TableOptions:
             missing=str(options.get("missing", cls.missing)),
             missing_target=str(options.get("missing_target", cls.missing_target)),
             drop=dropped_columns(options.get("drop")),
+            sep=str(options.get("sep", cls.sep)),
+            decimal=None if options.get("decimal") is None else str(options["decimal"]),
+            encoding=str(options.get("encoding", cls.encoding)),
         )
+        if made.sep != "auto" and len(made.sep) != 1:
+            raise ValueError(
+                f"task.options.sep must be auto or one character (',' ';' '\\t' '|'),"
+                f" got {made.sep!r}"
+            )
+        if made.decimal not in (None, ".", ","):
+            raise ValueError(f"task.options.decimal must be '.' or ',', got {made.decimal!r}")
+        try:
+            codecs.lookup(made.encoding)
+        except LookupError:
+            raise ValueError(
+                f"task.options.encoding: unknown encoding {made.encoding!r}"
+                " (utf-8, latin-1 and cp1252 are common)"
+            ) from None
         for key, allowed in (
             ("categorical", ("onehot", "error")),
             ("missing", ("fill", "error")),
@@ -132,9 +165,12 @@ def check_data_path(value: Any) -> None:
         raise ValueError(f"task.options.path: {what}: {path}")
 
 
-def check_header(value: Any, target: str, drop: Any = ()) -> None:
+def check_header(
+    value: Any, target: str, drop: Any = (), options: TableOptions | None = None
+) -> None:
     """Refuse a CSV file whose header line lacks the target column, or a column
-    ``task.options.drop`` names; reads that line only.
+    ``task.options.drop`` names, and a spreadsheet or a file not in its encoding;
+    reads the file's start only.
 
     Runs at config time, on every parse of the Snakefile, so only what the
     header shows is checked here; the contents (text, missing values, classes)
@@ -143,14 +179,18 @@ def check_header(value: Any, target: str, drop: Any = ()) -> None:
     for a mistake that prepare reports seconds later anyway.
     """
     import csv
+    import io
 
+    options = options or TableOptions()
     path = data_path(value)
+    _refuse_spreadsheet(path)
     if path.suffix.lower() != ".csv":
         return
+    start = _text_start(path, options.encoding)
+    sep = separator(start, options.sep)
     try:
-        with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
-            header = next(csv.reader(handle), None)
-    except (OSError, csv.Error) as err:
+        header = next(csv.reader(io.StringIO(start), delimiter=sep), None)
+    except csv.Error as err:
         raise DataError(f"{path}: cannot read ({type(err).__name__}: {err})") from None
     if not header:
         raise DataError(f"{path}: cannot read (the file is empty: no header line)")
@@ -162,6 +202,49 @@ def check_header(value: Any, target: str, drop: Any = ()) -> None:
                 f"task.options.drop names {column!r}, which is not a column of {path}"
                 f"{_close(column, named)}"
             )
+
+
+def separator(start: str, sep: str = "auto") -> str:
+    """The column separator of a CSV file that starts with ``start``: ``sep`` unless it
+    is ``auto``; then a comma where the header line holds one, else the first of
+    ``;``, tab and ``|`` it holds (files saved where the comma is the decimal mark)."""
+    if sep != "auto":
+        return sep
+    header = start.split("\n", 1)[0]
+    if "," in header:
+        return ","
+    return next((c for c in OTHER_SEPARATORS if c in header), ",")
+
+
+def _text_start(path: Path, encoding: str, size: int = 1 << 16) -> str:
+    """The file's first ``size`` bytes as text, refused when not in ``encoding``."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(size)
+    except OSError as err:
+        raise DataError(f"{path}: cannot read ({type(err).__name__}: {err})") from None
+    name = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+    try:  # not final: the read may end inside a character
+        return codecs.getincrementaldecoder(name)().decode(head, final=False)
+    except UnicodeDecodeError as err:
+        raise DataError(_not_text(path, encoding, err)) from None
+
+
+def _not_text(path: Path, encoding: str, err: UnicodeDecodeError) -> str:
+    byte = err.object[err.start : err.start + 1].hex()
+    return (
+        f"{path}: is not {encoding} text (byte 0x{byte} cannot be read as {encoding}): save"
+        " it as UTF-8, or set task.options.encoding to the file's (latin-1 and cp1252 are"
+        " common for files from Excel)"
+    )
+
+
+def _refuse_spreadsheet(path: Path) -> None:
+    if path.suffix.lower() in SPREADSHEETS:
+        raise DataError(
+            f"{path}: a spreadsheet, which the csv task does not read: save the sheet as"
+            " CSV (UTF-8) or Parquet and point task.options.path at that"
+        )
 
 
 def _pandas_names(header: list[str]) -> list[str]:
@@ -223,8 +306,17 @@ def load_table(
     options = options or TableOptions()
     if not path.is_file():
         raise DataError(f"task.options.path: data file not found: {path}")
+    _refuse_spreadsheet(path)
     try:
-        table = pd.read_parquet(path) if path.suffix in (".parquet", ".pq") else pd.read_csv(path)
+        table = (
+            pd.read_parquet(path)
+            if path.suffix.lower() in (".parquet", ".pq")
+            else _read_csv(path, options)
+        )
+    except UnicodeDecodeError as err:
+        raise DataError(_not_text(path, options.encoding, err)) from None
+    except DataError:
+        raise
     except Exception as err:  # pandas raises many types for unreadable files
         raise DataError(f"{path}: cannot read ({type(err).__name__}: {err})") from None
     if table.empty:
@@ -249,7 +341,7 @@ def load_table(
             " rows from the file, or set task.options.missing_target: drop"
         )
     if kind != "classification":  # the rows with a value: each problem listed at once
-        problems += _numeric_problems(f"target column {target!r}", labels)
+        problems += _numeric_problems(f"target column {target!r}", labels, options)
     elif not kind_set and labels.dtype.kind in "biuf":  # text labels are names of classes
         problems += _quantity_problems(target, labels[~missing])
     if problems:
@@ -258,8 +350,15 @@ def load_table(
     if missing.all():
         raise DataError(f"{path}: target column {target!r} has no values")
     if missing.any():  # missing_target: drop
+        counting = [
+            column
+            for column in features.columns
+            if _is_numeric(features[column])
+            and _counts_rows(pd.to_numeric(features[column], errors="coerce").to_numpy())
+        ]
         features = features[~missing].reset_index(drop=True)
         labels = labels[~missing].reset_index(drop=True)
+        features.attrs[COUNTING_COLUMNS] = counting
         features.attrs[ROW_CHANGES] = [
             f"target {target!r}: missing in {_rows(missing)}; those rows dropped"
             " (task.options.missing_target: drop)"
@@ -278,6 +377,18 @@ def load_table(
     return features, labels.to_numpy(dtype=np.float32)[:, None]
 
 
+def _read_csv(path: Path, options: TableOptions) -> pd.DataFrame:
+    import pandas as pd
+
+    encoding = "utf-8-sig" if codecs.lookup(options.encoding).name == "utf-8" else options.encoding
+    return pd.read_csv(
+        path,
+        sep=separator(_text_start(path, options.encoding), options.sep),
+        decimal=options.decimal or ".",
+        encoding=encoding,
+    )
+
+
 # a target with more distinct values than this, and fewer rows than FEW_ROWS_A_CLASS for
 # each, is a quantity rather than classes, unless the config says classification
 MANY_CLASSES = 20
@@ -292,7 +403,7 @@ def _quantity_problems(target: str, labels: pd.Series) -> list[str]:
     if labels.dtype.kind == "f" and not np.all(values == np.round(values)):
         example = float(next(v for v in values if v != round(v)))
         return [
-            f"target column {target!r} holds fractional numbers (e.g. {example:g}), not"
+            f"target column {target!r} holds fractional numbers (e.g. {example}), not"
             f" classes, and task.options.kind is not set (classification by default): {fix}"
         ]
     classes = labels.nunique()
@@ -334,6 +445,13 @@ def _column_problems(name: str, values: pd.Series, options: TableOptions) -> lis
                 )
         return problems
     text = values[~missing].astype(str)
+    if options.decimal is None and _decimal_commas(text):
+        problems.append(
+            f"{name} holds numbers written with a decimal comma (e.g. {text.iloc[0]!r}):"
+            " set task.options.decimal: ',' to read them as numbers (or decimal: '.' to"
+            " keep them as text)"
+        )
+        return problems
     if options.categorical == "error":
         problems.append(
             f"{name} is text (e.g. {text.iloc[0]!r}): set task.options.categorical: onehot,"
@@ -353,7 +471,7 @@ def _yaml_str(name: Any) -> str:
     return json.dumps(str(name))
 
 
-def _numeric_problems(name: str, values: pd.Series) -> list[str]:
+def _numeric_problems(name: str, values: pd.Series, options: TableOptions) -> list[str]:
     """A column that must be numbers (a regression target): text and infinities."""
     import pandas as pd
 
@@ -361,13 +479,30 @@ def _numeric_problems(name: str, values: pd.Series) -> list[str]:
     text = numbers.isna().to_numpy() & ~values.isna().to_numpy()
     if text.any():
         first = str(values.to_numpy()[text.argmax()])
-        return [f"{name} is not numeric ({_rows(text)}, e.g. {first!r})"]
+        fix = (
+            ": set task.options.decimal: ',' (it holds numbers written with a decimal comma)"
+            if options.decimal is None and _decimal_commas(values.dropna().astype(str))
+            else ""
+        )
+        return [f"{name} is not numeric ({_rows(text)}, e.g. {first!r}){fix}"]
     if not pd.api.types.is_numeric_dtype(values):
         return [f"{name} is not numeric (dtype {values.dtype})"]
     infinite = np.isinf(numbers.to_numpy(dtype=np.float64))
     if infinite.any():
         return [f"{name} has infinite values ({_rows(infinite)})"]
     return []
+
+
+def _decimal_commas(text: pd.Series) -> bool:
+    """Text that is all numbers once a decimal comma is read as a point ('12,50', '-3',
+    '1.250,5'), at least one of them with the comma: a file saved where the comma is
+    the decimal mark."""
+    if len(text) == 0:
+        return False
+    numbers = text.str.fullmatch(
+        r"\s*[-+]?\d{1,3}(?:\.\d{3})*(?:,\d+)?\s*|\s*[-+]?\d+(?:,\d+)?\s*"
+    )
+    return bool(numbers.all() and text.str.contains(",", regex=False).any())
 
 
 def _is_numeric(values: pd.Series) -> bool:
@@ -400,7 +535,7 @@ def encode_table(table: pd.DataFrame, train_rows: np.ndarray, options: TableOpti
             bad = ~np.isfinite(numbers)
             columns.append(numbers)
             names.append(column)
-            if _counts_rows(numbers):
+            if _counts_rows(numbers) or column in table.attrs.get(COUNTING_COLUMNS, ()):
                 changes.append(
                     f"{column}: counts the rows ({numbers[0]:.0f}, {numbers[1]:.0f},"
                     f" {numbers[2]:.0f} ...), like an index or an ID; it is a feature as given,"
