@@ -98,6 +98,18 @@ def test_the_mode_follows_the_metric(metric: str, mode: str) -> None:
     assert resolve_config(raw, check_task=False)["metric"]["mode"] == mode
 
 
+@pytest.mark.parametrize(
+    ("kind", "metric"), [("classification", "accuracy"), ("regression", "rmse")]
+)
+@pytest.mark.parametrize("check_task", [True, False])
+def test_a_config_naming_no_metric_selects_on_its_tasks_kind(kind, metric, check_task) -> None:
+    task = {"name": "csv", "options": {"path": str(REPO / "examples" / "wine.csv")}}
+    task["options"].update(target="target", kind=kind)
+    raw = {"experiment": "x", "space": SPACE, "task": task}
+    resolved = resolve_config(raw, check_task=check_task)["metric"]
+    assert resolved == {"name": metric, "mode": "max" if metric == "accuracy" else "min"}
+
+
 IMBALANCED = {"name": "imbalanced_task:make_task", "options": {}}  # tests/imbalanced_task.py
 
 

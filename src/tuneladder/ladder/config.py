@@ -138,6 +138,10 @@ def command_line_values(entries: Iterable[str] | None) -> dict[str, Any]:
     return values
 
 
+# the selection metric of a config that names none, by the task's kind
+DEFAULT_METRICS = {"classification": "accuracy", "multilabel": "macro_f1", "regression": "rmse"}
+
+
 def resolve_config(raw: Mapping[str, Any], *, check_task: bool = True) -> dict[str, Any]:
     """Validate ``raw``, apply the budget preset and fill defaults.
 
@@ -150,8 +154,11 @@ def resolve_config(raw: Mapping[str, Any], *, check_task: bool = True) -> dict[s
     _validate(config, fill_defaults=False)
     _apply_budget(config)
     _validate(config, fill_defaults=True)
-    needs_task = check_task or built_in(config["metric"]["name"]) is None
+    metric = config["metric"]
+    needs_task = check_task or "name" not in metric or built_in(metric["name"]) is None
     task = _load_task(config) if needs_task else None
+    if "name" not in metric:
+        metric["name"] = DEFAULT_METRICS[task.kind]
     _check_cross_fields(config, task)
     if check_task:
         _check_against_task(config, task)
