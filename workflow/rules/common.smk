@@ -20,7 +20,6 @@ from tuneladder.ladder.config import (
 )
 from tuneladder.search.halving import Halving
 from tuneladder.infra.stale_locks import clear_stale_locks
-from tuneladder.execution.terminal import result_lines
 from tuneladder.execution.status import ladder_status, save_run_config, stop_line
 from tuneladder.report import (
     PROBE_INPUT,
@@ -160,6 +159,21 @@ def start_progress():
 
 def stop_progress():
     terminal.stop()
+
+
+def finish_lines():
+    """The last progress line and what the ladder chose. Ctrl-C pressed as the run ends
+    lands here, after every job has finished: one line says so, not a traceback."""
+    try:
+        stop_progress()
+        for line in terminal.result_lines(RESULTS):
+            print(line, file=sys.stderr)
+    except KeyboardInterrupt:
+        print(
+            f"tuneladder: every job had finished; the results are in {RESULTS}"
+            " (tuneladder status says what they hold)",
+            file=sys.stderr,
+        )
 
 
 def clear_locks():
