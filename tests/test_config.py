@@ -152,6 +152,16 @@ def test_overrides_set_hyperparameters_and_paths() -> None:
     raw = apply_overrides({"experiment": "x"}, ["precision=bf16", "seed=3", "dropout=0.1"])
     assert raw["precision"] == "bf16" and raw["seed"] == 3
     assert raw["train"] == {"dropout": 0.1}
+    # a misspelt one of them lands in train: the error points at the key it was near
+    for typo, meant in (
+        ("budjet=quick", "budget, a key of the config itself?"),
+        ("widht=3", "width?"),
+    ):
+        raw = apply_overrides({"experiment": "x", "space": SPACE}, [typo])
+        with pytest.raises(
+            ConfigError, match=f"train.{typo.split('=')[0]} \\(did you mean {meant}"
+        ):
+            resolve_config(raw)
 
 
 def with_channels(when: dict, arch: list | None = None, arch_when: dict | None = None) -> dict:

@@ -480,9 +480,13 @@ def _check_against_task(config: dict[str, Any], task: Any) -> None:
     for section in ("train", "space"):
         for key in config[section]:
             if key not in allowed:
-                raise ConfigError(
-                    f"unknown hyperparameter {section}.{key}{_did_you_mean(key, allowed)}"
-                )
+                hint = _did_you_mean(key, allowed)
+                # a bare override (--set budjet=quick) lands in train: a near top-level key
+                # is the likelier meaning when no hyperparameter is near
+                close = difflib.get_close_matches(key, list(load_schema()["properties"]), n=1)
+                if close and "did you mean" not in hint:
+                    hint = f" (did you mean {close[0]}, a key of the config itself?)"
+                raise ConfigError(f"unknown hyperparameter {section}.{key}{hint}")
     for key, spec in config["space"].items():
         for other, values in _when(spec).items():
             path = f"space.{key}.when.{other}"
