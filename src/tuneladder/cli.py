@@ -38,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     """The command line: one subcommand each for a trial, the config and the status."""
     from tuneladder import __version__
 
-    parser = argparse.ArgumentParser(prog="tuneladder", description=__doc__)
+    # the docstring's reST quotes would show as they are
+    parser = argparse.ArgumentParser(prog="tuneladder", description=__doc__.replace("``", ""))
     parser.add_argument("--version", action="version", version=f"tuneladder {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 

@@ -264,7 +264,7 @@ def result_lines(results: str | Path) -> list[str]:
     if isinstance(trivial_test, int | float):
         compared.append(f"{trivial.get('name', 'trivial')} {trivial_test:.4g}")
     lines.append(
-        f"tuneladder: test {metric} {_mean_std(test)} over {seeds} seeds"
+        f"tuneladder: test {metric} {_mean_std(test)} over {seeds} seed{'s' if seeds != 1 else ''}"
         + (f" (against {', '.join(compared)})" if compared else "")
     )
     report = results / "report" / "index.html"

@@ -144,9 +144,9 @@ def tie_break(
     who = f"all {len(tied)} finalists" if len(tied) == len(ranked) else _names(list(name.values()))
     if identical:
         values = ", ".join(f"{v:.4f}" for v in best["val"]["values"])
-        text = f"{who} tie on val {metric} over {n} seeds, the same on every seed ({values}): "
+        text = f"{who} tie on val {metric} over {_seeds(n)}, the same on every seed ({values}): "
     else:
-        text = f"{who} tie on mean val {metric} ({best['val']['mean']:.4f} over {n} seeds): "
+        text = f"{who} tie on mean val {metric} ({best['val']['mean']:.4f} over {_seeds(n)}): "
     text = text[0].upper() + text[1:]
     if _tie_key(best["val"]["std"] or 0.0) != _tie_key(other["val"]["std"] or 0.0):
         decided, ours, theirs = "spread", best["val"]["std"] or 0.0, other["val"]["std"] or 0.0
@@ -483,7 +483,7 @@ def summary_markdown(s: Mapping[str, Any]) -> str:
     lines = [
         f"# {s['experiment']}: tuning summary",
         "",
-        f"Chosen config: {chosen}, {name} over {s['seeds']} seeds:",
+        f"Chosen config: {chosen}, {name} over {_seeds(s['seeds'])}:",
         "",
         f"| | val {name} | test {name} |",
         "|---|---|---|",
@@ -593,3 +593,7 @@ def write_views(
     )
     history = Path(summary["best_seed_dir"]) / HISTORY_FILE
     write_text(out_dir / "history.csv", history.read_text())
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed{'s' if n != 1 else ''}"
