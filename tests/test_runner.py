@@ -312,7 +312,7 @@ def test_gradient_clipping_bounds_the_update(digits, digits_task) -> None:
     assert clipped.history[0]["grad_norm"] > cfg.grad_clip  # recorded before clipping
 
 
-def test_resume_from_checkpoint_continues_the_same_history(tmp_path, digits, digits_task):
+def test_resume_from_checkpoint_continues_the_same_history(tmp_path, digits, digits_task, caplog):
     cfg = config(epochs=6, model={**MLP, "dropout": 0.3})
     full = train(accuracy_run(cfg, digits, digits_task))
 
@@ -331,8 +331,10 @@ def test_resume_from_checkpoint_continues_the_same_history(tmp_path, digits, dig
             on_epoch=interrupt,
         )
     # the checkpoint is written after the callback, so the last one is from epoch 1
-    resumed = train(accuracy_run(cfg, digits, digits_task), checkpoint=checkpoint)
+    with caplog.at_level("INFO", logger="tuneladder"):
+        resumed = train(accuracy_run(cfg, digits, digits_task), checkpoint=checkpoint)
     assert resumed.resumed_from_epoch == 2
+    assert "resumed from its checkpoint after epoch 2" in caplog.text  # the log says where
     assert numbers(resumed) == numbers(full)
 
 

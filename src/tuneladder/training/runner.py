@@ -284,11 +284,14 @@ def _train(
         scaler=grad_scaler(device, run.precision),
     )
     saved = checkpoint.load() if checkpoint is not None else None
+    stopped = saved is not None  # a stopped run's checkpoint, not the level before's
     if saved is None and leg.continues is not None:
         saved = leg.continues.load()  # where the halving level before stopped
     if saved is not None:
         state.load_state_dict(saved)
         outcome.resumed_from_epoch = state.epoch
+        if stopped:  # said, so the trial's log tells where it went on
+            log.info("resumed from its checkpoint after epoch %d", state.epoch)
     amp = autocast(device, run.precision)
     reset_peak_memory(device)
     end = min(leg.stop_at, config.epochs)
