@@ -160,11 +160,16 @@ def test_status_of_a_ladder_stopped_half_way(tiny_ladder: Path, tmp_path: Path) 
     assert "left: ~" in text
 
     (claims / "2.claim").unlink()  # the worker was killed: the ladder stopped half-way
+    # with trial 2's checkpoint, which the next run goes on from
+    stopped_trial = results / "coarse" / "trials" / "2"
+    stopped_trial.mkdir()
+    (stopped_trial / "checkpoint.pt").write_bytes(b"")
     without_config = ladder_status(results)
     assert without_config["state"] == "stopped"
     assert without_config["unplanned"] == ["fine", "seeds"] and without_config["trials_left"] == 2
     text = _status(tmp_path, "--results", str(results)).stdout
     assert "stopped" in text and "fine     not started (3 trials)" in text
+    assert "coarse   2/4 done (1 stopped mid-way, to go on from its checkpoint)" in text
 
 
 @pytest.mark.slow

@@ -37,7 +37,7 @@ from tuneladder.search.asha import ASYNC, mode_of
 from tuneladder.search.halving import Halving, asked_level, level_dir
 from tuneladder.store.claims import ClaimBook
 from tuneladder.store.io import write_json
-from tuneladder.store.trial_files import RESULT_FILE
+from tuneladder.store.trial_files import CHECKPOINT_FILE, RESULT_FILE
 from tuneladder.store.trials import code_fingerprint, keep_trials, key_precision
 
 __all__ = [
@@ -284,6 +284,7 @@ def _rung(
         "running": len(found.running),
         "stale": found.stale,
         "stale_why": sorted(found.stale_why),
+        "resumable": found.resumable,
         "trials": trials,
         "workers": max(_most_at_once(spans), len(found.running)),
         # when its first trial started and its last one ended: the rung's training time
@@ -384,6 +385,8 @@ class _RungTrials:
     # so not done; and which of the two changed
     stale: int = 0
     stale_why: set[str] = field(default_factory=set)
+    # trials a stopped run left mid-way: no result, no live claim, a checkpoint to go on from
+    resumable: int = 0
 
     @classmethod
     def read(
@@ -397,10 +400,12 @@ class _RungTrials:
         found = cls()
         current = _CurrentRun(precision)
         for source, folder, level in _sources(results, rung, plan):
-            mine = []
+            mine, checkpointed = [], set()
             for entry in source["trials"]:
                 result = _read(folder / entry["dir"] / RESULT_FILE)
                 if result is None:
+                    if (folder / entry["dir"] / CHECKPOINT_FILE).is_file():
+                        checkpointed.add(entry["name"])
                     continue
                 if why := current.changed(result):
                     found.stale += 1
@@ -413,6 +418,7 @@ class _RungTrials:
                     found.spans.append((start, start + seconds))
             here = _in_progress(folder / "claims", {t["name"] for t in mine}, stale_s)
             found.running += here
+            found.resumable += len(checkpointed - set(here))
             found.trials += mine
             if level is not None:
                 names = {entry["name"] for entry in source["trials"]}
@@ -946,6 +952,10 @@ def format_status(status: Mapping[str, Any]) -> str:
         if rung.get("stale"):
             what = " and the ".join(rung.get("stale_why") or ["code"])
             extra.append(f"{rung['stale']} to retrain: the {what} changed since they ran")
+        if rung.get("resumable"):
+            n = rung["resumable"]
+            their = "its checkpoint" if n == 1 else "their checkpoints"
+            extra.append(f"{n} stopped mid-way, to go on from {their}")
         lines.append(
             f"  {rung['rung']:<8} {rung['done']}/{rung['total']} done"
             + (f" ({', '.join(extra)})" if extra else "")
