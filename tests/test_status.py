@@ -179,9 +179,12 @@ def test_a_stale_final_summary_is_not_finished(tiny_ladder: Path, tmp_path: Path
     shutil.copytree(results_of(tiny_ladder), results_of(tmp_path))
     status = json.loads(_status(tmp_path, "--json").stdout)
     assert status["state"] == "stopped"
-    fine = status["rungs"][1]
+    fine, seeds = status["rungs"][1:3]
     # the 3 trials of the old plan on disk, of the 5 the config plans now
     assert (fine["done"], fine["total"]) == (3, 5)
+    # seeds will be planned again from the larger fine sweep: its old plan's reruns
+    # are not done trials of this run (they read "6/6 done, left <1s")
+    assert (seeds["state"], seeds["done"]) == ("not started", 0)
 
 
 def test_status_before_anything_ran(tmp_path: Path) -> None:

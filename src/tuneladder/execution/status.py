@@ -226,10 +226,12 @@ def _rung(
     epochs: int | None = None,
     *,
     precision: str | None = None,
+    plan_current: bool = True,
 ) -> dict[str, Any]:
     """One rung's counts; ``trainings`` and ``epochs``: what the config plans for it;
-    ``precision``: the run's (None: unknown)."""
-    plan = _read(results / rung.outputs["plan"])
+    ``precision``: the run's (None: unknown); ``plan_current``: False where the rung
+    before it has trials left, so this rung's plan on disk will be made again."""
+    plan = _read(results / rung.outputs["plan"]) if plan_current else None
     if plan is None:
         return {
             "rung": rung.name,
@@ -811,17 +813,23 @@ def ladder_status(
         }
     planned = _planned_counts(config)
     shown = _trial_rungs(results, config)
-    rungs = [
-        _rung(
-            results,
-            rung,
-            planned[rung.name],
-            stale_s,
-            *_planned_work(config, rung),
-            precision=config.get("precision") if config else None,
+    rungs: list[dict[str, Any]] = []
+    for rung in shown:
+        # a rung before with trials still to train (the config now plans more fine
+        # trials, say) will be collected again, and this rung planned again from it:
+        # its old plan's trials are not this run's, and read as done ("6/6, left <1s")
+        before_done = not rungs or rungs[-1]["done"] >= (rungs[-1]["total"] or 0)
+        rungs.append(
+            _rung(
+                results,
+                rung,
+                planned[rung.name],
+                stale_s,
+                *_planned_work(config, rung),
+                precision=config.get("precision") if config else None,
+                plan_current=before_done,
+            )
         )
-        for rung in shown
-    ]
     # a running ladder adds and removes files (temporary ones, MLflow's journal) as
     # this reads: one that is gone by its stat is left out
     times = [t for p in results.rglob("*") if (t := _mtime(p)) is not None]
