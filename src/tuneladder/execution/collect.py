@@ -109,8 +109,9 @@ def collect_rung(
         advice = "Run snakemake again to finish them."
         if any("stale: code changed" in m for m in missing):
             advice = (
-                "The code changed since they ran: `snakemake --forcerun sweep_worker` trains"
-                f" them again, or {KEEP_TRIALS}=1 keeps them as they are."
+                "The code changed since they ran: run snakemake again, whose workers rerun"
+                f" for a code change and train them again, or set {KEEP_TRIALS}=1 to keep"
+                " them as they are."
             )
         raise IncompleteRung(
             f"{plan['rung']}: {len(missing)} of {len(plan['trials'])} trials have no complete"
