@@ -13,6 +13,8 @@ x86-64 Linux, at the versions installed here.
 with its figure; every figure also goes to DIR/gpu_check.json, with the logs.
 With `--dry` (no GPU needed; CI runs it) the same code runs on the CPU with a
 fake GPU count and tiny sizes, and the checks that need a GPU say SKIP.
+`--only ladder_fp16 ladder_tf32` climbs the ladder in the other two precisions,
+which the default run leaves out to keep within its budget.
 """
 
 from __future__ import annotations
@@ -310,6 +312,10 @@ def _trial_results(results: Path) -> list[dict[str, Any]]:
 
 
 def check_ladder(checks: Checks, work: Path, precision: str, gpu: bool, dry: bool) -> None:
+    import torch
+
+    from tuneladder.infra.device import trained_precision
+
     name = f"ladder_{precision}"
     experiment = f"gpu-{precision}"
     config = [f"experiment={experiment}", f"precision={precision}"]
@@ -328,7 +334,8 @@ def check_ladder(checks: Checks, work: Path, precision: str, gpu: bool, dry: boo
     )
     summary = results / "final" / "summary.json"
     trials = _trial_results(results)
-    expected = precision if gpu else "fp32"  # bf16 autocast is CUDA only
+    # what the trials train in: fp32 on the CPU, and tf32 before Ampere
+    expected = trained_precision(torch.device("cuda" if gpu else "cpu"), precision)
     wrong = [
         r.get("trial", {}).get("name")
         for r in trials
@@ -466,6 +473,9 @@ CHECKS = (
     "lanes",
     "oom_retry",
 )
+# run only when named (--only): the other precisions' ladders, which the default run's
+# budget leaves out; a second call checks them
+EXTRA_CHECKS = ("ladder_fp16", "ladder_tf32")
 # a check started with less time than this left would only time out
 MIN_CHECK_S = 20.0
 # the whole run on a GPU: the device machine gives a command 10 minutes, and the wheels'
@@ -528,9 +538,11 @@ def run(
         "ladder_bf16": lambda: check_ladder(checks, work, "bf16", gpu, dry) if gpu else None,
         "lanes": lambda: check_lanes(checks, work, gpu, dry),
         "oom_retry": lambda: check_oom_retry(checks, work),
+        "ladder_fp16": lambda: check_ladder(checks, work, "fp16", gpu, dry),
+        "ladder_tf32": lambda: check_ladder(checks, work, "tf32", gpu, dry),
         "host_syncs_fp16": lambda: check_host_syncs(checks, gpu, "fp16"),
     }
-    for name in (name for name in CHECKS if name in only):
+    for name in (name for name in CHECKS + EXTRA_CHECKS if name in only):
         if (left := BUDGET.left()) is not None and left < MIN_CHECK_S:
             checks.line("SKIP", name, f"out of time: {budget_s:.0f} s budget (--budget-s)")
             continue
@@ -558,7 +570,13 @@ def main() -> None:
     r = sub.add_parser("run")
     r.add_argument("--out", type=Path, required=True)
     r.add_argument("--dry", action="store_true", help="CPU only, tiny sizes (for CI)")
-    r.add_argument("--only", nargs="+", choices=CHECKS, default=CHECKS, help="these checks")
+    r.add_argument(
+        "--only",
+        nargs="+",
+        choices=CHECKS + EXTRA_CHECKS,
+        default=CHECKS,
+        help=f"these checks (default: all but {', '.join(EXTRA_CHECKS)})",
+    )
     r.add_argument(
         "--budget-s",
         type=float,
