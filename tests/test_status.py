@@ -86,6 +86,10 @@ def test_status_of_a_finished_ladder(tiny_ladder: Path) -> None:
     assert text.startswith("experiment tiny in results/tiny: finished")
     assert "finished" in text and "best so far: val accuracy" in text
     assert "report: " in text and "elapsed: " in text
+    # what the seeds chose, which the best single sweep trial seldom is
+    summary = read_json(results / "final" / "summary.json")
+    label = summary["best_origin"]["label"]
+    assert f"  chosen: {label}, test accuracy {summary['test_mean']:.4g} ± " in text
     # counted by the config the run resolved, whatever the config file says now: a run
     # with overrides (--config, the Python API), or an edit after the run
     assert read_json(results / "run_config.json")["experiment"] == "tiny"

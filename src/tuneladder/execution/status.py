@@ -867,6 +867,23 @@ def ladder_status(
         "unplanned": [r["rung"] for r in rungs if r["total"] is None],
         "report": report,
         "failed_jobs": failed,
+        "chosen": _chosen(results) if finished else None,
+    }
+
+
+def _chosen(results: Path) -> dict[str, Any] | None:
+    """What a finished ladder chose and how it did on test (``final/summary.json``): the
+    best single sweep trial ("best so far") is seldom the config the seeds chose."""
+    summary = _read(results / FINAL.outputs["summary"])
+    if not isinstance(summary, dict):
+        return None
+    origin = (summary.get("best_origin") or {}).get("label") or summary.get("best_group")
+    return {
+        "label": origin,
+        "metric": summary.get("metric"),
+        "test_mean": summary.get("test_mean"),
+        "test_std": summary.get("test_std"),
+        "seeds": len(summary.get("test_values") or []),
     }
 
 
@@ -1013,6 +1030,15 @@ def format_status(status: Mapping[str, Any]) -> str:
             )
         lines.append(f"  left: ~{_duration(status['estimate_left_s'])} ({parts}{more})")
     elif status["report"]:
+        if chosen := status.get("chosen"):
+            test = "n/a" if chosen["test_mean"] is None else f"{chosen['test_mean']:.4g}"
+            if chosen["test_std"] is not None:
+                test += f" ± {chosen['test_std']:.2g}"
+            seeds = chosen["seeds"]
+            lines.append(
+                f"  chosen: {chosen['label']}, test {chosen['metric']} {test} over"
+                f" {seeds} seed{'s' if seeds != 1 else ''}"
+            )
         lines.append(f"  report: {status['results']}/{REPORT.outputs['html']}")
     return "\n".join(lines) + "\n"
 
