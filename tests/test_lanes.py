@@ -72,6 +72,8 @@ def test_the_probe_leaves_what_other_processes_hold_on_the_gpu() -> None:
     assert memory_split(None, 68000.0, 8) == (8500.0, None)
     assert memory_split(61000.0, 61000.0, 1) == (61000.0, None)
     assert memory_split(None, None, 8) == (None, None)
+    # others gave memory back between the two readings: no split, the whole use per lane
+    assert memory_split(70000.0, 68000.0, 8) == (8500.0, None)
 
 
 PARENT = textwrap.dedent(

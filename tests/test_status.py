@@ -88,7 +88,7 @@ def test_status_of_a_finished_ladder(tiny_ladder: Path) -> None:
     assert "report: " in text and "elapsed: " in text
     # what the seeds chose, which the best single sweep trial seldom is
     summary = read_json(results / "final" / "summary.json")
-    label = summary["best_origin"]["label"]
+    label = f"{summary['best_origin']['label']} (finalist {summary['best_group']})"
     assert f"  chosen: {label}, test accuracy {summary['test_mean']:.4g} ± " in text
     # counted by the config the run resolved, whatever the config file says now: a run
     # with overrides (--config, the Python API), or an edit after the run
@@ -342,6 +342,7 @@ def test_seed_reruns_are_estimated_finalist_by_finalist(tmp_path: Path) -> None:
         for s in (0, 1)
     ]
     finalists = [{"rung": "coarse", "name": "0"}, {"rung": "coarse", "name": "1"}]
+    write_json(results / "fine" / "plan.json", {"trials": []})  # the rung before, planned
     write_json(results / "seeds" / "plan.json", {"trials": reruns, "finalists": finalists})
     finished(results / "seeds" / "0-0", 20.0, 30.0)  # twice its sweep trial's time
 

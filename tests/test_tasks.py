@@ -386,3 +386,40 @@ def test_an_id_column_is_said_even_when_a_row_without_a_target_left_a_gap(tmp_pa
     task = load_task("csv", {"path": str(path), "target": "grade", "missing_target": "drop"})
     changes = prepare(task, tmp_path / "data", seed=0)["encoding"]["changes"]
     assert any(c.startswith("id: counts the rows (0, 1, 2 ...)") for c in changes), changes
+
+
+def test_a_csv_files_notation_is_read_from_its_header_quotes_and_width_aside(tmp_path):
+    """The separator is the header's most frequent outside quotes (a comma on a tie), read
+    to the end of a header of any width; a US file's quoted thousands are not taken for
+    decimal commas, and a decimal-comma target is not made a class per value."""
+    from tuneladder.tasks.tabular import TableOptions, check_header, load_table, separator
+
+    assert separator('"Price, EUR";Region;Sold\n') == ";"
+    assert separator("name\tPrice (EUR, net)\tSold\n") == "\t"
+    assert separator("a,b;c\n") == ","  # a tie: the comma
+    assert TableOptions.from_options({"sep": "\\t"}).sep == "\t"  # YAML's '\t', quoted
+    assert TableOptions.from_options({"sep": "tab"}).sep == "\t"
+    wide = tmp_path / "wide.csv"
+    columns = [f"feature_{i:05d}" for i in range(6000)]
+    wide.write_text(",".join([*columns, "label"]) + "\n" + ",".join(["1"] * 6000 + ["0"]) + "\n")
+    check_header(wide, "label", [columns[-1]])
+    # a comma-separated file's quoted thousands: text as before, never 'decimal: ,'
+    us = tmp_path / "us.csv"
+    us.write_text("price,sold\n" + "".join(f'"{i},{i:03d}",{i % 2}\n' for i in range(1, 30)))
+    with pytest.raises(ValueError) as caught:
+        load_table(us, "sold", "classification")
+    assert "decimal" not in str(caught.value) and "max_categories" in str(caught.value)
+    # '.' between thousands and a decimal comma: both options named, and both read it
+    grouped = tmp_path / "grouped.csv"
+    rows = "".join(f"{i}.{i:03d},5;{i % 2}\n" for i in range(1, 30))
+    grouped.write_text("price;sold\n" + rows)
+    with pytest.raises(ValueError, match=r"set task.options.decimal: ',' and thousands: '.'"):
+        load_table(grouped, "sold", "classification")
+    options = TableOptions(decimal=",", thousands=".")
+    assert load_table(grouped, "sold", "classification", options)[0]["price"][0] == 1001.5
+    # a target in decimal commas, its kind not said: refused, not 29 classes
+    with pytest.raises(ValueError, match=r"target column 'price' holds numbers written with"):
+        load_table(grouped, "price", "classification", kind_set=False)
+    # a header split at the wrong character says which option splits it
+    with pytest.raises(ValueError, match="the header came out as one column: task.options.sep"):
+        load_table(grouped, "sold", "classification", TableOptions(sep="|"))

@@ -39,7 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     from tuneladder import __version__
 
     # the docstring's reST quotes would show as they are
-    parser = argparse.ArgumentParser(prog="tuneladder", description=__doc__.replace("``", ""))
+    parser = argparse.ArgumentParser(
+        prog="tuneladder", description=(__doc__ or "").replace("``", "")
+    )
     parser.add_argument("--version", action="version", version=f"tuneladder {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 

@@ -32,6 +32,7 @@ from tuneladder.ladder.rungs import (
     TRIAL_RUNGS,
     Rung,
     active,
+    finalist_label,
 )
 from tuneladder.search.asha import ASYNC, mode_of
 from tuneladder.search.halving import Halving, asked_level, level_dir
@@ -818,7 +819,11 @@ def ladder_status(
         # a rung before with trials still to train (the config now plans more fine
         # trials, say) will be collected again, and this rung planned again from it:
         # its old plan's trials are not this run's, and read as done ("6/6, left <1s")
-        before_done = not rungs or rungs[-1]["done"] >= (rungs[-1]["total"] or 0)
+        # (a rung before that is not planned at all: this rung's plan is an old run's)
+        before = rungs[-1] if rungs else None
+        before_done = before is None or (
+            before["total"] is not None and before["done"] >= before["total"]
+        )
         rungs.append(
             _rung(
                 results,
@@ -877,9 +882,8 @@ def _chosen(results: Path) -> dict[str, Any] | None:
     summary = _read(results / FINAL.outputs["summary"])
     if not isinstance(summary, dict):
         return None
-    origin = (summary.get("best_origin") or {}).get("label") or summary.get("best_group")
     return {
-        "label": origin,
+        "label": finalist_label(summary.get("best_origin"), str(summary.get("best_group"))),
         "metric": summary.get("metric"),
         "test_mean": summary.get("test_mean"),
         "test_std": summary.get("test_std"),

@@ -142,6 +142,16 @@ def command_line_values(entries: Iterable[str] | None) -> dict[str, Any]:
 DEFAULT_METRICS = {"classification": "accuracy", "multilabel": "macro_f1", "regression": "rmse"}
 
 
+def _built_in_kind(task: Mapping[str, Any]) -> str | None:
+    """A built-in task's kind, read from the config without importing the task (cluster
+    jobs resolve the config without it); None for a plugin."""
+    if task["name"] in ("digits", "image_folder"):
+        return "classification"
+    if task["name"] == "csv":
+        return str((task.get("options") or {}).get("kind") or "classification")
+    return None
+
+
 def resolve_config(raw: Mapping[str, Any], *, check_task: bool = True) -> dict[str, Any]:
     """Validate ``raw``, apply the budget preset and fill defaults.
 
@@ -155,9 +165,12 @@ def resolve_config(raw: Mapping[str, Any], *, check_task: bool = True) -> dict[s
     _apply_budget(config)
     _validate(config, fill_defaults=True)
     metric = config["metric"]
+    # a misspelt csv kind is left to the task, whose error names it
+    if "name" not in metric and (kind := _built_in_kind(config["task"])) in DEFAULT_METRICS:
+        metric["name"] = DEFAULT_METRICS[kind]
     needs_task = check_task or "name" not in metric or built_in(metric["name"]) is None
     task = _load_task(config) if needs_task else None
-    if "name" not in metric:
+    if "name" not in metric:  # a plugin's: only the task knows its kind
         metric["name"] = DEFAULT_METRICS[task.kind]
     _check_cross_fields(config, task)
     if check_task:

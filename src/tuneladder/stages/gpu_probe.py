@@ -99,7 +99,8 @@ def memory_split(
     (what others hold is unknown, None): a trial's memory is overstated, never under."""
     if all_mb is None:
         return None, None
-    if one_mb is None or lanes < 2:
+    if one_mb is None or lanes < 2 or all_mb <= one_mb:
+        # (the last: others gave memory back between the two readings; nothing to split)
         return all_mb / lanes, None
     per_trial = max(all_mb - one_mb, 0.0) / (lanes - 1)
     return per_trial, max(one_mb - per_trial, 0.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import difflib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ OPTIONS = {
     "drop",
     "sep",
     "decimal",
+    "thousands",
     "encoding",
 }
 # a header line without a comma is split at the first of these it holds (sep: auto)
@@ -71,6 +73,7 @@ class TableOptions:
     # and text encoding
     sep: str = "auto"
     decimal: str | None = None
+    thousands: str | None = None
     encoding: str = "utf-8"
 
     @classmethod
@@ -81,17 +84,22 @@ class TableOptions:
             missing=str(options.get("missing", cls.missing)),
             missing_target=str(options.get("missing_target", cls.missing_target)),
             drop=dropped_columns(options.get("drop")),
-            sep=str(options.get("sep", cls.sep)),
+            sep=_separator_option(options.get("sep", cls.sep)),
             decimal=None if options.get("decimal") is None else str(options["decimal"]),
+            thousands=None if options.get("thousands") is None else str(options["thousands"]),
             encoding=str(options.get("encoding", cls.encoding)),
         )
         if made.sep != "auto" and len(made.sep) != 1:
             raise ValueError(
-                f"task.options.sep must be auto or one character (',' ';' '\\t' '|'),"
+                f"task.options.sep must be auto or one character (',' ';' tab '|'),"
                 f" got {made.sep!r}"
             )
         if made.decimal not in (None, ".", ","):
             raise ValueError(f"task.options.decimal must be '.' or ',', got {made.decimal!r}")
+        if made.thousands not in (None, ".", ",", " ", "'"):
+            raise ValueError(
+                f"task.options.thousands must be '.', ',', ' ' or \"'\", got {made.thousands!r}"
+            )
         try:
             codecs.lookup(made.encoding)
         except LookupError:
@@ -112,6 +120,13 @@ class TableOptions:
                 f"task.options.max_categories must be >= 2, got {made.max_categories}"
             )
         return made
+
+
+def _separator_option(value: Any) -> str:
+    """``task.options.sep`` as the character: YAML's single quotes keep ``'\\t'`` as
+    two, and ``tab`` says it in words."""
+    text = str(value)
+    return "\t" if text in ("\\t", "tab") else text
 
 
 def dropped_columns(value: Any) -> tuple[str, ...]:
@@ -206,21 +221,24 @@ def check_header(
 
 def separator(start: str, sep: str = "auto") -> str:
     """The column separator of a CSV file that starts with ``start``: ``sep`` unless it
-    is ``auto``; then a comma where the header line holds one, else the first of
-    ``;``, tab and ``|`` it holds (files saved where the comma is the decimal mark)."""
+    is ``auto``; then the one of comma, ``;``, tab and ``|`` the header line holds most
+    often outside quotes, a comma on a tie (files saved where the comma is the
+    decimal mark use ``;``, and a column name may hold a comma)."""
     if sep != "auto":
         return sep
-    header = start.split("\n", 1)[0]
-    if "," in header:
-        return ","
-    return next((c for c in OTHER_SEPARATORS if c in header), ",")
+    header = re.sub(r'"[^"]*"', "", start.split("\n", 1)[0])  # quoted names' own commas
+    counts = {c: header.count(c) for c in (",", *OTHER_SEPARATORS)}
+    return max(counts, key=lambda c: (counts[c], c == ","))
 
 
 def _text_start(path: Path, encoding: str, size: int = 1 << 16) -> str:
-    """The file's first ``size`` bytes as text, refused when not in ``encoding``."""
+    """The file's first ``size`` bytes, and on to the end of its header line (a wide
+    table's can be longer), as text; refused when not in ``encoding``."""
     try:
         with open(path, "rb") as handle:
             head = handle.read(size)
+            while b"\n" not in head and (more := handle.read(size)):
+                head += more
     except OSError as err:
         raise DataError(f"{path}: cannot read ({type(err).__name__}: {err})") from None
     name = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
@@ -280,8 +298,11 @@ def _check_target(path: Path, target: str, columns: list[str]) -> None:
         shown = ", ".join(map(repr, columns[:SHOWN_COLUMNS]))  # quoted: spaces show
         more = len(columns) - SHOWN_COLUMNS
         shown += f" and {more} more" if more > 0 else ""
+        one = len(columns) == 1 and any(c in columns[0] for c in (",", *OTHER_SEPARATORS))
+        split = "; the header came out as one column: task.options.sep names the separator"
         raise DataError(
             f"{path}: no target column {target!r} (columns: {shown}{_close(target, columns)})"
+            + (split if one else "")
         )
 
 
@@ -307,12 +328,10 @@ def load_table(
     if not path.is_file():
         raise DataError(f"task.options.path: data file not found: {path}")
     _refuse_spreadsheet(path)
+    parquet = path.suffix.lower() in (".parquet", ".pq")
     try:
-        table = (
-            pd.read_parquet(path)
-            if path.suffix.lower() in (".parquet", ".pq")
-            else _read_csv(path, options)
-        )
+        sep = None if parquet else separator(_text_start(path, options.encoding), options.sep)
+        table = pd.read_parquet(path) if parquet else _read_csv(path, options, sep)
     except UnicodeDecodeError as err:
         raise DataError(_not_text(path, options.encoding, err)) from None
     except DataError:
@@ -323,6 +342,8 @@ def load_table(
         raise DataError(f"{path}: has no rows")
     table.columns = [str(c) for c in table.columns]
     _check_target(path, target, list(table.columns))
+    # text that reads as numbers in another notation: said where a comma is no separator
+    hints = sep not in (None, ",")
     absent = [c for c in options.drop if c not in table]
     problems = [
         f"task.options.drop names {c!r}, which is not a column{_close(c, list(table.columns))}"
@@ -332,7 +353,9 @@ def load_table(
     if features.shape[1] == 0:
         raise DataError(f"{path}: has no feature columns besides {target!r}")
     for column in features.columns:
-        problems += _column_problems(f"feature column {column!r}", features[column], options)
+        problems += _column_problems(
+            f"feature column {column!r}", features[column], options, hints
+        )
     labels = table[target]
     missing = labels.isna().to_numpy()
     if missing.any() and options.missing_target == "error":
@@ -341,9 +364,16 @@ def load_table(
             " rows from the file, or set task.options.missing_target: drop"
         )
     if kind != "classification":  # the rows with a value: each problem listed at once
-        problems += _numeric_problems(f"target column {target!r}", labels, options)
+        problems += _numeric_problems(f"target column {target!r}", labels, options, hints)
     elif not kind_set and labels.dtype.kind in "biuf":  # text labels are names of classes
         problems += _quantity_problems(target, labels[~missing])
+    elif not kind_set and hints and (fix := _number_notation(labels[~missing], options)):
+        problems.append(
+            f"target column {target!r} holds numbers written with {_NOTATIONS[fix]} (e.g."
+            f" {str(labels[~missing].iloc[0])!r}), a class for each value: set"
+            f" task.options.{fix} and kind: regression, or kind: classification to keep"
+            " them as classes"
+        )
     if problems:
         shown = problems[0] if len(problems) == 1 else "".join(f"\n  - {p}" for p in problems)
         raise DataError(f"{path}: {shown}")
@@ -377,14 +407,15 @@ def load_table(
     return features, labels.to_numpy(dtype=np.float32)[:, None]
 
 
-def _read_csv(path: Path, options: TableOptions) -> pd.DataFrame:
+def _read_csv(path: Path, options: TableOptions, sep: str) -> pd.DataFrame:
     import pandas as pd
 
     encoding = "utf-8-sig" if codecs.lookup(options.encoding).name == "utf-8" else options.encoding
     return pd.read_csv(
         path,
-        sep=separator(_text_start(path, options.encoding), options.sep),
+        sep=sep,
         decimal=options.decimal or ".",
+        thousands=options.thousands,
         encoding=encoding,
     )
 
@@ -417,7 +448,9 @@ def _quantity_problems(target: str, labels: pd.Series) -> list[str]:
     return []
 
 
-def _column_problems(name: str, values: pd.Series, options: TableOptions) -> list[str]:
+def _column_problems(
+    name: str, values: pd.Series, options: TableOptions, hints: bool = False
+) -> list[str]:
     """What keeps a feature column out of the features, each with the option that fixes it."""
     import pandas as pd
 
@@ -445,11 +478,11 @@ def _column_problems(name: str, values: pd.Series, options: TableOptions) -> lis
                 )
         return problems
     text = values[~missing].astype(str)
-    if options.decimal is None and _decimal_commas(text):
+    if hints and (fix := _number_notation(text, options)):
         problems.append(
-            f"{name} holds numbers written with a decimal comma (e.g. {text.iloc[0]!r}):"
-            " set task.options.decimal: ',' to read them as numbers (or decimal: '.' to"
-            " keep them as text)"
+            f"{name} holds numbers written with {_NOTATIONS[fix]} (e.g. {text.iloc[0]!r}):"
+            f" set task.options.{fix} to read them as numbers (or decimal: '.' to keep"
+            " them as text)"
         )
         return problems
     if options.categorical == "error":
@@ -471,7 +504,9 @@ def _yaml_str(name: Any) -> str:
     return json.dumps(str(name))
 
 
-def _numeric_problems(name: str, values: pd.Series, options: TableOptions) -> list[str]:
+def _numeric_problems(
+    name: str, values: pd.Series, options: TableOptions, hints: bool = False
+) -> list[str]:
     """A column that must be numbers (a regression target): text and infinities."""
     import pandas as pd
 
@@ -479,12 +514,9 @@ def _numeric_problems(name: str, values: pd.Series, options: TableOptions) -> li
     text = numbers.isna().to_numpy() & ~values.isna().to_numpy()
     if text.any():
         first = str(values.to_numpy()[text.argmax()])
-        fix = (
-            ": set task.options.decimal: ',' (it holds numbers written with a decimal comma)"
-            if options.decimal is None and _decimal_commas(values.dropna().astype(str))
-            else ""
-        )
-        return [f"{name} is not numeric ({_rows(text)}, e.g. {first!r}){fix}"]
+        fix = _number_notation(values.dropna().astype(str), options) if hints else None
+        said = f": set task.options.{fix} (it holds {_NOTATIONS[fix]})" if fix else ""
+        return [f"{name} is not numeric ({_rows(text)}, e.g. {first!r}){said}"]
     if not pd.api.types.is_numeric_dtype(values):
         return [f"{name} is not numeric (dtype {values.dtype})"]
     infinite = np.isinf(numbers.to_numpy(dtype=np.float64))
@@ -493,16 +525,32 @@ def _numeric_problems(name: str, values: pd.Series, options: TableOptions) -> li
     return []
 
 
-def _decimal_commas(text: pd.Series) -> bool:
-    """Text that is all numbers once a decimal comma is read as a point ('12,50', '-3',
-    '1.250,5'), at least one of them with the comma: a file saved where the comma is
-    the decimal mark."""
+# the options that read a notation of numbers, and the notation in words
+_NOTATIONS = {
+    "decimal: ','": "a decimal comma",
+    "decimal: ',' and thousands: '.'": "a decimal comma and '.' between thousands",
+    "thousands: '.'": "'.' between thousands",
+}
+
+
+def _number_notation(text: pd.Series, options: TableOptions) -> str | None:
+    """The options (a key of :data:`_NOTATIONS`) that would read text which pandas left
+    as text as numbers: a decimal comma ('12,50'), '.' between thousands ('1.250,5'),
+    or both; None when it is not numbers in either notation, or the options already
+    say both."""
     if len(text) == 0:
-        return False
-    numbers = text.str.fullmatch(
-        r"\s*[-+]?\d{1,3}(?:\.\d{3})*(?:,\d+)?\s*|\s*[-+]?\d+(?:,\d+)?\s*"
-    )
-    return bool(numbers.all() and text.str.contains(",", regex=False).any())
+        return None
+    plain = text.str.fullmatch(r"\s*[-+]?\d+(?:,\d+)?\s*")
+    grouped = text.str.fullmatch(r"\s*[-+]?\d{1,3}(?:\.\d{3})+(?:,\d+)?\s*")
+    if not (plain | grouped).all():
+        return None
+    comma = options.decimal is None and text.str.contains(",", regex=False).any()
+    dots = options.thousands is None and grouped.any()
+    if comma and dots:
+        return "decimal: ',' and thousands: '.'"
+    if comma:
+        return "decimal: ','"
+    return "thousands: '.'" if dots else None
 
 
 def _is_numeric(values: pd.Series) -> bool:
