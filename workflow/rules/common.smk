@@ -285,13 +285,16 @@ def device_line():
 
 
 def most_lanes():
-    """The most lanes any worker job of the run can keep busy: its share of a rung's
-    trials (the first level's, for a sweep that halves)."""
-    shares = [
-        math.ceil(rung_trials(rung) / rung_workers(rung))
-        for rung in TRIAL_RUNGS
-        if rung_trials(rung) > 0
-    ]
+    """The most lanes any worker job of the run can keep busy: its share of the trials a
+    rung trains at once (the first level's, for a sweep that halves; a round's, for
+    TPE), as tuneladder.stages.sweep gives its workers lanes."""
+    shares = []
+    for rung in (r.name for r in rungs.active(config, rungs.TRIAL_RUNGS)):
+        at_once = rung_trials(rung)
+        if rung in SEARCH_RUNGS and config[rung].get("sampler") == "tpe":
+            at_once = min(at_once, config[rung]["batch"])
+        if at_once > 0:
+            shares.append(math.ceil(at_once / rung_workers(rung)))
     return max(shares, default=1)
 
 
