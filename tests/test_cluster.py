@@ -89,31 +89,32 @@ def test_two_gpus_give_two_workers_per_rung(tmp_path: Path) -> None:
     assert "2 GPUs (--resources gpu=2), trials per GPU measured by the GPU probe" in proc.stderr
     # it tries up to a lane per core that each GPU's worker shares: 4 cores over 2 GPUs
     assert re.search(r"rule gpu_probe:\n(    .*\n)*?    threads: 2\n", proc.stdout)
-    # 4 trials side by side on each of 2 GPUs: still one worker job per GPU, no probe
-    write_config(tmp_path, device="cuda", gpu={"trials_per_gpu": 4})
+    # 2 trials side by side on each of 2 GPUs: still one worker job per GPU, no probe
+    write_config(tmp_path, device="cuda", gpu={"trials_per_gpu": 2})
     proc = snakemake(tmp_path, "-n", "--cores", "4", "--resources", "gpu=2", env=TWO_GPUS)
     assert planned_jobs(proc.stdout)["sweep_worker"] == 2 * 3
     assert "gpu_probe" not in planned_jobs(proc.stdout)
-    assert "2 GPUs (--resources gpu=2), 4 trials side by side on each" in proc.stderr
+    assert "2 GPUs (--resources gpu=2), 2 trials side by side on each" in proc.stderr
     # more GPUs asked for than the machine shows: a worker per GPU that exists
     proc = snakemake(tmp_path, "-n", "--cores", "4", "--resources", "gpu=4", env=TWO_GPUS)
     assert planned_jobs(proc.stdout)["sweep_worker"] == 2 * 3
-    assert "2 GPUs (--resources gpu=4, but this machine shows 2), 4 trials" in proc.stderr
-    # more lanes than a worker has trials: the plan says how many can run side by side
+    assert "2 GPUs (--resources gpu=4, but this machine shows 2), 2 trials" in proc.stderr
+    # more lanes than a worker has trials (the seed reruns, 6 over 2 workers, have most):
+    # the plan says how many can run side by side
     write_config(tmp_path, device="cuda", gpu={"trials_per_gpu": 64})
     proc = snakemake(tmp_path, "-n", "--cores", "4", "--resources", "gpu=2", env=TWO_GPUS)
     assert (
-        "up to 14 trials side by side on each (64 asked: no rung gives a worker more)"
+        "up to 3 trials side by side on each (64 asked: no rung gives a worker more)"
     ) in proc.stderr
-    write_config(tmp_path, device="cuda", gpu={"trials_per_gpu": 4})
+    write_config(tmp_path, device="cuda", gpu={"trials_per_gpu": 2})
     # not said: every GPU the machine shows, a worker each (not all of them on the first)
-    write_config(tmp_path, device="auto", gpu={"trials_per_gpu": 4})
+    write_config(tmp_path, device="auto", gpu={"trials_per_gpu": 2})
     proc = snakemake(tmp_path, "-n", "--cores", "4", env=TWO_GPUS)
     assert planned_jobs(proc.stdout)["sweep_worker"] == 2 * 3
     assert "gpu=1" in proc.stdout
     assert (
         "auto, fp32: 2 GPUs (every GPU this machine shows; --resources gpu=N uses fewer),"
-        " 4 trials side by side on each"
+        " 2 trials side by side on each"
     ) in proc.stderr
     # -j N, Snakemake's cluster form, typed on a machine with GPUs: the plan says what it does
     proc = snakemake(tmp_path, "-n", "--jobs", "4", env=TWO_GPUS)
