@@ -7,6 +7,7 @@ from pathlib import Path
 
 from snakemake.utils import update_config, validate
 
+from tuneladder.core.text import counted
 from tuneladder.ladder import rungs
 from tuneladder.execution import terminal
 from tuneladder.infra.conda_envs import write_env_file
@@ -82,10 +83,6 @@ LOCAL_RUN = _global_resource("_nodes") is None
 def gpus_refused():
     """A local run given --resources gpu=0: its trials train on the CPU."""
     return LOCAL_RUN and _global_resource("gpu") == 0
-
-
-def gpus_named(n):
-    return f"{n} GPU{'s' if n != 1 else ''}"
 
 
 # GPUs this machine shows, counted without torch (None: it cannot tell, and the jobs'
@@ -245,7 +242,7 @@ def device_line():
         return (
             f"  device  auto: planned as for a cluster (--jobs), where the scheduler gives"
             f" each job its GPU; here, --cores N (not -j) shares this machine's"
-            f" {gpus_named(LOCAL_GPUS)} among the workers"
+            f" {counted(LOCAL_GPUS, 'GPU')} among the workers"
         )
     if not uses_gpu():
         return None
@@ -253,9 +250,9 @@ def device_line():
     gpus, asked = gpu_count(), asked_gpus()
     shown = f", but this machine shows {gpus}" if asked > gpus else ""
     if GPUS_UNSAID:
-        where = f"{gpus_named(gpus)} (every GPU this machine shows; --resources gpu=N uses fewer)"
+        where = f"{counted(gpus, 'GPU')} (every GPU this machine shows; --resources gpu=N uses fewer)"
     elif gpus:
-        where = f"{gpus_named(gpus)} (--resources gpu={asked}{shown})"
+        where = f"{counted(gpus, 'GPU')} (--resources gpu={asked}{shown})"
     elif LOCAL_RUN:
         where = (
             "the GPUs torch finds, unclaimed (this machine's GPUs cannot be counted:"
@@ -266,7 +263,7 @@ def device_line():
     if n == "auto":
         per = "trials per GPU measured by the GPU probe before the sweeps"
     else:
-        per = f"{n} trial{'s' if n != 1 else ''} side by side on each"
+        per = f"{counted(n, 'trial')} side by side on each"
         most = most_lanes()
         if n > most:
             # tuneladder.execution.lanes.lane_count gives a worker no more lanes than trials
@@ -277,7 +274,7 @@ def device_line():
         room = max(1, int(cores) // threads)
         idle = gpus - room
         line += (
-            f"; but --cores {cores} holds {room} worker{'s' if room != 1 else ''} of"
+            f"; but --cores {cores} holds {counted(room, 'worker')} of"
             f" threads: {threads} at once, so {idle} GPU{'s stay' if idle != 1 else ' stays'}"
             " idle (lower threads or raise --cores)"
         )

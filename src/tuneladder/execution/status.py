@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneladder.core.direction import Direction, top
+from tuneladder.core.text import counted, mean_std
 from tuneladder.execution.promotions import PROMOTIONS_FILE, asked_by_level
 from tuneladder.ladder.job_times import read_benchmarks
 from tuneladder.ladder.rungs import (
@@ -1035,13 +1036,10 @@ def format_status(status: Mapping[str, Any]) -> str:
         lines.append(f"  left: ~{_duration(status['estimate_left_s'])} ({parts}{more})")
     elif status["report"]:
         if chosen := status.get("chosen"):
-            test = "n/a" if chosen["test_mean"] is None else f"{chosen['test_mean']:.4g}"
-            if chosen["test_std"] is not None:
-                test += f" ± {chosen['test_std']:.2g}"
-            seeds = chosen["seeds"]
+            test = mean_std({"mean": chosen["test_mean"], "std": chosen["test_std"]})
             lines.append(
                 f"  chosen: {chosen['label']}, test {chosen['metric']} {test} over"
-                f" {seeds} seed{'s' if seeds != 1 else ''}"
+                f" {counted(chosen['seeds'], 'seed')}"
             )
         lines.append(f"  report: {status['results']}/{REPORT.outputs['html']}")
     return "\n".join(lines) + "\n"

@@ -26,6 +26,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from tuneladder.core.text import counted, mean_std
+
 __all__ = ["LadderProgress", "hidden", "progress_line", "result_lines", "start", "stop"]
 
 # Snakemake's events that are about jobs, not about the ladder (the names of
@@ -223,13 +225,6 @@ def stop() -> None:
         _RUNNING = None
 
 
-def _mean_std(values: Mapping[str, Any] | None) -> str:
-    if not values or values.get("mean") is None:
-        return "n/a"
-    std = values.get("std")
-    return f"{values['mean']:.4g}" + (f" ± {std:.2g}" if std is not None else "")
-
-
 def result_lines(results: str | Path) -> list[str]:
     """What the ladder chose and how it did on test, for the end of a run.
 
@@ -260,11 +255,11 @@ def result_lines(results: str | Path) -> list[str]:
     baseline = (summary.get("baseline") or {}).get("test")
     trivial = summary.get("trivial") or {}
     trivial_test = (trivial.get("test") or {}).get(metric)
-    compared = [f"untuned default {_mean_std(baseline)}"] if baseline else []
+    compared = [f"untuned default {mean_std(baseline)}"] if baseline else []
     if isinstance(trivial_test, int | float):
         compared.append(f"{trivial.get('name', 'trivial')} {trivial_test:.4g}")
     lines.append(
-        f"tuneladder: test {metric} {_mean_std(test)} over {seeds} seed{'s' if seeds != 1 else ''}"
+        f"tuneladder: test {metric} {mean_std(test)} over {counted(seeds, 'seed')}"
         + (f" (against {', '.join(compared)})" if compared else "")
     )
     report = results / "report" / "index.html"

@@ -26,6 +26,7 @@ from optuna.distributions import (
 from tuneladder.core.curves import OVERFIT_SMOOTH, SLOW_BACK, curve_summary, usable_summary
 from tuneladder.core.direction import Direction, best_so_far, halving_tier, ok_value, top
 from tuneladder.core.hparams import TRAIN_FIELDS
+from tuneladder.core.text import counted
 from tuneladder.ladder.rungs import BASELINE
 from tuneladder.report._history import columns
 
@@ -449,7 +450,7 @@ def _maybe(value: float | None) -> str:
 def _values_text(name: str, values: Sequence[Any]) -> str:
     shown = ", ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in values[:6])
     more = f" and {len(values) - 6} more" if len(values) > 6 else ""
-    return f"{name} took {len(values)} value{'s' if len(values) != 1 else ''} ({shown}{more})"
+    return f"{name} took {counted(len(values), 'value')} ({shown}{more})"
 
 
 def _varied_item(
@@ -678,8 +679,8 @@ def _one_at_a_time_item(
     evidence = (
         f"random search varies all {len(space)} searched parameters at once by design; the"
         " scatter plots and fANOVA separate their effects statistically. The chosen config"
-        f" differs from the untuned default in {len(differ)} parameter"
-        f"{'s' if len(differ) != 1 else ''} ({', '.join(differ) or 'none'})"
+        f" differs from the untuned default in {counted(len(differ), 'parameter')}"
+        f" ({', '.join(differ) or 'none'})"
     )
     if sensitivity and sensitivity.get("enabled"):
         one_by_one = list(sensitivity["parameters"])

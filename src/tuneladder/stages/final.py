@@ -24,6 +24,7 @@ from torch import nn
 from tuneladder.core.direction import Direction, best_so_far, ok_value, top
 from tuneladder.core.hparams import TrialConfig, applicable
 from tuneladder.core.stats import Bounds, bounds_text, describe, metric_bounds, welch_p_value
+from tuneladder.core.text import counted
 from tuneladder.data.loader import DatasetSplit
 from tuneladder.data.prepared import Split, data_for, load_info, load_test, load_train_val
 from tuneladder.infra.device import Loading
@@ -140,13 +141,13 @@ def tie_break(
     labels = labels or {}
     name = {r["group"]: labels.get(r["group"], f"finalist {r['group']}") for r in tied}
     identical = all(r["val"]["values"] == best["val"]["values"] for r in tied)
-    n = best["val"]["n"]
+    seeds = counted(best["val"]["n"], "seed")
     who = f"all {len(tied)} finalists" if len(tied) == len(ranked) else _names(list(name.values()))
     if identical:
         values = ", ".join(f"{v:.4f}" for v in best["val"]["values"])
-        text = f"{who} tie on val {metric} over {_seeds(n)}, the same on every seed ({values}): "
+        text = f"{who} tie on val {metric} over {seeds}, the same on every seed ({values}): "
     else:
-        text = f"{who} tie on mean val {metric} ({best['val']['mean']:.4f} over {_seeds(n)}): "
+        text = f"{who} tie on mean val {metric} ({best['val']['mean']:.4f} over {seeds}): "
     text = text[0].upper() + text[1:]
     if _tie_key(best["val"]["std"] or 0.0) != _tie_key(other["val"]["std"] or 0.0):
         decided, ours, theirs = "spread", best["val"]["std"] or 0.0, other["val"]["std"] or 0.0
@@ -483,7 +484,7 @@ def summary_markdown(s: Mapping[str, Any]) -> str:
     lines = [
         f"# {s['experiment']}: tuning summary",
         "",
-        f"Chosen config: {chosen}, {name} over {_seeds(s['seeds'])}:",
+        f"Chosen config: {chosen}, {name} over {counted(s['seeds'], 'seed')}:",
         "",
         f"| | val {name} | test {name} |",
         "|---|---|---|",
@@ -593,7 +594,3 @@ def write_views(
     )
     history = Path(summary["best_seed_dir"]) / HISTORY_FILE
     write_text(out_dir / "history.csv", history.read_text())
-
-
-def _seeds(n: int) -> str:
-    return f"{n} seed{'s' if n != 1 else ''}"
