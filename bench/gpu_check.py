@@ -132,18 +132,15 @@ def _run(cmd: list[str], log: Path, timeout: float = 600) -> tuple[int, float, l
     stop = threading.Event()
 
     def sample() -> None:
+        from tuneladder.infra.env import nvidia_smi
+
         smi = shutil.which("nvidia-smi")
         while smi and not stop.is_set():
-            try:
-                got = subprocess.run(
-                    [smi, "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
-                    capture_output=True,
-                    text=True,
-                    timeout=5,
-                )
-                samples.append(float(got.stdout.split()[0]))
-            except (subprocess.TimeoutExpired, ValueError, IndexError):
-                pass  # a hung nvidia-smi or a MIG slice's [N/A]: no sample, not a dead thread
+            # None: no answer (a hung nvidia-smi); text: a MIG slice's [N/A]; no sample
+            value = nvidia_smi("utilization.gpu", timeout=5)
+            if value is not None:
+                with contextlib.suppress(ValueError):
+                    samples.append(float(value))
             stop.wait(0.25)
 
     watcher = threading.Thread(target=sample, daemon=True)
@@ -483,27 +480,14 @@ MIN_CHECK_S = 20.0
 GPU_BUDGET_S = 450.0
 
 
-def _gpu_name() -> str:
-    """The first GPU's name from nvidia-smi: torch asked in this process would start
-    CUDA here, and a context held by the checks' parent counts in every job's memory."""
-    try:
-        got = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader", "-i", "0"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        return got.stdout.strip() or "cuda"
-    except (OSError, subprocess.TimeoutExpired):
-        return "cuda"
-
-
 def run(
     out: Path, dry: bool, only: tuple[str, ...] = CHECKS, budget_s: float | None = None
 ) -> int:
     out.mkdir(parents=True, exist_ok=True)
     BUDGET.deadline = None if budget_s is None else time.monotonic() + budget_s
     import torch
+
+    from tuneladder.infra.env import nvidia_smi
 
     gpu = torch.cuda.is_available() and not dry
     if not dry and not gpu:  # the checks would pass on the CPU and say nothing of a GPU
@@ -521,7 +505,9 @@ def run(
     checks = Checks(out)
     checks.report.update(
         torch=torch.__version__,
-        device=_gpu_name() if gpu else "cpu",
+        # nvidia-smi's: torch asked here would start CUDA in this process, and a context
+        # held by the checks' parent counts in every job's memory
+        device=(nvidia_smi("name") or "cuda") if gpu else "cpu",
         dry=dry,
         date=time.strftime("%Y-%m-%d"),
     )

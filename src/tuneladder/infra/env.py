@@ -15,7 +15,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["git_commit", "package_versions", "process_started_at", "provenance", "torch_build"]
+__all__ = [
+    "git_commit",
+    "nvidia_smi",
+    "package_versions",
+    "process_started_at",
+    "provenance",
+    "torch_build",
+]
 
 _PACKAGES = ("tuneladder", "torch", "numpy", "optuna", "snakemake")
 
@@ -35,20 +42,27 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-@cache
-def _nvidia_driver() -> str | None:
-    """The driver's version as nvidia-smi prints it (``580.159.04``); None where it cannot."""
+def nvidia_smi(field: str, timeout: float = 10.0) -> str | None:
+    """The first GPU's ``field`` as ``nvidia-smi --query-gpu`` prints it, units left out
+    (``driver_version``: ``580.159.04``; ``name``: ``NVIDIA H200``); None where it
+    cannot say: no nvidia-smi, an error, or no answer within ``timeout`` seconds."""
     try:
         out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            ["nvidia-smi", f"--query-gpu={field}", "--format=csv,noheader,nounits"],
             capture_output=True,
             text=True,
-            timeout=10,
+            timeout=timeout,
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    lines = out.stdout.split()
-    return lines[0] if out.returncode == 0 and lines else None
+    lines = out.stdout.strip().splitlines()
+    return lines[0].strip() if out.returncode == 0 and lines else None
+
+
+@cache
+def _nvidia_driver() -> str | None:
+    """The driver's version as nvidia-smi prints it (``580.159.04``); None where it cannot."""
+    return nvidia_smi("driver_version")
 
 
 @cache
