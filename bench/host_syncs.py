@@ -125,7 +125,7 @@ def main() -> None:
         data = load_train_val(tmp).to("cuda")
     config = TrialConfig(epochs=args.epochs, batch_size=64, lr=1e-3, model=CNN)
     steps = Batches.plan(len(data.train), config).steps
-    figures: dict = {"steps": steps, "syncs": {}, "per_step_sites": [], "trials": {}}
+    figures: dict = {"steps": steps, "per_step_sites": [], "trials": {}}
     for optimizer in args.optimizers:
         trial = dataclasses.replace(config, optimizer=optimizer, momentum=0.9)
         sites, status, reason, best = sync_sites(trial, data, task, args.precision)

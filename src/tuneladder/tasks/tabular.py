@@ -46,8 +46,8 @@ OPTIONS = {
     "thousands",
     "encoding",
 }
-# a header line without a comma is split at the first of these it holds (sep: auto)
-OTHER_SEPARATORS = (";", "\t", "|")
+# what sep: auto chooses among, the comma first (it wins a tie)
+SEPARATORS = (",", ";", "\t", "|")
 SPREADSHEETS = (".xlsx", ".xlsm", ".xls", ".ods")
 # what load_table changed in the rows, for encode_table to report with its own changes
 # (the table travels from one to the other through prepare as it is)
@@ -227,8 +227,7 @@ def separator(start: str, sep: str = "auto") -> str:
     if sep != "auto":
         return sep
     header = re.sub(r'"[^"]*"', "", start.split("\n", 1)[0])  # quoted names' own commas
-    counts = {c: header.count(c) for c in (",", *OTHER_SEPARATORS)}
-    return max(counts, key=lambda c: (counts[c], c == ","))
+    return max(SEPARATORS, key=header.count)  # the first of the most frequent: a tie, ','.
 
 
 def _text_start(path: Path, encoding: str, size: int = 1 << 16) -> str:
@@ -241,11 +240,15 @@ def _text_start(path: Path, encoding: str, size: int = 1 << 16) -> str:
                 head += more
     except OSError as err:
         raise DataError(f"{path}: cannot read ({type(err).__name__}: {err})") from None
-    name = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
     try:  # not final: the read may end inside a character
-        return codecs.getincrementaldecoder(name)().decode(head, final=False)
+        return codecs.getincrementaldecoder(_codec(encoding))().decode(head, final=False)
     except UnicodeDecodeError as err:
         raise DataError(_not_text(path, encoding, err)) from None
+
+
+def _codec(encoding: str) -> str:
+    """The codec that reads ``encoding``: UTF-8 past the byte-order mark Excel writes."""
+    return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
 
 
 def _not_text(path: Path, encoding: str, err: UnicodeDecodeError) -> str:
@@ -298,7 +301,7 @@ def _check_target(path: Path, target: str, columns: list[str]) -> None:
         shown = ", ".join(map(repr, columns[:SHOWN_COLUMNS]))  # quoted: spaces show
         more = len(columns) - SHOWN_COLUMNS
         shown += f" and {more} more" if more > 0 else ""
-        one = len(columns) == 1 and any(c in columns[0] for c in (",", *OTHER_SEPARATORS))
+        one = len(columns) == 1 and any(c in columns[0] for c in SEPARATORS)
         split = "; the header came out as one column: task.options.sep names the separator"
         raise DataError(
             f"{path}: no target column {target!r} (columns: {shown}{_close(target, columns)})"
@@ -410,13 +413,12 @@ def load_table(
 def _read_csv(path: Path, options: TableOptions, sep: str) -> pd.DataFrame:
     import pandas as pd
 
-    encoding = "utf-8-sig" if codecs.lookup(options.encoding).name == "utf-8" else options.encoding
     return pd.read_csv(
         path,
         sep=sep,
         decimal=options.decimal or ".",
         thousands=options.thousands,
-        encoding=encoding,
+        encoding=_codec(options.encoding),
     )
 
 
