@@ -30,7 +30,12 @@ def test_top_leaves_out_diverged_failed_and_non_finite_trials() -> None:
 
 
 def test_top_distinct_skips_repeated_configs_and_ties_keep_ladder_order() -> None:
-    rows = [row(0, value=0.9, a=1), row(1, value=0.9, a=1), row(2, value=0.8, a=2)]
+    # as in a sweep's results: every trial has its own seed, which the reruns replace
+    rows = [
+        row(0, value=0.9, a=1, seed=11, epochs=15),
+        row(1, value=0.9, a=1, seed=12, epochs=15),
+        row(2, value=0.8, a=2, seed=13, epochs=15),
+    ]
     assert [r["index"] for r in top_distinct(rows, 2, "max")] == [0, 2]
     tied = [row(0, value=0.8, a=1), row(1, value=0.9, a=2), row(2, value=0.9, a=3)]
     assert [r["index"] for r in top_distinct(tied, 3, "max")] == [1, 2, 0]

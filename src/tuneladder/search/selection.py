@@ -23,19 +23,39 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from tuneladder.core.direction import Direction, top
 from tuneladder.search.space import Space
 
-__all__ = ["AGREE", "MIN_HALF_WIDTH", "narrow", "narrow_space", "top_distinct"]
+__all__ = [
+    "AGREE",
+    "MIN_HALF_WIDTH",
+    "RERUN_SETS",
+    "narrow",
+    "narrow_space",
+    "top_distinct",
+    "tunable",
+]
 
 # The narrowest fine range, as a share of the coarse range on each side of the best.
 MIN_HALF_WIDTH = 0.05
 # The top-k agree on a parameter when its fine range keeps at most this share of the coarse.
 AGREE = 0.5
+# What a trial's reruns set for themselves, so that two trials differing only here are one config.
+RERUN_SETS = ("epochs", "seed")
 
 
 def top_distinct(
     rows: Sequence[Mapping[str, Any]], k: int, mode: Direction | str
 ) -> list[Mapping[str, Any]]:
-    """The best ``k`` ok trials with distinct hyperparameters (ties keep ladder order)."""
-    return top(rows, k, mode, distinct=lambda row: repr(sorted(row["params"].items())))
+    """The best ``k`` ok trials with distinct hyperparameters (ties keep ladder order).
+
+    Trials that sampled the same values are one config, whatever their seeds and
+    epochs: a space of few choices samples some twice, and the seed reruns would
+    train both copies alike.
+    """
+    return top(rows, k, mode, distinct=lambda row: repr(sorted(tunable(row["params"]).items())))
+
+
+def tunable(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's hyperparameters without those its reruns set (:data:`RERUN_SETS`)."""
+    return {k: v for k, v in params.items() if k not in RERUN_SETS}
 
 
 def narrow_space(space: Space, top: Sequence[Mapping[str, Any]]) -> Space:

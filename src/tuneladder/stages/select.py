@@ -73,7 +73,7 @@ def plan_seeds_stage(
     out: str | Path,
 ) -> None:
     from tuneladder.search.plan import plan_seeds
-    from tuneladder.search.selection import top_distinct
+    from tuneladder.search.selection import top_distinct, tunable
     from tuneladder.store.trials import base_params
 
     # ladder order, whatever the order of the files: ties go to the earlier trial
@@ -86,7 +86,7 @@ def plan_seeds_stage(
             "rung": r["rung"],
             "name": r["name"],
             "best_val_metric": r["best_val_metric"],
-            "params": _tunable(r["params"]),
+            "params": tunable(r["params"]),
         }
         for r in finalists
     ]
@@ -101,8 +101,3 @@ def plan_seeds_stage(
         baseline_group=BASELINE,
     )
     write_json(out, plan)
-
-
-def _tunable(params: Mapping[str, Any]) -> dict[str, Any]:
-    """A trial's hyperparameters without its own epochs and seed, which reruns replace."""
-    return {k: v for k, v in params.items() if k not in ("epochs", "seed")}
