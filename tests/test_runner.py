@@ -145,22 +145,22 @@ def test_every_optimizer_trains(digits, digits_task, optimizer: str) -> None:
     assert outcome.best_val_metric > 0.5
 
 
-# The LR recorded after each epoch is the one the next step will use: base LR x the
-# schedule's multiplier after 2, 4, ..., 12 optimizer steps (20 samples in batches of
+# The LR recorded for each epoch is the one its first step used: base LR x the
+# schedule's multiplier after 0, 2, ..., 10 optimizer steps (20 samples in batches of
 # 10, 6 epochs: 12 steps in all; step_epochs=2 is every 4 steps, warmup_epochs=2 is 4
 # steps). Multipliers worked out by hand from each schedule's definition.
 SCHEDULE_MULTIPLIERS = {
     "constant": [1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
     # gamma (0.5) to the number of completed 4-step periods
-    "step": [1.0, 0.5, 0.5, 0.25, 0.25, 0.125],
+    "step": [1.0, 1.0, 0.5, 0.5, 0.25, 0.25],
     # gamma to the number of epochs (2 steps each)
-    "exponential": [0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625],
+    "exponential": [1.0, 0.5, 0.25, 0.125, 0.0625, 0.03125],
     # (1 + cos(pi * s / 12)) / 2
-    "cosine": [0.933013, 0.75, 0.5, 0.25, 0.0669873, 0.0],
+    "cosine": [1.0, 0.933013, 0.75, 0.5, 0.25, 0.0669873],
     # cosine from 1/25 up to 1 over the first 3 steps (30% of 12), then down to 1/25e4
-    "onecycle": [0.76, 0.969846, 0.750001, 0.413177, 0.116982, 4e-6],
+    "onecycle": [0.04, 0.76, 0.969846, 0.750001, 0.413177, 0.116982],
     # linear warm-up (s + 1) / 4 over 4 steps, then cosine over the remaining 8
-    "warmup_cosine": [0.75, 1.0, 0.853553, 0.5, 0.146447, 0.0],
+    "warmup_cosine": [0.25, 0.75, 1.0, 0.853553, 0.5, 0.146447],
 }
 
 
@@ -578,3 +578,30 @@ def test_an_fp16_trial_whose_gradients_overflow_unscaled_is_diverged(
     assert scalers[0].get_scale() < 1.0 and len(outcome.history) < 6
     # the same config in fp32 trains on: the loss is large, not broken
     assert train(accuracy_run(config(epochs=1), digits, task)).status == "ok"
+
+
+class ShiftedLoss(torch.nn.Module):
+    """Cross-entropy less 10: a loss below zero from the start (as a negative
+    log-likelihood's can be), with cross-entropy's gradients."""
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.cross_entropy(output, target) - 10.0
+
+
+def test_a_loss_below_zero_that_falls_is_not_diverged(digits, digits_task) -> None:
+    task = dataclasses.replace(digits_task, loss=lambda info: ShiftedLoss())
+    outcome = train(accuracy_run(config(epochs=2), digits, task))
+    assert outcome.status == "ok", outcome.reason
+    assert outcome.history[-1]["train_loss"] < outcome.first_loss < 0
+
+
+def test_a_nan_metric_is_the_best_only_until_a_finite_one(digits, digits_task) -> None:
+    cfg = config(epochs=4)
+    batches = Batches.plan(len(digits.train), cfg)
+    state = TrainState.start(cfg, digits.info, digits_task.build_model, CPU, batches, Outcome())
+    for epoch, value in enumerate([math.nan, 0.5, 0.9, 0.4]):
+        state.track_best(
+            {"epoch": epoch, "val_metric": value, "val_loss": 1.0}, mode="max", keep_weights=False
+        )
+    assert (state.outcome.best_epoch, state.outcome.best_val_metric) == (2, 0.9)
+    assert state.epochs_since_best == 1

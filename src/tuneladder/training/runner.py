@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from tuneladder.core.direction import Direction
 from tuneladder.core.hparams import TrialConfig
 from tuneladder.data.loader import DatasetSplit, epoch_seed
 from tuneladder.data.prepared import Split, TrainVal
@@ -287,6 +288,11 @@ def _train(
     stopped = saved is not None  # a stopped run's checkpoint, not the level before's
     if saved is None and leg.continues is not None:
         saved = leg.continues.load()  # where the halving level before stopped
+        if saved is None and leg.continues.path.is_file():
+            log.warning(
+                "the state the level before left is from other code or precision, or torn:"
+                " training from epoch 0"
+            )
     if saved is not None:
         state.load_state_dict(saved)
         outcome.resumed_from_epoch = state.epoch
@@ -296,6 +302,7 @@ def _train(
     reset_peak_memory(device)
     end = min(leg.stop_at, config.epochs)
     while state.epoch < end:
+        lr = state.lr  # the epoch's row gives the LR it started with, as its steps change it
         epoch = run_epoch(
             state,
             data,
@@ -305,9 +312,7 @@ def _train(
             clip=config.grad_clip,
             seed=epoch_seed(config.seed, state.epoch),
         )
-        row = epoch.row(
-            state.epoch, run.metric, lr=state.lr, peak_memory_mb=peak_memory_mb(device)
-        )
+        row = epoch.row(state.epoch, run.metric, lr=lr, peak_memory_mb=peak_memory_mb(device))
         outcome.history.append(row)
         if outcome.first_loss is None:
             outcome.first_loss = epoch.first_loss
@@ -418,7 +423,8 @@ class TrainState:
     def track_best(self, row: Mapping[str, float], *, mode: str, keep_weights: bool) -> None:
         """Keep the best epoch by val metric (and its weights if asked); count epochs since."""
         best, value = self.outcome.best_val_metric, row["val_metric"]
-        if best is not None and not (value > best if mode == "max" else value < best):
+        # a NaN first epoch is a best only until a finite one comes (Direction ranks it last)
+        if best is not None and not Direction(mode).better(value, best):
             self.epochs_since_best += 1
             return
         self.outcome.best_epoch, self.outcome.best_val_metric = int(row["epoch"]), value
@@ -681,10 +687,13 @@ def _overflowing(loss_scale: float | None, epoch: int) -> str | None:
 
 
 def _divergence(row: Mapping[str, float], first_loss: float, factor: float) -> str | None:
+    """A loss that is not finite, or a train loss ``factor`` times the first step's.
+    The factor needs a positive first loss: a task's own loss may start at or below 0
+    (a negative log-likelihood), where a multiple of it says nothing of blowing up."""
     for key in ("train_loss", "val_loss"):
         if not math.isfinite(row[key]):
             return f"{key} is {row[key]} at epoch {row['epoch']}"
-    if row["train_loss"] > factor * first_loss:
+    if first_loss > 0 and row["train_loss"] > factor * first_loss:
         return (
             f"train_loss {row['train_loss']:.4g} exceeds {factor:g} x the first loss"
             f" {first_loss:.4g} at epoch {row['epoch']}"
