@@ -193,3 +193,13 @@ def test_a_task_may_keep_its_raw_target(tmp_path: Path, task) -> None:
     )
     assert report["target_scale"]["standardised"] is False
     assert "in the target's own units" in failure_message(report)
+
+
+def test_r2_holds_for_a_raw_target_far_from_zero() -> None:
+    # a target kept in its own units, mean 1e5 and std about 10: its variance is a
+    # hundred-millionth of its mean square, which float32 sums lose
+    gen = torch.Generator().manual_seed(0)
+    y = 1e5 + 10 * torch.randn(50_000, 1, generator=gen)
+    p = y + 3 * torch.randn(50_000, 1, generator=gen)
+    expected = 1 - ((p - y).double().pow(2).mean() / y.double().var(correction=0)).item()
+    assert regression_metrics(p, y, None)["r2"] == pytest.approx(expected, abs=1e-4)

@@ -280,7 +280,9 @@ class Tally:
                 ]
             ).double()
         else:
-            error, t = output.float() - target, target.float()
+            # float64: r2 takes the target's variance from its sums of squares, which in
+            # float32 lose it under a mean far from 0 (an unstandardised target)
+            error, t = output.double() - target.double(), target.double()
             std = self.scorer.target_std
             if std is not None:
                 # scaled back per output; the target's mean is not added back: r2 needs only
