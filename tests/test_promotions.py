@@ -69,6 +69,8 @@ def test_a_line_torn_by_a_crash_is_skipped_and_the_log_goes_on(tmp_path: Path):
         handle.write('{"ask": 0, "na')  # a worker died mid-append
     b = Worker(tmp_path, "b", clock)
     assert b.next() == Ask(0, "1")
+    # b has read up to the end, torn bytes included: it replays no record twice
+    assert b.sweep._offset == (tmp_path / PROMOTIONS_FILE).stat().st_size
     assert a.next() == Ask(0, "2")
     assert [r["name"] for r in read_log(tmp_path / PROMOTIONS_FILE)] == ["0", "1", "2"]
 

@@ -150,7 +150,8 @@ class AsyncSweep:
         self._looked = -float("inf")
         self._path = Path(folder) / PROMOTIONS_FILE
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        self._offset = 0
+        self._offset = 0  # bytes of the log replayed so far
+        self._torn = 0  # bytes of a record a crash cut short, at the log's end
         self._clock = clock
 
     @property
@@ -222,10 +223,12 @@ class AsyncSweep:
                 if self._offset == 0:
                     self._start(handle)
                 handle.seek(self._offset)
-                self._torn = False
+                self._torn = 0
                 for line in handle.read().splitlines(keepends=True):
                     if not line.endswith("\n"):
-                        self._torn = True  # cut short by a crash: its writer died mid-line
+                        # cut short by a crash, its writer dead mid-line: its bytes are
+                        # counted when the next append ends the line
+                        self._torn = len(line.encode())
                         break
                     self._offset += len(line.encode())
                     with contextlib.suppress(ValueError):  # an earlier torn record
@@ -253,7 +256,7 @@ class AsyncSweep:
     def _append(self, record: Mapping[str, Any]) -> None:
         line = json.dumps({**record, "at": self._clock()}, sort_keys=True) + "\n"
         if self._torn:  # end the torn record's line: replays skip it
-            line, self._torn = "\n" + line, False
+            line, self._offset, self._torn = "\n" + line, self._offset + self._torn, 0
         self._handle.seek(0, 2)
         self._handle.write(line)
         self._handle.flush()
