@@ -238,3 +238,28 @@ def test_a_searched_hyperparameter_the_model_never_reads_stops_the_ladder(tmp_pa
     results = results_of(tmp_path)
     assert not (results / "coarse" / "plan.json").exists()
     assert not (results / "coarse" / "trials").exists()  # no trial trained
+
+
+def test_data_prepared_again_never_trains_on_a_copy_of_the_old(tmp_path: Path) -> None:
+    from tuneladder.stages.prepare import prepare_stage
+
+    task = {"name": "examples.series_task:make_task", "options": {"length": 200}}
+    data_dir = tmp_path / "results" / "x" / "data"
+
+    def window_16(seed: int) -> Path:
+        prepare_stage(task=task, seed=seed, data_dir=data_dir, train={"width": 4})
+        return data_for(data_dir, _task_of(task), {"window": 16, "jitter": 0.0, "width": 4})
+
+    first = window_16(0)
+    assert read_json(first / "meta.json")["seed"] == 0
+    stale = first / "made-by-old-code"  # what a copy of the task's old code would hold
+    stale.write_text("")
+    second = window_16(1)  # prepared again, as for a new seed or a code change
+    assert read_json(second / "meta.json")["seed"] == 1 and not stale.exists()
+    assert torch.equal(load_train_val(second).val.y, load_train_val(data_dir).val.y)
+
+
+def _task_of(task: Mapping[str, Any]) -> Task:
+    from tuneladder.tasks import load_task
+
+    return load_task(task["name"], task["options"])

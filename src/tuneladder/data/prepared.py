@@ -42,6 +42,7 @@ __all__ = [
     "MATERIALIZE",
     "Split",
     "TrainVal",
+    "clear_variants",
     "data_for",
     "load_info",
     "load_test",
@@ -268,7 +269,14 @@ def data_for(data_dir: str | Path, task: Task, params: Mapping[str, Any]) -> Pat
     meta = read_json(data_dir / "meta.json")
     if _canonical(values) == _canonical(meta.get("data_params") or {}):
         return data_dir
-    digest = hashlib.sha256(_canonical(values).encode()).hexdigest()[:12]
+    # named by what it is made from too: data prepared again with another seed or
+    # settings, or other data, never finds a copy of the old
+    made_from = {
+        "seed": meta["seed"],
+        "settings": meta.get("settings"),
+        "data": meta["fingerprint"],
+    }
+    digest = hashlib.sha256(_canonical({**made_from, "values": values}).encode()).hexdigest()[:12]
     out = data_dir.parent / VARIANTS / digest
     if not (out / "meta.json").is_file():
         import fcntl
@@ -289,6 +297,14 @@ def data_for(data_dir: str | Path, task: Task, params: Mapping[str, Any]) -> Pat
             # done: whoever waits on it, or opens it anew, finds meta.json and goes on
             lock_path.unlink(missing_ok=True)
     return out
+
+
+def clear_variants(data_dir: str | Path) -> None:
+    """Remove the copies :func:`data_for` made beside ``data_dir``: prepare runs again when
+    the task's code changes, and a copy made by the old code would outlive it."""
+    import shutil
+
+    shutil.rmtree(Path(data_dir).parent / VARIANTS, ignore_errors=True)
 
 
 def _canonical(values: Mapping[str, Any]) -> str:

@@ -59,7 +59,7 @@ def prepare_stage(
     import torch
 
     from tuneladder.core.errors import function_name
-    from tuneladder.data.prepared import load_train_val, prepare
+    from tuneladder.data.prepared import clear_variants, load_train_val, prepare
     from tuneladder.training.metrics import Scoring
     from tuneladder.training.preflight import CHECK_BATCH, check_model
 
@@ -68,6 +68,7 @@ def prepare_stage(
         # the data hyperparameters at the config's fixed values (a sweep's others get
         # copies of their own, prepared when a trial first needs them: data.data_for)
         values = task_obj.data_values(train or {})
+        clear_variants(data_dir)  # made from the data prepare is about to replace
         meta = prepare(task_obj, data_dir, seed=seed, data_values=values, **(data or {}))
         if values:
             log.info("data hyperparameters: %s", values)
