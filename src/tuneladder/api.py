@@ -144,10 +144,12 @@ def run_ladder(
 
     ``configfile`` is the experiment (the checkout's ``config/config.yaml`` when
     None); ``config`` overrides its keys as ``--config`` does (``{"coarse":
-    {"trials": 5}}``); ``cores`` defaults to every core, ``gpus`` is ``--resources
-    gpu=N``. The default profile's settings apply (keep going past a failed job,
-    rerun incomplete jobs, retrain only what changed). Finished trials are reused,
-    so a second call after a stop goes on from there.
+    {"trials": 5}}``), and takes :func:`load_config`'s keys too (``{"coarse.trials":
+    5, "lr": 1e-3}``); ``dry_run`` plans without running, as ``-n``; ``cores``
+    defaults to every core, ``gpus`` is ``--resources gpu=N``. The default profile's
+    settings apply (keep going past a failed job, rerun incomplete jobs, retrain only
+    what changed). Finished trials are reused, so a second call after a stop goes on
+    from there.
     """
     import os
 
@@ -162,7 +164,13 @@ def run_ladder(
         ResourceSettings,
     )
 
-    entries = [f"{key}={_yaml(value)}" for key, value in (config or {}).items()]
+    from tuneladder.ladder.config import apply_overrides
+
+    # dotted and bare keys as load_config takes them, nested as --config takes them
+    nested = apply_overrides(
+        {}, [f"{key}={_yaml(value)}" for key, value in (config or {}).items()]
+    )
+    entries = [f"{key}={_yaml(value)}" for key, value in nested.items()]
     workdir = Path(workdir).resolve()
     configfiles = [Path(configfile).resolve()] if configfile is not None else []
     if not configfiles and not (workdir / DEFAULT_CONFIG).is_file():
@@ -194,7 +202,12 @@ def run_ladder(
             dag = workflow.dag(
                 dag_settings=DAGSettings(rerun_triggers=triggers, force_incomplete=True)
             )
-            dag.execute_workflow(execution_settings=ExecutionSettings(keep_going=True))
+            # a dry run is an executor of its own, as with the command's --dry-run; the
+            # output setting only prints what it plans
+            dag.execute_workflow(
+                executor="dryrun" if dry_run else "local",
+                execution_settings=ExecutionSettings(keep_going=True),
+            )
     except SystemExit as stop:  # a config error, stopped in the Snakefile with its message
         if isinstance(stop.code, str):
             print(stop.code, file=sys.stderr)

@@ -118,21 +118,22 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[st
 
 
 def command_line_values(entries: Iterable[str] | None) -> dict[str, Any]:
-    """The nested values of Snakemake's ``--config`` arguments, read as a config file's are.
+    """Snakemake's ``--config`` arguments, read as a config file's values are.
 
     Snakemake reads a nested value with YAML's base loader, which keeps every
     scalar a string: ``--config 'coarse={trials: 5}'`` gives ``{"trials": "5"}``,
-    which the schema would refuse. Read again from the argument as written, ``5``
-    is a number and a quoted ``'5'`` stays a string. Top-level values
-    (``budget=quick``, ``seed=3``) Snakemake types itself; they are not returned.
+    which the schema would refuse. Its top-level reading knows numbers and
+    ``True`` but not YAML's ``true``, so ``deterministic=true`` stayed the string
+    ``'true'``. Read again from the argument as written, ``5`` is a number,
+    ``true`` a boolean and a quoted ``'5'`` stays a string.
     """
     values = {}
     for entry in entries or ():
         key, sep, text = entry.partition("=")
-        if not sep or text.lstrip()[:1] not in ("{", "["):
+        if not sep:
             continue
         try:
-            values[key] = yaml.safe_load(text)
+            values[key] = _numbers_from_exponents(yaml.safe_load(text))
         except yaml.YAMLError:
             continue  # Snakemake's reading stands; the schema names the key if it matters
     return values
