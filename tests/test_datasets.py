@@ -303,3 +303,20 @@ def test_a_val_part_of_one_class_is_accepted_but_not_a_train_part(tmp_path: Path
     assert meta["sizes"] == {"train": 20, "val": 6, "test": 20}
     with pytest.raises(DataError, match="train: the target has a single class"):
         prepare(_task_returning({"train": one, "val": two, "test": two}), tmp_path, seed=0)
+
+
+def test_a_multilabel_dataset_keeps_its_labels_and_their_count(tmp_path: Path) -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 4, generator=gen)
+    labels = (torch.rand(200, 5, generator=gen) < 0.3).float()
+    task = Task(
+        name="tags",
+        kind="multilabel",
+        load_datasets=lambda: torch.utils.data.TensorDataset(x, labels),
+        build_model=lambda hp, info: torch.nn.Linear(4, info.n_outputs),
+        default_model={},
+    )
+    meta = prepare(task, tmp_path, seed=0, materialize="always")
+    assert meta["info"]["n_outputs"] == 5 and meta["info"]["target_scale"] is None
+    data = load_train_val(tmp_path, task)
+    assert set(torch.unique(data.train.y).tolist()) == {0.0, 1.0}  # BCE's targets, unscaled

@@ -203,3 +203,23 @@ def test_r2_holds_for_a_raw_target_far_from_zero() -> None:
     p = y + 3 * torch.randn(50_000, 1, generator=gen)
     expected = 1 - ((p - y).double().pow(2).mean() / y.double().var(correction=0)).item()
     assert regression_metrics(p, y, None)["r2"] == pytest.approx(expected, abs=1e-4)
+
+
+def test_a_target_and_a_feature_far_from_zero_keep_their_spread(tmp_path: Path) -> None:
+    # a Unix time and a value on top of it: float32 steps 128 apart at 1.7e9, so cast
+    # before they are standardised, 1,200 targets kept 3 distinct values
+    gen = np.random.default_rng(0)
+    x = gen.normal(size=(1200, 1))
+    y = 1.7e9 + 30.0 * x[:, 0]
+    features = np.column_stack([x[:, 0], 1.7e9 + 30.0 * x[:, 0]])
+    task = Task(name="far", kind="regression", load_arrays=lambda: (features, y),
+                build_model=lambda hp, info: torch.nn.Linear(2, 1), default_model={},
+                standardize=True)  # fmt: skip
+    meta = prepare(task, tmp_path, seed=0)
+    data = load_train_val(tmp_path)
+    (std,) = meta["info"]["target_scale"]["std"]
+    assert std == pytest.approx(30.0, rel=0.1)
+    assert len(torch.unique(data.train.y)) == len(data.train.y)
+    assert data.train.x.dtype == torch.float32 and data.train.y.dtype == torch.float32
+    # the offset feature is the first one again, once standardised
+    assert torch.allclose(data.train.x[:, 1], data.train.x[:, 0], atol=1e-3)

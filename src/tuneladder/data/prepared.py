@@ -96,8 +96,8 @@ def split_indices(
 
 
 def _checked_arrays(task: Task) -> tuple[Any, np.ndarray, tuple[str, ...] | None]:
-    """The task's samples: float32 features, int64 labels or (n, outputs) float32 targets,
-    and the class names where the labels were text.
+    """The task's samples: float features, int64 labels or (n, outputs) float targets
+    (see :func:`_as_float`), and the class names where the labels were text.
 
     A task that encodes its features (:attr:`Task.encode`) gets its ``x`` back as
     it gave it, to encode after the split. What a model cannot train on is a
@@ -126,11 +126,11 @@ def _checked_arrays(task: Task) -> tuple[Any, np.ndarray, tuple[str, ...] | None
 
 
 def _features(x: Any, source: str) -> np.ndarray:
-    """Features as a float32 array of a row per sample, every value finite."""
+    """Features as a float array (:func:`_as_float`) of a row per sample, every value finite."""
     x = np.asarray(x)
     if x.ndim < 2 or len(x) == 0:
         raise DataError(f"{source}: x must hold a row of features per sample, got shape {x.shape}")
-    x = _as_float32(x, f"{source}: feature")
+    x = _as_float(x, f"{source}: feature")
     _refuse_non_finite(x, f"{source}: feature")
     return x
 
@@ -138,13 +138,13 @@ def _features(x: Any, source: str) -> np.ndarray:
 def _checked_targets(
     y: np.ndarray, kind: str, source: str, *, one_class_ok: bool = False
 ) -> np.ndarray:
-    """Targets as int64 class indices, or ``(n, outputs)`` float32 values.
+    """Targets as int64 class indices, or ``(n, outputs)`` float values (:func:`_as_float`).
 
     ``one_class_ok``: a task's own small val part may hold a single class; what
     the model trains on may not.
     """
     if kind == "regression":
-        y = _as_float32(y.reshape(len(y), -1), f"{source}: target")
+        y = _as_float(y.reshape(len(y), -1), f"{source}: target")
         _refuse_non_finite(y, f"{source}: target")
         return y
     if kind == "multilabel":
@@ -176,7 +176,7 @@ def _multilabel_targets(y: np.ndarray, source: str) -> np.ndarray:
         raise DataError(
             f"{source}: y must hold a row of 0/1 labels per sample, got shape {y.shape}"
         )
-    y = _as_float32(y, f"{source}: label")
+    y = _as_float(y, f"{source}: label").astype(np.float32, copy=False)
     bad = (y != 0) & (y != 1)
     if bad.any():
         row, column = (int(i[0]) for i in np.nonzero(bad))
@@ -187,15 +187,20 @@ def _multilabel_targets(y: np.ndarray, source: str) -> np.ndarray:
     return y
 
 
-def _as_float32(values: np.ndarray, what: str) -> np.ndarray:
-    """``values`` as float32; ``what`` names the samples' part (task and feature/target)."""
+def _as_float(values: np.ndarray, what: str) -> np.ndarray:
+    """``values`` as float32 where it holds them exactly (float32 and narrower, bytes,
+    16-bit integers), else as float64 until they are standardised: a column far from
+    zero (a timestamp, a price) keeps only a few distinct values in float32.
+    ``what`` names the samples' part (task and feature/target)."""
+    kind, size = values.dtype.kind, values.dtype.itemsize
+    exact = kind == "b" or (kind == "f" and size <= 4) or (kind in "iu" and size <= 2)
     try:
-        return values.astype(np.float32)
+        return values.astype(np.float32 if exact else np.float64, copy=False)
     except (TypeError, ValueError) as err:
         flat = values.reshape(len(values), -1)
         for j in range(flat.shape[1]):  # find the column, only to name it
             try:
-                flat[:, j].astype(np.float32)
+                flat[:, j].astype(np.float64)
             except (TypeError, ValueError):
                 raise DataError(f"{what} {_column(values, j)} is not numeric ({err})") from None
         raise DataError(f"{what} values are not numeric ({err})") from None
@@ -343,6 +348,10 @@ def _prepare_arrays(task: Task, out_dir: Path, *, seed: int) -> dict[str, Any]:
         y_mean, y_std = _train_stats(y[train])
         y = (y - y_mean) / y_std
         target_mean, target_std = tuple(y_mean.tolist()), tuple(y_std.tolist())
+    # float32 from here on, what the model takes: standardised, a column lost nothing
+    x = x.astype(np.float32, copy=False)
+    if y.dtype == np.float64:
+        y = y.astype(np.float32)
     info = DataInfo(
         task.kind,
         tuple(x.shape[1:]),
@@ -403,10 +412,12 @@ def _prepare_datasets(
     first = input_of(sources[parts["train"][0]], int(parts["train"][1][0]), source)
     n_outputs = _outputs(task, sources, y)
     target_mean = target_std = None
-    if task.kind != "classification" and task.standardize_target:
+    if task.kind == "regression" and task.standardize_target:  # a multilabel's are 0/1
         y_mean, y_std = _train_stats(y["train"])
         y = {name: (values - y_mean) / y_std for name, values in y.items()}
         target_mean, target_std = tuple(y_mean.tolist()), tuple(y_std.tolist())
+    # float32, what the model takes, once standardised
+    y = {name: v.astype(np.float32) if v.dtype == np.float64 else v for name, v in y.items()}
     info = DataInfo(
         task.kind,
         tuple(first.shape),
@@ -524,8 +535,9 @@ def _write_parts(
 
 
 def _outputs(task: Task, sources: Mapping[str, Any], y: Mapping[str, np.ndarray]) -> int:
-    """Classes (the Datasets' ``classes`` when they list them), or regression outputs."""
-    if task.kind == "regression":
+    """Classes (the Datasets' ``classes`` when they list them), or the columns of a
+    regression's targets or a multilabel's labels."""
+    if task.kind != "classification":
         return int(y["train"].shape[1])
     seen = max(int(values.max()) for values in y.values()) + 1
     listed = [len(getattr(ds, "classes", None) or ()) for ds in sources.values()]

@@ -407,7 +407,8 @@ def load_table(
         if labels.dtype.kind == "f" and np.all(values == np.round(values)):
             return features, values.astype(np.int64)
         return features, values.astype(str)
-    return features, labels.to_numpy(dtype=np.float32)[:, None]
+    # float64: prepare standardises it first, and float32 would lose a spread far from 0
+    return features, labels.to_numpy(dtype=np.float64)[:, None]
 
 
 def _read_csv(path: Path, options: TableOptions, sep: str) -> pd.DataFrame:
@@ -621,7 +622,7 @@ def encode_table(table: pd.DataFrame, train_rows: np.ndarray, options: TableOpti
             + (f"; missing in {_rows(missing)}: a column of its own" if missing.any() else "")
             + (f"; a category train lacks in {_rows(unseen)}: all zeros" if unseen.any() else "")
         )
-    x = np.stack(columns, axis=1).astype(np.float32)
+    x = np.stack(columns, axis=1).astype(np.float64)  # float32 after prepare standardises
     return Encoded(x=x, columns=tuple(names), changes=tuple(changes))
 
 
