@@ -100,6 +100,31 @@ def test_a_tie_on_every_seed_goes_to_the_lower_val_loss_and_is_reported(
     assert f"Tie: {tie['sentence']}" in markdown
 
 
+def test_a_finalist_better_on_the_seeds_that_finished_is_passed_over_and_named(
+    digits_dir: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "data").symlink_to(digits_dir)
+    rows = seed_trials(tmp_path / "seeds")
+    for row in rows:
+        if row["name"] == "0-2":  # finalist 0 diverged on its third seed
+            row.update(status="diverged", best_val_metric=None, best_val_loss=None)
+        elif row["group"] == "1":
+            row["best_val_metric"] = 0.99
+    write_json(tmp_path / "seeds" / "plan.json", {"finalists": FINALISTS, "trials": []})
+    evaluator = Evaluator(
+        task=load_task("digits"), data_dir=tmp_path / "data", device=torch.device("cpu")
+    )
+    summary = finalize(
+        rows, tmp_path / "final", evaluator=evaluator, metric="accuracy", mode="max",
+        experiment="hand-made",
+    )  # fmt: skip
+    assert summary["best_group"] == "1"
+    assert [(p["group"], p["failed_seeds"]) for p in summary["passed_over"]] == [("0", 1)]
+    markdown = (tmp_path / "final" / "summary.md").read_text()
+    assert "Passed over coarse #8 (finalist 0), val 1" in markdown
+    assert "1 of its 3 seeds diverged or failed." in markdown
+
+
 def test_the_winner_is_named_by_its_sweep_trial(summary: dict, tmp_path: Path) -> None:
     assert summary["best_origin"] == {
         "rung": "fine",

@@ -9,7 +9,7 @@ from scipy.stats import ttest_ind
 
 from tuneladder.core.stats import describe, welch_p_value
 from tuneladder.search.selection import narrow, narrow_space, top_distinct
-from tuneladder.stages.final import choose, tie_break
+from tuneladder.stages.final import choose, passed_over, tie_break
 
 
 def row(index, status="ok", value=None, **params):
@@ -138,6 +138,31 @@ def test_failed_seeds_are_counted_not_averaged() -> None:
     groups = {"0": seed_rows("0", [0.9, 0.9]) + seed_rows("0", [None], status="failed")}
     best = choose(groups, "max")[0]
     assert best["val"]["n"] == 2 and best["failed_seeds"] == 1
+
+
+def test_a_finalist_whose_seeds_failed_ranks_below_those_whose_seeds_all_finished() -> None:
+    diverged = seed_rows("0", [None, None], status="diverged")
+    groups = {
+        "0": seed_rows("0", [0.95]) + diverged,  # best on the one seed that finished
+        "1": seed_rows("1", [0.94, 0.94, 0.94]),
+        "2": seed_rows("2", [0.90, 0.89, 0.91]),
+    }
+    ranked = choose(groups, "max")
+    assert [r["group"] for r in ranked] == ["1", "2", "0"]
+    (over,) = passed_over(ranked, "max")
+    assert over["group"] == "0" and over["failed_seeds"] == 2 and over["val"]["mean"] == 0.95
+
+
+def test_a_single_seeds_unknown_spread_does_not_win_a_tie() -> None:
+    groups = {
+        "0": seed_rows("0", [0.9]) + seed_rows("0", [None], status="failed"),
+        "1": seed_rows("1", [0.89, 0.90, 0.91]) + seed_rows("1", [None], status="failed"),
+    }
+    ranked = choose(groups, "max")
+    assert [r["group"] for r in ranked] == ["1", "0"]
+    tie = tie_break(ranked, "accuracy")
+    assert tie["decided_by"] == "spread"
+    assert "std 0.01 against unknown (1 seed) for finalist 0" in tie["sentence"]
 
 
 def test_interval_and_welch() -> None:

@@ -196,6 +196,7 @@ def _headline(s: Mapping[str, Any]) -> str:
             else "No runner-up to compare with.</p>"
         )
         + (f"<p><strong>Tie.</strong> {_e(h['tie']['sentence'])}</p>" if h.get("tie") else "")
+        + "".join(f"<p>{_e(sentence)}</p>" for sentence in h.get("passed_over") or ())
         + "<p>Hyperparameters that apply to this configuration (searched ones in bold),"
         " beside the untuned default:</p>"
         + _table(["parameter", "chosen", "default"], params)

@@ -371,6 +371,7 @@ def _headline(run: RunData) -> dict[str, Any]:
         "p_value_vs_runner_up": final.get("p_value_vs_runner_up"),
         "distinguishable_from_runner_up": final.get("distinguishable_from_runner_up"),
         "tie": final.get("tie"),
+        "passed_over": [p["sentence"] for p in final.get("passed_over") or ()],
     }
 
 

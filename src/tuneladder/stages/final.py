@@ -78,10 +78,13 @@ def choose(
 ) -> list[dict[str, Any]]:
     """Finalists with their val statistics, best first (the baseline is not a candidate).
 
-    Ranked by mean val metric; ties go to the smaller spread, then to the lower
-    mean val loss (at each seed's best epoch), then to the finalist that ranked
-    higher in the sweep. The intervals are clipped to ``bounds``, by default
-    those of the built-in ``metric``.
+    Finalists whose seeds all finished come first: one that diverged or failed on
+    a seed would do so again for whoever trains it, and its mean is of the seeds
+    that went well. Within each count of failed seeds, ranked by mean val metric;
+    ties go to the smaller spread (an unknown one, of a single seed, is not small),
+    then to the lower mean val loss (at each seed's best epoch), then to the
+    finalist that ranked higher in the sweep. The intervals are clipped to
+    ``bounds``, by default those of the built-in ``metric``.
     """
     if bounds is None:
         bounds = metric_bounds(metric) if metric else (None, None)
@@ -100,17 +103,21 @@ def choose(
                 "failed_seeds": len(rows) - len(ok),
             }
         )
-    ranked = top(
-        ranked,
-        len(ranked),
-        mode,
-        value=lambda r: _tie_key(r["val"]["mean"]) if r["val"]["n"] > 0 else None,
-        tie_break=lambda r: (
-            _tie_key(r["val"]["std"] or 0.0),
-            _tie_key(r["val_loss_mean"]),
-            _finalist_order(r["group"]),
-        ),
-    )
+    ranked = [
+        row
+        for failed in sorted({r["failed_seeds"] for r in ranked})
+        for row in top(
+            [r for r in ranked if r["failed_seeds"] == failed],
+            len(ranked),
+            mode,
+            value=lambda r: _tie_key(r["val"]["mean"]) if r["val"]["n"] > 0 else None,
+            tie_break=lambda r: (
+                _tie_key(r["val"]["std"]),
+                _tie_key(r["val_loss_mean"]),
+                _finalist_order(r["group"]),
+            ),
+        )
+    ]
     if not ranked:
         raise RuntimeError(
             f"no finalist finished a single seed: see results/{SEEDS.name}/*/result.json"
@@ -134,7 +141,12 @@ def tie_break(
     if len(ranked) < 2:
         return None
     best = ranked[0]
-    tied = [r for r in ranked if _tie_key(r["val"]["mean"]) == _tie_key(best["val"]["mean"])]
+    tied = [
+        r
+        for r in ranked
+        if _tie_key(r["val"]["mean"]) == _tie_key(best["val"]["mean"])
+        and r["failed_seeds"] == best["failed_seeds"]
+    ]
     if len(tied) < 2:
         return None
     other = tied[1]
@@ -149,10 +161,10 @@ def tie_break(
     else:
         text = f"{who} tie on mean val {metric} ({best['val']['mean']:.4f} over {seeds}): "
     text = text[0].upper() + text[1:]
-    if _tie_key(best["val"]["std"] or 0.0) != _tie_key(other["val"]["std"] or 0.0):
-        decided, ours, theirs = "spread", best["val"]["std"] or 0.0, other["val"]["std"] or 0.0
+    if _tie_key(best["val"]["std"]) != _tie_key(other["val"]["std"]):
+        decided, ours, theirs = "spread", best["val"]["std"], other["val"]["std"]
         text += f"chose {name[best['group']]}, the one with the smaller spread: std"
-        text += f" {ours:.4g} against {theirs:.4g} for {name[other['group']]}."
+        text += f" {ours:.4g} against {_spread(other)} for {name[other['group']]}."
     elif _tie_key(best["val_loss_mean"]) != _tie_key(other["val_loss_mean"]):
         decided, ours, theirs = "val_loss", best["val_loss_mean"], other["val_loss_mean"]
         text += f"chose {name[best['group']]}, the one with the best mean val loss:"
@@ -169,6 +181,38 @@ def tie_break(
         "runner_up": theirs,
         "sentence": text,
     }
+
+
+def _spread(row: Mapping[str, Any]) -> str:
+    std = row["val"]["std"]
+    return "unknown (1 seed)" if std is None else f"{std:.4g}"
+
+
+def passed_over(
+    ranked: Sequence[Mapping[str, Any]], mode: Direction | str
+) -> list[dict[str, Any]]:
+    """Finalists with a better mean val metric than the chosen one, ranked below it for
+    seeds that did not finish (see :func:`choose`): the summary names them."""
+    best, direction = ranked[0], Direction(mode)
+    over = [
+        r
+        for r in ranked[1:]
+        if r["failed_seeds"] > best["failed_seeds"]
+        and direction.better(r["val"]["mean"], best["val"]["mean"])
+    ]
+    return [
+        {
+            "group": r["group"],
+            "val": r["val"],
+            "failed_seeds": r["failed_seeds"],
+            "sentence": (
+                f"Passed over {finalist_label(r.get('origin'), r['group'])}, val {_fmt(r['val'])}"
+                f" on the seeds that finished: {r['failed_seeds']} of its"
+                f" {r['failed_seeds'] + r['val']['n']} seeds diverged or failed."
+            ),
+        }
+        for r in over
+    ]
 
 
 def origins(finalists: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -376,6 +420,7 @@ def finalize(
         "best_seed_trial": top_seed["name"] if top_seed else None,
         "best_seed_dir": top_seed["dir"] if top_seed else None,
         **_runner_up_part(ranked, metric, origin, shown),
+        "passed_over": passed_over(ranked, mode),
         "baseline": _baseline(groups, [s[metric] for s in base_all], bounds, shown),
         "trivial": evaluator.trivial(),
         "finalists": [{**r, "params": shown(r["params"])} for r in ranked],
@@ -522,6 +567,7 @@ def summary_markdown(s: Mapping[str, Any]) -> str:
         )
     if s["tie"]:
         lines.append(f"Tie: {s['tie']['sentence']}")
+    lines += [other["sentence"] for other in s.get("passed_over") or ()]
     if s.get("class_names"):
         classes = ", ".join(s["class_names"])
         lines.append(f"The model's outputs are the classes {classes}, in this order.")
