@@ -982,3 +982,25 @@ def test_figures_of_a_large_sweep_draw_the_best_and_a_seeded_sample_and_say_so()
         figs.hyperparameters_figure(rows, labels, SPACE, chosen={}, metric="acc", mode="max"),
     ):
         assert figs.png_bytes(fig).startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_losses_below_zero_stay_on_a_linear_axis_in_view() -> None:
+    """A task's own loss (a negative log-likelihood) may fall below zero."""
+    from tuneladder.report import _figures as figs
+
+    fig = figs.curves_figure([{"title": "nll", "history": history([2.0, -1.5], [2.1, -1.2])}])
+    ax = fig.axes[0]
+    low, high = ax.get_ylim()
+    assert ax.get_yscale() == "linear" and low <= -1.5 and high >= 2.1
+    smoothed = [-0.5, -1.0, -2.0, -1.8, 5.0]
+    lr_range = {
+        "lrs": [1e-5, 1e-4, 1e-3, 1e-2, 1e-1],
+        "losses": smoothed,
+        "smoothed": smoothed,
+        "suggestion": 1e-4,
+        "min_loss_lr": 1e-3,
+        "divergence_lr": 1e-1,
+        "range": [1e-5, 1e-3],
+    }
+    low, high = figs.lr_range_figure(lr_range, None).axes[0].get_ylim()
+    assert low < -2.0 < -0.5 < high < 5.0  # the whole descent, not the blow-up

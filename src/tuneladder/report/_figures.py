@@ -236,8 +236,12 @@ def lr_range_figure(
         ax.axvline(lr_range["divergence_lr"], color="black", ls="--", label="divergence")
     finite = smooth[np.isfinite(smooth)]
     if len(finite):
-        top = max(float(finite[0]), float(np.min(finite))) * 1.5
-        ax.set_ylim(max(0.0, float(np.min(finite)) * 0.8), top)
+        # from the lowest loss to half the start's distance above it again: the blow-up
+        # at the end would squash the rest; a task's own loss may lie below zero
+        start, lowest = float(finite[0]), float(np.min(finite))
+        pad = max(start - lowest, abs(lowest) * 0.2, 1e-12)
+        bottom = max(0.0, lowest - 0.25 * pad) if lowest >= 0 else lowest - 0.25 * pad
+        ax.set_ylim(bottom, start + 0.5 * pad)
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("training loss")
@@ -267,7 +271,8 @@ def curves_figure(panels: Sequence[Mapping[str, Any]]) -> Figure:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 0.5
         ax.tick_params(labelsize=7)
         finite = [v for h in history for v in (h["train_loss"], h["val_loss"]) if math.isfinite(v)]
-        if finite and max(finite) > 0 and max(finite) / max(min(finite), 1e-12) > 50:
+        # a log axis only where every loss is above zero (a task's own loss may not be)
+        if finite and min(finite) > 0 and max(finite) / min(finite) > 50:
             ax.set_yscale("log")
         if i == 0:
             ax.legend(fontsize=7)
