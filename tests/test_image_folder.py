@@ -57,8 +57,8 @@ def test_the_folders_own_split_keeps_trains_class_numbers(own_split: Path, tmp_p
     task = load_task("image_folder", {"path": str(root), "channels": 1, "image_size": 16})
     meta = prepare(task, tmp_path / "data", seed=0)
     assert meta["parts"] == {"train": "train", "val": "train", "test": "test"}
-    # val is 0.2 / 0.8 of train: of 30 a class, 22.5 stay (rounded to even: 22) and 8 go
-    assert meta["sizes"] == {"train": 66, "val": 24, "test": 16}
+    # val is 0.2 / 0.8 of train: of 90, 67.5 stay (rounded to even: 68) and 22 go
+    assert meta["sizes"] == {"train": 68, "val": 22, "test": 16}
     test = load_test(tmp_path / "data", task)
     labels = torch.cat([y for _, y in test.eval_batches()])
     assert sorted(set(labels.tolist())) == [0, 2]

@@ -423,3 +423,38 @@ def test_a_csv_files_notation_is_read_from_its_header_quotes_and_width_aside(tmp
     # a header split at the wrong character says which option splits it
     with pytest.raises(ValueError, match="the header came out as one column: task.options.sep"):
         load_table(grouped, "sold", "classification", TableOptions(sep="|"))
+
+
+@pytest.mark.parametrize(
+    ("classes", "each", "sizes"),
+    [
+        (50, 7, (210, 70, 70)),
+        (20, 4, (48, 16, 16)),
+        (10, 3, (18, 6, 6)),
+        (10, 180, (1080, 360, 360)),
+    ],
+)
+def test_a_stratified_split_has_the_sizes_its_fractions_ask(classes, each, sizes) -> None:
+    y = np.repeat(np.arange(classes), each)
+    parts = split_indices(y, (0.6, 0.2, 0.2), seed=0, stratify=True)
+    assert tuple(len(p) for p in parts) == sizes
+    assert len(np.unique(np.concatenate(parts))) == len(y)
+    # each class gives each part its share, within one sample
+    for part, fraction in zip(parts, (0.6, 0.2, 0.2), strict=True):
+        per_class = np.bincount(y[part], minlength=classes)
+        assert np.all(np.abs(per_class - fraction * each) < 1 + 1e-9)
+
+
+def test_a_task_that_asks_for_no_stratification_gets_none(tmp_path: Path) -> None:
+    # 10 classes of 3: unstratified, every split has samples; stratified too, now
+    y = np.repeat(np.arange(10), 3)
+    x = np.arange(30, dtype=np.float32)[:, None]
+    task = Task(name="few", kind="classification", load_arrays=lambda: (x, y),
+                build_model=lambda hp, info: torch.nn.Linear(1, 10), default_model={},
+                stratify=False)  # fmt: skip
+    meta = prepare(task, tmp_path / "plain", seed=0)
+    plain = split_indices(np.zeros(30), task.split, seed=0, stratify=False)
+    train = load_train_val(tmp_path / "plain").train
+    assert meta["sizes"]["train"] == 18 and torch.equal(
+        train.x[:, 0], torch.from_numpy(x[plain[0], 0])
+    )

@@ -73,18 +73,41 @@ def split_indices(
     y: np.ndarray, fractions: tuple[float, ...], *, seed: int, stratify: bool
 ) -> tuple[np.ndarray, ...]:
     """Seeded indices of one part per fraction (the last takes the rest); stratified
-    by class for classification. Three fractions: train, val, test."""
+    by class for classification. Three fractions: train, val, test.
+
+    A part holds ``round(fraction * len(y))`` samples, stratified or not. Stratified,
+    each class gives it its own share rounded, and where those roundings do not add
+    up to the part's size, the classes furthest from their share of the parts so far
+    give or take one sample each: 50 classes of 7 samples split 210/70/70, not the
+    200/50/100 that rounding each class alone gave.
+    """
     rng = np.random.default_rng(seed)
     groups = [np.flatnonzero(y == c) for c in np.unique(y)] if stratify else [np.arange(len(y))]
+    groups = [rng.permutation(group) for group in groups]
+    sizes = np.array([len(group) for group in groups])
+    counts = []  # per part, the samples each class gives it
+    left, so_far = sizes.copy(), 0.0
+    for fraction in fractions[:-1]:
+        target, so_far = int(round(fraction * len(y))), so_far + fraction
+        take = np.minimum(np.round(fraction * sizes).astype(int), left)
+        while take.sum() != target:
+            short = take.sum() < target
+            # how far each class is below its share of the parts up to this one
+            below = so_far * sizes - (sizes - left + take)
+            room = take < left if short else take > 0
+            if not room.any():
+                break
+            pick = np.where(room, below if short else -below, -np.inf)
+            take[int(np.argmax(pick))] += 1 if short else -1
+        counts.append(take)
+        left = left - take
+    counts.append(left)
     parts: list[list[np.ndarray]] = [[] for _ in fractions]
-    for group in groups:
-        group = rng.permutation(group)
+    for c, group in enumerate(groups):
         start = 0
-        for i, fraction in enumerate(fractions[:-1]):
-            count = int(round(fraction * len(group)))
-            parts[i].append(group[start : start + count])
-            start += count
-        parts[-1].append(group[start:])
+        for i, part_counts in enumerate(counts):
+            parts[i].append(group[start : start + part_counts[c]])
+            start += part_counts[c]
     cut = tuple(np.sort(np.concatenate(p)) for p in parts)
     names = ("train", "val", "test") if len(fractions) == 3 else ("train", "val")
     for name, idx in zip(names, cut, strict=False):
@@ -325,7 +348,7 @@ def _prepare_arrays(task: Task, out_dir: Path, *, seed: int) -> dict[str, Any]:
             y if classification else np.zeros(len(y)),
             task.split,
             seed=seed,
-            stratify=classification,
+            stratify=classification and task.stratify,
         )
     except ValueError as err:
         raise DataError(f"task {task.name!r}: {err}") from None
