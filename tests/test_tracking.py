@@ -121,6 +121,54 @@ def test_a_trial_run_holds_params_curves_tags_and_files(tmp_path: Path, trials) 
     assert {"config.json", "history.csv", "result.json"} <= artifacts
 
 
+def test_a_trial_trained_again_replaces_its_run(tmp_path: Path, trials) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from tuneladder.tracking.mirror import SUPERSEDED_TAG
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    tracker = open_ladder(tracking_uri=uri, experiment="again", results=tmp_path)
+    result = json.loads((trials[0] / "result.json").read_text())
+    first = tracker.log_trial(result, trials[0])
+    # its code changed: trained again, into the same files, under a new key
+    again = tracker.log_trial({**result, "key": result["key"] + "-new"}, trials[0])
+    assert again != first and run_count(uri, "again") == 1 + 1  # the parent and the new run
+    old = client.get_run(first)
+    assert old.info.lifecycle_stage == "deleted" and old.data.tags[SUPERSEDED_TAG] == again
+    # a halving config's run: a level trained again starts a run of its own, whole curve
+    level = {**result, "trial": {**result["trial"], "name": "h", "level": 0}}
+    before = tracker.log_trial(level, trials[0])
+    after = tracker.log_trial({**level, "key": "retrained"}, trials[0])
+    assert after != before and client.get_run(before).info.lifecycle_stage == "deleted"
+    assert [m.step for m in client.get_metric_history(after, "val_accuracy")] == [0, 1]
+    assert tracker.log_trial({**level, "key": "retrained"}, trials[0]) == after  # once
+    assert run_count(uri, "again") == 1 + 2
+
+
+@pytest.mark.filterwarnings("ignore:.*Any type hint:UserWarning")  # MLflow on nn.Linear
+def test_a_final_rung_that_wrote_other_numbers_replaces_the_final_run(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    tracker = open_ladder(tracking_uri=uri, experiment="final", results=tmp_path)
+    summary = {
+        "best_group": "0",
+        "best_seed_trial": "0-0",  # the same choice, after a rerun with another seed
+        "best_config": {"lr": 0.01},
+        "val_mean": 0.9, "val_std": 0.01, "test_mean": 0.88, "test_std": 0.02,
+        "baseline": {"val": {"mean": 0.5}, "test": {"mean": 0.5}},
+    }  # fmt: skip
+    model, example = torch.nn.Linear(3, 2), torch.zeros(2, 3).numpy()
+    first = tracker.log_final(summary, tmp_path, model, example)
+    assert tracker.log_final(summary, tmp_path, model, example) == first  # nothing new
+    second = tracker.log_final({**summary, "test_mean": 0.52}, tmp_path, model, example)
+    assert second != first and client.get_run(first).info.lifecycle_stage == "deleted"
+    parent = client.get_run(tracker.parent_run_id)
+    assert parent.data.metrics["test_mean"] == 0.52
+
+
 def test_tracking_uri_precedence(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert resolve_uri(None, tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"

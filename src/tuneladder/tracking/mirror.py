@@ -3,8 +3,11 @@
 The files under ``results/`` stay the source of truth; this module mirrors them
 into MLflow and can be rerun at any time without creating duplicates: a trial's
 run carries a tag made of its rung, name and result key, and a trial whose tag
-is already in the experiment is not logged again. With a SQLite store, writers
-take a file lock, so many workers finishing at once lose no record.
+is already in the experiment is not logged again. A trial trained again (its code,
+data or config changed) replaces its files, so its new run replaces the old one,
+which is deleted as MLflow deletes runs (the UI can restore it) and tagged with
+the run that replaced it; the final model's run likewise. With a SQLite store,
+writers take a file lock, so many workers finishing at once lose no record.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import contextlib
 import csv
 import fcntl
 import hashlib
+import json
 import logging
 import math
 import os
@@ -33,6 +37,7 @@ LEVEL_TAG = "tuneladder.level"  # .<level>: the trial tag of each level logged
 EPOCHS_TAG = "tuneladder.epochs_logged"
 ROLE_TAG = "tuneladder.role"
 TABLE_TAG = "tuneladder.table"  # a rung table's digest, as logged on the ladder's run
+SUPERSEDED_TAG = "tuneladder.superseded_by"  # on a deleted run: the run that replaced it
 HISTORY_METRICS = (
     "train_loss",
     "val_loss",
@@ -131,7 +136,7 @@ def open_ladder(*, tracking_uri: str | None, experiment: str, results: str | Pat
         uri=uri,
         experiment=experiment,
         lock_dir=results,
-        tags={"tuneladder.git_commit": str(git_commit())},
+        tags={"tuneladder.git_commit": commit} if (commit := git_commit()) else None,
         artifact_location=(Path(results).resolve() / "mlartifacts").as_uri() if local else None,
     )
     return Tracker(
@@ -178,7 +183,7 @@ class Tracker:
         with _locked(self._lock):
             if info.get("level") is None:
                 existing = self.find(tag)
-                return existing or self._new_run(result, trial_dir, {TRIAL_TAG: tag})
+                return existing or self._replacing(result, trial_dir, {TRIAL_TAG: tag})
             config = f"{info['rung']}/{info['name']}"
             level = f"{LEVEL_TAG}.{info['level']}"
             runs = self._client.search_runs(
@@ -191,9 +196,33 @@ class Tracker:
                     result, trial_dir, {CONFIG_TAG: config, TRIAL_TAG: config, level: tag}
                 )
             run = runs[0]
-            if run.data.tags.get(level) != tag:
+            logged = run.data.tags.get(level)
+            if logged is not None and logged != tag:
+                # this level trained again: the run's curve up to here is the old training's,
+                # and the level's history holds the new one's from epoch 0
+                return self._replacing(
+                    result, trial_dir, {CONFIG_TAG: config, TRIAL_TAG: config, level: tag}
+                )
+            if logged is None:
                 self._add_level(run, result, trial_dir, level, tag)
             return run.info.run_id
+
+    def _replacing(
+        self, result: Mapping[str, Any], trial_dir: Path, tags: Mapping[str, str]
+    ) -> str:
+        """A new run of the trial; an earlier one of the same rung and name is replaced."""
+        run_id = self._new_run(result, trial_dir, tags)
+        info = result["trial"]
+        self._supersede(run_id, f"tags.`{ROLE_TAG}` = 'trial'", f"{info['rung']}-{info['name']}")
+        return run_id
+
+    def _supersede(self, keep: str, role: str, run_name: str | None = None) -> None:
+        """Delete the live runs of ``role`` (and ``run_name``) other than ``keep``."""
+        query = role + (f" and attributes.run_name = '{run_name}'" if run_name else "")
+        for run in self._client.search_runs([self._experiment_id], filter_string=query):
+            if run.info.run_id != keep:
+                self._client.set_tag(run.info.run_id, SUPERSEDED_TAG, keep)
+                self._client.delete_run(run.info.run_id)
 
     def _new_run(self, result: Mapping[str, Any], trial_dir: Path, tags: Mapping[str, str]) -> str:
         from mlflow.entities import Param
@@ -212,7 +241,11 @@ class Tracker:
                 "tuneladder.index": str(info.get("index")),
                 "tuneladder.seed": str(result["seed"]),
                 "tuneladder.device": result["device"],
-                "tuneladder.git_commit": str(result.get("git_commit")),
+                **(
+                    {"tuneladder.git_commit": result["git_commit"]}
+                    if result.get("git_commit")
+                    else {}
+                ),
                 **tags,
             },
         )
@@ -336,7 +369,11 @@ class Tracker:
         from mlflow.entities import Metric
 
         out_dir = Path(out_dir)
-        tag = f"final/{summary['best_group']}/{summary.get('best_seed_trial')}"
+        # what the final rung wrote, not only whom it chose: a rerun with another seed or
+        # more seeds may choose the same finalist and seed trial with other numbers
+        written = json.dumps(summary, sort_keys=True, default=str).encode()
+        chosen = f"{summary['best_group']}/{summary.get('best_seed_trial')}"
+        tag = f"final/{chosen}/{hashlib.sha256(written).hexdigest()[:12]}"
         with _locked(self._lock):
             existing = self.find(tag)
             if existing:
@@ -382,6 +419,7 @@ class Tracker:
                     pip_requirements=[f"torch=={_torch_version()}"],
                 )
                 run_id = run.info.run_id
+            self._supersede(run_id, f"tags.`{ROLE_TAG}` = 'final'")
             self._end_parent()
         return run_id
 
