@@ -17,6 +17,8 @@ what it uses.
 
 from __future__ import annotations
 
+import json
+import shutil
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -64,8 +66,10 @@ def run_trial(
 ) -> dict[str, Any]:
     """Train one trial of ``config``'s fixed hyperparameters (``train``) into ``out``.
 
-    The data is the experiment's prepared ``results/<experiment>/data`` when it
-    exists, else ``data_dir``, else it is prepared into ``out/data``. Returns the
+    The data is ``data_dir`` when given, else the experiment's prepared
+    ``results/<experiment>/data`` when it was prepared from this config's task,
+    options, seed and data settings, else it is prepared into ``out/data`` (again
+    when what is there was prepared from others). Returns the
     trial's ``result.json``; ``out`` also holds its ``history.csv``. ``on_start``
     sees ``{"device", "train", "val"}`` (the device, the split sizes) before the
     first epoch, and ``on_epoch`` each epoch's row as it ends.
@@ -81,19 +85,26 @@ def run_trial(
 
     out = Path(out)
     task = load_task(config["task"]["name"], config["task"]["options"])
-    if data_dir is None:
-        default = Path("results") / config["experiment"] / "data"
-        data_dir = default if (default / "meta.json").is_file() else out / "data"
-    data_dir = Path(data_dir)
     params = base_params(config["train"], task.defaults)
+    settings = {
+        "materialize": config["data"]["materialize"],
+        "max_memory_mb": config["data"]["max_memory_mb"],
+    }
+    if data_dir is None:
+        for data_dir in (Path("results") / config["experiment"] / "data", out / "data"):
+            if _prepared_from(data_dir, task.name, config, settings):
+                break
+            if data_dir.parent == out:  # its own copy, of another config: made again
+                shutil.rmtree(data_dir, ignore_errors=True)
+    data_dir = Path(data_dir)
     if not (data_dir / "meta.json").is_file():
         prepare(
             task,
             data_dir,
             seed=config["seed"],
-            materialize=config["data"]["materialize"],
-            max_memory_mb=config["data"]["max_memory_mb"],
             data_values=task.data_values(params),
+            task_options=config["task"]["options"],
+            **settings,
         )
     data_dir = data_for(data_dir, task, params)  # a copy at other data hyperparameters
     torch.set_num_threads(config["threads"])
@@ -128,6 +139,24 @@ def run_trial(
         trial={"rung": "debug", "index": 0, "name": "debug"},
         on_epoch=on_epoch,
         checkpoint_every_s=config["checkpoint_every_s"],
+    )
+
+
+def _prepared_from(
+    data_dir: Path, task: str, config: Mapping[str, Any], settings: Mapping[str, Any]
+) -> bool:
+    """Whether ``data_dir`` holds data prepared from ``config``'s task, options and seed."""
+    from tuneladder.store.io import read_json
+
+    if not (data_dir / "meta.json").is_file():
+        return False
+    meta = read_json(data_dir / "meta.json")
+    options = json.loads(json.dumps(dict(config["task"]["options"] or {}), default=str))
+    return (
+        meta.get("task") == task
+        and meta.get("task_options") == options
+        and meta.get("seed") == config["seed"]
+        and meta.get("settings") == dict(settings)
     )
 
 

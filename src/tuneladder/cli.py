@@ -61,8 +61,9 @@ def _parser() -> argparse.ArgumentParser:
         "--data",
         type=Path,
         default=None,
-        help="prepared data (default: the experiment's results/<experiment>/data if"
-        " present, else prepared into OUT)",
+        help="prepared data (default: the experiment's results/<experiment>/data where"
+        " it was prepared from this config's task, options and seed, else prepared into"
+        " OUT)",
     )
 
     full = commands.add_parser(

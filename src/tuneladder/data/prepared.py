@@ -255,6 +255,7 @@ def prepare(
     materialize: str = "auto",
     max_memory_mb: float = 1024,
     data_values: Mapping[str, Any] | None = None,
+    task_options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Load the task's data, split, standardise and write it. Returns the meta.
 
@@ -262,6 +263,8 @@ def prepare(
     stored as tensors (:func:`materialise`); arrays always are. ``data_values``
     are the task's data hyperparameters to load with (its defaults fill the
     rest); the meta records them, and the settings, for :func:`data_for`.
+    ``task_options`` (the config's ``task.options``) are recorded, so that one
+    trial run outside the ladder can tell whether this data is its config's.
     """
     if materialize not in MATERIALIZE:
         raise ValueError(f"materialize must be one of {MATERIALIZE}, got {materialize!r}")
@@ -276,6 +279,7 @@ def prepare(
         meta = _prepare_arrays(task, out_dir, seed=seed)
     meta["data_params"] = values
     meta["settings"] = {"materialize": materialize, "max_memory_mb": max_memory_mb}
+    meta["task_options"] = json.loads(json.dumps(dict(task_options or {}), default=str))
     write_json(out_dir / "meta.json", meta)
     return meta
 
@@ -319,7 +323,14 @@ def data_for(data_dir: str | Path, task: Task, params: Mapping[str, Any]) -> Pat
                 partial = out.with_name(f"{out.name}.partial-{os.getpid()}")
                 shutil.rmtree(partial, ignore_errors=True)
                 settings = meta.get("settings") or {}
-                prepare(task, partial, seed=meta["seed"], data_values=values, **settings)
+                prepare(
+                    task,
+                    partial,
+                    seed=meta["seed"],
+                    data_values=values,
+                    task_options=meta.get("task_options"),
+                    **settings,
+                )
                 shutil.rmtree(out, ignore_errors=True)
                 os.replace(partial, out)
             # done: whoever waits on it, or opens it anew, finds meta.json and goes on

@@ -69,7 +69,14 @@ def prepare_stage(
         # copies of their own, prepared when a trial first needs them: data.data_for)
         values = task_obj.data_values(train or {})
         clear_variants(data_dir)  # made from the data prepare is about to replace
-        meta = prepare(task_obj, data_dir, seed=seed, data_values=values, **(data or {}))
+        meta = prepare(
+            task_obj,
+            data_dir,
+            seed=seed,
+            data_values=values,
+            task_options=task.get("options") or {},
+            **(data or {}),
+        )
         if values:
             log.info("data hyperparameters: %s", values)
         log.info("prepared %s: %s", meta["task"], meta["sizes"])
