@@ -98,6 +98,9 @@ def test_status_of_a_finished_ladder(tiny_ladder: Path) -> None:
     (elsewhere / "config.yaml").write_text("coarse: {trials: 40}\n")  # not what ran
     text = _status(elsewhere, "--results", str(results)).stdout
     assert text.startswith(f"experiment tiny in {results}: finished"), text
+    # from another folder, its config file names the experiment and the folder it is in
+    text = _status(elsewhere, "--config", str(tiny_ladder / "config.yaml")).stdout
+    assert text.startswith(f"experiment tiny in {results}: finished"), text
 
 
 @pytest.mark.slow

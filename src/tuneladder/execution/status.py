@@ -84,18 +84,25 @@ def counted_config(config_file: Path, results: Path | None = None) -> tuple[dict
     is left is then what the file asks for now. ``results`` given, its run's config
     needs no file at all.
     """
-    from tuneladder.ladder.config import load_config
+    from tuneladder.ladder.config import load_config, read_config_file
 
     ran = run_config(results) if results is not None else None
     if ran is not None:
         return ran, results
-    config = load_config(config_file)
-    results = results or Path("results") / config["experiment"]
-    ran = run_config(results)
+    # the experiment's name as written finds the run's config: a plugin task is then
+    # not imported (from another folder it would not be found)
+    written = read_config_file(config_file).get("experiment")
+    if results is None and isinstance(written, str):
+        # run from here, or from the config's folder or the one above (config/x.yaml)
+        folders = (Path(), Path(config_file).parent, Path(config_file).parent.parent)
+        found = (f / "results" / written for f in folders if (f / "results" / written).is_dir())
+        results = next(found, Path("results") / written)
+    ran = run_config(results) if results is not None else None
     edited = _mtime(config_file) or 0.0
     if ran is not None and edited <= (_mtime(results / RUN_CONFIG_FILE) or 0.0):
-        config = ran
-    return config, results
+        return ran, results
+    config = load_config(config_file)
+    return config, results or Path("results") / config["experiment"]
 
 
 def run_config(results: str | Path) -> dict[str, Any] | None:
