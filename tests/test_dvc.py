@@ -138,6 +138,7 @@ def test_experiment_with_more_trials_and_its_comparison(project: Path, tmp_path:
     names = {row["Experiment"] for row in table}
     assert "more-coarse" in names
     assert all("test_mean" in row for row in table)
+    assert all(row["chosen.arch"] in ("mlp", "cnn") for row in table)  # what each chose
     assert any(row["Experiment"] == "more-coarse" and row["trials"] == "8" for row in table)
     diff = sh(project, "dvc", "metrics", "diff", "HEAD", "more-coarse", "--json")
     assert f"{RESULTS}/final/metrics.json" in json.loads(diff)

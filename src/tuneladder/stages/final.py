@@ -629,6 +629,8 @@ def write_views(
         # every metric the task records, on test: `dvc metrics diff` shows them all
         "test_metrics": summary.get("test_metrics") or {},
         "distinguishable_from_runner_up": summary["distinguishable_from_runner_up"],
+        # what the ladder chose: `dvc exp show` puts it beside the params each run was given
+        "chosen": dict(summary["best_config"]),
         "trials": len(sweep_rows),
         **{f"trials_{k}": v for k, v in counts.items()},
     }
