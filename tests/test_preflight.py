@@ -302,6 +302,17 @@ def test_a_csv_table_is_encoded_from_its_train_rows_only(tmp_path: Path) -> None
     assert any("a category train lacks in 1 row" in line for line in encoded.changes)
 
 
+def test_a_value_missing_only_outside_train_gets_no_column_of_its_own(tmp_path: Path) -> None:
+    path = write_csv(
+        tmp_path / "t.csv", "size,colour,label\n1,red,a\n3,blue,b\n2,red,a\n,,b\n5,red,a\n"
+    )
+    table, _ = load_table(path, "label", "classification")
+    encoded = encode_table(table, np.array([0, 1, 2, 4]), TableOptions())  # row 3 is not train
+    assert encoded.columns == ("size", "colour=blue", "colour=red")
+    assert encoded.x[3].tolist() == [2.5, 0.0, 0.0]  # the train median; no category
+    assert any("no train row misses it: no indicator" in line for line in encoded.changes)
+
+
 def test_prepare_names_text_classes_and_reports_what_it_changed(tmp_path: Path, capfd) -> None:
     rows = [f"{i % 7},{'red' if i % 2 else ''},{'cat' if i % 2 else 'dog'}" for i in range(40)]
     path = write_csv(tmp_path / "t.csv", "size,colour,label\n" + "\n".join(rows) + "\n")

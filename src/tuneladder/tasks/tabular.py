@@ -571,8 +571,12 @@ def encode_table(table: pd.DataFrame, train_rows: np.ndarray, options: TableOpti
 
     A text column becomes one 0/1 column per category seen in the train rows
     (a value only val or test has is all zeros), plus one for a missing value
-    when the column has any. A numeric column's missing (and infinite) values
-    become the train rows' median, with an indicator column beside it.
+    when its train rows have any. A numeric column's missing (and infinite) values
+    become the train rows' median, with an indicator column beside it when its
+    train rows have any. Missing only in val or test, a value gets no column of
+    its own, as an unseen category does not: a column that is 0 in every train row
+    leaves its weights as they were initialised, which would then move only the
+    predictions of the rows training never saw.
     """
     import pandas as pd
 
@@ -596,12 +600,16 @@ def encode_table(table: pd.DataFrame, train_rows: np.ndarray, options: TableOpti
                 train_values = numbers[train_rows][~bad[train_rows]]
                 fill = float(np.median(train_values)) if len(train_values) else 0.0
                 columns[-1] = np.where(bad, fill, numbers)
-                columns.append(bad.astype(np.float64))
-                names.append(f"{column} (missing)")
-                changes.append(
-                    f"{column}: missing or infinite in {_rows(bad)}; filled with the train"
-                    f" median {fill:.6g}, beside an indicator column '{column} (missing)'"
-                )
+                change = f"{column}: missing or infinite in {_rows(bad)}; filled with the train"
+                if bad[train_rows].any():
+                    columns.append(bad.astype(np.float64))
+                    names.append(f"{column} (missing)")
+                    change += (
+                        f" median {fill:.6g}, beside an indicator column '{column} (missing)'"
+                    )
+                else:
+                    change += f" median {fill:.6g} (no train row misses it: no indicator)"
+                changes.append(change)
             continue
         missing = values.isna().to_numpy()
         text = values.astype(str).to_numpy()
@@ -609,7 +617,7 @@ def encode_table(table: pd.DataFrame, train_rows: np.ndarray, options: TableOpti
         for category in categories:
             columns.append(((text == category) & ~missing).astype(np.float64))
             names.append(f"{column}={category}")
-        if missing.any():
+        if missing[train_rows].any():
             columns.append(missing.astype(np.float64))
             names.append(f"{column} (missing)")
         shown = ", ".join(categories[:SHOWN_CATEGORIES])
@@ -619,7 +627,12 @@ def encode_table(table: pd.DataFrame, train_rows: np.ndarray, options: TableOpti
         changes.append(
             f"{column}: text, one-hot over the train split's {len(categories)} categories"
             f" ({shown})"
-            + (f"; missing in {_rows(missing)}: a column of its own" if missing.any() else "")
+            + (
+                f"; missing in {_rows(missing)}: "
+                + ("a column of its own" if missing[train_rows].any() else "all zeros")
+                if missing.any()
+                else ""
+            )
             + (f"; a category train lacks in {_rows(unseen)}: all zeros" if unseen.any() else "")
         )
     x = np.stack(columns, axis=1).astype(np.float64)  # float32 after prepare standardises
