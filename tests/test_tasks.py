@@ -291,7 +291,9 @@ def test_a_csv_target_that_reads_as_a_quantity_needs_its_kind_said(tmp_path: Pat
     assert len(set(classes)) == 30
     # said outright, many classes are classes; few classes need nothing said
     _, labels = load_table(counts, "visits", "classification")
-    assert labels.dtype == np.int64
+    visits = pd.read_csv(counts)["visits"]
+    # not 0, 1, ..., so names: a class for each value seen, none left empty between them
+    assert labels.tolist() == visits.astype(str).tolist()
     few = tmp_path / "few.csv"
     grades = pd.DataFrame({"size": size, "row": np.arange(200), "grade": rng.integers(0, 3, 200)})
     grades.to_csv(few, index=False)
@@ -458,3 +460,26 @@ def test_a_task_that_asks_for_no_stratification_gets_none(tmp_path: Path) -> Non
     assert meta["sizes"]["train"] == 18 and torch.equal(
         train.x[:, 0], torch.from_numpy(x[plain[0], 0])
     )
+
+
+def test_csv_ratings_and_signs_are_classes_named_in_number_order(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    size = rng.normal(size=120)
+    for column, values, names in (
+        ("stars", rng.integers(1, 11, 120), [str(i) for i in range(1, 11)]),
+        ("sign", np.where(size > 0, 1, -1), ["-1", "1"]),
+    ):
+        path = tmp_path / f"{column}.csv"
+        pd.DataFrame({"size": size, column: values}).to_csv(path, index=False)
+        task = load_task("csv", {"path": str(path), "target": column, "kind": "classification"})
+        meta = prepare(task, tmp_path / column, seed=0)
+        assert meta["info"]["class_names"] == names  # no empty class 0; 10 after 9
+        data = load_train_val(tmp_path / column)
+        assert data.info.n_outputs == len(names)
+        # each class as many times as its value: the names follow the samples
+        counts = torch.bincount(
+            torch.cat([data.train.y, data.val.y, load_test(tmp_path / column).y])
+        )
+        assert {names[k]: int(n) for k, n in enumerate(counts)} == {
+            str(v): int((values == v).sum()) for v in np.unique(values)
+        }

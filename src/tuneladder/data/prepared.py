@@ -144,8 +144,15 @@ def _checked_arrays(task: Task) -> tuple[Any, np.ndarray, tuple[str, ...] | None
     if task.kind == "classification" and y.ndim == 1 and y.dtype.kind in "OUS":
         # text labels: the classes in sorted order, each sample's index among them
         names, y = np.unique(y.astype(str), return_inverse=True)
+        if all(_is_integer(name) for name in names):  # "-1", "1", ..., "10": in number order
+            order = np.argsort([int(name) for name in names], kind="stable")
+            names, y = names[order], np.argsort(order)[y]
         class_names = tuple(str(name) for name in names)
     return x, _checked_targets(y, task.kind, source), class_names
+
+
+def _is_integer(text: str) -> bool:
+    return text.removeprefix("-").isdigit()
 
 
 def _features(x: Any, source: str) -> np.ndarray:

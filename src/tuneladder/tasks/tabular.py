@@ -401,11 +401,16 @@ def load_table(
         if len(np.unique(values.astype(str))) < 2:
             only = values[:1].tolist()[0]
             raise DataError(f"{path}: target {target!r} has a single class ({only!r})")
-        # text labels stay text (prepare names the classes by them); numbers are indices
-        if labels.dtype.kind in "biu":
-            return features, values.astype(np.int64)
-        if labels.dtype.kind == "f" and np.all(values == np.round(values)):
-            return features, values.astype(np.int64)
+        # text labels stay text (prepare names the classes by them); whole numbers are
+        # indices where they are 0, 1, ..., else names too (ratings 1-5, labels -1/1)
+        whole = labels.dtype.kind in "biu" or (
+            labels.dtype.kind == "f" and np.all(values == np.round(values))
+        )
+        if whole:
+            indices = values.astype(np.int64)
+            if np.array_equal(np.unique(indices), np.arange(indices.max() + 1)):
+                return features, indices
+            return features, indices.astype(str)
         return features, values.astype(str)
     # float64: prepare standardises it first, and float32 would lose a spread far from 0
     return features, labels.to_numpy(dtype=np.float64)[:, None]
