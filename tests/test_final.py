@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -263,3 +264,7 @@ def test_every_metric_the_task_records_is_measured_on_test(summary: dict, tmp_pa
     (Path(summary["best_seed_dir"]) / "history.csv").write_text("epoch\n0\n")  # copied along
     write_views(summary, [], tmp_path / "final")
     assert read_json(tmp_path / "final" / "metrics.json")["test_metrics"] == measured
+    # strict JSON for DVC: a metric that is NaN (an r2 on a constant target) is null
+    write_views({**summary, "val_std": float("nan")}, [], tmp_path / "final")
+    text = (tmp_path / "final" / "metrics.json").read_text()
+    assert "NaN" not in text and json.loads(text)["val_std"] is None

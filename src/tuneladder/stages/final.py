@@ -604,6 +604,16 @@ def best_so_far_rows(
     ]
 
 
+def _strict(node: Any) -> Any:
+    """NaN and infinities as null: DVC reads metrics as strict JSON, which has neither
+    (an r2 on a constant val target, say)."""
+    if isinstance(node, Mapping):
+        return {key: _strict(value) for key, value in node.items()}
+    if isinstance(node, float) and not math.isfinite(node):
+        return None
+    return node
+
+
 def write_views(
     summary: Mapping[str, Any], sweep_rows: Sequence[Mapping[str, Any]], out_dir: str | Path
 ) -> None:
@@ -634,7 +644,7 @@ def write_views(
         "trials": len(sweep_rows),
         **{f"trials_{k}": v for k, v in counts.items()},
     }
-    write_json(out_dir / "metrics.json", metrics)
+    write_json(out_dir / "metrics.json", _strict(metrics))
     write_csv(
         out_dir / "best_so_far.csv",
         ("trial", "rung", "name", "val_metric", "best_so_far"),
