@@ -66,7 +66,7 @@ def draw_figures(
     from optuna.distributions import FloatDistribution
 
     from tuneladder.report import _figures as figs
-    from tuneladder.report._summary import curve_panels
+    from tuneladder.report._summary import curve_panels, equal_epochs
 
     metric, mode = summary["metric"]["name"], summary["metric"]["mode"]
     sweep = run.sweep_rows()
@@ -102,15 +102,19 @@ def draw_figures(
         "overfit": lambda: figs.overfit_figure(run.overfit),
         "lr_range": lambda: figs.lr_range_figure(run.lr_range, lr_bounds),
         "learning_curves": lambda: figs.curves_figure(panels()),
+        # a sweep that halves: each config at its first level, as fANOVA and the trends
+        # see it, so a config's later epochs do not count as its hyperparameters' doing
         "hyperparameters": lambda: figs.hyperparameters_figure(
-            sweep,
+            equal_epochs(sweep),
             [c["mode"] for c in classes],
             space,
             chosen=summary["headline"]["params"],
             metric=metric,
             mode=mode,
         ),
-        "parallel": lambda: figs.parallel_figure(sweep, space, metric=metric, mode=mode),
+        "parallel": lambda: figs.parallel_figure(
+            equal_epochs(sweep), space, metric=metric, mode=mode
+        ),
         "importance": lambda: figs.importance_figure(summary["importance"]),
         "seeds": lambda: figs.seeds_figure(summary["seeds"]["groups"], metric=metric),
         "sensitivity": lambda: figs.sensitivity_figure(summary["sensitivity"], metric=metric),

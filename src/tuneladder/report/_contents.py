@@ -196,7 +196,8 @@ FIGURES = (
         name="hyperparameters",
         section="hyperparameters",
         category="4. Hyperparameters",
-        caption="Each searched parameter against the trial's best val metric; coarse and fine"
+        caption="Each searched parameter against the trial's best val metric (in a sweep that"
+        " halves, at its first level's epochs, which every config trained); coarse and fine"
         " trials told apart, log parameters on log axes, diverged/failed trials as crosses.",
     ),
     Figure(
@@ -204,7 +205,7 @@ FIGURES = (
         section="parallel",
         category="4. Hyperparameters",
         caption="Parallel coordinates of all coarse and fine trials, coloured by the best val"
-        " metric.",
+        " metric (in a sweep that halves, at its first level's epochs).",
         from_sweeps=True,
     ),
     Figure(
