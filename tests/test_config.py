@@ -349,13 +349,12 @@ def test_conditions_and_tpe_settings_resolve() -> None:
 
 def test_nested_command_line_values_are_read_as_a_config_files_are(tmp_path: Path) -> None:
     given = ["coarse={trials: 5, sampler: random, halving: {eta: 3}}", "seed=3", "train={x: '7'}"]
-    assert command_line_values([*given, "deterministic=true", "experiment='007'"]) == {
+    dated = ["deterministic=true", "experiment=2024-12-07"]
+    assert command_line_values([*given, *dated]) == {
         "coarse": {"trials": 5, "sampler": "random", "halving": {"eta": 3}},
-        "seed": 3,
         "train": {"x": "7"},  # quoted: a string, as in a config file
         "deterministic": True,  # Snakemake's own reading left it the string 'true'
-        "experiment": "007",
-    }
+    }  # seed=3 and the experiment's name: as Snakemake read them (YAML: a date)
     assert command_line_values(["coarse={trials: [}"]) == {} and command_line_values(None) == {}
     write_config(tmp_path)
     proc = snakemake(

@@ -125,12 +125,14 @@ def command_line_values(entries: Iterable[str] | None) -> dict[str, Any]:
     which the schema would refuse. Its top-level reading knows numbers and
     ``True`` but not YAML's ``true``, so ``deterministic=true`` stayed the string
     ``'true'``. Read again from the argument as written, ``5`` is a number,
-    ``true`` a boolean and a quoted ``'5'`` stays a string.
+    ``true`` a boolean and a quoted ``'5'`` stays a string. Other top-level values
+    keep Snakemake's reading: YAML would make ``experiment=2024-12-07`` a date.
     """
     values = {}
     for entry in entries or ():
         key, sep, text = entry.partition("=")
-        if not sep:
+        nested = text.lstrip()[:1] in ("{", "[")
+        if not sep or not (nested or text.strip().lower() in ("true", "false", "null", "~")):
             continue
         try:
             values[key] = _numbers_from_exponents(yaml.safe_load(text))
