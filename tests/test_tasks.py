@@ -483,3 +483,9 @@ def test_csv_ratings_and_signs_are_classes_named_in_number_order(tmp_path: Path)
         assert {names[k]: int(n) for k, n in enumerate(counts)} == {
             str(v): int((values == v).sum()) for v in np.unique(values)
         }
+
+
+def test_a_class_of_one_sample_keeps_it_in_train() -> None:
+    y = np.array([0] * 100 + [1, 2, 3, 4, 5])
+    train, val, test = split_indices(y, (0.6, 0.2, 0.2), seed=0, stratify=True)
+    assert set(y[train]) == set(y) and (len(train), len(val), len(test)) == (63, 21, 21)

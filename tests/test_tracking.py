@@ -131,23 +131,29 @@ def test_a_trial_trained_again_replaces_its_run(tmp_path: Path, trials) -> None:
     tracker = open_ladder(tracking_uri=uri, experiment="again", results=tmp_path)
     result = json.loads((trials[0] / "result.json").read_text())
     first = tracker.log_trial(result, trials[0])
-    # its code changed: trained again, into the same files, under a new key
-    again = tracker.log_trial({**result, "key": result["key"] + "-new"}, trials[0])
+    # its code changed: the same config trained again, later, into the same files
+    retrained = {**result, "key": result["key"] + "-new", "started_at": result["started_at"] + 60}
+    again = tracker.log_trial(retrained, trials[0])
     assert again != first and run_count(uri, "again") == 1 + 1  # the parent and the new run
     old = client.get_run(first)
     assert old.info.lifecycle_stage == "deleted" and old.data.tags[SUPERSEDED_TAG] == again
+    # another config under the same name (another seed; a DVC experiment beside it) stays
+    other = {**retrained, "key": "seed 2", "config_hash": "other", "started_at": 1e10}
+    assert tracker.log_trial(other, trials[0]) != again
+    assert run_count(uri, "again") == 1 + 2
     # a halving config's run: a level trained again starts a run of its own, whole curve
     level = {**result, "trial": {**result["trial"], "name": "h", "level": 0}}
     before = tracker.log_trial(level, trials[0])
-    after = tracker.log_trial({**level, "key": "retrained"}, trials[0])
+    later = {**level, "key": "retrained", "started_at": level["started_at"] + 60}
+    after = tracker.log_trial(later, trials[0])
     assert after != before and client.get_run(before).info.lifecycle_stage == "deleted"
     assert [m.step for m in client.get_metric_history(after, "val_accuracy")] == [0, 1]
-    assert tracker.log_trial({**level, "key": "retrained"}, trials[0]) == after  # once
-    assert run_count(uri, "again") == 1 + 2
+    assert tracker.log_trial(later, trials[0]) == after  # once
+    assert run_count(uri, "again") == 1 + 3
 
 
 @pytest.mark.filterwarnings("ignore:.*Any type hint:UserWarning")  # MLflow on nn.Linear
-def test_a_final_rung_that_wrote_other_numbers_replaces_the_final_run(tmp_path: Path) -> None:
+def test_a_final_rung_that_found_other_numbers_logs_a_final_run_of_its_own(tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -164,7 +170,8 @@ def test_a_final_rung_that_wrote_other_numbers_replaces_the_final_run(tmp_path: 
     first = tracker.log_final(summary, tmp_path, model, example)
     assert tracker.log_final(summary, tmp_path, model, example) == first  # nothing new
     second = tracker.log_final({**summary, "test_mean": 0.52}, tmp_path, model, example)
-    assert second != first and client.get_run(first).info.lifecycle_stage == "deleted"
+    assert second != first  # a run of its own; the first stays (another experiment's, maybe)
+    assert client.get_run(first).info.lifecycle_stage == "active"
     parent = client.get_run(tracker.parent_run_id)
     assert parent.data.metrics["test_mean"] == 0.52
 

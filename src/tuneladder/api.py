@@ -91,11 +91,17 @@ def run_trial(
         "max_memory_mb": config["data"]["max_memory_mb"],
     }
     if data_dir is None:
-        for data_dir in (Path("results") / config["experiment"] / "data", out / "data"):
-            if _prepared_from(data_dir, task.name, config, settings):
-                break
-            if data_dir.parent == out:  # its own copy, of another config: made again
-                shutil.rmtree(data_dir, ignore_errors=True)
+        shared, own = Path("results") / config["experiment"] / "data", out / "data"
+        data_dir = shared if _prepared_from(shared, task.name, config, settings) else own
+        if data_dir == own and not _prepared_from(own, task.name, config, settings):
+            if own.resolve() == shared.resolve():  # --out results/<experiment>: never
+                from tuneladder.ladder.config import ConfigError
+
+                raise ConfigError(
+                    f"{shared} holds data prepared from another config; give the trial"
+                    " an --out of its own"
+                )
+            shutil.rmtree(own, ignore_errors=True)  # its own copy, of another config
     data_dir = Path(data_dir)
     if not (data_dir / "meta.json").is_file():
         prepare(

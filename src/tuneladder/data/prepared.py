@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,7 +88,7 @@ def split_indices(
     sizes = np.array([len(group) for group in groups])
     counts = []  # per part, the samples each class gives it
     left, so_far = sizes.copy(), 0.0
-    for fraction in fractions[:-1]:
+    for part, fraction in enumerate(fractions[:-1]):
         target, so_far = int(round(fraction * len(y))), so_far + fraction
         take = np.minimum(np.round(fraction * sizes).astype(int), left)
         while take.sum() != target:
@@ -95,6 +96,8 @@ def split_indices(
             # how far each class is below its share of the parts up to this one
             below = so_far * sizes - (sizes - left + take)
             room = take < left if short else take > 0
+            if not short and part == 0 and (take > 1).any():
+                room = take > 1  # a class keeps its last train sample: the model sees it
             if not room.any():
                 break
             pick = np.where(room, below if short else -below, -np.inf)
@@ -152,7 +155,7 @@ def _checked_arrays(task: Task) -> tuple[Any, np.ndarray, tuple[str, ...] | None
 
 
 def _is_integer(text: str) -> bool:
-    return text.removeprefix("-").isdigit()
+    return re.fullmatch(r"[-+]?[0-9]+", text) is not None
 
 
 def _features(x: Any, source: str) -> np.ndarray:

@@ -3,11 +3,13 @@
 The files under ``results/`` stay the source of truth; this module mirrors them
 into MLflow and can be rerun at any time without creating duplicates: a trial's
 run carries a tag made of its rung, name and result key, and a trial whose tag
-is already in the experiment is not logged again. A trial trained again (its code,
-data or config changed) replaces its files, so its new run replaces the old one,
-which is deleted as MLflow deletes runs (the UI can restore it) and tagged with
-the run that replaced it; the final model's run likewise. With a SQLite store,
-writers take a file lock, so many workers finishing at once lose no record.
+is already in the experiment is not logged again. The same trial config trained
+again (its code or data changed) replaces its files, so its new run replaces the
+older one of that config, which is deleted as MLflow deletes runs (the UI can
+restore it) and tagged with the run that replaced it. A run of another config
+under the same name (another seed, a DVC experiment beside this one) stays. With a
+SQLite store, writers take a file lock, so many workers finishing at once lose no
+record.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ EPOCHS_TAG = "tuneladder.epochs_logged"
 ROLE_TAG = "tuneladder.role"
 TABLE_TAG = "tuneladder.table"  # a rung table's digest, as logged on the ladder's run
 SUPERSEDED_TAG = "tuneladder.superseded_by"  # on a deleted run: the run that replaced it
+CONFIG_HASH_TAG = "tuneladder.config_hash"  # a trial's hyperparameters, seed and epochs
 HISTORY_METRICS = (
     "train_loss",
     "val_loss",
@@ -47,6 +50,8 @@ HISTORY_METRICS = (
     "epoch_seconds",
     "peak_memory_mb",
 )
+# what a final run is keyed by, beside the chosen group and seed trial
+FINAL_FIGURES = ("best_config", "val_mean", "val_std", "test_mean", "test_std", "test_metrics")
 # MLflow's limits on one log_batch: 1000 metrics, 100 params, 100 tags, 1000 in all
 MAX_METRICS, MAX_PARAMS, MAX_TAGS, MAX_ENTITIES = 1000, 100, 100, 1000
 
@@ -188,7 +193,8 @@ class Tracker:
             level = f"{LEVEL_TAG}.{info['level']}"
             runs = self._client.search_runs(
                 [self._experiment_id],
-                filter_string=f"tags.`{CONFIG_TAG}` = '{config}'",
+                filter_string=f"tags.`{CONFIG_TAG}` = '{config}'"
+                f" and tags.`{CONFIG_HASH_TAG}` = '{result['config_hash']}'",
                 max_results=1,
             )
             if not runs:
@@ -210,19 +216,23 @@ class Tracker:
     def _replacing(
         self, result: Mapping[str, Any], trial_dir: Path, tags: Mapping[str, str]
     ) -> str:
-        """A new run of the trial; an earlier one of the same rung and name is replaced."""
+        """A new run of the trial; an older one of the same rung, name and config (trained
+        before its code or data changed) is deleted, tagged with what replaced it."""
         run_id = self._new_run(result, trial_dir, tags)
         info = result["trial"]
-        self._supersede(run_id, f"tags.`{ROLE_TAG}` = 'trial'", f"{info['rung']}-{info['name']}")
-        return run_id
-
-    def _supersede(self, keep: str, role: str, run_name: str | None = None) -> None:
-        """Delete the live runs of ``role`` (and ``run_name``) other than ``keep``."""
-        query = role + (f" and attributes.run_name = '{run_name}'" if run_name else "")
-        for run in self._client.search_runs([self._experiment_id], filter_string=query):
-            if run.info.run_id != keep:
-                self._client.set_tag(run.info.run_id, SUPERSEDED_TAG, keep)
+        same = (
+            f"tags.`{ROLE_TAG}` = 'trial'"
+            f" and tags.`{CONFIG_HASH_TAG}` = '{result['config_hash']}'"
+            f" and attributes.run_name = '{info['rung']}-{info['name']}'"
+        )
+        started = int(result["started_at"] * 1000)
+        for run in self._client.search_runs([self._experiment_id], filter_string=same):
+            # only an older training: two writers of one result (no lock on a server) never
+            # delete each other's run
+            if run.info.run_id != run_id and run.info.start_time < started:
+                self._client.set_tag(run.info.run_id, SUPERSEDED_TAG, run_id)
                 self._client.delete_run(run.info.run_id)
+        return run_id
 
     def _new_run(self, result: Mapping[str, Any], trial_dir: Path, tags: Mapping[str, str]) -> str:
         from mlflow.entities import Param
@@ -284,7 +294,7 @@ class Tracker:
             **(tags or {}),
             "tuneladder.status": result["status"],
             "tuneladder.reason": str(result.get("reason") or "")[:4000],
-            "tuneladder.config_hash": result["config_hash"],
+            CONFIG_HASH_TAG: result["config_hash"],
             EPOCHS_TAG: str(max(epochs, first_step)),
         }
         if result.get("retried_alone"):  # ran out of memory beside others on its GPU
@@ -369,9 +379,11 @@ class Tracker:
         from mlflow.entities import Metric
 
         out_dir = Path(out_dir)
-        # what the final rung wrote, not only whom it chose: a rerun with another seed or
-        # more seeds may choose the same finalist and seed trial with other numbers
-        written = json.dumps(summary, sort_keys=True, default=str).encode()
+        # what the final rung found, not only whom it chose: a rerun with another seed or
+        # more seeds may choose the same finalist and seed trial with other numbers (its
+        # model is a run of its own; the earlier one stays, as another experiment's may)
+        found = {k: summary.get(k) for k in FINAL_FIGURES}
+        written = json.dumps(found, sort_keys=True, default=str).encode()
         chosen = f"{summary['best_group']}/{summary.get('best_seed_trial')}"
         tag = f"final/{chosen}/{hashlib.sha256(written).hexdigest()[:12]}"
         with _locked(self._lock):
@@ -419,7 +431,6 @@ class Tracker:
                     pip_requirements=[f"torch=={_torch_version()}"],
                 )
                 run_id = run.info.run_id
-            self._supersede(run_id, f"tags.`{ROLE_TAG}` = 'final'")
             self._end_parent()
         return run_id
 
