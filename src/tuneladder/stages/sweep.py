@@ -31,6 +31,9 @@ from tuneladder.stages.common import (
 from tuneladder.store.io import read_json, write_json
 from tuneladder.store.trial_files import RESULT_FILE
 
+# what a sweep that does not halve leaves in the levels/ folder dvc.yaml declares
+NO_LEVELS = "This sweep does not halve: its trials are in trials/, none in levels.\n"
+
 if TYPE_CHECKING:
     from tuneladder.search.plan import ConfigMaker
     from tuneladder.search.space import Conditions, Space
@@ -495,8 +498,11 @@ def collect_rung_stage(
             )
             if plan_data.get("rung") in SEARCHING:
                 # dvc.yaml declares a sweep's levels/ whatever the config: one that does
-                # not halve leaves it empty, so `dvc repro` finds every output it names
-                (Path(plan).parent / LEVELS_DIR).mkdir(exist_ok=True)
+                # not halve leaves a note in it, so `dvc repro` finds every output it
+                # names, and no empty folder to warn of
+                levels = Path(plan).parent / LEVELS_DIR
+                levels.mkdir(exist_ok=True)
+                (levels / "README").write_text(NO_LEVELS)
     except IncompleteRung as err:
         raise StageError(str(err)) from None
     counts: dict[str, int] = {}
