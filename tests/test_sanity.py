@@ -106,6 +106,30 @@ def test_noisy_early_steps_do_not_move_the_suggestion(seed: int) -> None:
     assert 3e-4 < result["suggestion"] < 3e-3
 
 
+# a 50-step test (lr_range.steps: 50) of a small image model, as recorded: flat, then a
+# descent to 0.116 at step 32 (lr 0.017), then a blow-up
+SHORT_TEST = [
+    1.086, 1.14, 1.069, 1.114, 1.081, 1.14, 1.112, 1.104, 1.106, 1.081, 1.13, 1.089, 1.109,
+    1.126, 1.09, 1.046, 1.076, 1.109, 1.093, 1.103, 1.09, 1.072, 1.019, 0.965, 0.948, 0.861,
+    0.724, 0.59, 0.587, 0.372, 0.238, 0.273, 0.116, 0.901, 1.331, 2.113, 6.854, 10.242,
+    4.012, 2.433, 1.508, 7.996, 2.201, 1.405, 4.224, 1.022, 19.307, 10.961,
+]  # fmt: skip
+
+
+def test_a_short_test_reads_its_range_off_its_descent() -> None:
+    settings = LRRangeSettings(start=1e-7, end=10.0, steps=50, smoothing=0.05, diverge_factor=4)
+    lrs = 1e-7 * (10.0 / 1e-7) ** (np.arange(50) / 49)
+    # at 0.05 a step the average spanned the descent; the range was [1e-8, 1e-7]
+    assert settings.smoothing_used == pytest.approx(0.2)
+    found = analyse(lrs[:48], np.array(SHORT_TEST), smoothing=settings.smoothing_used,
+                    diverge_factor=4.0)  # fmt: skip
+    low, high = found["range"]
+    assert 1e-5 < low and 1e-3 < high <= 0.02 and 1e-3 < found["min_loss_lr"] < 0.02
+    # the setting is for 200 steps: the default test is read as before
+    assert LRRangeSettings(start=1e-7, end=10.0, steps=200, smoothing=0.05,
+                           diverge_factor=4).smoothing_used == 0.05  # fmt: skip
+
+
 def test_range_rule_is_at_least_a_decade() -> None:
     assert coarse_range(1e-3, 1e-1) == (1e-4, 1e-2)
     low, high = coarse_range(1e-3, 2e-3)

@@ -44,6 +44,8 @@ __all__ = [
 ]
 
 SKIP_FRACTION = 0.1
+# the test length the smoothing setting is for (the default steps)
+REFERENCE_STEPS = 200
 SLOPE_FRACTION = 0.04
 
 
@@ -55,7 +57,9 @@ class LRRangeSettings:
         start: the first step's LR.
         end: the LR the last step would reach.
         steps: steps at most, the LR raised exponentially from ``start`` to ``end``.
-        smoothing: the EMA's weight on the newest loss.
+        smoothing: the EMA's weight on the newest loss, for a test of
+            :data:`REFERENCE_STEPS` steps or more; a shorter test weighs the newest
+            loss more (:attr:`smoothing_used`).
         diverge_factor: stop once the smoothed loss exceeds this times its minimum.
     """
 
@@ -64,6 +68,13 @@ class LRRangeSettings:
     steps: int
     smoothing: float
     diverge_factor: float
+
+    @property
+    def smoothing_used(self) -> float:
+        """The weight for this test's steps: the EMA spans the same share of a short curve
+        as of a long one. At 0.05 over 50 steps it spanned the whole descent, and the
+        zero-lag curve, pulled up by the rise after the minimum, was lowest at step 0."""
+        return min(1.0, max(self.smoothing, self.smoothing * REFERENCE_STEPS / self.steps))
 
     def __post_init__(self) -> None:
         if not 0 < self.smoothing <= 1:
@@ -90,7 +101,7 @@ def lr_range_test(
     scaler.
     """
     start, end, steps = settings.start, settings.end, settings.steps
-    smoothing, diverge_factor = settings.smoothing, settings.diverge_factor
+    smoothing, diverge_factor = settings.smoothing_used, settings.diverge_factor
     loss_fn = make_loss(data.info, device, (scoring or Scoring()).loss)
     model, optimizer = setup(config, build_model, data.info, device)
     generator = torch.Generator(device=device).manual_seed(config.seed)
@@ -123,7 +134,8 @@ def lr_range_test(
         end=end,
         steps=steps,
         steps_run=len(losses),
-        smoothing=smoothing,
+        smoothing=settings.smoothing,
+        smoothing_used=smoothing,
         diverge_factor=diverge_factor,
         batch_size=batch_size,
         optimizer=config.optimizer,
