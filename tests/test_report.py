@@ -111,6 +111,9 @@ def test_too_slow_is_still_learning_and_behind() -> None:
     assert classify(row(value=0.5, best_epoch=2), curve, best=0.9, mode="max")[0] == "ok"
     # loss metric (min mode): 0.5 is 25% worse than 0.4
     assert classify(row(value=0.5, best_epoch=3), curve, best=0.4, mode="min")[0] == "too slow"
+    # a best of 0 (an error rate): the difference, not "inf%"
+    mode, why = classify(row(value=0.2, best_epoch=3), curve, best=0.0, mode="min")
+    assert mode == "too slow" and why.endswith("and 0.2 behind the best trial's 0"), why
     # one epoch: nothing to judge
     assert classify(row(value=0.1, best_epoch=0), curve[:1], best=0.9, mode="max")[0] == "ok"
     # a config successive halving stopped ran out of epochs by losing, not by being slow

@@ -161,10 +161,16 @@ def classify(
     if at_end and drop > SLOW_DROP and value is not None and best is not None:
         gap = -improvement(best, value, mode)
         if gap > SLOW_GAP:
+            # a best of 0 (an error rate, a loss) has no relative gap: say the difference
+            behind = (
+                f"{gap:.0%} behind the best trial"
+                if math.isfinite(gap)
+                else f"{abs(value - best):.4g} behind the best trial's {best:.4g}"
+            )
             return "too slow", (
                 f"best val metric at the last epoch, train loss still falling"
                 f" ({drop:.0%} over the last {back} epoch{'s' if back > 1 else ''}),"
-                f" and {gap:.0%} behind the best trial"
+                f" and {behind}"
             )
     return "ok", "no failure rule matched"
 
