@@ -43,6 +43,7 @@ def test_a_flat_folder_is_split_stratified_and_resized(flat: Path, tmp_path: Pat
     meta = prepare(task, tmp_path, seed=0)
     assert meta["sizes"] == {"train": 36, "val": 12, "test": 12}
     assert meta["info"]["input_shape"] == [1, 16, 16] and meta["info"]["n_outputs"] == 3
+    assert meta["info"]["class_names"] == sorted(CLASSES)  # the folders', ImageFolder's order
     data = load_train_val(tmp_path, task)
     assert torch.bincount(data.train.y).tolist() == [12, 12, 12]
     assert data.train.x.shape == (36, 1, 16, 16)  # small: held in memory
@@ -57,6 +58,7 @@ def test_the_folders_own_split_keeps_trains_class_numbers(own_split: Path, tmp_p
     task = load_task("image_folder", {"path": str(root), "channels": 1, "image_size": 16})
     meta = prepare(task, tmp_path / "data", seed=0)
     assert meta["parts"] == {"train": "train", "val": "train", "test": "test"}
+    assert meta["info"]["class_names"] == sorted(CLASSES)  # train's, test missing one
     # val is 0.2 / 0.8 of train: of 90, 67.5 stay (rounded to even: 68) and 22 go
     assert meta["sizes"] == {"train": 68, "val": 22, "test": 16}
     test = load_test(tmp_path / "data", task)

@@ -468,6 +468,7 @@ def _prepare_datasets(
         n_outputs,
         target_mean=target_mean,
         target_std=target_std,
+        class_names=_listed_classes(task, sources, n_outputs),
     )
     held = materialise(
         materialize,
@@ -586,6 +587,22 @@ def _outputs(task: Task, sources: Mapping[str, Any], y: Mapping[str, np.ndarray]
     seen = max(int(values.max()) for values in y.values()) + 1
     listed = [len(getattr(ds, "classes", None) or ()) for ds in sources.values()]
     return max(seen, *listed)
+
+
+def _listed_classes(
+    task: Task, sources: Mapping[str, Any], n_outputs: int
+) -> tuple[str, ...] | None:
+    """The class names a classification Dataset lists (``classes``, as torchvision's and
+    ImageFolder's do), one per output: train's when the parts list their own."""
+    from tuneladder.data.datasets import ALL
+
+    if task.kind != "classification":
+        return None
+    for name in ("train", ALL, *sources):
+        classes = getattr(sources.get(name), "classes", None)
+        if classes is not None and len(classes) == n_outputs:
+            return tuple(str(c) for c in classes)
+    return None
 
 
 def load_info(data_dir: str | Path) -> DataInfo:
