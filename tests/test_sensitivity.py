@@ -488,3 +488,13 @@ def test_a_tiny_sensitivity_rung_after_a_finished_ladder(
     assert (rows["sensitivity"]["done"], rows["sensitivity"]["total"]) == (16, 16)
     # the DAG is static: a second run has nothing to do
     assert "Nothing to be done" in snakemake(workdir, "-n").stdout
+
+
+def test_a_change_of_the_bar_itself_is_no_change() -> None:
+    # a value 2 seed std below the chosen one, off by float32 rounding (1e-7 of it):
+    # "beyond 2 x the spread" it is not
+    noise = 2 * 0.02 / math.sqrt(2)
+    below = [v - noise * (1 + 1e-7) for v in (0.90, 0.92)]
+    plan, rows, centre = make_run({"w": {1: below}}, {"w": "linear"}, {"w": 2}, [0.90, 0.92])
+    found = analyse(plan, rows, centre, mode="max", metric="accuracy")["w"]
+    assert found["noise"] == pytest.approx(noise) and not found["sensitive"]
