@@ -8,6 +8,7 @@ from tuneladder.core.hparams import TrialConfig
 from tuneladder.data.prepared import Split, TrainVal
 from tuneladder.sanity.lr_range import LRRangeSettings, analyse, coarse_range, lr_range_test
 from tuneladder.sanity.overfit import OverfitSettings, failure_message, overfit_check
+from tuneladder.training.metrics import Scoring
 
 CPU = torch.device("cpu")
 MLP = {"arch": "mlp", "width": 64, "num_layers": 1, "channels": 8, "dropout": 0.5}
@@ -147,3 +148,19 @@ def test_range_test_on_digits_stops_at_divergence(digits, digits_task) -> None:
     assert result["steps_run"] < 120  # adamw at lr 100 diverges
     assert 1e-5 < result["suggestion"] < 1.0
     assert result["range"][0] < result["suggestion"] < result["range"][1] * 1.0001
+
+
+def test_a_label_smoothed_loss_passes_on_accuracy_and_says_so(digits, digits_task) -> None:
+    """Label smoothing keeps the loss far above 5% of its start: every sample right is
+    what passes, and the report says so rather than 'passed' beside a loss 5x over."""
+    smoothed = Scoring(loss=lambda info: torch.nn.CrossEntropyLoss(label_smoothing=0.1))
+    report = overfit_check(
+        TrialConfig(model=MLP),
+        digits,
+        digits_task.build_model,
+        OverfitSettings(subset=32, max_steps=200, lr=1e-2, loss_ratio=0.05),
+        device=CPU,
+        scoring=smoothed,
+    )
+    assert report["passed"] and report["passed_by"] == "accuracy"
+    assert report["final_loss"] > report["loss_threshold"] and report["final_accuracy"] == 1.0

@@ -204,6 +204,8 @@ def overfit_figure(overfit: Mapping[str, Any]) -> Figure:
         acc.set_ylim(0, 1.05)
         acc.legend(loc="center right", fontsize=8)
     verdict = "passed" if overfit.get("passed") else "FAILED"
+    if overfit.get("passed_by") == "accuracy":
+        verdict += " on accuracy (every sample right)"
     ax.set_title(f"overfit check {verdict}: {overfit.get('subset')} samples", fontsize=10)
     ax.legend(loc="upper right", fontsize=8)
     return fig

@@ -216,8 +216,15 @@ def _overfit_text(d: Mapping[str, Any]) -> str:
     verdict = "passed" if d["passed"] else "FAILED"
     return (
         f"{verdict}: loss {fmt(d['final_loss'])} after {d['steps']} steps"
-        f" (threshold {fmt(d['loss_threshold'])})"
+        f" (threshold {fmt(d['loss_threshold'])}){_by_accuracy(d)}"
     )
+
+
+def _by_accuracy(overfit: Mapping[str, Any]) -> str:
+    """A pass on accuracy, said: the loss beside it did not reach the threshold."""
+    if overfit.get("passed_by") != "accuracy":
+        return ""
+    return "; passed on accuracy, every sample right (the loss did not reach the threshold)"
 
 
 def _lr_range_text(d: Mapping[str, Any]) -> str:
@@ -405,8 +412,8 @@ def _sanity(s: Mapping[str, Any], figures: Mapping[str, bytes | None]) -> str:
     text = (
         f"<p>Overfit check {'passed' if o.get('passed') else '<strong>failed</strong>'}:"
         f" training loss {fmt(o.get('final_loss'))} on {_e(o.get('subset'))} samples after"
-        f" {_e(o.get('steps'))} steps (threshold {_e(fmt(o.get('loss_threshold')))}).</p>"
-        + _figure("overfit", figures.get("overfit"))
+        f" {_e(o.get('steps'))} steps (threshold {_e(fmt(o.get('loss_threshold')))})"
+        f"{_e(_by_accuracy(o))}.</p>" + _figure("overfit", figures.get("overfit"))
     )
     if lr:
         text += (

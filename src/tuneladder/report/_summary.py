@@ -137,6 +137,7 @@ def _overfit_decided(run: RunData, rung: Rung, mode: Direction) -> dict[str, Any
     overfit = run.overfit
     return {
         "passed": overfit.get("passed"),
+        "passed_by": overfit.get("passed_by"),
         "steps": overfit.get("steps"),
         "final_loss": overfit.get("final_loss"),
         "loss_threshold": overfit.get("loss_threshold"),

@@ -101,8 +101,12 @@ def overfit_check(
         model, optimizer, scorer, tiny, settings=settings, amp=amp, scaler=scaler
     )
     first, last = curve[0], curve[-1]
+    passed_by = _passed_by(last, threshold, kind)
     return {
-        "passed": _passed(last, threshold, kind),
+        "passed": passed_by is not None,
+        # "loss" under the threshold, or "accuracy": a classifier got every sample right
+        # (a label-smoothed loss never gets near the threshold)
+        "passed_by": passed_by,
         "steps": last["step"],
         "final_loss": last["loss"],
         "final_accuracy": last.get("accuracy"),
@@ -159,12 +163,13 @@ def _memorise(
     return curve, threshold  # type: ignore[return-value]  # set at step 1
 
 
-def _passed(last: Mapping[str, float], threshold: float, kind: str) -> bool:
-    """Under the threshold at the last reading, or, for a classifier, every sample right."""
+def _passed_by(last: Mapping[str, float], threshold: float, kind: str) -> str | None:
+    """``"loss"``: under the threshold at the last reading; ``"accuracy"``: a classifier
+    got every sample right; None: neither."""
     if last["loss"] < threshold:
-        return True
+        return "loss"
     # every sample right: the metric is at its ceiling
-    return kind == "classification" and last.get("accuracy") == 1.0
+    return "accuracy" if kind == "classification" and last.get("accuracy") == 1.0 else None
 
 
 def _target_scale(data: TrainVal, tiny: Split) -> dict[str, Any] | None:

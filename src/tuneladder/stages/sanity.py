@@ -70,12 +70,13 @@ def overfit_check_stage(
     report["enforced"] = overfit["enforce"]
     report.update(_span())
     log.info(
-        "overfit check %s: loss %.4g after %d steps (untrained %.4g, threshold %.4g)",
+        "overfit check %s: loss %.4g after %d steps (untrained %.4g, threshold %.4g)%s",
         "passed" if report["passed"] else "FAILED",
         report["final_loss"],
         report["steps"],
         report["initial_loss"],
         report["loss_threshold"],
+        "; passed on accuracy: every sample right" if report["passed_by"] == "accuracy" else "",
     )
     if not report["passed"]:
         if overfit["enforce"]:
