@@ -268,3 +268,27 @@ def test_every_metric_the_task_records_is_measured_on_test(summary: dict, tmp_pa
     write_views({**summary, "val_std": float("nan")}, [], tmp_path / "final")
     text = (tmp_path / "final" / "metrics.json").read_text()
     assert "NaN" not in text and json.loads(text)["val_std"] is None
+
+
+def test_a_tuned_config_no_better_than_the_trivial_predictor_is_warned_of() -> None:
+    from tuneladder.stages.final import no_better_than_trivial
+
+    summary = {
+        "metric": "accuracy",
+        "mode": "max",
+        "test_mean": 0.3333,
+        "trivial": {"name": "majority class", "test": {"accuracy": 0.3333}},
+    }
+    warning = no_better_than_trivial(summary)
+    assert warning.startswith("the tuned config scores no better on test than the majority")
+    assert "(accuracy 0.3333 against 0.3333)" in warning
+    assert no_better_than_trivial({**summary, "test_mean": 0.9}) is None
+    assert no_better_than_trivial({**summary, "mode": "min", "metric": "accuracy"}) is not None
+
+
+def test_the_summary_warns_of_models_that_learnt_nothing(summary: dict, tmp_path: Path) -> None:
+    # the hand-made seed models are untrained: on test they score chance (0.099), under
+    # the majority class (0.1)
+    assert summary["warning"].startswith("the tuned config scores no better on test")
+    markdown = (tmp_path / "final" / "summary.md").read_text()
+    assert f"**Warning:** {summary['warning']}." in markdown

@@ -427,9 +427,25 @@ def finalize(
         # model.pt's outputs, in order, where the data named its classes
         "class_names": list(evaluator.info.class_names) if evaluator.info.class_names else None,
     }
+    summary["warning"] = no_better_than_trivial(summary)
     write_json(out_dir / "summary.json", summary)
     write_text(out_dir / "summary.md", summary_markdown(summary))
     return summary
+
+
+def no_better_than_trivial(summary: Mapping[str, Any]) -> str | None:
+    """A sentence when the tuned config scores no better on test than the predictor that
+    uses no model: it learnt nothing (an LR range below every LR that trains, say)."""
+    metric, tuned = summary["metric"], summary.get("test_mean")
+    trivial = summary.get("trivial") or {}
+    floor = (trivial.get("test") or {}).get(metric)
+    if tuned is None or floor is None or Direction(summary["mode"]).better(tuned, floor):
+        return None
+    return (
+        f"the tuned config scores no better on test than the {trivial.get('name', 'trivial')}"
+        f" ({metric} {tuned:.4g} against {floor:.4g}): it learnt nothing the ladder can use;"
+        " check the LR range test's range (sanity/lr_range.json) and the learning curves"
+    )
 
 
 def _val_part(best: Mapping[str, Any]) -> dict[str, Any]:
@@ -568,6 +584,8 @@ def summary_markdown(s: Mapping[str, Any]) -> str:
     if s["tie"]:
         lines.append(f"Tie: {s['tie']['sentence']}")
     lines += [other["sentence"] for other in s.get("passed_over") or ()]
+    if s.get("warning"):
+        lines.append(f"**Warning:** {s['warning']}.")
     if s.get("class_names"):
         classes = ", ".join(s["class_names"])
         lines.append(f"The model's outputs are the classes {classes}, in this order.")
