@@ -1007,3 +1007,17 @@ def test_losses_below_zero_stay_on_a_linear_axis_in_view() -> None:
     }
     low, high = figs.lr_range_figure(lr_range, None).axes[0].get_ylim()
     assert low < -2.0 < -0.5 < high < 5.0  # the whole descent, not the blow-up
+
+
+def test_choices_that_tie_on_their_mean_have_no_best() -> None:
+    from tuneladder.report._analysis import trends
+    from tuneladder.report._html import _trend_text
+
+    space = {"width": CategoricalDistribution([8, 32, 64])}
+    rows = [row(0, value=0.07778, width=8), row(1, value=0.07778, width=32),
+            row(2, value=0.05, width=64)]  # fmt: skip
+    found = trends(rows, space, "max")["width"]
+    assert found["best"] is None and found["tied"] == ["8", "32"]
+    assert _trend_text(found).startswith("no best: 8, 32 tie (means 8: 0.07778")
+    apart = trends([*rows[:1], row(1, value=0.06, width=32)], space, "max")["width"]
+    assert apart["best"] == "8" and apart["tied"] == []

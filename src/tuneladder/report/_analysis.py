@@ -381,7 +381,15 @@ def trends(
                 if hit:
                     means[str(choice)] = sum(hit) / len(hit)  # type: ignore[arg-type]
             best = next(iter(top(list(means), 1, direction, value=means.get)), None)
-            out[name] = {"kind": "choice", "means": means, "best": best, "n": len(pairs)}
+            # choices whose mean equals the best's (to 12 digits) tie: none is named best
+            tied = [c for c in means if best is not None and _same(means[c], means[best])]
+            out[name] = {
+                "kind": "choice",
+                "means": means,
+                "best": best if len(tied) < 2 else None,
+                "tied": tied if len(tied) > 1 else [],
+                "n": len(pairs),
+            }
             continue
         xs = [float(p) for p, _ in pairs]
         ys = [float(v) for _, v in pairs]  # type: ignore[arg-type]
@@ -728,3 +736,8 @@ def _mean_text(stats: Mapping[str, Any]) -> str:
         return "n/a"
     std = stats.get("std")
     return f"{stats['mean']:.4g}" + ("" if std is None else f" ± {std:.2g}")
+
+
+def _same(a: float, b: float) -> bool:
+    """Equal to 12 digits: means of the same values summed in another order tie."""
+    return round(a, 12) == round(b, 12)

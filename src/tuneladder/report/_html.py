@@ -491,6 +491,8 @@ def _trend_text(trend: Mapping[str, Any] | None) -> str:
         return "n/a"
     if trend["kind"] == "choice":
         means = ", ".join(f"{k}: {fmt(v)}" for k, v in trend["means"].items())
+        if trend.get("tied"):
+            return f"no best: {', '.join(trend['tied'])} tie (means {means})"
         return f"best {trend['best']} (means {means})"
     if trend["rho"] is None:
         return "n/a (too few or constant values)"

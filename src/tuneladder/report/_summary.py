@@ -665,7 +665,8 @@ def _analysis_answers(
             direction = "larger is better" if trend["rho"] > 0 else "smaller is better"
             clear.append(f"{name} (Spearman {trend['rho']:+.2f}, {direction})")
         elif trend.get("kind") == "choice" and score is not None and score >= STRONG:
-            clear.append(f"{name} (best value {trend['best']}, fANOVA {score:.2f})")
+            best = trend["best"] if trend["best"] is not None else " = ".join(trend["tied"])
+            clear.append(f"{name} (best value {best}, fANOVA {score:.2f})")
         elif score is not None and score >= STRONG:
             clear.append(f"{name} (fANOVA {score:.2f} but no monotone trend: see its scatter)")
         if score is not None and score < 0.05 and trend.get("strength") in ("none", "n/a", None):
