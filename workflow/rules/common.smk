@@ -130,7 +130,8 @@ PARSED_AT = time.time()
 def stopped_line():
     """What a stopped run kept, and the command that goes on: the one that was run."""
     cli = Path(sys.argv[0]).name == "snakemake"  # not Snakemake's API, from a notebook
-    command = " ".join(["snakemake", *sys.argv[1:]]) if cli else "snakemake"
+    # from Python: the same call, as the notebook made it
+    command = " ".join(["snakemake", *sys.argv[1:]]) if cli else "api.run_ladder(...)"
     # under --directory the paths it names are the working directory's, not the shell's
     moved = cli and any(
         arg in ("-d", "--directory") or arg.startswith("--directory=")
