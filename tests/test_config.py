@@ -78,6 +78,17 @@ def test_the_plan_says_which_counts_were_written() -> None:
     assert by_rung["seeds"].endswith(
         "(2 finalists + untuned default) x 3 seeds x 30 epochs = 9 trials, 1 worker"
     )
+    # finalists chosen at one length and rerun at another: the plan says so
+    short = {**raw, "coarse": {"epochs": 81}, "seeds": {"epochs": 4}}
+    lines = describe_plan(
+        short,
+        resolve_config(short),
+        results="results/x",
+        configfiles=["my.yaml"],
+        workers={"coarse": 2, "fine": 2, "seeds": 1},
+    )
+    (seeds,) = [line for line in lines if line.split()[:1] == ["seeds"]]
+    assert seeds.endswith("; note: the sweeps chose them at 81 (coarse) and 30 (fine) epochs")
 
 
 @pytest.mark.parametrize(

@@ -286,9 +286,21 @@ def test_a_tuned_config_no_better_than_the_trivial_predictor_is_warned_of() -> N
     assert no_better_than_trivial({**summary, "mode": "min", "metric": "accuracy"}) is not None
 
 
+def test_a_chosen_config_the_untuned_default_beats_on_val_is_warned_of() -> None:
+    from tuneladder.stages.final import behind_the_default
+
+    summary = {"metric": "rmse", "mode": "min", "val_mean": 195.7,
+               "baseline": {"val": {"mean": 171.2}}}  # fmt: skip
+    warning = behind_the_default(summary)
+    assert warning.startswith("the untuned default scores better on val than the chosen")
+    assert "(rmse 171.2 against 195.7 over the same seeds)" in warning
+    assert behind_the_default({**summary, "val_mean": 150.0}) is None
+
+
 def test_the_summary_warns_of_models_that_learnt_nothing(summary: dict, tmp_path: Path) -> None:
     # the hand-made seed models are untrained: on test they score chance (0.099), under
     # the majority class (0.1)
-    assert summary["warning"].startswith("the tuned config scores no better on test")
+    (warning,) = summary["warnings"]  # the default scores chance too: no better on val
+    assert warning.startswith("the tuned config scores no better on test")
     markdown = (tmp_path / "final" / "summary.md").read_text()
-    assert f"**Warning:** {summary['warning']}." in markdown
+    assert f"**Warning:** {warning}." in markdown

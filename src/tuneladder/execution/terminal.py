@@ -262,8 +262,7 @@ def result_lines(results: str | Path) -> list[str]:
         f"tuneladder: test {metric} {mean_std(test)} over {counted(seeds, 'seed')}"
         + (f" (against {', '.join(compared)})" if compared else "")
     )
-    if summary.get("warning"):
-        lines.append(f"tuneladder: warning: {summary['warning']}")
+    lines += [f"tuneladder: warning: {warning}" for warning in summary.get("warnings") or ()]
     report = results / "report" / "index.html"
     if report.is_file() and report.stat().st_mtime >= written:
         lines.append(f"tuneladder: report {report}")

@@ -576,11 +576,21 @@ def describe_plan(
         + f", {_workers(workers['fine'])}{halving('fine')}",
         f"  seeds   ({count('seeds', 'finalists')} finalists + untuned default) x"
         f" {count('seeds', 'seeds')} seeds x {seeds['epochs']} epochs ="
-        f" {groups * seeds['seeds']} trials, {_workers(workers['seeds'])}",
+        f" {groups * seeds['seeds']} trials, {_workers(workers['seeds'])}"
+        + _other_length(seeds["epochs"], coarse["epochs"], fine["epochs"]),
         f"  final   best mean {config['metric']['name']} ({config['metric']['mode']}) over"
         " seeds; the test split is read once",
         *_sensitivity_line(config, workers),
     ]
+
+
+def _other_length(seeds: int, coarse: int, fine: int) -> str:
+    """Said on the plan: finalists chosen at one length and rerun at another may rank
+    otherwise, and the untuned default may beat them."""
+    if seeds == coarse == fine:
+        return ""
+    chosen = f"{coarse}" if coarse == fine else f"{coarse} (coarse) and {fine} (fine)"
+    return f"; note: the sweeps chose them at {chosen} epochs"
 
 
 def _workers(count: int) -> str:

@@ -197,7 +197,7 @@ def _headline(s: Mapping[str, Any]) -> str:
         )
         + (f"<p><strong>Tie.</strong> {_e(h['tie']['sentence'])}</p>" if h.get("tie") else "")
         + "".join(f"<p>{_e(sentence)}</p>" for sentence in h.get("passed_over") or ())
-        + (f"<p><strong>Warning:</strong> {_e(h['warning'])}.</p>" if h.get("warning") else "")
+        + "".join(f"<p><strong>Warning:</strong> {_e(w)}.</p>" for w in h.get("warnings") or ())
         + "<p>Hyperparameters that apply to this configuration (searched ones in bold),"
         " beside the untuned default:</p>"
         + _table(["parameter", "chosen", "default"], params)

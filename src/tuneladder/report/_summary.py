@@ -373,7 +373,7 @@ def _headline(run: RunData) -> dict[str, Any]:
         "distinguishable_from_runner_up": final.get("distinguishable_from_runner_up"),
         "tie": final.get("tie"),
         "passed_over": [p["sentence"] for p in final.get("passed_over") or ()],
-        "warning": final.get("warning"),
+        "warnings": final.get("warnings") or [],
     }
 
 

@@ -427,10 +427,16 @@ def finalize(
         # model.pt's outputs, in order, where the data named its classes
         "class_names": list(evaluator.info.class_names) if evaluator.info.class_names else None,
     }
-    summary["warning"] = no_better_than_trivial(summary)
+    summary["warnings"] = result_warnings(summary)
     write_json(out_dir / "summary.json", summary)
     write_text(out_dir / "summary.md", summary_markdown(summary))
     return summary
+
+
+def result_warnings(summary: Mapping[str, Any]) -> list[str]:
+    """What the numbers say is wrong with the result, a sentence each; nothing else in
+    them would flag it."""
+    return [w for w in (no_better_than_trivial(summary), behind_the_default(summary)) if w]
 
 
 def no_better_than_trivial(summary: Mapping[str, Any]) -> str | None:
@@ -445,6 +451,21 @@ def no_better_than_trivial(summary: Mapping[str, Any]) -> str | None:
         f"the tuned config scores no better on test than the {trivial.get('name', 'trivial')}"
         f" ({metric} {tuned:.4g} against {floor:.4g}): it learnt nothing the ladder can use;"
         " check the LR range test's range (sanity/lr_range.json) and the learning curves"
+    )
+
+
+def behind_the_default(summary: Mapping[str, Any]) -> str | None:
+    """A sentence when the untuned default, rerun over the same seeds, beats the chosen
+    config on val: the search found nothing better than where it started."""
+    metric, tuned = summary["metric"], summary.get("val_mean")
+    default = ((summary.get("baseline") or {}).get("val") or {}).get("mean")
+    if tuned is None or default is None or not Direction(summary["mode"]).better(default, tuned):
+        return None
+    return (
+        f"the untuned default scores better on val than the chosen config ({metric}"
+        f" {default:.4g} against {tuned:.4g} over the same seeds): the search found nothing"
+        " better than the defaults; check that seeds.epochs is the length the sweeps chose at,"
+        " and the search space's ranges"
     )
 
 
@@ -584,8 +605,7 @@ def summary_markdown(s: Mapping[str, Any]) -> str:
     if s["tie"]:
         lines.append(f"Tie: {s['tie']['sentence']}")
     lines += [other["sentence"] for other in s.get("passed_over") or ()]
-    if s.get("warning"):
-        lines.append(f"**Warning:** {s['warning']}.")
+    lines += [f"**Warning:** {warning}." for warning in s.get("warnings") or ()]
     if s.get("class_names"):
         classes = ", ".join(s["class_names"])
         lines.append(f"The model's outputs are the classes {classes}, in this order.")
