@@ -60,15 +60,20 @@ def test_the_default_config_leaves_the_counts_to_its_budget() -> None:
     assert counts(resolve_config({**raw, "budget": "quick"})) == (10, 6, 2, 3)
 
 
-def test_the_plan_says_which_counts_were_written() -> None:
-    raw = {"experiment": "x", "budget": "quick", "space": SPACE, "fine": {"trials": 9}}
-    lines = describe_plan(
+def plan_of(raw: dict) -> list[str]:
+    """The plan's lines for ``raw``, as the workflow prints them at start-up."""
+    return describe_plan(
         raw,
         resolve_config(raw),
         results="results/x",
         configfiles=["my.yaml"],
         workers={"coarse": 2, "fine": 2, "seeds": 1},
     )
+
+
+def test_the_plan_says_which_counts_were_written() -> None:
+    raw = {"experiment": "x", "budget": "quick", "space": SPACE, "fine": {"trials": 9}}
+    lines = plan_of(raw)
     assert lines[0] == (
         "tuneladder: experiment x from my.yaml, budget quick, results in results/x/"
     )
@@ -80,14 +85,7 @@ def test_the_plan_says_which_counts_were_written() -> None:
     )
     # finalists chosen at one length and rerun at another: the plan says so
     short = {**raw, "coarse": {"epochs": 81}, "seeds": {"epochs": 4}}
-    lines = describe_plan(
-        short,
-        resolve_config(short),
-        results="results/x",
-        configfiles=["my.yaml"],
-        workers={"coarse": 2, "fine": 2, "seeds": 1},
-    )
-    (seeds,) = [line for line in lines if line.split()[:1] == ["seeds"]]
+    (seeds,) = [line for line in plan_of(short) if line.split()[:1] == ["seeds"]]
     assert seeds.endswith("; note: the sweeps chose them at 81 (coarse) and 30 (fine) epochs")
 
 

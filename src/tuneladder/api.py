@@ -17,7 +17,6 @@ what it uses.
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -76,7 +75,7 @@ def run_trial(
     """
     import torch
 
-    from tuneladder.data.prepared import data_for, load_train_val, prepare
+    from tuneladder.data.prepared import data_for, load_train_val, prepare, prepared_from
     from tuneladder.infra.device import Loading, deterministic, fp32_math, resolve_device
     from tuneladder.store.trials import base_params, make_trial_config
     from tuneladder.tasks import load_task
@@ -90,10 +89,13 @@ def run_trial(
         "materialize": config["data"]["materialize"],
         "max_memory_mb": config["data"]["max_memory_mb"],
     }
+    recipe = {"task_options": config["task"]["options"], "seed": config["seed"]}
     if data_dir is None:
         shared, own = Path("results") / config["experiment"] / "data", out / "data"
-        data_dir = shared if _prepared_from(shared, task.name, config, settings) else own
-        if data_dir == own and not _prepared_from(own, task.name, config, settings):
+        if prepared_from(shared, task.name, settings=settings, **recipe):
+            data_dir = shared
+        else:
+            data_dir = own
             if own.resolve() == shared.resolve():  # --out results/<experiment>: never
                 from tuneladder.ladder.config import ConfigError
 
@@ -101,17 +103,11 @@ def run_trial(
                     f"{shared} holds data prepared from another config; give the trial"
                     " an --out of its own"
                 )
-            shutil.rmtree(own, ignore_errors=True)  # its own copy, of another config
+            if not prepared_from(own, task.name, settings=settings, **recipe):
+                shutil.rmtree(own, ignore_errors=True)  # its own copy, of another config
     data_dir = Path(data_dir)
     if not (data_dir / "meta.json").is_file():
-        prepare(
-            task,
-            data_dir,
-            seed=config["seed"],
-            data_values=task.data_values(params),
-            task_options=config["task"]["options"],
-            **settings,
-        )
+        prepare(task, data_dir, data_values=task.data_values(params), **recipe, **settings)
     data_dir = data_for(data_dir, task, params)  # a copy at other data hyperparameters
     torch.set_num_threads(config["threads"])
     deterministic(config["deterministic"])  # on or off: a notebook runs several
@@ -145,24 +141,6 @@ def run_trial(
         trial={"rung": "debug", "index": 0, "name": "debug"},
         on_epoch=on_epoch,
         checkpoint_every_s=config["checkpoint_every_s"],
-    )
-
-
-def _prepared_from(
-    data_dir: Path, task: str, config: Mapping[str, Any], settings: Mapping[str, Any]
-) -> bool:
-    """Whether ``data_dir`` holds data prepared from ``config``'s task, options and seed."""
-    from tuneladder.store.io import read_json
-
-    if not (data_dir / "meta.json").is_file():
-        return False
-    meta = read_json(data_dir / "meta.json")
-    options = json.loads(json.dumps(dict(config["task"]["options"] or {}), default=str))
-    return (
-        meta.get("task") == task
-        and meta.get("task_options") == options
-        and meta.get("seed") == config["seed"]
-        and meta.get("settings") == dict(settings)
     )
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any, TypeVar
 
-__all__ = ["Direction", "best_so_far", "halving_tier", "ok_value", "top"]
+__all__ = ["Direction", "best_so_far", "halving_tier", "ok_value", "tie_key", "top"]
 
 T = TypeVar("T")
 
@@ -98,6 +98,12 @@ def best_so_far(values: Iterable[float | None], direction: Direction | str) -> l
             best = value
         out.append(best)
     return out
+
+
+def tie_key(value: float | None) -> float:
+    """``value`` to 12 digits, where sums of the same values in another order tie (they
+    differ in the last bit); None as infinity, after every value."""
+    return math.inf if value is None else round(value, 12)
 
 
 def top(

@@ -50,6 +50,7 @@ __all__ = [
     "load_train_val",
     "materialise",
     "prepare",
+    "prepared_from",
     "split_indices",
 ]
 
@@ -239,6 +240,12 @@ def _as_float(values: np.ndarray, what: str) -> np.ndarray:
         raise DataError(f"{what} values are not numeric ({err})") from None
 
 
+def _for_the_model(values: np.ndarray) -> np.ndarray:
+    """Floats as float32, what the model takes (:func:`_as_float` kept some float64 until
+    they were standardised); class indices as they are."""
+    return values.astype(np.float32, copy=False) if values.dtype.kind == "f" else values
+
+
 def _refuse_non_finite(values: np.ndarray, what: str) -> None:
     bad = ~np.isfinite(values.reshape(len(values), -1))
     if bad.any():
@@ -289,9 +296,36 @@ def prepare(
         meta = _prepare_arrays(task, out_dir, seed=seed)
     meta["data_params"] = values
     meta["settings"] = {"materialize": materialize, "max_memory_mb": max_memory_mb}
-    meta["task_options"] = json.loads(json.dumps(dict(task_options or {}), default=str))
+    meta["task_options"] = _as_recorded(task_options)
     write_json(out_dir / "meta.json", meta)
     return meta
+
+
+def prepared_from(
+    data_dir: str | Path,
+    task: str,
+    *,
+    task_options: Mapping[str, Any] | None,
+    seed: int,
+    settings: Mapping[str, Any],
+) -> bool:
+    """Whether ``data_dir`` holds data :func:`prepare` made of task ``task`` with these
+    options, seed and settings (``materialize``, ``max_memory_mb``)."""
+    path = Path(data_dir) / "meta.json"
+    if not path.is_file():
+        return False
+    meta = read_json(path)
+    return (
+        meta.get("task") == task
+        and meta.get("task_options") == _as_recorded(task_options)
+        and meta.get("seed") == seed
+        and meta.get("settings") == dict(settings)
+    )
+
+
+def _as_recorded(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Options as ``meta.json`` holds them: through JSON, a tuple a list, a path text."""
+    return json.loads(json.dumps(dict(options or {}), default=str))
 
 
 def data_for(data_dir: str | Path, task: Task, params: Mapping[str, Any]) -> Path:
@@ -392,10 +426,7 @@ def _prepare_arrays(task: Task, out_dir: Path, *, seed: int) -> dict[str, Any]:
         y_mean, y_std = _train_stats(y[train])
         y = (y - y_mean) / y_std
         target_mean, target_std = tuple(y_mean.tolist()), tuple(y_std.tolist())
-    # float32 from here on, what the model takes: standardised, a column lost nothing
-    x = x.astype(np.float32, copy=False)
-    if y.dtype == np.float64:
-        y = y.astype(np.float32)
+    x, y = _for_the_model(x), _for_the_model(y)  # standardised: a column lost nothing
     info = DataInfo(
         task.kind,
         tuple(x.shape[1:]),
@@ -460,8 +491,7 @@ def _prepare_datasets(
         y_mean, y_std = _train_stats(y["train"])
         y = {name: (values - y_mean) / y_std for name, values in y.items()}
         target_mean, target_std = tuple(y_mean.tolist()), tuple(y_std.tolist())
-    # float32, what the model takes, once standardised
-    y = {name: v.astype(np.float32) if v.dtype == np.float64 else v for name, v in y.items()}
+    y = {name: _for_the_model(values) for name, values in y.items()}  # once standardised
     info = DataInfo(
         task.kind,
         tuple(first.shape),

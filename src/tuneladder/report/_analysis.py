@@ -24,7 +24,14 @@ from optuna.distributions import (
 )
 
 from tuneladder.core.curves import OVERFIT_SMOOTH, SLOW_BACK, curve_summary, usable_summary
-from tuneladder.core.direction import Direction, best_so_far, halving_tier, ok_value, top
+from tuneladder.core.direction import (
+    Direction,
+    best_so_far,
+    halving_tier,
+    ok_value,
+    tie_key,
+    top,
+)
 from tuneladder.core.hparams import TRAIN_FIELDS
 from tuneladder.core.text import counted
 from tuneladder.ladder.rungs import BASELINE
@@ -382,7 +389,9 @@ def trends(
                     means[str(choice)] = sum(hit) / len(hit)  # type: ignore[arg-type]
             best = next(iter(top(list(means), 1, direction, value=means.get)), None)
             # choices whose mean equals the best's (to 12 digits) tie: none is named best
-            tied = [c for c in means if best is not None and _same(means[c], means[best])]
+            tied = [
+                c for c in means if best is not None and tie_key(means[c]) == tie_key(means[best])
+            ]
             out[name] = {
                 "kind": "choice",
                 "means": means,
@@ -736,8 +745,3 @@ def _mean_text(stats: Mapping[str, Any]) -> str:
         return "n/a"
     std = stats.get("std")
     return f"{stats['mean']:.4g}" + ("" if std is None else f" ± {std:.2g}")
-
-
-def _same(a: float, b: float) -> bool:
-    """Equal to 12 digits: means of the same values summed in another order tie."""
-    return round(a, 12) == round(b, 12)

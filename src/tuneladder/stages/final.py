@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tuneladder.core.direction import Direction, best_so_far, ok_value, top
+from tuneladder.core.direction import Direction, best_so_far, ok_value, tie_key, top
 from tuneladder.core.hparams import TrialConfig, applicable
 from tuneladder.core.stats import Bounds, bounds_text, describe, metric_bounds, welch_p_value
 from tuneladder.core.text import counted
@@ -64,11 +64,6 @@ def _finalist_order(group: str) -> tuple[int, int, str]:
     return (0, int(group), group) if group.isdigit() else (1, 0, group)
 
 
-def _tie_key(value: float | None) -> float:
-    # equal to 12 digits is a tie (float sums of the same values differ in the last bit)
-    return math.inf if value is None else round(value, 12)
-
-
 def choose(
     groups: Mapping[str, Sequence[Mapping[str, Any]]],
     mode: Direction | str,
@@ -103,21 +98,19 @@ def choose(
                 "failed_seeds": len(rows) - len(ok),
             }
         )
-    ranked = [
-        row
-        for failed in sorted({r["failed_seeds"] for r in ranked})
-        for row in top(
-            [r for r in ranked if r["failed_seeds"] == failed],
-            len(ranked),
-            mode,
-            value=lambda r: _tie_key(r["val"]["mean"]) if r["val"]["n"] > 0 else None,
-            tie_break=lambda r: (
-                _tie_key(r["val"]["std"]),
-                _tie_key(r["val_loss_mean"]),
-                _finalist_order(r["group"]),
-            ),
-        )
-    ]
+    ranked = top(
+        ranked,
+        len(ranked),
+        mode,
+        value=lambda r: tie_key(r["val"]["mean"]) if r["val"]["n"] > 0 else None,
+        tie_break=lambda r: (
+            tie_key(r["val"]["std"]),
+            tie_key(r["val_loss_mean"]),
+            _finalist_order(r["group"]),
+        ),
+    )
+    # fewest failed seeds first; a stable sort keeps the order above within each count
+    ranked.sort(key=lambda r: r["failed_seeds"])
     if not ranked:
         raise RuntimeError(
             f"no finalist finished a single seed: see results/{SEEDS.name}/*/result.json"
@@ -144,7 +137,7 @@ def tie_break(
     tied = [
         r
         for r in ranked
-        if _tie_key(r["val"]["mean"]) == _tie_key(best["val"]["mean"])
+        if tie_key(r["val"]["mean"]) == tie_key(best["val"]["mean"])
         and r["failed_seeds"] == best["failed_seeds"]
     ]
     if len(tied) < 2:
@@ -161,11 +154,11 @@ def tie_break(
     else:
         text = f"{who} tie on mean val {metric} ({best['val']['mean']:.4f} over {seeds}): "
     text = text[0].upper() + text[1:]
-    if _tie_key(best["val"]["std"]) != _tie_key(other["val"]["std"]):
+    if tie_key(best["val"]["std"]) != tie_key(other["val"]["std"]):
         decided, ours, theirs = "spread", best["val"]["std"], other["val"]["std"]
         text += f"chose {name[best['group']]}, the one with the smaller spread: std"
         text += f" {ours:.4g} against {_spread(other)} for {name[other['group']]}."
-    elif _tie_key(best["val_loss_mean"]) != _tie_key(other["val_loss_mean"]):
+    elif tie_key(best["val_loss_mean"]) != tie_key(other["val_loss_mean"]):
         decided, ours, theirs = "val_loss", best["val_loss_mean"], other["val_loss_mean"]
         text += f"chose {name[best['group']]}, the one with the best mean val loss:"
         text += f" {ours:.4f} against {theirs:.4f} for {name[other['group']]}."

@@ -141,7 +141,7 @@ def open_ladder(*, tracking_uri: str | None, experiment: str, results: str | Pat
         uri=uri,
         experiment=experiment,
         lock_dir=results,
-        tags={"tuneladder.git_commit": commit} if (commit := git_commit()) else None,
+        tags=_commit_tag(git_commit()),
         artifact_location=(Path(results).resolve() / "mlartifacts").as_uri() if local else None,
     )
     return Tracker(
@@ -251,11 +251,7 @@ class Tracker:
                 "tuneladder.index": str(info.get("index")),
                 "tuneladder.seed": str(result["seed"]),
                 "tuneladder.device": result["device"],
-                **(
-                    {"tuneladder.git_commit": result["git_commit"]}
-                    if result.get("git_commit")
-                    else {}
-                ),
+                **_commit_tag(result.get("git_commit")),
                 **tags,
             },
         )
@@ -459,6 +455,11 @@ def _global_uri(uri: str) -> Iterator[None]:
         yield
     finally:
         mlflow.set_tracking_uri(before)
+
+
+def _commit_tag(commit: str | None) -> dict[str, str]:
+    """The git commit as a tag, or none outside git (not the text 'None')."""
+    return {"tuneladder.git_commit": commit} if commit else {}
 
 
 def _number(text: str | None) -> float | None:
