@@ -379,7 +379,8 @@ def test_trials_per_gpu_is_auto_by_default_and_a_bad_value_names_the_key() -> No
         "max_trials_per_gpu": 16,
         "probe_seconds": 2,
     }
-    assert resolve_config({"experiment": "x", "space": SPACE, "gpu": {"trials_per_gpu": 4}})
+    four = resolve_config({"experiment": "x", "space": SPACE, "gpu": {"trials_per_gpu": 4}})
+    assert four["gpu"]["trials_per_gpu"] == 4
     for bad in (0, "four", 2.5):
         with pytest.raises(ConfigError, match="gpu.trials_per_gpu"):
             resolve_config({"experiment": "x", "space": SPACE, "gpu": {"trials_per_gpu": bad}})

@@ -185,11 +185,13 @@ def test_a_ladder_searches_the_window_and_tests_the_chosen_one(tmp_path: Path) -
     }
     assert copies == values - {(8, 0.0)} and copies
     # each seed model was trained on its window: its first layer takes that many inputs
-    for seed_dir in (results / "seeds").glob("*/*"):
-        if (seed_dir / "model.pt").is_file():
-            window = read_json(seed_dir / "config.json")["model"]["window"]
-            state = torch.load(seed_dir / "model.pt", weights_only=True)
-            assert state["0.weight"].shape[1] == window
+    seed_models = sorted((results / "seeds").glob("*/model.pt"))
+    ok = [p for p in (results / "seeds").glob("*/result.json") if read_json(p)["status"] == "ok"]
+    assert len(seed_models) == len(ok) > 0
+    for model in seed_models:
+        window = read_json(model.parent / "config.json")["model"]["window"]
+        state = torch.load(model, weights_only=True)
+        assert state["0.weight"].shape[1] == window
     summary = read_json(results / "final" / "summary.json")
     chosen = summary["best_config"]["window"]
     state = torch.load(results / "final" / "model.pt", weights_only=True)

@@ -283,7 +283,10 @@ def test_a_tuned_config_no_better_than_the_trivial_predictor_is_warned_of() -> N
     assert warning.startswith("the tuned config scores no better on test than the majority")
     assert "(accuracy 0.3333 against 0.3333)" in warning
     assert no_better_than_trivial({**summary, "test_mean": 0.9}) is None
-    assert no_better_than_trivial({**summary, "mode": "min", "metric": "accuracy"}) is not None
+    # where lower is better, 0.9 is worse than the trivial predictor's 0.3333, and 0.1 better
+    lower = {**summary, "mode": "min", "metric": "error", "trivial": {"test": {"error": 0.3333}}}
+    assert no_better_than_trivial({**lower, "test_mean": 0.9}) is not None
+    assert no_better_than_trivial({**lower, "test_mean": 0.1}) is None
 
 
 def test_a_chosen_config_the_untuned_default_beats_on_val_is_warned_of() -> None:

@@ -411,6 +411,13 @@ def test_a_halving_ladder_continues_the_best_configs_from_their_states(
     # configs, not trainings: 4 configs, of which 2 went on to the second level
     assert "coarse   4/4 done" in text, text
     assert "halving levels: 4/4 to 1, 2/2 to 2 epochs" in text, text
+    # the best so far is the best of the sweeps' tables, a halving config at its last level
+    tables = {
+        rung: read_json(results_of(halving_ladder) / rung / "results.json")["trials"]
+        for rung in ("coarse", "fine")
+    }
+    best = max(r["best_val_metric"] for t in tables.values() for r in t if r["status"] == "ok")
+    assert status["best"]["value"] == best
     assert status["best"]["rung"] != "coarse" or status["best"]["name"] in best_two
     # reuse: nothing to do; after a kill in level 1, its lost trial is trained again from
     # level 0's state, and nothing else is

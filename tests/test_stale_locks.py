@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 import time
@@ -66,5 +67,13 @@ def test_a_lock_a_live_run_holds_stays(tmp_path: Path) -> None:
     assert clear_stale_locks(tmp_path) is not None and not list(locks.iterdir())
 
 
-def test_without_proc_it_says_what_to_run(tmp_path: Path) -> None:
+def test_without_proc_it_says_what_to_run(tmp_path: Path, monkeypatch) -> None:
+    """Where processes cannot be read (no /proc), a lock may be a live run's: it stays,
+    and the line says what removes it."""
     assert lock_holders(tmp_path, proc=tmp_path / "no-proc") is None
+    locks = locked(tmp_path)
+    blind = functools.partial(lock_holders, proc=tmp_path / "no-proc")
+    monkeypatch.setattr("tuneladder.infra.stale_locks.lock_holders", blind)
+    said = clear_stale_locks(tmp_path)
+    assert said is not None and "`snakemake --unlock` removes it" in said
+    assert sorted(p.name for p in locks.iterdir()) == ["0.input.lock", "0.output.lock"]

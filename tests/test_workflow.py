@@ -149,8 +149,8 @@ def test_final_summary_names_the_trial_shows_what_applies_and_the_trivial_baseli
     assert f"| trivial: majority class | {np.mean(split['val'] == majority):.4f} |" in markdown
     listed = {line[2:].split(":")[0] for line in markdown.splitlines() if line.startswith("- ")}
     assert listed == set(summary["best_config"])
-    if summary["val_ci95_clipped"]:
-        assert "(clipped to accuracy's range [0, 1])" in markdown
+    clipped = "(clipped to accuracy's range [0, 1])" in markdown
+    assert clipped == summary["val_ci95_clipped"]
 
 
 @pytest.mark.slow
