@@ -102,6 +102,15 @@ def snakemake(
     return proc
 
 
+def tuneladder(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """The installed `tuneladder` command; it must succeed."""
+    command = [str(Path(sys.executable).parent / "tuneladder"), *args]
+    proc = subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=120)
+    if proc.returncode != 0:
+        raise AssertionError(f"tuneladder {' '.join(args)} failed:\n{proc.stderr[-4000:]}")
+    return proc
+
+
 def fault_config(**overrides) -> dict:
     """A ladder on the test-only ``fault_task`` plugin (copy tests/fault_task.py beside it)."""
     config = {

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from tuneladder.store.claims import ClaimBook
@@ -154,3 +155,41 @@ def test_claims_age_on_the_clock_they_are_given(tmp_path: Path) -> None:
     assert not other.try_claim("t")
     now[0] += 11  # its holder stopped beating: taken over
     assert other.try_claim("t") and other.holder("t") == ("sim-1", 1)
+
+
+def test_a_worker_asked_to_stop_claims_nothing_and_keeps_what_it_trained(
+    tmp_path: Path, digits
+) -> None:
+    """A stop file in the ladder's folder: the worker stops before its next claim (and
+    gives back the claim it stopped at), with the trials it finished kept."""
+    from tuneladder.core.errors import StopRequested
+    from tuneladder.core.hparams import TrialConfig
+    from tuneladder.execution.worker import TrialSetup, Worker, WorkerRuntime
+    from tuneladder.store.stop_request import StopFile
+    from tuneladder.tasks import load_task
+
+    config = TrialConfig(epochs=1, batch_size=512, model={"arch": "mlp", "width": 8})
+    trials = [
+        {"name": str(i), "index": i, "dir": f"trials/{i}", "config": config.to_json()}
+        for i in range(3)
+    ]
+    stop = StopFile(tmp_path)
+    asked = []
+
+    def stop_after_one() -> bool:  # the first trial's epoch ends, then the stop is asked
+        if (tmp_path / "trials" / "0" / "result.json").is_file() and not asked:
+            stop.request("a test")
+            asked.append(True)
+        return stop.asked()
+
+    setup = TrialSetup(task=load_task("digits"), data=digits, metric="accuracy", mode="max")
+    runtime = WorkerRuntime(device=torch.device("cpu"), stop_asked=stop_after_one)
+    plan = {"rung": "coarse", "trials": trials}
+    with pytest.raises(StopRequested, match="no new trial starts"):
+        Worker(plan, tmp_path, setup=setup, runtime=runtime).run()
+    assert [p.parent.name for p in tmp_path.glob("trials/*/result.json")] == ["0"]
+    assert not list((tmp_path / "claims").glob("*.claim"))
+    assert stop.read()["by"] == "a test"
+    stop.clear()
+    report = Worker(plan, tmp_path, setup=setup, runtime=runtime).run()
+    assert (report["reused"], report["ran"]) == (["0"], ["1", "2"])

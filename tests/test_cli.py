@@ -103,3 +103,17 @@ def test_trial_path_imports_no_pandas_matplotlib_or_sklearn() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == ""
+
+
+def test_stop_with_no_ladder_running_says_so_and_asks_nothing(tmp_path: Path) -> None:
+    results = tmp_path / "results" / "idle"
+    results.mkdir(parents=True)
+    proc = subprocess.run(
+        [TUNELADDER, "stop", "--results", str(results)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 1
+    assert f"no Snakemake process runs the ladder in {results}: nothing to stop" in proc.stderr
+    assert not (results / "stop-requested.json").exists()

@@ -1,4 +1,5 @@
-"""Kill Snakemake and its trial processes mid-sweep (SIGKILL, or Ctrl-C), then rerun."""
+"""Stop Snakemake and its trial processes mid-sweep (SIGKILL, Ctrl-C, SIGTERM to Snakemake
+alone, `tuneladder stop`), then rerun."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import REPO, SNAKEMAKE, results_of, snakemake, write_fault_ladder
+from helpers import REPO, SNAKEMAKE, results_of, snakemake, tuneladder, write_fault_ladder
 from tuneladder.store.io import read_json
 
 EPOCHS = 6
@@ -146,3 +147,39 @@ def test_sigkill_mid_sweep_then_rerun(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_ctrl_c_mid_sweep_then_rerun(tmp_path: Path) -> None:
     interrupt_and_rerun(tmp_path, signal.SIGINT)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["sigterm", "tuneladder stop"])
+def test_graceful_stop_mid_sweep_then_rerun(tmp_path: Path, how: str) -> None:
+    """Snakemake's graceful stop (SIGTERM to it alone: the workers get no signal) and
+    `tuneladder stop` stop the trials in training at their epoch's end, not once the
+    rung is done: the running trial leaves its checkpoint, and the rerun resumes it."""
+    slow_ladder(tmp_path)
+    proc = start(tmp_path)
+    try:
+        done, running = wait_for_mid_sweep(tmp_path, proc)
+        if how == "sigterm":
+            os.kill(proc.pid, signal.SIGTERM)
+        else:
+            said = tuneladder("stop", "--results", str(results_of(tmp_path)), cwd=tmp_path)
+            assert "each worker stops at its trial's next epoch end" in said.stdout
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode != 0
+    assert not (running / "result.json").exists(), "the running trial trained to its end"
+    assert (running / "checkpoint.pt").is_file()
+    printed = (tmp_path / FIRST_RUN).read_text()
+    by = "SIGTERM to process" if how == "sigterm" else "tuneladder stop"
+    said = [line for line in printed.splitlines() if line.startswith("tuneladder: stopped")]
+    assert len(said) == 1 and f"stopped as asked, by {by}" in said[0], printed[-3000:]
+    assert "trials kept: coarse " in said[0] and "goes on from there" in said[0]
+    status = tuneladder("status", "--results", str(results_of(tmp_path)), cwd=tmp_path)
+    assert "stopped (as asked at " in status.stdout and by in status.stdout
+    before = fingerprints(done)
+    snakemake(tmp_path)  # the stop asked of the first run does not hold for this one
+    check_resumed_ladder(tmp_path, done, before, running)
+    assert not (results_of(tmp_path) / "stop-requested.json").exists()

@@ -338,6 +338,30 @@ def test_resume_from_checkpoint_continues_the_same_history(tmp_path, digits, dig
     assert numbers(resumed) == numbers(full)
 
 
+def test_a_stop_asked_saves_the_epoch_it_stopped_at(tmp_path, digits, digits_task) -> None:
+    """A stop asked of the ladder (tuneladder stop) is looked at after each epoch: the
+    checkpoint then holds that epoch, whatever checkpoint_every_s says, and the trial
+    goes on from it to the same numbers."""
+    from tuneladder.core.errors import StopRequested
+
+    cfg = config(epochs=5, model={**MLP, "dropout": 0.3})
+    full = train(accuracy_run(cfg, digits, digits_task))
+    key = trial_key(cfg, digits.fingerprint, "accuracy")
+    checkpoint = Checkpoint(tmp_path / "checkpoint.pt", key, every_s=3600)  # never due
+    epochs_seen = []
+
+    def stop_after_three() -> bool:
+        epochs_seen.append(len(epochs_seen))
+        return len(epochs_seen) == 3
+
+    with pytest.raises(StopRequested, match="stopped after epoch 2"):
+        train(accuracy_run(cfg, digits, digits_task), checkpoint=checkpoint,
+              stop_asked=stop_after_three)  # fmt: skip
+    resumed = train(accuracy_run(cfg, digits, digits_task), checkpoint=checkpoint)
+    assert resumed.resumed_from_epoch == 3
+    assert numbers(resumed) == numbers(full)
+
+
 def test_a_checkpoint_from_a_gpu_resumes_on_the_cpu(
     tmp_path, digits, digits_task, caplog, monkeypatch
 ):

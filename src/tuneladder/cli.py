@@ -1,4 +1,4 @@
-"""The ``tuneladder`` command: debugging one trial, and looking at a ladder."""
+"""The ``tuneladder`` command: debugging one trial, and looking at a ladder or stopping it."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _trial(args)
         if args.command == "status":
             return _status(args)
+        if args.command == "stop":
+            return _stop(args)
         if args.command == "config":
             return _config(args)
     except (ConfigError, TaskError, FileNotFoundError) as err:
@@ -35,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    """The command line: one subcommand each for a trial, the config and the status."""
+    """The command line: one subcommand each for a trial, the config, the status and a stop."""
     from tuneladder import __version__
 
     # the docstring's reST quotes would show as they are
@@ -105,6 +107,21 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="show it again every SECONDS (default 5) until the ladder finishes or fails",
     )
+
+    stop = commands.add_parser(
+        "stop",
+        help="stop a running ladder at its trials' next epoch end, their state saved;"
+        " the same command goes on from there",
+    )
+    stop.add_argument(
+        "--config",
+        type=Path,
+        default=Path("config/config.yaml"),
+        help="the experiment's config (default: %(default)s): its folder",
+    )
+    stop.add_argument(
+        "--results", type=Path, default=None, help="stop the ladder of this folder instead"
+    )
     return parser
 
 
@@ -167,6 +184,38 @@ def _trial(args: argparse.Namespace) -> int:
     return 0 if result["status"] == "ok" else 1
 
 
+def _stop(args: argparse.Namespace) -> int:
+    """Ask a running ladder to stop (:mod:`tuneladder.store.stop_request`): a SIGTERM to
+    Snakemake would let every sweep worker train until its rung is done."""
+    from tuneladder.execution.status import counted_config
+    from tuneladder.infra.stale_locks import lock_holders
+    from tuneladder.store.stop_request import StopFile
+
+    results = args.results or counted_config(args.config)[1]
+    workdir = _workdir(results)
+    # a run on a cluster's node shows no process here, only Snakemake's lock
+    locked = any((workdir / ".snakemake" / "locks").glob("*.lock"))
+    if lock_holders(workdir) == [] and not locked:
+        print(
+            f"tuneladder: no Snakemake process runs the ladder in {results}: nothing to stop"
+            " (`tuneladder status` says where it stands)",
+            file=sys.stderr,
+        )
+        return 1
+    StopFile(results).request("tuneladder stop")
+    print(
+        f"tuneladder: asked the ladder in {results} to stop: each worker stops at its"
+        " trial's next epoch end, the trial's state saved, and Snakemake ends once its"
+        " running jobs have; the same command goes on from there"
+    )
+    return 0
+
+
+def _workdir(results: Path) -> Path:
+    """The folder Snakemake runs in: the one that holds results/<experiment>/."""
+    return results.resolve().parent.parent if results.parent.name == "results" else Path.cwd()
+
+
 def _status(args: argparse.Namespace) -> int:
     import json
 
@@ -174,8 +223,7 @@ def _status(args: argparse.Namespace) -> int:
     from tuneladder.infra.stale_locks import lock_holders
 
     config, results = counted_config(args.config, args.results)
-    # the folder Snakemake runs in: the one that holds results/<experiment>/
-    workdir = results.resolve().parent.parent if results.parent.name == "results" else Path.cwd()
+    workdir = _workdir(results)
     while True:
         status = ladder_status(
             results,

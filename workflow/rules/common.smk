@@ -31,6 +31,7 @@ from tuneladder.report import (
 )
 from tuneladder.tasks import TaskError
 from tuneladder.tasks.tabular import data_path
+from tuneladder.store.stop_request import StopFile
 from tuneladder.store.trials import prepare_fingerprint, task_code
 
 # --config 'coarse={trials: 5}': Snakemake leaves the nested 5 a string
@@ -146,6 +147,11 @@ def start_progress():
     """Progress lines from the process that runs the ladder (not from a job's); the
     config it runs, overrides included, kept for `tuneladder status`."""
     if workflow.is_main_process:
+        # a stop asked of an earlier run does not hold for this one; Snakemake's graceful
+        # stop (SIGTERM) also stops the trials in training, at their epoch's end
+        stop_file = StopFile(RESULTS)
+        stop_file.clear()
+        HANDLERS["sigterm"] = stop_file.on_sigterm()
         save_run_config(
             RESULTS,
             config,
@@ -157,6 +163,11 @@ def start_progress():
 
 def stop_progress():
     terminal.stop()
+    HANDLERS.pop("sigterm", lambda: None)()  # what SIGTERM did before this run
+
+
+# what start_progress set up and stop_progress puts back
+HANDLERS = {}
 
 
 def finish_lines():

@@ -20,6 +20,7 @@ from typing import Any
 __all__ = [
     "ConfigError",
     "DataError",
+    "StopRequested",
     "UserCodeError",
     "call_task_function",
     "defined_at",
@@ -49,6 +50,12 @@ class UserCodeError(ValueError):
     The message names the function, and the file and line where it went wrong;
     the exception it raised, if any, is the ``__cause__``.
     """
+
+
+class StopRequested(KeyboardInterrupt):  # noqa: N818 - a request, as KeyboardInterrupt is
+    """A stop asked of a running ladder (:mod:`tuneladder.store.stop_request`), raised in a
+    worker at its trial's epoch end, the state saved. A KeyboardInterrupt: whatever keeps
+    Ctrl-C from being taken for a failed trial lets this through the same way."""
 
 
 def function_name(func: Callable[..., Any]) -> str:

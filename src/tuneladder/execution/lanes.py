@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tuneladder.core.errors import StopRequested
 from tuneladder.store.io import read_json
 
 if TYPE_CHECKING:
@@ -57,6 +58,9 @@ log = logging.getLogger("tuneladder")
 
 # how long a lane has to end after SIGTERM before it is killed
 TERMINATE_S = 10.0
+
+# a lane's exit code when it stopped because a stop of the ladder was asked
+STOPPED_EXIT = 75  # EX_TEMPFAIL: the same command goes on
 
 
 def lane_count(
@@ -253,6 +257,9 @@ def lane_main(argv: Sequence[str], run: Any) -> None:
     root.setLevel(logging.INFO)
     try:
         run(spec)
+    except StopRequested as err:
+        log.warning("lane %s: %s", spec.get("lane"), err)
+        raise SystemExit(STOPPED_EXIT) from None
     except Exception:
         log.exception("lane %s failed", spec.get("lane"))
         raise SystemExit(1) from None

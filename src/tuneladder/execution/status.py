@@ -39,6 +39,7 @@ from tuneladder.search.asha import ASYNC, mode_of
 from tuneladder.search.halving import Halving, asked_level, level_dir
 from tuneladder.store.claims import ClaimBook
 from tuneladder.store.io import write_json
+from tuneladder.store.stop_request import StopFile
 from tuneladder.store.trial_files import CHECKPOINT_FILE, RESULT_FILE
 from tuneladder.store.trials import code_fingerprint, keep_trials, key_precision
 
@@ -881,6 +882,7 @@ def ladder_status(
         "report": report,
         "failed_jobs": failed,
         "chosen": _chosen(results) if finished else None,
+        "stop_asked": StopFile(results).read() if not finished else None,
     }
 
 
@@ -960,6 +962,15 @@ def _duration(seconds: float | None) -> str:
 def format_status(status: Mapping[str, Any]) -> str:
     """A few lines for the terminal."""
     lines = [f"experiment {status['experiment']} in {status['results']}: {status['state']}"]
+    asked = status.get("stop_asked")
+    if asked and status["state"] in ("running", "stopped"):
+        when = time.strftime("%H:%M:%S", time.localtime(asked["asked_at"]))
+        lines[0] += (
+            f" (stop asked at {when} by {asked['by']}: each worker stops at its trial's"
+            " next epoch end)"
+            if status["state"] == "running"
+            else f" (as asked at {when} by {asked['by']})"
+        )
     if not status["rungs"]:
         return lines[0] + "\n"
     overfit = status["sanity"]["overfit"]
@@ -1076,7 +1087,9 @@ def stop_line(status: Mapping[str, Any], command: str, since: float | None = Non
     # its folder named: `tuneladder status` alone reads config/config.yaml's experiment,
     # which --configfile or --config experiment=... may not have run
     where = f" --results {status['results']}" if status.get("results") else ""
+    asked = status.get("stop_asked")
+    how = f"stopped as asked, by {asked['by']}" if asked else "stopped before the end"
     return (
-        f"stopped before the end ({what}); `{command}` goes on from there,"
+        f"{how} ({what}); `{command}` goes on from there,"
         f" and `tuneladder status{where}` shows where the ladder stands"
     )

@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from tuneladder.core.errors import StopRequested
 from tuneladder.core.hparams import TrialConfig
 from tuneladder.data.prepared import TrainVal
 from tuneladder.execution.collect import collect_rung
@@ -90,6 +91,10 @@ class WorkerRuntime:
         stale_claim_s: how old a claim's heartbeat may get before another worker takes it.
         share: the turns on a GPU this worker shares with other lanes of its job; None
             when it has the device to itself.
+        stop_asked: whether a stop of the ladder is asked
+            (:class:`~tuneladder.store.stop_request.StopFile`): looked at before each
+            trial and at each epoch's end, where the worker then stops, the trial's
+            state saved. None: it never is.
     """
 
     device: torch.device
@@ -98,10 +103,15 @@ class WorkerRuntime:
     checkpoint_every_s: float = 60.0
     stale_claim_s: float = 600.0
     share: GpuShare | None = None
+    stop_asked: Callable[[], bool] | None = None
 
     @classmethod
     def of(
-        cls, runtime: Runtime, device: torch.device, share: GpuShare | None = None
+        cls,
+        runtime: Runtime,
+        device: torch.device,
+        share: GpuShare | None = None,
+        stop_asked: Callable[[], bool] | None = None,
     ) -> WorkerRuntime:
         """A job's :class:`~tuneladder.infra.device.Runtime`, on the device it started."""
         return cls(
@@ -111,6 +121,7 @@ class WorkerRuntime:
             checkpoint_every_s=runtime.checkpoint_every_s,
             stale_claim_s=runtime.stale_claim_s,
             share=share,
+            stop_asked=stop_asked,
         )
 
 
@@ -378,6 +389,7 @@ class Worker:
             if ask is None:
                 if sweep.done:
                     return
+                self._check_stop()
                 time.sleep(POLL_S)
                 continue
             # no level plan is written here: status reads the log, collect writes the plans
@@ -512,6 +524,7 @@ class Worker:
         self, part: _Part, entry: Mapping[str, Any], stop: Callable[[float], bool] | None = None
     ) -> None:
         """Train a trial this worker holds the claim of, from its checkpoint if it has one."""
+        self._check_stop()
         name, trial_dir, rung = entry["name"], part.folder / entry["dir"], self._plan["rung"]
         for stale_file in (RESULT_FILE, MODEL_FILE, STATE_FILE):
             (trial_dir / stale_file).unlink(missing_ok=True)
@@ -540,6 +553,7 @@ class Worker:
                 leg=leg,
                 code=self._code,
                 retry_alone=share.alone if share else None,
+                stop_asked=self._runtime.stop_asked,
             )
         if result.get("retried_alone"):
             self._alone.append(name)
@@ -553,6 +567,11 @@ class Worker:
             result["best_val_metric"],
             result["total_seconds"],
         )
+
+    def _check_stop(self) -> None:
+        """No new trial once a stop is asked: the claims held go back as the worker stops."""
+        if self._runtime.stop_asked is not None and self._runtime.stop_asked():
+            raise StopRequested("a stop was asked: no new trial starts")
 
     def _continues(
         self, part: _Part, entry: Mapping[str, Any], config: TrialConfig

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from tuneladder.core.errors import ConfigError, DataError, UserCodeError
+from tuneladder.core.errors import ConfigError, DataError, StopRequested, UserCodeError
 from tuneladder.infra.device import Runtime
 from tuneladder.infra.startup import freeze_at_exit
 from tuneladder.ladder.rungs import (
@@ -77,6 +77,12 @@ def logged(log_path: str | Path) -> Iterator[None]:
             print(f"tuneladder: {err}", file=sys.__stderr__)
             # a clean exit: Python and Snakemake's script runner print no traceback
             raise SystemExit(1) from None
+        except StopRequested as err:
+            # asked of the whole ladder (tuneladder.store.stop_request): a warning, no error,
+            # so that status does not count the job failed
+            log.warning("%s; what was finished is kept, and a trial cut short goes on from"
+                        " its checkpoint", err)  # fmt: skip
+            raise SystemExit(130) from None
         except KeyboardInterrupt:
             # Ctrl-C reaches every job of the run: each leaves one line in its log, and
             # what it finished is on disk already (tuneladder.store.io writes atomically)

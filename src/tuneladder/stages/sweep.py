@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tuneladder.core.errors import StopRequested
 from tuneladder.infra.device import Runtime
 from tuneladder.infra.startup import import_torch
 from tuneladder.ladder.rungs import (
@@ -29,6 +30,7 @@ from tuneladder.stages.common import (
     _train_val,
 )
 from tuneladder.store.io import read_json, write_json
+from tuneladder.store.stop_request import StopFile
 from tuneladder.store.trial_files import RESULT_FILE
 
 # what a sweep that does not halve leaves in the levels/ folder dvc.yaml declares
@@ -373,7 +375,11 @@ def sweep_lane_stage(
         plan.parent,
         setup=setup,
         runtime=WorkerRuntime.of(
-            runtime, torch_device, GpuShare(spec["share"]) if spec.get("share") else None
+            runtime,
+            torch_device,
+            GpuShare(spec["share"]) if spec.get("share") else None,
+            # the plan is results/<experiment>/<rung>/plan.json: the ladder's folder
+            stop_asked=StopFile(plan.parent.parent).asked,
         ),
         worker=spec["worker"],
         workers=spec["workers"],
@@ -403,7 +409,7 @@ def _sweep_lanes(
     """Claim the job's GPU, run ``lanes`` lanes on it, and merge what they did."""
     import dataclasses
 
-    from tuneladder.execution.lanes import clear, lane_worker, run_lanes
+    from tuneladder.execution.lanes import STOPPED_EXIT, clear, lane_worker, run_lanes
 
     started = time.perf_counter()
     claim = runtime.claim()
@@ -438,6 +444,8 @@ def _sweep_lanes(
         log=job.log,
     )
     failed = {lane: code for lane, code in enumerate(codes) if code != 0}
+    if failed and set(failed.values()) == {STOPPED_EXIT}:
+        raise StopRequested(f"a stop was asked: {len(failed)} of {lanes} lanes stopped")
     if failed:
         where = f"; see {job.log}" if job.log else ""
         codes = ", ".join(f"lane {lane} exit code {code}" for lane, code in failed.items())

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from tuneladder.core.direction import Direction
+from tuneladder.core.errors import StopRequested
 from tuneladder.core.hparams import TrialConfig
 from tuneladder.data.loader import DatasetSplit, epoch_seed
 from tuneladder.data.prepared import Split, TrainVal
@@ -185,6 +186,7 @@ def train(
     keep_best_state: bool = False,
     leg: Leg | None = None,
     collect: bool = False,
+    stop_asked: Callable[[], bool] | None = None,
 ) -> Outcome:
     """Train on ``run.data.train``, select on ``run.data.val``; training errors become a status.
 
@@ -193,7 +195,8 @@ def train(
     outcome. A halving level passes its ``leg`` of the config's schedule.
     ``collect``: free what only the garbage collector can (a model in a reference
     cycle) before the memory goes back to the GPU, as after a failure; for trials
-    that share their GPU.
+    that share their GPU. ``stop_asked`` is looked at after each epoch: true saves
+    the checkpoint there and raises :class:`~tuneladder.core.errors.StopRequested`.
     """
     outcome = Outcome()
     try:
@@ -204,6 +207,7 @@ def train(
             on_epoch=on_epoch,
             keep_best_state=keep_best_state,
             leg=leg or Leg(stop_at=run.config.epochs),
+            stop_asked=stop_asked,
         )
     except Exception as err:  # CUDA out-of-memory included: the sweep goes on
         outcome.status = "failed"
@@ -269,6 +273,7 @@ def _train(
     on_epoch: EpochCallback | None,
     keep_best_state: bool,
     leg: Leg,
+    stop_asked: Callable[[], bool] | None = None,
 ) -> None:
     config, data, device = run.config, run.data, run.device
     batches = Batches.plan(len(data.train), config)
@@ -328,6 +333,10 @@ def _train(
             break
         if checkpoint is not None and checkpoint.due() and state.epoch < end:
             checkpoint.save(state.state_dict())
+        if stop_asked is not None and state.epoch < end and stop_asked():
+            if checkpoint is not None:
+                checkpoint.save(state.state_dict())  # the same command goes on from here
+            raise StopRequested(f"a stop was asked: stopped after epoch {int(row['epoch'])}")
     going_on = outcome.status == "ok" and not outcome.stopped_early
     if leg.keep_state is not None and going_on and state.epoch == end < config.epochs:
         leg.keep_state.save(state.state_dict())
@@ -749,6 +758,7 @@ def run_trial(
     leg: Leg | None = None,
     code: Code | None = None,
     retry_alone: Callable[[], contextlib.AbstractContextManager] | None = None,
+    stop_asked: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     """Train one trial and write ``config.json``, ``history.csv`` and ``result.json``.
 
@@ -762,7 +772,8 @@ def run_trial(
     default, that of the model factory's module. ``retry_alone``, given where the
     trial shares its GPU with others (:class:`~tuneladder.execution.lanes.GpuShare`),
     holds the GPU for one trial: a trial that ran out of memory trains again inside
-    it, from its last checkpoint, before any result is written.
+    it, from its last checkpoint, before any result is written. ``stop_asked``: see
+    :func:`train`; a trial stopped so writes no result, and resumes from its checkpoint.
     """
     out_dir = Path(out_dir)
     inputs = run.inputs(code, budget=leg.stop_at if leg is not None else None)
@@ -782,6 +793,7 @@ def run_trial(
             keep_best_state=save_model,
             leg=leg,
             collect=retry_alone is not None,  # a neighbour may be waiting for the memory
+            stop_asked=stop_asked,
         )
 
     outcome = attempt()

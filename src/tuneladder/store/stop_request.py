@@ -1,0 +1,78 @@
+"""A stop asked of a running ladder: one file in its results folder.
+
+Snakemake stops gracefully on SIGTERM: it starts no new job and waits for the
+running ones. A sweep worker is one job that trains trials until its rung is
+done, so that wait could last the whole sweep; on a cluster the workers are
+processes on other machines besides. A file in the shared results folder
+reaches them all: each looks at it before it claims a trial and at every
+epoch's end, and stops there with the trial's state saved, so the same command
+goes on from that epoch.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from tuneladder.store.io import read_json, write_json
+
+__all__ = ["STOP_FILE", "StopFile"]
+
+STOP_FILE = "stop-requested.json"
+
+
+class StopFile:
+    """The stop request of the ladder whose results are in ``results``.
+
+    Example::
+
+        StopFile("results/digits-default").request("tuneladder stop")
+        StopFile("results/digits-default").asked()  # True, in every worker
+    """
+
+    def __init__(self, results: str | Path) -> None:
+        self.path = Path(results) / STOP_FILE
+
+    def request(self, by: str) -> None:
+        """Ask every worker of the ladder to stop; ``by`` says who asked (for the logs)."""
+        write_json(self.path, {"asked_at": time.time(), "by": by})
+
+    def asked(self) -> bool:
+        """Whether a stop is asked: one ``stat``, cheap enough for every epoch."""
+        return self.path.exists()
+
+    def read(self) -> dict[str, Any] | None:
+        """When and by whom the stop was asked; None when none is (or it went meanwhile)."""
+        try:
+            return dict(read_json(self.path))
+        except (OSError, ValueError):
+            return None
+
+    def clear(self) -> None:
+        """A new run starts: a stop asked of an earlier one does not hold for it."""
+        self.path.unlink(missing_ok=True)
+
+    def on_sigterm(self) -> Callable[[], None]:
+        """SIGTERM to this process (Snakemake's graceful stop) asks the workers to stop
+        too, then does what it did before. Returns what puts the handler before back
+        (a no-op outside the main thread, where handlers cannot be set)."""
+        try:
+            previous = signal.getsignal(signal.SIGTERM)
+
+            def ask(signum: int, frame: FrameType | None) -> None:
+                self.request(f"SIGTERM to process {os.getpid()}")
+                if callable(previous):
+                    previous(signum, frame)
+                elif previous == signal.SIG_DFL:
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                    os.kill(os.getpid(), signal.SIGTERM)
+
+            signal.signal(signal.SIGTERM, ask)
+        except ValueError:  # not the main thread
+            return lambda: None
+        return lambda: signal.signal(signal.SIGTERM, previous)
