@@ -23,16 +23,44 @@ def test_a_trial_trains_on_the_experiments_data_only_where_it_is_its_configs(
 ) -> None:
     from helpers import REPO
     from tuneladder.data.prepared import prepare
+    from tuneladder.stages.prepare import data_sources
     from tuneladder.store.io import read_json
     from tuneladder.tasks import load_task
 
     monkeypatch.chdir(tmp_path)
     config = api.load_config(REPO / "config" / "config.yaml", {"epochs": 1, "arch": "mlp"})
     shared = tmp_path / "results" / config["experiment"] / "data"
-    settings = {"materialize": "auto", "max_memory_mb": 1024}
-    prepare(load_task("digits"), shared, seed=5, task_options={}, **settings)  # another seed
+    settings = {"materialize": "auto", "max_memory_mb": 1024, "task_options": {}}
+    sources = data_sources(config["task"])
+    prepare(load_task("digits"), shared, seed=5, sources=sources, **settings)  # another seed
     assert api.run_trial(config, "one")["status"] == "ok"
     assert read_json(tmp_path / "one" / "data" / "meta.json")["seed"] == config["seed"]
-    prepare(load_task("digits"), shared, seed=config["seed"], task_options={}, **settings)
+    prepare(load_task("digits"), shared, seed=config["seed"], sources=sources, **settings)
     assert api.run_trial(config, "two")["status"] == "ok"
     assert not (tmp_path / "two" / "data").exists()  # the experiment's own, this time
+
+
+def test_a_trial_prepares_again_after_its_csv_file_was_edited(tmp_path: Path) -> None:
+    """Data prepared from a CSV that was edited since is not the file's any more."""
+    from tuneladder.store.io import read_json
+
+    rows = ["x1,x2,y", *(f"{i % 7},{i % 5},{'a' if i % 3 else 'b'}" for i in range(90))]
+    table = tmp_path / "table.csv"
+    table.write_text("\n".join(rows) + "\n")
+    from helpers import REPO
+
+    config = api.load_config(
+        REPO / "config" / "config.yaml",
+        {
+            "experiment": "edited",
+            "task": {"name": "csv", "options": {"path": str(table), "target": "y"}},
+            "space": {"lr": {"dist": "loguniform", "low": 1e-3, "high": 1e-1}},
+            "epochs": 1,
+        },
+    )
+    assert api.run_trial(config, tmp_path / "trial")["status"] == "ok"
+    meta = tmp_path / "trial" / "data" / "meta.json"
+    assert sum(read_json(meta)["sizes"].values()) == 90
+    table.write_text("\n".join([*rows, *rows[1:31]]) + "\n")  # 30 more rows
+    assert api.run_trial(config, tmp_path / "trial")["status"] == "ok"
+    assert sum(read_json(meta)["sizes"].values()) == 120

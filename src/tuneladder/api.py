@@ -67,8 +67,9 @@ def run_trial(
 
     The data is ``data_dir`` when given, else the experiment's prepared
     ``results/<experiment>/data`` when it was prepared from this config's task,
-    options, seed and data settings, else it is prepared into ``out/data`` (again
-    when what is there was prepared from others). Returns the
+    options, seed and data settings and from the files and code as they are now
+    (:func:`tuneladder.stages.prepare.data_sources`), else it is prepared into
+    ``out/data`` (again when what is there was prepared from others). Returns the
     trial's ``result.json``; ``out`` also holds its ``history.csv``. ``on_start``
     sees ``{"device", "train", "val"}`` (the device, the split sizes) before the
     first epoch, and ``on_epoch`` each epoch's row as it ends.
@@ -77,6 +78,7 @@ def run_trial(
 
     from tuneladder.data.prepared import data_for, load_train_val, prepare, prepared_from
     from tuneladder.infra.device import Loading, deterministic, fp32_math, resolve_device
+    from tuneladder.stages.prepare import data_sources
     from tuneladder.store.trials import base_params, make_trial_config
     from tuneladder.tasks import load_task
     from tuneladder.training.runner import TrainingRun
@@ -89,7 +91,12 @@ def run_trial(
         "materialize": config["data"]["materialize"],
         "max_memory_mb": config["data"]["max_memory_mb"],
     }
-    recipe = {"task_options": config["task"]["options"], "seed": config["seed"]}
+    recipe = {
+        "task_options": config["task"]["options"],
+        "seed": config["seed"],
+        # an edited CSV, image folder or loading code: data prepared before is not this
+        "sources": data_sources(config["task"]),
+    }
     if data_dir is None:
         shared, own = Path("results") / config["experiment"] / "data", out / "data"
         if prepared_from(shared, task.name, settings=settings, **recipe):

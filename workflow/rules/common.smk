@@ -32,7 +32,7 @@ from tuneladder.report import (
 from tuneladder.tasks import TaskError
 from tuneladder.tasks.tabular import data_path
 from tuneladder.store.stop_request import StopFile
-from tuneladder.store.trials import prepare_fingerprint, task_code
+from tuneladder.store.trials import task_code
 
 # --config 'coarse={trials: 5}': Snakemake leaves the nested 5 a string
 update_config(config, command_line_values(workflow.config_settings.config_args))
@@ -422,13 +422,9 @@ def prepare_trigger_params():
     """What re-prepares the data when it changes, besides the config and the CSV file: the
     code that reads it (a plugin's module and what it imports), and an image folder's
     listing (a folder input would only see the folder's own time)."""
-    task = config["task"]
-    found = {"code": prepare_fingerprint(configured_task_code())}
-    if task["name"] == "image_folder":
-        from tuneladder.tasks.image_folder import folder_signature
+    from tuneladder.stages.prepare import data_sources
 
-        found["images"] = folder_signature(task["options"]["path"])
-    return found
+    return data_sources(config["task"], files=False)
 
 
 @functools.cache

@@ -273,6 +273,7 @@ def prepare(
     max_memory_mb: float = 1024,
     data_values: Mapping[str, Any] | None = None,
     task_options: Mapping[str, Any] | None = None,
+    sources: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Load the task's data, split, standardise and write it. Returns the meta.
 
@@ -280,8 +281,10 @@ def prepare(
     stored as tensors (:func:`materialise`); arrays always are. ``data_values``
     are the task's data hyperparameters to load with (its defaults fill the
     rest); the meta records them, and the settings, for :func:`data_for`.
-    ``task_options`` (the config's ``task.options``) are recorded, so that one
-    trial run outside the ladder can tell whether this data is its config's.
+    ``task_options`` (the config's ``task.options``) and ``sources`` (what the data
+    is read from: :func:`tuneladder.stages.prepare.data_sources`) are recorded, so
+    that one trial run outside the ladder can tell whether this data is its config's
+    and still its files'.
     """
     if materialize not in MATERIALIZE:
         raise ValueError(f"materialize must be one of {MATERIALIZE}, got {materialize!r}")
@@ -297,6 +300,7 @@ def prepare(
     meta["data_params"] = values
     meta["settings"] = {"materialize": materialize, "max_memory_mb": max_memory_mb}
     meta["task_options"] = _as_recorded(task_options)
+    meta["sources"] = _as_recorded(sources)
     write_json(out_dir / "meta.json", meta)
     return meta
 
@@ -308,9 +312,12 @@ def prepared_from(
     task_options: Mapping[str, Any] | None,
     seed: int,
     settings: Mapping[str, Any],
+    sources: Mapping[str, Any] | None = None,
 ) -> bool:
     """Whether ``data_dir`` holds data :func:`prepare` made of task ``task`` with these
-    options, seed and settings (``materialize``, ``max_memory_mb``)."""
+    options, seed and settings (``materialize``, ``max_memory_mb``), from these
+    ``sources`` (the code and files it was read from; data prepared before they were
+    recorded is not theirs)."""
     path = Path(data_dir) / "meta.json"
     if not path.is_file():
         return False
@@ -320,6 +327,7 @@ def prepared_from(
         and meta.get("task_options") == _as_recorded(task_options)
         and meta.get("seed") == seed
         and meta.get("settings") == dict(settings)
+        and meta.get("sources") == _as_recorded(sources)
     )
 
 
@@ -373,6 +381,7 @@ def data_for(data_dir: str | Path, task: Task, params: Mapping[str, Any]) -> Pat
                     seed=meta["seed"],
                     data_values=values,
                     task_options=meta.get("task_options"),
+                    sources=meta.get("sources"),
                     **settings,
                 )
                 shutil.rmtree(out, ignore_errors=True)

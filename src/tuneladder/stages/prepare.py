@@ -12,9 +12,35 @@ from tuneladder.core.errors import UserCodeError
 from tuneladder.infra.startup import import_torch
 from tuneladder.stages.common import StageError, _base_config, _task
 
-__all__ = ["prepare_stage"]
+__all__ = ["data_sources", "prepare_stage"]
 
 log = logging.getLogger("tuneladder")
+
+
+def data_sources(task: Mapping[str, Any], *, files: bool = True) -> dict[str, str]:
+    """What the prepared data is read from besides the config: the code that reads it
+    (the task's module and the user's modules it imports), an image folder's listing
+    and, with ``files``, a CSV file's size and time.
+
+    The workflow re-prepares when the first two change (``files=False``: the CSV is
+    the prepare rule's input). ``meta.json`` records all of them, so one trial run
+    outside the ladder (:func:`tuneladder.api.run_trial`) can tell whether data
+    prepared earlier is still that of the files and code it would read now.
+    """
+    from tuneladder.store.trials import prepare_fingerprint, task_code
+
+    found = {"code": prepare_fingerprint(task_code(task["name"]))}
+    options = task.get("options") or {}
+    if task["name"] == "image_folder":
+        from tuneladder.tasks.image_folder import folder_signature
+
+        found["images"] = folder_signature(options["path"])
+    if files and task["name"] == "csv":
+        from tuneladder.tasks.tabular import data_path
+
+        stat = data_path(options["path"]).stat()
+        found["file"] = f"{stat.st_size} bytes, modified {stat.st_mtime_ns} ns"
+    return found
 
 
 def _report_encoding(meta: Mapping[str, Any], data_dir: str | Path) -> None:
@@ -75,6 +101,7 @@ def prepare_stage(
             seed=seed,
             data_values=values,
             task_options=task.get("options") or {},
+            sources=data_sources(task),
             **(data or {}),
         )
         if values:
