@@ -273,3 +273,20 @@ def test_each_stage_depends_on_the_code_its_rules_run() -> None:
                 if not any(source == d or d in source.parents for d in deps):
                     missing.append(f"{name}: {script.name} runs {module}")
     assert not missing, "dvc.yaml stages lack deps: " + "; ".join(missing)
+
+
+def test_every_param_a_stage_reads_is_in_the_shipped_config() -> None:
+    """`dvc repro` on the config as shipped: DVC refuses a stage whose param the file
+    lacks (the tests' own configs write every section, so only this finds it)."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    missing = []
+    for name, stage in stages.items():
+        for group in stage.get("params", []):
+            for key in group.get("config/config.yaml", []):
+                node = config
+                for part in key.split("."):
+                    node = node.get(part) if isinstance(node, dict) else None
+                if node is None:
+                    missing.append(f"{name}: {key}")
+    assert not missing, "config/config.yaml lacks: " + "; ".join(missing)
