@@ -36,11 +36,11 @@ def slow_ladder(workdir: Path) -> None:
     )
 
 
-def start(workdir: Path) -> subprocess.Popen:
+def start(workdir: Path, *args: str) -> subprocess.Popen:
     profile = str(REPO / "profiles" / "default")
     command = [SNAKEMAKE, "--snakefile", str(REPO / "workflow" / "Snakefile"),
                "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"),
-               "--workflow-profile", profile, "--cores", "2"]  # fmt: skip
+               "--workflow-profile", profile, "--cores", "2", *args]  # fmt: skip
     with open(workdir / FIRST_RUN, "w") as log:  # the child holds its own copy of the file
         return subprocess.Popen(
             command,
@@ -156,7 +156,8 @@ def test_graceful_stop_mid_sweep_then_rerun(tmp_path: Path, how: str) -> None:
     `tuneladder stop` stop the trials in training at their epoch's end, not once the
     rung is done: the running trial leaves its checkpoint, and the rerun resumes it."""
     slow_ladder(tmp_path)
-    proc = start(tmp_path)
+    # as the config file says: an override with a space, which the last line must quote
+    proc = start(tmp_path, "--config", "mlflow={enabled: false}")
     try:
         done, running = wait_for_mid_sweep(tmp_path, proc)
         if how == "sigterm":
@@ -177,6 +178,7 @@ def test_graceful_stop_mid_sweep_then_rerun(tmp_path: Path, how: str) -> None:
     said = [line for line in printed.splitlines() if line.startswith("tuneladder: stopped")]
     assert len(said) == 1 and f"stopped as asked, by {by}" in said[0], printed[-3000:]
     assert "trials kept: coarse " in said[0] and "goes on from there" in said[0]
+    assert " --config 'mlflow={enabled: false}'` goes on from there" in said[0]
     status = tuneladder("status", "--results", str(results_of(tmp_path)), cwd=tmp_path)
     assert "stopped (as asked at " in status.stdout and by in status.stdout
     before = fingerprints(done)

@@ -194,6 +194,30 @@ def test_a_stale_final_summary_is_not_finished(tiny_ladder: Path, tmp_path: Path
     assert (seeds["state"], seeds["done"]) == ("not started", 0)
 
 
+def test_trials_of_a_config_the_rung_was_planned_away_from_are_not_done(
+    tiny_ladder: Path, tmp_path: Path
+) -> None:
+    """A run that planned the coarse sweep again with more epochs, then stopped: the old
+    trials on disk are another config's, to be trained again, and so is a trial whose
+    data was prepared again since."""
+    write_config(tmp_path)
+    shutil.copytree(results_of(tiny_ladder), results_of(tmp_path))
+    plan_path = results_of(tmp_path) / "coarse" / "plan.json"
+    plan = read_json(plan_path)
+    for entry in plan["trials"][:2]:
+        entry["config"]["epochs"] += 1
+    write_json(plan_path, plan)
+    third = results_of(tmp_path) / "coarse" / plan["trials"][2]["dir"] / "result.json"
+    write_json(third, {**read_json(third), "data_fingerprint": "prepared-before"})
+    status = json.loads(_status(tmp_path, "--json").stdout)
+    coarse = status["rungs"][0]
+    total = len(plan["trials"])
+    assert (coarse["done"], coarse["total"], coarse["stale"]) == (total - 3, total, 3)
+    assert coarse["stale_why"] == ["config", "data"]
+    text = _status(tmp_path).stdout
+    assert "3 to retrain: the config and the data changed since they ran" in text
+
+
 def test_status_before_anything_ran(tmp_path: Path) -> None:
     write_config(tmp_path, experiment="fresh")
     assert ladder_status(tmp_path / "results" / "fresh")["state"] == "not started"
@@ -431,6 +455,23 @@ def test_the_stop_line_names_a_job_that_failed_in_this_run_only(tmp_path: Path) 
     now = stop_line(status, "snakemake --cores 2", since=500.0)
     assert now.startswith(f"stopped: coarse/worker-3-of-4 failed (its reason above, and in {log})")
     assert now.endswith("Once that is fixed, `snakemake --cores 2` goes on from there")
+
+
+def test_the_stop_line_counts_a_halving_sweeps_trainings_and_a_stop_asked() -> None:
+    """Stopped in the first level of a sweep that halves, no config is through every
+    level, yet 18 trainings are kept: the line says so, not "no trial had finished"."""
+    coarse = {"rung": "coarse", "done": 0, "total": 30,
+              "levels": [{"level": 0, "done": 18}, {"level": 1, "done": 0}]}  # fmt: skip
+    fine = {"rung": "fine", "done": 0, "total": 20, "levels": []}
+    status = {"rungs": [coarse, fine], "results": "results/x"}
+    line = stop_line(status, "snakemake --cores 2")
+    assert line.startswith(
+        "stopped before the end (trials kept: coarse 0/30 configs, 18 trainings);"
+    )
+    nothing = stop_line({"rungs": [{**coarse, "levels": []}, fine]}, "snakemake")
+    assert nothing.startswith("stopped before the end (no trial had finished)")
+    asked = {**status, "stop_asked": {"asked_at": 0.0, "by": "tuneladder stop"}}
+    assert stop_line(asked, "snakemake").startswith("stopped as asked, by tuneladder stop (")
 
 
 def test_what_the_gpu_probe_chose_is_said_once_on_the_terminal_and_in_status(

@@ -1,6 +1,7 @@
 import functools
 import math
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -132,7 +133,7 @@ def stopped_line():
     """What a stopped run kept, and the command that goes on: the one that was run."""
     cli = Path(sys.argv[0]).name == "snakemake"  # not Snakemake's API, from a notebook
     # from Python: the same call, as the notebook made it
-    command = " ".join(["snakemake", *sys.argv[1:]]) if cli else "api.run_ladder(...)"
+    command = shlex.join(["snakemake", *sys.argv[1:]]) if cli else "api.run_ladder(...)"
     # under --directory the paths it names are the working directory's, not the shell's
     moved = cli and any(
         arg in ("-d", "--directory") or arg.startswith("--directory=")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneladder.core.direction import Direction, top
+from tuneladder.core.hparams import TrialConfig, config_hash
 from tuneladder.core.text import counted, mean_std
 from tuneladder.execution.promotions import PROMOTIONS_FILE, asked_by_level
 from tuneladder.ladder.job_times import read_benchmarks
@@ -353,22 +354,33 @@ def _ended_at(result: Mapping[str, Any]) -> float:
 
 class _CurrentRun:
     """What a result was made by that the next run would not reuse (the parts of its key
-    :func:`tuneladder.store.trials.stale_reason` compares): code that changed since
-    (after the colon), or another precision (``precision``: the run's; None, unknown).
-    Such a result is retrained, so it is no trial done."""
+    :func:`tuneladder.store.trials.stale_reason` compares): another config than its plan
+    entry's (a run stopped after it planned the rung again, with more epochs, say),
+    other data (``data``: the prepared data's fingerprint; None, unknown), code that
+    changed since (after the colon), or another precision (``precision``: the run's;
+    None, unknown). Such a result is retrained, so it is no trial done."""
 
-    def __init__(self, precision: str | None = None) -> None:
+    def __init__(self, precision: str | None = None, data: str | None = None) -> None:
         self._keep = keep_trials()
         self._precision = precision
+        self._data = data
         # by task module, one hash each; None where the module is not found from here (a
         # plugin, asked from another folder): then nothing can be told
         self._fingerprints: dict[str | None, str | None] = {}
 
-    def changed(self, result: Mapping[str, Any]) -> str | None:
-        """``precision`` or ``code``, whichever changed since the result was made; else None."""
+    def changed(self, result: Mapping[str, Any], entry: Mapping[str, Any]) -> str | None:
+        """``config``, ``data``, ``precision`` or ``code``, the first that changed since the
+        result of plan entry ``entry`` was made; else None."""
         key = result.get("key")
         if not isinstance(key, str):
             return None
+        planned = entry.get("config")
+        made = result.get("config_hash")
+        if planned is not None and made is not None:
+            if config_hash(TrialConfig.from_json(planned)) != made:
+                return "config"
+        if self._data is not None and result.get("data_fingerprint") not in (None, self._data):
+            return "data"
         if self._precision is not None and key_precision(key) != self._precision:
             return "precision"
         if self._keep or ":" not in key:
@@ -410,7 +422,8 @@ class _RungTrials:
         precision: str | None = None,
     ) -> _RungTrials:
         found = cls()
-        current = _CurrentRun(precision)
+        meta = _read(results / PREPARE.outputs["meta"]) or {}
+        current = _CurrentRun(precision, data=meta.get("fingerprint"))
         for source, folder, level in _sources(results, rung, plan):
             mine, checkpointed = [], set()
             for entry in source["trials"]:
@@ -419,7 +432,7 @@ class _RungTrials:
                     if (folder / entry["dir"] / CHECKPOINT_FILE).is_file():
                         checkpointed.add(entry["name"])
                     continue
-                if why := current.changed(result):
+                if why := current.changed(result, entry):
                     found.stale += 1
                     found.stale_why.add(why)
                     continue
@@ -1063,15 +1076,24 @@ def format_status(status: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _kept(rung: Mapping[str, Any]) -> str | None:
+    """What a stopped run kept of a rung: its trials done; for a sweep that halves, its
+    configs through every level and the trainings of any level (all kept)."""
+    trainings = sum(level["done"] for level in rung.get("levels") or [])
+    if not (rung["done"] or trainings):
+        return None
+    if rung["total"] is None:
+        return rung["rung"]
+    if trainings > rung["done"]:
+        return f"{rung['rung']} {rung['done']}/{rung['total']} configs, {trainings} trainings"
+    return f"{rung['rung']} {rung['done']}/{rung['total']}"
+
+
 def stop_line(status: Mapping[str, Any], command: str, since: float | None = None) -> str:
     """One line for a run that stopped (Ctrl-C, a failed job): what is kept, how to go on.
     ``since``: when this run started; a job whose failed log is older failed in an
     earlier run (or for another config), not in this one."""
-    kept = [
-        f"{r['rung']} {r['done']}/{r['total']}" if r["total"] is not None else r["rung"]
-        for r in status["rungs"]
-        if r["done"]
-    ]
+    kept = [line for r in status["rungs"] if (line := _kept(r))]
     what = f"trials kept: {', '.join(kept)}" if kept else "no trial had finished"
     failed = [
         job
