@@ -168,7 +168,8 @@ def test_a_worker_asked_to_stop_claims_nothing_and_keeps_what_it_trained(
     from tuneladder.store.stop_request import StopFile
     from tuneladder.tasks import load_task
 
-    config = TrialConfig(epochs=1, batch_size=512, model={"arch": "mlp", "width": 8})
+    task = load_task("digits")
+    config = TrialConfig(epochs=2, batch_size=512, model={**task.defaults, "arch": "mlp"})
     trials = [
         {"name": str(i), "index": i, "dir": f"trials/{i}", "config": config.to_json()}
         for i in range(3)
@@ -182,7 +183,7 @@ def test_a_worker_asked_to_stop_claims_nothing_and_keeps_what_it_trained(
             asked.append(True)
         return stop.asked()
 
-    setup = TrialSetup(task=load_task("digits"), data=digits, metric="accuracy", mode="max")
+    setup = TrialSetup(task=task, data=digits, metric="accuracy", mode="max")
     runtime = WorkerRuntime(device=torch.device("cpu"), stop_asked=stop_after_one)
     plan = {"rung": "coarse", "trials": trials}
     with pytest.raises(StopRequested, match="no new trial starts"):
@@ -193,3 +194,5 @@ def test_a_worker_asked_to_stop_claims_nothing_and_keeps_what_it_trained(
     stop.clear()
     report = Worker(plan, tmp_path, setup=setup, runtime=runtime).run()
     assert (report["reused"], report["ran"]) == (["0"], ["1", "2"])
+    results = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("trials/*/result.json"))]
+    assert [(r["status"], r["epochs_run"]) for r in results] == [("ok", 2)] * 3

@@ -105,15 +105,30 @@ def test_trial_path_imports_no_pandas_matplotlib_or_sklearn() -> None:
     assert proc.stdout.strip() == ""
 
 
-def test_stop_with_no_ladder_running_says_so_and_asks_nothing(tmp_path: Path) -> None:
-    results = tmp_path / "results" / "idle"
-    results.mkdir(parents=True)
-    proc = subprocess.run(
-        [TUNELADDER, "stop", "--results", str(results)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 1
-    assert f"no Snakemake process runs the ladder in {results}: nothing to stop" in proc.stderr
-    assert not (results / "stop-requested.json").exists()
+def test_stop_asks_nothing_of_a_ladder_that_does_not_run_there(tmp_path: Path) -> None:
+    """Never started, not running, or the run here works on another experiment: the
+    stop is refused with the reason, and no file is written (no folder made)."""
+
+    def stop(results: Path) -> subprocess.CompletedProcess:
+        command = [TUNELADDER, "stop", "--results", str(results)]
+        return subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+
+    typo = tmp_path / "results" / "typo"
+    said = stop(typo)
+    assert said.returncode == 1 and f"no ladder has started in {typo}" in said.stderr
+    assert not typo.exists()
+    idle = tmp_path / "results" / "idle"
+    idle.mkdir(parents=True)
+    (idle / "run_config.json").write_text("{}")
+    said = stop(idle)
+    assert said.returncode == 1
+    assert f"no Snakemake process runs the ladder in {idle}: nothing to stop" in said.stderr
+    locks = tmp_path / ".snakemake" / "locks"
+    locks.mkdir(parents=True)
+    (locks / "0.output.lock").write_text("results/other/coarse/results.json\n")
+    said = stop(idle)
+    assert said.returncode == 1 and "works on another experiment's folder" in said.stderr
+    assert not (idle / "stop-requested.json").exists()
+    (locks / "0.output.lock").write_text("results/idle/coarse/results.json\n")
+    said = stop(idle)  # a run here (on a cluster's node, its lock is all that shows)
+    assert said.returncode == 0 and (idle / "stop-requested.json").is_file()

@@ -187,21 +187,27 @@ def _trial(args: argparse.Namespace) -> int:
 def _stop(args: argparse.Namespace) -> int:
     """Ask a running ladder to stop (:mod:`tuneladder.store.stop_request`): a SIGTERM to
     Snakemake would let every sweep worker train until its rung is done."""
-    from tuneladder.execution.status import counted_config
-    from tuneladder.infra.stale_locks import lock_holders
+    from tuneladder.execution.status import RUN_CONFIG_FILE, counted_config
+    from tuneladder.infra.stale_locks import lock_holders, locks_outputs_under
     from tuneladder.store.stop_request import StopFile
 
     results = args.results or counted_config(args.config)[1]
     workdir = _workdir(results)
-    # a run on a cluster's node shows no process here, only Snakemake's lock
-    locked = any((workdir / ".snakemake" / "locks").glob("*.lock"))
-    if lock_holders(workdir) == [] and not locked:
-        print(
-            f"tuneladder: no Snakemake process runs the ladder in {results}: nothing to stop"
-            " (`tuneladder status` says where it stands)",
-            file=sys.stderr,
+    if not (results / RUN_CONFIG_FILE).is_file():
+        return _refuse(f"no ladder has started in {results}: nothing to stop")
+    # a lock names the outputs of the run that holds it; on a cluster's node the run
+    # shows no process here, only its lock
+    locked = locks_outputs_under(workdir, results)
+    if locked is False:
+        return _refuse(
+            f"the Snakemake run in {workdir.resolve()} works on another experiment's folder"
+            f" than {results}: --results names the one to stop"
         )
-        return 1
+    if locked is None and lock_holders(workdir) == []:
+        return _refuse(
+            f"no Snakemake process runs the ladder in {results}: nothing to stop"
+            " (`tuneladder status` says where it stands)"
+        )
     StopFile(results).request("tuneladder stop")
     print(
         f"tuneladder: asked the ladder in {results} to stop: each worker stops at its"
@@ -209,6 +215,11 @@ def _stop(args: argparse.Namespace) -> int:
         " running jobs have; the same command goes on from there"
     )
     return 0
+
+
+def _refuse(line: str) -> int:
+    print(f"tuneladder: {line}", file=sys.stderr)
+    return 1
 
 
 def _workdir(results: Path) -> Path:

@@ -151,8 +151,11 @@ def start_progress():
         # a stop asked of an earlier run does not hold for this one; Snakemake's graceful
         # stop (SIGTERM) also stops the trials in training, at their epoch's end
         stop_file = StopFile(RESULTS)
-        stop_file.clear()
-        HANDLERS["sigterm"] = stop_file.on_sigterm()
+        stop_file.clear(before=PARSED_AT)
+        restore = stop_file.on_sigterm()
+        if restore is not None:  # `tuneladder stop` turns into Snakemake's graceful stop
+            end_watch = stop_file.watch()
+            HANDLERS["sigterm"] = lambda: (end_watch(), restore())
         save_run_config(
             RESULTS,
             config,

@@ -384,12 +384,12 @@ class Worker:
         self._retrain_stale(sweep, part)
         first = True
         while True:
+            self._check_stop()  # before an ask: the log would hold one nobody trains
             ask = sweep.next(lambda lv: part(lv).claims, worker=self._worker, orphans_first=first)
             first = False
             if ask is None:
                 if sweep.done:
                     return
-                self._check_stop()
                 time.sleep(POLL_S)
                 continue
             # no level plan is written here: status reads the log, collect writes the plans
@@ -537,6 +537,7 @@ class Worker:
         # the claim stays fresh however long an epoch (or preparing its data, or waiting
         # for a turn on a shared GPU) takes
         with part.claims.beating(name), share.trial() if share else contextlib.nullcontext():
+            self._check_stop()  # asked while this lane waited for its turn on the GPU
             result = run_trial(
                 self._setup.training(config, self._runtime),
                 trial_dir,

@@ -58,6 +58,14 @@ def clear_stale_locks(
     return "removed the lock of an earlier run that was killed (no Snakemake process holds it)"
 
 
+def locks_outputs_under(workdir: Path, results: Path) -> bool | None:
+    """Whether a Snakemake lock in ``workdir`` holds outputs in ``results``: a run works on
+    that ladder. None when there is no lock at all."""
+    locks = workdir / LOCKS
+    files = sorted(locks.glob("*.lock")) if locks.is_dir() else []
+    return _locks_under(files, workdir, results) if files else None
+
+
 def _locks_under(files: list[Path], workdir: Path, results: Path) -> bool:
     """Whether a lock file lists an output in ``results`` (paths as Snakemake wrote them:
     relative to ``workdir``, or absolute)."""

@@ -43,36 +43,70 @@ class StopFile:
         write_json(self.path, {"asked_at": time.time(), "by": by})
 
     def asked(self) -> bool:
-        """Whether a stop is asked: one ``stat``, cheap enough for every epoch."""
-        return self.path.exists()
+        """Whether a stop is asked: one ``stat``, cheap enough for every epoch. A file
+        system that cannot answer (an NFS hiccup) asks nothing: training goes on."""
+        try:
+            return self.path.exists()
+        except OSError:
+            return False
 
     def read(self) -> dict[str, Any] | None:
         """When and by whom the stop was asked; None when none is (or it went meanwhile)."""
         try:
             return dict(read_json(self.path))
-        except (OSError, ValueError):
+        except (OSError, ValueError, TypeError):
             return None
 
-    def clear(self) -> None:
-        """A new run starts: a stop asked of an earlier one does not hold for it."""
+    def clear(self, before: float | None = None) -> None:
+        """A new run starts: a stop asked of an earlier one does not hold for it. With
+        ``before`` (when this run started), a stop asked since stays: the run was asked
+        to stop while it built its jobs, and its workers stop as they start."""
+        asked = self.read()
+        if before is not None and asked is not None:
+            at = asked.get("asked_at")
+            if isinstance(at, (int, float)) and at >= before:
+                return
         self.path.unlink(missing_ok=True)
 
-    def on_sigterm(self) -> Callable[[], None]:
+    def on_sigterm(self) -> Callable[[], None] | None:
         """SIGTERM to this process (Snakemake's graceful stop) asks the workers to stop
-        too, then does what it did before. Returns what puts the handler before back
-        (a no-op outside the main thread, where handlers cannot be set)."""
+        too, then does what it did before. Returns what puts the handler before back;
+        None outside the main thread, where handlers cannot be set."""
         try:
             previous = signal.getsignal(signal.SIGTERM)
 
             def ask(signum: int, frame: FrameType | None) -> None:
-                self.request(f"SIGTERM to process {os.getpid()}")
-                if callable(previous):
-                    previous(signum, frame)
-                elif previous == signal.SIG_DFL:
-                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                    os.kill(os.getpid(), signal.SIGTERM)
+                try:
+                    if not self.asked():
+                        self.request(f"SIGTERM to process {os.getpid()}")
+                except OSError:  # a full or read-only disk: Snakemake still stops
+                    pass
+                finally:
+                    if callable(previous):
+                        previous(signum, frame)
+                    elif previous == signal.SIG_DFL:
+                        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                        os.kill(os.getpid(), signal.SIGTERM)
 
             signal.signal(signal.SIGTERM, ask)
         except ValueError:  # not the main thread
-            return lambda: None
+            return None
         return lambda: signal.signal(signal.SIGTERM, previous)
+
+    def watch(self, every_s: float = 2.0) -> Callable[[], None]:
+        """Once a stop is asked from elsewhere (``tuneladder stop``), send this process
+        SIGTERM: Snakemake then stops gracefully, submitting no more jobs and retrying
+        none of the stopped ones (on a cluster, ``retries`` would queue each again).
+        Call it after :meth:`on_sigterm`. Returns what ends the watch."""
+        import threading
+
+        done = threading.Event()
+
+        def look() -> None:
+            while not done.wait(every_s):
+                if self.asked():
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    return
+
+        threading.Thread(target=look, name="tuneladder-stop-watch", daemon=True).start()
+        return done.set

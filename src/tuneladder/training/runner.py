@@ -306,6 +306,9 @@ def _train(
     amp = autocast(device, run.precision)
     reset_peak_memory(device)
     end = min(leg.stop_at, config.epochs)
+    if stop_asked is not None and state.epoch < end and stop_asked():
+        # asked while the trial waited (a retry alone waits for the GPU): no epoch starts
+        raise StopRequested(f"a stop was asked: stopped before epoch {state.epoch}")
     while state.epoch < end:
         lr = state.lr  # the epoch's row gives the LR it started with, as its steps change it
         epoch = run_epoch(
