@@ -298,6 +298,14 @@ def test_a_chosen_config_the_untuned_default_beats_on_val_is_warned_of() -> None
     assert warning.startswith("the untuned default scores better on val than the chosen")
     assert "(rmse 171.2 against 195.7 over the same seeds)" in warning
     assert behind_the_default({**summary, "val_mean": 150.0}) is None
+    # ahead on val, behind on test: the choice did not carry over (a seed that collapsed)
+    baseline = {"val": {"mean": 0.9722}, "test": {"mean": 0.9905, "std": 0.016}}
+    summary = {"metric": "accuracy", "mode": "max", "val_mean": 0.9907, "test_mean": 0.9238,
+               "test_std": 0.087, "baseline": baseline}  # fmt: skip
+    warning = behind_the_default(summary)
+    assert warning.startswith("the untuned default scores better on test than the chosen")
+    assert "(accuracy 0.9905 ± 0.0160 against 0.9238 ± 0.0870 over the same seeds)" in warning
+    assert behind_the_default({**summary, "test_mean": 0.995}) is None
 
 
 def test_the_summary_warns_of_models_that_learnt_nothing(summary: dict, tmp_path: Path) -> None:

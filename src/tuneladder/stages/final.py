@@ -449,16 +449,30 @@ def no_better_than_trivial(summary: Mapping[str, Any]) -> str | None:
 
 def behind_the_default(summary: Mapping[str, Any]) -> str | None:
     """A sentence when the untuned default, rerun over the same seeds, beats the chosen
-    config on val: the search found nothing better than where it started."""
-    metric, tuned = summary["metric"], summary.get("val_mean")
-    default = ((summary.get("baseline") or {}).get("val") or {}).get("mean")
-    if tuned is None or default is None or not Direction(summary["mode"]).better(default, tuned):
+    config on val (the search found nothing better than where it started), or else on
+    test (the choice on val did not carry over to data it never saw)."""
+    metric, better = summary["metric"], Direction(summary["mode"]).better
+    baseline = summary.get("baseline") or {}
+    tuned, default = summary.get("val_mean"), (baseline.get("val") or {}).get("mean")
+    if tuned is not None and default is not None and better(default, tuned):
+        return (
+            f"the untuned default scores better on val than the chosen config ({metric}"
+            f" {default:.4g} against {tuned:.4g} over the same seeds): the search found"
+            " nothing better than the defaults; check that seeds.epochs is the length the"
+            " sweeps chose at, and the search space's ranges"
+        )
+    tuned_test, default_test = summary.get("test_mean"), baseline.get("test") or {}
+    if tuned_test is None or default_test.get("mean") is None:
         return None
+    if not better(default_test["mean"], tuned_test):
+        return None
+    chosen = {"mean": tuned_test, "std": summary.get("test_std")}
     return (
-        f"the untuned default scores better on val than the chosen config ({metric}"
-        f" {default:.4g} against {tuned:.4g} over the same seeds): the search found nothing"
-        " better than the defaults; check that seeds.epochs is the length the sweeps chose at,"
-        " and the search space's ranges"
+        f"the untuned default scores better on test than the chosen config ({metric}"
+        f" {_fmt(default_test)} against {_fmt(chosen)}"
+        " over the same seeds), though not on val: the choice did not carry over to data"
+        " it never saw; where the seeds spread this far, more seeds (seeds.seeds) or a"
+        " larger val split tell the two apart"
     )
 
 

@@ -300,7 +300,8 @@ def _check_target(path: Path, target: str, columns: list[str]) -> None:
     if target not in columns:
         shown = ", ".join(map(repr, columns[:SHOWN_COLUMNS]))  # quoted: spaces show
         more = len(columns) - SHOWN_COLUMNS
-        shown += f" and {more} more" if more > 0 else ""
+        # the target is most often the last column: it is named, whatever the width
+        shown += f" and {more} more, the last {columns[-1]!r}" if more > 0 else ""
         one = len(columns) == 1 and any(c in columns[0] for c in SEPARATORS)
         split = "; the header came out as one column: task.options.sep names the separator"
         raise DataError(
