@@ -247,6 +247,18 @@ def write_halving_sweep(results: Path, done_at_level_1: int) -> None:
         write_json(coarse / "levels" / "0" / entry["dir"] / "result.json", result)
 
 
+def test_best_so_far_keeps_a_config_that_still_trains_its_next_level(tmp_path: Path) -> None:
+    """Config 5 went on to level 1 and trains there: its level-0 value counts as the best
+    so far, not config 4's lower one at level 1; config 3, stopped at level 0, does not."""
+    results = tmp_path / "results" / "x"
+    write_halving_sweep(results, done_at_level_1=1)
+    for name, level, value in (("4", "e9", 0.545), ("3", "e3", 0.99)):
+        path = results / "coarse" / "trials" / name / level / "result.json"
+        write_json(path, {**read_json(path), "best_val_metric": value})
+    best = ladder_status(results)["best"]
+    assert (best["name"], best["value"]) == ("5", 0.55)
+
+
 @pytest.mark.parametrize(("done_at_level_1", "done", "left"), [(0, 4, 2), (1, 5, 1), (2, 6, 0)])
 def test_a_halving_sweep_is_counted_in_configs(tmp_path: Path, done_at_level_1, done, left):
     results = tmp_path / "results" / "x"

@@ -160,7 +160,9 @@ def test_a_precision_change_retrains_and_keeps_fp32_keys_as_they_were(
 
     assert work("fp32")["ran"] == ["0"] and work("fp32")["reused"] == ["0"]
     result = read_result(tmp_path / "trials" / "0")
-    assert _CurrentRun("bf16").changed(result) == "precision" and not _CurrentRun().changed(result)
+    entry = plan["trials"][0]
+    assert _CurrentRun("bf16").changed(result, entry) == "precision"
+    assert not _CurrentRun().changed(result, entry)
     with pytest.raises(IncompleteRung, match="metric or precision changed"):
         collect("bf16")
     report = work("bf16")  # bf16 asked on a CPU: trained in fp32, keyed as the run asked

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuneladder.core.direction import Direction, top
+from tuneladder.core.direction import Direction, halving_tier, top
 from tuneladder.core.hparams import TrialConfig, config_hash
 from tuneladder.core.text import counted, mean_std
 from tuneladder.execution.promotions import PROMOTIONS_FILE, asked_by_level
@@ -456,6 +456,9 @@ class _RungTrials:
                 found._add_level(level, total, len(plan["halving"]["levels"]) - 1, mine, len(here))
         for t in found.trials:
             t["superseded"] = "halving" in t and found.furthest[t["name"]] is not t
+            # promoted, its next level not finished yet: it has not stopped short
+            later = found.level_names.get(t["halving"]["level"] + 1, ()) if "halving" in t else ()
+            t["going_on"] = not t["superseded"] and t["name"] in later
         return found
 
     def _add_level(
@@ -735,6 +738,13 @@ def _mirror_prior(config: Mapping[str, Any], rungs: list[dict[str, Any]]) -> flo
     return MIRROR_STARTUP_S + MIRROR_PER_TRIAL_S * logged
 
 
+def _stopped_short(trial: Mapping[str, Any]) -> int:
+    """A config that halving stopped short ranks below those that went further; one still
+    going on does not: while it trains its next level, "best so far" would name a worse
+    config, and then name it again once it finishes."""
+    return 0 if trial.get("going_on") else halving_tier(trial)
+
+
 def _best(rungs: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The best trial of the rungs that search (seed reruns repeat finalists)."""
     searched = {r.name for r in SEARCH_RUNGS}
@@ -750,7 +760,7 @@ def _best(rungs: list[dict[str, Any]]) -> dict[str, Any] | None:
     # of equal values, the one that got there first: the line names the same trial
     # while later ones tie it, rather than whichever the folders list first
     trials.sort(key=lambda t: t["ended_at"])
-    best = top(trials, 1, Direction(trials[0]["mode"]))
+    best = top(trials, 1, Direction(trials[0]["mode"]), tier=_stopped_short)
     if not best:
         return None
     return {

@@ -320,7 +320,25 @@ def _source_digest(module: str) -> str:
     return MISSING if path is None else _file_digest(path)
 
 
+# digests already made in this process, by file, modification time and size: the run's
+# main process asks for them every few seconds (its progress lines, tuneladder status)
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
 def _file_digest(path: Path) -> str:
+    """:func:`_tree_digest` of the file, made once per version of it in a process."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return "unreadable"
+    version = (str(path), stat.st_mtime_ns, stat.st_size)
+    digest = _DIGESTS.get(version)
+    if digest is None:
+        digest = _DIGESTS[version] = _tree_digest(path)
+    return digest
+
+
+def _tree_digest(path: Path) -> str:
     """A digest of what the file computes, not of how it is written or where it lives.
 
     The syntax tree is hashed without docstrings (comments and layout are not in
