@@ -109,9 +109,18 @@ def test_yaml_configs_in_the_readme_resolve_alone(clone: Path, monkeypatch) -> N
     blocks = re.findall(r"```yaml\n(.*?)```", _user_docs(clone), re.DOTALL)
     configs = [yaml.safe_load(b) for b in blocks if re.search(r"^experiment: ", b, re.M)]
     assert len(configs) >= 3
+    for folder in {c["task"]["options"]["path"] for c in configs if _images(c)}:
+        # the image folder as the guide makes it, a few images a class
+        command = [sys.executable, "-m", "examples.shapes_task", folder, "--per-class", "3"]
+        subprocess.run(command, cwd=clone, check=True, capture_output=True)
+    assert any(_images(c) for c in configs)
     for raw in configs:
         resolved = resolve_config(raw)
         assert resolved["experiment"] == raw["experiment"]
+
+
+def _images(config: dict) -> bool:
+    return (config.get("task") or {}).get("name") == "image_folder"
 
 
 def test_trial_command_runs_as_written_from_the_root(clone: Path) -> None:

@@ -350,9 +350,9 @@ def test_a_stop_asked_saves_the_epoch_it_stopped_at(tmp_path, digits, digits_tas
     checkpoint = Checkpoint(tmp_path / "checkpoint.pt", key, every_s=3600)  # never due
     epochs_seen = []
 
-    def stop_after_three() -> bool:
+    def stop_after_three() -> bool:  # asked before the first epoch, then after each
         epochs_seen.append(len(epochs_seen))
-        return len(epochs_seen) == 3
+        return len(epochs_seen) == 4
 
     with pytest.raises(StopRequested, match="stopped after epoch 2"):
         train(accuracy_run(cfg, digits, digits_task), checkpoint=checkpoint,
