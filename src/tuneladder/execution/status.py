@@ -236,12 +236,13 @@ def _rung(
     trainings: int | None = None,
     epochs: int | None = None,
     *,
-    precision: str | None = None,
+    current: _CurrentRun | None = None,
     plan_current: bool = True,
 ) -> dict[str, Any]:
     """One rung's counts; ``trainings`` and ``epochs``: what the config plans for it;
-    ``precision``: the run's (None: unknown); ``plan_current``: False where the rung
-    before it has trials left, so this rung's plan on disk will be made again."""
+    ``current``: what this run would not reuse (None: nothing known); ``plan_current``:
+    False where the rung before it has trials left, so this rung's plan on disk will be
+    made again."""
     plan = _read(results / rung.outputs["plan"]) if plan_current else None
     if plan is None:
         return {
@@ -257,7 +258,7 @@ def _rung(
             "span": None,
             "up_to": rung.counted_by_plan,  # the count from the config is an upper bound
         }
-    found = _RungTrials.read(results, rung, plan, stale_s, precision)
+    found = _RungTrials.read(results, rung, plan, stale_s, current or _CurrentRun())
     trials = found.trials
     done, left = len(trials), None
     finished = {t["name"] for t in trials}
@@ -419,11 +420,9 @@ class _RungTrials:
         rung: Rung,
         plan: Mapping[str, Any],
         stale_s: float,
-        precision: str | None = None,
+        current: _CurrentRun,
     ) -> _RungTrials:
         found = cls()
-        meta = _read(results / PREPARE.outputs["meta"]) or {}
-        current = _CurrentRun(precision, data=meta.get("fingerprint"))
         for source, folder, level in _sources(results, rung, plan):
             mine, checkpointed = [], set()
             for entry in source["trials"]:
@@ -846,6 +845,10 @@ def ladder_status(
         }
     planned = _planned_counts(config)
     shown = _trial_rungs(results, config)
+    # one for every rung: the data's fingerprint and the code's are read once
+    meta = _read(results / PREPARE.outputs["meta"]) or {}
+    precision = config.get("precision") if config else None
+    current = _CurrentRun(precision, data=meta.get("fingerprint"))
     rungs: list[dict[str, Any]] = []
     for rung in shown:
         # a rung before with trials still to train (the config now plans more fine
@@ -863,7 +866,7 @@ def ladder_status(
                 planned[rung.name],
                 stale_s,
                 *_planned_work(config, rung),
-                precision=config.get("precision") if config else None,
+                current=current,
                 plan_current=before_done,
             )
         )

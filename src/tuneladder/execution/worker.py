@@ -524,7 +524,6 @@ class Worker:
         self, part: _Part, entry: Mapping[str, Any], stop: Callable[[float], bool] | None = None
     ) -> None:
         """Train a trial this worker holds the claim of, from its checkpoint if it has one."""
-        self._check_stop()
         name, trial_dir, rung = entry["name"], part.folder / entry["dir"], self._plan["rung"]
         for stale_file in (RESULT_FILE, MODEL_FILE, STATE_FILE):
             (trial_dir / stale_file).unlink(missing_ok=True)
@@ -537,7 +536,7 @@ class Worker:
         # the claim stays fresh however long an epoch (or preparing its data, or waiting
         # for a turn on a shared GPU) takes
         with part.claims.beating(name), share.trial() if share else contextlib.nullcontext():
-            self._check_stop()  # asked while this lane waited for its turn on the GPU
+            self._check_stop()  # no new trial once asked (a lane may have waited for its turn)
             result = run_trial(
                 self._setup.training(config, self._runtime),
                 trial_dir,

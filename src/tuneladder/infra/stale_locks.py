@@ -33,8 +33,7 @@ def clear_stale_locks(
     where the locked outputs lie in ``results`` (when given): a run of another
     experiment in the same folder goes on beside them.
     """
-    locks = workdir / LOCKS
-    files = sorted(locks.glob("*.lock")) if locks.is_dir() else []
+    files = _lock_files(workdir)
     if not files:
         return None
     holders = lock_holders(workdir)
@@ -61,9 +60,13 @@ def clear_stale_locks(
 def locks_outputs_under(workdir: Path, results: Path) -> bool | None:
     """Whether a Snakemake lock in ``workdir`` holds outputs in ``results``: a run works on
     that ladder. None when there is no lock at all."""
-    locks = workdir / LOCKS
-    files = sorted(locks.glob("*.lock")) if locks.is_dir() else []
+    files = _lock_files(workdir)
     return _locks_under(files, workdir, results) if files else None
+
+
+def _lock_files(workdir: Path) -> list[Path]:
+    locks = workdir / LOCKS
+    return sorted(locks.glob("*.lock")) if locks.is_dir() else []
 
 
 def _locks_under(files: list[Path], workdir: Path, results: Path) -> bool:
