@@ -153,7 +153,8 @@ def start_progress():
         stop_file = StopFile(RESULTS)
         stop_file.clear(before=PARSED_AT)
         restore = stop_file.on_sigterm()
-        if restore is not None:  # `tuneladder stop` turns into Snakemake's graceful stop
+        # `tuneladder stop` turns into Snakemake's graceful stop
+        if restore is not None:
             end_watch = stop_file.watch()
             HANDLERS["sigterm"] = lambda: (end_watch(), restore())
         save_run_config(
