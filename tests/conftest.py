@@ -23,19 +23,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     return report
 
 
-# The files that take longest run first (seconds in one process, 2026-12-06: 287,
-# 225, 206, 116, 93, 81, 78, 78). With a process per core and each file whole in
+# The files that take longest run first (seconds in a process of two, 2026-12-08: 237,
+# 235, 163, 134, 121, 106, 104, 78, 72). With a process per core and each file whole in
 # one (decision 050), a long file started last would run alone at the end.
 LONGEST_FIRST = (
     "test_readme.py",
     "test_cluster.py",
     "test_dvc.py",
+    "test_asha.py",
     "test_interrupt.py",
     "test_gpu_check.py",
-    "test_reproducible.py",
     "test_workflow.py",
-    "test_asha.py",
     "test_halving.py",
+    "test_tracking.py",
 )
 
 

@@ -25,7 +25,10 @@ def tiny_config(**overrides) -> dict:
         "device": "cpu",
         "precision": "fp32",
         "threads": 1,
-        "workers": "auto",
+        # one lane a rung: each lane is a process that imports torch, which is most of a
+        # tiny ladder's time; the tests of lanes (asha, halving, cluster, workflow) ask
+        # for `auto`, and test_reproducible reruns this one with a job per trial
+        "workers": 1,
         # every key dvc.yaml names as a param (test_dvc writes this as config/config.yaml)
         "data": {
             "materialize": "auto",

@@ -313,6 +313,7 @@ def test_the_mode_is_sync_unless_the_sweep_says_async() -> None:
 ASYNC_HALVING = {"eta": 2, "min_epochs": 1, "mode": "async"}
 ASYNC_LADDER = {
     "experiment": "asha",
+    "workers": "auto",  # two lanes (2 cores) ask and promote side by side
     # each worker mirrors its trials as they finish, levels in the order they were asked
     "mlflow": {"enabled": True, "live": True},
     # 6 configs for 1 epoch; a config goes on to 2 epochs once in the best half so far

@@ -301,6 +301,7 @@ def test_no_state_is_kept_for_a_config_that_cannot_go_on(tmp_path: Path, digits,
 
 HALVING_LADDER = {
     "experiment": "halving",
+    "workers": "auto",  # two lanes (2 cores) share each level
     "mlflow": {"enabled": False},
     # 4 configs for 1 epoch, the best 2 of them on to the sweep's 2 epochs
     "coarse": {

@@ -329,6 +329,7 @@ def imbalanced_ladder(workdir: Path) -> None:
     config = {
         "experiment": "imbalanced",
         "seed": 0,
+        "workers": 1,
         "task": {"name": "imbalanced_task:make_task", "options": {}},
         "metric": {"name": "roc_auc"},  # the mode is left to follow it
         "device": "cpu",

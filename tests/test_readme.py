@@ -37,6 +37,7 @@ TINY = {
     "fine": {"trials": 2, "epochs": 2},
     "seeds": {"finalists": 1, "seeds": 2, "epochs": 2},
     "mlflow": {"enabled": False},
+    "workers": 1,  # one lane a rung: fewer processes, each importing torch
 }
 
 
@@ -152,7 +153,7 @@ def test_trial_command_runs_as_written_from_the_root(clone: Path) -> None:
 
 
 def _tiny_copy(clone: Path, example: str) -> str:
-    """The example at a tiny size, beside it: the counts and epochs are all that change."""
+    """The example at a tiny size, beside it: the counts, epochs and lanes are all that change."""
     raw = yaml.safe_load((clone / "config" / "examples" / f"{example}.yaml").read_text())
     tiny = {**raw, **TINY, "experiment": f"{raw['experiment']}-tiny"}
     tiny["train"] = {**raw.get("train", {}), **TINY["train"]}

@@ -82,9 +82,9 @@ def differences(a: Path, b: Path) -> list[str]:
 def test_two_runs_give_identical_results_whatever_the_cores_and_workers(
     tiny_ladder: Path, tmp_path: Path
 ) -> None:
-    # the session's tiny ladder is the first run (2 cores, `workers: auto`, so 2 workers
-    # share each rung); the second, in another folder, runs on 1 core with one job per
-    # trial, so every trial is trained by a different process in a different order
+    # the session's tiny ladder is the first run (2 cores, one worker a rung trains its
+    # trials one after another); the second, in another folder, runs on 1 core with one
+    # job per trial, so every trial is trained by a different process in a different order
     write_config(tmp_path, workers="per-trial")
     snakemake(tmp_path, "--cores", "1")
     first, second = results_of(tiny_ladder), results_of(tmp_path)
@@ -96,17 +96,14 @@ def test_two_runs_give_identical_results_whatever_the_cores_and_workers(
         "run_config.json",
         "run_slots.json",
     ]
-    # the worker jobs each run planned: 2 a rung on 2 cores; one per trial
+    # the worker jobs each run planned: one a rung; one per trial
     slots = [read(results / "run_slots.json")["workers"] for results in (first, second)]
-    assert slots[0]["coarse"] == 2 and slots[1]["coarse"] == 4
+    assert slots[0]["coarse"] == 1 and slots[1]["coarse"] == 4
     configs = [read(results / "run_config.json") for results in (first, second)]
-    assert [c.pop("workers") for c in configs] == ["auto", "per-trial"]
+    assert [c.pop("workers") for c in configs] == [1, "per-trial"]
     assert configs[0] == configs[1]
     summaries = [read(results / "report" / "summary.json") for results in (first, second)]
-    assert [s["reproducibility"]["config"].pop("workers") for s in summaries] == [
-        "auto",
-        "per-trial",
-    ]
+    assert [s["reproducibility"]["config"].pop("workers") for s in summaries] == [1, "per-trial"]
     for summary in summaries:
         del summary["reproducibility"]["experiment_hash"]
         for rung in summary["ladder"]["rungs"]:
@@ -115,7 +112,7 @@ def test_two_runs_give_identical_results_whatever_the_cores_and_workers(
     for name in ("train.pt", "val.pt", "test.pt"):  # the prepared data, byte for byte
         assert (first / "data" / name).read_bytes() == (second / "data" / name).read_bytes()
     # the two runs did split the work differently
-    assert workers_of(first) == {"coarse": 2, "fine": 2, "seeds": 2}
+    assert workers_of(first) == {"coarse": 1, "fine": 1, "seeds": 1}
     assert workers_of(second) == {"coarse": 4, "fine": 3, "seeds": 6}
 
 

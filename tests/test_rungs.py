@@ -123,6 +123,7 @@ def test_the_workflow_makes_every_output_of_the_table_with_the_rungs_rules(
     halving = {"eta": 2, "min_epochs": 1}
     write_config(
         tmp_path,
+        workers="auto",  # a worker a core: 2 slots
         coarse={"trials": 4, "epochs": 2, "halving": halving},
         fine={"trials": 3, "epochs": 2, "halving": halving},
         sensitivity={"enabled": sensitivity},

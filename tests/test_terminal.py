@@ -61,7 +61,7 @@ def test_a_run_prints_the_ladder_and_what_won_not_snakemakes_jobs(tiny_ladder: P
     assert len(lines) < 30, printed
     # Snakemake's own view is kept whole in its log file
     (log,) = (tiny_ladder / ".snakemake" / "log").glob("*.snakemake.log")
-    assert log.read_text().count("localrule sweep_worker:") == 6
+    assert log.read_text().count("localrule sweep_worker:") == 3  # one a rung
 
 
 @pytest.mark.slow
