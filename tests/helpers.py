@@ -74,6 +74,11 @@ def results_of(workdir: Path) -> Path:
     return workdir / "results" / experiment
 
 
+def rung_target(workdir: Path, rung: str) -> str:
+    """A rung's ``results.json`` as a Snakemake target from ``workdir``: a run up to it."""
+    return str(results_of(workdir).relative_to(workdir) / rung / "results.json")
+
+
 def snakemake(
     workdir: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:

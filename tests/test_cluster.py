@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -15,27 +16,15 @@ import pytest
 import yaml
 from test_interrupt import EPOCHS, _epochs_saved, fingerprints, slow_ladder
 
-from helpers import (
-    REPO,
-    SNAKEMAKE,
-    planned_jobs,
-    results_of,
-    snakemake,
-)
-from helpers import tiny_config as one_lane_config
-from helpers import write_config as write_one_lane_config
+import helpers
+from helpers import REPO, SNAKEMAKE, planned_jobs, results_of, rung_target, snakemake
 from tuneladder.infra.device import VISIBLE_GPUS_VARIABLE
 from tuneladder.store.io import read_json
 
-
-def tiny_config(**overrides) -> dict:
-    """The tests' tiny ladder with `workers: auto`: how many workers a rung gets (one a
-    GPU, a core, or a SLURM job) is what this file checks."""
-    return one_lane_config(**{"workers": "auto", **overrides})
-
-
-def write_config(workdir: Path, **overrides) -> None:
-    write_one_lane_config(workdir, **{"workers": "auto", **overrides})
+# the tests' tiny ladder with `workers: auto`: how many workers a rung gets (one a GPU,
+# a core, or a SLURM job) is what this file checks
+tiny_config = functools.partial(helpers.tiny_config, workers="auto")
+write_config = functools.partial(helpers.write_config, workers="auto")
 
 
 CLUSTER_SCRIPT = REPO / "scripts" / "slurm-cluster.sh"
@@ -362,7 +351,7 @@ def test_a_cancelled_worker_job_loses_no_trial(slurm_cluster, tmp_path: Path) ->
     command = [
         *_slurm_command(tmp_path, jobs=4),
         "--slurm-keep-successful-logs",
-        str(results_of(tmp_path).relative_to(tmp_path) / "coarse" / "results.json"),
+        rung_target(tmp_path, "coarse"),
     ]
     with open(tmp_path / "snakemake.log", "w") as out:
         proc = subprocess.Popen(command, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)

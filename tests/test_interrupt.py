@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import REPO, SNAKEMAKE, results_of, snakemake, tuneladder, write_fault_ladder
+from helpers import (
+    REPO,
+    SNAKEMAKE,
+    results_of,
+    rung_target,
+    snakemake,
+    tuneladder,
+    write_fault_ladder,
+)
 from tuneladder import cli
 from tuneladder.store.io import read_json
 
@@ -94,9 +102,7 @@ def fingerprints(dirs: set[Path]) -> dict[Path, tuple[int, str]]:
 def rerun_coarse(workdir: Path) -> subprocess.CompletedProcess:
     """The rerun, as far as the interrupted rung: the rungs after it are as in any ladder
     (the SIGKILL test alone climbs on to the report)."""
-    return snakemake(
-        workdir, str(results_of(workdir).relative_to(workdir) / "coarse" / "results.json")
-    )
+    return snakemake(workdir, rung_target(workdir, "coarse"))
 
 
 def check_resumed_ladder(workdir: Path, done: set[Path], before: dict, running: Path) -> None:

@@ -18,6 +18,7 @@ from helpers import (
     copy_ladder,
     planned_jobs,
     results_of,
+    rung_target,
     snakemake,
     tiny_config,
     write_config,
@@ -217,7 +218,7 @@ def test_bad_config_stops_before_any_job(tmp_path: Path) -> None:
 def test_a_fix_to_the_tasks_code_shows_in_a_dry_run_and_retrains(tmp_path: Path) -> None:
     """The trials' code is part of the workers' params: -n names the workers to rerun."""
     write_fault_ladder(tmp_path, workers=1, coarse={"trials": 2, "sampler": "random", "epochs": 1})
-    target = str(results_of(tmp_path).relative_to(tmp_path) / "coarse" / "results.json")
+    target = rung_target(tmp_path, "coarse")
     snakemake(tmp_path, target)
     assert "Nothing to be done" in snakemake(tmp_path, "-n", target).stdout
     (tmp_path / "fault_helper.py").write_text("WIDTH = 8\n")
