@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from tuneladder import api
@@ -64,3 +69,50 @@ def test_a_trial_prepares_again_after_its_csv_file_was_edited(tmp_path: Path) ->
     table.write_text("\n".join([*rows, *rows[1:31]]) + "\n")  # 30 more rows
     assert api.run_trial(config, tmp_path / "trial")["status"] == "ok"
     assert sum(read_json(meta)["sizes"].values()) == 120
+
+
+# a notebook's cell: the call, and what came out of it
+INTERRUPTED_CALL = """
+import signal
+from tuneladder import api
+try:
+    api.run_ladder("config.yaml", cores=2, workdir=".")
+except KeyboardInterrupt:
+    restored = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    print("raised KeyboardInterrupt; handler restored:", restored)
+else:
+    print("returned")
+"""
+
+
+def test_ctrl_c_stops_the_jobs_and_raises_keyboard_interrupt(tmp_path: Path) -> None:
+    """As an interrupted call does in Python, not a False that reads as a failed job."""
+    from helpers import write_config
+
+    write_config(tmp_path)
+    with open(tmp_path / "out.log", "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", INTERRUPTED_CALL],
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            # Python's own Ctrl-C handler, whatever the test runner's parent set
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler),
+        )
+        try:
+            prepared = tmp_path / "results" / "tiny" / "data" / "meta.json"
+            deadline = time.monotonic() + 120
+            while not prepared.exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+            proc.send_signal(signal.SIGINT)  # the sanity rungs' jobs are starting or running
+            proc.wait(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    printed = (tmp_path / "out.log").read_text()
+    assert "raised KeyboardInterrupt; handler restored: True" in printed, printed
+    assert "stopped before the end" in printed, printed
+    assert "WorkflowError" not in printed, printed
+    assert prepared.exists()  # what finished is kept
+    assert not (tmp_path / "results" / "tiny" / "final").exists()

@@ -170,6 +170,10 @@ def run_ladder(
     settings apply (keep going past a failed job, rerun incomplete jobs, retrain only
     what changed). Finished trials are reused, so a second call after a stop goes on
     from there.
+
+    Ctrl-C stops the jobs as it does the command (their epochs kept), then raises
+    KeyboardInterrupt, as an interrupted call does in Python: Snakemake takes the
+    interrupt for a failed job, which would read as False.
     """
     import os
 
@@ -199,13 +203,14 @@ def run_ladder(
         cores=cores or os.cpu_count(), resources={"gpu": gpus} if gpus else {}
     )
     here = Path.cwd()
+    interrupted = _InterruptSeen()
     try:
         # the terminal view of the snakemake command: the ladder, not the jobs
         from snakemake_logger_plugin_tuneladder import LogHandlerSettings
 
         view = {"tuneladder": LogHandlerSettings()}
         output = OutputSettings(dryrun=dry_run, stdout=dry_run, log_handler_settings=view)
-        with SnakemakeApi(output) as api:
+        with interrupted, SnakemakeApi(output) as api:
             workflow = api.workflow(
                 resource_settings=resources,
                 # as --config KEY=VALUE: Snakemake's reading of it, and the entries as
@@ -233,11 +238,47 @@ def run_ladder(
             print(stop.code, file=sys.stderr)
         return False
     except Exception as err:  # a failed job: Snakemake has printed which and why
+        if interrupted.seen:  # Snakemake stopped the jobs; what is kept is said above
+            raise KeyboardInterrupt from None
         print(f"tuneladder: {type(err).__name__}: {err}", file=sys.stderr)
         return False
     finally:
         os.chdir(here)  # Snakemake works from workdir
+    if interrupted.seen:  # stopped before any job ran, or after the last
+        raise KeyboardInterrupt
     return True
+
+
+class _InterruptSeen:
+    """Notes a Ctrl-C while in use, and hands it on to the handler before it (Python's,
+    which raises the KeyboardInterrupt that Snakemake catches to stop its jobs). Where
+    the handler is not Python's own (ignored, or off the main thread) it notes nothing."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self._before: Callable[[int, Any], Any] | None = None
+
+    def __enter__(self) -> _InterruptSeen:
+        import signal
+        import threading
+
+        before = signal.getsignal(signal.SIGINT)
+        if threading.current_thread() is threading.main_thread() and callable(before):
+            self._before = before
+            signal.signal(signal.SIGINT, self._note)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        if self._before is not None:
+            signal.signal(signal.SIGINT, self._before)
+            self._before = None
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self.seen = True
+        if self._before is not None:
+            self._before(signum, frame)
 
 
 @dataclass
