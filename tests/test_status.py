@@ -177,6 +177,7 @@ def test_status_of_a_ladder_stopped_half_way(tiny_ladder: Path, tmp_path: Path) 
     text = _status(tmp_path, "--results", str(results)).stdout
     assert "stopped" in text and "fine     not started (3 trials)" in text
     assert "coarse   2/4 done (1 stopped mid-way, to go on from its checkpoint)" in text
+    assert "left for a rerun: ~" in text and "  left: ~" not in text
 
 
 @pytest.mark.slow

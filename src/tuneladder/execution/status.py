@@ -1077,7 +1077,9 @@ def format_status(status: Mapping[str, Any]) -> str:
                 f"~{_duration(status['estimate_training_s'])} training: {parts},"
                 f" ~{_duration(status['estimate_jobs_s'])} of jobs around them"
             )
-        lines.append(f"  left: ~{_duration(status['estimate_left_s'])} ({parts}{more})")
+        # a stopped run's clock stopped with it: what is left waits for a rerun
+        left = "left" if status["state"] == "running" else "left for a rerun"
+        lines.append(f"  {left}: ~{_duration(status['estimate_left_s'])} ({parts}{more})")
     elif status["report"]:
         if chosen := status.get("chosen"):
             test = mean_std({"mean": chosen["test_mean"], "std": chosen["test_std"]})
