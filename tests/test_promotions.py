@@ -61,6 +61,20 @@ def test_two_workers_share_the_asks_and_a_dead_workers_trial_is_taken_over(tmp_p
     assert rule.done and rule.asked_at(1) == {"0", "3"}
 
 
+def test_an_ask_whose_name_another_process_holds_is_not_trained_twice(tmp_path: Path):
+    """A live claim on a name the rule asks next (a run of the same folder left it): the
+    worker does not train it beside its holder, and takes it over once the claim is stale."""
+    now = [0.0]
+    a, b = Worker(tmp_path, "a", lambda: now[0]), Worker(tmp_path, "b", lambda: now[0])
+    assert b.books[0].try_claim("0")
+    assert a.next() is None
+    # the rule goes on with the next configs; "0" waits while its claim is live
+    assert [a.next() for _ in range(3)] == [Ask(0, "1"), Ask(0, "2"), Ask(0, "3")]
+    assert a.next() is None
+    now[0] += 61
+    assert a.next() == Ask(0, "0") and a.books[0].holder("0") == ("a", 1)
+
+
 def test_a_line_torn_by_a_crash_is_skipped_and_the_log_goes_on(tmp_path: Path):
     clock = lambda: 0.0  # noqa: E731
     a = Worker(tmp_path, "a", clock)
@@ -91,6 +105,7 @@ def test_a_log_of_another_plan_is_set_aside_and_never_replayed(tmp_path: Path):
     asks = [a.next() for _ in range(4)]
     for ask in asks:
         a.sweep.tell(0, row(ask.name, float(ask.name), 1))
+        a.books[0].release(ask.name)  # as a worker does once the trial is told
     assert a.next() == Ask(1, "3")
     assert replay(plan(), tmp_path, "max").asked_at(1) == {"3"}
     written = (tmp_path / PROMOTIONS_FILE).read_text()

@@ -184,8 +184,11 @@ class AsyncSweep:
             if ask is not None:
                 grown = {"grown": True} if ask.grown else {}
                 self._append({"ask": ask.level, "name": ask.name, "worker": worker, **grown})
-                claims(ask.level).try_claim(ask.name)
-                return ask
+                if claims(ask.level).try_claim(ask.name):
+                    return ask
+                # a live claim on a name just asked: left there by a run of the same folder
+                # (its log set aside); the ask waits, as an orphan, for that claim to go stale
+                return None
             return self._orphan(claims)
 
     def tell(self, level: int, row: Mapping[str, Any]) -> None:
