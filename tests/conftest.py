@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from filelock import FileLock
 
 from helpers import snakemake, terminal_output, write_config
 from tuneladder.data.prepared import load_train_val, prepare
@@ -79,6 +80,15 @@ def digits_task():
     return load_task("digits")
 
 
+def _climb_tiny_ladder(workdir: Path) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    write_config(workdir)
+    proc = snakemake(workdir)
+    # what the run printed, beside the ladder (not in it): test_terminal reads it; written
+    # last, it also marks the ladder finished for the processes that share it
+    terminal_output(workdir).write_text(proc.stdout + proc.stderr)
+
+
 def _snapshot(workdir: Path) -> dict[str, tuple[int, int]]:
     return {
         str(p.relative_to(workdir)): (p.stat().st_size, p.stat().st_mtime_ns)
@@ -88,17 +98,22 @@ def _snapshot(workdir: Path) -> dict[str, tuple[int, int]]:
 
 
 @pytest.fixture(scope="session")
-def tiny_ladder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A finished tiny ladder, report included; run once and shared by every module.
+def tiny_ladder(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterator[Path]:
+    """A finished tiny ladder, report included; run once and shared by every module, and
+    by the test processes of one run (pytest-xdist's workers share the base temp's parent).
 
     Read-only: a test that changes it would make others depend on the order they
     run in, so a test copies it first, and the session fails if any file changed.
     """
-    workdir = tmp_path_factory.mktemp("ladder")
-    write_config(workdir)
-    proc = snakemake(workdir)
-    # what the run printed, beside the ladder (not in it): test_terminal reads it
-    terminal_output(workdir).write_text(proc.stdout + proc.stderr)
+    if worker_id == "master":  # one process: its own ladder
+        workdir = tmp_path_factory.mktemp("ladder")
+        _climb_tiny_ladder(workdir)
+    else:
+        shared = tmp_path_factory.getbasetemp().parent
+        workdir = shared / "tiny-ladder"
+        with FileLock(shared / "tiny-ladder.lock"):  # the first process climbs, the rest wait
+            if not terminal_output(workdir).exists():
+                _climb_tiny_ladder(workdir)
     before = _snapshot(workdir)
     yield workdir
     changed = sorted(set(before.items()).symmetric_difference(_snapshot(workdir).items()), key=str)
