@@ -1,12 +1,13 @@
 """The GPU checks in one run: what bench/gpu_check.sh runs after installing the project.
 
-    python bench/gpu_check.py wheels DIR        # on a machine with a package index
+    python bench/gpu_check.py wheels DIR [--python 3.12]   # where pip reaches an index
     python bench/gpu_check.py run --out DIR [--dry]
 
 `wheels` fills DIR with what a GPU machine that has torch, numpy, scipy, pandas,
 pyyaml, scikit-learn and matplotlib (but no package index) needs to run the
 ladder: this project's wheel, and Snakemake, Optuna and jsonschema with
-everything they need that those packages do not bring, for CPython 3.12 on
+everything they need that those packages do not bring, for CPython 3.12 (or
+``--python``: the GPU machine's, or this machine's for a rehearsal of the install) on
 x86-64 Linux, at the versions installed here.
 
 `run` checks the GPU path and prints one line per check, PASS, FAIL or SKIP,
@@ -51,8 +52,8 @@ def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _closure(roots: tuple[str, ...]) -> dict[str, str]:
-    """Distributions installed here that ``roots`` need, with their versions."""
+def _closure(roots: tuple[str, ...], python: str) -> dict[str, str]:
+    """Distributions installed here that ``roots`` need on ``python``, with their versions."""
     from packaging.requirements import Requirement
 
     found: dict[str, str] = {}
@@ -68,21 +69,21 @@ def _closure(roots: tuple[str, ...]) -> dict[str, str]:
         found[name] = dist.version
         for text in dist.requires or []:
             req = Requirement(text)
-            if req.marker and not req.marker.evaluate({"extra": "", "python_version": "3.12"}):
+            if req.marker and not req.marker.evaluate({"extra": "", "python_version": python}):
                 continue
             todo.append(req.name)
     return found
 
 
-def wheels(folder: Path) -> None:
+def wheels(folder: Path, python: str = "3.12") -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    there = _closure(PRESENT)
-    wanted = {k: v for k, v in _closure(NEEDED).items() if k not in there}
+    there = _closure(PRESENT, python)
+    wanted = {k: v for k, v in _closure(NEEDED, python).items() if k not in there}
     pip = [sys.executable, "-m", "pip", "-q"]
     for name, version in sorted(wanted.items()):
         platform = [arg for p in PLATFORMS for arg in ("--platform", p)]
         got = subprocess.run(
-            [*pip, "download", "--no-deps", "--only-binary=:all:", "--python-version", "3.12"]
+            [*pip, "download", "--no-deps", "--only-binary=:all:", "--python-version", python]
             + ["--implementation", "cp", *platform, "-d", str(folder), f"{name}=={version}"],
             capture_output=True,
             text=True,
@@ -553,6 +554,7 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     w = sub.add_parser("wheels")
     w.add_argument("folder", type=Path)
+    w.add_argument("--python", default="3.12", help="the GPU machine's CPython (default 3.12)")
     r = sub.add_parser("run")
     r.add_argument("--out", type=Path, required=True)
     r.add_argument("--dry", action="store_true", help="CPU only, tiny sizes (for CI)")
@@ -571,7 +573,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.command == "wheels":
-        wheels(args.folder)
+        wheels(args.folder, args.python)
     else:
         budget = args.budget_s
         if budget is None and not args.dry:

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The GPU checks as one command, for a machine with a GPU and no package index.
 #
-#   bench/gpu_check.sh wheels DIR                       # first, where pip reaches an index
+#   bench/gpu_check.sh wheels DIR [--python 3.12]       # first, where pip reaches an index
 #   bench/gpu_check.sh run [--wheels DIR] [--out DIR] [--dry] [--budget-s S] [--only CHECK ...]
 #
 # `wheels` fills DIR with this project's wheel and what Snakemake, Optuna and
 # jsonschema need beyond torch, numpy, scipy, pandas, pyyaml, scikit-learn and
-# matplotlib (CPython 3.12, x86-64 Linux). `run --wheels DIR` installs from it,
+# matplotlib (x86-64 Linux, CPython 3.12 or the GPU machine's --python; this
+# machine's, for a rehearsal of the install). `run --wheels DIR` installs from it,
 # into a folder of its own, this project's wheel and every wheel whose package the
 # machine lacks, then runs bench/gpu_check.py: one line per check (PASS, FAIL or
 # SKIP with its figure), everything measured in DIR (default gpu-check-out/). All checks share
@@ -20,8 +21,8 @@ PY=${PYTHON:-python3}
 usage() { sed -n '4,5p' "$0" | sed 's/^#  */usage: /' >&2; }
 case "${1:-}" in
     wheels)
-        [ $# -eq 2 ] || { usage; exit 2; }
-        exec "$PY" bench/gpu_check.py wheels "$2" ;;
+        [ $# -eq 2 ] || [ $# -eq 4 ] || { usage; exit 2; }
+        shift; exec "$PY" bench/gpu_check.py wheels "$@" ;;
     run) shift ;;
     *) usage; exit 2 ;;
 esac
