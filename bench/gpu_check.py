@@ -69,7 +69,9 @@ def _closure(roots: tuple[str, ...], python: str) -> dict[str, str]:
         found[name] = dist.version
         for text in dist.requires or []:
             req = Requirement(text)
-            if req.marker and not req.marker.evaluate({"extra": "", "python_version": python}):
+            if req.marker and not req.marker.evaluate(
+                {"extra": "", "python_version": python, "python_full_version": f"{python}.0"}
+            ):
                 continue
             todo.append(req.name)
     return found

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,30 +91,48 @@ def _climb_tiny_ladder(workdir: Path) -> None:
 
 
 def _snapshot(workdir: Path) -> dict[str, tuple[int, int]]:
-    return {
-        str(p.relative_to(workdir)): (p.stat().st_size, p.stat().st_mtime_ns)
-        for p in workdir.rglob("*")
-        if p.is_file() and ".snakemake" not in p.relative_to(workdir).parts
-    }
+    """Each file's size and time, but Snakemake's own folder and the files a reader of the
+    MLflow store may open beside it (another test process can be reading meanwhile)."""
+    found = {}
+    for path in workdir.rglob("*"):
+        name = str(path.relative_to(workdir))
+        if ".snakemake" in path.relative_to(workdir).parts or name.endswith(READERS_FILES):
+            continue
+        with contextlib.suppress(FileNotFoundError):  # a reader's file, gone meanwhile
+            if path.is_file():
+                stat = path.stat()
+                found[name] = (stat.st_size, stat.st_mtime_ns)
+    return found
+
+
+READERS_FILES = ("-journal", "-wal", "-shm")
 
 
 @pytest.fixture(scope="session")
-def tiny_ladder(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterator[Path]:
+def tiny_ladder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A finished tiny ladder, report included; run once and shared by every module, and
     by the test processes of one run (pytest-xdist's workers share the base temp's parent).
 
     Read-only: a test that changes it would make others depend on the order they
     run in, so a test copies it first, and the session fails if any file changed.
     """
-    if worker_id == "master":  # one process: its own ladder
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:  # one process: its own ladder
         workdir = tmp_path_factory.mktemp("ladder")
         _climb_tiny_ladder(workdir)
     else:
         shared = tmp_path_factory.getbasetemp().parent
-        workdir = shared / "tiny-ladder"
+        workdir, failed = shared / "tiny-ladder", shared / "tiny-ladder-failed.txt"
         with FileLock(shared / "tiny-ladder.lock"):  # the first process climbs, the rest wait
+            if failed.exists():  # not again, on what the failed climb left
+                pytest.fail(
+                    f"the shared tiny ladder failed in another process:\n{failed.read_text()}"
+                )
             if not terminal_output(workdir).exists():
-                _climb_tiny_ladder(workdir)
+                try:
+                    _climb_tiny_ladder(workdir)
+                except BaseException as err:
+                    failed.write_text(str(err))
+                    raise
     before = _snapshot(workdir)
     yield workdir
     changed = sorted(set(before.items()).symmetric_difference(_snapshot(workdir).items()), key=str)

@@ -79,14 +79,16 @@ try:
     api.run_ladder("config.yaml", cores=2, workdir=".")
 except KeyboardInterrupt:
     restored = signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    print("raised KeyboardInterrupt; handler restored:", restored)
+    restored &= signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # not Snakemake's
+    print("raised KeyboardInterrupt; handlers restored:", restored)
 else:
     print("returned")
 """
 
 
 def test_ctrl_c_stops_the_jobs_and_raises_keyboard_interrupt(tmp_path: Path) -> None:
-    """As an interrupted call does in Python, not a False that reads as a failed job."""
+    """As an interrupted call does in Python, not a False that reads as a failed job. The
+    interrupt goes to the process group, the jobs too, as a terminal's Ctrl-C does."""
     from helpers import write_config
 
     write_config(tmp_path)
@@ -97,6 +99,7 @@ def test_ctrl_c_stops_the_jobs_and_raises_keyboard_interrupt(tmp_path: Path) -> 
             stdout=out,
             stderr=subprocess.STDOUT,
             env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            start_new_session=True,  # a group of its own, as a terminal's foreground job
             # Python's own Ctrl-C handler, whatever the test runner's parent set
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler),
         )
@@ -105,13 +108,13 @@ def test_ctrl_c_stops_the_jobs_and_raises_keyboard_interrupt(tmp_path: Path) -> 
             deadline = time.monotonic() + 120
             while not prepared.exists() and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.2)
-            proc.send_signal(signal.SIGINT)  # the sanity rungs' jobs are starting or running
+            os.killpg(proc.pid, signal.SIGINT)  # the sanity rungs' jobs start or run
             proc.wait(timeout=120)
         finally:
             if proc.poll() is None:
-                proc.kill()
+                os.killpg(proc.pid, signal.SIGKILL)
     printed = (tmp_path / "out.log").read_text()
-    assert "raised KeyboardInterrupt; handler restored: True" in printed, printed
+    assert "raised KeyboardInterrupt; handlers restored: True" in printed, printed
     assert "stopped before the end" in printed, printed
     assert "WorkflowError" not in printed, printed
     assert prepared.exists()  # what finished is kept

@@ -252,33 +252,38 @@ def run_ladder(
 class _InterruptSeen:
     """Notes a Ctrl-C while in use, and hands it on to the handler before it (Python's,
     which raises the KeyboardInterrupt that Snakemake catches to stop its jobs). Where
-    the handler is not Python's own (ignored, or off the main thread) it notes nothing."""
+    the handler is not Python's own (ignored, or off the main thread) it notes nothing.
+    On the way out it puts back the SIGTERM handler too: Snakemake's, left behind, would
+    keep a notebook's kernel from ending on SIGTERM."""
 
     def __init__(self) -> None:
         self.seen = False
-        self._before: Callable[[int, Any], Any] | None = None
+        self._before: dict[int, Any] = {}
 
     def __enter__(self) -> _InterruptSeen:
         import signal
         import threading
 
-        before = signal.getsignal(signal.SIGINT)
-        if threading.current_thread() is threading.main_thread() and callable(before):
-            self._before = before
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        self._before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        if callable(self._before[signal.SIGINT]):
             signal.signal(signal.SIGINT, self._note)
         return self
 
     def __exit__(self, *exc: object) -> None:
         import signal
 
-        if self._before is not None:
-            signal.signal(signal.SIGINT, self._before)
-            self._before = None
+        for sig, handler in self._before.items():
+            if handler is not None:  # None: set outside Python, cannot be put back
+                signal.signal(sig, handler)
+        self._before = {}
 
     def _note(self, signum: int, frame: Any) -> None:
         self.seen = True
-        if self._before is not None:
-            self._before(signum, frame)
+        before = self._before.get(signum)
+        if callable(before):
+            before(signum, frame)
 
 
 @dataclass
