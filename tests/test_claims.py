@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -64,6 +65,14 @@ def test_live_claim_is_respected_and_stale_heartbeat_is_not(tmp_path: Path) -> N
     old = time.time() - 120
     os.utime(book.path("a"), (old, old))
     assert book.try_claim("a")  # heartbeat older than stale_s
+
+
+def test_a_claim_says_where_its_holder_trains_when_told(tmp_path: Path) -> None:
+    on_gpu, on_cpu = ClaimBook(tmp_path, where="GPU 1"), ClaimBook(tmp_path)
+    assert on_gpu.try_claim("a") and on_cpu.try_claim("b")
+    assert on_cpu.where("a") == (socket.gethostname(), "GPU 1")
+    assert on_gpu.where("b") is None and on_gpu.where("gone") is None
+    assert on_cpu.holder("a") == (socket.gethostname(), os.getpid())  # as before
 
 
 def test_release_only_removes_own_claim(tmp_path: Path) -> None:

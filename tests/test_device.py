@@ -107,6 +107,21 @@ def test_claim_sets_visible_devices(monkeypatch, tmp_path: Path) -> None:
         monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
 
 
+def test_a_worker_on_a_claimed_gpu_names_it_as_the_machine_does(monkeypatch) -> None:
+    """A job that claimed GPU 3 trains on cuda:0; its claims tell status "GPU 3"."""
+    from tuneladder.execution.worker import WorkerRuntime
+    from tuneladder.infra.device import Runtime
+
+    job = Runtime(device="cuda", precision="fp32", threads=1)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    assert WorkerRuntime.of(job, torch.device("cuda")).where == "GPU 3"
+    assert WorkerRuntime.of(job, torch.device("cpu")).where is None
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "MIG-1a2b,MIG-3c4d")
+    assert WorkerRuntime.of(job, torch.device("cuda:1")).where == "GPU MIG-3c4d"
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert WorkerRuntime.of(job, torch.device("cuda:1")).where == "GPU 1"
+
+
 def test_a_slurm_jobs_gpus_are_claimed_apart_from_another_jobs(monkeypatch, tmp_path):
     """Under SLURM each job may see its own GPUs numbered from 0: their locks live apart."""
     monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))

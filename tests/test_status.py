@@ -165,6 +165,15 @@ def test_status_of_a_ladder_stopped_half_way(tiny_ladder: Path, tmp_path: Path) 
     text = format_status(status)
     assert "coarse   2/4 done (1 running)" in text and "fine     not started (3 trials)" in text
     assert "left: ~" in text
+    assert status["running_on"] == {} and "on GPUs" not in text  # a CPU worker's claim
+
+    # workers on GPUs say which in their claims: status shows every GPU at work
+    (claims / "2.claim").write_text(json.dumps({**holder, "where": "GPU 1"}))
+    assert ClaimBook(claims, stale_s=60, where="GPU 0").try_claim("3")
+    on_gpus = ladder_status(results, config=config)
+    assert on_gpus["running_on"] == {"GPU 0": 1, "GPU 1": 1}
+    assert "  on GPUs: GPU 0 (1 running), GPU 1 (1 running)\n" in format_status(on_gpus)
+    (claims / "3.claim").unlink()
 
     (claims / "2.claim").unlink()  # the worker was killed: the ladder stopped half-way
     # with trial 2's checkpoint, which the next run goes on from

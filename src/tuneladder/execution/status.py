@@ -9,7 +9,9 @@ half-way, or finished, and on any machine that sees the folder.
 from __future__ import annotations
 
 import json
+import re
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,12 +185,16 @@ def _trial_rungs(results: Path, config: Mapping[str, Any] | None) -> list[Rung]:
     return [r for r in TRIAL_RUNGS if r.enabled is None or (results / r.outputs["plan"]).is_file()]
 
 
-def _in_progress(claims_dir: Path, done: set[str], stale_s: float) -> list[str]:
+def _in_progress(
+    claims_dir: Path, done: set[str], stale_s: float
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """The trials live claims hold, and where each that says so trains (host, GPU)."""
     if not claims_dir.is_dir():
-        return []
+        return [], []
     book = ClaimBook(claims_dir, stale_s=stale_s)
     names = [p.name.removesuffix(".claim") for p in sorted(claims_dir.glob("*.claim"))]
-    return [name for name in names if name not in done and not book.is_stale(name)]
+    running = [name for name in names if name not in done and not book.is_stale(name)]
+    return running, [where for name in running if (where := book.where(name)) is not None]
 
 
 def _sources(results: Path, rung: Rung, plan: Mapping[str, Any]) -> list[tuple[Any, Path, Any]]:
@@ -296,6 +302,7 @@ def _rung(
         "trials_left": max(0, total - done) if left is None else left,
         "epochs_left": epochs_left,
         "running": len(found.running),
+        "running_on": [list(where) for where in found.placed],
         "stale": found.stale,
         "stale_why": sorted(found.stale_why),
         "resumable": found.resumable,
@@ -402,6 +409,8 @@ class _RungTrials:
     spans: list[tuple[float, float]] = field(default_factory=list)
     levels: list[dict[str, Any]] = field(default_factory=list)
     running: list[str] = field(default_factory=list)
+    # the (host, GPU) of each running trial whose claim says it
+    placed: list[tuple[str, str]] = field(default_factory=list)
     # a halving config's trial at its furthest level
     furthest: dict[str, dict[str, Any]] = field(default_factory=dict)
     # a halving sweep's configs planned (or asked) at each level so far, by level
@@ -440,8 +449,9 @@ class _RungTrials:
                 if result.get("started_at") is not None and seconds is not None:
                     start = result["started_at"]
                     found.spans.append((start, start + seconds))
-            here = _in_progress(folder / "claims", {t["name"] for t in mine}, stale_s)
+            here, placed = _in_progress(folder / "claims", {t["name"] for t in mine}, stale_s)
             found.running += here
+            found.placed += placed
             found.resumable += len(checkpointed - set(here))
             found.trials += mine
             if level is not None:
@@ -901,6 +911,7 @@ def ladder_status(
         "failures": _failures(rungs),
         "elapsed_s": max(0.0, ended - started),
         "trials_left": sum(r["trials_left"] for r in rungs if r["total"] is not None),
+        "running_on": _running_on(rungs),
         **_estimate(
             results, config, rungs, shown, _slots(planned, probe, rungs), finished=finished
         ),
@@ -910,6 +921,20 @@ def ladder_status(
         "chosen": _chosen(results) if finished else None,
         "stop_asked": StopFile(results).read() if not finished else None,
     }
+
+
+def _running_on(rungs: list[dict[str, Any]]) -> dict[str, int]:
+    """Running trials by the GPU they train on (``GPU 1``; ``host GPU 1`` where they run
+    on several hosts), for a person to see every GPU busy; empty on the CPU."""
+    placed = [tuple(where) for rung in rungs for where in rung.get("running_on", [])]
+    hosts = {host for host, _ in placed}
+    named = Counter(gpu if len(hosts) == 1 else f"{host} {gpu}" for host, gpu in placed)
+    # GPU 2 before GPU 10
+    return dict(sorted(named.items(), key=lambda item: _natural(item[0])))
+
+
+def _natural(text: str) -> list[Any]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
 def _chosen(results: Path) -> dict[str, Any] | None:
@@ -1047,6 +1072,11 @@ def format_status(status: Mapping[str, Any]) -> str:
             if rung.get("grown"):
                 how += f" (with {rung['grown']} grown configs)"
             lines.append(f"{'':11}halving levels{how}: {levels} epochs")
+    if status.get("running_on"):
+        lines.append(
+            "  on GPUs: "
+            + ", ".join(f"{gpu} ({n} running)" for gpu, n in status["running_on"].items())
+        )
     best = status["best"]
     lines.append(
         "  best so far: "

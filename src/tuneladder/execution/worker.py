@@ -36,7 +36,7 @@ from tuneladder.data.prepared import TrainVal
 from tuneladder.execution.collect import collect_rung
 from tuneladder.execution.lanes import GpuShare
 from tuneladder.execution.promotions import AsyncSweep
-from tuneladder.infra.device import Runtime
+from tuneladder.infra.device import Runtime, gpu_named
 from tuneladder.search.asha import ASYNC, mode_of
 from tuneladder.search.halving import (
     Levels,
@@ -95,6 +95,8 @@ class WorkerRuntime:
             (:class:`~tuneladder.store.stop_request.StopFile`): looked at before each
             trial and at each epoch's end, where the worker then stops, the trial's
             state saved. None: it never is.
+        where: the GPU it trains on, which its claims tell ``tuneladder status``
+            (``GPU 1``, as ``CUDA_VISIBLE_DEVICES`` names it); None on the CPU.
     """
 
     device: torch.device
@@ -104,6 +106,7 @@ class WorkerRuntime:
     stale_claim_s: float = 600.0
     share: GpuShare | None = None
     stop_asked: Callable[[], bool] | None = None
+    where: str | None = None
 
     @classmethod
     def of(
@@ -122,6 +125,7 @@ class WorkerRuntime:
             stale_claim_s=runtime.stale_claim_s,
             share=share,
             stop_asked=stop_asked,
+            where=gpu_named(device),
         )
 
 
@@ -458,7 +462,10 @@ class Worker:
         return read_result(trial_dir) or {}
 
     def _part(self, folder: Path) -> _Part:
-        return _Part(folder, ClaimBook(folder / "claims", stale_s=self._runtime.stale_claim_s))
+        claims = ClaimBook(
+            folder / "claims", stale_s=self._runtime.stale_claim_s, where=self._runtime.where
+        )
+        return _Part(folder, claims)
 
     def _order(
         self, entries: Sequence[Mapping[str, Any]], expected: Mapping[str, float] | None = None

@@ -36,6 +36,7 @@ __all__ = [
     "claim_gpu",
     "claimable_gpus",
     "deterministic",
+    "gpu_named",
     "grad_scaler",
     "listed_gpus",
     "peak_memory_mb",
@@ -113,6 +114,18 @@ def listed_gpus(visible: str, count: int | None = None) -> list[str]:
             return []
         used.append(entry)
     return used if prefix is None or count is None else used[:count]
+
+
+def gpu_named(device: torch.device, environ: Mapping[str, str] | None = None) -> str | None:
+    """The GPU a CUDA device is, as the machine numbers it (``GPU 3``: a job that claimed
+    GPU 3 sees it as ``cuda:0`` under ``CUDA_VISIBLE_DEVICES=3``), for a person to find
+    it in ``nvidia-smi``; None off CUDA."""
+    if device.type != "cuda":
+        return None
+    environ = os.environ if environ is None else environ
+    index = device.index or 0
+    shown = listed_gpus(environ.get("CUDA_VISIBLE_DEVICES") or "")
+    return f"GPU {shown[index] if index < len(shown) else index}"
 
 
 def deterministic(enabled: bool = True) -> None:

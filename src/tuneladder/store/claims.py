@@ -40,10 +40,13 @@ class ClaimBook:
         host: str | None = None,
         pid: int | None = None,
         clock: Callable[[], float] = time.time,
+        where: str | None = None,
     ) -> None:
         """``host`` names this process's machine (the host name unless given), ``pid``
         the holder on it (this process's unless given), ``clock`` the time in seconds
-        that claims are stamped and aged by (a file's mtime is on the same clock)."""
+        that claims are stamped and aged by (a file's mtime is on the same clock),
+        ``where`` the device on that machine its trials train on, for status to show
+        (``GPU 1``; None: not said, as on the CPU)."""
         if stale_s <= 0:
             raise ValueError(f"stale_s must be > 0, got {stale_s=}")
         self._dir = Path(directory)
@@ -52,6 +55,7 @@ class ClaimBook:
         self._host = host or socket.gethostname()
         self._pid = os.getpid() if pid is None else pid
         self._clock = clock
+        self._where = where
 
     @contextlib.contextmanager
     def beating(self, name: str) -> Iterator[None]:
@@ -100,6 +104,15 @@ class ClaimBook:
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             return None
 
+    def where(self, name: str) -> tuple[str, str] | None:
+        """The host and device its holder trains ``name`` on; None when the claim does
+        not say (a CPU, or a claim written before claims said) or is gone."""
+        try:
+            data = json.loads(self.path(name).read_text())
+            return (data["host"], data["where"]) if data.get("where") else None
+        except (FileNotFoundError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+
     def is_stale(self, name: str) -> bool:
         path = self.path(name)
         try:
@@ -121,7 +134,8 @@ class ClaimBook:
         except FileExistsError:
             return False
         with os.fdopen(fd, "w") as handle:
-            json.dump({"host": self._host, "pid": self._pid, "since": self._clock()}, handle)
+            held = {"host": self._host, "pid": self._pid, "since": self._clock()}
+            json.dump(held if self._where is None else {**held, "where": self._where}, handle)
         if self._clock is not time.time:
             self._touch(self.path(name))
         return True
