@@ -72,6 +72,9 @@ def test_a_claim_says_where_its_holder_trains_when_told(tmp_path: Path) -> None:
     assert on_gpu.try_claim("a") and on_cpu.try_claim("b")
     assert on_cpu.where("a") == (socket.gethostname(), "GPU 1")
     assert on_gpu.where("b") is None and on_gpu.where("gone") is None
+    for odd in ({"host": "h", "where": 5}, {"host": ["h"], "where": "GPU 0"}, [1], "x"):
+        on_gpu.path("odd").write_text(json.dumps(odd))  # not a claim of ours: not said
+        assert on_gpu.where("odd") is None
     assert on_cpu.holder("a") == (socket.gethostname(), os.getpid())  # as before
 
 
@@ -126,7 +129,8 @@ def _train_slowly(rung_dir: str, digits, done) -> None:
                                           "config": config.to_json()}]}  # fmt: skip
     task = dataclasses.replace(load_task("digits"), build_model=_slow_model)
     setup = TrialSetup(task=task, data=digits, metric="accuracy", mode="max")
-    runtime = WorkerRuntime(device=torch.device("cpu"), stale_claim_s=1.0)
+    # said to train on a GPU, as a worker on one is: its claims say which
+    runtime = WorkerRuntime(device=torch.device("cpu"), stale_claim_s=1.0, where="GPU 1")
     report = Worker(plan, rung_dir, setup=setup, runtime=runtime).run()
     done.put(report["ran"])
 
@@ -140,16 +144,18 @@ def test_a_claim_outlives_an_epoch_longer_than_stale_s(tmp_path: Path, digits) -
     worker = ctx.Process(target=_train_slowly, args=(str(tmp_path), digits, done))
     worker.start()
     elsewhere = ClaimBook(tmp_path / "claims", stale_s=1.0, host="another-node")
-    held_for = 0.0
+    held_for, said = 0.0, set()
     start = time.monotonic()
     while worker.is_alive() and time.monotonic() - start < 120:
         if elsewhere.path("0").exists():
             assert not elsewhere.try_claim("0"), "a live worker's claim was taken over"
             held_for = time.monotonic() - start
+            said.add(elsewhere.where("0"))
         time.sleep(0.1)
     worker.join(timeout=60)
     assert worker.exitcode == 0 and done.get(timeout=5) == ["0"]
     assert held_for > 2.5  # the claim was held (and tried) for over 2.5 x stale_s
+    assert (socket.gethostname(), "GPU 1") in said - {None}  # None: gone as it was read
     assert (tmp_path / "trials" / "0" / "result.json").is_file()
 
 

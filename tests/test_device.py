@@ -117,7 +117,9 @@ def test_a_worker_on_a_claimed_gpu_names_it_as_the_machine_does(monkeypatch) -> 
     assert WorkerRuntime.of(job, torch.device("cuda")).where == "GPU 3"
     assert WorkerRuntime.of(job, torch.device("cpu")).where is None
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "MIG-1a2b,MIG-3c4d")
-    assert WorkerRuntime.of(job, torch.device("cuda:1")).where == "GPU MIG-3c4d"
+    assert WorkerRuntime.of(job, torch.device("cuda:1")).where == "MIG-3c4d"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2")  # cuda:1 is not in the list: not named
+    assert WorkerRuntime.of(job, torch.device("cuda:1")).where is None
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     assert WorkerRuntime.of(job, torch.device("cuda:1")).where == "GPU 1"
 

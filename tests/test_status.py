@@ -173,7 +173,17 @@ def test_status_of_a_ladder_stopped_half_way(tiny_ladder: Path, tmp_path: Path) 
     on_gpus = ladder_status(results, config=config)
     assert on_gpus["running_on"] == {"GPU 0": 1, "GPU 1": 1}
     assert "  on GPUs: GPU 0 (1 running), GPU 1 (1 running)\n" in format_status(on_gpus)
+    # GPU 2 before GPU 10; on two hosts (a cluster), each GPU with its host
+    for hosts, shown in (
+        (("node-b", "node-b"), [("GPU 2", 1), ("GPU 10", 1)]),
+        (("node-a", "node-b"), [("node-a GPU 10", 1), ("node-b GPU 2", 1)]),
+    ):
+        for name, gpu, host in zip(("3", "2"), ("GPU 10", "GPU 2"), hosts, strict=True):
+            far = {"host": host, "pid": 1, "since": 0, "where": gpu}
+            (claims / f"{name}.claim").write_text(json.dumps(far))
+        assert list(ladder_status(results, config=config)["running_on"].items()) == shown
     (claims / "3.claim").unlink()
+    (claims / "2.claim").write_text(json.dumps(holder))
 
     (claims / "2.claim").unlink()  # the worker was killed: the ladder stopped half-way
     # with trial 2's checkpoint, which the next run goes on from

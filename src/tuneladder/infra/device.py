@@ -117,15 +117,22 @@ def listed_gpus(visible: str, count: int | None = None) -> list[str]:
 
 
 def gpu_named(device: torch.device, environ: Mapping[str, str] | None = None) -> str | None:
-    """The GPU a CUDA device is, as the machine numbers it (``GPU 3``: a job that claimed
-    GPU 3 sees it as ``cuda:0`` under ``CUDA_VISIBLE_DEVICES=3``), for a person to find
-    it in ``nvidia-smi``; None off CUDA."""
+    """The GPU a CUDA device is, as ``CUDA_VISIBLE_DEVICES`` names it for the whole
+    machine (``GPU 3``: a job that claimed GPU 3 sees it as ``cuda:0``; a UUID as it is),
+    for a person to find it in ``nvidia-smi``, whose numbers are the same where the GPUs
+    are alike or ``CUDA_DEVICE_ORDER=PCI_BUS_ID``. None off CUDA, or where the list
+    does not show the device."""
     if device.type != "cuda":
         return None
     environ = os.environ if environ is None else environ
     index = device.index or 0
-    shown = listed_gpus(environ.get("CUDA_VISIBLE_DEVICES") or "")
-    return f"GPU {shown[index] if index < len(shown) else index}"
+    visible = environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return f"GPU {index}"
+    shown = listed_gpus(visible)
+    if index >= len(shown):
+        return None
+    return shown[index] if shown[index].startswith(("GPU-", "MIG-")) else f"GPU {shown[index]}"
 
 
 def deterministic(enabled: bool = True) -> None:

@@ -109,9 +109,12 @@ class ClaimBook:
         not say (a CPU, or a claim written before claims said) or is gone."""
         try:
             data = json.loads(self.path(name).read_text())
-            return (data["host"], data["where"]) if data.get("where") else None
-        except (FileNotFoundError, ValueError, KeyError, TypeError, AttributeError):
+            host, where = data["host"], data.get("where")
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
             return None
+        if isinstance(host, str) and isinstance(where, str) and where:
+            return host, where
+        return None  # not said, or not by a worker of ours
 
     def is_stale(self, name: str) -> bool:
         path = self.path(name)
