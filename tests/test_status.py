@@ -173,6 +173,7 @@ def test_status_of_a_ladder_stopped_half_way(tiny_ladder: Path, tmp_path: Path) 
     on_gpus = ladder_status(results, config=config)
     assert on_gpus["running_on"] == {"GPU 0": 1, "GPU 1": 1}
     assert "  on GPUs: GPU 0 (1 running), GPU 1 (1 running)\n" in format_status(on_gpus)
+    assert "coarse 2/4 trials (2 running on 2 GPUs)" in (progress_line(on_gpus) or "")
     # GPU 2 before GPU 10; on two hosts (a cluster), each GPU with its host
     for hosts, shown in (
         (("node-b", "node-b"), [("GPU 2", 1), ("GPU 10", 1)]),
@@ -181,7 +182,11 @@ def test_status_of_a_ladder_stopped_half_way(tiny_ladder: Path, tmp_path: Path) 
         for name, gpu, host in zip(("3", "2"), ("GPU 10", "GPU 2"), hosts, strict=True):
             far = {"host": host, "pid": 1, "since": 0, "where": gpu}
             (claims / f"{name}.claim").write_text(json.dumps(far))
-        assert list(ladder_status(results, config=config)["running_on"].items()) == shown
+        on_hosts = ladder_status(results, config=config)
+        assert list(on_hosts["running_on"].items()) == shown
+    assert "coarse 2/4 trials (2 running on 2 GPUs)" in (progress_line(on_hosts) or "")
+    (claims / "3.claim").write_text(json.dumps({**far, "where": "GPU 2"}))  # both on one
+    assert "(2 running on GPU 2)" in (progress_line(ladder_status(results, config=config)) or "")
     (claims / "3.claim").unlink()
     (claims / "2.claim").write_text(json.dumps(holder))
 

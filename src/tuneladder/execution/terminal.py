@@ -101,7 +101,13 @@ def progress_line(status: Mapping[str, Any], rung: str | None = None) -> str | N
             f" level {at['level']} {at['done']}/{at['total']}"
         )
     if shown["running"]:
-        parts[0] += f" ({shown['running']} running)"
+        gpus = {tuple(where) for where in shown.get("running_on", [])}
+        on = ""
+        if len(gpus) == 1:
+            on = f" on {next(iter(gpus))[1]}"
+        elif gpus:
+            on = f" on {counted(len(gpus), 'GPU')}"
+        parts[0] += f" ({shown['running']} running{on})"
     best = status.get("best")
     if best:
         where = f"{best['rung']} #{best['name']}"
