@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tuneladder import api
@@ -72,30 +73,30 @@ def test_a_trial_prepares_again_after_its_csv_file_was_edited(tmp_path: Path) ->
 
 
 # a notebook's cell: the call, and what came out of it
-INTERRUPTED_CALL = """
+A_CALL = """
 import signal
 from tuneladder import api
 try:
-    api.run_ladder("config.yaml", cores=2, workdir=".")
+    completed = api.run_ladder("config.yaml", cores=2, workdir=".")
 except KeyboardInterrupt:
     restored = signal.getsignal(signal.SIGINT) is signal.default_int_handler
     restored &= signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # not Snakemake's
     print("raised KeyboardInterrupt; handlers restored:", restored)
 else:
-    print("returned")
+    print("returned", completed)
 """
 
 
-def test_ctrl_c_stops_the_jobs_and_raises_keyboard_interrupt(tmp_path: Path) -> None:
-    """As an interrupted call does in Python, not a False that reads as a failed job. The
-    interrupt goes to the process group, the jobs too, as a terminal's Ctrl-C does."""
+def _call_until_prepared(workdir: Path, then: Callable[[subprocess.Popen], None]) -> str:
+    """Run :data:`A_CALL` on a tiny ladder in ``workdir``; once its data is prepared (the
+    sanity rungs' jobs start or run), ``then`` acts on it. What the call printed."""
     from helpers import write_config
 
-    write_config(tmp_path)
-    with open(tmp_path / "out.log", "w") as out:
+    write_config(workdir)
+    with open(workdir / "out.log", "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-c", INTERRUPTED_CALL],
-            cwd=tmp_path,
+            [sys.executable, "-c", A_CALL],
+            cwd=workdir,
             stdout=out,
             stderr=subprocess.STDOUT,
             env=dict(os.environ, PYTHONUNBUFFERED="1"),
@@ -104,18 +105,34 @@ def test_ctrl_c_stops_the_jobs_and_raises_keyboard_interrupt(tmp_path: Path) -> 
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler),
         )
         try:
-            prepared = tmp_path / "results" / "tiny" / "data" / "meta.json"
+            prepared = workdir / "results" / "tiny" / "data" / "meta.json"
             deadline = time.monotonic() + 120
             while not prepared.exists() and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.2)
-            os.killpg(proc.pid, signal.SIGINT)  # the sanity rungs' jobs start or run
+            then(proc)
             proc.wait(timeout=120)
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
-    printed = (tmp_path / "out.log").read_text()
+    assert prepared.exists()  # what finished is kept
+    assert not (workdir / "results" / "tiny" / "final").exists()
+    return (workdir / "out.log").read_text()
+
+
+def test_ctrl_c_stops_the_jobs_and_raises_keyboard_interrupt(tmp_path: Path) -> None:
+    """As an interrupted call does in Python, not a False that reads as a failed job. The
+    interrupt goes to the process group, the jobs too, as a terminal's Ctrl-C does."""
+    printed = _call_until_prepared(tmp_path, lambda proc: os.killpg(proc.pid, signal.SIGINT))
     assert "raised KeyboardInterrupt; handlers restored: True" in printed, printed
     assert "stopped before the end" in printed, printed
     assert "WorkflowError" not in printed, printed
-    assert prepared.exists()  # what finished is kept
-    assert not (tmp_path / "results" / "tiny" / "final").exists()
+
+
+def test_a_stop_asked_returns_false_and_says_the_stop_not_a_failure(tmp_path: Path) -> None:
+    from tuneladder import cli
+
+    stop = ["stop", "--results", str(tmp_path / "results" / "tiny")]
+    printed = _call_until_prepared(tmp_path, lambda proc: cli.main(stop))
+    assert "returned False" in printed, printed
+    assert "stopped as asked, by tuneladder stop" in printed, printed
+    assert "WorkflowError" not in printed, printed

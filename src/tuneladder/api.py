@@ -240,13 +240,27 @@ def run_ladder(
     except Exception as err:  # a failed job: Snakemake has printed which and why
         if interrupted.seen:  # Snakemake stopped the jobs; what is kept is said above
             raise KeyboardInterrupt from None
-        print(f"tuneladder: {type(err).__name__}: {err}", file=sys.stderr)
+        configfile = configfiles[0] if configfiles else workdir / DEFAULT_CONFIG
+        if not _stop_asked(workdir, configfile, config):
+            print(f"tuneladder: {type(err).__name__}: {err}", file=sys.stderr)
         return False
     finally:
         os.chdir(here)  # Snakemake works from workdir
     if interrupted.seen:  # stopped before any job ran, or after the last
         raise KeyboardInterrupt
     return True
+
+
+def _stop_asked(workdir: Path, configfile: Path, overrides: Mapping[str, Any] | None) -> bool:
+    """Whether the run ended because ``tuneladder stop`` asked it to: then the line above
+    says so, and Snakemake's "a job did not complete" would read as a failure."""
+    from tuneladder.store.stop_request import StopFile
+
+    try:
+        experiment = load_config(configfile, overrides or {})["experiment"]
+    except Exception:  # a config that cannot be read now: say Snakemake's error
+        return False
+    return StopFile(workdir / "results" / experiment).asked()
 
 
 class _InterruptSeen:
