@@ -101,14 +101,14 @@ def _call_until_prepared(workdir: Path, then: Callable[[subprocess.Popen], None]
             stderr=subprocess.STDOUT,
             env=dict(os.environ, PYTHONUNBUFFERED="1"),
             start_new_session=True,  # a group of its own, as a terminal's foreground job
-            # Python's own Ctrl-C handler, whatever the test runner's parent set
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler),
+            preexec_fn=_pythons_own_handlers,
         )
         try:
             prepared = workdir / "results" / "tiny" / "data" / "meta.json"
             deadline = time.monotonic() + 120
             while not prepared.exists() and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.2)
+            assert prepared.exists() and proc.poll() is None, (workdir / "out.log").read_text()
             then(proc)
             proc.wait(timeout=120)
         finally:
@@ -117,6 +117,12 @@ def _call_until_prepared(workdir: Path, then: Callable[[subprocess.Popen], None]
     assert prepared.exists()  # what finished is kept
     assert not (workdir / "results" / "tiny" / "final").exists()
     return (workdir / "out.log").read_text()
+
+
+def _pythons_own_handlers() -> None:
+    """Ctrl-C and SIGTERM as Python starts with them, whatever the test runner's parent set."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def test_ctrl_c_stops_the_jobs_and_raises_keyboard_interrupt(tmp_path: Path) -> None:
@@ -132,7 +138,31 @@ def test_a_stop_asked_returns_false_and_says_the_stop_not_a_failure(tmp_path: Pa
     from tuneladder import cli
 
     stop = ["stop", "--results", str(tmp_path / "results" / "tiny")]
-    printed = _call_until_prepared(tmp_path, lambda proc: cli.main(stop))
+
+    def ask_to_stop(proc: subprocess.Popen) -> None:
+        assert cli.main(stop) == 0
+
+    printed = _call_until_prepared(tmp_path, ask_to_stop)
     assert "returned False" in printed, printed
     assert "stopped as asked, by tuneladder stop" in printed, printed
     assert "WorkflowError" not in printed, printed
+
+
+def test_only_a_stop_asked_during_the_call_keeps_snakemakes_error_unsaid(tmp_path: Path) -> None:
+    """A stop file an earlier run left (a rerun that fails before it starts clears none)
+    must not hide why this call failed."""
+    from helpers import write_config
+    from tuneladder.api import _stop_asked
+    from tuneladder.store.io import write_json
+    from tuneladder.store.stop_request import STOP_FILE
+
+    write_config(tmp_path)
+    stop = tmp_path / "results" / "tiny" / STOP_FILE
+    config = tmp_path / "config.yaml"
+    assert not _stop_asked(tmp_path, config, None, since=1000.0)
+    write_json(stop, {"asked_at": 999.0, "by": "tuneladder stop"})  # before the call
+    assert not _stop_asked(tmp_path, config, None, since=1000.0)
+    write_json(stop, {"asked_at": 1001.0, "by": "tuneladder stop"})  # during it
+    assert _stop_asked(tmp_path, config, None, since=1000.0)
+    # another experiment, as an override names it: its own folder
+    assert not _stop_asked(tmp_path, config, {"experiment": "other"}, since=1000.0)

@@ -187,8 +187,11 @@ def test_status_of_a_ladder_stopped_half_way(tiny_ladder: Path, tmp_path: Path) 
     assert "coarse 2/4 trials (2 running on 2 GPUs)" in (progress_line(on_hosts) or "")
     (claims / "3.claim").write_text(json.dumps({**far, "where": "GPU 2"}))  # both on one
     assert "(2 running on GPU 2)" in (progress_line(ladder_status(results, config=config)) or "")
+    (claims / "2.claim").write_text(json.dumps(holder))  # one says no GPU: none is said
+    assert "coarse 2/4 trials (2 running) |" in (
+        progress_line(ladder_status(results, config=config)) or ""
+    )
     (claims / "3.claim").unlink()
-    (claims / "2.claim").write_text(json.dumps(holder))
 
     (claims / "2.claim").unlink()  # the worker was killed: the ladder stopped half-way
     # with trial 2's checkpoint, which the next run goes on from

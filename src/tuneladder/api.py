@@ -176,6 +176,7 @@ def run_ladder(
     interrupt for a failed job, which would read as False.
     """
     import os
+    import time
 
     from snakemake.api import SnakemakeApi
     from snakemake.cli import parse_config
@@ -202,7 +203,7 @@ def run_ladder(
     resources = ResourceSettings(
         cores=cores or os.cpu_count(), resources={"gpu": gpus} if gpus else {}
     )
-    here = Path.cwd()
+    here, started = Path.cwd(), time.time()
     interrupted = _InterruptSeen()
     try:
         # the terminal view of the snakemake command: the ladder, not the jobs
@@ -241,7 +242,7 @@ def run_ladder(
         if interrupted.seen:  # Snakemake stopped the jobs; what is kept is said above
             raise KeyboardInterrupt from None
         configfile = configfiles[0] if configfiles else workdir / DEFAULT_CONFIG
-        if not _stop_asked(workdir, configfile, config):
+        if not _stop_asked(workdir, configfile, config, since=started):
             print(f"tuneladder: {type(err).__name__}: {err}", file=sys.stderr)
         return False
     finally:
@@ -251,16 +252,21 @@ def run_ladder(
     return True
 
 
-def _stop_asked(workdir: Path, configfile: Path, overrides: Mapping[str, Any] | None) -> bool:
-    """Whether the run ended because ``tuneladder stop`` asked it to: then the line above
-    says so, and Snakemake's "a job did not complete" would read as a failure."""
+def _stop_asked(
+    workdir: Path, configfile: Path, overrides: Mapping[str, Any] | None, *, since: float
+) -> bool:
+    """Whether the run ended because ``tuneladder stop`` asked it to, ``since`` the call
+    started: then the line above says so, and Snakemake's "a job did not complete" would
+    read as a failure. A stop left by an earlier run hides nothing (a rerun that fails
+    before it starts, held by a lock say, clears no stop file)."""
     from tuneladder.store.stop_request import StopFile
 
     try:
         experiment = load_config(configfile, overrides or {})["experiment"]
     except Exception:  # a config that cannot be read now: say Snakemake's error
         return False
-    return StopFile(workdir / "results" / experiment).asked()
+    asked = StopFile(workdir / "results" / experiment).read()
+    return asked is not None and float(asked.get("asked_at", 0)) >= since
 
 
 class _InterruptSeen:

@@ -101,12 +101,15 @@ def progress_line(status: Mapping[str, Any], rung: str | None = None) -> str | N
             f" level {at['level']} {at['done']}/{at['total']}"
         )
     if shown["running"]:
-        gpus = {tuple(where) for where in shown.get("running_on", [])}
+        placed = shown.get("running_on", [])  # (host, GPU) of each claim that says it
+        gpus = {tuple(where) for where in placed}
         on = ""
-        if len(gpus) == 1:
-            on = f" on {next(iter(gpus))[1]}"
-        elif gpus:
-            on = f" on {counted(len(gpus), 'GPU')}"
+        if placed and len(placed) == shown["running"]:  # else the GPUs of some only
+            on = (
+                f" on {next(iter(gpus))[1]}"
+                if len(gpus) == 1
+                else f" on {counted(len(gpus), 'GPU')}"
+            )
         parts[0] += f" ({shown['running']} running{on})"
     best = status.get("best")
     if best:
