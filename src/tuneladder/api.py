@@ -265,8 +265,7 @@ def _stop_asked(
         experiment = load_config(configfile, overrides or {})["experiment"]
     except Exception:  # a config that cannot be read now: say Snakemake's error
         return False
-    asked = StopFile(workdir / "results" / experiment).read()
-    return asked is not None and float(asked.get("asked_at", 0)) >= since
+    return StopFile(workdir / "results" / experiment).asked_since(since)
 
 
 class _InterruptSeen:

@@ -57,15 +57,19 @@ class StopFile:
         except (OSError, ValueError, TypeError):
             return None
 
+    def asked_since(self, since: float) -> bool:
+        """Whether a stop was asked at ``since`` or after: of the run that started then,
+        not one an earlier run left."""
+        asked = self.read()
+        at = asked.get("asked_at") if asked is not None else None
+        return isinstance(at, (int, float)) and at >= since
+
     def clear(self, before: float | None = None) -> None:
         """A new run starts: a stop asked of an earlier one does not hold for it. With
         ``before`` (when this run started), a stop asked since stays: the run was asked
         to stop while it built its jobs, and its workers stop as they start."""
-        asked = self.read()
-        if before is not None and asked is not None:
-            at = asked.get("asked_at")
-            if isinstance(at, (int, float)) and at >= before:
-                return
+        if before is not None and self.asked_since(before):
+            return
         self.path.unlink(missing_ok=True)
 
     def on_sigterm(self) -> Callable[[], None] | None:
