@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 __all__ = ["ClaimBook"]
 
@@ -98,23 +99,28 @@ class ClaimBook:
             path.unlink(missing_ok=True)
 
     def holder(self, name: str) -> tuple[str, int] | None:
+        data = self._record(name)
         try:
-            data = json.loads(self.path(name).read_text())
             return data["host"], int(data["pid"])
-        except (FileNotFoundError, ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):
             return None
 
     def where(self, name: str) -> tuple[str, str] | None:
         """The host and device its holder trains ``name`` on; None when the claim does
         not say (a CPU, or a claim written before claims said) or is gone."""
-        try:
-            data = json.loads(self.path(name).read_text())
-            host, where = data["host"], data.get("where")
-        except (FileNotFoundError, ValueError, KeyError, TypeError):
-            return None
+        data = self._record(name)
+        host, where = data.get("host"), data.get("where")
         if isinstance(host, str) and isinstance(where, str) and where:
             return host, where
         return None  # not said, or not by a worker of ours
+
+    def _record(self, name: str) -> dict[str, Any]:
+        """A claim's JSON; empty when it is gone, torn, or not a mapping."""
+        try:
+            data = json.loads(self.path(name).read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
 
     def is_stale(self, name: str) -> bool:
         path = self.path(name)
