@@ -90,6 +90,10 @@ def _climb_tiny_ladder(workdir: Path) -> None:
     terminal_output(workdir).write_text(proc.stdout + proc.stderr)
 
 
+# what a reader of the MLflow store (SQLite) may open beside it
+READERS_FILES = ("-journal", "-wal", "-shm")
+
+
 def _snapshot(workdir: Path) -> dict[str, tuple[int, int]]:
     """Each file's size and time, but Snakemake's own folder and the files a reader of the
     MLflow store may open beside it (another test process can be reading meanwhile)."""
@@ -103,9 +107,6 @@ def _snapshot(workdir: Path) -> dict[str, tuple[int, int]]:
                 stat = path.stat()
                 found[name] = (stat.st_size, stat.st_mtime_ns)
     return found
-
-
-READERS_FILES = ("-journal", "-wal", "-shm")
 
 
 @pytest.fixture(scope="session")

@@ -54,6 +54,8 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 # the GPU count the workflow plans by, where it cannot be read or is planned elsewhere
 VISIBLE_GPUS_VARIABLE = "TUNELADDER_VISIBLE_GPUS"
+# how CUDA_VISIBLE_DEVICES names a GPU or a MIG slice by UUID, not by index
+UUID_PREFIXES = ("GPU-", "MIG-")
 # GPU claims of this process: held until it exits (the lock goes with the open file)
 _HELD: list[GpuClaim] = []
 
@@ -100,7 +102,7 @@ def listed_gpus(visible: str, count: int | None = None) -> list[str]:
     up to the first entry without that prefix, no more than ``count``; and no GPU at
     all when one is listed twice. So ``0,-1,1`` shows one GPU and ``0,0`` none."""
     used: list[str] = []
-    prefix = next((p for p in ("GPU-", "MIG-") if visible.startswith(p)), None)
+    prefix = next((p for p in UUID_PREFIXES if visible.startswith(p)), None)
     for entry in visible.split(","):
         if prefix is None:
             digits = re.match(r"[+-]?\d+", entry.strip())
@@ -132,7 +134,7 @@ def gpu_named(device: torch.device, environ: Mapping[str, str] | None = None) ->
     shown = listed_gpus(visible)
     if index >= len(shown):
         return None
-    return shown[index] if shown[index].startswith(("GPU-", "MIG-")) else f"GPU {shown[index]}"
+    return shown[index] if shown[index].startswith(UUID_PREFIXES) else f"GPU {shown[index]}"
 
 
 def deterministic(enabled: bool = True) -> None:
